@@ -1,1 +1,344 @@
-//! placeholder
+//! MPEG-2 Transport Stream muxer for HLS media segments (ISO/IEC 13818-1, RFC 8216).
+//!
+//! Pure code: samples in, TS packets out. No IO, no clock, no randomness; the same
+//! input always gives the same bytes, so every origin node serves identical segments.
+//!
+//! # What a segment looks like
+//!
+//! ```text
+//! PAT (PID 0) | PMT (PID 0x1000) | PES packets of video (0x100) and audio (0x101),
+//!                                  interleaved in DTS order (video first on ties)
+//! ```
+//!
+//! * **PSI**: one PAT and one PMT at the start of every segment, so each HLS segment
+//!   decodes on its own. Program number 1, transport_stream_id 1, version 0.
+//! * **Video** (H.264 stream_type 0x1B, HEVC 0x24, stream_id 0xE0): one PES per access
+//!   unit with `PES_packet_length` 0 (unbounded, allowed for video). Length-prefixed NAL
+//!   units (ISO/IEC 14496-15) become Annex-B NAL units with 4-byte start codes. Every
+//!   access unit starts with our own access unit delimiter; AUDs already in the sample
+//!   are dropped; zero-length NAL units are dropped. Keyframes get the configuration
+//!   record's parameter sets (VPS/SPS/PPS) right after the AUD, unless the sample
+//!   already carries an SPS (in-band parameter sets, `avc3`/`hev1` style), in which case
+//!   nothing is inserted.
+//! * **Audio** (AAC in ADTS, stream_type 0x0F, stream_id 0xC0): every raw AAC frame gets
+//!   a 7-byte ADTS header built from the AudioSpecificConfig. Consecutive frames are
+//!   grouped into one PES while their DTS lie within [`AUDIO_PES_SPAN_90K`] of the
+//!   group's first frame (at most [`AUDIO_PES_MAX_FRAMES`] frames, and always within
+//!   the 16-bit `PES_packet_length`). Grouping restarts at every segment, so it depends
+//!   only on the segment's own samples. At 48 kHz AAC-LC that is 3 frames per PES.
+//! * **PCR** is on the video PID (on the audio PID when the program has no video), in
+//!   the adaptation field of the first TS packet of every PES on that PID. Its value is
+//!   the PES's DTS minus [`PCR_LEAD_90K`] (100 ms), clamped at 0, with a zero 27 MHz
+//!   extension. Pick `pts_offset_90k` ≥ `PCR_LEAD_90K` (plus the most negative input
+//!   time) to keep the clamp from ever applying.
+//! * **PTS/DTS**: both are written when they differ after conversion to 90 kHz, PTS
+//!   alone otherwise. Conversion rounds to nearest (see [`rescale_to_90k`]), then adds
+//!   `pts_offset_90k`; values are written modulo 2^33 as the field requires.
+//! * **Packets**: the last TS packet of every PES is filled with adaptation-field
+//!   stuffing; the first packet of a keyframe PES has `random_access_indicator` set
+//!   (audio frames flagged as sync samples too); continuity counters count only packets
+//!   with payload, per PID.
+//!
+//! # Continuity counters across segments
+//!
+//! A player reading segment N after segment N-1 sees one continuous stream only if the
+//! counters carry on. [`MuxParams::continuity`] is where a segment starts and is left
+//! where the next one starts. An origin serving segment N without having muxed the
+//! earlier ones calls [`count_packets`] on them and adds the results with
+//! [`ContinuityState::advance`]; the count needs only the NAL length fields, not the
+//! payload, but it does need the sample bytes, so cache per-segment counts next to the
+//! segment index rather than recounting. Counters are 4 bits, so only the sums mod 16
+//! matter.
+//!
+//! # Speed
+//!
+//! [`mux_segment`] first sizes the output exactly ([`count_packets`], which also validates
+//! all input), reserves it once, then writes every packet straight into the caller's
+//! `Vec` in one pass; no allocation happens per packet or per sample.
+//!
+//! # Extension point: SAMPLE-AES
+//!
+//! The packetiser takes each NAL unit and each AAC frame through an internal
+//! `EsHook` (see `mux.rs`) before packetising. The clear hook is the identity and
+//! compiles to the zero-copy path; an encrypting hook (HLS SAMPLE-AES: stream types
+//! 0xDB/0xCF, private-data and registration descriptors in the PMT) will rewrite NAL
+//! units / frames into a scratch buffer and supply its PMT entries. Encrypted output
+//! changes size (emulation prevention after encryption), so [`count_packets`] will then
+//! need to run the hook too.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod adts;
+mod crc;
+mod mux;
+mod nal;
+mod packet;
+mod pes;
+mod psi;
+
+use bytes::Bytes;
+
+pub use adts::AdtsConfig;
+pub use crc::crc32_mpeg2;
+pub use mux::{count_packets, estimate_size, mux_segment};
+pub use pes::rescale_to_90k;
+
+/// Size of one transport stream packet.
+pub const TS_PACKET_SIZE: usize = 188;
+/// PID of the program association table.
+pub const PAT_PID: u16 = 0x0000;
+/// PID of the program map table (program number 1).
+pub const PMT_PID: u16 = 0x1000;
+/// PID of the video elementary stream.
+pub const VIDEO_PID: u16 = 0x0100;
+/// PID of the audio elementary stream.
+pub const AUDIO_PID: u16 = 0x0101;
+/// How far the PCR runs ahead of the DTS of the PES that carries it (90 kHz ticks).
+pub const PCR_LEAD_90K: u64 = 9_000;
+/// Audio frames whose DTS lie within this many 90 kHz ticks of the first frame of a
+/// PES join that PES (60 ms: keeps PCR intervals on audio-only streams under 100 ms
+/// for frames up to ~43 ms long).
+pub const AUDIO_PES_SPAN_90K: u64 = 5_400;
+/// Upper bound on AAC frames per audio PES.
+pub const AUDIO_PES_MAX_FRAMES: usize = 8;
+
+/// Codec configuration of one elementary stream, as found in the sample entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codec {
+    /// H.264 from an `avcC` record.
+    H264 {
+        /// Sequence parameter set NAL units (with NAL header, without length prefix).
+        sps: Vec<Bytes>,
+        /// Picture parameter set NAL units.
+        pps: Vec<Bytes>,
+        /// Size of the NAL length prefix in samples (1, 2 or 4; 3 is accepted too).
+        nal_length_size: u8,
+    },
+    /// HEVC from an `hvcC` record.
+    Hevc {
+        /// Video parameter set NAL units.
+        vps: Vec<Bytes>,
+        /// Sequence parameter set NAL units.
+        sps: Vec<Bytes>,
+        /// Picture parameter set NAL units.
+        pps: Vec<Bytes>,
+        /// Size of the NAL length prefix in samples (1, 2 or 4; 3 is accepted too).
+        nal_length_size: u8,
+    },
+    /// AAC from the `esds` DecoderSpecificInfo.
+    Aac {
+        /// The AudioSpecificConfig bytes (ISO/IEC 14496-3 1.6.2.1).
+        audio_specific_config: Bytes,
+    },
+}
+
+impl Codec {
+    /// Whether this codec goes on the video PID.
+    pub fn is_video(&self) -> bool {
+        matches!(self, Codec::H264 { .. } | Codec::Hevc { .. })
+    }
+}
+
+/// One ISO-BMFF sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample<'a> {
+    /// Decode time in the track's timescale.
+    pub dts: i64,
+    /// Presentation time in the track's timescale (DTS + composition offset).
+    pub pts: i64,
+    /// Sync sample: gets parameter sets and `random_access_indicator`.
+    pub keyframe: bool,
+    /// Sample bytes: length-prefixed NAL units for video, one raw AAC frame for audio.
+    pub data: &'a [u8],
+}
+
+/// The samples of one track that fall into the segment, in decode order.
+#[derive(Debug, Clone, Copy)]
+pub struct Stream<'a> {
+    /// Codec configuration.
+    pub codec: &'a Codec,
+    /// Ticks per second of `Sample::dts` / `Sample::pts`.
+    pub timescale: u32,
+    /// Samples in decode order.
+    pub samples: &'a [Sample<'a>],
+}
+
+/// Continuity counters (4 bits each) per PID.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ContinuityState {
+    /// Counter for the next PAT packet.
+    pub pat: u8,
+    /// Counter for the next PMT packet.
+    pub pmt: u8,
+    /// Counter for the next video packet.
+    pub video: u8,
+    /// Counter for the next audio packet.
+    pub audio: u8,
+}
+
+impl ContinuityState {
+    /// Moves every counter past `counts` packets, as if those packets had been written.
+    pub fn advance(&mut self, counts: &PacketCounts) {
+        // Only the count mod 16 matters; reduce first so the add cannot overflow.
+        let step = |cc: u8, n: u64| ((u64::from(cc & 0x0F) + (n & 0x0F)) & 0x0F) as u8;
+        self.pat = step(self.pat, counts.pat);
+        self.pmt = step(self.pmt, counts.pmt);
+        self.video = step(self.video, counts.video);
+        self.audio = step(self.audio, counts.audio);
+    }
+}
+
+/// Number of TS packets each PID takes in a segment (all of them carry payload).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PacketCounts {
+    /// PAT packets.
+    pub pat: u64,
+    /// PMT packets.
+    pub pmt: u64,
+    /// Video packets.
+    pub video: u64,
+    /// Audio packets.
+    pub audio: u64,
+}
+
+impl PacketCounts {
+    /// All packets of the segment.
+    pub fn total(&self) -> u64 {
+        self.pat + self.pmt + self.video + self.audio
+    }
+
+    /// Segment size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.total() * TS_PACKET_SIZE as u64
+    }
+}
+
+/// Per-segment muxing parameters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MuxParams {
+    /// Added to every PTS and DTS after conversion to 90 kHz, so nothing is negative.
+    pub pts_offset_90k: u64,
+    /// Continuity counters to start from; on success left where the next segment starts.
+    pub continuity: ContinuityState,
+}
+
+/// Which stream of the segment an error is about.
+pub type StreamIndex = usize;
+
+/// Everything that can go wrong while muxing. Input problems name the stream (index in
+/// the `streams` slice), the sample (index in `Stream::samples`) and, for NAL framing,
+/// the byte offset inside the sample.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// `streams` was empty.
+    #[error("no streams to mux")]
+    NoStreams,
+    /// More than one video or more than one audio stream: one program carries at most one of each.
+    #[error("stream {stream}: a second {kind} stream (one video and one audio at most)")]
+    DuplicateStream {
+        /// Index of the extra stream.
+        stream: StreamIndex,
+        /// "video" or "audio".
+        kind: &'static str,
+    },
+    /// A timescale of zero.
+    #[error("stream {stream}: timescale is 0")]
+    ZeroTimescale {
+        /// Stream index.
+        stream: StreamIndex,
+    },
+    /// NAL length prefix size outside 1..=4.
+    #[error("stream {stream}: NAL length size {size} is not 1..=4")]
+    BadNalLengthSize {
+        /// Stream index.
+        stream: StreamIndex,
+        /// The size from the configuration record.
+        size: u8,
+    },
+    /// A sample with no bytes.
+    #[error("stream {stream} sample {sample}: empty sample")]
+    EmptySample {
+        /// Stream index.
+        stream: StreamIndex,
+        /// Sample index.
+        sample: usize,
+    },
+    /// A NAL length prefix cut off by the end of the sample.
+    #[error("stream {stream} sample {sample}: NAL length field at offset {offset} is cut off by the end of the sample")]
+    TruncatedNalLength {
+        /// Stream index.
+        stream: StreamIndex,
+        /// Sample index.
+        sample: usize,
+        /// Offset of the length field inside the sample.
+        offset: usize,
+    },
+    /// A NAL unit longer than what is left of the sample.
+    #[error("stream {stream} sample {sample}: NAL at offset {offset} declares {declared} bytes, {available} remain")]
+    NalOverrun {
+        /// Stream index.
+        stream: StreamIndex,
+        /// Sample index.
+        sample: usize,
+        /// Offset of the length field inside the sample.
+        offset: usize,
+        /// Length the prefix declares.
+        declared: u64,
+        /// Bytes left after the prefix.
+        available: usize,
+    },
+    /// The AudioSpecificConfig is malformed or cannot be expressed as ADTS.
+    #[error("stream {stream}: AudioSpecificConfig: {reason}")]
+    AudioConfig {
+        /// Stream index.
+        stream: StreamIndex,
+        /// What is wrong with it.
+        reason: AudioConfigError,
+    },
+    /// An AAC frame too long for the 13-bit ADTS frame_length.
+    #[error("stream {stream} sample {sample}: AAC frame of {len} bytes does not fit ADTS (max 8184)")]
+    AacFrameTooLarge {
+        /// Stream index.
+        stream: StreamIndex,
+        /// Sample index.
+        sample: usize,
+        /// Raw frame size.
+        len: usize,
+    },
+    /// A time that is negative after conversion and offset, or too large to represent.
+    #[error("stream {stream} sample {sample}: time {value} ticks cannot be written as a 90 kHz timestamp (negative after offset, or overflow)")]
+    BadTimestamp {
+        /// Stream index.
+        stream: StreamIndex,
+        /// Sample index.
+        sample: usize,
+        /// The offending input time (PTS or DTS) in the track timescale.
+        value: i64,
+    },
+    /// A bug in this crate: the writer produced a different size than it planned.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+/// Why an AudioSpecificConfig cannot become an ADTS header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AudioConfigError {
+    /// Fewer bits than the syntax needs.
+    #[error("truncated")]
+    Truncated,
+    /// ADTS carries only object types 1..=4 (Main, LC, SSR, LTP), also as the core of HE-AAC.
+    #[error("audio object type {0} has no ADTS profile")]
+    UnsupportedObjectType(u8),
+    /// A reserved sampling_frequency_index (13 or 14).
+    #[error("reserved sampling frequency index {0}")]
+    ReservedFrequencyIndex(u8),
+    /// An explicit sampling frequency that matches none of the 13 ADTS rates.
+    #[error("sampling frequency {0} Hz has no ADTS index")]
+    UnsupportedFrequency(u32),
+    /// channelConfiguration 0 (program config element) or above 7.
+    #[error("channel configuration {0} cannot be carried in ADTS")]
+    UnsupportedChannelConfiguration(u8),
+}
