@@ -279,8 +279,11 @@ def test_timeline_matches_the_media(server, asset):
             # maps both to Period time alike, so it does not enter this comparison.
             t = Fraction(s.t, r.timescale)
             if abs(t - earliest) > tol:
+                first_dts = h.packets[0].dts * h.tb
+                hint = (" (S@t is the segment's first decode time; ISO/IEC 23009-1 wants its earliest "
+                        "presentation time)") if abs(t - first_dts) <= tol else ""
                 errors.append(f"{where}: segment {s.number} ({s.url}) S@t={s.t} ({float(t):.4f}s) but its "
-                              f"earliest pts is {float(earliest):.4f}s")
+                              f"earliest pts is {float(earliest):.4f}s{hint}")
             end = max(p.pts + p.duration for p in h.packets) * h.tb
             if abs(Fraction(s.t + s.d, r.timescale) - end) > tol and s is r.segments[-1]:
                 errors.append(f"{where}: last segment ends at {float(Fraction(s.t + s.d, r.timescale)):.4f}s per "

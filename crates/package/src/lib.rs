@@ -1,1 +1,21 @@
-//! placeholder
+//! Packaging: from fragmented MP4 track files to what players ask for.
+//!
+//! Pure code: bytes in, bytes out, no IO and no clock. The index builder ([`index`]) is a
+//! sans-IO state machine that tells its caller which byte ranges to read; segment and
+//! manifest writers work on the resulting tables and on the bytes the caller read.
+
+pub mod asset;
+pub mod error;
+pub mod fmp4;
+pub mod fragment;
+pub mod index;
+pub mod ism;
+pub mod lang;
+pub mod manifest;
+pub mod timeline;
+pub mod track;
+
+pub use asset::{Asset, AssetTrack, PackageOptions};
+pub use error::{Error, Result};
+pub use index::{FileIndex, Fragment, IndexBuilder, Need, TrackIndex};
+pub use track::{TrackInfo, TrackKind};

@@ -1,1 +1,38 @@
-//! placeholder
+//! Test helpers shared by the workspace: fixture paths and golden files.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root exists")
+}
+
+/// The committed fixtures folder.
+pub fn fixtures_dir() -> PathBuf {
+    repo_root().join("fixtures")
+}
+
+/// Reads a fixture file (path relative to `fixtures/`).
+pub fn fixture(rel: &str) -> Bytes {
+    let p = fixtures_dir().join(rel);
+    Bytes::from(std::fs::read(&p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display())))
+}
+
+/// Compares `actual` with the golden file `tests/golden/<name>` of the repo; with
+/// `UPDATE_GOLDEN=1` in the environment, rewrites it instead. Text goldens show diffs in
+/// review; binary ones are compared byte for byte.
+pub fn golden(name: &str, actual: &[u8]) {
+    let p = repo_root().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(p.parent().expect("golden path has a parent")).expect("create golden dir");
+        std::fs::write(&p, actual).expect("write golden");
+        return;
+    }
+    let want = std::fs::read(&p).unwrap_or_else(|e| panic!("golden {} missing ({e}); run with UPDATE_GOLDEN=1", p.display()));
+    if want != actual {
+        let shown = |b: &[u8]| String::from_utf8(b.to_vec()).unwrap_or_else(|_| format!("<{} binary bytes>", b.len()));
+        panic!("golden {} differs (UPDATE_GOLDEN=1 to accept)\n--- want\n{}\n--- got\n{}", p.display(), shown(&want), shown(actual));
+    }
+}

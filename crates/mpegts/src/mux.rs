@@ -1,0 +1,476 @@
+//! Segment muxing: stream setup, DTS-ordered interleaving, PES grouping, and the two
+//! consumers of that schedule (packet counting and packet writing).
+
+use std::ops::Range;
+
+use crate::adts::{AdtsConfig, ADTS_HEADER_LEN, MAX_RAW_FRAME};
+use crate::nal::{AuPlan, FramingError, VideoConfig, START_CODE};
+use crate::packet::{pes_packet_count, FirstPacket, PesWriter};
+use crate::pes::{pes_header, pes_header_len, rescale_to_90k, MASK_33, MAX_BOUNDED_PAYLOAD};
+use crate::psi::{write_pat, write_pmt, PmtEntry};
+use crate::{
+    Codec, Error, MuxParams, PacketCounts, Sample, Stream, AUDIO_PES_MAX_FRAMES, AUDIO_PES_SPAN_90K,
+    AUDIO_PID, PCR_LEAD_90K, TS_PACKET_SIZE, VIDEO_PID,
+};
+
+const VIDEO_STREAM_ID: u8 = 0xE0;
+const AUDIO_STREAM_ID: u8 = 0xC0;
+const ADTS_STREAM_TYPE: u8 = 0x0F;
+
+/// Muxes one HLS segment and appends it to `out`.
+///
+/// `streams` holds at most one video (H.264 or HEVC) and one audio (AAC) stream, in any
+/// order; a stream may have no samples in this segment. The output starts with a PAT
+/// and a PMT, then the PES packets of all streams in DTS order. On success
+/// `params.continuity` is advanced past the written packets; on error `out` and `params`
+/// are left as they were.
+///
+/// All input is validated before anything is written; see [`Error`] for what is
+/// rejected. Every other outcome is deterministic in the inputs.
+pub fn mux_segment(streams: &[Stream<'_>], params: &mut MuxParams, out: &mut Vec<u8>) -> Result<(), Error> {
+    mux_with_hook(streams, params, out, &mut Clear)
+}
+
+/// Number of TS packets per PID that [`mux_segment`] writes for these streams, without
+/// writing them. Validates the input exactly as [`mux_segment`] does with the same
+/// `pts_offset_90k` (the offset only matters for rejecting negative times; the counts
+/// do not depend on it).
+///
+/// Use it to carry continuity counters across HLS segments: the counters at the start
+/// of segment N are those of segment 0 advanced ([`crate::ContinuityState::advance`])
+/// by the counts of segments 0..N-1. The PAT and PMT always take one packet each.
+pub fn count_packets(streams: &[Stream<'_>], pts_offset_90k: u64) -> Result<PacketCounts, Error> {
+    let setup = Setup::new(streams)?;
+    let mut counter = Counter::default();
+    schedule(&setup, pts_offset_90k, &mut counter)?;
+    Ok(PacketCounts { pat: 1, pmt: 1, video: counter.video, audio: counter.audio })
+}
+
+/// Exact size in bytes of what [`mux_segment`] writes for these streams.
+pub fn estimate_size(streams: &[Stream<'_>], pts_offset_90k: u64) -> Result<usize, Error> {
+    let bytes = count_packets(streams, pts_offset_90k)?.bytes();
+    usize::try_from(bytes).map_err(|_| Error::Internal("segment size exceeds usize"))
+}
+
+/// Where the elementary-stream payload of every NAL unit and AAC frame passes before
+/// it is packetised: the seam for HLS SAMPLE-AES.
+///
+/// The clear implementation is the identity and lets the writer copy straight from the
+/// samples. An encrypting implementation appends the transformed unit to `out` (for
+/// H.264 SAMPLE-AES: encrypted slice data with emulation prevention re-applied, so the
+/// size changes) and reports its stream type (0xDB / 0xCF) and ES descriptors
+/// (private_data_indicator, registration + audio_setup_information) for the PMT.
+pub(crate) trait EsHook {
+    /// `true` when the hook never changes a byte.
+    const IDENTITY: bool;
+    /// Appends the bytes to packetise for one NAL unit of a sample (no start code).
+    /// Parameter sets and AUDs the muxer inserts do not pass through here.
+    fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>);
+    /// Appends the bytes to packetise for one raw AAC frame; the ADTS header is added
+    /// in front of them afterwards, sized to what was appended.
+    fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>);
+    /// PMT stream_type for a stream whose clear type is `clear`; may append ES
+    /// descriptors to `descriptors`.
+    fn pmt_entry(&self, codec: &Codec, clear: u8, descriptors: &mut Vec<u8>) -> u8;
+}
+
+/// No transformation: clear output.
+pub(crate) struct Clear;
+
+impl EsHook for Clear {
+    const IDENTITY: bool = true;
+    fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(nal);
+    }
+    fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(frame);
+    }
+    fn pmt_entry(&self, _: &Codec, clear: u8, _: &mut Vec<u8>) -> u8 {
+        clear
+    }
+}
+
+/// [`mux_segment`] with a payload hook.
+pub(crate) fn mux_with_hook<H: EsHook>(
+    streams: &[Stream<'_>],
+    params: &mut MuxParams,
+    out: &mut Vec<u8>,
+    hook: &mut H,
+) -> Result<(), Error> {
+    let setup = Setup::new(streams)?;
+    // The counting pass validates everything, so the writing pass below cannot fail on
+    // input and `out` is never left half-written. It also sizes the output exactly
+    // (for the clear hook), so the buffer grows once.
+    let mut counter = Counter::default();
+    schedule(&setup, params.pts_offset_90k, &mut counter)?;
+    let planned = (2 + counter.video + counter.audio) as usize * TS_PACKET_SIZE;
+    out.reserve(planned);
+
+    let start = out.len();
+    let mut writer = Writer {
+        out,
+        cc: params.continuity,
+        hook,
+        scratch: Vec::new(),
+        streams: &setup,
+    };
+    let result = writer.write_psi().and_then(|()| schedule(&setup, params.pts_offset_90k, &mut writer));
+    let continuity = writer.cc;
+    let written = out.len() - start;
+    let result = result.and_then(|()| {
+        if H::IDENTITY && written != planned {
+            Err(Error::Internal("written size differs from count"))
+        } else {
+            Ok(())
+        }
+    });
+    match result {
+        Ok(()) => {
+            params.continuity = continuity;
+            Ok(())
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+struct VideoTrack<'a> {
+    index: usize,
+    timescale: u32,
+    samples: &'a [Sample<'a>],
+    codec: &'a Codec,
+    config: VideoConfig<'a>,
+}
+
+struct AudioTrack<'a> {
+    index: usize,
+    timescale: u32,
+    samples: &'a [Sample<'a>],
+    codec: &'a Codec,
+    adts: AdtsConfig,
+}
+
+/// The segment's streams, checked and resolved.
+struct Setup<'a> {
+    video: Option<VideoTrack<'a>>,
+    audio: Option<AudioTrack<'a>>,
+}
+
+impl<'a> Setup<'a> {
+    fn new(streams: &'a [Stream<'a>]) -> Result<Self, Error> {
+        if streams.is_empty() {
+            return Err(Error::NoStreams);
+        }
+        let mut setup = Setup { video: None, audio: None };
+        for (index, s) in streams.iter().enumerate() {
+            if s.timescale == 0 {
+                return Err(Error::ZeroTimescale { stream: index });
+            }
+            let video = |config: VideoConfig<'a>, size: u8| {
+                if !(1..=4).contains(&size) {
+                    return Err(Error::BadNalLengthSize { stream: index, size });
+                }
+                Ok(VideoTrack { index, timescale: s.timescale, samples: s.samples, codec: s.codec, config })
+            };
+            match s.codec {
+                Codec::H264 { sps, pps, nal_length_size } => {
+                    if setup.video.is_some() {
+                        return Err(Error::DuplicateStream { stream: index, kind: "video" });
+                    }
+                    setup.video = Some(video(VideoConfig::h264(sps, pps, *nal_length_size), *nal_length_size)?);
+                }
+                Codec::Hevc { vps, sps, pps, nal_length_size } => {
+                    if setup.video.is_some() {
+                        return Err(Error::DuplicateStream { stream: index, kind: "video" });
+                    }
+                    setup.video =
+                        Some(video(VideoConfig::hevc(vps, sps, pps, *nal_length_size), *nal_length_size)?);
+                }
+                Codec::Aac { audio_specific_config } => {
+                    if setup.audio.is_some() {
+                        return Err(Error::DuplicateStream { stream: index, kind: "audio" });
+                    }
+                    let adts = AdtsConfig::from_audio_specific_config(audio_specific_config)
+                        .map_err(|reason| Error::AudioConfig { stream: index, reason })?;
+                    setup.audio =
+                        Some(AudioTrack { index, timescale: s.timescale, samples: s.samples, codec: s.codec, adts });
+                }
+            }
+        }
+        Ok(setup)
+    }
+
+    fn pcr_pid(&self) -> u16 {
+        if self.video.is_some() {
+            VIDEO_PID
+        } else {
+            AUDIO_PID
+        }
+    }
+}
+
+/// PTS and DTS of a PES in 90 kHz ticks, offset applied, not yet wrapped to 33 bits.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    pts: u64,
+    dts: u64,
+}
+
+fn time_90k(stream: usize, sample: usize, t: i64, timescale: u32, offset: u64) -> Result<u64, Error> {
+    rescale_to_90k(t, timescale)
+        .and_then(|v| u64::try_from(i128::from(v) + i128::from(offset)).ok())
+        .ok_or(Error::BadTimestamp { stream, sample, value: t })
+}
+
+fn sample_times(stream: usize, sample: usize, s: &Sample<'_>, timescale: u32, offset: u64) -> Result<Times, Error> {
+    Ok(Times {
+        pts: time_90k(stream, sample, s.pts, timescale, offset)?,
+        dts: time_90k(stream, sample, s.dts, timescale, offset)?,
+    })
+}
+
+/// The first packet of a PES: PCR if this PID carries it, RAI on keyframes.
+fn first_packet(carries_pcr: bool, dts: u64, keyframe: bool) -> FirstPacket {
+    FirstPacket {
+        pcr_base: carries_pcr.then(|| dts.saturating_sub(PCR_LEAD_90K) & MASK_33),
+        random_access: keyframe,
+    }
+}
+
+fn framing_error(stream: usize, sample: usize, e: FramingError) -> Error {
+    match e {
+        FramingError::Truncated { offset } => Error::TruncatedNalLength { stream, sample, offset },
+        FramingError::Overrun { offset, declared, available } => {
+            Error::NalOverrun { stream, sample, offset, declared, available }
+        }
+    }
+}
+
+/// Consumer of the PES schedule.
+trait Sink {
+    fn video(&mut self, v: &VideoTrack<'_>, sample: usize, plan: &AuPlan, t: Times, first: FirstPacket)
+        -> Result<(), Error>;
+    fn audio(
+        &mut self,
+        a: &AudioTrack<'_>,
+        frames: Range<usize>,
+        payload_len: usize,
+        t: Times,
+        first: FirstPacket,
+    ) -> Result<(), Error>;
+}
+
+/// Walks both streams in DTS order (video first on ties, so its PCR leads), validating
+/// every sample and handing each PES to `sink`.
+fn schedule(setup: &Setup<'_>, offset: u64, sink: &mut impl Sink) -> Result<(), Error> {
+    let video_pcr = setup.video.is_some();
+    let (mut vi, mut ai) = (0, 0);
+    let mut next_video: Option<Times> = None;
+    let mut next_audio: Option<Times> = None;
+    loop {
+        if let (None, Some(v)) = (next_video, &setup.video) {
+            if let Some(s) = v.samples.get(vi) {
+                next_video = Some(sample_times(v.index, vi, s, v.timescale, offset)?);
+            }
+        }
+        if let (None, Some(a)) = (next_audio, &setup.audio) {
+            if let Some(s) = a.samples.get(ai) {
+                next_audio = Some(sample_times(a.index, ai, s, a.timescale, offset)?);
+            }
+        }
+        let video_turn = match (next_video, next_audio) {
+            (None, None) => return Ok(()),
+            (Some(v), Some(a)) => v.dts <= a.dts,
+            (v, _) => v.is_some(),
+        };
+        if video_turn {
+            // Both unwraps hold: next_video is Some only when the video track exists and
+            // vi indexes one of its samples.
+            let (Some(v), Some(t)) = (&setup.video, next_video.take()) else { unreachable!() };
+            let s = &v.samples[vi];
+            if s.data.is_empty() {
+                return Err(Error::EmptySample { stream: v.index, sample: vi });
+            }
+            let plan = v.config.plan(s.data, s.keyframe).map_err(|e| framing_error(v.index, vi, e))?;
+            sink.video(v, vi, &plan, t, first_packet(true, t.dts, s.keyframe))?;
+            vi += 1;
+        } else {
+            // As above for audio.
+            let (Some(a), Some(t)) = (&setup.audio, next_audio.take()) else { unreachable!() };
+            let first = ai;
+            let mut payload_len = 0;
+            loop {
+                let s = &a.samples[ai];
+                if s.data.is_empty() {
+                    return Err(Error::EmptySample { stream: a.index, sample: ai });
+                }
+                if s.data.len() > MAX_RAW_FRAME {
+                    return Err(Error::AacFrameTooLarge { stream: a.index, sample: ai, len: s.data.len() });
+                }
+                payload_len += ADTS_HEADER_LEN + s.data.len();
+                ai += 1;
+                let Some(n) = a.samples.get(ai) else { break };
+                let nt = sample_times(a.index, ai, n, a.timescale, offset)?;
+                let fits = payload_len + ADTS_HEADER_LEN + n.data.len() <= MAX_BOUNDED_PAYLOAD;
+                if ai - first >= AUDIO_PES_MAX_FRAMES || nt.dts >= t.dts.saturating_add(AUDIO_PES_SPAN_90K) || !fits {
+                    next_audio = Some(nt);
+                    break;
+                }
+            }
+            let key = a.samples[first].keyframe;
+            sink.audio(a, first..ai, payload_len, t, first_packet(!video_pcr, t.dts, key))?;
+        }
+    }
+}
+
+/// Counts packets per PID.
+#[derive(Default)]
+struct Counter {
+    video: u64,
+    audio: u64,
+}
+
+impl Sink for Counter {
+    fn video(&mut self, _: &VideoTrack<'_>, _: usize, plan: &AuPlan, t: Times, first: FirstPacket) -> Result<(), Error> {
+        self.video += pes_packet_count(pes_header_len(t.pts, t.dts) + plan.es_len, first);
+        Ok(())
+    }
+
+    fn audio(&mut self, _: &AudioTrack<'_>, _: Range<usize>, len: usize, t: Times, first: FirstPacket) -> Result<(), Error> {
+        self.audio += pes_packet_count(pes_header_len(t.pts, t.dts) + len, first);
+        Ok(())
+    }
+}
+
+/// Writes packets.
+struct Writer<'o, 's, H> {
+    out: &'o mut Vec<u8>,
+    cc: crate::ContinuityState,
+    hook: &'o mut H,
+    /// Transformed access units / audio PES payloads (unused by the clear hook).
+    scratch: Vec<u8>,
+    streams: &'s Setup<'s>,
+}
+
+impl<H: EsHook> Writer<'_, '_, H> {
+    fn write_psi(&mut self) -> Result<(), Error> {
+        write_pat(self.out, self.cc.pat)?;
+        self.cc.pat = (self.cc.pat + 1) & 0x0F;
+        // Descriptors only come from a non-clear hook; Vec::new() does not allocate.
+        let (mut video_desc, mut audio_desc) = (Vec::new(), Vec::new());
+        let hook = &*self.hook;
+        let video_type =
+            self.streams.video.as_ref().map(|v| hook.pmt_entry(v.codec, v.config.kind.stream_type(), &mut video_desc));
+        let audio_type =
+            self.streams.audio.as_ref().map(|a| hook.pmt_entry(a.codec, ADTS_STREAM_TYPE, &mut audio_desc));
+        let mut list = [PmtEntry { stream_type: 0, pid: 0, descriptors: &[] }; 2];
+        let mut n = 0;
+        if let Some(stream_type) = video_type {
+            list[n] = PmtEntry { stream_type, pid: VIDEO_PID, descriptors: &video_desc };
+            n += 1;
+        }
+        if let Some(stream_type) = audio_type {
+            list[n] = PmtEntry { stream_type, pid: AUDIO_PID, descriptors: &audio_desc };
+            n += 1;
+        }
+        write_pmt(self.out, self.cc.pmt, self.streams.pcr_pid(), &list[..n])?;
+        self.cc.pmt = (self.cc.pmt + 1) & 0x0F;
+        Ok(())
+    }
+}
+
+impl<H: EsHook> Sink for Writer<'_, '_, H> {
+    fn video(&mut self, v: &VideoTrack<'_>, sample: usize, plan: &AuPlan, t: Times, first: FirstPacket) -> Result<(), Error> {
+        let s = &v.samples[sample];
+        let cfg = &v.config;
+        let header = pes_header(VIDEO_STREAM_ID, t.pts, t.dts, None);
+        let (aud, aud_len) = cfg.aud(plan);
+        // The sample was validated by plan(); a framing error here would be a bug.
+        let bug = |_| Error::Internal("NAL framing changed between passes");
+        if H::IDENTITY {
+            let len = header.as_bytes().len() + plan.es_len;
+            let mut w = PesWriter::begin(self.out, VIDEO_PID, self.cc.video, len, first);
+            w.put(header.as_bytes())?;
+            w.put(&aud[..aud_len])?;
+            if plan.insert_param_sets {
+                for ps in cfg.param_sets() {
+                    w.put(&START_CODE)?;
+                    w.put(ps)?;
+                }
+            }
+            for nal in cfg.nals(s.data) {
+                w.put(&START_CODE)?;
+                w.put(nal.map_err(bug)?)?;
+            }
+            self.cc.video = w.finish()?;
+        } else {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(&aud[..aud_len]);
+            if plan.insert_param_sets {
+                for ps in cfg.param_sets() {
+                    self.scratch.extend_from_slice(&START_CODE);
+                    self.scratch.extend_from_slice(ps);
+                }
+            }
+            for nal in cfg.nals(s.data) {
+                self.scratch.extend_from_slice(&START_CODE);
+                self.hook.video_nal(nal.map_err(bug)?, &mut self.scratch);
+            }
+            let len = header.as_bytes().len() + self.scratch.len();
+            let mut w = PesWriter::begin(self.out, VIDEO_PID, self.cc.video, len, first);
+            w.put(header.as_bytes())?;
+            w.put(&self.scratch)?;
+            self.cc.video = w.finish()?;
+        }
+        Ok(())
+    }
+
+    fn audio(
+        &mut self,
+        a: &AudioTrack<'_>,
+        frames: Range<usize>,
+        payload_len: usize,
+        t: Times,
+        first: FirstPacket,
+    ) -> Result<(), Error> {
+        // schedule() checked every frame against MAX_RAW_FRAME.
+        let too_large = Error::Internal("AAC frame size changed between passes");
+        if H::IDENTITY {
+            let header = pes_header(AUDIO_STREAM_ID, t.pts, t.dts, Some(payload_len));
+            let len = header.as_bytes().len() + payload_len;
+            let mut w = PesWriter::begin(self.out, AUDIO_PID, self.cc.audio, len, first);
+            w.put(header.as_bytes())?;
+            for s in &a.samples[frames] {
+                w.put(&a.adts.header(s.data.len()).ok_or_else(|| too_large.clone())?)?;
+                w.put(s.data)?;
+            }
+            self.cc.audio = w.finish()?;
+        } else {
+            self.scratch.clear();
+            for (i, s) in a.samples[frames.clone()].iter().enumerate() {
+                let at = self.scratch.len();
+                self.scratch.extend_from_slice(&[0; ADTS_HEADER_LEN]);
+                self.hook.audio_frame(s.data, &mut self.scratch);
+                let raw = self.scratch.len() - at - ADTS_HEADER_LEN;
+                let h = a.adts.header(raw).ok_or(Error::AacFrameTooLarge {
+                    stream: a.index,
+                    sample: frames.start + i,
+                    len: raw,
+                })?;
+                self.scratch[at..at + ADTS_HEADER_LEN].copy_from_slice(&h);
+            }
+            if self.scratch.len() > MAX_BOUNDED_PAYLOAD {
+                return Err(Error::AacFrameTooLarge { stream: a.index, sample: frames.start, len: self.scratch.len() });
+            }
+            let header = pes_header(AUDIO_STREAM_ID, t.pts, t.dts, Some(self.scratch.len()));
+            let len = header.as_bytes().len() + self.scratch.len();
+            let mut w = PesWriter::begin(self.out, AUDIO_PID, self.cc.audio, len, first);
+            w.put(header.as_bytes())?;
+            w.put(&self.scratch)?;
+            self.cc.audio = w.finish()?;
+        }
+        Ok(())
+    }
+}

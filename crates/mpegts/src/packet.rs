@@ -1,0 +1,248 @@
+//! TS packet framing (ISO/IEC 13818-1 2.4.3.2 and 2.4.3.4): headers, adaptation fields,
+//! stuffing, continuity counters.
+
+use crate::pes::MASK_33;
+use crate::{Error, TS_PACKET_SIZE};
+
+/// Bytes after the 4-byte TS header.
+pub(crate) const PAYLOAD: usize = TS_PACKET_SIZE - 4;
+const SYNC: u8 = 0x47;
+
+/// What the adaptation field of a PES's first packet carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FirstPacket {
+    /// 33-bit PCR base (90 kHz); the 27 MHz extension is always 0.
+    pub pcr_base: Option<u64>,
+    /// random_access_indicator.
+    pub random_access: bool,
+}
+
+impl FirstPacket {
+    /// Adaptation field size before stuffing: length byte + flags (+ 6 bytes of PCR).
+    fn adaptation_len(&self) -> usize {
+        match (self.pcr_base, self.random_access) {
+            (Some(_), _) => 8,
+            (None, true) => 2,
+            (None, false) => 0,
+        }
+    }
+
+    fn flags(&self) -> u8 {
+        (u8::from(self.random_access) << 6) | (u8::from(self.pcr_base.is_some()) << 4)
+    }
+}
+
+/// Packets a PES of `len` bytes (header included, `len > 0`) takes.
+pub(crate) fn pes_packet_count(len: usize, first: FirstPacket) -> u64 {
+    let first_room = PAYLOAD - first.adaptation_len();
+    if len <= first_room {
+        1
+    } else {
+        1 + (len - first_room).div_ceil(PAYLOAD) as u64
+    }
+}
+
+/// Writes one PES as TS packets straight into `out`. The total length is known up
+/// front, so the last packet's stuffing is decided when that packet starts and nothing
+/// is ever moved afterwards.
+///
+/// Invariant: `room <= remaining`; `room == 0` with bytes still to come means a new
+/// packet starts.
+pub(crate) struct PesWriter<'o> {
+    out: &'o mut Vec<u8>,
+    pid: u16,
+    cc: u8,
+    remaining: usize,
+    room: usize,
+}
+
+impl<'o> PesWriter<'o> {
+    /// Starts a PES of `len` bytes on `pid`; writes the first packet's header and
+    /// adaptation field.
+    pub(crate) fn begin(out: &'o mut Vec<u8>, pid: u16, cc: u8, len: usize, first: FirstPacket) -> Self {
+        let mut w = PesWriter { out, pid, cc: cc & 0x0F, remaining: len, room: 0 };
+        w.start_packet(true, first);
+        w
+    }
+
+    fn start_packet(&mut self, unit_start: bool, first: FirstPacket) {
+        let fixed = first.adaptation_len();
+        let cap = PAYLOAD - fixed;
+        let (room, stuffing) =
+            if self.remaining < cap { (self.remaining, cap - self.remaining) } else { (cap, 0) };
+        let adaptation = fixed + stuffing;
+        let control = if adaptation > 0 { 0x30 } else { 0x10 };
+        self.out.extend_from_slice(&[
+            SYNC,
+            (u8::from(unit_start) << 6) | (self.pid >> 8) as u8,
+            self.pid as u8,
+            control | self.cc,
+        ]);
+        if adaptation > 0 {
+            // adaptation_field_length counts the bytes after itself; adaptation <= 184.
+            self.out.push((adaptation - 1) as u8);
+            if adaptation > 1 {
+                self.out.push(first.flags());
+                if let Some(base) = first.pcr_base {
+                    self.out.extend_from_slice(&pcr_bytes(base));
+                }
+                let pad = adaptation - fixed.max(2);
+                self.out.resize(self.out.len() + pad, 0xFF);
+            }
+        }
+        self.cc = (self.cc + 1) & 0x0F;
+        self.room = room;
+    }
+
+    /// Appends PES bytes.
+    #[inline]
+    pub(crate) fn put(&mut self, mut data: &[u8]) -> Result<(), Error> {
+        if data.len() > self.remaining {
+            return Err(Error::Internal("PES longer than planned"));
+        }
+        while !data.is_empty() {
+            if self.room == 0 {
+                self.start_packet(false, FirstPacket { pcr_base: None, random_access: false });
+            }
+            let n = self.room.min(data.len());
+            self.out.extend_from_slice(&data[..n]);
+            self.room -= n;
+            self.remaining -= n;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// Ends the PES; returns the continuity counter for the PID's next packet.
+    pub(crate) fn finish(self) -> Result<u8, Error> {
+        if self.remaining != 0 {
+            return Err(Error::Internal("PES shorter than planned"));
+        }
+        Ok(self.cc)
+    }
+}
+
+/// The 6-byte PCR: 33-bit base, 6 reserved bits (1), 9-bit extension (0).
+fn pcr_bytes(base: u64) -> [u8; 6] {
+    let b = base & MASK_33;
+    [(b >> 25) as u8, (b >> 17) as u8, (b >> 9) as u8, (b >> 1) as u8, ((b as u8 & 1) << 7) | 0x7E, 0x00]
+}
+
+/// Writes a one-packet PSI section (pointer_field 0, then `section`, then 0xFF stuffing).
+/// `write_section` appends the section body without CRC; the CRC is computed here.
+pub(crate) fn write_psi_packet(
+    out: &mut Vec<u8>,
+    pid: u16,
+    cc: u8,
+    write_section: impl FnOnce(&mut Vec<u8>),
+) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(&[SYNC, 0x40 | (pid >> 8) as u8, pid as u8, 0x10 | (cc & 0x0F), 0x00]);
+    let section_start = out.len();
+    write_section(out);
+    let crc = crate::crc32_mpeg2(&out[section_start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+    let used = out.len() - start;
+    if used > TS_PACKET_SIZE {
+        out.truncate(start);
+        return Err(Error::Internal("PSI section longer than one packet"));
+    }
+    out.resize(start + TS_PACKET_SIZE, 0xFF);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: FirstPacket = FirstPacket { pcr_base: None, random_access: false };
+
+    fn write(len: usize, first: FirstPacket, cc: u8) -> (Vec<u8>, u8) {
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        let mut w = PesWriter::begin(&mut out, 0x101, cc, len, first);
+        // Uneven pieces exercise packet boundaries inside a put.
+        for piece in data.chunks(77) {
+            w.put(piece).unwrap();
+        }
+        let next = w.finish().unwrap();
+        (out, next)
+    }
+
+    /// Reads the payload back, checking the framing of every packet.
+    fn payload(ts: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        for pkt in ts.chunks(TS_PACKET_SIZE) {
+            assert_eq!(pkt.len(), TS_PACKET_SIZE);
+            assert_eq!(pkt[0], SYNC);
+            let start = match pkt[3] >> 4 & 3 {
+                1 => 4,
+                3 => 5 + usize::from(pkt[4]),
+                x => panic!("control {x}"),
+            };
+            assert!(start < TS_PACKET_SIZE, "packet without payload");
+            p.extend_from_slice(&pkt[start..]);
+        }
+        p
+    }
+
+    #[test]
+    fn every_length_fills_packets_exactly() {
+        let firsts = [
+            NONE,
+            FirstPacket { pcr_base: None, random_access: true },
+            FirstPacket { pcr_base: Some(12345), random_access: true },
+            FirstPacket { pcr_base: Some(1), random_access: false },
+        ];
+        for first in firsts {
+            for len in 1..=600 {
+                let (out, next) = write(len, first, 14);
+                let n = pes_packet_count(len, first);
+                assert_eq!(out.len(), n as usize * TS_PACKET_SIZE, "len {len} {first:?}");
+                assert_eq!(next, ((14 + n) % 16) as u8);
+                let expect: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                assert_eq!(payload(&out), expect, "len {len} {first:?}");
+                // Only the first packet starts the unit.
+                for (i, pkt) in out.chunks(TS_PACKET_SIZE).enumerate() {
+                    assert_eq!(pkt[1] & 0x40 != 0, i == 0);
+                    assert_eq!(pkt[3] & 0x0F, ((14 + i) % 16) as u8);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_and_two_byte_stuffing() {
+        // 183 bytes: one stuffing byte, adaptation_field_length 0.
+        let (out, _) = write(183, NONE, 0);
+        assert_eq!(&out[..5], &[0x47, 0x41, 0x01, 0x30, 0x00]);
+        // 182 bytes: length 1, flags 0.
+        let (out, _) = write(182, NONE, 0);
+        assert_eq!(&out[..6], &[0x47, 0x41, 0x01, 0x30, 0x01, 0x00]);
+        // 180 bytes: length 3, flags 0, two 0xFF.
+        let (out, _) = write(180, NONE, 0);
+        assert_eq!(&out[..8], &[0x47, 0x41, 0x01, 0x30, 0x03, 0x00, 0xFF, 0xFF]);
+    }
+
+    #[test]
+    fn pcr_and_rai() {
+        // PCR base 0x1_0000_0001 (bit 32 and bit 0 set).
+        let first = FirstPacket { pcr_base: Some(0x1_0000_0001), random_access: true };
+        let (out, _) = write(1000, first, 3);
+        assert_eq!(
+            &out[..12],
+            &[0x47, 0x41, 0x01, 0x33, 0x07, 0x50, 0x80, 0x00, 0x00, 0x00, 0xFE, 0x00]
+        );
+        // Second packet: plain payload.
+        assert_eq!(&out[188..192], &[0x47, 0x01, 0x01, 0x14]);
+    }
+
+    #[test]
+    fn size_mismatch_is_an_error() {
+        let mut out = Vec::new();
+        let mut w = PesWriter::begin(&mut out, 0x100, 0, 10, NONE);
+        assert_eq!(w.put(&[0; 11]), Err(Error::Internal("PES longer than planned")));
+        w.put(&[0; 9]).unwrap();
+        assert_eq!(w.finish(), Err(Error::Internal("PES shorter than planned")));
+    }
+}

@@ -1,0 +1,187 @@
+//! An asset: the tracks of its files, named, ordered and cut into segments.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::index::{FileIndex, TrackIndex};
+use crate::ism::IsmTrack;
+use crate::timeline::{plan, Segment};
+use crate::track::TrackKind;
+
+/// Packaging settings that shape manifests and segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackageOptions {
+    /// Target segment duration in milliseconds (segments are whole fragments, cut on keyframes).
+    pub segment_target_ms: u32,
+}
+
+impl Default for PackageOptions {
+    fn default() -> Self {
+        PackageOptions { segment_target_ms: 2000 }
+    }
+}
+
+/// One servable track of an asset.
+#[derive(Debug, Clone)]
+pub struct AssetTrack {
+    /// URL-safe name, unique in the asset (file stem, plus `_{trackID}` for multi-track files).
+    pub name: String,
+    /// The file it comes from, relative to the asset folder.
+    pub file: String,
+    index: Arc<FileIndex>,
+    slot: usize,
+    /// Language (ISO 639-2), from the `.ism` or the track.
+    pub language: Option<String>,
+    /// Segments.
+    pub segments: Vec<Segment>,
+    /// Peak segment bitrate, bits per second.
+    pub bandwidth: u32,
+    /// Average bitrate over the track.
+    pub avg_bandwidth: u32,
+    /// Frame rate as a fraction (video).
+    pub frame_rate: Option<(u32, u32)>,
+    /// Total duration in the track timescale.
+    pub duration: u64,
+}
+
+impl AssetTrack {
+    /// The track's index entry.
+    pub fn track(&self) -> &TrackIndex {
+        &self.index.tracks[self.slot]
+    }
+    /// Kind.
+    pub fn kind(&self) -> TrackKind {
+        self.track().info.kind
+    }
+    /// Duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.duration as f64 / self.track().info.timescale as f64
+    }
+    /// Byte range `[start, end)` of segment `i` in the source file.
+    pub fn segment_range(&self, i: usize) -> Option<(u64, u64)> {
+        let s = self.segments.get(i)?;
+        let f = &self.track().fragments;
+        let first = f.get(s.first)?;
+        let last = f.get(s.first + s.count - 1)?;
+        Some((first.offset, last.offset + last.size))
+    }
+}
+
+/// An asset ready to package.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    /// Tracks: video by ascending bandwidth, then audio in manifest (or name) order.
+    pub tracks: Vec<AssetTrack>,
+}
+
+/// A track file with its index, as the caller read it.
+pub struct SourceFile {
+    /// Name relative to the asset folder.
+    pub name: String,
+    /// Its index.
+    pub index: Arc<FileIndex>,
+}
+
+impl Asset {
+    /// Builds an asset from its indexed files and, when present, its `.ism` tracks.
+    pub fn build(files: &[SourceFile], ism: Option<&[IsmTrack]>, opts: PackageOptions) -> Result<Asset> {
+        let mut picked: Vec<(usize, usize, Option<String>)> = Vec::new();
+        match ism {
+            Some(list) => {
+                for t in list {
+                    let fi = files.iter().position(|f| f.name == t.src).ok_or_else(|| Error::Ism(format!("'{}' names a file that is not in the asset", t.src)))?;
+                    let idx = &files[fi].index;
+                    let slots: Vec<usize> = idx.tracks.iter().enumerate().filter(|(_, x)| x.info.kind == t.kind && t.track_id.is_none_or(|id| id == x.info.track_id)).map(|(i, _)| i).collect();
+                    if slots.is_empty() {
+                        return Err(Error::Ism(format!("'{}' has no {} track{}", t.src, t.kind.as_str(), t.track_id.map(|i| format!(" with ID {i}")).unwrap_or_default())));
+                    }
+                    for s in slots {
+                        if !picked.iter().any(|p| p.0 == fi && p.1 == s) {
+                            picked.push((fi, s, t.language.clone()));
+                        }
+                    }
+                }
+            }
+            None => {
+                for (fi, f) in files.iter().enumerate() {
+                    for s in 0..f.index.tracks.len() {
+                        picked.push((fi, s, None));
+                    }
+                }
+            }
+        }
+        let mut tracks: Vec<AssetTrack> = Vec::with_capacity(picked.len());
+        for (fi, slot, lang) in picked {
+            let f = &files[fi];
+            let t = &f.index.tracks[slot];
+            let stem = f.name.rsplit('/').next().unwrap_or(&f.name);
+            let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
+            let mut name: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
+            if f.index.tracks.len() > 1 {
+                name = format!("{name}_{}", t.info.track_id);
+            }
+            let mut unique = name.clone();
+            let mut n = 2;
+            while tracks.iter().any(|x| x.name == unique) || matches!(unique.as_str(), "manifest" | "master") {
+                unique = format!("{name}_{n}");
+                n += 1;
+            }
+            let ts = t.info.timescale as u128;
+            let segments = plan(&t.fragments, t.info.timescale, opts.segment_target_ms);
+            let bytes = |s: &Segment| if f.index.tracks.len() == 1 { s.bytes } else { s.media_bytes };
+            let duration: u64 = t.fragments.iter().map(|f| f.duration).sum();
+            let rate = |b: u64, d: u64| if d == 0 { 0 } else { (b as u128 * 8 * ts / d as u128).min(u32::MAX as u128) as u32 };
+            let bandwidth = segments.iter().map(|s| rate(bytes(s), s.duration)).max().unwrap_or(0).max(1);
+            let avg_bandwidth = rate(segments.iter().map(bytes).sum(), duration).max(1);
+            let frame_rate = (t.info.kind == TrackKind::Video)
+                .then(|| t.fragments.iter().find(|f| f.samples > 0 && f.duration > 0))
+                .flatten()
+                .map(|f| reduce(f.samples as u64 * t.info.timescale as u64, f.duration));
+            tracks.push(AssetTrack {
+                name: unique,
+                file: f.name.clone(),
+                index: f.index.clone(),
+                slot,
+                language: lang.or_else(|| t.info.language.clone()),
+                segments,
+                bandwidth,
+                avg_bandwidth,
+                frame_rate,
+                duration,
+            });
+        }
+        if tracks.is_empty() {
+            return Err(Error::Unsupported("asset has no tracks".into()));
+        }
+        // Stable order: video by bandwidth, audio as listed. sort_by_key is stable.
+        tracks.sort_by_key(|t| match t.kind() {
+            TrackKind::Video => (0, t.bandwidth),
+            TrackKind::Audio => (1, 0),
+        });
+        Ok(Asset { tracks })
+    }
+
+    /// Track by name.
+    pub fn track(&self, name: &str) -> Option<&AssetTrack> {
+        self.tracks.iter().find(|t| t.name == name)
+    }
+
+    /// Longest track duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max)
+    }
+}
+
+fn reduce(n: u64, d: u64) -> (u32, u32) {
+    let g = gcd(n, d).max(1);
+    let (n, d) = (n / g, d / g);
+    (n.min(u32::MAX as u64) as u32, d.min(u32::MAX as u64) as u32)
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}

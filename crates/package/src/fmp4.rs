@@ -1,0 +1,151 @@
+//! CMAF media segments: `styp`, then per source fragment a rewritten `moof` (one `traf`,
+//! new `mfhd` sequence number, `tfdt`, `trun` data offsets relative to the new `moof`) and an
+//! `mdat` whose payload is slices of the bytes read from storage — never copied.
+
+use bytes::Bytes;
+use sealcast_isobmff::fourcc::types::*;
+use sealcast_isobmff::trun::flags::DATA_OFFSET;
+use sealcast_isobmff::writer::Put;
+use sealcast_isobmff::{ftyp::Ftyp, mfhd::Mfhd, tfdt::Tfdt, tfhd::Tfhd, write_box, Atom, BoxHeader, FourCC};
+
+use crate::asset::AssetTrack;
+use crate::error::{At, Error, Result};
+use crate::fragment::{read_track_fragment, TrackFragment};
+
+/// A response body as a list of chunks (our headers and slices of the source).
+#[derive(Debug, Clone, Default)]
+pub struct Chunks {
+    /// Chunks in order.
+    pub parts: Vec<Bytes>,
+}
+
+impl Chunks {
+    /// Total length.
+    pub fn len(&self) -> u64 {
+        self.parts.iter().map(|b| b.len() as u64).sum()
+    }
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Appends a chunk, skipping empty ones.
+    pub fn push(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.parts.push(b);
+        }
+    }
+    /// Concatenates (tests and small bodies).
+    pub fn concat(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.len() as usize);
+        for p in &self.parts {
+            v.extend_from_slice(p);
+        }
+        v
+    }
+}
+
+/// Brands of the media segments we write.
+pub fn styp() -> Ftyp {
+    Ftyp { major_brand: FourCC::new(b"msdh"), minor_version: 0, compatible_brands: vec![FourCC::new(b"msdh"), FourCC::new(b"msix"), FourCC::new(b"cmfs")] }
+}
+
+/// One source fragment of a segment, read for its track.
+pub struct SourceFragment {
+    /// The track's part of the source `moof`.
+    pub traf: TrackFragment,
+    /// Decode time (from `tfdt`, else from the index).
+    pub decode_time: u64,
+    /// Sequence number to write (fragment index + 1).
+    pub sequence: u32,
+}
+
+/// Reads the fragments of segment `seg` of `track` from `data`, the bytes of the segment's
+/// source range starting at file offset `data_offset`.
+pub fn read_segment(track: &AssetTrack, seg: usize, data: &Bytes, data_offset: u64) -> Result<Vec<SourceFragment>> {
+    let t = track.track();
+    let s = track.segments.get(seg).ok_or_else(|| Error::Read(format!("no segment {seg}")))?;
+    let mut out = Vec::with_capacity(s.count);
+    for fi in s.first..s.first + s.count {
+        let f = &t.fragments[fi];
+        let rel = f.offset.checked_sub(data_offset).ok_or_else(|| Error::Read("fragment before the read range".into()))? as usize;
+        let avail = data.get(rel..).ok_or_else(|| Error::Read("fragment past the read range".into()))?;
+        let h = BoxHeader::parse(avail, avail.len() as u64).at(f.offset)?.ok_or_else(|| Error::Read("short read".into()))?;
+        if h.typ != MOOF {
+            return Err(Error::Unsupported(format!("expected moof at {}, found '{}' (file changed?)", f.offset, h.typ)));
+        }
+        let traf = read_track_fragment(&avail[..h.size as usize], f.offset, t.info.track_id, &t.info.trex)?
+            .ok_or_else(|| Error::Unsupported(format!("track {} missing from fragment at {}", t.info.track_id, f.offset)))?;
+        let decode_time = traf.decode_time.unwrap_or(f.decode_time);
+        out.push(SourceFragment { traf, decode_time, sequence: fi as u32 + 1 });
+    }
+    Ok(out)
+}
+
+/// Writes a CMAF media segment from the fragments [`read_segment`] returned.
+pub fn write_segment(frags: &[SourceFragment], data: &Bytes, data_offset: u64) -> Result<Chunks> {
+    let mut body = Chunks::default();
+    let mut head = Vec::with_capacity(1024);
+    styp().encode(&mut head);
+    for sf in frags {
+        let tf = &sf.traf;
+        let moof = build_moof(sf, 0);
+        // The trun offsets depend on the moof's own size: build once to measure, then again.
+        let moof = build_moof(sf, moof.len() as u64 + 8);
+        head.extend_from_slice(&moof);
+        let media: u64 = tf.runs.iter().map(|r| r.data_len).sum();
+        let mdat_size = u32::try_from(media + 8).map_err(|_| Error::Unsupported("fragment larger than 4 GiB".into()))?;
+        head.put_u32(mdat_size);
+        head.extend_from_slice(&MDAT.0);
+        body.push(Bytes::from(std::mem::take(&mut head)));
+        // Adjacent runs are coalesced into one slice.
+        let mut pending: Option<(u64, u64)> = None;
+        for r in &tf.runs {
+            match pending {
+                Some((s, e)) if e == r.data_start => pending = Some((s, e + r.data_len)),
+                _ => {
+                    if let Some(p) = pending {
+                        body.push(slice(data, data_offset, p)?);
+                    }
+                    pending = Some((r.data_start, r.data_start + r.data_len));
+                }
+            }
+        }
+        if let Some(p) = pending {
+            body.push(slice(data, data_offset, p)?);
+        }
+    }
+    Ok(body)
+}
+
+fn slice(data: &Bytes, data_offset: u64, (s, e): (u64, u64)) -> Result<Bytes> {
+    let a = s.checked_sub(data_offset).ok_or_else(|| Error::Read("sample data before the read range".into()))? as usize;
+    let b = (e - data_offset) as usize;
+    if b > data.len() {
+        return Err(Error::Truncated { offset: s, need: e - s, file_len: data_offset + data.len() as u64 });
+    }
+    Ok(data.slice(a..b))
+}
+
+fn build_moof(sf: &SourceFragment, first_data_offset: u64) -> Vec<u8> {
+    let tf = &sf.traf;
+    let mut out = Vec::with_capacity(256 + tf.samples.len() * 16);
+    write_box(&mut out, MOOF, |o| {
+        Mfhd { sequence_number: sf.sequence }.encode(o);
+        write_box(o, TRAF, |o| {
+            Tfhd { base_data_offset: None, duration_is_empty: false, default_base_is_moof: true, ..tf.tfhd }.encode(o);
+            Tfdt::new(sf.decode_time).encode(o);
+            for x in &tf.extra {
+                o.extend_from_slice(x);
+            }
+            let mut off = first_data_offset;
+            for r in &tf.runs {
+                let mut t = r.trun.clone();
+                t.flags |= DATA_OFFSET;
+                t.data_offset = Some(off as i32);
+                t.encode(o);
+                off += r.data_len;
+            }
+        });
+    });
+    out
+}

@@ -1,0 +1,320 @@
+//! The file index: init bytes and a fragment table per track, built from `sidx` when the
+//! file has one, else by walking `moof` headers — never by reading `mdat`.
+//!
+//! [`IndexBuilder`] is sans-IO: it says which byte range it needs next ([`Need`]) and the
+//! caller feeds it the bytes, from a local file, an object store or a test vector alike.
+
+use bytes::Bytes;
+use sealcast_isobmff::fourcc::types::*;
+use sealcast_isobmff::{sidx::Sidx, tree::RawBox, Atom, BoxHeader};
+
+use crate::error::{At, Error, Result};
+use crate::fragment::read_track_fragment;
+use crate::track::{build_init, parse_tracks, TrackInfo};
+
+/// One fragment of one track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fragment {
+    /// Decode time of the first sample (media timescale).
+    pub decode_time: u64,
+    /// Sum of sample durations.
+    pub duration: u64,
+    /// Earliest presentation time minus `decode_time`.
+    pub pres_offset: i64,
+    /// File offset of the `moof`.
+    pub offset: u64,
+    /// Bytes from the `moof` to the next fragment (or the end of the media).
+    pub size: u64,
+    /// Bytes of this track's samples.
+    pub media_bytes: u64,
+    /// Starts with a sync sample.
+    pub keyframe: bool,
+    /// Number of samples (0 when the fragment came from a `sidx` and was not read).
+    pub samples: u32,
+}
+
+/// One track of a file with its init segment and fragments.
+#[derive(Debug, Clone)]
+pub struct TrackIndex {
+    /// Description.
+    pub info: TrackInfo,
+    /// The CMAF init segment for this track alone.
+    pub init: Bytes,
+    /// Fragments in decode order.
+    pub fragments: Vec<Fragment>,
+}
+
+/// Everything the origin keeps about one track file.
+#[derive(Debug, Clone)]
+pub struct FileIndex {
+    /// File length the index was built for.
+    pub file_len: u64,
+    /// Tracks.
+    pub tracks: Vec<TrackIndex>,
+    /// Ranged reads it took (for tests and metrics).
+    pub reads: u32,
+}
+
+impl FileIndex {
+    /// Approximate heap size, for byte-weighted caches.
+    pub fn weight(&self) -> usize {
+        self.tracks.iter().map(|t| t.init.len() + t.fragments.len() * std::mem::size_of::<Fragment>() + 512).sum::<usize>() + 64
+    }
+}
+
+/// What the builder needs next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Read `len` bytes at `offset` and [`IndexBuilder::feed`] them.
+    Read {
+        /// File offset.
+        offset: u64,
+        /// Length (never past the end of the file).
+        len: u64,
+    },
+    /// Call [`IndexBuilder::finish`].
+    Done,
+}
+
+/// Largest `moov`/`moof`/`sidx` we accept; bigger is treated as hostile.
+const MAX_HEADER_BOX: u64 = 64 << 20;
+
+/// Builds a [`FileIndex`] from ranged reads.
+pub struct IndexBuilder {
+    file_len: u64,
+    read_ahead: u64,
+    pos: u64,
+    need_len: u64,
+    window: Bytes,
+    window_off: u64,
+    moov: Option<RawBox<'static>>,
+    tracks: Vec<TrackInfo>,
+    frags: Vec<Vec<Fragment>>,
+    open: Vec<usize>,
+    sidx: Option<(Sidx, u64)>,
+    done: bool,
+    reads: u32,
+}
+
+impl IndexBuilder {
+    /// A builder for a file of `file_len` bytes, reading at least `read_ahead` bytes at a time.
+    pub fn new(file_len: u64, read_ahead: u64) -> Self {
+        IndexBuilder {
+            file_len,
+            read_ahead: read_ahead.max(64),
+            pos: 0,
+            need_len: 0,
+            window: Bytes::new(),
+            window_off: 0,
+            moov: None,
+            tracks: Vec::new(),
+            frags: Vec::new(),
+            open: Vec::new(),
+            sidx: None,
+            done: file_len == 0,
+            reads: 0,
+        }
+    }
+
+    /// The next read, or `Done`.
+    pub fn next_read(&self) -> Need {
+        if self.done {
+            return Need::Done;
+        }
+        let len = self.read_ahead.max(self.need_len).min(self.file_len - self.pos);
+        Need::Read { offset: self.pos, len }
+    }
+
+    /// Feeds the bytes read at `offset` and advances as far as they allow.
+    pub fn feed(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        if offset != self.pos || data.is_empty() {
+            return Err(Error::Read(format!("fed {} bytes at {offset}, wanted {}", data.len(), self.pos)));
+        }
+        self.reads += 1;
+        self.window = data;
+        self.window_off = offset;
+        self.advance()
+    }
+
+    fn advance(&mut self) -> Result<()> {
+        self.need_len = 0;
+        while !self.done {
+            if self.pos >= self.file_len {
+                self.close_open(self.file_len);
+                self.done = true;
+                break;
+            }
+            let rel = match self.pos.checked_sub(self.window_off) {
+                Some(r) if r < self.window.len() as u64 => r as usize,
+                _ => return Ok(()),
+            };
+            let avail = &self.window[rel..];
+            let remaining = self.file_len - self.pos;
+            let h = match BoxHeader::parse(avail, remaining) {
+                Ok(Some(h)) => h,
+                Ok(None) if (avail.len() as u64) < remaining.min(16) => return Ok(()),
+                Ok(None) => return Err(Error::Unsupported(format!("{} stray bytes at the end of the file at {}", remaining, self.pos))),
+                Err(sealcast_isobmff::Error::BadSize { what, size }) if size > remaining && (what.0.iter().all(|c| c.is_ascii_alphanumeric() || *c == b' ')) => {
+                    return Err(Error::Truncated { offset: self.pos, need: size, file_len: self.file_len });
+                }
+                Err(e) => return Err(Error::Box { offset: self.pos, source: e }),
+            };
+            if self.pos == 0 && !matches!(&h.typ.0, b"ftyp" | b"styp" | b"moov" | b"free" | b"skip" | b"sidx") {
+                return Err(Error::Unsupported(format!("not an MP4 file (starts with '{}')", h.typ)));
+            }
+            let parse_whole = matches!(&h.typ.0, b"moov" | b"moof" | b"sidx");
+            if parse_whole {
+                if h.size > MAX_HEADER_BOX {
+                    return Err(Error::Unsupported(format!("'{}' box of {} bytes at {}", h.typ, h.size, self.pos)));
+                }
+                if (avail.len() as u64) < h.size {
+                    self.need_len = h.size;
+                    return Ok(());
+                }
+                let whole = self.window.slice(rel..rel + h.size as usize);
+                match &h.typ.0 {
+                    b"moov" => self.on_moov(&whole)?,
+                    b"sidx" => self.on_sidx(&whole, h)?,
+                    _ => self.on_moof(&whole)?,
+                }
+            } else if h.typ == MFRA {
+                self.close_open(self.pos);
+                self.done = true;
+                break;
+            }
+            if !self.done {
+                self.pos += h.size;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_moov(&mut self, whole: &Bytes) -> Result<()> {
+        if self.moov.is_some() {
+            return Err(Error::Unsupported("two moov boxes".into()));
+        }
+        let tree = RawBox::parse_all(whole).at(self.pos)?.pop().ok_or_else(|| Error::Read("empty moov".into()))?.into_owned();
+        self.tracks = parse_tracks(&tree, self.pos)?;
+        if self.tracks.is_empty() {
+            return Err(Error::Unsupported("no audio or video track".into()));
+        }
+        self.frags = vec![Vec::new(); self.tracks.len()];
+        self.moov = Some(tree);
+        Ok(())
+    }
+
+    fn on_sidx(&mut self, whole: &Bytes, h: BoxHeader) -> Result<()> {
+        if self.sidx.is_none() && self.tracks.len() == 1 {
+            let s = Sidx::decode(whole).at(self.pos)?;
+            if s.reference_id == self.tracks[0].track_id && s.timescale > 0 && s.references.iter().all(|r| !r.reference_type) {
+                self.sidx = Some((s, self.pos + h.size));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_moof(&mut self, whole: &Bytes) -> Result<()> {
+        if self.moov.is_none() {
+            return Err(Error::Unsupported("moof before moov".into()));
+        }
+        self.close_open(self.pos);
+        for (i, t) in self.tracks.iter().enumerate() {
+            let Some(tf) = read_track_fragment(whole, self.pos, t.track_id, &t.trex)? else { continue };
+            if tf.samples.is_empty() {
+                continue;
+            }
+            let prev_end = self.frags[i].last().map(|f| f.decode_time + f.duration);
+            let decode_time = tf.decode_time.or(prev_end).unwrap_or(0);
+            for r in &tf.runs {
+                if r.data_start.checked_add(r.data_len).is_none_or(|e| e > self.file_len) {
+                    return Err(Error::Truncated { offset: r.data_start, need: r.data_len, file_len: self.file_len });
+                }
+            }
+            self.frags[i].push(Fragment {
+                decode_time,
+                duration: tf.duration(),
+                pres_offset: tf.pres_offset(),
+                offset: self.pos,
+                size: 0,
+                media_bytes: tf.media_bytes(),
+                keyframe: tf.samples[0].is_sync(),
+                samples: tf.samples.len() as u32,
+            });
+            self.open.push(i);
+        }
+        // With a usable sidx, the first fragment gives the base decode time; sidx the rest.
+        if let Some((sidx, sidx_end)) = self.sidx.take() {
+            if let Some(first) = self.frags[0].first().copied() {
+                if let Some(table) = self.fragments_from_sidx(&sidx, sidx_end, first) {
+                    self.open.clear();
+                    self.frags[0] = table;
+                    self.done = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fragments_from_sidx(&self, s: &Sidx, sidx_end: u64, first: Fragment) -> Option<Vec<Fragment>> {
+        let ts = self.tracks[0].timescale as u128;
+        let conv = |v: u64| -> u64 { (v as u128 * ts / s.timescale as u128) as u64 };
+        let mut off = sidx_end.checked_add(s.first_offset)?;
+        if off != first.offset {
+            return None;
+        }
+        let mut dt = first.decode_time;
+        let ept = conv(s.earliest_presentation_time) as i64 - first.decode_time as i64;
+        let mut out = Vec::with_capacity(s.references.len());
+        for r in &s.references {
+            let d = conv(r.subsegment_duration as u64);
+            out.push(Fragment {
+                decode_time: dt,
+                duration: d,
+                pres_offset: ept,
+                offset: off,
+                size: r.referenced_size as u64,
+                media_bytes: r.referenced_size as u64,
+                keyframe: r.starts_with_sap,
+                samples: if out.is_empty() { first.samples } else { 0 },
+            });
+            off = off.checked_add(r.referenced_size as u64)?;
+            dt += d;
+        }
+        (off <= self.file_len && !out.is_empty()).then_some(out)
+    }
+
+    fn close_open(&mut self, end: u64) {
+        for &i in &self.open {
+            if let Some(f) = self.frags[i].last_mut() {
+                f.size = end - f.offset;
+            }
+        }
+        self.open.clear();
+    }
+
+    /// The finished index. Fails when the file is not a fragmented MP4 we can serve.
+    pub fn finish(self) -> Result<FileIndex> {
+        if !self.done {
+            return Err(Error::Read("index finished before all reads were fed".into()));
+        }
+        let moov = self.moov.ok_or_else(|| Error::Unsupported("no moov box".into()))?;
+        let mut tracks = Vec::with_capacity(self.tracks.len());
+        for (info, fragments) in self.tracks.into_iter().zip(self.frags) {
+            if fragments.is_empty() {
+                return Err(Error::Unsupported(format!("track {} has no fragments (not a fragmented MP4?)", info.track_id)));
+            }
+            let init = Bytes::from(build_init(&moov, info.track_id)?);
+            tracks.push(TrackIndex { info, init, fragments });
+        }
+        Ok(FileIndex { file_len: self.file_len, tracks, reads: self.reads })
+    }
+}
+
+/// Indexes a file held wholly in memory (tests, `inspect`, fuzzing).
+pub fn index_bytes(data: &Bytes, read_ahead: u64) -> Result<FileIndex> {
+    let mut b = IndexBuilder::new(data.len() as u64, read_ahead);
+    while let Need::Read { offset, len } = b.next_read() {
+        b.feed(offset, data.slice(offset as usize..(offset + len) as usize))?;
+    }
+    b.finish()
+}

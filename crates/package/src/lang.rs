@@ -1,0 +1,48 @@
+//! Language codes: MP4 stores ISO 639-2/T; manifests want BCP 47 (two letters where one
+//! exists) and a human name for HLS `NAME`.
+
+/// (ISO 639-2 T and B codes, ISO 639-1 code, English name) for common languages.
+const TABLE: &[(&str, &str, &str, &str)] = &[
+    ("eng", "eng", "en", "English"),
+    ("fra", "fre", "fr", "French"),
+    ("deu", "ger", "de", "German"),
+    ("spa", "spa", "es", "Spanish"),
+    ("ita", "ita", "it", "Italian"),
+    ("por", "por", "pt", "Portuguese"),
+    ("nld", "dut", "nl", "Dutch"),
+    ("rus", "rus", "ru", "Russian"),
+    ("jpn", "jpn", "ja", "Japanese"),
+    ("zho", "chi", "zh", "Chinese"),
+    ("kor", "kor", "ko", "Korean"),
+    ("ara", "ara", "ar", "Arabic"),
+    ("hin", "hin", "hi", "Hindi"),
+    ("swe", "swe", "sv", "Swedish"),
+    ("nor", "nor", "no", "Norwegian"),
+    ("dan", "dan", "da", "Danish"),
+    ("fin", "fin", "fi", "Finnish"),
+    ("pol", "pol", "pl", "Polish"),
+    ("tur", "tur", "tr", "Turkish"),
+    ("ces", "cze", "cs", "Czech"),
+    ("ell", "gre", "el", "Greek"),
+    ("heb", "heb", "he", "Hebrew"),
+];
+
+/// BCP 47 tag for an ISO 639-2 code (two-letter when known, else the code itself).
+pub fn bcp47(code: &str) -> String {
+    TABLE.iter().find(|t| t.0 == code || t.1 == code || t.2 == code).map_or_else(|| code.to_string(), |t| t.2.to_string())
+}
+
+/// English display name for a language code, or the code itself.
+pub fn display_name(code: &str) -> String {
+    TABLE.iter().find(|t| t.0 == code || t.1 == code || t.2 == code).map_or_else(|| code.to_string(), |t| t.3.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn maps() {
+        assert_eq!(super::bcp47("fre"), "fr");
+        assert_eq!(super::bcp47("tlh"), "tlh");
+        assert_eq!(super::display_name("eng"), "English");
+    }
+}

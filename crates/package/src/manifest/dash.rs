@@ -1,0 +1,116 @@
+//! Static DASH MPD (ISO/IEC 23009-1, live profile addressing): one AdaptationSet per content
+//! type and language, `SegmentTemplate` with `$Number$` and a `SegmentTimeline` per
+//! Representation.
+
+use std::fmt::Write;
+
+use crate::asset::{Asset, AssetTrack};
+use crate::lang::bcp47;
+use crate::manifest::{frame_rate_str, iso_duration};
+use crate::track::TrackKind;
+
+/// Writes the MPD of `asset`.
+pub fn write_mpd(asset: &Asset) -> String {
+    let mut s = String::with_capacity(4096);
+    let dur = iso_duration(asset.duration_secs());
+    let max_seg = asset
+        .tracks
+        .iter()
+        .flat_map(|t| t.segments.iter().map(move |s| s.duration as f64 / t.track().info.timescale as f64))
+        .fold(1.0, f64::max);
+    let _ = write!(
+        s,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:schemaLocation=\"urn:mpeg:dash:schema:mpd:2011 DASH-MPD.xsd\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" type=\"static\" mediaPresentationDuration=\"{dur}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">\n  <Period id=\"0\" start=\"PT0S\">\n",
+        iso_duration(max_seg),
+        iso_duration(max_seg),
+    );
+    // Group tracks into adaptation sets: (kind, language, codec family), in asset order.
+    let mut groups: Vec<(TrackKind, Option<String>, Vec<&AssetTrack>)> = Vec::new();
+    for t in &asset.tracks {
+        let lang = t.language.clone();
+        match groups.iter_mut().find(|g| g.0 == t.kind() && g.1 == lang && g.2[0].track().info.fourcc == t.track().info.fourcc) {
+            Some(g) => g.2.push(t),
+            None => groups.push((t.kind(), lang, vec![t])),
+        }
+    }
+    let first_audio_lang = asset.tracks.iter().find(|t| t.kind() == TrackKind::Audio).map(|t| t.language.clone());
+    for (id, (kind, lang, tracks)) in groups.iter().enumerate() {
+        let _ = write!(s, "    <AdaptationSet id=\"{id}\" contentType=\"{}\" mimeType=\"{}/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\"", kind.as_str(), kind.as_str());
+        if let Some(l) = lang {
+            let _ = write!(s, " lang=\"{}\"", bcp47(l));
+        }
+        if *kind == TrackKind::Video {
+            let w = tracks.iter().map(|t| t.track().info.width).max().unwrap_or(0);
+            let h = tracks.iter().map(|t| t.track().info.height).max().unwrap_or(0);
+            let _ = write!(s, " maxWidth=\"{w}\" maxHeight=\"{h}\"");
+            if let Some(fr) = tracks.iter().filter_map(|t| t.frame_rate).max_by(|a, b| (a.0 as u64 * b.1 as u64).cmp(&(b.0 as u64 * a.1 as u64))) {
+                let _ = write!(s, " maxFrameRate=\"{}\"", frame_rate_str(fr));
+            }
+        }
+        s.push_str(">\n");
+        if *kind == TrackKind::Audio {
+            let role = if Some(lang.clone()) == first_audio_lang { "main" } else { "alternate" };
+            let _ = writeln!(s, "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>");
+        }
+        for t in tracks {
+            write_representation(&mut s, t);
+        }
+        s.push_str("    </AdaptationSet>\n");
+    }
+    s.push_str("  </Period>\n</MPD>\n");
+    s
+}
+
+fn write_representation(s: &mut String, t: &AssetTrack) {
+    let i = &t.track().info;
+    let _ = write!(s, "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\"", t.name, t.bandwidth, i.codec_string);
+    match i.kind {
+        TrackKind::Video => {
+            let _ = write!(s, " width=\"{}\" height=\"{}\" sar=\"1:1\"", i.width, i.height);
+            if let Some(fr) = t.frame_rate {
+                let _ = write!(s, " frameRate=\"{}\"", frame_rate_str(fr));
+            }
+            s.push_str(">\n");
+        }
+        TrackKind::Audio => {
+            let _ = writeln!(s, " audioSamplingRate=\"{}\">", i.sample_rate);
+            let _ = writeln!(
+                s,
+                "        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
+                i.channels
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" initialization=\"{n}/init.mp4\" media=\"{n}/$Number$.m4s\" startNumber=\"1\">",
+        i.timescale,
+        i.media_time.max(0),
+        n = t.name
+    );
+    s.push_str("          <SegmentTimeline>\n");
+    // Presentation times are made contiguous: each S lasts until the next one starts.
+    let segs = &t.segments;
+    let mut k = 0;
+    while k < segs.len() {
+        let start = segs[k].pres_time.max(0);
+        let d = |j: usize| -> u64 {
+            match segs.get(j + 1) {
+                Some(n) if n.pres_time > segs[j].pres_time => (n.pres_time - segs[j].pres_time) as u64,
+                _ => segs[j].duration,
+            }
+        };
+        let dk = d(k);
+        let mut r = 0;
+        while k + r + 1 < segs.len() && d(k + r + 1) == dk {
+            r += 1;
+        }
+        if r > 0 {
+            let _ = writeln!(s, "            <S t=\"{start}\" d=\"{dk}\" r=\"{r}\"/>");
+        } else {
+            let _ = writeln!(s, "            <S t=\"{start}\" d=\"{dk}\"/>");
+        }
+        k += r + 1;
+    }
+    s.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
+}

@@ -1,0 +1,119 @@
+//! HLS (RFC 8216) playlists for fMP4 segments: the multivariant playlist with an audio
+//! rendition group, and VOD media playlists.
+
+use std::fmt::Write;
+
+use crate::asset::{Asset, AssetTrack};
+use crate::lang::{bcp47, display_name};
+use crate::track::TrackKind;
+
+/// Segment URL naming for one output format.
+#[derive(Debug, Clone, Copy)]
+pub struct HlsFlavor {
+    /// Media playlist file name under the track folder.
+    pub playlist: &'static str,
+    /// Media segment extension.
+    pub segment_ext: &'static str,
+    /// Init segment name (`None` for TS).
+    pub init: Option<&'static str>,
+    /// EXT-X-VERSION.
+    pub version: u8,
+}
+
+/// fMP4/CMAF segments.
+pub const FMP4: HlsFlavor = HlsFlavor { playlist: "index.m3u8", segment_ext: "m4s", init: Some("init.mp4"), version: 7 };
+
+fn audio_group(t: &AssetTrack) -> String {
+    format!("audio-{}", t.track().info.codec_string)
+}
+
+/// Writes the multivariant playlist.
+pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
+    let mut s = String::with_capacity(2048);
+    let _ = write!(s, "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n", flavor.version);
+    let audio: Vec<&AssetTrack> = asset.tracks.iter().filter(|t| t.kind() == TrackKind::Audio).collect();
+    let video: Vec<&AssetTrack> = asset.tracks.iter().filter(|t| t.kind() == TrackKind::Video).collect();
+    let mut groups: Vec<String> = Vec::new();
+    for a in &audio {
+        let g = audio_group(a);
+        let first = !groups.contains(&g);
+        if first {
+            groups.push(g.clone());
+        }
+        let lang = a.language.as_deref();
+        let name = lang.map(display_name).unwrap_or_else(|| a.name.clone());
+        let _ = write!(s, "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{g}\",NAME=\"{name}\"");
+        if let Some(l) = lang {
+            let _ = write!(s, ",LANGUAGE=\"{}\"", bcp47(l));
+        }
+        let _ = writeln!(
+            s,
+            ",DEFAULT={d},AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}/{}\"",
+            a.track().info.channels,
+            a.name,
+            flavor.playlist,
+            d = if first { "YES" } else { "NO" }
+        );
+    }
+    if video.is_empty() {
+        for a in &audio {
+            let _ = writeln!(
+                s,
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/{}",
+                a.bandwidth,
+                a.avg_bandwidth,
+                a.track().info.codec_string,
+                a.name,
+                flavor.playlist
+            );
+        }
+        return s;
+    }
+    for v in &video {
+        // One variant per video rendition and audio group; its bandwidth counts the group's
+        // most demanding rendition.
+        let group_list: Vec<Option<&String>> = if groups.is_empty() { vec![None] } else { groups.iter().map(Some).collect() };
+        for g in group_list {
+            let members: Vec<&&AssetTrack> = audio.iter().filter(|a| Some(&audio_group(a)) == g).collect();
+            let peak = v.bandwidth as u64 + members.iter().map(|a| a.bandwidth as u64).max().unwrap_or(0);
+            let avg = v.avg_bandwidth as u64 + members.iter().map(|a| a.avg_bandwidth as u64).max().unwrap_or(0);
+            let i = &v.track().info;
+            let mut codecs = i.codec_string.clone();
+            if let Some(a) = members.first() {
+                codecs.push(',');
+                codecs.push_str(&a.track().info.codec_string);
+            }
+            let _ = write!(s, "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={avg},CODECS=\"{codecs}\",RESOLUTION={}x{}", i.width, i.height);
+            if let Some((n, d)) = v.frame_rate {
+                let _ = write!(s, ",FRAME-RATE={:.3}", n as f64 / d as f64);
+            }
+            if let Some(g) = g {
+                let _ = write!(s, ",AUDIO=\"{g}\"");
+            }
+            let _ = writeln!(s, "\n{}/{}", v.name, flavor.playlist);
+        }
+    }
+    s
+}
+
+/// Writes the VOD media playlist of one track. URLs are relative to the playlist.
+pub fn write_media(track: &AssetTrack, flavor: HlsFlavor) -> String {
+    let ts = track.track().info.timescale as f64;
+    let durs: Vec<f64> = track.segments.iter().map(|s| s.duration as f64 / ts).collect();
+    // RFC 8216 §4.3.3.1: every EXTINF, rounded to the nearest integer, <= TARGETDURATION.
+    let target = durs.iter().map(|d| d.round() as u64).max().unwrap_or(1).max(1);
+    let mut s = String::with_capacity(64 + durs.len() * 24);
+    let _ = write!(
+        s,
+        "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n",
+        flavor.version
+    );
+    if let Some(init) = flavor.init {
+        let _ = writeln!(s, "#EXT-X-MAP:URI=\"{init}\"");
+    }
+    for (i, d) in durs.iter().enumerate() {
+        let _ = writeln!(s, "#EXTINF:{d:.5},\n{}.{}", i + 1, flavor.segment_ext);
+    }
+    s.push_str("#EXT-X-ENDLIST\n");
+    s
+}

@@ -1,0 +1,94 @@
+//! Segments: runs of whole fragments, cut on keyframes at a target duration.
+//!
+//! The cut rule depends only on a track's own fragment times, so renditions that share
+//! keyframe times (a CMAF switching set) get the same segment boundaries without looking at
+//! each other: a keyframe fragment starts a new segment when `floor((t + target/8) / target)`
+//! differs from that of the current segment's start. The slack of an eighth keeps fragments a
+//! hair shorter than the target (29.97 fps content) from being merged in pairs.
+
+use crate::index::Fragment;
+
+/// A segment: fragments `first..first + count` of a track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    /// Index of the first fragment.
+    pub first: usize,
+    /// Number of fragments.
+    pub count: usize,
+    /// Decode time of the first sample.
+    pub decode_time: u64,
+    /// Presentation time of the earliest sample (as the DASH timeline uses).
+    pub pres_time: i64,
+    /// Sum of decode durations.
+    pub duration: u64,
+    /// Bytes of the fragments (`moof` + `mdat` in the source).
+    pub bytes: u64,
+    /// Bytes of this track's samples.
+    pub media_bytes: u64,
+}
+
+/// Cuts a track's fragments into segments of about `target_ms`.
+pub fn plan(frags: &[Fragment], timescale: u32, target_ms: u32) -> Vec<Segment> {
+    let target = (target_ms.max(1) as u128 * timescale as u128 / 1000).max(1);
+    let key = |t: u64| (t as u128 + target / 8) / target;
+    let mut out: Vec<Segment> = Vec::new();
+    let mut cur_key = None;
+    for (i, f) in frags.iter().enumerate() {
+        let k = key(f.decode_time);
+        let start_new = match (out.last(), cur_key) {
+            (None, _) => true,
+            (Some(_), Some(ck)) => f.keyframe && k != ck,
+            _ => false,
+        };
+        if start_new {
+            cur_key = Some(k);
+            out.push(Segment {
+                first: i,
+                count: 1,
+                decode_time: f.decode_time,
+                pres_time: f.decode_time as i64 + f.pres_offset,
+                duration: f.duration,
+                bytes: f.size,
+                media_bytes: f.media_bytes,
+            });
+        } else if let Some(s) = out.last_mut() {
+            s.count += 1;
+            s.duration += f.duration;
+            s.bytes += f.size;
+            s.media_bytes += f.media_bytes;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frag(t: u64, d: u64, key: bool) -> Fragment {
+        Fragment { decode_time: t, duration: d, pres_offset: 0, offset: t, size: 10, media_bytes: 8, keyframe: key, samples: 1 }
+    }
+
+    #[test]
+    fn one_fragment_per_segment_when_fragments_match_target() {
+        let f: Vec<_> = (0..5).map(|i| frag(i * 180_000, 180_000, true)).collect();
+        let s = plan(&f, 90_000, 2000);
+        assert_eq!(s.len(), 5);
+        assert!(s.iter().all(|s| s.count == 1));
+    }
+
+    #[test]
+    fn short_fragments_are_grouped_and_cuts_wait_for_keyframes() {
+        // 0.5 s fragments, keyframe every 1 s, target 2 s -> 4 fragments per segment.
+        let f: Vec<_> = (0..8).map(|i| frag(i * 45_000, 45_000, i % 2 == 0)).collect();
+        let s = plan(&f, 90_000, 2000);
+        assert_eq!(s.iter().map(|s| s.count).collect::<Vec<_>>(), vec![4, 4]);
+        assert_eq!(s.iter().map(|s| s.duration).sum::<u64>(), 8 * 45_000);
+    }
+
+    #[test]
+    fn slightly_short_fragments_do_not_merge() {
+        let f: Vec<_> = (0..4).map(|i| frag(i * 1999, 1999, true)).collect();
+        assert_eq!(plan(&f, 1000, 2000).len(), 4);
+    }
+}
