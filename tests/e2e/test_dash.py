@@ -5,6 +5,7 @@ to the source track's (judged by ffmpeg 8.1's framemd5, not by our code)."""
 from __future__ import annotations
 
 import functools
+import re
 import tempfile
 from fractions import Fraction
 from pathlib import Path
@@ -39,8 +40,12 @@ def _track(asset, rep):
 @functools.lru_cache(maxsize=None)
 def _served_hashes(base_url: str, asset: str, rep_id: str):
     rep = next(r for r in dash_representations(base_url, asset) if r.id == rep_id)
-    f = concat_representation(rep, _WORK / f"{asset}-{rep_id}.mp4")
+    f = concat_representation(rep, _WORK / _safe(f"{asset}-{rep_id}.mp4"))
     return framemd5(str(f), "0:0")
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name)
 
 
 def _fails(errors: list[str]) -> None:
@@ -271,7 +276,7 @@ def test_timeline_matches_the_media(server, asset):
                 break
         init = get_bytes(r.init_url)
         for s in r.segments:
-            f = _WORK / f"{asset}-{r.id}-seg{s.number}.mp4"
+            f = _WORK / _safe(f"{asset}-{r.id}-seg{s.number}.mp4")
             f.write_bytes(init + get_bytes(s.url))
             h = framemd5(str(f), "0:0")
             earliest = min(p.pts for p in h.packets) * h.tb

@@ -11,7 +11,7 @@ from fractions import Fraction
 import m3u8
 import pytest
 
-from oracle import (ASSETS, compare_samples, compare_timestamps, fetch, framemd5, get_bytes, get_ok,
+from oracle import (ASSETS, compare_samples, compare_timestamps, dash_representations, fetch, framemd5, get_bytes, get_ok,
                     normalize_codecs, normalize_lang, reference_codecs, source_hashes, source_track,
                     source_tracks, track_duration, track_name_from_url)
 
@@ -260,6 +260,36 @@ def test_media_playlists(server, asset):
         slack = Fraction(1, 1000) * len(pl.segments) + Fraction(10, 1000)
         if abs(total - want) > slack:
             errors.append(f"{where}: EXTINF sum {float(total):.4f}s, track duration {float(want):.4f}s")
+    _fails(errors)
+
+
+@pytest.mark.parametrize("asset", ASSETS)
+def test_hls_and_dash_share_segments(server, asset):
+    """One segment URL space (`/{asset}/{track}/init.mp4`, `/{n}.m4s`): the HLS playlist of a
+    track lists exactly the init and segment URLs the MPD expands to for that track, so a
+    CDN caches one copy for both protocols."""
+    dash = {track_name_from_url(r.init_url, asset): r for r in dash_representations(server.base_url, asset)}
+    errors = []
+    for url in _media_playlist_urls(_master(server.base_url, asset)):
+        name = track_name_from_url(url, asset)
+        pl = _media(url)
+        rep = dash.get(name)
+        if rep is None:
+            errors.append(f"{url}: track {name} has no DASH Representation")
+            continue
+        hls_segs = [s.absolute_uri for s in pl.segments]
+        dash_segs = [s.url for s in rep.segments]
+        if hls_segs != dash_segs:
+            errors.append(f"{url}: segment URLs differ from the MPD's for {name}: HLS {hls_segs[:3]}..., "
+                          f"DASH {dash_segs[:3]}...")
+        inits = {s.init_section.absolute_uri for s in pl.segments if s.init_section is not None}
+        if inits != {rep.init_url}:
+            errors.append(f"{url}: EXT-X-MAP {sorted(inits)} != MPD initialization {rep.init_url}")
+        extinf = [Fraction(str(s.duration)) for s in pl.segments]
+        timeline = [Fraction(s.d, rep.timescale) for s in rep.segments]
+        if len(extinf) == len(timeline) and any(abs(a - b) > Fraction(1, 1000) for a, b in zip(extinf, timeline)):
+            errors.append(f"{url}: EXTINF {[float(x) for x in extinf]} != SegmentTimeline durations "
+                          f"{[round(float(x), 3) for x in timeline]}")
     _fails(errors)
 
 

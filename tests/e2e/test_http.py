@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import subprocess
 import urllib.parse
 
 import pytest
 
-from oracle import (Server, dash_representations, fetch, get_ok, has_curl, start_server, stop_server,
+from oracle import (FIXTURES, Server, dash_representations, fetch, get_ok, has_curl, start_server, stop_server,
                     track_name_from_url)
 
 
@@ -289,3 +290,25 @@ def test_sigterm_stops_the_server(tmp_path):
     code = stop_server(s, timeout=10)
     assert code is not None, "sealcast did not exit within 10 s of SIGTERM"
     assert code in (0, -15, 143), f"sealcast exited with {code} after SIGTERM; log:\n{s.log_tail()}"
+
+
+def test_nested_asset_path(tmp_path):
+    """Assets may sit in nested folders: /shows/s1/demo/manifest.mpd works and its segments
+    carry the same bytes as the flat copy's."""
+    root = tmp_path / "root"
+    nested = root / "shows" / "s1" / "demo"
+    nested.mkdir(parents=True)
+    for f in (FIXTURES / "demo").iterdir():
+        shutil.copy(f, nested / f.name)
+    s: Server = start_server(tmp_path / "nested.log", root=root)
+    try:
+        reps = dash_representations(s.base_url, "shows/s1/demo")
+        assert reps, "no Representations in the nested asset's MPD"
+        first = reps[0]
+        assert urllib.parse.urlsplit(first.init_url).path.startswith("/shows/s1/demo/"), first.init_url
+        r = get_ok(first.segments[0].url)
+        assert len(r.body) > 0
+        assert get_ok(s.url("/shows/s1/demo/master.m3u8")).body.startswith(b"#EXTM3U")
+        assert fetch(s.url("/shows/s1/manifest.mpd")).status == 404, "a folder without media is not an asset"
+    finally:
+        stop_server(s)

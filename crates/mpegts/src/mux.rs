@@ -474,3 +474,141 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
+
+    /// Copies like `Clear` but through the scratch path.
+    struct ScratchCopy;
+    impl EsHook for ScratchCopy {
+        const IDENTITY: bool = false;
+        fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) {
+            out.extend_from_slice(nal);
+        }
+        fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) {
+            out.extend_from_slice(frame);
+        }
+        fn pmt_entry(&self, _: &Codec, clear: u8, _: &mut Vec<u8>) -> u8 {
+            clear
+        }
+    }
+
+    /// Stands in for SAMPLE-AES: changes sizes and signals its own stream types.
+    struct Grow;
+    impl EsHook for Grow {
+        const IDENTITY: bool = false;
+        fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) {
+            out.extend_from_slice(nal);
+            if matches!(nal[0] & 0x1F, 1 | 5) {
+                out.extend_from_slice(&[0xEE, 0xEE]);
+            }
+        }
+        fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) {
+            out.extend(frame.iter().map(|b| b ^ 0xFF));
+        }
+        fn pmt_entry(&self, codec: &Codec, _: u8, d: &mut Vec<u8>) -> u8 {
+            if codec.is_video() {
+                d.extend_from_slice(&[0x0F, 4, b'z', b'a', b'v', b'c']);
+                0xDB
+            } else {
+                d.extend_from_slice(&[0x0F, 4, b'a', b'a', b'c', b'd']);
+                0xCF
+            }
+        }
+    }
+
+    fn fixture() -> (Codec, Codec, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let v = Codec::H264 {
+            sps: vec![Bytes::from_static(&[0x67, 0x42, 0x00, 0x1E])],
+            pps: vec![Bytes::from_static(&[0x68, 0xCE])],
+            nal_length_size: 4,
+        };
+        let a = Codec::Aac { audio_specific_config: Bytes::from_static(&[0x11, 0x90]) };
+        let video = (0..20usize)
+            .map(|i| {
+                let n = 1 + i * 97;
+                let mut d = (n as u32 + 1).to_be_bytes().to_vec();
+                d.push(if i % 10 == 0 { 0x65 } else { 0x41 });
+                d.extend((0..n).map(|j| (i + j) as u8));
+                d
+            })
+            .collect();
+        let audio = (0..30usize).map(|i| vec![i as u8; 10 + i * 13]).collect();
+        (v, a, video, audio)
+    }
+
+    fn run<H: EsHook>(hook: &mut H) -> Vec<u8> {
+        let (v, a, video, audio) = fixture();
+        let vs: Vec<Sample<'_>> = video
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Sample { dts: i as i64 * 3000, pts: i as i64 * 3000, keyframe: i % 10 == 0, data: d })
+            .collect();
+        let as_: Vec<Sample<'_>> = audio
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Sample { dts: i as i64 * 1024, pts: i as i64 * 1024, keyframe: true, data: d })
+            .collect();
+        let streams = [
+            Stream { codec: &v, timescale: 90_000, samples: &vs },
+            Stream { codec: &a, timescale: 48_000, samples: &as_ },
+        ];
+        let mut params = MuxParams { pts_offset_90k: 10_000, ..Default::default() };
+        let mut out = Vec::new();
+        mux_with_hook(&streams, &mut params, &mut out, hook).unwrap();
+        out
+    }
+
+    #[test]
+    fn scratch_path_matches_zero_copy_path() {
+        assert_eq!(run(&mut ScratchCopy), run(&mut Clear));
+    }
+
+    #[test]
+    fn hook_changes_payload_and_pmt() {
+        let out = run(&mut Grow);
+        let clear = run(&mut Clear);
+        let mut reader = TsPacketReader::new(&out[..]);
+        let mut pmt = None;
+        while let Some(p) = reader.read_ts_packet().unwrap() {
+            if let Some(TsPayload::Pmt(t)) = p.payload {
+                pmt = Some(t);
+            }
+        }
+        let es = pmt.unwrap().es_info;
+        assert_eq!(es[0].stream_type as u8, 0xDB);
+        assert_eq!((es[0].descriptors[0].tag, &es[0].descriptors[0].data[..]), (0x0F, &b"zavc"[..]));
+        assert_eq!(es[1].stream_type as u8, 0xCF);
+        assert_eq!(&es[1].descriptors[0].data[..], b"aacd");
+
+        let pes = |ts: &[u8]| {
+            let mut r = PesPacketReader::new(TsPacketReader::new(ts));
+            let (mut v, mut a) = (Vec::new(), Vec::new());
+            while let Some(p) = r.read_pes_packet().unwrap() {
+                if p.header.stream_id.as_u8() == VIDEO_STREAM_ID { v.push(p.data) } else { a.push(p.data) }
+            }
+            (v, a)
+        };
+        let (gv, ga) = pes(&out);
+        let (cv, ca) = pes(&clear);
+        for (g, c) in gv.iter().zip(&cv) {
+            // One slice per sample: two bytes longer, and ends with them.
+            assert_eq!(g.len(), c.len() + 2);
+            assert!(g.ends_with(&[0xEE, 0xEE]));
+        }
+        // Audio: same frame sizes, ADTS headers intact, bodies inverted.
+        assert_eq!(ga.concat().len(), ca.concat().len());
+        let (g, c) = (ga.concat(), ca.concat());
+        let mut at = 0;
+        while at < g.len() {
+            assert_eq!(&g[at..at + 7], &c[at..at + 7]);
+            let len = (usize::from(g[at + 3] & 3) << 11) | (usize::from(g[at + 4]) << 3) | usize::from(g[at + 5] >> 5);
+            assert!(g[at + 7..at + len].iter().zip(&c[at + 7..at + len]).all(|(x, y)| x ^ y == 0xFF));
+            at += len;
+        }
+    }
+}

@@ -1,1 +1,106 @@
-fn main(){}
+//! `sealcast`: the just-in-time streaming origin.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+mod assets;
+mod body;
+mod config;
+mod error;
+mod inspect;
+mod respond;
+mod server;
+
+/// A just-in-time streaming origin: one fMP4/CMAF copy in storage, DASH and HLS on request.
+#[derive(Parser)]
+#[command(name = "sealcast", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve assets over HTTP.
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Listen address (overrides the config).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Storage root folder (overrides the config).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Log as JSON lines.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Print the box tree and fragment table of a track file.
+    Inspect {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Inspect { file } => inspect::run(&file),
+        Cmd::Serve { config, listen, root, log_json } => {
+            init_tracing(log_json);
+            let mut cfg = match &config {
+                Some(p) => config::Config::from_file(p)?,
+                None => config::Config::default(),
+            };
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(r) = root {
+                cfg.root = r;
+            }
+            cfg.validate()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            rt.block_on(serve(cfg))
+        }
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SEALCAST_LOG").unwrap_or_else(|_| "info".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+async fn serve(cfg: config::Config) -> anyhow::Result<()> {
+    let state = server::AppState::new(&cfg)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    // The first line is a contract with scripts and tests: they read the port from it.
+    println!("sealcast listening on http://{addr}");
+    for a in server::discover(state.assets.store(), 4, 50).await {
+        println!("  {a}:  DASH http://{addr}/{a}/manifest.mpd   HLS http://{addr}/{a}/master.m3u8");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    tracing::info!(root = %cfg.root.display(), %addr, "serving");
+    server::run(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("installing SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

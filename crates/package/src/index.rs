@@ -150,6 +150,9 @@ impl IndexBuilder {
             };
             let avail = &self.window[rel..];
             let remaining = self.file_len - self.pos;
+            if self.pos == 0 && avail.len() >= 8 && !matches!(&avail[4..8], b"ftyp" | b"styp" | b"moov" | b"free" | b"skip" | b"sidx") {
+                return Err(Error::Unsupported(format!("not an MP4 file (starts with {:?})", sealcast_isobmff::FourCC([avail[4], avail[5], avail[6], avail[7]]))));
+            }
             let h = match BoxHeader::parse(avail, remaining) {
                 Ok(Some(h)) => h,
                 Ok(None) if (avail.len() as u64) < remaining.min(16) => return Ok(()),
@@ -159,9 +162,6 @@ impl IndexBuilder {
                 }
                 Err(e) => return Err(Error::Box { offset: self.pos, source: e }),
             };
-            if self.pos == 0 && !matches!(&h.typ.0, b"ftyp" | b"styp" | b"moov" | b"free" | b"skip" | b"sidx") {
-                return Err(Error::Unsupported(format!("not an MP4 file (starts with '{}')", h.typ)));
-            }
             let parse_whole = matches!(&h.typ.0, b"moov" | b"moof" | b"sidx");
             if parse_whole {
                 if h.size > MAX_HEADER_BOX {

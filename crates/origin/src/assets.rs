@@ -1,0 +1,174 @@
+//! Assets as the origin serves them: listed from storage, each track file indexed with a
+//! handful of ranged reads, and kept in byte-bounded caches. Manifests are generated at most
+//! once per asset version and kept with it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use moka::future::Cache;
+use sealcast_package::asset::SourceFile;
+use sealcast_package::{ism, Asset, FileIndex, IndexBuilder, Need, PackageOptions};
+use sealcast_storage::{ObjectInfo, Store};
+
+use crate::error::ApiError;
+
+/// Extensions of track files.
+const TRACK_EXTS: [&str; 5] = ["mp4", "cmfv", "cmfa", "ismv", "isma"];
+
+/// An asset ready to serve, with its lazily built manifests.
+pub struct Loaded {
+    /// Asset path under the storage root.
+    pub path: String,
+    /// The packaged view.
+    pub asset: Asset,
+    /// Identity of all its files (changes when any changes).
+    pub identity: String,
+    /// Per file name: storage metadata.
+    pub files: HashMap<String, ObjectInfo>,
+    /// Newest modification time of its files.
+    pub last_modified: SystemTime,
+    /// Cached manifests, by kind and track.
+    manifests: Vec<OnceLock<Bytes>>,
+}
+
+/// Which cached manifest.
+#[derive(Debug, Clone, Copy)]
+pub enum ManifestSlot {
+    /// DASH MPD.
+    Mpd,
+    /// HLS multivariant (fMP4).
+    Master,
+    /// HLS media playlist (fMP4) of track `i`.
+    Media(usize),
+}
+
+impl Loaded {
+    /// The manifest in `slot`, built on first use.
+    pub fn manifest(&self, slot: ManifestSlot, build: impl FnOnce(&Asset) -> String) -> Bytes {
+        let i = match slot {
+            ManifestSlot::Mpd => 0,
+            ManifestSlot::Master => 1,
+            ManifestSlot::Media(t) => 2 + t,
+        };
+        self.manifests[i].get_or_init(|| Bytes::from(build(&self.asset))).clone()
+    }
+
+    /// Storage path of a file of this asset.
+    pub fn file_path(&self, name: &str) -> String {
+        format!("{}/{name}", self.path)
+    }
+
+    fn weight(&self) -> u32 {
+        let w: usize = self.files.len() * 256 + self.asset.tracks.iter().map(|t| t.segments.len() * 64 + 4096).sum::<usize>();
+        w.min(u32::MAX as usize) as u32
+    }
+}
+
+/// The asset and index caches over one store.
+pub struct Assets {
+    store: Store,
+    opts: PackageOptions,
+    read_ahead: u64,
+    indexes: Cache<String, Arc<FileIndex>>,
+    assets: Cache<String, Arc<Loaded>>,
+}
+
+impl Assets {
+    /// Caches with the given byte budgets; asset listings are trusted for `ttl`.
+    pub fn new(store: Store, opts: PackageOptions, read_ahead: u64, index_bytes: u64, asset_bytes: u64, ttl: Duration) -> Self {
+        Assets {
+            store,
+            opts,
+            read_ahead,
+            indexes: Cache::builder().max_capacity(index_bytes).weigher(|_, v: &Arc<FileIndex>| v.weight().min(u32::MAX as usize) as u32).build(),
+            assets: Cache::builder().max_capacity(asset_bytes).weigher(|_, v: &Arc<Loaded>| v.weight()).time_to_live(ttl).build(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The asset at `path`. Concurrent misses share one build; failures are not cached.
+    pub async fn get(&self, path: &str) -> Result<Arc<Loaded>, ApiError> {
+        self.assets.try_get_with(path.to_string(), self.load(path)).await.map_err(|e: Arc<ApiError>| (*e).clone())
+    }
+
+    async fn load(&self, path: &str) -> Result<Arc<Loaded>, ApiError> {
+        let listing = self.store.list_dir(path).await.map_err(ApiError::from)?;
+        let prefix = format!("{path}/");
+        let mut tracks = Vec::new();
+        let mut ism_file = None;
+        for o in listing {
+            let Some(name) = o.path.strip_prefix(&prefix).map(str::to_string) else { continue };
+            let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+            if TRACK_EXTS.contains(&ext.as_str()) {
+                tracks.push((name, o));
+            } else if ext == "ism" && ism_file.is_none() {
+                ism_file = Some(o);
+            }
+        }
+        if tracks.is_empty() {
+            return Err(ApiError::NotFound(format!("asset '{path}'")));
+        }
+        let content = |detail: String| ApiError::Content { asset: path.to_string(), detail };
+        let ism = match &ism_file {
+            Some(o) => {
+                if o.size > 1 << 20 {
+                    return Err(content("server manifest larger than 1 MiB".into()));
+                }
+                let b = self.store.read_range(&o.path, 0..o.size).await.map_err(ApiError::from)?;
+                Some(ism::parse(&b).map_err(|e| content(e.to_string()))?)
+            }
+            None => None,
+        };
+        let mut files = Vec::with_capacity(tracks.len());
+        for (name, o) in &tracks {
+            let index = self.index(o).await.map_err(|e| match e {
+                ApiError::Content { detail, .. } => content(format!("{name}: {detail}")),
+                other => other,
+            })?;
+            files.push(SourceFile { name: name.clone(), index });
+        }
+        let asset = Asset::build(&files, ism.as_deref(), self.opts).map_err(|e| content(e.to_string()))?;
+        let mut identity = String::new();
+        let mut last_modified = UNIX_EPOCH;
+        for (_, o) in &tracks {
+            identity.push_str(&o.identity());
+            identity.push('\n');
+            last_modified = last_modified.max(o.last_modified);
+        }
+        if let Some(o) = &ism_file {
+            identity.push_str(&o.identity());
+            last_modified = last_modified.max(o.last_modified);
+        }
+        let slots = 2 + asset.tracks.len();
+        Ok(Arc::new(Loaded {
+            path: path.to_string(),
+            asset,
+            identity,
+            files: tracks.into_iter().collect(),
+            last_modified,
+            manifests: (0..slots).map(|_| OnceLock::new()).collect(),
+        }))
+    }
+
+    /// The index of one file, keyed by its identity so a changed file is indexed again.
+    async fn index(&self, o: &ObjectInfo) -> Result<Arc<FileIndex>, ApiError> {
+        let key = o.identity();
+        self.indexes
+            .try_get_with(key, async {
+                let mut b = IndexBuilder::new(o.size, self.read_ahead);
+                while let Need::Read { offset, len } = b.next_read() {
+                    let data = self.store.read_range(&o.path, offset..offset + len).await.map_err(ApiError::from)?;
+                    b.feed(offset, data).map_err(|e| ApiError::Content { asset: String::new(), detail: e.to_string() })?;
+                }
+                b.finish().map(Arc::new).map_err(|e| ApiError::Content { asset: String::new(), detail: e.to_string() })
+            })
+            .await
+            .map_err(|e: Arc<ApiError>| (*e).clone())
+    }
+}

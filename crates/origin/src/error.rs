@@ -1,0 +1,74 @@
+//! Request errors: each maps to a status, a short JSON body and who was at fault.
+
+use axum::response::{IntoResponse, Response};
+use http::{header, HeaderValue, StatusCode};
+
+/// Why a request failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// The URL is malformed or tries to leave the storage root.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// No such asset, track or segment.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The asset's files cannot be packaged (malformed, truncated, unsupported).
+    #[error("asset '{asset}': {detail}")]
+    Content {
+        /// Asset path.
+        asset: String,
+        /// The fault.
+        detail: String,
+    },
+    /// Storage failed or is unreachable.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl ApiError {
+    /// HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Content { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    /// Short machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Content { .. } => "bad_content",
+            ApiError::Storage(_) => "storage_unavailable",
+        }
+    }
+}
+
+impl From<sealcast_storage::Error> for ApiError {
+    fn from(e: sealcast_storage::Error) -> Self {
+        match e {
+            sealcast_storage::Error::NotFound(p) => ApiError::NotFound(p),
+            other => ApiError::Storage(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut body = serde_json::json!({ "error": self.kind(), "message": self.to_string() });
+        if let ApiError::Content { asset, detail } = &self {
+            body["asset"] = asset.clone().into();
+            body["fault"] = detail.clone().into();
+        }
+        let mut r = (self.status(), body.to_string()).into_response();
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if matches!(self, ApiError::Storage(_)) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        }
+        r
+    }
+}

@@ -1,0 +1,151 @@
+//! HTTP semantics shared by every media response: ETag and `If-None-Match`, `Range` and
+//! `If-Range`, `HEAD`, `Last-Modified`, `Cache-Control`.
+
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::response::Response;
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+
+use crate::body::{slice_chunks, ChunkBody};
+
+/// A complete representation to send.
+pub struct Representation {
+    /// Body chunks.
+    pub parts: Vec<Bytes>,
+    /// Content-Type.
+    pub content_type: &'static str,
+    /// Strong entity tag, quoted.
+    pub etag: String,
+    /// Source modification time.
+    pub last_modified: SystemTime,
+    /// Cache-Control value.
+    pub cache_control: HeaderValue,
+}
+
+/// Builds a strong ETag from the source identity and the request path.
+pub fn etag(identity: &str, request: &str) -> String {
+    let h = xxhash_rust::xxh3::xxh3_128(format!("sealcast/1\n{identity}\n{request}").as_bytes());
+    format!("\"{h:032x}\"")
+}
+
+fn matches_any(list: &str, etag: &str) -> bool {
+    let bare = etag.trim_matches('"');
+    list.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == bare)
+}
+
+/// A single byte range resolved against a length.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RangeReq {
+    /// No usable Range header: send everything.
+    Full,
+    /// `start..end` (end exclusive).
+    Part(u64, u64),
+    /// Cannot be satisfied.
+    Unsatisfiable,
+}
+
+/// Parses a `Range` header for a body of `len` bytes. Multiple ranges are answered with the
+/// whole body (allowed by RFC 9110 §14.2) since players never ask for them.
+pub fn parse_range(v: &str, len: u64) -> RangeReq {
+    let Some(spec) = v.trim().strip_prefix("bytes=") else { return RangeReq::Full };
+    if spec.contains(',') {
+        return RangeReq::Full;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return RangeReq::Full };
+    let (a, b) = (a.trim(), b.trim());
+    let parsed = match (a.is_empty(), b.is_empty()) {
+        (true, false) => match b.parse::<u64>() {
+            Ok(0) => return RangeReq::Unsatisfiable,
+            Ok(n) => Some((len.saturating_sub(n), len)),
+            Err(_) => None,
+        },
+        (false, _) => match (a.parse::<u64>(), if b.is_empty() { Ok(u64::MAX) } else { b.parse::<u64>() }) {
+            (Ok(s), Ok(e)) if s <= e => {
+                if s >= len {
+                    return RangeReq::Unsatisfiable;
+                }
+                Some((s, e.saturating_add(1).min(len)))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match parsed {
+        Some((s, e)) if s < e => RangeReq::Part(s, e),
+        Some(_) => RangeReq::Unsatisfiable,
+        None => RangeReq::Full,
+    }
+}
+
+/// Answers `method` + `headers` with `rep`, honouring conditionals and ranges.
+pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Response {
+    let etag = HeaderValue::from_str(&rep.etag).expect("hex etag is a valid header value");
+    let lm = HeaderValue::from_str(&httpdate::fmt_http_date(rep.last_modified)).expect("http date is a valid header value");
+    let base = |status: StatusCode| {
+        let mut b = Response::builder().status(status);
+        let h = b.headers_mut().expect("builder has no error yet");
+        h.insert(header::ETAG, etag.clone());
+        h.insert(header::LAST_MODIFIED, lm.clone());
+        h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
+        h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        b
+    };
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        if matches_any(inm, &rep.etag) {
+            return base(StatusCode::NOT_MODIFIED).body(Body::empty()).expect("valid response");
+        }
+    }
+    let len: u64 = rep.parts.iter().map(|p| p.len() as u64).sum();
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.trim() == rep.etag || v.trim() == lm.to_str().unwrap_or_default());
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) if if_range_ok => parse_range(r, len),
+        _ => RangeReq::Full,
+    };
+    let (status, parts, clen, crange) = match range {
+        RangeReq::Full => (StatusCode::OK, rep.parts, len, None),
+        RangeReq::Part(s, e) => (StatusCode::PARTIAL_CONTENT, slice_chunks(&rep.parts, s, e), e - s, Some(format!("bytes {s}-{}/{len}", e - 1))),
+        RangeReq::Unsatisfiable => {
+            let mut b = base(StatusCode::RANGE_NOT_SATISFIABLE);
+            b = b.header(header::CONTENT_RANGE, format!("bytes */{len}"));
+            return b.body(Body::empty()).expect("valid response");
+        }
+    };
+    let mut b = base(status).header(header::CONTENT_TYPE, rep.content_type).header(header::CONTENT_LENGTH, clen);
+    if let Some(cr) = crange {
+        b = b.header(header::CONTENT_RANGE, cr);
+    }
+    let body = if method == Method::HEAD { Body::empty() } else { Body::new(ChunkBody::new(parts)) };
+    b.body(body).expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeReq::Part(0, 10));
+        assert_eq!(parse_range("bytes=90-", 100), RangeReq::Part(90, 100));
+        assert_eq!(parse_range("bytes=-10", 100), RangeReq::Part(90, 100));
+        assert_eq!(parse_range("bytes=-1000", 100), RangeReq::Part(0, 100));
+        assert_eq!(parse_range("bytes=95-200", 100), RangeReq::Part(95, 100));
+        assert_eq!(parse_range("bytes=100-", 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeReq::Unsatisfiable);
+        assert_eq!(parse_range("bytes=5-2", 100), RangeReq::Full);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeReq::Full);
+        assert_eq!(parse_range("items=0-1", 100), RangeReq::Full);
+        assert_eq!(parse_range("bytes=x-y", 100), RangeReq::Full);
+    }
+    #[test]
+    fn etags_compare_weakly_for_none_match() {
+        let e = etag("f|1|2|", "/a/b");
+        assert!(matches_any(&format!("W/{e}"), &e));
+        assert!(matches_any(&format!("\"x\", {e}"), &e));
+        assert!(!matches_any("\"x\"", &e));
+        assert_ne!(etag("f|1|2|", "/a/b"), etag("f|1|3|", "/a/b"));
+    }
+}

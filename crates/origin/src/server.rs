@@ -1,0 +1,221 @@
+//! The HTTP server: URL grammar, handlers, CORS, and `run(listener, shutdown)` so tests can
+//! start it in-process on `127.0.0.1:0`.
+//!
+//! URL grammar (the asset is a folder path under the storage root, any depth):
+//! - `/{asset}/manifest.mpd`, `/{asset}/master.m3u8`
+//! - `/{asset}/{track}/index.m3u8`, `/{asset}/{track}/init.mp4`, `/{asset}/{track}/{n}.m4s`
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use sealcast_package::{fmp4, manifest, PackageOptions, TrackKind};
+use sealcast_storage::{AssetPath, PathError, Store};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::assets::{Assets, Loaded, ManifestSlot};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::respond::{etag, respond, Representation};
+
+/// Shared state of a running server.
+pub struct AppState {
+    /// Assets and caches.
+    pub assets: Assets,
+    seg_cc: HeaderValue,
+    manifest_cc: HeaderValue,
+}
+
+impl AppState {
+    /// State from a validated configuration.
+    pub fn new(cfg: &Config) -> anyhow::Result<Arc<AppState>> {
+        let store = Store::local(&cfg.root)?;
+        Ok(Self::with_store(cfg, store))
+    }
+
+    /// State over a given store (tests use a temp dir or an in-memory store).
+    pub fn with_store(cfg: &Config, store: Store) -> Arc<AppState> {
+        let assets = Assets::new(
+            store,
+            PackageOptions { segment_target_ms: cfg.segment_duration_ms },
+            cfg.index_read_ahead,
+            cfg.cache.index_bytes,
+            cfg.cache.asset_bytes,
+            Duration::from_secs(cfg.cache.asset_ttl_secs.max(1)),
+        );
+        Arc::new(AppState {
+            assets,
+            seg_cc: HeaderValue::from_str(&cfg.cache_control.segments).expect("validated at start-up"),
+            manifest_cc: HeaderValue::from_str(&cfg.cache_control.manifests).expect("validated at start-up"),
+        })
+    }
+}
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::any())
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([header::RANGE, header::IF_NONE_MATCH, header::IF_RANGE, header::AUTHORIZATION])
+        .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE, header::ETAG, header::ACCEPT_RANGES, header::LAST_MODIFIED])
+        .max_age(Duration::from_secs(86400));
+    Router::new().fallback(handle).with_state(state).layer(cors)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(listener: tokio::net::TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let method = req.method().clone();
+    if method != Method::GET && method != Method::HEAD {
+        let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        return r;
+    }
+    let path = req.uri().path().to_string();
+    let (parts, _) = req.into_parts();
+    match route(&st, &method, &parts.headers, &path).await {
+        Ok(r) => r,
+        Err(e) => {
+            match &e {
+                ApiError::Content { asset, detail } => tracing::warn!(asset = %asset, fault = %detail, "cannot package asset"),
+                ApiError::Storage(msg) => tracing::warn!(path = %path, error = %msg, "storage fault"),
+                _ => tracing::debug!(path = %path, error = %e, "request refused"),
+            }
+            e.into_response()
+        }
+    }
+}
+
+async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str) -> Result<Response, ApiError> {
+    if path == "/healthz" {
+        return Ok((StatusCode::OK, "ok\n").into_response());
+    }
+    let p = AssetPath::parse(path).map_err(|e| match e {
+        PathError::Traversal => ApiError::BadRequest("path traversal is not allowed".into()),
+        _ => ApiError::BadRequest("malformed path".into()),
+    })?;
+    let segs = p.segments();
+    let n = segs.len();
+    let last = segs.last().map(String::as_str).unwrap_or_default();
+    if n >= 2 && (last == "manifest.mpd" || last == "master.m3u8") {
+        let loaded = st.assets.get(&p.join(0..n - 1)).await?;
+        let (slot, ct): (ManifestSlot, &'static str) = if last == "manifest.mpd" {
+            (ManifestSlot::Mpd, "application/dash+xml")
+        } else {
+            (ManifestSlot::Master, "application/vnd.apple.mpegurl")
+        };
+        let body = loaded.manifest(slot, |a| match slot {
+            ManifestSlot::Mpd => manifest::dash::write_mpd(a),
+            _ => manifest::hls::write_master(a, manifest::hls::FMP4),
+        });
+        return Ok(manifest_response(st, method, headers, &loaded, path, body, ct));
+    }
+    if n < 3 {
+        return Err(ApiError::NotFound(format!("no route for '{path}'")));
+    }
+    let loaded = st.assets.get(&p.join(0..n - 2)).await?;
+    let tname = &segs[n - 2];
+    let (ti, track) = loaded
+        .asset
+        .tracks
+        .iter()
+        .enumerate()
+        .find(|(_, t)| &t.name == tname)
+        .ok_or_else(|| ApiError::NotFound(format!("track '{tname}'")))?;
+    let mime = match track.kind() {
+        TrackKind::Video => "video/mp4",
+        TrackKind::Audio => "audio/mp4",
+    };
+    let info = loaded.files.get(&track.file).ok_or_else(|| ApiError::NotFound(track.file.clone()))?;
+    match last {
+        "index.m3u8" => {
+            let body = loaded.manifest(ManifestSlot::Media(ti), |_| manifest::hls::write_media(track, manifest::hls::FMP4));
+            Ok(manifest_response(st, method, headers, &loaded, path, body, "application/vnd.apple.mpegurl"))
+        }
+        "init.mp4" => Ok(respond(
+            method,
+            headers,
+            Representation {
+                parts: vec![track.track().init.clone()],
+                content_type: mime,
+                etag: etag(&info.identity(), path),
+                last_modified: info.last_modified,
+                cache_control: st.seg_cc.clone(),
+            },
+        )),
+        _ => {
+            let num = last
+                .strip_suffix(".m4s")
+                .filter(|d| !d.is_empty() && d.len() <= 9 && d.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|d| d.parse::<usize>().ok())
+                .ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
+            if num == 0 || num > track.segments.len() {
+                return Err(ApiError::NotFound(format!("segment {num} of track '{tname}'")));
+            }
+            let (start, end) = track.segment_range(num - 1).ok_or_else(|| ApiError::NotFound(format!("segment {num}")))?;
+            let fpath = loaded.file_path(&track.file);
+            let data = st.assets.store().read_range(&fpath, start..end).await?;
+            let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
+            let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(content)?;
+            let body = fmp4::write_segment(&frags, &data, start).map_err(content)?;
+            Ok(respond(
+                method,
+                headers,
+                Representation {
+                    parts: body.parts,
+                    content_type: mime,
+                    etag: etag(&info.identity(), path),
+                    last_modified: info.last_modified,
+                    cache_control: st.seg_cc.clone(),
+                },
+            ))
+        }
+    }
+}
+
+fn manifest_response(st: &AppState, method: &Method, headers: &http::HeaderMap, loaded: &Loaded, path: &str, body: Bytes, ct: &'static str) -> Response {
+    respond(
+        method,
+        headers,
+        Representation {
+            parts: vec![body],
+            content_type: ct,
+            etag: etag(&loaded.identity, path),
+            last_modified: loaded.last_modified,
+            cache_control: st.manifest_cc.clone(),
+        },
+    )
+}
+
+/// Finds asset folders under the root (breadth-first, bounded), for the start-up banner.
+pub async fn discover(store: &Store, max_depth: usize, max_assets: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut level = vec![String::new()];
+    for _ in 0..max_depth {
+        let mut next = Vec::new();
+        for dir in &level {
+            let Ok(subs) = store.list_subdirs(dir).await else { continue };
+            for s in subs {
+                if let Ok(files) = store.list_dir(&s).await {
+                    if files.iter().any(|f| f.path.rsplit_once('.').is_some_and(|(_, e)| ["mp4", "cmfv", "cmfa", "ismv", "isma"].contains(&e))) {
+                        out.push(s.clone());
+                        if out.len() >= max_assets {
+                            return out;
+                        }
+                    }
+                }
+                next.push(s);
+            }
+        }
+        level = next;
+    }
+    out
+}

@@ -1,0 +1,76 @@
+//! Request paths to storage paths, refusing anything that could leave the storage root.
+//!
+//! Each segment is percent-decoded once and then must be a plain name: not empty, not `.` or
+//! `..`, no `/`, `\` or NUL after decoding, no control characters, not too long. Decoding
+//! happens before the check, so `%2e%2e` and `..%2f` are caught too.
+
+use percent_encoding::percent_decode_str;
+
+/// Why a path was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PathError {
+    /// A segment is `.` or `..` (possibly encoded), or a separator hides in one.
+    #[error("path traversal is not allowed")]
+    Traversal,
+    /// Empty segment (`//`), control character, bad encoding, or too long.
+    #[error("malformed path")]
+    Malformed,
+}
+
+/// A validated, decoded list of path segments.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AssetPath {
+    segments: Vec<String>,
+}
+
+/// Longest request path we look at.
+const MAX_PATH: usize = 2048;
+
+impl AssetPath {
+    /// Parses the path of a request URI (`/a/b/c`, without query).
+    pub fn parse(uri_path: &str) -> Result<AssetPath, PathError> {
+        if uri_path.len() > MAX_PATH || !uri_path.starts_with('/') {
+            return Err(PathError::Malformed);
+        }
+        let mut segments = Vec::new();
+        for raw in uri_path[1..].split('/') {
+            if raw.contains('\\') {
+                return Err(PathError::Traversal);
+            }
+            let seg = percent_decode_str(raw).decode_utf8().map_err(|_| PathError::Malformed)?;
+            if seg == "." || seg == ".." || seg.contains('/') || seg.contains('\\') {
+                return Err(PathError::Traversal);
+            }
+            if seg.is_empty() || seg.chars().any(|c| c.is_control()) || seg.len() > 255 {
+                return Err(PathError::Malformed);
+            }
+            segments.push(seg.into_owned());
+        }
+        Ok(AssetPath { segments })
+    }
+
+    /// The segments.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
+    /// Joins segments `a..b` with `/`.
+    pub fn join(&self, range: std::ops::Range<usize>) -> String {
+        self.segments[range].join("/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_escapes() {
+        for p in ["/../etc/passwd", "/a/%2e%2e/b", "/a/..%2f..%2fetc", "/a\\b", "/a/%5c..", "/a/%2E%2E", "/./a", "/a/%00b", "/a//b", "a/b", "/a/%ff"] {
+            assert!(AssetPath::parse(p).is_err(), "{p}");
+        }
+        assert_eq!(AssetPath::parse("/vod/2026/movie/manifest.mpd").unwrap().segments().len(), 4);
+        assert_eq!(AssetPath::parse("/a%20b/c").unwrap().segments()[0], "a b");
+    }
+}
