@@ -5,13 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-mod assets;
-mod body;
-mod config;
-mod error;
-mod inspect;
-mod respond;
-mod server;
+use sealcast_origin::{config, inspect, server};
 
 /// A just-in-time streaming origin: one fMP4/CMAF copy in storage, DASH and HLS on request.
 #[derive(Parser)]

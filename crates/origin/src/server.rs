@@ -95,6 +95,9 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str) -> Result<Response, ApiError> {
+    if path == "/" {
+        return Err(ApiError::NotFound("no asset named".into()));
+    }
     if path == "/healthz" {
         return Ok((StatusCode::OK, "ok\n").into_response());
     }

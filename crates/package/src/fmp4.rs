@@ -85,7 +85,8 @@ pub fn read_segment(track: &AssetTrack, seg: usize, data: &Bytes, data_offset: u
 pub fn write_segment(frags: &[SourceFragment], data: &Bytes, data_offset: u64) -> Result<Chunks> {
     let mut body = Chunks::default();
     let mut head = Vec::with_capacity(1024);
-    styp().encode(&mut head);
+    // Same body as ftyp, written under the 'styp' type.
+    write_box(&mut head, STYP, |o| styp().encode_body(o));
     for sf in frags {
         let tf = &sf.traf;
         let moof = build_moof(sf, 0);

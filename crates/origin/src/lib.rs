@@ -1,0 +1,10 @@
+//! The sealcast origin: configuration, HTTP routes and caches around the pure packaging
+//! crates. `main.rs` is a thin CLI over this library so tests can run the server in-process.
+
+pub mod assets;
+pub mod body;
+pub mod config;
+pub mod error;
+pub mod inspect;
+pub mod respond;
+pub mod server;

@@ -1,0 +1,188 @@
+//! HTTP semantics against the in-process server (router driven directly, and one real
+//! socket for keep-alive).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::body::Body;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use sealcast_origin::config::Config;
+use sealcast_origin::server::{router, AppState};
+use sealcast_storage::Store;
+use tower::ServiceExt;
+
+fn state_over(root: &std::path::Path) -> (Arc<AppState>, Store) {
+    let cfg = Config { root: root.to_path_buf(), ..Config::default() };
+    let store = Store::local(root).unwrap();
+    (AppState::with_store(&cfg, store.clone()), store)
+}
+
+fn fixtures() -> (Arc<AppState>, Store) {
+    state_over(&sealcast_testkit::fixtures_dir())
+}
+
+async fn call(st: &Arc<AppState>, method: Method, uri: &str, headers: &[(&str, &str)]) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let r = router(st.clone()).oneshot(b.body(Body::empty()).unwrap()).await.unwrap();
+    let (parts, body) = r.into_parts();
+    (parts.status, parts.headers, body.collect().await.unwrap().to_bytes().to_vec())
+}
+
+async fn get(st: &Arc<AppState>, uri: &str) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    call(st, Method::GET, uri, &[]).await
+}
+
+#[tokio::test]
+async fn manifests_have_types_caching_and_stable_bytes() {
+    let (st, _) = fixtures();
+    for (uri, ct) in [("/demo/manifest.mpd", "application/dash+xml"), ("/demo/master.m3u8", "application/vnd.apple.mpegurl"), ("/demo/audio_fr/index.m3u8", "application/vnd.apple.mpegurl")] {
+        let (s, h, b) = get(&st, uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}");
+        assert_eq!(h[header::CONTENT_TYPE], ct);
+        assert_eq!(h[header::CACHE_CONTROL], "public, max-age=5");
+        assert_eq!(h[header::CONTENT_LENGTH].to_str().unwrap(), b.len().to_string());
+        assert!(h.contains_key(header::LAST_MODIFIED));
+        let (_, h2, b2) = get(&st, uri).await;
+        assert_eq!((b, &h[header::ETAG]), (b2, &h2[header::ETAG]));
+    }
+}
+
+#[tokio::test]
+async fn segments_support_etag_range_head() {
+    let (st, _) = fixtures();
+    let uri = "/demo/video_360p/2.m4s";
+    let (s, h, full) = get(&st, uri).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CONTENT_TYPE], "video/mp4");
+    assert_eq!(h[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
+    assert_eq!(&full[4..8], b"styp");
+    let etag = h[header::ETAG].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"'), "strong etag");
+
+    let (s, h, b) = call(&st, Method::GET, uri, &[("if-none-match", &etag)]).await;
+    assert_eq!((s, b.len()), (StatusCode::NOT_MODIFIED, 0));
+    assert_eq!(h[header::ETAG].to_str().unwrap(), etag);
+
+    let (s, h, b) = call(&st, Method::GET, uri, &[("range", "bytes=100-1099")]).await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(h[header::CONTENT_RANGE].to_str().unwrap(), format!("bytes 100-1099/{}", full.len()));
+    assert_eq!(b, full[100..1100]);
+    let (s, _, b) = call(&st, Method::GET, uri, &[("range", "bytes=-10")]).await;
+    assert_eq!((s, &b[..]), (StatusCode::PARTIAL_CONTENT, &full[full.len() - 10..]));
+    let (s, h, _) = call(&st, Method::GET, uri, &[("range", &format!("bytes={}-", full.len()))]).await;
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(h[header::CONTENT_RANGE].to_str().unwrap(), format!("bytes */{}", full.len()));
+    // If-Range with a stale validator: whole body.
+    let (s, _, b) = call(&st, Method::GET, uri, &[("range", "bytes=0-9"), ("if-range", "\"stale\"")]).await;
+    assert_eq!((s, b.len()), (StatusCode::OK, full.len()));
+
+    let (s, h, b) = call(&st, Method::HEAD, uri, &[]).await;
+    assert_eq!((s, b.len()), (StatusCode::OK, 0));
+    assert_eq!(h[header::CONTENT_LENGTH].to_str().unwrap(), full.len().to_string());
+
+    let (_, h, init) = get(&st, "/demo/audio_en/init.mp4").await;
+    assert_eq!((h[header::CONTENT_TYPE].to_str().unwrap(), &init[4..8]), ("audio/mp4", &b"ftyp"[..]));
+}
+
+#[tokio::test]
+async fn cors_for_browser_players() {
+    let (st, _) = fixtures();
+    let (_, h, _) = call(&st, Method::GET, "/demo/manifest.mpd", &[("origin", "https://player.example")]).await;
+    assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    let (s, h, _) = call(&st, Method::OPTIONS, "/demo/video_180p/1.m4s", &[("origin", "https://p.example"), ("access-control-request-method", "GET"), ("access-control-request-headers", "range")]).await;
+    assert!(s.is_success());
+    assert!(h[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("range"));
+}
+
+#[tokio::test]
+async fn bad_urls_are_refused() {
+    let (st, store) = fixtures();
+    for uri in ["/../etc/passwd", "/%2e%2e/etc/manifest.mpd", "/demo/..%2f..%2fetc/manifest.mpd", "/demo%5c..%5cx/manifest.mpd", "/demo/%00/manifest.mpd", "/demo//manifest.mpd"] {
+        let (s, h, b) = get(&st, uri).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(h[header::CONTENT_TYPE], "application/json");
+        assert!(String::from_utf8(b).unwrap().contains("bad_request"));
+    }
+    assert_eq!(store.counters().range_reads.load(Ordering::Relaxed), 0, "nothing read for refused paths");
+    for uri in ["/nope/manifest.mpd", "/demo/nope/1.m4s", "/demo/video_180p/0.m4s", "/demo/video_180p/99.m4s", "/demo/video_180p/x.m4s", "/demo/video_180p/1.ts", "/demo", "/"] {
+        assert_eq!(get(&st, uri).await.0, StatusCode::NOT_FOUND, "{uri}");
+    }
+    assert_eq!(call(&st, Method::POST, "/demo/manifest.mpd", &[]).await.0, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn malformed_media_is_a_json_error_and_the_server_keeps_serving() {
+    let (st, _) = fixtures();
+    for _ in 0..2 {
+        let (s, h, b) = get(&st, "/bad/manifest.mpd").await;
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["asset"], "bad");
+        assert!(v["fault"].as_str().unwrap().contains("garbage.mp4") || v["fault"].as_str().unwrap().contains("truncated"));
+    }
+    assert_eq!(get(&st, "/demo/manifest.mpd").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn reads_are_few_and_segments_take_one_read() {
+    let (st, store) = fixtures();
+    get(&st, "/demo/manifest.mpd").await;
+    let c = store.counters();
+    let index_reads = c.range_reads.load(Ordering::Relaxed);
+    // 4 track files of 5 fragments + .ism: read-ahead + sidx make this small.
+    assert!(index_reads <= 1 + 4 * 7, "{index_reads} reads to index demo");
+    get(&st, "/demo/video_360p/3.m4s").await;
+    assert_eq!(c.range_reads.load(Ordering::Relaxed), index_reads + 1);
+}
+
+#[tokio::test]
+async fn changed_file_is_reindexed() {
+    let dir = std::env::temp_dir().join(format!("sealcast-reindex-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    let fx = sealcast_testkit::fixtures_dir();
+    std::fs::copy(fx.join("demo/video_180p.cmfv"), dir.join("a/v.cmfv")).unwrap();
+    let cfg = Config { root: dir.clone(), cache: sealcast_origin::config::CacheConfig { asset_ttl_secs: 1, ..Default::default() }, ..Config::default() };
+    let st = AppState::with_store(&cfg, Store::local(&dir).unwrap());
+    let (_, h1, m1) = get(&st, "/a/manifest.mpd").await;
+    assert!(String::from_utf8_lossy(&m1).contains("avc1.64000c"));
+    std::fs::copy(fx.join("demo/video_360p.cmfv"), dir.join("a/v.cmfv")).unwrap();
+    // The listing is trusted for asset_ttl_secs; past it, the new file is seen and indexed.
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let (_, h2, m2) = get(&st, "/a/manifest.mpd").await;
+    assert!(String::from_utf8_lossy(&m2).contains("avc1.64001e"));
+    assert_ne!(h1[header::ETAG], h2[header::ETAG]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn real_socket_keep_alive_and_h2c() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (st, _) = fixtures();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let srv = tokio::spawn(sealcast_origin::server::run(l, st, async {
+        let _ = rx.await;
+    }));
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // Two requests on one HTTP/1.1 connection.
+    s.write_all(b"GET /demo/master.m3u8 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /demo/manifest.mpd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+    // HTTP/2 with prior knowledge: the server answers the connection preface with SETTINGS.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").await.unwrap();
+    let mut frame = [0u8; 9];
+    s.read_exact(&mut frame).await.unwrap();
+    assert_eq!(frame[3], 0x4, "first frame from server is SETTINGS");
+    tx.send(()).unwrap();
+    drop(s);
+    srv.await.unwrap().unwrap();
+}
