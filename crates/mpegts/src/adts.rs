@@ -4,8 +4,8 @@ use crate::AudioConfigError;
 
 /// Sampling rates by sampling_frequency_index (ISO/IEC 14496-3 Table 1.18).
 const FREQUENCIES: [u32; 13] = [
-    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025,
-    8_000, 7_350,
+    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
+    7_350,
 ];
 
 /// Largest raw AAC frame an ADTS header can describe (13-bit frame_length, 7-byte header).
@@ -46,9 +46,15 @@ impl AdtsConfig {
             return Err(AudioConfigError::UnsupportedObjectType(object_type));
         }
         if !(1..=7).contains(&channel_configuration) {
-            return Err(AudioConfigError::UnsupportedChannelConfiguration(channel_configuration));
+            return Err(AudioConfigError::UnsupportedChannelConfiguration(
+                channel_configuration,
+            ));
         }
-        Ok(AdtsConfig { profile: object_type - 1, sampling_frequency_index, channel_configuration })
+        Ok(AdtsConfig {
+            profile: object_type - 1,
+            sampling_frequency_index,
+            channel_configuration,
+        })
     }
 
     /// The 7-byte ADTS header (MPEG-4, no CRC, buffer fullness 0x7FF = VBR, one raw data
@@ -107,7 +113,10 @@ impl BitReader<'_> {
     fn read(&mut self, bits: usize) -> Result<u32, AudioConfigError> {
         let mut v = 0u32;
         for _ in 0..bits {
-            let byte = *self.data.get(self.pos / 8).ok_or(AudioConfigError::Truncated)?;
+            let byte = *self
+                .data
+                .get(self.pos / 8)
+                .ok_or(AudioConfigError::Truncated)?;
             v = (v << 1) | u32::from((byte >> (7 - self.pos % 8)) & 1);
             self.pos += 1;
         }
@@ -123,7 +132,14 @@ mod tests {
     fn lc_44100_stereo() {
         // 0x1210: object type 2 (LC), index 4 (44.1 kHz), 2 channels.
         let c = AdtsConfig::from_audio_specific_config(&[0x12, 0x10]).unwrap();
-        assert_eq!(c, AdtsConfig { profile: 1, sampling_frequency_index: 4, channel_configuration: 2 });
+        assert_eq!(
+            c,
+            AdtsConfig {
+                profile: 1,
+                sampling_frequency_index: 4,
+                channel_configuration: 2
+            }
+        );
         // A 371-byte raw frame: frame_length 378 = 0x17A.
         let h = c.header(371).unwrap();
         assert_eq!(h, [0xFF, 0xF1, 0x50, 0x80, 0x2F, 0x5F, 0xFC]);
@@ -155,7 +171,14 @@ mod tests {
         // Explicit SBR: type 5, index 6 (24 kHz core), 2 ch, ext index 3 (48 kHz), core type 2.
         // 00101 0110 0010 0011 00010 (pad) -> 0x2B 0x11 0x88 0x00
         let c = AdtsConfig::from_audio_specific_config(&[0x2B, 0x11, 0x88, 0x00]).unwrap();
-        assert_eq!(c, AdtsConfig { profile: 1, sampling_frequency_index: 6, channel_configuration: 2 });
+        assert_eq!(
+            c,
+            AdtsConfig {
+                profile: 1,
+                sampling_frequency_index: 6,
+                channel_configuration: 2
+            }
+        );
     }
 
     #[test]
@@ -166,7 +189,10 @@ mod tests {
             (bits << 3).to_be_bytes()[3..].to_vec()
         };
         let c = AdtsConfig::from_audio_specific_config(&asc(48_000)).unwrap();
-        assert_eq!((c.sampling_frequency_index, c.channel_configuration), (3, 2));
+        assert_eq!(
+            (c.sampling_frequency_index, c.channel_configuration),
+            (3, 2)
+        );
         assert_eq!(
             AdtsConfig::from_audio_specific_config(&asc(47_999)),
             Err(AudioConfigError::UnsupportedFrequency(47_999))
@@ -175,8 +201,14 @@ mod tests {
 
     #[test]
     fn rejects() {
-        assert_eq!(AdtsConfig::from_audio_specific_config(&[]), Err(AudioConfigError::Truncated));
-        assert_eq!(AdtsConfig::from_audio_specific_config(&[0x12]), Err(AudioConfigError::Truncated));
+        assert_eq!(
+            AdtsConfig::from_audio_specific_config(&[]),
+            Err(AudioConfigError::Truncated)
+        );
+        assert_eq!(
+            AdtsConfig::from_audio_specific_config(&[0x12]),
+            Err(AudioConfigError::Truncated)
+        );
         // Channel configuration 0 (PCE).
         assert_eq!(
             AdtsConfig::from_audio_specific_config(&[0x12, 0x00]),

@@ -50,6 +50,39 @@
 //! segment index rather than recounting. Counters are 4 bits, so only the sums mod 16
 //! matter.
 //!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use sealcast_mpegts::{count_packets, mux_segment, Codec, MuxParams, Sample, Stream};
+//!
+//! let video = Codec::H264 {
+//!     sps: vec![Bytes::from_static(&[0x67, 0x42, 0xC0, 0x1E])],
+//!     pps: vec![Bytes::from_static(&[0x68, 0xCE, 0x3C, 0x80])],
+//!     nal_length_size: 4,
+//! };
+//! let audio = Codec::Aac { audio_specific_config: Bytes::from_static(&[0x11, 0x90]) };
+//! let idr = [0, 0, 0, 3, 0x65, 0x88, 0x84]; // one length-prefixed NAL unit
+//! let aac = [0x21, 0x10, 0x04]; // one raw AAC frame
+//! let v = [Sample { dts: 0, pts: 3003, keyframe: true, data: &idr }];
+//! let a = [Sample { dts: 0, pts: 0, keyframe: true, data: &aac }];
+//! let streams = [
+//!     Stream { codec: &video, timescale: 30_000, samples: &v },
+//!     Stream { codec: &audio, timescale: 48_000, samples: &a },
+//! ];
+//!
+//! // Segment 7 of a title: counters continue from segments 0..7 (counted earlier).
+//! let mut params = MuxParams { pts_offset_90k: 900_000, ..Default::default() };
+//! let earlier = count_packets(&streams, params.pts_offset_90k)?; // stand-in for segment 6
+//! params.continuity.advance(&earlier);
+//!
+//! let mut out = Vec::new();
+//! mux_segment(&streams, &mut params, &mut out)?;
+//! assert_eq!(out.len() as u64, earlier.bytes()); // same input, same size
+//! assert!(out.chunks(188).all(|p| p[0] == 0x47));
+//! # Ok::<(), sealcast_mpegts::Error>(())
+//! ```
+//!
 //! # Speed
 //!
 //! [`mux_segment`] first sizes the output exactly ([`count_packets`], which also validates
@@ -298,7 +331,9 @@ pub enum Error {
         reason: AudioConfigError,
     },
     /// An AAC frame too long for the 13-bit ADTS frame_length.
-    #[error("stream {stream} sample {sample}: AAC frame of {len} bytes does not fit ADTS (max 8184)")]
+    #[error(
+        "stream {stream} sample {sample}: AAC frame of {len} bytes does not fit ADTS (max 8184)"
+    )]
     AacFrameTooLarge {
         /// Stream index.
         stream: StreamIndex,

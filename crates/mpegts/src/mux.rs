@@ -9,8 +9,8 @@ use crate::packet::{pes_packet_count, FirstPacket, PesWriter};
 use crate::pes::{pes_header, pes_header_len, rescale_to_90k, MASK_33, MAX_BOUNDED_PAYLOAD};
 use crate::psi::{write_pat, write_pmt, PmtEntry};
 use crate::{
-    Codec, Error, MuxParams, PacketCounts, Sample, Stream, AUDIO_PES_MAX_FRAMES, AUDIO_PES_SPAN_90K,
-    AUDIO_PID, PCR_LEAD_90K, TS_PACKET_SIZE, VIDEO_PID,
+    Codec, Error, MuxParams, PacketCounts, Sample, Stream, AUDIO_PES_MAX_FRAMES,
+    AUDIO_PES_SPAN_90K, AUDIO_PID, PCR_LEAD_90K, TS_PACKET_SIZE, VIDEO_PID,
 };
 
 const VIDEO_STREAM_ID: u8 = 0xE0;
@@ -27,7 +27,11 @@ const ADTS_STREAM_TYPE: u8 = 0x0F;
 ///
 /// All input is validated before anything is written; see [`Error`] for what is
 /// rejected. Every other outcome is deterministic in the inputs.
-pub fn mux_segment(streams: &[Stream<'_>], params: &mut MuxParams, out: &mut Vec<u8>) -> Result<(), Error> {
+pub fn mux_segment(
+    streams: &[Stream<'_>],
+    params: &mut MuxParams,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     mux_with_hook(streams, params, out, &mut Clear)
 }
 
@@ -43,7 +47,12 @@ pub fn count_packets(streams: &[Stream<'_>], pts_offset_90k: u64) -> Result<Pack
     let setup = Setup::new(streams)?;
     let mut counter = Counter::default();
     schedule(&setup, pts_offset_90k, &mut counter)?;
-    Ok(PacketCounts { pat: 1, pmt: 1, video: counter.video, audio: counter.audio })
+    Ok(PacketCounts {
+        pat: 1,
+        pmt: 1,
+        video: counter.video,
+        audio: counter.audio,
+    })
 }
 
 /// Exact size in bytes of what [`mux_segment`] writes for these streams.
@@ -114,26 +123,23 @@ pub(crate) fn mux_with_hook<H: EsHook>(
         scratch: Vec::new(),
         streams: &setup,
     };
-    let result = writer.write_psi().and_then(|()| schedule(&setup, params.pts_offset_90k, &mut writer));
+    let result = writer
+        .write_psi()
+        .and_then(|()| schedule(&setup, params.pts_offset_90k, &mut writer));
     let continuity = writer.cc;
     let written = out.len() - start;
-    let result = result.and_then(|()| {
-        if H::IDENTITY && written != planned {
+    let result = match result {
+        Ok(()) if H::IDENTITY && written != planned => {
             Err(Error::Internal("written size differs from count"))
-        } else {
-            Ok(())
         }
-    });
-    match result {
-        Ok(()) => {
-            params.continuity = continuity;
-            Ok(())
-        }
-        Err(e) => {
-            out.truncate(start);
-            Err(e)
-        }
+        other => other,
+    };
+    if result.is_ok() {
+        params.continuity = continuity;
+    } else {
+        out.truncate(start);
     }
+    result
 }
 
 struct VideoTrack<'a> {
@@ -163,39 +169,84 @@ impl<'a> Setup<'a> {
         if streams.is_empty() {
             return Err(Error::NoStreams);
         }
-        let mut setup = Setup { video: None, audio: None };
+        let mut setup = Setup {
+            video: None,
+            audio: None,
+        };
         for (index, s) in streams.iter().enumerate() {
             if s.timescale == 0 {
                 return Err(Error::ZeroTimescale { stream: index });
             }
             let video = |config: VideoConfig<'a>, size: u8| {
                 if !(1..=4).contains(&size) {
-                    return Err(Error::BadNalLengthSize { stream: index, size });
+                    return Err(Error::BadNalLengthSize {
+                        stream: index,
+                        size,
+                    });
                 }
-                Ok(VideoTrack { index, timescale: s.timescale, samples: s.samples, codec: s.codec, config })
+                Ok(VideoTrack {
+                    index,
+                    timescale: s.timescale,
+                    samples: s.samples,
+                    codec: s.codec,
+                    config,
+                })
             };
             match s.codec {
-                Codec::H264 { sps, pps, nal_length_size } => {
+                Codec::H264 {
+                    sps,
+                    pps,
+                    nal_length_size,
+                } => {
                     if setup.video.is_some() {
-                        return Err(Error::DuplicateStream { stream: index, kind: "video" });
+                        return Err(Error::DuplicateStream {
+                            stream: index,
+                            kind: "video",
+                        });
                     }
-                    setup.video = Some(video(VideoConfig::h264(sps, pps, *nal_length_size), *nal_length_size)?);
+                    setup.video = Some(video(
+                        VideoConfig::h264(sps, pps, *nal_length_size),
+                        *nal_length_size,
+                    )?);
                 }
-                Codec::Hevc { vps, sps, pps, nal_length_size } => {
+                Codec::Hevc {
+                    vps,
+                    sps,
+                    pps,
+                    nal_length_size,
+                } => {
                     if setup.video.is_some() {
-                        return Err(Error::DuplicateStream { stream: index, kind: "video" });
+                        return Err(Error::DuplicateStream {
+                            stream: index,
+                            kind: "video",
+                        });
                     }
-                    setup.video =
-                        Some(video(VideoConfig::hevc(vps, sps, pps, *nal_length_size), *nal_length_size)?);
+                    setup.video = Some(video(
+                        VideoConfig::hevc(vps, sps, pps, *nal_length_size),
+                        *nal_length_size,
+                    )?);
                 }
-                Codec::Aac { audio_specific_config } => {
+                Codec::Aac {
+                    audio_specific_config,
+                } => {
                     if setup.audio.is_some() {
-                        return Err(Error::DuplicateStream { stream: index, kind: "audio" });
+                        return Err(Error::DuplicateStream {
+                            stream: index,
+                            kind: "audio",
+                        });
                     }
                     let adts = AdtsConfig::from_audio_specific_config(audio_specific_config)
-                        .map_err(|reason| Error::AudioConfig { stream: index, reason })?;
-                    setup.audio =
-                        Some(AudioTrack { index, timescale: s.timescale, samples: s.samples, codec: s.codec, adts });
+                        .map_err(|reason| Error::AudioConfig {
+                            stream: index,
+                            reason,
+                        })?;
+                    setup.audio = Some(AudioTrack {
+                        index,
+                        timescale: s.timescale,
+                        samples: s.samples,
+                        codec: s.codec,
+                        adts,
+                    });
                 }
             }
         }
@@ -218,13 +269,29 @@ struct Times {
     dts: u64,
 }
 
-fn time_90k(stream: usize, sample: usize, t: i64, timescale: u32, offset: u64) -> Result<u64, Error> {
+fn time_90k(
+    stream: usize,
+    sample: usize,
+    t: i64,
+    timescale: u32,
+    offset: u64,
+) -> Result<u64, Error> {
     rescale_to_90k(t, timescale)
         .and_then(|v| u64::try_from(i128::from(v) + i128::from(offset)).ok())
-        .ok_or(Error::BadTimestamp { stream, sample, value: t })
+        .ok_or(Error::BadTimestamp {
+            stream,
+            sample,
+            value: t,
+        })
 }
 
-fn sample_times(stream: usize, sample: usize, s: &Sample<'_>, timescale: u32, offset: u64) -> Result<Times, Error> {
+fn sample_times(
+    stream: usize,
+    sample: usize,
+    s: &Sample<'_>,
+    timescale: u32,
+    offset: u64,
+) -> Result<Times, Error> {
     Ok(Times {
         pts: time_90k(stream, sample, s.pts, timescale, offset)?,
         dts: time_90k(stream, sample, s.dts, timescale, offset)?,
@@ -241,17 +308,35 @@ fn first_packet(carries_pcr: bool, dts: u64, keyframe: bool) -> FirstPacket {
 
 fn framing_error(stream: usize, sample: usize, e: FramingError) -> Error {
     match e {
-        FramingError::Truncated { offset } => Error::TruncatedNalLength { stream, sample, offset },
-        FramingError::Overrun { offset, declared, available } => {
-            Error::NalOverrun { stream, sample, offset, declared, available }
-        }
+        FramingError::Truncated { offset } => Error::TruncatedNalLength {
+            stream,
+            sample,
+            offset,
+        },
+        FramingError::Overrun {
+            offset,
+            declared,
+            available,
+        } => Error::NalOverrun {
+            stream,
+            sample,
+            offset,
+            declared,
+            available,
+        },
     }
 }
 
 /// Consumer of the PES schedule.
 trait Sink {
-    fn video(&mut self, v: &VideoTrack<'_>, sample: usize, plan: &AuPlan, t: Times, first: FirstPacket)
-        -> Result<(), Error>;
+    fn video(
+        &mut self,
+        v: &VideoTrack<'_>,
+        sample: usize,
+        plan: &AuPlan,
+        t: Times,
+        first: FirstPacket,
+    ) -> Result<(), Error>;
     fn audio(
         &mut self,
         a: &AudioTrack<'_>,
@@ -286,41 +371,67 @@ fn schedule(setup: &Setup<'_>, offset: u64, sink: &mut impl Sink) -> Result<(), 
             (v, _) => v.is_some(),
         };
         if video_turn {
-            // Both unwraps hold: next_video is Some only when the video track exists and
-            // vi indexes one of its samples.
-            let (Some(v), Some(t)) = (&setup.video, next_video.take()) else { unreachable!() };
-            let s = &v.samples[vi];
+            // next_video is Some only when the video track exists and vi indexes one of
+            // its samples, so neither error below can happen.
+            let (Some(v), Some(t)) = (&setup.video, next_video.take()) else {
+                return Err(Error::Internal("video turn without video"));
+            };
+            let s = v.samples.get(vi).ok_or(Error::Internal("video index"))?;
             if s.data.is_empty() {
-                return Err(Error::EmptySample { stream: v.index, sample: vi });
+                return Err(Error::EmptySample {
+                    stream: v.index,
+                    sample: vi,
+                });
             }
-            let plan = v.config.plan(s.data, s.keyframe).map_err(|e| framing_error(v.index, vi, e))?;
+            let plan = v
+                .config
+                .plan(s.data, s.keyframe)
+                .map_err(|e| framing_error(v.index, vi, e))?;
             sink.video(v, vi, &plan, t, first_packet(true, t.dts, s.keyframe))?;
             vi += 1;
         } else {
             // As above for audio.
-            let (Some(a), Some(t)) = (&setup.audio, next_audio.take()) else { unreachable!() };
+            let (Some(a), Some(t)) = (&setup.audio, next_audio.take()) else {
+                return Err(Error::Internal("audio turn without audio"));
+            };
             let first = ai;
             let mut payload_len = 0;
             loop {
-                let s = &a.samples[ai];
+                let s = a.samples.get(ai).ok_or(Error::Internal("audio index"))?;
                 if s.data.is_empty() {
-                    return Err(Error::EmptySample { stream: a.index, sample: ai });
+                    return Err(Error::EmptySample {
+                        stream: a.index,
+                        sample: ai,
+                    });
                 }
                 if s.data.len() > MAX_RAW_FRAME {
-                    return Err(Error::AacFrameTooLarge { stream: a.index, sample: ai, len: s.data.len() });
+                    return Err(Error::AacFrameTooLarge {
+                        stream: a.index,
+                        sample: ai,
+                        len: s.data.len(),
+                    });
                 }
                 payload_len += ADTS_HEADER_LEN + s.data.len();
                 ai += 1;
                 let Some(n) = a.samples.get(ai) else { break };
                 let nt = sample_times(a.index, ai, n, a.timescale, offset)?;
                 let fits = payload_len + ADTS_HEADER_LEN + n.data.len() <= MAX_BOUNDED_PAYLOAD;
-                if ai - first >= AUDIO_PES_MAX_FRAMES || nt.dts >= t.dts.saturating_add(AUDIO_PES_SPAN_90K) || !fits {
+                if ai - first >= AUDIO_PES_MAX_FRAMES
+                    || nt.dts >= t.dts.saturating_add(AUDIO_PES_SPAN_90K)
+                    || !fits
+                {
                     next_audio = Some(nt);
                     break;
                 }
             }
             let key = a.samples[first].keyframe;
-            sink.audio(a, first..ai, payload_len, t, first_packet(!video_pcr, t.dts, key))?;
+            sink.audio(
+                a,
+                first..ai,
+                payload_len,
+                t,
+                first_packet(!video_pcr, t.dts, key),
+            )?;
         }
     }
 }
@@ -333,12 +444,26 @@ struct Counter {
 }
 
 impl Sink for Counter {
-    fn video(&mut self, _: &VideoTrack<'_>, _: usize, plan: &AuPlan, t: Times, first: FirstPacket) -> Result<(), Error> {
+    fn video(
+        &mut self,
+        _: &VideoTrack<'_>,
+        _: usize,
+        plan: &AuPlan,
+        t: Times,
+        first: FirstPacket,
+    ) -> Result<(), Error> {
         self.video += pes_packet_count(pes_header_len(t.pts, t.dts) + plan.es_len, first);
         Ok(())
     }
 
-    fn audio(&mut self, _: &AudioTrack<'_>, _: Range<usize>, len: usize, t: Times, first: FirstPacket) -> Result<(), Error> {
+    fn audio(
+        &mut self,
+        _: &AudioTrack<'_>,
+        _: Range<usize>,
+        len: usize,
+        t: Times,
+        first: FirstPacket,
+    ) -> Result<(), Error> {
         self.audio += pes_packet_count(pes_header_len(t.pts, t.dts) + len, first);
         Ok(())
     }
@@ -361,18 +486,36 @@ impl<H: EsHook> Writer<'_, '_, H> {
         // Descriptors only come from a non-clear hook; Vec::new() does not allocate.
         let (mut video_desc, mut audio_desc) = (Vec::new(), Vec::new());
         let hook = &*self.hook;
-        let video_type =
-            self.streams.video.as_ref().map(|v| hook.pmt_entry(v.codec, v.config.kind.stream_type(), &mut video_desc));
-        let audio_type =
-            self.streams.audio.as_ref().map(|a| hook.pmt_entry(a.codec, ADTS_STREAM_TYPE, &mut audio_desc));
-        let mut list = [PmtEntry { stream_type: 0, pid: 0, descriptors: &[] }; 2];
+        let video_type = self
+            .streams
+            .video
+            .as_ref()
+            .map(|v| hook.pmt_entry(v.codec, v.config.kind.stream_type(), &mut video_desc));
+        let audio_type = self
+            .streams
+            .audio
+            .as_ref()
+            .map(|a| hook.pmt_entry(a.codec, ADTS_STREAM_TYPE, &mut audio_desc));
+        let mut list = [PmtEntry {
+            stream_type: 0,
+            pid: 0,
+            descriptors: &[],
+        }; 2];
         let mut n = 0;
         if let Some(stream_type) = video_type {
-            list[n] = PmtEntry { stream_type, pid: VIDEO_PID, descriptors: &video_desc };
+            list[n] = PmtEntry {
+                stream_type,
+                pid: VIDEO_PID,
+                descriptors: &video_desc,
+            };
             n += 1;
         }
         if let Some(stream_type) = audio_type {
-            list[n] = PmtEntry { stream_type, pid: AUDIO_PID, descriptors: &audio_desc };
+            list[n] = PmtEntry {
+                stream_type,
+                pid: AUDIO_PID,
+                descriptors: &audio_desc,
+            };
             n += 1;
         }
         write_pmt(self.out, self.cc.pmt, self.streams.pcr_pid(), &list[..n])?;
@@ -382,7 +525,14 @@ impl<H: EsHook> Writer<'_, '_, H> {
 }
 
 impl<H: EsHook> Sink for Writer<'_, '_, H> {
-    fn video(&mut self, v: &VideoTrack<'_>, sample: usize, plan: &AuPlan, t: Times, first: FirstPacket) -> Result<(), Error> {
+    fn video(
+        &mut self,
+        v: &VideoTrack<'_>,
+        sample: usize,
+        plan: &AuPlan,
+        t: Times,
+        first: FirstPacket,
+    ) -> Result<(), Error> {
         let s = &v.samples[sample];
         let cfg = &v.config;
         let header = pes_header(VIDEO_STREAM_ID, t.pts, t.dts, None);
@@ -443,7 +593,11 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
             let mut w = PesWriter::begin(self.out, AUDIO_PID, self.cc.audio, len, first);
             w.put(header.as_bytes())?;
             for s in &a.samples[frames] {
-                w.put(&a.adts.header(s.data.len()).ok_or_else(|| too_large.clone())?)?;
+                w.put(
+                    &a.adts
+                        .header(s.data.len())
+                        .ok_or_else(|| too_large.clone())?,
+                )?;
                 w.put(s.data)?;
             }
             self.cc.audio = w.finish()?;
@@ -462,7 +616,11 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
                 self.scratch[at..at + ADTS_HEADER_LEN].copy_from_slice(&h);
             }
             if self.scratch.len() > MAX_BOUNDED_PAYLOAD {
-                return Err(Error::AacFrameTooLarge { stream: a.index, sample: frames.start, len: self.scratch.len() });
+                return Err(Error::AacFrameTooLarge {
+                    stream: a.index,
+                    sample: frames.start,
+                    len: self.scratch.len(),
+                });
             }
             let header = pes_header(AUDIO_STREAM_ID, t.pts, t.dts, Some(self.scratch.len()));
             let len = header.as_bytes().len() + self.scratch.len();
@@ -527,7 +685,9 @@ mod tests {
             pps: vec![Bytes::from_static(&[0x68, 0xCE])],
             nal_length_size: 4,
         };
-        let a = Codec::Aac { audio_specific_config: Bytes::from_static(&[0x11, 0x90]) };
+        let a = Codec::Aac {
+            audio_specific_config: Bytes::from_static(&[0x11, 0x90]),
+        };
         let video = (0..20usize)
             .map(|i| {
                 let n = 1 + i * 97;
@@ -546,18 +706,39 @@ mod tests {
         let vs: Vec<Sample<'_>> = video
             .iter()
             .enumerate()
-            .map(|(i, d)| Sample { dts: i as i64 * 3000, pts: i as i64 * 3000, keyframe: i % 10 == 0, data: d })
+            .map(|(i, d)| Sample {
+                dts: i as i64 * 3000,
+                pts: i as i64 * 3000,
+                keyframe: i % 10 == 0,
+                data: d,
+            })
             .collect();
         let as_: Vec<Sample<'_>> = audio
             .iter()
             .enumerate()
-            .map(|(i, d)| Sample { dts: i as i64 * 1024, pts: i as i64 * 1024, keyframe: true, data: d })
+            .map(|(i, d)| Sample {
+                dts: i as i64 * 1024,
+                pts: i as i64 * 1024,
+                keyframe: true,
+                data: d,
+            })
             .collect();
         let streams = [
-            Stream { codec: &v, timescale: 90_000, samples: &vs },
-            Stream { codec: &a, timescale: 48_000, samples: &as_ },
+            Stream {
+                codec: &v,
+                timescale: 90_000,
+                samples: &vs,
+            },
+            Stream {
+                codec: &a,
+                timescale: 48_000,
+                samples: &as_,
+            },
         ];
-        let mut params = MuxParams { pts_offset_90k: 10_000, ..Default::default() };
+        let mut params = MuxParams {
+            pts_offset_90k: 10_000,
+            ..Default::default()
+        };
         let mut out = Vec::new();
         mux_with_hook(&streams, &mut params, &mut out, hook).unwrap();
         out
@@ -581,7 +762,10 @@ mod tests {
         }
         let es = pmt.unwrap().es_info;
         assert_eq!(es[0].stream_type as u8, 0xDB);
-        assert_eq!((es[0].descriptors[0].tag, &es[0].descriptors[0].data[..]), (0x0F, &b"zavc"[..]));
+        assert_eq!(
+            (es[0].descriptors[0].tag, &es[0].descriptors[0].data[..]),
+            (0x0F, &b"zavc"[..])
+        );
         assert_eq!(es[1].stream_type as u8, 0xCF);
         assert_eq!(&es[1].descriptors[0].data[..], b"aacd");
 
@@ -589,7 +773,11 @@ mod tests {
             let mut r = PesPacketReader::new(TsPacketReader::new(ts));
             let (mut v, mut a) = (Vec::new(), Vec::new());
             while let Some(p) = r.read_pes_packet().unwrap() {
-                if p.header.stream_id.as_u8() == VIDEO_STREAM_ID { v.push(p.data) } else { a.push(p.data) }
+                if p.header.stream_id.as_u8() == VIDEO_STREAM_ID {
+                    v.push(p.data)
+                } else {
+                    a.push(p.data)
+                }
             }
             (v, a)
         };
@@ -606,8 +794,13 @@ mod tests {
         let mut at = 0;
         while at < g.len() {
             assert_eq!(&g[at..at + 7], &c[at..at + 7]);
-            let len = (usize::from(g[at + 3] & 3) << 11) | (usize::from(g[at + 4]) << 3) | usize::from(g[at + 5] >> 5);
-            assert!(g[at + 7..at + len].iter().zip(&c[at + 7..at + len]).all(|(x, y)| x ^ y == 0xFF));
+            let len = (usize::from(g[at + 3] & 3) << 11)
+                | (usize::from(g[at + 4]) << 3)
+                | usize::from(g[at + 5] >> 5);
+            assert!(g[at + 7..at + len]
+                .iter()
+                .zip(&c[at + 7..at + len])
+                .all(|(x, y)| x ^ y == 0xFF));
             at += len;
         }
     }

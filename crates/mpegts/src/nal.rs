@@ -68,8 +68,14 @@ pub(crate) struct AuPlan {
 /// NAL framing errors; the caller adds stream and sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FramingError {
-    Truncated { offset: usize },
-    Overrun { offset: usize, declared: u64, available: usize },
+    Truncated {
+        offset: usize,
+    },
+    Overrun {
+        offset: usize,
+        declared: u64,
+        available: usize,
+    },
 }
 
 impl<'a> VideoConfig<'a> {
@@ -77,25 +83,50 @@ impl<'a> VideoConfig<'a> {
         Self::new(VideoKind::H264, [&[], sps, pps], nal_length_size)
     }
 
-    pub(crate) fn hevc(vps: &'a [Bytes], sps: &'a [Bytes], pps: &'a [Bytes], nal_length_size: u8) -> Self {
+    pub(crate) fn hevc(
+        vps: &'a [Bytes],
+        sps: &'a [Bytes],
+        pps: &'a [Bytes],
+        nal_length_size: u8,
+    ) -> Self {
         Self::new(VideoKind::Hevc, [vps, sps, pps], nal_length_size)
     }
 
     fn new(kind: VideoKind, param_sets: [&'a [Bytes]; 3], nal_length_size: u8) -> Self {
-        let param_sets_len =
-            param_sets.iter().flat_map(|s| s.iter()).map(|p| START_CODE.len() + p.len()).sum();
-        VideoConfig { kind, nal_length_size: usize::from(nal_length_size), param_sets, param_sets_len }
+        let param_sets_len = param_sets
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|p| START_CODE.len() + p.len())
+            .sum();
+        VideoConfig {
+            kind,
+            nal_length_size: usize::from(nal_length_size),
+            param_sets,
+            param_sets_len,
+        }
     }
 
     /// Configuration parameter sets, empty ones skipped.
     pub(crate) fn param_sets(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        self.param_sets.iter().flat_map(|s| s.iter()).map(|p| &p[..]).filter(|p| !p.is_empty())
+        self.param_sets
+            .iter()
+            .flat_map(|s| s.iter())
+            .map(|p| &p[..])
+            .filter(|p| !p.is_empty())
     }
 
     /// NAL units of `data` that go into the output: zero-length units and AUDs dropped.
-    pub(crate) fn nals<'d>(&self, data: &'d [u8]) -> impl Iterator<Item = Result<&'d [u8], FramingError>> + 'd {
+    pub(crate) fn nals<'d>(
+        &self,
+        data: &'d [u8],
+    ) -> impl Iterator<Item = Result<&'d [u8], FramingError>> + 'd {
         let kind = self.kind;
-        NalIter { data, pos: 0, size: self.nal_length_size }.filter(move |r| match r {
+        NalIter {
+            data,
+            pos: 0,
+            size: self.nal_length_size,
+        }
+        .filter(move |r| match r {
             Ok(nal) => !nal.is_empty() && !kind.is_aud(kind.nal_type(nal)),
             Err(_) => true,
         })
@@ -120,7 +151,11 @@ impl<'a> VideoConfig<'a> {
         if insert_param_sets {
             es_len += self.param_sets_len;
         }
-        Ok(AuPlan { es_len, insert_param_sets, temporal_id_plus1: temporal_id_plus1.max(1) })
+        Ok(AuPlan {
+            es_len,
+            insert_param_sets,
+            temporal_id_plus1: temporal_id_plus1.max(1),
+        })
     }
 
     fn aud_len(&self) -> usize {
@@ -164,7 +199,11 @@ impl<'d> Iterator for NalIter<'d> {
         let available = rest.len() - self.size;
         if declared > available as u64 {
             self.pos = self.data.len();
-            return Some(Err(FramingError::Overrun { offset, declared, available }));
+            return Some(Err(FramingError::Overrun {
+                offset,
+                declared,
+                available,
+            }));
         }
         // declared <= available, so it fits usize and the slice is in bounds.
         let len = declared as usize;
@@ -212,7 +251,10 @@ mod tests {
         for size in [1, 2, 4] {
             let cfg = VideoConfig::h264(&sps, &pps, size as u8);
             // An AUD in the sample is dropped; a zero-length NAL is dropped.
-            let data = sample(size, &[&[0x09, 0x10], &[0x06, 0x05, 0x01], &[], &[0x65, 0x88, 0x84]]);
+            let data = sample(
+                size,
+                &[&[0x09, 0x10], &[0x06, 0x05, 0x01], &[], &[0x65, 0x88, 0x84]],
+            );
             assert_eq!(
                 annexb(&cfg, &data, true),
                 [
@@ -226,7 +268,10 @@ mod tests {
             );
             // Non-keyframe: AUD only.
             let data = sample(size, &[&[0x41, 0x9A]]);
-            assert_eq!(annexb(&cfg, &data, false), [0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x41, 0x9A]);
+            assert_eq!(
+                annexb(&cfg, &data, false),
+                [0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x41, 0x9A]
+            );
         }
     }
 
@@ -238,7 +283,10 @@ mod tests {
         let data = sample(4, &[&[0x67, 0x64], &[0x68, 0xEE], &[0x65, 0x88]]);
         assert_eq!(
             annexb(&cfg, &data, true),
-            [0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x67, 0x64, 0, 0, 0, 1, 0x68, 0xEE, 0, 0, 0, 1, 0x65, 0x88]
+            [
+                0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x67, 0x64, 0, 0, 0, 1, 0x68, 0xEE, 0, 0, 0, 1,
+                0x65, 0x88
+            ]
         );
         // 4-byte prefixes: the access unit is the sample plus the 6-byte AUD.
         assert_eq!(cfg.plan(&data, true).unwrap().es_len, data.len() + 6);
@@ -251,11 +299,22 @@ mod tests {
         let pps = [Bytes::from_static(&[0x44, 0x01, 0xC1])];
         let cfg = VideoConfig::hevc(&vps, &sps, &pps, 4);
         // Prefix SEI (tid 0), then a TRAIL_R slice with nuh_temporal_id_plus1 = 3.
-        let data = sample(4, &[&[0x46, 0x01, 0x50], &[0x4E, 0x01, 0x05], &[0x02, 0x03, 0xAA]]);
+        let data = sample(
+            4,
+            &[
+                &[0x46, 0x01, 0x50],
+                &[0x4E, 0x01, 0x05],
+                &[0x02, 0x03, 0xAA],
+            ],
+        );
         assert_eq!(
             annexb(&cfg, &data, false),
-            [&[0, 0, 0, 1, 0x46, 0x03, 0x50][..], &[0, 0, 0, 1, 0x4E, 0x01, 0x05], &[0, 0, 0, 1, 0x02, 0x03, 0xAA]]
-                .concat()
+            [
+                &[0, 0, 0, 1, 0x46, 0x03, 0x50][..],
+                &[0, 0, 0, 1, 0x4E, 0x01, 0x05],
+                &[0, 0, 0, 1, 0x02, 0x03, 0xAA]
+            ]
+            .concat()
         );
         // IDR_W_RADL keyframe: VPS, SPS, PPS after the AUD.
         let data = sample(4, &[&[0x26, 0x01, 0xAF]]);
@@ -281,12 +340,20 @@ mod tests {
         );
         assert_eq!(
             cfg.plan(&[0xFF, 0xFF, 0xFF, 0xFF, 0x65], true).unwrap_err(),
-            FramingError::Overrun { offset: 0, declared: 0xFFFF_FFFF, available: 1 }
+            FramingError::Overrun {
+                offset: 0,
+                declared: 0xFFFF_FFFF,
+                available: 1
+            }
         );
         let cfg = VideoConfig::h264(&[], &[], 2);
         assert_eq!(
             cfg.plan(&[0, 1, 0x65, 0, 3, 1], false).unwrap_err(),
-            FramingError::Overrun { offset: 3, declared: 3, available: 1 }
+            FramingError::Overrun {
+                offset: 3,
+                declared: 3,
+                available: 1
+            }
         );
         // No configured parameter sets: nothing to insert.
         assert!(!cfg.plan(&[0, 1, 0x65], true).unwrap().insert_param_sets);

@@ -59,8 +59,20 @@ pub(crate) struct PesWriter<'o> {
 impl<'o> PesWriter<'o> {
     /// Starts a PES of `len` bytes on `pid`; writes the first packet's header and
     /// adaptation field.
-    pub(crate) fn begin(out: &'o mut Vec<u8>, pid: u16, cc: u8, len: usize, first: FirstPacket) -> Self {
-        let mut w = PesWriter { out, pid, cc: cc & 0x0F, remaining: len, room: 0 };
+    pub(crate) fn begin(
+        out: &'o mut Vec<u8>,
+        pid: u16,
+        cc: u8,
+        len: usize,
+        first: FirstPacket,
+    ) -> Self {
+        let mut w = PesWriter {
+            out,
+            pid,
+            cc: cc & 0x0F,
+            remaining: len,
+            room: 0,
+        };
         w.start_packet(true, first);
         w
     }
@@ -68,8 +80,11 @@ impl<'o> PesWriter<'o> {
     fn start_packet(&mut self, unit_start: bool, first: FirstPacket) {
         let fixed = first.adaptation_len();
         let cap = PAYLOAD - fixed;
-        let (room, stuffing) =
-            if self.remaining < cap { (self.remaining, cap - self.remaining) } else { (cap, 0) };
+        let (room, stuffing) = if self.remaining < cap {
+            (self.remaining, cap - self.remaining)
+        } else {
+            (cap, 0)
+        };
         let adaptation = fixed + stuffing;
         let control = if adaptation > 0 { 0x30 } else { 0x10 };
         self.out.extend_from_slice(&[
@@ -102,7 +117,13 @@ impl<'o> PesWriter<'o> {
         }
         while !data.is_empty() {
             if self.room == 0 {
-                self.start_packet(false, FirstPacket { pcr_base: None, random_access: false });
+                self.start_packet(
+                    false,
+                    FirstPacket {
+                        pcr_base: None,
+                        random_access: false,
+                    },
+                );
             }
             let n = self.room.min(data.len());
             self.out.extend_from_slice(&data[..n]);
@@ -125,7 +146,14 @@ impl<'o> PesWriter<'o> {
 /// The 6-byte PCR: 33-bit base, 6 reserved bits (1), 9-bit extension (0).
 fn pcr_bytes(base: u64) -> [u8; 6] {
     let b = base & MASK_33;
-    [(b >> 25) as u8, (b >> 17) as u8, (b >> 9) as u8, (b >> 1) as u8, ((b as u8 & 1) << 7) | 0x7E, 0x00]
+    [
+        (b >> 25) as u8,
+        (b >> 17) as u8,
+        (b >> 9) as u8,
+        (b >> 1) as u8,
+        ((b as u8 & 1) << 7) | 0x7E,
+        0x00,
+    ]
 }
 
 /// Writes a one-packet PSI section (pointer_field 0, then `section`, then 0xFF stuffing).
@@ -137,7 +165,13 @@ pub(crate) fn write_psi_packet(
     write_section: impl FnOnce(&mut Vec<u8>),
 ) -> Result<(), Error> {
     let start = out.len();
-    out.extend_from_slice(&[SYNC, 0x40 | (pid >> 8) as u8, pid as u8, 0x10 | (cc & 0x0F), 0x00]);
+    out.extend_from_slice(&[
+        SYNC,
+        0x40 | (pid >> 8) as u8,
+        pid as u8,
+        0x10 | (cc & 0x0F),
+        0x00,
+    ]);
     let section_start = out.len();
     write_section(out);
     let crc = crate::crc32_mpeg2(&out[section_start..]);
@@ -155,7 +189,10 @@ pub(crate) fn write_psi_packet(
 mod tests {
     use super::*;
 
-    const NONE: FirstPacket = FirstPacket { pcr_base: None, random_access: false };
+    const NONE: FirstPacket = FirstPacket {
+        pcr_base: None,
+        random_access: false,
+    };
 
     fn write(len: usize, first: FirstPacket, cc: u8) -> (Vec<u8>, u8) {
         let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
@@ -190,15 +227,28 @@ mod tests {
     fn every_length_fills_packets_exactly() {
         let firsts = [
             NONE,
-            FirstPacket { pcr_base: None, random_access: true },
-            FirstPacket { pcr_base: Some(12345), random_access: true },
-            FirstPacket { pcr_base: Some(1), random_access: false },
+            FirstPacket {
+                pcr_base: None,
+                random_access: true,
+            },
+            FirstPacket {
+                pcr_base: Some(12345),
+                random_access: true,
+            },
+            FirstPacket {
+                pcr_base: Some(1),
+                random_access: false,
+            },
         ];
         for first in firsts {
             for len in 1..=600 {
                 let (out, next) = write(len, first, 14);
                 let n = pes_packet_count(len, first);
-                assert_eq!(out.len(), n as usize * TS_PACKET_SIZE, "len {len} {first:?}");
+                assert_eq!(
+                    out.len(),
+                    n as usize * TS_PACKET_SIZE,
+                    "len {len} {first:?}"
+                );
                 assert_eq!(next, ((14 + n) % 16) as u8);
                 let expect: Vec<u8> = (0..len).map(|i| i as u8).collect();
                 assert_eq!(payload(&out), expect, "len {len} {first:?}");
@@ -227,7 +277,10 @@ mod tests {
     #[test]
     fn pcr_and_rai() {
         // PCR base 0x1_0000_0001 (bit 32 and bit 0 set).
-        let first = FirstPacket { pcr_base: Some(0x1_0000_0001), random_access: true };
+        let first = FirstPacket {
+            pcr_base: Some(0x1_0000_0001),
+            random_access: true,
+        };
         let (out, _) = write(1000, first, 3);
         assert_eq!(
             &out[..12],
@@ -241,7 +294,10 @@ mod tests {
     fn size_mismatch_is_an_error() {
         let mut out = Vec::new();
         let mut w = PesWriter::begin(&mut out, 0x100, 0, 10, NONE);
-        assert_eq!(w.put(&[0; 11]), Err(Error::Internal("PES longer than planned")));
+        assert_eq!(
+            w.put(&[0; 11]),
+            Err(Error::Internal("PES longer than planned"))
+        );
         w.put(&[0; 9]).unwrap();
         assert_eq!(w.finish(), Err(Error::Internal("PES shorter than planned")));
     }

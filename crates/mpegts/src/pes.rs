@@ -49,7 +49,12 @@ pub(crate) const MAX_BOUNDED_PAYLOAD: usize = 0xFFFF - (MAX_HEADER - 6);
 /// access unit), PTS alone when `pts == dts`, PTS and DTS otherwise. `payload_len`
 /// `None` writes PES_packet_length 0 (unbounded, video only); the caller keeps bounded
 /// payloads within [`MAX_BOUNDED_PAYLOAD`].
-pub(crate) fn pes_header(stream_id: u8, pts: u64, dts: u64, payload_len: Option<usize>) -> PesHeader {
+pub(crate) fn pes_header(
+    stream_id: u8,
+    pts: u64,
+    dts: u64,
+    payload_len: Option<usize>,
+) -> PesHeader {
     let with_dts = pts != dts;
     let data_len: u8 = if with_dts { 10 } else { 5 };
     let packet_len = match payload_len {
@@ -73,7 +78,10 @@ pub(crate) fn pes_header(stream_id: u8, pts: u64, dts: u64, payload_len: Option<
     if with_dts {
         buf[14..19].copy_from_slice(&timestamp(0b0001, dts));
     }
-    PesHeader { buf, len: 9 + usize::from(data_len) }
+    PesHeader {
+        buf,
+        len: 9 + usize::from(data_len),
+    }
 }
 
 /// A 33-bit timestamp in the 5-byte PES layout: 4-bit prefix, then 3 + 15 + 15 bits each
@@ -126,7 +134,10 @@ mod tests {
     fn pts_dts_header() {
         let h = pes_header(0xE0, 183_003, 180_000, None);
         let b = h.as_bytes();
-        assert_eq!(&b[..9], &[0x00, 0x00, 0x01, 0xE0, 0x00, 0x00, 0x84, 0xC0, 0x0A]);
+        assert_eq!(
+            &b[..9],
+            &[0x00, 0x00, 0x01, 0xE0, 0x00, 0x00, 0x84, 0xC0, 0x0A]
+        );
         assert_eq!(decode(&b[9..14]), (0b0011, 183_003));
         assert_eq!(decode(&b[14..19]), (0b0001, 180_000));
         // Values wrap at 33 bits.

@@ -25,7 +25,7 @@ pub(crate) fn write_pat(out: &mut Vec<u8>, cc: u8) -> Result<(), Error> {
         // section_length: 5 bytes of header after it + 4 per program + 4 CRC.
         let section_length: u16 = 5 + 4 + 4;
         s.extend_from_slice(&[
-            0x00, // table_id: program_association_section
+            0x00,                               // table_id: program_association_section
             0xB0 | (section_length >> 8) as u8, // section_syntax_indicator, '0', reserved '11'
             section_length as u8,
             (TRANSPORT_STREAM_ID >> 8) as u8,
@@ -42,11 +42,22 @@ pub(crate) fn write_pat(out: &mut Vec<u8>, cc: u8) -> Result<(), Error> {
 }
 
 /// Writes the PMT packet for `entries`, with the PCR on `pcr_pid`.
-pub(crate) fn write_pmt(out: &mut Vec<u8>, cc: u8, pcr_pid: u16, entries: &[PmtEntry<'_>]) -> Result<(), Error> {
+pub(crate) fn write_pmt(
+    out: &mut Vec<u8>,
+    cc: u8,
+    pcr_pid: u16,
+    entries: &[PmtEntry<'_>],
+) -> Result<(), Error> {
     // Everything after section_length: 9 bytes of fixed fields, the entries, the CRC.
-    let body: usize = 9 + entries.iter().map(|e| 5 + e.descriptors.len()).sum::<usize>() + 4;
+    let body: usize = 9
+        + entries
+            .iter()
+            .map(|e| 5 + e.descriptors.len())
+            .sum::<usize>()
+        + 4;
     // One packet holds 183 bytes of section after the pointer_field; 3 precede the body.
-    if body + 3 > crate::packet::PAYLOAD - 1 || entries.iter().any(|e| e.descriptors.len() > 0x3FF) {
+    if body + 3 > crate::packet::PAYLOAD - 1 || entries.iter().any(|e| e.descriptors.len() > 0x3FF)
+    {
         return Err(Error::Internal("PMT does not fit one packet"));
     }
     write_psi_packet(out, PMT_PID, cc, |s| {
@@ -85,7 +96,10 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
     }
 
     #[test]
@@ -108,15 +122,21 @@ mod tests {
     fn pmt_h264_aac() {
         let mut out = Vec::new();
         let entries = [
-            PmtEntry { stream_type: 0x1B, pid: 0x100, descriptors: &[] },
-            PmtEntry { stream_type: 0x0F, pid: 0x101, descriptors: &[] },
+            PmtEntry {
+                stream_type: 0x1B,
+                pid: 0x100,
+                descriptors: &[],
+            },
+            PmtEntry {
+                stream_type: 0x0F,
+                pid: 0x101,
+                descriptors: &[],
+            },
         ];
         write_pmt(&mut out, 5, 0x100, &entries).unwrap();
         // CRC from an independent bitwise Python CRC-32/MPEG-2 over bytes 5..27.
-        let mut expect = hex(
-            "47 50 00 15 00 02 B0 17 00 01 C1 00 00 E1 00 F0 00 \
-             1B E1 00 F0 00 0F E1 01 F0 00 2F 44 B9 9B",
-        );
+        let mut expect = hex("47 50 00 15 00 02 B0 17 00 01 C1 00 00 E1 00 F0 00 \
+             1B E1 00 F0 00 0F E1 01 F0 00 2F 44 B9 9B");
         expect.resize(TS_PACKET_SIZE, 0xFF);
         assert_eq!(out, expect);
     }
@@ -125,12 +145,23 @@ mod tests {
     fn pmt_with_descriptors_and_overflow() {
         let mut out = Vec::new();
         let d = [0x0F, 0x04, b'z', b'a', b'v', b'c'];
-        let entries = [PmtEntry { stream_type: 0xDB, pid: 0x100, descriptors: &d }];
+        let entries = [PmtEntry {
+            stream_type: 0xDB,
+            pid: 0x100,
+            descriptors: &d,
+        }];
         write_pmt(&mut out, 0, 0x100, &entries).unwrap();
-        assert_eq!(&out[17..28], &[0xDB, 0xE1, 0x00, 0xF0, 0x06, 0x0F, 0x04, b'z', b'a', b'v', b'c']);
+        assert_eq!(
+            &out[17..28],
+            &[0xDB, 0xE1, 0x00, 0xF0, 0x06, 0x0F, 0x04, b'z', b'a', b'v', b'c']
+        );
         assert_eq!(crate::crc32_mpeg2(&out[5..5 + 3 + usize::from(out[7])]), 0);
         let big = [0u8; 200];
-        let entries = [PmtEntry { stream_type: 0xDB, pid: 0x100, descriptors: &big }];
+        let entries = [PmtEntry {
+            stream_type: 0xDB,
+            pid: 0x100,
+            descriptors: &big,
+        }];
         assert!(write_pmt(&mut Vec::new(), 0, 0x100, &entries).is_err());
     }
 }

@@ -6,11 +6,20 @@ use bytes::Bytes;
 use common::*;
 use proptest::prelude::*;
 use sealcast_mpegts::{
-    count_packets, mux_segment, AudioConfigError, Codec, ContinuityState, Error, MuxParams, Sample, Stream,
+    count_packets, mux_segment, AudioConfigError, Codec, ContinuityState, Error, MuxParams, Sample,
+    Stream,
 };
 
 fn params() -> MuxParams {
-    MuxParams { pts_offset_90k: 900_000, continuity: ContinuityState { pat: 1, pmt: 2, video: 3, audio: 4 } }
+    MuxParams {
+        pts_offset_90k: 900_000,
+        continuity: ContinuityState {
+            pat: 1,
+            pmt: 2,
+            video: 3,
+            audio: 4,
+        },
+    }
 }
 
 /// Muxes, checking that a failure leaves `out` and `params` untouched and that
@@ -39,8 +48,17 @@ fn mux(streams: &[Stream<'_>]) -> Result<Vec<u8>, Error> {
 }
 
 fn video_err(nal_length_size: u8, data: &[u8]) -> Error {
-    let codec = Codec::H264 { sps: vec![Bytes::from_static(SPS)], pps: vec![], nal_length_size };
-    let s = [Sample { dts: 0, pts: 0, keyframe: true, data }];
+    let codec = Codec::H264 {
+        sps: vec![Bytes::from_static(SPS)],
+        pps: vec![],
+        nal_length_size,
+    };
+    let s = [Sample {
+        dts: 0,
+        pts: 0,
+        keyframe: true,
+        data,
+    }];
     mux(&[stream(&codec, 90_000, &s)]).unwrap_err()
 }
 
@@ -48,32 +66,88 @@ fn video_err(nal_length_size: u8, data: &[u8]) -> Error {
 fn nal_framing() {
     assert_eq!(
         video_err(4, &[0, 0, 0, 3, 0x65, 0x88]),
-        Error::NalOverrun { stream: 0, sample: 0, offset: 0, declared: 3, available: 2 }
+        Error::NalOverrun {
+            stream: 0,
+            sample: 0,
+            offset: 0,
+            declared: 3,
+            available: 2
+        }
     );
     assert_eq!(
         video_err(4, &[0xFF, 0xFF, 0xFF, 0xFF, 0x65]),
-        Error::NalOverrun { stream: 0, sample: 0, offset: 0, declared: 0xFFFF_FFFF, available: 1 }
+        Error::NalOverrun {
+            stream: 0,
+            sample: 0,
+            offset: 0,
+            declared: 0xFFFF_FFFF,
+            available: 1
+        }
     );
     assert_eq!(
         video_err(4, &[0, 0, 0, 1, 0x65, 0, 0]),
-        Error::TruncatedNalLength { stream: 0, sample: 0, offset: 5 }
+        Error::TruncatedNalLength {
+            stream: 0,
+            sample: 0,
+            offset: 5
+        }
     );
-    assert_eq!(video_err(2, &[0]), Error::TruncatedNalLength { stream: 0, sample: 0, offset: 0 });
-    assert_eq!(video_err(4, &[]), Error::EmptySample { stream: 0, sample: 0 });
-    assert_eq!(video_err(0, &[1, 0x65]), Error::BadNalLengthSize { stream: 0, size: 0 });
-    assert_eq!(video_err(5, &[1, 0x65]), Error::BadNalLengthSize { stream: 0, size: 5 });
+    assert_eq!(
+        video_err(2, &[0]),
+        Error::TruncatedNalLength {
+            stream: 0,
+            sample: 0,
+            offset: 0
+        }
+    );
+    assert_eq!(
+        video_err(4, &[]),
+        Error::EmptySample {
+            stream: 0,
+            sample: 0
+        }
+    );
+    assert_eq!(
+        video_err(0, &[1, 0x65]),
+        Error::BadNalLengthSize { stream: 0, size: 0 }
+    );
+    assert_eq!(
+        video_err(5, &[1, 0x65]),
+        Error::BadNalLengthSize { stream: 0, size: 5 }
+    );
     // Error context names the failing sample of the failing stream.
     let codec = h264_codec();
     let acodec = aac_codec();
     let good = [0, 0, 0, 1, 0x41];
     let s = [
-        Sample { dts: 0, pts: 0, keyframe: true, data: &good },
-        Sample { dts: 3000, pts: 3000, keyframe: false, data: &[0, 0, 9, 0] },
+        Sample {
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: &good,
+        },
+        Sample {
+            dts: 3000,
+            pts: 3000,
+            keyframe: false,
+            data: &[0, 0, 9, 0],
+        },
     ];
-    let a = [Sample { dts: 0, pts: 0, keyframe: true, data: &[1, 2, 3] }];
+    let a = [Sample {
+        dts: 0,
+        pts: 0,
+        keyframe: true,
+        data: &[1, 2, 3],
+    }];
     assert_eq!(
         mux(&[stream(&acodec, 48_000, &a), stream(&codec, 90_000, &s)]).unwrap_err(),
-        Error::NalOverrun { stream: 1, sample: 1, offset: 0, declared: 0x900, available: 0 }
+        Error::NalOverrun {
+            stream: 1,
+            sample: 1,
+            offset: 0,
+            declared: 0x900,
+            available: 0
+        }
     );
 }
 
@@ -82,17 +156,60 @@ fn audio_input() {
     let codec = aac_codec();
     let big = vec![0u8; 8185];
     let max = vec![0u8; 8184];
-    let a = [Sample { dts: 0, pts: 0, keyframe: true, data: &max }, Sample { dts: 1024, pts: 1024, keyframe: true, data: &big }];
-    assert_eq!(mux(&[stream(&codec, 48_000, &a)]).unwrap_err(), Error::AacFrameTooLarge { stream: 0, sample: 1, len: 8185 });
-    let a = [Sample { dts: 0, pts: 0, keyframe: true, data: &[] }];
-    assert_eq!(mux(&[stream(&codec, 48_000, &a)]).unwrap_err(), Error::EmptySample { stream: 0, sample: 0 });
-    let bad = Codec::Aac { audio_specific_config: Bytes::from_static(&[0x12]) };
+    let a = [
+        Sample {
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: &max,
+        },
+        Sample {
+            dts: 1024,
+            pts: 1024,
+            keyframe: true,
+            data: &big,
+        },
+    ];
+    assert_eq!(
+        mux(&[stream(&codec, 48_000, &a)]).unwrap_err(),
+        Error::AacFrameTooLarge {
+            stream: 0,
+            sample: 1,
+            len: 8185
+        }
+    );
+    let a = [Sample {
+        dts: 0,
+        pts: 0,
+        keyframe: true,
+        data: &[],
+    }];
+    assert_eq!(
+        mux(&[stream(&codec, 48_000, &a)]).unwrap_err(),
+        Error::EmptySample {
+            stream: 0,
+            sample: 0
+        }
+    );
+    let bad = Codec::Aac {
+        audio_specific_config: Bytes::from_static(&[0x12]),
+    };
     assert_eq!(
         mux(&[stream(&bad, 48_000, &[])]).unwrap_err(),
-        Error::AudioConfig { stream: 0, reason: AudioConfigError::Truncated }
+        Error::AudioConfig {
+            stream: 0,
+            reason: AudioConfigError::Truncated
+        }
     );
     // Eight maximum-size frames in 60 ms still fit a bounded PES by splitting.
-    let frames: Vec<Sample<'_>> = (0..8).map(|i| Sample { dts: i, pts: i, keyframe: true, data: &max }).collect();
+    let frames: Vec<Sample<'_>> = (0..8)
+        .map(|i| Sample {
+            dts: i,
+            pts: i,
+            keyframe: true,
+            data: &max,
+        })
+        .collect();
     mux(&[stream(&codec, 48_000, &frames)]).unwrap();
 }
 
@@ -102,29 +219,66 @@ fn stream_layout_and_times() {
     assert_eq!(mux(&[]).unwrap_err(), Error::NoStreams);
     assert_eq!(
         mux(&[stream(&v, 90_000, &[]), stream(&v, 90_000, &[])]).unwrap_err(),
-        Error::DuplicateStream { stream: 1, kind: "video" }
+        Error::DuplicateStream {
+            stream: 1,
+            kind: "video"
+        }
     );
     assert_eq!(
         mux(&[stream(&a, 48_000, &[]), stream(&a, 48_000, &[])]).unwrap_err(),
-        Error::DuplicateStream { stream: 1, kind: "audio" }
+        Error::DuplicateStream {
+            stream: 1,
+            kind: "audio"
+        }
     );
-    assert_eq!(mux(&[stream(&v, 0, &[])]).unwrap_err(), Error::ZeroTimescale { stream: 0 });
+    assert_eq!(
+        mux(&[stream(&v, 0, &[])]).unwrap_err(),
+        Error::ZeroTimescale { stream: 0 }
+    );
     // 10 s offset: -10 s is fine, anything earlier is not.
     let data = [0, 0, 0, 1, 0x65];
-    let ok = [Sample { dts: -900_000, pts: -900_000, keyframe: true, data: &data }];
+    let ok = [Sample {
+        dts: -900_000,
+        pts: -900_000,
+        keyframe: true,
+        data: &data,
+    }];
     mux(&[stream(&v, 90_000, &ok)]).unwrap();
-    let early = [Sample { dts: -900_001, pts: 0, keyframe: true, data: &data }];
+    let early = [Sample {
+        dts: -900_001,
+        pts: 0,
+        keyframe: true,
+        data: &data,
+    }];
     assert_eq!(
         mux(&[stream(&v, 90_000, &early)]).unwrap_err(),
-        Error::BadTimestamp { stream: 0, sample: 0, value: -900_001 }
+        Error::BadTimestamp {
+            stream: 0,
+            sample: 0,
+            value: -900_001
+        }
     );
-    let huge = [Sample { dts: 0, pts: i64::MAX, keyframe: true, data: &data }];
+    let huge = [Sample {
+        dts: 0,
+        pts: i64::MAX,
+        keyframe: true,
+        data: &data,
+    }];
     assert_eq!(
         mux(&[stream(&v, 1, &huge)]).unwrap_err(),
-        Error::BadTimestamp { stream: 0, sample: 0, value: i64::MAX }
+        Error::BadTimestamp {
+            stream: 0,
+            sample: 0,
+            value: i64::MAX
+        }
     );
     // Empty streams still make a valid PAT + PMT segment.
-    assert_eq!(mux(&[stream(&v, 90_000, &[]), stream(&a, 48_000, &[])]).unwrap().len(), 2 * 188);
+    assert_eq!(
+        mux(&[stream(&v, 90_000, &[]), stream(&a, 48_000, &[])])
+            .unwrap()
+            .len(),
+        2 * 188
+    );
 }
 
 proptest! {

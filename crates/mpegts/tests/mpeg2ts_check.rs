@@ -10,16 +10,21 @@ use mpeg2ts::es::StreamType;
 use mpeg2ts::pes::{PesPacket, PesPacketReader, ReadPesPacket};
 use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
 use sealcast_mpegts::{
-    count_packets, estimate_size, mux_segment, Codec, ContinuityState, MuxParams, AUDIO_PID, PMT_PID, VIDEO_PID,
+    count_packets, estimate_size, mux_segment, Codec, ContinuityState, MuxParams, AUDIO_PID,
+    PMT_PID, VIDEO_PID,
 };
 
 const OFFSET: u64 = 900_000;
+
+/// PCR PID and (stream type, PID) entries of one PMT.
+type PmtSummary = (Option<u16>, Vec<(StreamType, u16)>);
+type Pes = PesPacket<Vec<u8>>;
 
 /// Per-packet facts gathered by the packet-level pass.
 #[derive(Default)]
 struct PacketPass {
     pats: usize,
-    pmts: Vec<(Option<u16>, Vec<(StreamType, u16)>)>,
+    pmts: Vec<PmtSummary>,
     /// (pid, pcr in 27 MHz, random_access_indicator) of every PES start.
     starts: Vec<(u16, Option<u64>, bool)>,
 }
@@ -45,7 +50,11 @@ fn packet_pass(ts: &[u8]) -> PacketPass {
             }
             TsPayload::Pmt(pmt) => {
                 assert_eq!(pmt.program_num, 1);
-                let es = pmt.es_info.iter().map(|e| (e.stream_type, e.elementary_pid.as_u16())).collect();
+                let es = pmt
+                    .es_info
+                    .iter()
+                    .map(|e| (e.stream_type, e.elementary_pid.as_u16()))
+                    .collect();
                 pass.pmts.push((pmt.pcr_pid.map(|p| p.as_u16()), es));
             }
             TsPayload::Pes(_) => {
@@ -58,7 +67,10 @@ fn packet_pass(ts: &[u8]) -> PacketPass {
             }
             TsPayload::Raw(_) => {
                 if let Some(af) = &pkt.adaptation_field {
-                    assert!(af.pcr.is_none() && !af.random_access_indicator, "only PES starts carry PCR/RAI");
+                    assert!(
+                        af.pcr.is_none() && !af.random_access_indicator,
+                        "only PES starts carry PCR/RAI"
+                    );
                 }
             }
             other => panic!("unexpected payload {other:?}"),
@@ -67,7 +79,7 @@ fn packet_pass(ts: &[u8]) -> PacketPass {
     pass
 }
 
-fn pes_pass(ts: &[u8]) -> (Vec<PesPacket<Vec<u8>>>, Vec<PesPacket<Vec<u8>>>) {
+fn pes_pass(ts: &[u8]) -> (Vec<Pes>, Vec<Pes>) {
     let mut reader = PesPacketReader::new(TsPacketReader::new(ts));
     let (mut video, mut audio) = (Vec::new(), Vec::new());
     while let Some(p) = reader.read_pes_packet().unwrap() {
@@ -80,8 +92,11 @@ fn pes_pass(ts: &[u8]) -> (Vec<PesPacket<Vec<u8>>>, Vec<PesPacket<Vec<u8>>>) {
     (video, audio)
 }
 
-fn times(p: &PesPacket<Vec<u8>>) -> (u64, Option<u64>) {
-    (p.header.pts.expect("PTS").as_u64(), p.header.dts.map(|d| d.as_u64()))
+fn times(p: &Pes) -> (u64, Option<u64>) {
+    (
+        p.header.pts.expect("PTS").as_u64(),
+        p.header.dts.map(|d| d.as_u64()),
+    )
 }
 
 /// Expected Annex-B access unit, built from the NAL list rather than the sample bytes.
@@ -107,11 +122,17 @@ fn adts_frames(mut data: &[u8]) -> Vec<(u8, u8, u8, Vec<u8>)> {
     while !data.is_empty() {
         assert!(data.len() >= 7);
         let bits: u64 = data[..7].iter().fold(0, |a, &b| (a << 8) | u64::from(b));
-        let field = |from: u32, width: u32| ((bits >> (56 - from - width)) & ((1 << width) - 1)) as usize;
+        let field =
+            |from: u32, width: u32| ((bits >> (56 - from - width)) & ((1 << width) - 1)) as usize;
         assert_eq!(field(0, 12), 0xFFF);
         assert_eq!(field(15, 1), 1, "protection_absent");
         let len = field(30, 13);
-        frames.push((field(16, 2) as u8, field(18, 4) as u8, field(23, 3) as u8, data[7..len].to_vec()));
+        frames.push((
+            field(16, 2) as u8,
+            field(18, 4) as u8,
+            field(23, 3) as u8,
+            data[7..len].to_vec(),
+        ));
         data = &data[len..];
     }
     frames
@@ -125,7 +146,10 @@ fn h264_aac_segments_parse_and_match_input() {
     let bounds = [0, 30, 60, 90, 95];
 
     let mut ts = Vec::new();
-    let mut params = MuxParams { pts_offset_90k: OFFSET, continuity: ContinuityState::default() };
+    let mut params = MuxParams {
+        pts_offset_90k: OFFSET,
+        continuity: ContinuityState::default(),
+    };
     let mut from_counts = ContinuityState::default();
     let mut segment_starts = Vec::new();
     let mut audio_taken = 0;
@@ -135,7 +159,10 @@ fn h264_aac_segments_parse_and_match_input() {
         let end = if w[1] == video.len() {
             audio.len()
         } else {
-            audio.iter().position(|a| a.dts * 30_000 >= video[w[1]].dts * 48_000).unwrap()
+            audio
+                .iter()
+                .position(|a| a.dts * 30_000 >= video[w[1]].dts * 48_000)
+                .unwrap()
         };
         let a = &audio[audio_taken..end];
         audio_taken = end;
@@ -150,7 +177,10 @@ fn h264_aac_segments_parse_and_match_input() {
         assert_eq!((ts.len() - before) as u64, counts.bytes());
         assert_eq!(estimate_size(&streams, OFFSET).unwrap(), ts.len() - before);
         from_counts.advance(&counts);
-        assert_eq!(params.continuity, from_counts, "counters predicted from counts");
+        assert_eq!(
+            params.continuity, from_counts,
+            "counters predicted from counts"
+        );
     }
     assert_eq!(audio_taken, audio.len());
 
@@ -165,7 +195,16 @@ fn h264_aac_segments_parse_and_match_input() {
     assert_eq!(pass.pats, 4);
     assert_eq!(pass.pmts.len(), 4);
     for pmt in &pass.pmts {
-        assert_eq!(pmt, &(Some(VIDEO_PID), vec![(StreamType::H264, VIDEO_PID), (StreamType::AdtsAac, AUDIO_PID)]));
+        assert_eq!(
+            pmt,
+            &(
+                Some(VIDEO_PID),
+                vec![
+                    (StreamType::H264, VIDEO_PID),
+                    (StreamType::AdtsAac, AUDIO_PID)
+                ]
+            )
+        );
     }
 
     let (vpes, apes) = pes_pass(&ts);
@@ -187,7 +226,11 @@ fn h264_aac_segments_parse_and_match_input() {
     for p in &apes {
         assert_eq!(times(p), (frame as u64 * 1920 + OFFSET, None));
         let frames = adts_frames(&p.data);
-        assert!((1..=3).contains(&frames.len()), "{} frames in a PES", frames.len());
+        assert!(
+            (1..=3).contains(&frames.len()),
+            "{} frames in a PES",
+            frames.len()
+        );
         for (profile, sf, ch, raw) in frames {
             assert_eq!((profile, sf, ch), (1, 3, 2));
             assert_eq!(raw, audio[frame].data);
@@ -196,7 +239,11 @@ fn h264_aac_segments_parse_and_match_input() {
     }
     assert_eq!(frame, audio.len());
     for start in pass.starts.iter().filter(|s| s.0 == AUDIO_PID) {
-        assert_eq!((start.1, start.2), (None, true), "audio: no PCR, RAI on sync frames");
+        assert_eq!(
+            (start.1, start.2),
+            (None, true),
+            "audio: no PCR, RAI on sync frames"
+        );
     }
 
     // PES are interleaved in DTS order.
@@ -219,22 +266,38 @@ fn h264_aac_segments_parse_and_match_input() {
             ai += 1;
         }
     }
-    assert!(dts_in_file_order.windows(2).all(|w| w[0] <= w[1]), "DTS order");
+    assert!(
+        dts_in_file_order.windows(2).all(|w| w[0] <= w[1]),
+        "DTS order"
+    );
     assert_eq!(order.len(), vpes.len() + apes.len());
 }
 
 #[test]
 fn audio_only_carries_pcr_and_rounds_44100() {
     let audio = audio_samples(100, 7);
-    let codec = Codec::Aac { audio_specific_config: Bytes::from_static(&[0x12, 0x10]) };
+    let codec = Codec::Aac {
+        audio_specific_config: Bytes::from_static(&[0x12, 0x10]),
+    };
     let s = samples(&audio);
     let streams = [stream(&codec, 44_100, &s)];
-    let mut params = MuxParams { pts_offset_90k: OFFSET, continuity: ContinuityState { pat: 15, pmt: 7, video: 0, audio: 9 } };
+    let mut params = MuxParams {
+        pts_offset_90k: OFFSET,
+        continuity: ContinuityState {
+            pat: 15,
+            pmt: 7,
+            video: 0,
+            audio: 9,
+        },
+    };
     let mut ts = Vec::new();
     mux_segment(&streams, &mut params, &mut ts).unwrap();
 
     let pass = packet_pass(&ts);
-    assert_eq!(pass.pmts, vec![(Some(AUDIO_PID), vec![(StreamType::AdtsAac, AUDIO_PID)])]);
+    assert_eq!(
+        pass.pmts,
+        vec![(Some(AUDIO_PID), vec![(StreamType::AdtsAac, AUDIO_PID)])]
+    );
     // Counters started where asked.
     assert_eq!(ts[3] & 0x0F, 15);
     assert_eq!(ts[188 + 3] & 0x0F, 7);
@@ -263,7 +326,12 @@ fn hevc_video_only() {
     let vps = Bytes::from_static(&[0x40, 0x01, 0x0C, 0x01, 0xFF, 0xFF]);
     let sps = Bytes::from_static(&[0x42, 0x01, 0x01, 0x01, 0x60, 0x00]);
     let pps = Bytes::from_static(&[0x44, 0x01, 0xC1, 0x72, 0xB4]);
-    let codec = Codec::Hevc { vps: vec![vps.clone()], sps: vec![sps.clone()], pps: vec![pps.clone()], nal_length_size: 4 };
+    let codec = Codec::Hevc {
+        vps: vec![vps.clone()],
+        sps: vec![sps.clone()],
+        pps: vec![pps.clone()],
+        nal_length_size: 4,
+    };
     let mut rng = Lcg(3);
     let owned: Vec<Owned> = (0..40)
         .map(|i| {
@@ -275,17 +343,29 @@ fn hevc_video_only() {
             nal[1] = 0x01;
             let mut data = (nal.len() as u32).to_be_bytes().to_vec();
             data.extend_from_slice(&nal);
-            Owned { dts: i * 3000, pts: i * 3000 + 6000, keyframe, data, nals: vec![nal] }
+            Owned {
+                dts: i * 3000,
+                pts: i * 3000 + 6000,
+                keyframe,
+                data,
+                nals: vec![nal],
+            }
         })
         .collect();
     let s = samples(&owned);
     let streams = [stream(&codec, 90_000, &s)];
-    let mut params = MuxParams { pts_offset_90k: OFFSET, ..Default::default() };
+    let mut params = MuxParams {
+        pts_offset_90k: OFFSET,
+        ..Default::default()
+    };
     let mut ts = Vec::new();
     mux_segment(&streams, &mut params, &mut ts).unwrap();
 
     let pass = packet_pass(&ts);
-    assert_eq!(pass.pmts, vec![(Some(VIDEO_PID), vec![(StreamType::H265, VIDEO_PID)])]);
+    assert_eq!(
+        pass.pmts,
+        vec![(Some(VIDEO_PID), vec![(StreamType::H265, VIDEO_PID)])]
+    );
     let (vpes, _) = pes_pass(&ts);
     assert_eq!(vpes.len(), owned.len());
     for (p, o) in vpes.iter().zip(&owned) {
@@ -299,6 +379,9 @@ fn hevc_video_only() {
         au.extend_from_slice(&[0, 0, 0, 1]);
         au.extend_from_slice(&o.nals[0]);
         assert_eq!(p.data, au);
-        assert_eq!(times(p), (o.pts as u64 + OFFSET, Some(o.dts as u64 + OFFSET)));
+        assert_eq!(
+            times(p),
+            (o.pts as u64 + OFFSET, Some(o.dts as u64 + OFFSET))
+        );
     }
 }

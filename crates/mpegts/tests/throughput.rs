@@ -15,12 +15,22 @@ fn throughput() {
     let video: Vec<Owned> = (0..180)
         .map(|i| {
             let keyframe = i % 60 == 0;
-            let len = if keyframe { 150_000 } else { 15_000 + rng.below(10_000) as usize };
+            let len = if keyframe {
+                150_000
+            } else {
+                15_000 + rng.below(10_000) as usize
+            };
             let mut nal = rng.bytes(len);
             nal[0] = if keyframe { 0x65 } else { 0x41 };
             let mut data = (len as u32).to_be_bytes().to_vec();
             data.extend_from_slice(&nal);
-            Owned { dts: i * 1001, pts: i * 1001 + 2002, keyframe, data, nals: vec![] }
+            Owned {
+                dts: i * 1001,
+                pts: i * 1001 + 2002,
+                keyframe,
+                data,
+                nals: vec![],
+            }
         })
         .collect();
     let audio = audio_samples(282, 1);
@@ -33,16 +43,36 @@ fn throughput() {
     let t = Instant::now();
     for _ in 0..iters {
         out.clear();
-        mux_segment(&streams, &mut MuxParams { pts_offset_90k: 900_000, ..Default::default() }, &mut out).unwrap();
+        mux_segment(
+            &streams,
+            &mut MuxParams {
+                pts_offset_90k: 900_000,
+                ..Default::default()
+            },
+            &mut out,
+        )
+        .unwrap();
     }
     let secs = t.elapsed().as_secs_f64();
     let bytes = out.len() as f64 * iters as f64;
-    println!("mux_segment (reused Vec): {} bytes/segment, {:.2} GB/s", out.len(), bytes / secs / 1e9);
+    println!(
+        "mux_segment (reused Vec): {} bytes/segment, {:.2} GB/s",
+        out.len(),
+        bytes / secs / 1e9
+    );
 
     let t = Instant::now();
     for _ in 0..iters {
         let mut fresh = Vec::new();
-        mux_segment(&streams, &mut MuxParams { pts_offset_90k: 900_000, ..Default::default() }, &mut fresh).unwrap();
+        mux_segment(
+            &streams,
+            &mut MuxParams {
+                pts_offset_90k: 900_000,
+                ..Default::default()
+            },
+            &mut fresh,
+        )
+        .unwrap();
         std::hint::black_box(&fresh);
     }
     let secs = t.elapsed().as_secs_f64();
@@ -52,7 +82,10 @@ fn throughput() {
     for _ in 0..iters * 10 {
         std::hint::black_box(count_packets(&streams, 0).unwrap());
     }
-    println!("count_packets: {:.1} us/segment", t.elapsed().as_secs_f64() * 1e6 / (iters * 10) as f64);
+    println!(
+        "count_packets: {:.1} us/segment",
+        t.elapsed().as_secs_f64() * 1e6 / (iters * 10) as f64
+    );
 
     // Reference: a plain copy of the input bytes.
     let input: usize = video.iter().chain(&audio).map(|s| s.data.len()).sum();
@@ -64,5 +97,8 @@ fn throughput() {
         }
         std::hint::black_box(&out);
     }
-    println!("memcpy of input: {:.2} GB/s", input as f64 * iters as f64 / t.elapsed().as_secs_f64() / 1e9);
+    println!(
+        "memcpy of input: {:.2} GB/s",
+        input as f64 * iters as f64 / t.elapsed().as_secs_f64() / 1e9
+    );
 }

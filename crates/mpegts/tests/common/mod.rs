@@ -15,7 +15,12 @@ pub struct Owned {
 
 impl Owned {
     pub fn sample(&self) -> Sample<'_> {
-        Sample { dts: self.dts, pts: self.pts, keyframe: self.keyframe, data: &self.data }
+        Sample {
+            dts: self.dts,
+            pts: self.pts,
+            keyframe: self.keyframe,
+            data: &self.data,
+        }
     }
 }
 
@@ -24,7 +29,10 @@ pub struct Lcg(pub u64);
 
 impl Lcg {
     pub fn next(&mut self) -> u32 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) as u32
     }
     pub fn below(&mut self, n: u32) -> u32 {
@@ -35,16 +43,24 @@ impl Lcg {
     }
 }
 
-pub const SPS: &[u8] = &[0x67, 0x64, 0x00, 0x1F, 0xAC, 0xD9, 0x40, 0x50, 0x05, 0xBB, 0x01, 0x10];
+pub const SPS: &[u8] = &[
+    0x67, 0x64, 0x00, 0x1F, 0xAC, 0xD9, 0x40, 0x50, 0x05, 0xBB, 0x01, 0x10,
+];
 pub const PPS: &[u8] = &[0x68, 0xEB, 0xE3, 0xCB, 0x22, 0xC0];
 
 pub fn h264_codec() -> Codec {
-    Codec::H264 { sps: vec![Bytes::from_static(SPS)], pps: vec![Bytes::from_static(PPS)], nal_length_size: 4 }
+    Codec::H264 {
+        sps: vec![Bytes::from_static(SPS)],
+        pps: vec![Bytes::from_static(PPS)],
+        nal_length_size: 4,
+    }
 }
 
 /// AAC-LC, 48 kHz, stereo.
 pub fn aac_codec() -> Codec {
-    Codec::Aac { audio_specific_config: Bytes::from_static(&[0x11, 0x90]) }
+    Codec::Aac {
+        audio_specific_config: Bytes::from_static(&[0x11, 0x90]),
+    }
 }
 
 /// `n` H.264 samples at 30000/1001 fps (timescale 30000), keyframe every `gop`, with
@@ -83,7 +99,13 @@ pub fn video_samples(n: usize, gop: usize, seed: u64) -> Vec<Owned> {
                 data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
                 data.extend_from_slice(nal);
             }
-            Owned { dts, pts, keyframe, data, nals }
+            Owned {
+                dts,
+                pts,
+                keyframe,
+                data,
+                nals,
+            }
         })
         .collect()
 }
@@ -96,7 +118,13 @@ pub fn audio_samples(n: usize, seed: u64) -> Vec<Owned> {
             let len = 1 + rng.below(800) as usize;
             let data = rng.bytes(len);
             let t = i as i64 * 1024;
-            Owned { dts: t, pts: t, keyframe: true, data: data.clone(), nals: vec![data] }
+            Owned {
+                dts: t,
+                pts: t,
+                keyframe: true,
+                data: data.clone(),
+                nals: vec![data],
+            }
         })
         .collect()
 }
@@ -107,5 +135,9 @@ pub fn samples(owned: &[Owned]) -> Vec<Sample<'_>> {
 }
 
 pub fn stream<'a>(codec: &'a Codec, timescale: u32, samples: &'a [Sample<'a>]) -> Stream<'a> {
-    Stream { codec, timescale, samples }
+    Stream {
+        codec,
+        timescale,
+        samples,
+    }
 }
