@@ -590,3 +590,116 @@ def concat_representation(rep: DashRepresentation, dest: Path) -> Path:
         for s in rep.segments:
             f.write(get_bytes(s.url))
     return dest
+
+
+# --------------------------------------------------------------------------- ISO BMFF sample times
+#
+# ffmpeg's mov demuxer reports pts shifted by the largest negative composition offset
+# (its `dts_shift`), so for trun-v1 content its pts is not the ISO composition time that
+# DASH's SegmentTimeline is defined on. These few lines read tfdt/trun directly
+# (ISO/IEC 14496-12 8.8) to get composition times as the spec defines them.
+
+_CONTAINERS = {b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"edts"}
+
+
+def _boxes(b: bytes, start: int = 0, end: int | None = None):
+    end = len(b) if end is None else end
+    o = start
+    while o + 8 <= end:
+        size = int.from_bytes(b[o:o + 4], "big")
+        typ = b[o + 4:o + 8]
+        hdr = 8
+        if size == 1:
+            size, hdr = int.from_bytes(b[o + 8:o + 16], "big"), 16
+        elif size == 0:
+            size = end - o
+        assert size >= hdr and o + size <= end, f"bad box {typ!r} size {size} at {o}"
+        yield typ, o + hdr, o + size
+        o += size
+
+
+def _find(b: bytes, path: list[bytes], start: int = 0, end: int | None = None):
+    for typ, s, e in _boxes(b, start, end):
+        if typ == path[0]:
+            if len(path) == 1:
+                yield s, e
+            elif typ in _CONTAINERS:
+                yield from _find(b, path[1:], s, e)
+
+
+@dataclass
+class SampleTime:
+    dts: int
+    ct: int        # composition time = dts + composition offset
+    duration: int
+
+
+def init_timescale_and_defaults(init: bytes) -> tuple[int, int]:
+    """(mdhd timescale, trex default_sample_duration) of the single track of an init segment."""
+    ts = None
+    for s, _ in _find(init, [b"moov", b"trak", b"mdia", b"mdhd"]):
+        v = init[s]
+        ts = int.from_bytes(init[s + 20:s + 24] if v == 1 else init[s + 12:s + 16], "big")
+    default_dur = 0
+    for s, _ in _find(init, [b"moov", b"mvex", b"trex"]):
+        default_dur = int.from_bytes(init[s + 12:s + 16], "big")
+    assert ts, "init segment has no mdhd"
+    return ts, default_dur
+
+
+def init_edit_shift(init: bytes) -> int:
+    """media_time of the first non-empty edit (the amount an edit list moves presentation
+    earlier, in media timescale units); 0 without an edit list."""
+    for s, _ in _find(init, [b"moov", b"trak", b"edts", b"elst"]):
+        v = init[s]
+        n = int.from_bytes(init[s + 4:s + 8], "big")
+        p = s + 8
+        for _ in range(n):
+            if v == 1:
+                mt = int.from_bytes(init[p + 8:p + 16], "big", signed=True); p += 20
+            else:
+                mt = int.from_bytes(init[p + 4:p + 8], "big", signed=True); p += 12
+            if mt >= 0:
+                return mt
+    return 0
+
+
+def fragment_sample_times(init: bytes, seg: bytes) -> list[SampleTime]:
+    """Decode and composition times of every sample of a media segment. Composition times
+    are presentation times: an edit list's media_time in the init is subtracted."""
+    _, trex_dur = init_timescale_and_defaults(init)
+    shift = init_edit_shift(init)
+    out: list[SampleTime] = []
+    for moof_s, moof_e in _find(seg, [b"moof"]):
+        trafs = list(_find(seg, [b"traf"], moof_s, moof_e))
+        assert len(trafs) == 1, f"moof at {moof_s - 8} has {len(trafs)} traf boxes; a served track segment has one"
+        for traf_s, traf_e in trafs:
+            default_dur, base = trex_dur, None
+            for typ, s, e in _boxes(seg, traf_s, traf_e):
+                if typ == b"tfhd":
+                    flags = int.from_bytes(seg[s + 1:s + 4], "big")
+                    p = s + 8
+                    p += 8 if flags & 0x01 else 0
+                    p += 4 if flags & 0x02 else 0
+                    if flags & 0x08:
+                        default_dur = int.from_bytes(seg[p:p + 4], "big")
+                elif typ == b"tfdt":
+                    v = seg[s]
+                    base = int.from_bytes(seg[s + 4:s + 12] if v == 1 else seg[s + 4:s + 8], "big")
+                elif typ == b"trun":
+                    assert base is not None, "trun before tfdt (or no tfdt) in a media segment"
+                    v, flags = seg[s], int.from_bytes(seg[s + 1:s + 4], "big")
+                    n = int.from_bytes(seg[s + 4:s + 8], "big")
+                    p = s + 8 + (4 if flags & 0x01 else 0) + (4 if flags & 0x04 else 0)
+                    for _ in range(n):
+                        dur = default_dur
+                        if flags & 0x100:
+                            dur = int.from_bytes(seg[p:p + 4], "big"); p += 4
+                        p += 4 if flags & 0x200 else 0
+                        p += 4 if flags & 0x400 else 0
+                        cto = 0
+                        if flags & 0x800:
+                            cto = int.from_bytes(seg[p:p + 4], "big", signed=(v == 1)); p += 4
+                        out.append(SampleTime(base, base + cto - shift, dur))
+                        base += dur
+    return out

@@ -12,8 +12,8 @@ import urllib.parse
 
 import pytest
 
-from oracle import (FIXTURES, Server, dash_representations, fetch, get_ok, has_curl, start_server, stop_server,
-                    track_name_from_url)
+from oracle import (FIXTURES, Server, concat_representation, dash_representations, fetch, framemd5, get_ok,
+                    has_curl, start_server, stop_server, track_name_from_url)
 
 
 @pytest.fixture(scope="module")
@@ -310,5 +310,34 @@ def test_nested_asset_path(tmp_path):
         assert len(r.body) > 0
         assert get_ok(s.url("/shows/s1/demo/master.m3u8")).body.startswith(b"#EXTM3U")
         assert fetch(s.url("/shows/s1/manifest.mpd")).status == 404, "a folder without media is not an asset"
+    finally:
+        stop_server(s)
+
+
+def test_truncated_track_alone(tmp_path):
+    """`bad/truncated.cmfv` in an asset of its own (in `bad/` the garbage file fails the whole
+    asset first): the server either refuses it with a JSON error, or publishes only what is
+    whole - every listed segment then fetches, and the samples are a prefix of what ffmpeg
+    reads from the file."""
+    root = tmp_path / "root"
+    (root / "t").mkdir(parents=True)
+    shutil.copy(FIXTURES / "bad" / "truncated.cmfv", root / "t" / "truncated.cmfv")
+    s: Server = start_server(tmp_path / "truncated.log", root=root)
+    try:
+        r = fetch(s.url("/t/manifest.mpd"))
+        if r.status >= 400:
+            assert _is_json_error(r), f"{r.status} without a JSON body: {r.body[:200]!r}"
+        else:
+            assert r.status == 200, r.describe()
+            reps = dash_representations(s.base_url, "t")
+            assert len(reps) == 1, f"{len(reps)} Representations for one truncated track"
+            dest = concat_representation(reps[0], tmp_path / "served.mp4")  # every listed segment must be 200
+            got = framemd5(str(dest), "0:0")
+            want = framemd5(str(FIXTURES / "bad" / "truncated.cmfv"), "0:0")
+            g = [(p.size, p.md5) for p in got.packets]
+            w = [(p.size, p.md5) for p in want.packets]
+            assert g == w[:len(g)], "served samples are not a prefix of the file's samples"
+        assert fetch(s.url("/t/master.m3u8")).status in (200, 400, 404, 409, 410, 422, 500, 502, 503)
+        assert s.alive(), f"server died on the truncated file: {s.log_tail()}"
     finally:
         stop_server(s)

@@ -327,7 +327,8 @@ fn framing_error(stream: usize, sample: usize, e: FramingError) -> Error {
     }
 }
 
-/// Consumer of the PES schedule.
+/// Consumer of the PES schedule. The sample index and frame ranges it receives index
+/// into the track's samples: schedule() fetched each of them with `get` first.
 trait Sink {
     fn video(
         &mut self,
@@ -424,6 +425,7 @@ fn schedule(setup: &Setup<'_>, offset: u64, sink: &mut impl Sink) -> Result<(), 
                     break;
                 }
             }
+            // In bounds: the loop above fetched sample `first`.
             let key = a.samples[first].keyframe;
             sink.audio(
                 a,

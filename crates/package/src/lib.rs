@@ -8,6 +8,7 @@ pub mod asset;
 pub mod error;
 pub mod fmp4;
 pub mod fragment;
+pub mod fuzzing;
 pub mod index;
 pub mod ism;
 pub mod lang;

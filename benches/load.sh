@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Loopback load benchmark of the sealcast origin. See benches/README.md.
+#
+#   bash benches/load.sh
+#
+# Bounded: every run has a fixed duration and every wait a limit; about 90 s once the content
+# exists (first run: +20 s to encode it). Talks to 127.0.0.1 only.
+#
+# The server is pinned to one core and the load generator to the other. The figure of merit is
+# work per server CPU-second (utime+stime from /proc/PID/stat, all threads), not requests per
+# second, so a saturated load generator does not hide server cost. AES-128-CTR speed is
+# measured on the same core in the same run, as the yardstick the targets are written against.
+#
+# Settings (environment):
+#   SEALCAST_BIN                 server binary (default target/release/sealcast; built if missing)
+#   SEALCAST_BENCH_SECS          seconds per headline run (default 15)
+#   SEALCAST_BENCH_DIAG_SECS     seconds per diagnostic run (default 8)
+#   SEALCAST_BENCH_CONNS         concurrent connections (default 16)
+#   SEALCAST_BENCH_H2            1 = HTTP/2 runs with h2load, 0 = skip, auto = if installed
+#   SEALCAST_BENCH_PROFILE       1 = after measuring, sample the server with perf and print the
+#                                hottest symbols (separate runs, so sampling cost is not counted)
+#   SEALCAST_BENCH_STRICT        1 = exit 3 when a target is missed
+#   SEALCAST_BENCH_JSON          also write the result line to this file
+#   SEALCAST_BENCH_KEEP          1 = keep the work folder (URL lists, raw outputs, server log)
+# Content settings are read by benches/content.sh.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+repo="$(dirname "$here")"
+BIN="${SEALCAST_BIN:-$repo/target/release/sealcast}"
+SECS="${SEALCAST_BENCH_SECS:-15}"
+DIAG_SECS="${SEALCAST_BENCH_DIAG_SECS:-8}"
+CONNS="${SEALCAST_BENCH_CONNS:-16}"
+H2="${SEALCAST_BENCH_H2:-auto}"
+PROFILE="${SEALCAST_BENCH_PROFILE:-0}"
+SERVER_CORE=0
+CLIENT_CORE=1
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] error: %s\n' "$*" >&2; exit 2; }
+
+for t in wrk taskset curl openssl python3 getconf; do
+  command -v "$t" >/dev/null || die "'$t' is missing (scripts/setup.sh installs the tools)"
+done
+[ "$(nproc --all)" -ge 2 ] || die "needs 2 cores: one for the server, one for the load generator"
+case "$H2" in
+  auto) command -v h2load >/dev/null && H2=1 || H2=0 ;;
+  1) command -v h2load >/dev/null || die "SEALCAST_BENCH_H2=1 but h2load is missing (Debian nghttp2-client)" ;;
+esac
+if [ "$PROFILE" = 1 ]; then command -v perf >/dev/null || die "SEALCAST_BENCH_PROFILE=1 needs perf"; fi
+
+if [ ! -x "$BIN" ]; then
+  log "building the server (cargo build --release -p sealcast-origin)"
+  (cd "$repo" && cargo build --release -p sealcast-origin)
+fi
+root="$(bash "$here/content.sh")"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/sealcast-bench.XXXXXX")"
+spid=""
+cleanup() {
+  if [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null; then
+    kill -TERM "$spid"
+    for _ in $(seq 1 50); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$spid" 2>/dev/null && kill -KILL "$spid"
+  fi
+  if [ "${SEALCAST_BENCH_KEEP:-0}" = 1 ]; then log "work folder kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- yardstick: AES-128-CTR on the server's core, before the server exists ------------------
+log "openssl speed -evp aes-128-ctr (3 s, core $SERVER_CORE)"
+timeout 60 taskset -c "$SERVER_CORE" openssl speed -evp aes-128-ctr -seconds 3 -bytes 16384 \
+  >"$work/openssl.txt" 2>&1 || die "openssl speed failed: $(tail -3 "$work/openssl.txt")"
+
+# --- server ----------------------------------------------------------------------------------
+taskset -c "$SERVER_CORE" "$BIN" serve --listen 127.0.0.1:0 --root "$root" \
+  >"$work/server.out" 2>"$work/server.err" &
+spid=$!
+line=""
+for _ in $(seq 1 100); do
+  line="$(head -n1 "$work/server.out" 2>/dev/null || true)"
+  case "$line" in "sealcast listening on http://127.0.0.1:"*) break ;; esac
+  kill -0 "$spid" 2>/dev/null || die "server exited: $(tail -5 "$work/server.err")"
+  sleep 0.1
+done
+case "$line" in "sealcast listening on http://127.0.0.1:"*) ;; *) die "server did not report its port in 10 s" ;; esac
+base="${line#sealcast listening on }"
+log "server pid $spid at $base (core $SERVER_CORE), root $root"
+
+# --- URL lists ---------------------------------------------------------------------------------
+# Segment lists are interleaved across assets (a1/1, a2/1, ..., a1/2, ...) so neighbouring
+# requests, which run concurrently, read different files.
+mapfile -t assets < <(cd "$root" && ls -d a* | sort -V)
+[ "${#assets[@]}" -gt 0 ] || die "no asset folders in $root"
+playlist_uris() { # asset track -> segment URIs of its media playlist
+  curl -fsS --max-time 10 "$base/$1/$2/index.m3u8" | tr -d '\r' | grep -v '^#' | grep -v '^$' || true
+}
+for track in video_720p audio; do
+  : >"$work/seg_$track.txt"
+  mapfile -t uris < <(playlist_uris "${assets[0]}" "$track")
+  [ "${#uris[@]}" -gt 0 ] || die "no segments in /${assets[0]}/$track/index.m3u8"
+  for u in "${uris[@]}"; do
+    for a in "${assets[@]}"; do echo "/$a/$track/$u"; done
+  done >>"$work/seg_$track.txt"
+done
+for a in "${assets[@]}"; do
+  printf '/%s/manifest.mpd\n/%s/master.m3u8\n/%s/video_720p/index.m3u8\n/%s/audio/index.m3u8\n' "$a" "$a" "$a" "$a"
+done >"$work/manifests.txt"
+for a in "${assets[@]}"; do printf '/%s/video_720p/init.mp4\n/%s/audio/init.mp4\n' "$a" "$a"; done >"$work/init.txt"
+echo /healthz >"$work/healthz.txt"
+lists=(seg_video_720p seg_audio manifests init healthz)
+
+# --- warm-up: every URL once (page cache, asset and index caches), checking each is a 200 --------
+log "warm-up: every URL once ($(cat "$work"/*.txt | wc -l) URLs)"
+: >"$work/sizes.tsv"
+for l in "${lists[@]}"; do
+  awk -v b="$base" '{ printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", b, $0 }' "$work/$l.txt" >"$work/$l.curl"
+  timeout 120 curl -sS --max-time 100 --config "$work/$l.curl" -w '%{http_code} %{size_download}\n' >"$work/$l.sizes" \
+    || die "warm-up of $l failed"
+  bad="$(awk '$1 != 200' "$work/$l.sizes" | head -3)"
+  [ -z "$bad" ] || die "warm-up of $l: non-200 answers: $bad"
+  awk -v l="$l" '{ n++; s += $2 } END { printf "%s\t%d\t%.1f\n", l, n, s / n }' "$work/$l.sizes" >>"$work/sizes.tsv"
+done
+timeout 30 taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d2s -s "$here/cycle.lua" "$base" -- "$work/seg_video_720p.txt" >/dev/null
+
+# --- measured runs ------------------------------------------------------------------------------
+tck="$(getconf CLK_TCK)"
+proc_ticks() { sed 's/^.*) //' "/proc/$spid/stat" | awk '{ print $12, $13 }'; } # utime stime
+core_busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; } # user nice system irq softirq steal
+now_ns() { date +%s%N; }
+: >"$work/runs.tsv"
+measure() { # name tool list seconds
+  local name=$1 tool=$2 list=$3 secs=$4 u0 s0 u1 s1 sb0 sb1 cb0 cb1 t0 t1
+  kill -0 "$spid" 2>/dev/null || die "server died before run $name: $(tail -5 "$work/server.err")"
+  log "run $name: $tool, $CONNS connections, ${secs}s over $(wc -l <"$work/$list.txt") URLs"
+  read -r u0 s0 < <(proc_ticks); sb0=$(core_busy $SERVER_CORE); cb0=$(core_busy $CLIENT_CORE); t0=$(now_ns)
+  case "$tool" in
+    wrk) timeout $((secs + 30)) taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s \
+           -s "$here/cycle.lua" "$base" -- "$work/$list.txt" >"$work/$name.out" 2>&1 || die "wrk failed in run $name" ;;
+    h2load) sed "s|^|$base|" "$work/$list.txt" >"$work/$list.h2uris"
+            timeout $((secs + 30)) taskset -c "$CLIENT_CORE" h2load -t1 -c"$CONNS" -m4 -D"$secs" \
+              -i "$work/$list.h2uris" >"$work/$name.out" 2>&1 || die "h2load failed in run $name" ;;
+  esac
+  t1=$(now_ns); read -r u1 s1 < <(proc_ticks); sb1=$(core_busy $SERVER_CORE); cb1=$(core_busy $CLIENT_CORE)
+  printf '%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n' "$name" "$tool" "$list" "$work/$name.out" \
+    $((u1 - u0)) $((s1 - s0)) $((sb1 - sb0)) $((cb1 - cb0)) $((t1 - t0)) >>"$work/runs.tsv"
+}
+
+measure segments wrk seg_video_720p "$SECS"
+measure manifests wrk manifests "$SECS"
+measure audio_segments wrk seg_audio "$DIAG_SECS"
+measure init wrk init "$DIAG_SECS"
+measure healthz wrk healthz "$DIAG_SECS"
+if [ "$H2" = 1 ]; then
+  measure h2_segments h2load seg_video_720p "$DIAG_SECS"
+  measure h2_manifests h2load manifests "$DIAG_SECS"
+fi
+
+# --- optional profile (after the measured runs: sampling costs CPU) ---------------------------
+profile() { # name list
+  log "profile $1: perf record on the server for 5 s"
+  timeout 30 taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d7s -s "$here/cycle.lua" "$base" -- "$work/$2.txt" >/dev/null &
+  local w=$!
+  sleep 1
+  timeout 30 perf record -q -F 999 -g -p "$spid" -o "$work/$1.perf" -- sleep 5 >/dev/null 2>&1 || true
+  wait "$w" || true
+  {
+    echo "--- server profile, $1 (perf, self time, top 25 symbols) ---"
+    perf report -i "$work/$1.perf" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
+      | grep -E '^ +[0-9]' | sed 's/  */ /g' | head -25
+  } >>"$work/profile.txt"
+}
+if [ "$PROFILE" = 1 ]; then
+  profile segments seg_video_720p
+  profile manifests manifests
+fi
+
+kill -0 "$spid" 2>/dev/null || die "server died during the runs: $(tail -5 "$work/server.err")"
+
+# --- report (the last line of stdout is the JSON result) ---------------------------------------
+[ -f "$work/profile.txt" ] && cat "$work/profile.txt"
+status=0
+python3 "$here/report.py" --work "$work" --clk-tck "$tck" --conns "$CONNS" \
+  --server-core "$SERVER_CORE" --client-core "$CLIENT_CORE" --json-out "${SEALCAST_BENCH_JSON:-}" || status=$?
+if [ "$status" = 3 ] && [ "${SEALCAST_BENCH_STRICT:-0}" != 1 ]; then status=0; fi
+exit "$status"

@@ -1,0 +1,51 @@
+//! Pure packaging cost, without HTTP: indexing a file, building a CMAF segment from the bytes
+//! of one ranged read, and writing manifests. Run: `cargo bench -p sealcast-benches`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sealcast_package::asset::SourceFile;
+use sealcast_package::index::index_bytes;
+use sealcast_package::{fmp4, manifest, Asset, PackageOptions};
+use sealcast_testkit::fixture;
+
+fn demo() -> Asset {
+    let files: Vec<SourceFile> = ["audio_en.cmfa", "audio_fr.cmfa", "video_180p.cmfv", "video_360p.cmfv"]
+        .iter()
+        .map(|f| SourceFile { name: f.to_string(), index: Arc::new(index_bytes(&fixture(&format!("demo/{f}")), 65536).unwrap()) })
+        .collect();
+    Asset::build(&files, None, PackageOptions::default()).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let file = fixture("demo/video_360p.cmfv");
+    let walk = fixture("demo/video_180p.cmfv");
+    let mut g = c.benchmark_group("index");
+    g.bench_function("sidx_360p", |b| b.iter(|| index_bytes(black_box(&file), 65536).unwrap()));
+    g.bench_function("moof_walk_180p", |b| b.iter(|| index_bytes(black_box(&walk), 65536).unwrap()));
+    g.finish();
+
+    let a = demo();
+    let t = a.track("video_360p").unwrap();
+    let (s, e) = t.segment_range(1).unwrap();
+    let data = file.slice(s as usize..e as usize);
+    let mut g = c.benchmark_group("segment");
+    g.throughput(Throughput::Bytes(e - s));
+    g.bench_function("cmaf_360p", |b| {
+        b.iter(|| {
+            let f = fmp4::read_segment(t, 1, black_box(&data), s).unwrap();
+            fmp4::write_segment(&f, &data, s).unwrap()
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("manifest");
+    g.bench_function("mpd", |b| b.iter(|| manifest::dash::write_mpd(black_box(&a))));
+    g.bench_function("hls_master", |b| b.iter(|| manifest::hls::write_master(black_box(&a), manifest::hls::FMP4)));
+    g.bench_function("hls_media", |b| b.iter(|| manifest::hls::write_media(black_box(t), manifest::hls::FMP4)));
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
