@@ -17,6 +17,9 @@
 #   SEALCAST_BENCH_DIAG_SECS     seconds per diagnostic run (default 8)
 #   SEALCAST_BENCH_CONNS         concurrent connections (default 16)
 #   SEALCAST_BENCH_H2            1 = HTTP/2 runs with h2load, 0 = skip, auto = if installed
+#   SEALCAST_BENCH_QUIET_WAIT    seconds in all (default 30) to spend waiting, before the runs, for
+#                                other processes to leave both cores idle; the report shows how
+#                                much foreign load remained during each run
 #   SEALCAST_BENCH_PROFILE       1 = after measuring, sample the server with perf and print the
 #                                hottest symbols (separate runs, so sampling cost is not counted)
 #   SEALCAST_BENCH_STRICT        1 = exit 3 when a target is missed
@@ -33,6 +36,7 @@ DIAG_SECS="${SEALCAST_BENCH_DIAG_SECS:-8}"
 CONNS="${SEALCAST_BENCH_CONNS:-16}"
 H2="${SEALCAST_BENCH_H2:-auto}"
 PROFILE="${SEALCAST_BENCH_PROFILE:-0}"
+QUIET_WAIT="${SEALCAST_BENCH_QUIET_WAIT:-30}"
 SERVER_CORE=0
 CLIENT_CORE=1
 
@@ -68,7 +72,37 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# --- CPU accounting ----------------------------------------------------------------------------
+tck="$(getconf CLK_TCK)"
+proc_ticks() { sed 's/^.*) //' "/proc/$spid/stat" | awk '{ print $12, $13 }'; } # utime stime, all threads
+core_busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; } # user nice system irq softirq steal
+now_ns() { date +%s%N; }
+# CPU seconds of waited-for children of this shell (the load generator). `times` must run in
+# this shell, not in a pipe or $(...), whose subshell has children of its own.
+children_cpu() { # -> CHILD_CPU
+  times >"$work/times"
+  CHILD_CPU=$(awk 'NR == 2 { s = 0; for (i = 1; i <= 2; i++) { split($i, p, "m"); sub("s", "", p[2]); s += p[1] * 60 + p[2] } printf "%.3f", s }' "$work/times")
+}
+# Other sessions may be building on this machine; pinning does not keep them off our cores.
+# Wait (bounded) until both cores are nearly idle, and let the report show what remained.
+quiet_left=$QUIET_WAIT
+wait_quiet() {
+  local start=$SECONDS a0 a1 b0 b1
+  while :; do
+    a0=$(core_busy $SERVER_CORE); a1=$(core_busy $CLIENT_CORE); sleep 1
+    b0=$(core_busy $SERVER_CORE); b1=$(core_busy $CLIENT_CORE)
+    if [ $(((b0 - a0) * 10)) -le "$tck" ] && [ $(((b1 - a1) * 10)) -le "$tck" ]; then break; fi
+    if [ $((SECONDS - start)) -ge "$quiet_left" ]; then
+      log "warning: other work keeps the cores busy (core $SERVER_CORE $(((b0 - a0) * 100 / tck))%, core $CLIENT_CORE $(((b1 - a1) * 100 / tck))%); measuring anyway"
+      break
+    fi
+  done
+  quiet_left=$((quiet_left - (SECONDS - start)))
+  [ "$quiet_left" -ge 0 ] || quiet_left=0
+}
+
 # --- yardstick: AES-128-CTR on the server's core, before the server exists ------------------
+wait_quiet
 log "openssl speed -evp aes-128-ctr (3 s, core $SERVER_CORE)"
 timeout 60 taskset -c "$SERVER_CORE" openssl speed -evp aes-128-ctr -seconds 3 -bytes 16384 \
   >"$work/openssl.txt" 2>&1 || die "openssl speed failed: $(tail -3 "$work/openssl.txt")"
@@ -125,15 +159,13 @@ done
 timeout 30 taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d2s -s "$here/cycle.lua" "$base" -- "$work/seg_video_720p.txt" >/dev/null
 
 # --- measured runs ------------------------------------------------------------------------------
-tck="$(getconf CLK_TCK)"
-proc_ticks() { sed 's/^.*) //' "/proc/$spid/stat" | awk '{ print $12, $13 }'; } # utime stime
-core_busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; } # user nice system irq softirq steal
-now_ns() { date +%s%N; }
 : >"$work/runs.tsv"
 measure() { # name tool list seconds
-  local name=$1 tool=$2 list=$3 secs=$4 u0 s0 u1 s1 sb0 sb1 cb0 cb1 t0 t1
+  local name=$1 tool=$2 list=$3 secs=$4 u0 s0 u1 s1 sb0 sb1 cb0 cb1 t0 t1 c0 c1
   kill -0 "$spid" 2>/dev/null || die "server died before run $name: $(tail -5 "$work/server.err")"
+  wait_quiet
   log "run $name: $tool, $CONNS connections, ${secs}s over $(wc -l <"$work/$list.txt") URLs"
+  children_cpu; c0=$CHILD_CPU
   read -r u0 s0 < <(proc_ticks); sb0=$(core_busy $SERVER_CORE); cb0=$(core_busy $CLIENT_CORE); t0=$(now_ns)
   case "$tool" in
     wrk) timeout $((secs + 30)) taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s \
@@ -143,8 +175,9 @@ measure() { # name tool list seconds
               -i "$work/$list.h2uris" >"$work/$name.out" 2>&1 || die "h2load failed in run $name" ;;
   esac
   t1=$(now_ns); read -r u1 s1 < <(proc_ticks); sb1=$(core_busy $SERVER_CORE); cb1=$(core_busy $CLIENT_CORE)
-  printf '%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n' "$name" "$tool" "$list" "$work/$name.out" \
-    $((u1 - u0)) $((s1 - s0)) $((sb1 - sb0)) $((cb1 - cb0)) $((t1 - t0)) >>"$work/runs.tsv"
+  children_cpu; c1=$CHILD_CPU
+  printf '%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n' "$name" "$tool" "$list" "$work/$name.out" \
+    $((u1 - u0)) $((s1 - s0)) $((sb1 - sb0)) $((cb1 - cb0)) $((t1 - t0)) "$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.3f", b - a }')" >>"$work/runs.tsv"
 }
 
 measure segments wrk seg_video_720p "$SECS"

@@ -35,26 +35,64 @@
 //!   alone otherwise. Conversion rounds to nearest (see [`rescale_to_90k`]), then adds
 //!   `pts_offset_90k`; values are written modulo 2^33 as the field requires.
 //! * **Packets**: the last TS packet of every PES is filled with adaptation-field
-//!   stuffing; the first packet of a keyframe PES has `random_access_indicator` set
-//!   (audio frames flagged as sync samples too); continuity counters count only packets
-//!   with payload, per PID.
+//!   stuffing (with [`MuxParams::align_continuity`], the last few packets of a PID's
+//!   last PES in the segment are, see below); the first packet of a keyframe PES has
+//!   `random_access_indicator` set (audio frames flagged as sync samples too);
+//!   continuity counters count only packets with payload, per PID.
 //!
 //! # Continuity counters across segments
 //!
 //! A player reading segment N after segment N-1 sees one continuous stream only if the
-//! counters carry on. [`MuxParams::continuity`] is where a segment starts and is left
-//! where the next one starts. An origin serving segment N without having muxed the
-//! earlier ones calls [`count_packets`] on them and adds the results with
+//! counters carry on: hls.js, AVPlayer and ffmpeg's HLS demuxer feed consecutive
+//! segments into one TS demuxer, and ffmpeg marks packets corrupt on a counter jump.
+//! [`MuxParams::continuity`] is where a segment starts and is left where the next one
+//! starts. There are two ways to choose it.
+//!
+//! **Alignment (recommended for an origin).** Segments are produced independently, per
+//! request, on whichever node (or CDN edge shield) gets the request, in any order; none
+//! of them knows how many packets the others used. With
+//! [`MuxParams::align_continuity`] the muxer makes the number of payload-carrying
+//! packets on the video PID and on the audio PID a multiple of 16, so a segment that
+//! starts those PIDs at counter 0 ends them at 15 and the next segment, also starting
+//! at 0, follows seamlessly. The PAT and PMT take exactly one packet per segment, so
+//! their counters are the segment's position in the playlist mod 16: segment `i` uses
+//! `ContinuityState { pat: i % 16, pmt: i % 16, video: 0, audio: 0 }` (see
+//! [`MuxParams`]).
+//!
+//! *How:* the counting pass that already sizes the output also computes, per PID,
+//! `pad = (16 - packets % 16) % 16` and which PES take the extra packets, before a byte
+//! is written. The PID's last PES is spread over `pad` more packets: its leading
+//! packets stay full, the tail packets carry less payload (down to one byte) and more
+//! adaptation-field stuffing. Every packet still carries payload (only those advance
+//! the counter), the first packet of each PES keeps its PCR / random-access adaptation
+//! field and the whole PES header, and PES bytes are unchanged, so the demuxed
+//! elementary streams are identical to the unaligned output. A PES can take one extra
+//! packet per byte after its header, so a last PES with 15 such bytes suffices (any
+//! real video access unit or AAC PES); if it has fewer, the PES before it take the rest.
+//! Only when the PID's whole payload in the segment is tinier than that (one AAC frame
+//! of a few bytes) does the last PES take everything with its PES header spread over
+//! the first few packets, which is legal TS (ffmpeg, hls.js reassemble it) and always
+//! possible, since every PES is at least 20 bytes.
+//!
+//! *Cost:* at most 15 extra packets per PID per segment (2,820 bytes), on average
+//! 7.5, so about 2.8 KB per audio+video segment on average, 5.6 KB at worst: well
+//! under 0.1% of a 6 s segment at a few Mbit/s. Speed is unchanged (no extra pass, no
+//! allocation; the plan is a fixed-size array per PID).
+//!
+//! **Exact counting.** Without alignment, an origin serving segment N calls
+//! [`count_packets`] on segments 0 to N-1 and adds the results with
 //! [`ContinuityState::advance`]; the count needs only the NAL length fields, not the
 //! payload, but it does need the sample bytes, so cache per-segment counts next to the
 //! segment index rather than recounting. Counters are 4 bits, so only the sums mod 16
-//! matter.
+//! matter. This keeps segments minimal but ties every segment to all earlier ones.
 //!
 //! # Example
 //!
 //! ```
 //! use bytes::Bytes;
-//! use sealcast_mpegts::{count_packets, mux_segment, Codec, MuxParams, Sample, Stream};
+//! use sealcast_mpegts::{
+//!     count_packets, mux_segment, Codec, ContinuityState, MuxParams, Sample, Stream,
+//! };
 //!
 //! let video = Codec::H264 {
 //!     sps: vec![Bytes::from_static(&[0x67, 0x42, 0xC0, 0x1E])],
@@ -73,21 +111,37 @@
 //!
 //! // Segment 7 of a title: counters continue from segments 0..7 (counted earlier).
 //! let mut params = MuxParams { pts_offset_90k: 900_000, ..Default::default() };
-//! let earlier = count_packets(&streams, params.pts_offset_90k)?; // stand-in for segment 6
+//! let earlier = count_packets(&streams, &params)?; // stand-in for segment 6
 //! params.continuity.advance(&earlier);
 //!
 //! let mut out = Vec::new();
 //! mux_segment(&streams, &mut params, &mut out)?;
 //! assert_eq!(out.len() as u64, earlier.bytes()); // same input, same size
 //! assert!(out.chunks(188).all(|p| p[0] == 0x47));
+//!
+//! // The same segment, aligned: muxed on its own, no knowledge of segments 0..7.
+//! let i = 7;
+//! let mut params = MuxParams {
+//!     pts_offset_90k: 900_000,
+//!     continuity: ContinuityState { pat: i % 16, pmt: i % 16, video: 0, audio: 0 },
+//!     align_continuity: true,
+//! };
+//! let counts = count_packets(&streams, &params)?;
+//! assert_eq!((counts.video % 16, counts.audio % 16), (0, 0));
+//! let mut aligned = Vec::new();
+//! mux_segment(&streams, &mut params, &mut aligned)?;
+//! assert_eq!(aligned.len() as u64, counts.bytes());
+//! // Video and audio counters are back at 0: segment 8 starts there too.
+//! assert_eq!((params.continuity.video, params.continuity.audio), (0, 0));
 //! # Ok::<(), sealcast_mpegts::Error>(())
 //! ```
 //!
 //! # Speed
 //!
 //! [`mux_segment`] first sizes the output exactly ([`count_packets`], which also validates
-//! all input), reserves it once, then writes every packet straight into the caller's
-//! `Vec` in one pass; no allocation happens per packet or per sample.
+//! all input and, with alignment, places the padding), reserves it once, then writes
+//! every packet straight into the caller's `Vec` in one pass; no allocation happens per
+//! packet or per sample.
 //!
 //! # Extension point: SAMPLE-AES
 //!
@@ -97,7 +151,8 @@
 //! 0xDB/0xCF, private-data and registration descriptors in the PMT) will rewrite NAL
 //! units / frames into a scratch buffer and supply its PMT entries. Encrypted output
 //! changes size (emulation prevention after encryption), so [`count_packets`] will then
-//! need to run the hook too.
+//! need to run the hook too; so will the alignment plan, which is made on the counted
+//! sizes (the muxer reports an internal error rather than emit a misaligned segment).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -248,12 +303,38 @@ impl PacketCounts {
 }
 
 /// Per-segment muxing parameters.
+///
+/// # Continuity contract with `align_continuity`
+///
+/// With [`MuxParams::align_continuity`] set, a segment can be muxed without knowing any
+/// other segment and still continue its predecessor's counters, provided the caller
+/// sets [`MuxParams::continuity`] for segment `i` (0 for the first segment of the
+/// playlist, counting in playlist order, e.g. `media_sequence_number - first` or, with
+/// segments numbered from 1, `segment_number - 1`) to
+///
+/// ```text
+/// ContinuityState { pat: i % 16, pmt: i % 16, video: 0, audio: 0 }
+/// ```
+///
+/// This works because every segment writes exactly one PAT packet and one PMT packet
+/// (so those counters advance by one per segment), and, with the option on, a multiple
+/// of 16 payload packets on the video PID and on the audio PID (so those counters end
+/// each segment where they started). `video`/`audio` may be any fixed value rather
+/// than 0, as long as every segment uses the same one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MuxParams {
     /// Added to every PTS and DTS after conversion to 90 kHz, so nothing is negative.
     pub pts_offset_90k: u64,
     /// Continuity counters to start from; on success left where the next segment starts.
     pub continuity: ContinuityState,
+    /// Pads the video PID and the audio PID to a multiple of 16 payload-carrying TS
+    /// packets each, so their continuity counters end the segment where they started
+    /// (see the contract above and "Continuity counters across segments" in the crate
+    /// docs). The padding is adaptation-field stuffing that spreads the PID's last
+    /// PES (and, if it is very short, the one or two before it) over up to 15 extra
+    /// packets; the PES bytes themselves do not change. Default `false`: no padding,
+    /// every PES packed into as few packets as possible.
+    pub align_continuity: bool,
 }
 
 /// Which stream of the segment an error is about.

@@ -35,29 +35,32 @@ pub fn mux_segment(
     mux_with_hook(streams, params, out, &mut Clear)
 }
 
-/// Number of TS packets per PID that [`mux_segment`] writes for these streams, without
-/// writing them. Validates the input exactly as [`mux_segment`] does with the same
-/// `pts_offset_90k` (the offset only matters for rejecting negative times; the counts
-/// do not depend on it).
+/// Number of TS packets per PID that [`mux_segment`] writes for these streams with
+/// these `params`, without writing them. Validates the input exactly as [`mux_segment`]
+/// does. Of `params`, `pts_offset_90k` only matters for rejecting negative times (the
+/// counts do not depend on it), `align_continuity` adds the alignment packets (video and
+/// audio counts are then multiples of 16), and `continuity` is ignored.
 ///
 /// Use it to carry continuity counters across HLS segments: the counters at the start
 /// of segment N are those of segment 0 advanced ([`crate::ContinuityState::advance`])
 /// by the counts of segments 0..N-1. The PAT and PMT always take one packet each.
-pub fn count_packets(streams: &[Stream<'_>], pts_offset_90k: u64) -> Result<PacketCounts, Error> {
+pub fn count_packets(streams: &[Stream<'_>], params: &MuxParams) -> Result<PacketCounts, Error> {
     let setup = Setup::new(streams)?;
     let mut counter = Counter::default();
-    schedule(&setup, pts_offset_90k, &mut counter)?;
+    schedule(&setup, params.pts_offset_90k, &mut counter)?;
+    let (video, audio) = (counter.video.plan(params)?, counter.audio.plan(params)?);
     Ok(PacketCounts {
         pat: 1,
         pmt: 1,
-        video: counter.video,
-        audio: counter.audio,
+        video: video.packets,
+        audio: audio.packets,
     })
 }
 
-/// Exact size in bytes of what [`mux_segment`] writes for these streams.
-pub fn estimate_size(streams: &[Stream<'_>], pts_offset_90k: u64) -> Result<usize, Error> {
-    let bytes = count_packets(streams, pts_offset_90k)?.bytes();
+/// Exact size in bytes of what [`mux_segment`] writes for these streams with these
+/// `params` (see [`count_packets`] for which fields matter).
+pub fn estimate_size(streams: &[Stream<'_>], params: &MuxParams) -> Result<usize, Error> {
+    let bytes = count_packets(streams, params)?.bytes();
     usize::try_from(bytes).map_err(|_| Error::Internal("segment size exceeds usize"))
 }
 
@@ -110,9 +113,12 @@ pub(crate) fn mux_with_hook<H: EsHook>(
     // The counting pass validates everything, so the writing pass below cannot fail on
     // input and `out` is never left half-written. It also sizes the output exactly
     // (for the clear hook), so the buffer grows once.
+    // The padding for continuity alignment is decided here too, before anything is
+    // written.
     let mut counter = Counter::default();
     schedule(&setup, params.pts_offset_90k, &mut counter)?;
-    let planned = (2 + counter.video + counter.audio) as usize * TS_PACKET_SIZE;
+    let (video, audio) = (counter.video.plan(params)?, counter.audio.plan(params)?);
+    let planned = (2 + video.packets + audio.packets) as usize * TS_PACKET_SIZE;
     out.reserve(planned);
 
     let start = out.len();
@@ -122,15 +128,27 @@ pub(crate) fn mux_with_hook<H: EsHook>(
         hook,
         scratch: Vec::new(),
         streams: &setup,
+        video: PidCursor { pes: 0, plan: video },
+        audio: PidCursor { pes: 0, plan: audio },
     };
     let result = writer
         .write_psi()
         .and_then(|()| schedule(&setup, params.pts_offset_90k, &mut writer));
     let continuity = writer.cc;
     let written = out.len() - start;
+    let start_cc = params.continuity;
     let result = match result {
         Ok(()) if H::IDENTITY && written != planned => {
             Err(Error::Internal("written size differs from count"))
+        }
+        // A multiple of 16 packets per PID leaves each counter where it started. Only a
+        // hook that changes sizes (the plan is made on clear sizes) could miss this.
+        Ok(())
+            if params.align_continuity
+                && (continuity.video & 0x0F != start_cc.video & 0x0F
+                    || continuity.audio & 0x0F != start_cc.audio & 0x0F) =>
+        {
+            Err(Error::Internal("continuity alignment missed"))
         }
         other => other,
     };
@@ -438,11 +456,106 @@ fn schedule(setup: &Setup<'_>, offset: u64, sink: &mut impl Sink) -> Result<(), 
     }
 }
 
+/// Continuity counters are 4 bits: aligned PIDs take a multiple of this many packets.
+const CC_MODULUS: u64 = 16;
+/// How many PES at the end of a PID the alignment padding may touch. Each PES can take
+/// at least 6 extra packets with its header intact (every PES carries an AUD or an
+/// ADTS header), so 15 padding packets never need more than 3 of them.
+const TAIL: usize = 16;
+/// Padding packets per PID at most.
+const MAX_PAD: u8 = (CC_MODULUS - 1) as u8;
+
+/// Packet count of one PID, and how far the last few PES could be stretched.
+#[derive(Default)]
+struct PidCount {
+    /// PES on the PID.
+    pes: u64,
+    /// Packets in the natural layout (all full but the last of each PES).
+    packets: u64,
+    /// Ring indexed by PES number % TAIL: extra packets each of the last TAIL PES can
+    /// take while its first packet still holds the whole PES header (capped at 15).
+    room: [u8; TAIL],
+    /// Extra packets the last PES can take at all, one payload byte per packet, header
+    /// split over packets if need be (capped at 15).
+    last_room: u8,
+}
+
+impl PidCount {
+    fn add(&mut self, header_len: usize, len: usize, first: FirstPacket) {
+        let n = pes_packet_count(len, first);
+        let cap = |max_packets: usize| (max_packets as u64).saturating_sub(n).min(MAX_PAD.into()) as u8;
+        self.room[(self.pes % TAIL as u64) as usize] = cap(1 + len.saturating_sub(header_len));
+        self.last_room = cap(len);
+        self.pes += 1;
+        self.packets += n;
+    }
+
+    /// Where the padding goes. Without alignment: nowhere. With it: the last PES takes
+    /// as much as it can with its header intact, then the one before, and so on (in
+    /// practice the last PES alone does it: it needs 15 bytes after its header). If the
+    /// whole tail cannot take it with headers intact (a PID with only a few bytes of
+    /// payload in the segment, e.g. one tiny AAC frame), the last PES takes all of it
+    /// with its header spread over packets; every PES has at least 20 bytes, so that
+    /// always works and the error below is unreachable.
+    fn plan(&self, params: &MuxParams) -> Result<Padding, Error> {
+        let mut p = Padding {
+            pes: self.pes,
+            packets: self.packets,
+            extra: [0; TAIL],
+        };
+        if !params.align_continuity || self.pes == 0 {
+            return Ok(p);
+        }
+        let pad = ((CC_MODULUS - self.packets % CC_MODULUS) % CC_MODULUS) as u8;
+        let mut need = pad;
+        for k in (self.pes.saturating_sub(TAIL as u64)..self.pes).rev() {
+            if need == 0 {
+                break;
+            }
+            let slot = (k % TAIL as u64) as usize;
+            let take = need.min(self.room[slot]);
+            p.extra[slot] = take;
+            need -= take;
+        }
+        if need > 0 {
+            if pad > self.last_room {
+                return Err(Error::Internal("PES too short for continuity alignment"));
+            }
+            p.extra = [0; TAIL];
+            p.extra[((self.pes - 1) % TAIL as u64) as usize] = pad;
+        }
+        p.packets += u64::from(pad);
+        Ok(p)
+    }
+}
+
+/// Extra packets per PES of one PID, decided before writing.
+#[derive(Clone, Copy)]
+struct Padding {
+    /// PES on the PID.
+    pes: u64,
+    /// Packets on the PID, padding included.
+    packets: u64,
+    /// Ring indexed by PES number % TAIL, for the last TAIL PES; 0 elsewhere.
+    extra: [u8; TAIL],
+}
+
+impl Padding {
+    /// Extra packets for PES number `k` of the PID.
+    fn extra(&self, k: u64) -> usize {
+        if k < self.pes && k + TAIL as u64 >= self.pes {
+            usize::from(self.extra[(k % TAIL as u64) as usize])
+        } else {
+            0
+        }
+    }
+}
+
 /// Counts packets per PID.
 #[derive(Default)]
 struct Counter {
-    video: u64,
-    audio: u64,
+    video: PidCount,
+    audio: PidCount,
 }
 
 impl Sink for Counter {
@@ -454,7 +567,8 @@ impl Sink for Counter {
         t: Times,
         first: FirstPacket,
     ) -> Result<(), Error> {
-        self.video += pes_packet_count(pes_header_len(t.pts, t.dts) + plan.es_len, first);
+        let header = pes_header_len(t.pts, t.dts);
+        self.video.add(header, header + plan.es_len, first);
         Ok(())
     }
 
@@ -466,8 +580,24 @@ impl Sink for Counter {
         t: Times,
         first: FirstPacket,
     ) -> Result<(), Error> {
-        self.audio += pes_packet_count(pes_header_len(t.pts, t.dts) + len, first);
+        let header = pes_header_len(t.pts, t.dts);
+        self.audio.add(header, header + len, first);
         Ok(())
+    }
+}
+
+/// The writer's position on one PID: which PES comes next and the padding plan.
+struct PidCursor {
+    pes: u64,
+    plan: Padding,
+}
+
+impl PidCursor {
+    /// Extra packets for the next PES; moves on to the one after.
+    fn next_extra(&mut self) -> usize {
+        let extra = self.plan.extra(self.pes);
+        self.pes += 1;
+        extra
     }
 }
 
@@ -479,6 +609,8 @@ struct Writer<'o, 's, H> {
     /// Transformed access units / audio PES payloads (unused by the clear hook).
     scratch: Vec<u8>,
     streams: &'s Setup<'s>,
+    video: PidCursor,
+    audio: PidCursor,
 }
 
 impl<H: EsHook> Writer<'_, '_, H> {
@@ -541,9 +673,10 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
         let (aud, aud_len) = cfg.aud(plan);
         // The sample was validated by plan(); a framing error here would be a bug.
         let bug = |_| Error::Internal("NAL framing changed between passes");
+        let extra = self.video.next_extra();
         if H::IDENTITY {
             let len = header.as_bytes().len() + plan.es_len;
-            let mut w = PesWriter::begin(self.out, VIDEO_PID, self.cc.video, len, first);
+            let mut w = PesWriter::begin(self.out, VIDEO_PID, self.cc.video, len, first, extra);
             w.put(header.as_bytes())?;
             w.put(&aud[..aud_len])?;
             if plan.insert_param_sets {
@@ -571,7 +704,7 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
                 self.hook.video_nal(nal.map_err(bug)?, &mut self.scratch);
             }
             let len = header.as_bytes().len() + self.scratch.len();
-            let mut w = PesWriter::begin(self.out, VIDEO_PID, self.cc.video, len, first);
+            let mut w = PesWriter::begin(self.out, VIDEO_PID, self.cc.video, len, first, extra);
             w.put(header.as_bytes())?;
             w.put(&self.scratch)?;
             self.cc.video = w.finish()?;
@@ -589,10 +722,11 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
     ) -> Result<(), Error> {
         // schedule() checked every frame against MAX_RAW_FRAME.
         let too_large = Error::Internal("AAC frame size changed between passes");
+        let extra = self.audio.next_extra();
         if H::IDENTITY {
             let header = pes_header(AUDIO_STREAM_ID, t.pts, t.dts, Some(payload_len));
             let len = header.as_bytes().len() + payload_len;
-            let mut w = PesWriter::begin(self.out, AUDIO_PID, self.cc.audio, len, first);
+            let mut w = PesWriter::begin(self.out, AUDIO_PID, self.cc.audio, len, first, extra);
             w.put(header.as_bytes())?;
             for s in &a.samples[frames] {
                 w.put(
@@ -626,7 +760,7 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
             }
             let header = pes_header(AUDIO_STREAM_ID, t.pts, t.dts, Some(self.scratch.len()));
             let len = header.as_bytes().len() + self.scratch.len();
-            let mut w = PesWriter::begin(self.out, AUDIO_PID, self.cc.audio, len, first);
+            let mut w = PesWriter::begin(self.out, AUDIO_PID, self.cc.audio, len, first, extra);
             w.put(header.as_bytes())?;
             w.put(&self.scratch)?;
             self.cc.audio = w.finish()?;

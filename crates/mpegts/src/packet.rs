@@ -32,7 +32,8 @@ impl FirstPacket {
     }
 }
 
-/// Packets a PES of `len` bytes (header included, `len > 0`) takes.
+/// Packets a PES of `len` bytes (header included, `len > 0`) takes when every packet
+/// but the last is full (the natural layout, no extra packets).
 pub(crate) fn pes_packet_count(len: usize, first: FirstPacket) -> u64 {
     let first_room = PAYLOAD - first.adaptation_len();
     if len <= first_room {
@@ -42,49 +43,64 @@ pub(crate) fn pes_packet_count(len: usize, first: FirstPacket) -> u64 {
     }
 }
 
-/// Writes one PES as TS packets straight into `out`. The total length is known up
-/// front, so the last packet's stuffing is decided when that packet starts and nothing
-/// is ever moved afterwards.
+/// Writes one PES as TS packets straight into `out`. The total length and the number
+/// of packets are known up front, so each packet's stuffing is decided when that packet
+/// starts and nothing is ever moved afterwards.
 ///
-/// Invariant: `room <= remaining`; `room == 0` with bytes still to come means a new
-/// packet starts.
+/// Layout: every packet takes as many bytes as it can while leaving at least one byte
+/// for each packet still to come. With the natural packet count that is "all packets
+/// full but the last"; with `extra` packets on top, the tail of the PES is spread out:
+/// full packets, one partial packet, then packets of one payload byte each (the rest
+/// adaptation-field stuffing). The first packet keeps its PCR/RAI adaptation field in
+/// every case, and keeps the whole PES header as long as the packet count does not
+/// exceed 1 + (bytes after the header).
+///
+/// Invariants: `room <= remaining`; `room == 0` with bytes still to come means a new
+/// packet starts; `remaining - room >= later` (every later packet gets a byte).
 pub(crate) struct PesWriter<'o> {
     out: &'o mut Vec<u8>,
     pid: u16,
     cc: u8,
     remaining: usize,
     room: usize,
+    /// Packets still to start after the current one.
+    later: usize,
 }
 
 impl<'o> PesWriter<'o> {
-    /// Starts a PES of `len` bytes on `pid`; writes the first packet's header and
-    /// adaptation field.
+    /// Starts a PES of `len` bytes (`len > 0`) on `pid`, to be spread over
+    /// [`pes_packet_count`] + `extra` packets; writes the first packet's header and
+    /// adaptation field. A packet count above `len` cannot be met (every packet carries
+    /// at least one byte) and is cut to `len`.
     pub(crate) fn begin(
         out: &'o mut Vec<u8>,
         pid: u16,
         cc: u8,
         len: usize,
         first: FirstPacket,
+        extra: usize,
     ) -> Self {
+        let packets = (pes_packet_count(len, first) as usize)
+            .saturating_add(extra)
+            .min(len.max(1));
         let mut w = PesWriter {
             out,
             pid,
             cc: cc & 0x0F,
             remaining: len,
             room: 0,
+            later: packets,
         };
         w.start_packet(true, first);
         w
     }
 
     fn start_packet(&mut self, unit_start: bool, first: FirstPacket) {
+        self.later = self.later.saturating_sub(1);
         let fixed = first.adaptation_len();
         let cap = PAYLOAD - fixed;
-        let (room, stuffing) = if self.remaining < cap {
-            (self.remaining, cap - self.remaining)
-        } else {
-            (cap, 0)
-        };
+        let room = cap.min(self.remaining.saturating_sub(self.later));
+        let stuffing = cap - room;
         let adaptation = fixed + stuffing;
         let control = if adaptation > 0 { 0x30 } else { 0x10 };
         self.out.extend_from_slice(&[
@@ -195,9 +211,13 @@ mod tests {
     };
 
     fn write(len: usize, first: FirstPacket, cc: u8) -> (Vec<u8>, u8) {
+        write_extra(len, first, cc, 0)
+    }
+
+    fn write_extra(len: usize, first: FirstPacket, cc: u8, extra: usize) -> (Vec<u8>, u8) {
         let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
         let mut out = Vec::new();
-        let mut w = PesWriter::begin(&mut out, 0x101, cc, len, first);
+        let mut w = PesWriter::begin(&mut out, 0x101, cc, len, first, extra);
         // Uneven pieces exercise packet boundaries inside a put.
         for piece in data.chunks(77) {
             w.put(piece).unwrap();
@@ -261,6 +281,72 @@ mod tests {
         }
     }
 
+    /// Payload bytes of every packet.
+    fn payload_sizes(ts: &[u8]) -> Vec<usize> {
+        ts.chunks(TS_PACKET_SIZE)
+            .map(|pkt| match pkt[3] >> 4 & 3 {
+                1 => 184,
+                _ => 183 - usize::from(pkt[4]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn extra_packets_spread_the_tail() {
+        let firsts = [
+            NONE,
+            FirstPacket {
+                pcr_base: None,
+                random_access: true,
+            },
+            FirstPacket {
+                pcr_base: Some(0x1_2345_6789),
+                random_access: true,
+            },
+        ];
+        for first in firsts {
+            let fixed = first.adaptation_len();
+            for len in (1..=400).chain([2000, 5000]) {
+                let n = pes_packet_count(len, first) as usize;
+                for extra in 0..=15 {
+                    let (out, next) = write_extra(len, first, 5, extra);
+                    // Asked-for count, or one byte per packet when the PES is shorter.
+                    let m = (n + extra).min(len);
+                    assert_eq!(out.len(), m * TS_PACKET_SIZE, "len {len} extra {extra}");
+                    assert_eq!(next, ((5 + m) % 16) as u8);
+                    let expect: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                    assert_eq!(payload(&out), expect, "len {len} extra {extra}");
+                    let sizes = payload_sizes(&out);
+                    // Greedy: each packet as full as the rest allows, never empty.
+                    let mut left = len;
+                    for (i, &size) in sizes.iter().enumerate() {
+                        let cap = if i == 0 { 184 - fixed } else { 184 };
+                        assert_eq!(size, cap.min(left - (m - 1 - i)), "len {len} extra {extra}");
+                        assert!(size >= 1);
+                        left -= size;
+                    }
+                    // The first packet keeps its adaptation field: PCR and RAI intact.
+                    let pkt = &out[..TS_PACKET_SIZE];
+                    assert_eq!(pkt[1] & 0x40, 0x40);
+                    if fixed > 0 {
+                        assert_eq!(pkt[3] & 0x30, 0x30);
+                        assert_eq!(pkt[5], first.flags());
+                        if let Some(base) = first.pcr_base {
+                            assert_eq!(&pkt[6..12], &pcr_bytes(base));
+                        }
+                    }
+                    for (i, pkt) in out.chunks(TS_PACKET_SIZE).enumerate() {
+                        assert_eq!(pkt[3] & 0x0F, ((5 + i) % 16) as u8);
+                        assert_eq!(pkt[1] & 0x40 != 0, i == 0);
+                        if i > 0 && pkt[3] & 0x20 != 0 && pkt[4] > 0 {
+                            assert_eq!(pkt[5], 0, "later packets: stuffing only");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn one_and_two_byte_stuffing() {
         // 183 bytes: one stuffing byte, adaptation_field_length 0.
@@ -293,7 +379,7 @@ mod tests {
     #[test]
     fn size_mismatch_is_an_error() {
         let mut out = Vec::new();
-        let mut w = PesWriter::begin(&mut out, 0x100, 0, 10, NONE);
+        let mut w = PesWriter::begin(&mut out, 0x100, 0, 10, NONE, 0);
         assert_eq!(
             w.put(&[0; 11]),
             Err(Error::Internal("PES longer than planned"))

@@ -19,6 +19,7 @@ fn params() -> MuxParams {
             video: 3,
             audio: 4,
         },
+        align_continuity: false,
     }
 }
 
@@ -27,7 +28,7 @@ fn params() -> MuxParams {
 fn mux(streams: &[Stream<'_>]) -> Result<Vec<u8>, Error> {
     let mut p = params();
     let mut out = vec![0xAB; 3];
-    let counted = count_packets(streams, p.pts_offset_90k);
+    let counted = count_packets(streams, &p);
     match mux_segment(streams, &mut p, &mut out) {
         Ok(()) => {
             let counts = counted.expect("count agrees with mux");

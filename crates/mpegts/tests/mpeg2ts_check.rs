@@ -149,6 +149,7 @@ fn h264_aac_segments_parse_and_match_input() {
     let mut params = MuxParams {
         pts_offset_90k: OFFSET,
         continuity: ContinuityState::default(),
+        align_continuity: false,
     };
     let mut from_counts = ContinuityState::default();
     let mut segment_starts = Vec::new();
@@ -169,13 +170,13 @@ fn h264_aac_segments_parse_and_match_input() {
         let (vs, as_) = (samples(v), samples(a));
         // Audio listed first: the muxer orders PIDs itself.
         let streams = [stream(&acodec, 48_000, &as_), stream(&vcodec, 30_000, &vs)];
-        let counts = count_packets(&streams, OFFSET).unwrap();
+        let counts = count_packets(&streams, &params).unwrap();
         assert_eq!(counts.pat + counts.pmt, 2);
         let before = ts.len();
         segment_starts.push(before);
         mux_segment(&streams, &mut params, &mut ts).unwrap();
         assert_eq!((ts.len() - before) as u64, counts.bytes());
-        assert_eq!(estimate_size(&streams, OFFSET).unwrap(), ts.len() - before);
+        assert_eq!(estimate_size(&streams, &params).unwrap(), ts.len() - before);
         from_counts.advance(&counts);
         assert_eq!(
             params.continuity, from_counts,
@@ -289,6 +290,7 @@ fn audio_only_carries_pcr_and_rounds_44100() {
             video: 0,
             audio: 9,
         },
+        align_continuity: false,
     };
     let mut ts = Vec::new();
     mux_segment(&streams, &mut params, &mut ts).unwrap();

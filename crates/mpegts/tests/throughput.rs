@@ -80,7 +80,7 @@ fn throughput() {
 
     let t = Instant::now();
     for _ in 0..iters * 10 {
-        std::hint::black_box(count_packets(&streams, 0).unwrap());
+        std::hint::black_box(count_packets(&streams, &MuxParams::default()).unwrap());
     }
     println!(
         "count_packets: {:.1} us/segment",

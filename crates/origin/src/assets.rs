@@ -40,8 +40,12 @@ pub enum ManifestSlot {
     Mpd,
     /// HLS multivariant (fMP4).
     Master,
+    /// HLS multivariant (TS).
+    MasterTs,
     /// HLS media playlist (fMP4) of track `i`.
     Media(usize),
+    /// HLS media playlist (TS) of track `i`.
+    MediaTs(usize),
 }
 
 impl Loaded {
@@ -50,7 +54,9 @@ impl Loaded {
         let i = match slot {
             ManifestSlot::Mpd => 0,
             ManifestSlot::Master => 1,
-            ManifestSlot::Media(t) => 2 + t,
+            ManifestSlot::MasterTs => 2,
+            ManifestSlot::Media(t) => 3 + t,
+            ManifestSlot::MediaTs(t) => 3 + self.asset.tracks.len() + t,
         };
         self.manifests[i].get_or_init(|| Bytes::from(build(&self.asset))).clone()
     }
@@ -145,7 +151,7 @@ impl Assets {
             identity.push_str(&o.identity());
             last_modified = last_modified.max(o.last_modified);
         }
-        let slots = 2 + asset.tracks.len();
+        let slots = 3 + 2 * asset.tracks.len();
         Ok(Arc::new(Loaded {
             path: path.to_string(),
             asset,

@@ -2,8 +2,9 @@
 //! start it in-process on `127.0.0.1:0`.
 //!
 //! URL grammar (the asset is a folder path under the storage root, any depth):
-//! - `/{asset}/manifest.mpd`, `/{asset}/master.m3u8`
+//! - `/{asset}/manifest.mpd`, `/{asset}/master.m3u8` (HLS fMP4), `/{asset}/master-ts.m3u8` (HLS TS)
 //! - `/{asset}/{track}/index.m3u8`, `/{asset}/{track}/init.mp4`, `/{asset}/{track}/{n}.m4s`
+//! - `/{asset}/{track}/ts.m3u8`, `/{asset}/{track}/{n}.ts`
 
 use std::future::Future;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
-use sealcast_package::{fmp4, manifest, PackageOptions, TrackKind};
+use sealcast_package::{fmp4, manifest, ts, PackageOptions, TrackKind};
 use sealcast_storage::{AssetPath, PathError, Store};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -108,15 +109,16 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
     let segs = p.segments();
     let n = segs.len();
     let last = segs.last().map(String::as_str).unwrap_or_default();
-    if n >= 2 && (last == "manifest.mpd" || last == "master.m3u8") {
+    if n >= 2 && matches!(last, "manifest.mpd" | "master.m3u8" | "master-ts.m3u8") {
         let loaded = st.assets.get(&p.join(0..n - 1)).await?;
-        let (slot, ct): (ManifestSlot, &'static str) = if last == "manifest.mpd" {
-            (ManifestSlot::Mpd, "application/dash+xml")
-        } else {
-            (ManifestSlot::Master, "application/vnd.apple.mpegurl")
+        let (slot, ct): (ManifestSlot, &'static str) = match last {
+            "manifest.mpd" => (ManifestSlot::Mpd, "application/dash+xml"),
+            "master.m3u8" => (ManifestSlot::Master, HLS_TYPE),
+            _ => (ManifestSlot::MasterTs, HLS_TYPE),
         };
         let body = loaded.manifest(slot, |a| match slot {
             ManifestSlot::Mpd => manifest::dash::write_mpd(a),
+            ManifestSlot::MasterTs => manifest::hls::write_master(a, manifest::hls::TS),
             _ => manifest::hls::write_master(a, manifest::hls::FMP4),
         });
         return Ok(manifest_response(st, method, headers, &loaded, path, body, ct));
@@ -141,7 +143,11 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
     match last {
         "index.m3u8" => {
             let body = loaded.manifest(ManifestSlot::Media(ti), |_| manifest::hls::write_media(track, manifest::hls::FMP4));
-            Ok(manifest_response(st, method, headers, &loaded, path, body, "application/vnd.apple.mpegurl"))
+            Ok(manifest_response(st, method, headers, &loaded, path, body, HLS_TYPE))
+        }
+        "ts.m3u8" => {
+            let body = loaded.manifest(ManifestSlot::MediaTs(ti), |_| manifest::hls::write_media(track, manifest::hls::TS));
+            Ok(manifest_response(st, method, headers, &loaded, path, body, HLS_TYPE))
         }
         "init.mp4" => Ok(respond(
             method,
@@ -155,8 +161,12 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
             },
         )),
         _ => {
-            let num = last
-                .strip_suffix(".m4s")
+            let (stem, is_ts) = match (last.strip_suffix(".m4s"), last.strip_suffix(".ts")) {
+                (Some(d), _) => (d, false),
+                (_, Some(d)) => (d, true),
+                _ => return Err(ApiError::NotFound(format!("no route for '{path}'"))),
+            };
+            let num = Some(stem)
                 .filter(|d| !d.is_empty() && d.len() <= 9 && d.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|d| d.parse::<usize>().ok())
                 .ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
@@ -166,22 +176,69 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
             let (start, end) = track.segment_range(num - 1).ok_or_else(|| ApiError::NotFound(format!("segment {num}")))?;
             let fpath = loaded.file_path(&track.file);
             let data = st.assets.store().read_range(&fpath, start..end).await?;
-            let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
-            let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(content)?;
-            let body = fmp4::write_segment(&frags, &data, start).map_err(content)?;
+            let content = |file: &str, e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") };
+            let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(|e| content(&track.file, e))?;
+            let (parts, content_type, identity) = if is_ts {
+                ts_segment(st, &loaded, track, num, &frags, &data, start).await?
+            } else {
+                (fmp4::write_segment(&frags, &data, start).map_err(|e| content(&track.file, e))?.parts, mime, info.identity())
+            };
             Ok(respond(
                 method,
                 headers,
                 Representation {
-                    parts: body.parts,
-                    content_type: mime,
-                    etag: etag(&info.identity(), path),
+                    parts,
+                    content_type,
+                    etag: etag(&identity, path),
                     last_modified: info.last_modified,
                     cache_control: st.seg_cc.clone(),
                 },
             ))
         }
     }
+}
+
+const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// Builds TS segment `num` of `track`: a video segment gets the asset's default audio muxed
+/// in (one more ranged read, of the audio fragments overlapping its decode span); an audio
+/// track's segment is audio only. Returns body, type and the identity the ETag derives from.
+async fn ts_segment(
+    st: &AppState,
+    loaded: &Loaded,
+    track: &sealcast_package::AssetTrack,
+    num: usize,
+    frags: &[fmp4::SourceFragment],
+    data: &Bytes,
+    start: u64,
+) -> Result<(Vec<Bytes>, &'static str, String), ApiError> {
+    let content = |file: &str, e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") };
+    let seg = &track.segments[num - 1];
+    let mut identity = loaded.files.get(&track.file).map(|i| i.identity()).unwrap_or_default();
+    let main = ts::TsInput { codec: ts::codec(track), timescale: track.track().info.timescale, samples: ts::samples(frags, data, start, 0, u64::MAX, track.dts_shift()).map_err(|e| content(&track.file, e))? };
+    let audio = (track.kind() == TrackKind::Video).then(|| loaded.asset.tracks.iter().find(|t| t.kind() == TrackKind::Audio)).flatten();
+    let Some(a) = audio else {
+        let out = ts::write_segment(&[main], num).map_err(|e| content(&track.file, e))?;
+        return Ok((vec![Bytes::from(out)], if track.kind() == TrackKind::Video { "video/mp2t" } else { "audio/mp2t" }, identity));
+    };
+    // The video segment's decode span in the audio timescale; first and last segments are
+    // open-ended so every audio sample lands in exactly one segment.
+    let (vts, ats) = (track.track().info.timescale as u128, a.track().info.timescale as u128);
+    let conv = |t: u64| (t as u128 * ats / vts).min(u64::MAX as u128) as u64;
+    let from = if num == 1 { 0 } else { conv(seg.decode_time) };
+    let to = if num == track.segments.len() { u64::MAX } else { conv(seg.decode_time + seg.duration) };
+    let mut inputs = vec![main];
+    let audio_data;
+    if let Some((range, s, e)) = a.fragments_between(from, to) {
+        let ainfo = loaded.files.get(&a.file).ok_or_else(|| ApiError::NotFound(a.file.clone()))?;
+        identity.push('\n');
+        identity.push_str(&ainfo.identity());
+        audio_data = st.assets.store().read_range(&loaded.file_path(&a.file), s..e).await?;
+        let af = fmp4::read_fragments(a, range, &audio_data, s).map_err(|e| content(&a.file, e))?;
+        inputs.push(ts::TsInput { codec: ts::codec(a), timescale: a.track().info.timescale, samples: ts::samples(&af, &audio_data, s, from, to, 0).map_err(|e| content(&a.file, e))? });
+    }
+    let out = ts::write_segment(&inputs, num).map_err(|e| content(&track.file, e))?;
+    Ok((vec![Bytes::from(out)], "video/mp2t", identity))
 }
 
 fn manifest_response(st: &AppState, method: &Method, headers: &http::HeaderMap, loaded: &Loaded, path: &str, body: Bytes, ct: &'static str) -> Response {

@@ -57,6 +57,22 @@ impl AssetTrack {
     pub fn duration_secs(&self) -> f64 {
         self.duration as f64 / self.track().info.timescale as f64
     }
+    /// Fragments whose decode span overlaps `[start, end)` (track timescale), with the byte
+    /// range `[start, end)` they occupy in the source file.
+    pub fn fragments_between(&self, start: u64, end: u64) -> Option<(std::ops::Range<usize>, u64, u64)> {
+        let f = &self.track().fragments;
+        let first = f.iter().position(|x| x.decode_time + x.duration > start)?;
+        let last = f.iter().rposition(|x| x.decode_time < end)?;
+        (first <= last).then(|| (first..last + 1, f[first].offset, f[last].offset + f[last].size))
+    }
+
+    /// How far decode times must move back so no presentation time precedes its decode time
+    /// (negative composition offsets, `trun` v1). Constant per track, so timestamps stay
+    /// continuous across segments; MPEG-TS needs it.
+    pub fn dts_shift(&self) -> u64 {
+        self.track().fragments.iter().map(|f| f.min_cto).min().unwrap_or(0).min(0).unsigned_abs()
+    }
+
     /// Byte range `[start, end)` of segment `i` in the source file.
     pub fn segment_range(&self, i: usize) -> Option<(u64, u64)> {
         let s = self.segments.get(i)?;
@@ -128,7 +144,11 @@ impl Asset {
             }
             let ts = t.info.timescale as u128;
             let segments = plan(&t.fragments, t.info.timescale, opts.segment_target_ms);
-            let bytes = |s: &Segment| if f.index.tracks.len() == 1 { s.bytes } else { s.media_bytes };
+            // What we will serve: styp, then per fragment our moof (at most ~100 bytes plus 16
+            // per sample), the mdat header and this track's samples. Single-track sources
+            // already hold their own moof in `bytes`; multi-track ones need the estimate.
+            let frag_samples = |s: &Segment| t.fragments[s.first..s.first + s.count].iter().map(|f| 108 + 16 * f.samples as u64).sum::<u64>();
+            let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
             let duration: u64 = t.fragments.iter().map(|f| f.duration).sum();
             let rate = |b: u64, d: u64| if d == 0 { 0 } else { (b as u128 * 8 * ts / d as u128).min(u32::MAX as u128) as u32 };
             let bandwidth = segments.iter().map(|s| rate(bytes(s), s.duration)).max().unwrap_or(0).max(1);

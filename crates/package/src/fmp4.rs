@@ -62,10 +62,15 @@ pub struct SourceFragment {
 /// Reads the fragments of segment `seg` of `track` from `data`, the bytes of the segment's
 /// source range starting at file offset `data_offset`.
 pub fn read_segment(track: &AssetTrack, seg: usize, data: &Bytes, data_offset: u64) -> Result<Vec<SourceFragment>> {
-    let t = track.track();
     let s = track.segments.get(seg).ok_or_else(|| Error::Read(format!("no segment {seg}")))?;
-    let mut out = Vec::with_capacity(s.count);
-    for fi in s.first..s.first + s.count {
+    read_fragments(track, s.first..s.first + s.count, data, data_offset)
+}
+
+/// Reads fragments `range` of `track` from `data` (bytes starting at file offset `data_offset`).
+pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &Bytes, data_offset: u64) -> Result<Vec<SourceFragment>> {
+    let t = track.track();
+    let mut out = Vec::with_capacity(range.len());
+    for fi in range {
         let f = &t.fragments[fi];
         let rel = f.offset.checked_sub(data_offset).ok_or_else(|| Error::Read("fragment before the read range".into()))? as usize;
         let avail = data.get(rel..).ok_or_else(|| Error::Read("fragment past the read range".into()))?;

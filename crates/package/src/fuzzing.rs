@@ -76,8 +76,20 @@ pub fn fuzz_boxes(data: &[u8]) {
         for b in &boxes {
             b.encode(&mut out);
         }
-        // First 64 bytes of each side are enough to see which header changed.
-        assert!(out == data, "box tree round trip is not exact: {} bytes in, {} out\n in: {:02x?}\nout: {:02x?}", data.len(), out.len(), &data[..data.len().min(64)], &out[..out.len().min(64)]);
+        if out != data {
+            // Show where the encodings part, which names the header that changed.
+            let at = out.iter().zip(data).position(|(a, b)| a != b).unwrap_or(out.len().min(data.len()));
+            let near = |b: &[u8]| b[at.saturating_sub(8).min(b.len())..(at + 16).min(b.len())].to_vec();
+            panic!(
+                "box tree round trip is not exact: {} bytes in, {} out, first difference at byte {at}\n in[{}..]: {:02x?}\nout[{}..]: {:02x?}",
+                data.len(),
+                out.len(),
+                at.saturating_sub(8),
+                near(data),
+                at.saturating_sub(8),
+                near(&out)
+            );
+        }
     }
     let _ = ism::parse(data);
 }

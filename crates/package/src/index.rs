@@ -31,6 +31,8 @@ pub struct Fragment {
     pub keyframe: bool,
     /// Number of samples (0 when the fragment came from a `sidx` and was not read).
     pub samples: u32,
+    /// Smallest composition offset of its samples (from the first fragment for `sidx` tables).
+    pub min_cto: i64,
 }
 
 /// One track of a file with its init segment and fragments.
@@ -239,6 +241,7 @@ impl IndexBuilder {
                 media_bytes: tf.media_bytes(),
                 keyframe: tf.samples[0].is_sync(),
                 samples: tf.samples.len() as u32,
+                min_cto: tf.samples.iter().map(|s| s.cto).min().unwrap_or(0),
             });
             self.open.push(i);
         }
@@ -276,6 +279,7 @@ impl IndexBuilder {
                 media_bytes: r.referenced_size as u64,
                 keyframe: r.starts_with_sap,
                 samples: if out.is_empty() { first.samples } else { 0 },
+                min_cto: first.min_cto,
             });
             off = off.checked_add(r.referenced_size as u64)?;
             dt += d;

@@ -15,6 +15,7 @@ pub mod lang;
 pub mod manifest;
 pub mod timeline;
 pub mod track;
+pub mod ts;
 
 pub use asset::{Asset, AssetTrack, PackageOptions};
 pub use error::{Error, Result};

@@ -66,7 +66,7 @@ mod tests {
     use super::*;
 
     fn frag(t: u64, d: u64, key: bool) -> Fragment {
-        Fragment { decode_time: t, duration: d, pres_offset: 0, offset: t, size: 10, media_bytes: 8, keyframe: key, samples: 1 }
+        Fragment { decode_time: t, duration: d, pres_offset: 0, offset: t, size: 10, media_bytes: 8, keyframe: key, samples: 1, min_cto: 0 }
     }
 
     #[test]

@@ -18,10 +18,25 @@ pub struct HlsFlavor {
     pub init: Option<&'static str>,
     /// EXT-X-VERSION.
     pub version: u8,
+    /// The default audio track is muxed into each video segment (TS): its rendition has no
+    /// URI, and bandwidths include the TS overhead.
+    pub muxed_audio: bool,
 }
 
 /// fMP4/CMAF segments.
-pub const FMP4: HlsFlavor = HlsFlavor { playlist: "index.m3u8", segment_ext: "m4s", init: Some("init.mp4"), version: 7 };
+pub const FMP4: HlsFlavor = HlsFlavor { playlist: "index.m3u8", segment_ext: "m4s", init: Some("init.mp4"), version: 7, muxed_audio: false };
+
+/// MPEG-TS segments (video with the default audio muxed in; other languages audio-only).
+pub const TS: HlsFlavor = HlsFlavor { playlist: "ts.m3u8", segment_ext: "ts", init: None, version: 3, muxed_audio: true };
+
+/// TS packetisation overhead estimate (headers, PES, PAT/PMT, stuffing): about 6 %, rounded up.
+fn ts_bandwidth(flavor: HlsFlavor, b: u64) -> u64 {
+    if flavor.muxed_audio {
+        b + b / 12
+    } else {
+        b
+    }
+}
 
 fn audio_group(t: &AssetTrack) -> String {
     format!("audio-{}", t.track().info.codec_string)
@@ -46,22 +61,20 @@ pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
         if let Some(l) = lang {
             let _ = write!(s, ",LANGUAGE=\"{}\"", bcp47(l));
         }
-        let _ = writeln!(
-            s,
-            ",DEFAULT={d},AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"{}/{}\"",
-            a.track().info.channels,
-            a.name,
-            flavor.playlist,
-            d = if first { "YES" } else { "NO" }
-        );
+        let _ = write!(s, ",DEFAULT={},AUTOSELECT=YES,CHANNELS=\"{}\"", if first { "YES" } else { "NO" }, a.track().info.channels);
+        // A muxed default rendition has no URI: its audio is in the variant's segments.
+        if !(flavor.muxed_audio && first && !video.is_empty()) {
+            let _ = write!(s, ",URI=\"{}/{}\"", a.name, flavor.playlist);
+        }
+        s.push('\n');
     }
     if video.is_empty() {
         for a in &audio {
             let _ = writeln!(
                 s,
                 "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/{}",
-                a.bandwidth,
-                a.avg_bandwidth,
+                ts_bandwidth(flavor, a.bandwidth as u64),
+                ts_bandwidth(flavor, a.avg_bandwidth as u64),
                 a.track().info.codec_string,
                 a.name,
                 flavor.playlist
@@ -75,8 +88,8 @@ pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
         let group_list: Vec<Option<&String>> = if groups.is_empty() { vec![None] } else { groups.iter().map(Some).collect() };
         for g in group_list {
             let members: Vec<&&AssetTrack> = audio.iter().filter(|a| Some(&audio_group(a)) == g).collect();
-            let peak = v.bandwidth as u64 + members.iter().map(|a| a.bandwidth as u64).max().unwrap_or(0);
-            let avg = v.avg_bandwidth as u64 + members.iter().map(|a| a.avg_bandwidth as u64).max().unwrap_or(0);
+            let peak = ts_bandwidth(flavor, v.bandwidth as u64 + members.iter().map(|a| a.bandwidth as u64).max().unwrap_or(0));
+            let avg = ts_bandwidth(flavor, v.avg_bandwidth as u64 + members.iter().map(|a| a.avg_bandwidth as u64).max().unwrap_or(0));
             let i = &v.track().info;
             let mut codecs = i.codec_string.clone();
             if let Some(a) = members.first() {

@@ -1,0 +1,230 @@
+#!/usr/bin/env python3
+"""Turns the raw outputs of benches/load.sh into a summary and one JSON line.
+
+Inputs, all in the work folder load.sh made:
+  openssl.txt  output of `openssl speed -evp aes-128-ctr -bytes 16384`
+  sizes.tsv    list name, URL count, mean body bytes (from the curl warm-up)
+  runs.tsv     one row per run: name, tool, list, output file, server utime and stime ticks,
+               busy ticks of the server core and of the client core, wall nanoseconds, CPU
+               seconds of the load generator
+
+Exit status: 0 targets met, 3 a target missed, 2 the measurement itself is unusable.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+
+SEGMENT_VS_AES_TARGET = 0.3
+MANIFESTS_PER_CORE_S_TARGET = 100_000
+
+
+def fail(msg):
+    print(f"[bench] error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def aes_bytes_per_s(path):
+    # The table row reads "AES-128-CTR  8629799.38k": thousands of bytes per second.
+    for line in open(path):
+        m = re.match(r"^AES-128-CTR\s+([0-9.]+)k\s*$", line.strip())
+        if m:
+            return float(m.group(1)) * 1000.0
+    fail(f"no AES-128-CTR row in {path}")
+
+
+def parse_wrk(path):
+    for line in open(path):
+        if line.startswith("WRK_RESULT "):
+            r = json.loads(line[len("WRK_RESULT "):])
+            bad = {k: v for k, v in r["errors"].items() if v}
+            return {"requests": r["requests"], "wire_bytes": r["bytes"], "body_bytes": None,
+                    "errors": bad, "latency_us": r["latency_us"]}
+    fail(f"no WRK_RESULT line in {path}")
+
+
+def parse_h2load(path):
+    text = open(path).read()
+    req = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout", text)
+    traffic = re.search(r"traffic: .*?\((\d+)\) total, .*?\((\d+)\) headers .*?\((\d+)\) data", text)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text)
+    if not (req and traffic and codes):
+        fail(f"cannot parse h2load output {path}")
+    errors = {k: int(v) for k, v in zip(("failed", "errored", "timeout"), req.groups()[3:]) if int(v)}
+    errors.update({k: int(v) for k, v in zip(("3xx", "4xx", "5xx"), codes.groups()[1:]) if int(v)})
+    return {"requests": int(req.group(3)), "wire_bytes": int(traffic.group(1)),
+            "body_bytes": int(traffic.group(3)), "errors": errors, "latency_us": None}
+
+
+def git_rev(repo):
+    try:
+        rev = subprocess.run(["git", "-C", repo, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", repo, "status", "--porcelain"], capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev + ("+dirty" if dirty else "") if rev else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--work", required=True)
+    ap.add_argument("--clk-tck", type=int, required=True)
+    ap.add_argument("--conns", type=int, required=True)
+    ap.add_argument("--server-core", type=int, required=True)
+    ap.add_argument("--client-core", type=int, required=True)
+    ap.add_argument("--json-out", default="")
+    a = ap.parse_args()
+    w, tck = a.work, a.clk_tck
+
+    aes = aes_bytes_per_s(os.path.join(w, "openssl.txt"))
+    sizes = {}
+    for line in open(os.path.join(w, "sizes.tsv")):
+        name, n, mean = line.rstrip("\n").split("\t")
+        sizes[name] = {"urls": int(n), "mean_body_bytes": float(mean)}
+
+    runs = {}
+    for line in open(os.path.join(w, "runs.tsv")):
+        name, tool, lst, out, ut, st, sbusy, cbusy, wall_ns, client_cpu = line.rstrip("\n").split("\t")
+        r = parse_wrk(out) if tool == "wrk" else parse_h2load(out)
+        if r["errors"]:
+            fail(f"run {name} had errors {r['errors']} (see SEALCAST_BENCH_KEEP=1 and the server log)")
+        if r["requests"] == 0:
+            fail(f"run {name} completed no requests")
+        if r["body_bytes"] is None:
+            # wrk counts whole responses; the body share follows from the mean body size of the
+            # list, which the run cycles through uniformly.
+            r["body_bytes"] = round(r["requests"] * sizes[lst]["mean_body_bytes"])
+        wall = int(wall_ns) / 1e9
+        cpu_u, cpu_s = int(ut) / tck, int(st) / tck
+        cpu = cpu_u + cpu_s
+        if cpu <= 0:
+            fail(f"run {name}: no server CPU time recorded")
+        runs[name] = {
+            "tool": tool, "protocol": "h2c" if tool == "h2load" else "http/1.1", "urls": sizes[lst]["urls"],
+            "wall_s": round(wall, 3), "server_cpu_s": round(cpu, 3),
+            "server_user_s": round(cpu_u, 3), "server_sys_s": round(cpu_s, 3),
+            "server_busy": round(cpu / wall, 3),
+            "client_busy": round(float(client_cpu) / wall, 3),
+            # Busy time of each core that neither we nor the server account for: other
+            # processes sharing the machine. Large values make a run less trustworthy.
+            "other_on_server_core": round(max(0.0, int(sbusy) / tck - cpu) / wall, 3),
+            "other_on_client_core": round(max(0.0, int(cbusy) / tck - float(client_cpu)) / wall, 3),
+            "requests": r["requests"], "wire_bytes": r["wire_bytes"], "body_bytes": r["body_bytes"],
+            "requests_per_s": round(r["requests"] / wall, 1),
+            "requests_per_core_s": round(r["requests"] / cpu, 1),
+            "server_cpu_us_per_request": round(cpu * 1e6 / r["requests"], 2),
+            "wire_gb_per_core_s": round(r["wire_bytes"] / cpu / 1e9, 4),
+            "body_gb_per_core_s": round(r["body_bytes"] / cpu / 1e9, 4),
+            "latency_us": r["latency_us"],
+        }
+    for need in ("segments", "manifests"):
+        if need not in runs:
+            fail(f"run {need} is missing")
+
+    seg, man = runs["segments"], runs["manifests"]
+    seg_gbps = seg["body_gb_per_core_s"]
+    ratio = seg_gbps / (aes / 1e9)
+    man_rate = man["requests_per_core_s"]
+
+    # Two-point cost model from the two segment sizes: CPU per request = fixed + per_byte * bytes.
+    model = None
+    if "audio_segments" in runs:
+        v, au = runs["segments"], runs["audio_segments"]
+        cv, ca = v["server_cpu_s"] / v["requests"], au["server_cpu_s"] / au["requests"]
+        bv, ba = v["wire_bytes"] / v["requests"], au["wire_bytes"] / au["requests"]
+        if bv > ba and cv > ca:
+            per_byte = (cv - ca) / (bv - ba)
+            fixed = ca - per_byte * ba
+            model = {
+                "fixed_us_per_segment_request": round(fixed * 1e6, 2),
+                "per_byte_ceiling_gb_per_core_s": round(1 / per_byte / 1e9, 3),
+                "segments_run_share_fixed": round(fixed * v["requests"] / v["server_cpu_s"], 3),
+            }
+
+    result = {
+        "bench": "sealcast-load",
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "git": git_rev(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        "host": {"cpu": cpu_model(), "kernel": platform.release(), "cores": os.cpu_count(),
+                 "server_core": a.server_core, "client_core": a.client_core, "connections": a.conns},
+        "aes_128_ctr_gb_per_s": round(aes / 1e9, 3),
+        "segment_gb_per_core_s": seg_gbps,
+        "segment_vs_aes": round(ratio, 3),
+        "manifests_per_core_s": round(man_rate),
+        "targets": {"segment_vs_aes": SEGMENT_VS_AES_TARGET, "manifests_per_core_s": MANIFESTS_PER_CORE_S_TARGET},
+        "met": {"segment_vs_aes": ratio >= SEGMENT_VS_AES_TARGET, "manifests_per_core_s": man_rate >= MANIFESTS_PER_CORE_S_TARGET},
+        "cost_model": model,
+        "mean_body_bytes": {k: round(v["mean_body_bytes"]) for k, v in sizes.items()},
+        "runs": runs,
+    }
+
+    def mark(ok):
+        return "met" if ok else "MISSED"
+
+    out = []
+    out.append("")
+    out.append("==================== sealcast loopback load benchmark ====================")
+    out.append(f"{result['date']}  git {result['git']}  {result['host']['cpu']}  kernel {result['host']['kernel']}")
+    out.append(f"server on core {a.server_core}, load generator on core {a.client_core}, {a.conns} connections, loopback")
+    out.append("")
+    out.append(f"AES-128-CTR (openssl speed, 16 KiB blocks, core {a.server_core}):  {aes / 1e9:.2f} GB/s")
+    out.append(f"clear segments, ~{sizes['seg_video_720p']['mean_body_bytes'] / 1e6:.2f} MB each ({seg['urls']} URLs), HTTP/1.1:")
+    out.append(f"    {seg_gbps:.3f} GB of body per server core-second  = {ratio:.3f} x AES-CTR   "
+               f"(target >= {SEGMENT_VS_AES_TARGET}: {mark(result['met']['segment_vs_aes'])}"
+               + ("" if result["met"]["segment_vs_aes"] else f", at {ratio / SEGMENT_VS_AES_TARGET:.0%} of it") + ")")
+    out.append(f"manifests and playlists ({man['urls']} URLs: MPD, master, 2 media playlists per asset), HTTP/1.1:")
+    out.append(f"    {man_rate:,.0f} per server core-second   (target >= {MANIFESTS_PER_CORE_S_TARGET:,}: {mark(result['met']['manifests_per_core_s'])}"
+               + ("" if result["met"]["manifests_per_core_s"] else f", at {man_rate / MANIFESTS_PER_CORE_S_TARGET:.0%} of it") + ")")
+    out.append("")
+    out.append(f"{'run':<16}{'proto':<9}{'req/s':>8}{'req/core-s':>11}{'us/req':>8}{'GB/core-s':>10}"
+               f"{'srv cpu':>9}{'usr/sys':>10}{'srv':>6}{'gen':>6}{'other':>7}")
+    for name, r in runs.items():
+        out.append(f"{name:<16}{r['protocol']:<9}{r['requests_per_s']:>8.0f}{r['requests_per_core_s']:>11.0f}"
+                   f"{r['server_cpu_us_per_request']:>8.1f}{r['wire_gb_per_core_s']:>10.3f}{r['server_cpu_s']:>8.2f}s"
+                   f"{r['server_user_s']:>5.1f}/{r['server_sys_s']:<4.1f}{r['server_busy']:>6.0%}{r['client_busy']:>6.0%}"
+                   f"{max(r['other_on_server_core'], r['other_on_client_core']):>7.0%}")
+    out.append("  srv cpu: server utime+stime (all threads); srv, gen: CPU share of a core used by the server and")
+    out.append("  by the load generator; other: the larger share of either core taken by unrelated processes;")
+    out.append("  GB/core-s counts whole responses, headers included.")
+    if model:
+        out.append("")
+        out.append(f"cost model from 1 MB vs {sizes['seg_audio']['mean_body_bytes'] / 1e3:.0f} KB segments: "
+                   f"{model['fixed_us_per_segment_request']:.1f} us fixed per segment request + bytes at "
+                   f"{model['per_byte_ceiling_gb_per_core_s']:.2f} GB/core-s; fixed share of the segment run "
+                   f"{model['segments_run_share_fixed']:.0%}")
+    if seg["client_busy"] > 0.9 and seg["server_busy"] < 0.9:
+        out.append("note: the load generator's core was saturated in the segment run; figures are per server")
+        out.append("      CPU-second, so they stand, but the server was not driven to its limit.")
+    noisy = [n for n, r in runs.items() if max(r["other_on_server_core"], r["other_on_client_core"]) > 0.1]
+    if noisy:
+        out.append(f"WARNING: other processes took over 10% of a benchmark core during: {', '.join(noisy)}.")
+        out.append("         Per-core-second figures are less trustworthy there; rerun on a quiet machine.")
+    result["noisy_runs"] = noisy
+    out.append("===========================================================================")
+    print("\n".join(out))
+
+    line = json.dumps(result, separators=(",", ":"))
+    if a.json_out:
+        with open(a.json_out, "w") as f:
+            f.write(line + "\n")
+    print(line)
+    sys.exit(0 if all(result["met"].values()) else 3)
+
+
+if __name__ == "__main__":
+    main()

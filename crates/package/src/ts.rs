@@ -1,0 +1,70 @@
+//! HLS MPEG-TS segments, built per request from the same fMP4 fragments.
+//!
+//! Design (documented in README): each video rendition's TS segment carries that video
+//! segment plus the asset's *default* audio track muxed in (what set-top boxes and TVs expect
+//! from a TS variant); the other audio languages are separate audio-only TS renditions cut on
+//! their own segment boundaries. Audio samples of a muxed segment are those whose decode time
+//! falls in the video segment's decode span, so every sample lands in exactly one segment.
+//! Timestamps keep the source's decode and presentation times plus a constant
+//! [`PTS_OFFSET_90K`], so B-frames' negative composition offsets never produce negative PTS.
+
+use bytes::Bytes;
+use sealcast_mpegts::{Codec, ContinuityState, MuxParams, Sample, Stream};
+
+use crate::asset::AssetTrack;
+use crate::error::{Error, Result};
+use crate::fmp4::SourceFragment;
+use crate::track::CodecConfig;
+
+/// Constant added to every timestamp (10 s at 90 kHz).
+pub const PTS_OFFSET_90K: u64 = 900_000;
+
+/// The muxer's codec description of a track.
+pub fn codec(t: &AssetTrack) -> Codec {
+    let b = |v: &Vec<Vec<u8>>| v.iter().map(|x| Bytes::from(x.clone())).collect::<Vec<_>>();
+    match &t.track().info.config {
+        CodecConfig::Avc(c) => Codec::H264 { sps: b(&c.sps), pps: b(&c.pps), nal_length_size: c.nal_length_size },
+        CodecConfig::Hevc(c) => Codec::Hevc { vps: b(&c.vps), sps: b(&c.sps), pps: b(&c.pps), nal_length_size: c.nal_length_size },
+        CodecConfig::Aac { raw, .. } => Codec::Aac { audio_specific_config: Bytes::from(raw.clone()) },
+    }
+}
+
+/// Samples of `frags` (read from `data`, which starts at file offset `data_offset`) whose
+/// decode time lies in `[from, to)`; decode times are moved back by `dts_shift`
+/// ([`AssetTrack::dts_shift`]) so that PTS >= DTS.
+pub fn samples<'a>(frags: &[SourceFragment], data: &'a Bytes, data_offset: u64, from: u64, to: u64, dts_shift: u64) -> Result<Vec<Sample<'a>>> {
+    let mut out = Vec::new();
+    for f in frags {
+        let mut dts = f.decode_time;
+        for s in &f.traf.samples {
+            if dts >= from && dts < to {
+                let a = s.offset.checked_sub(data_offset).ok_or_else(|| Error::Read("sample before the read range".into()))? as usize;
+                let bytes = data.get(a..a + s.size as usize).ok_or(Error::Truncated { offset: s.offset, need: s.size as u64, file_len: data_offset + data.len() as u64 })?;
+                let d = i64::try_from(dts).map_err(|_| Error::Unsupported("decode time too large".into()))?;
+                out.push(Sample { dts: d - dts_shift as i64, pts: d + s.cto, keyframe: s.is_sync(), data: bytes });
+            }
+            dts += s.duration as u64;
+        }
+    }
+    Ok(out)
+}
+
+/// One elementary stream of a TS segment.
+pub struct TsInput<'a> {
+    /// Codec.
+    pub codec: Codec,
+    /// Track timescale.
+    pub timescale: u32,
+    /// Samples in decode order.
+    pub samples: Vec<Sample<'a>>,
+}
+
+/// Muxes segment number `number` (from 1) of up to one video and one audio stream.
+pub fn write_segment(inputs: &[TsInput<'_>], number: usize) -> Result<Vec<u8>> {
+    let streams: Vec<Stream<'_>> = inputs.iter().filter(|i| !i.samples.is_empty()).map(|i| Stream { codec: &i.codec, timescale: i.timescale, samples: &i.samples }).collect();
+    let cc = ((number.max(1) - 1) % 16) as u8;
+    let mut params = MuxParams { pts_offset_90k: PTS_OFFSET_90K, continuity: ContinuityState { pat: cc, pmt: cc, video: 0, audio: 0 }, ..MuxParams::default() };
+    let mut out = Vec::new();
+    sealcast_mpegts::mux_segment(&streams, &mut params, &mut out).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
+    Ok(out)
+}
