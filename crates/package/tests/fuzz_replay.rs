@@ -28,13 +28,16 @@ fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
 }
 
 /// Runs `f` on every seed and regression of `target`, then fails naming every input that
-/// panicked (each panic's message is printed above by the default hook).
+/// panicked (each panic's message is printed above it by the default hook).
 fn replay(target: &str, f: fn(&[u8])) {
     let seeds = inputs("seeds", target);
     assert!(!seeds.is_empty(), "no seeds in {}", fuzz_dir().join("seeds").join(target).display());
     let mut failed = Vec::new();
     for p in seeds.iter().chain(&inputs("regressions", target)) {
         let data = std::fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+        // An allocation failure aborts the process rather than panicking, so the list below
+        // never prints; with --nocapture this line names the input that did it.
+        eprintln!("replaying {}", p.display());
         if catch_unwind(AssertUnwindSafe(|| f(&data))).is_err() {
             failed.push(p.display().to_string());
         }
