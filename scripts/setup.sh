@@ -26,6 +26,6 @@ fi
 # npm: playwright-core (drives Debian Chromium) and the players under test.
 if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ]; then
   log "npm install (tests/e2e)"
-  (cd "$here/tests/e2e" && npm install --no-audit --no-fund --loglevel=error)
+  (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 log "done"
