@@ -128,8 +128,14 @@ pub(crate) fn mux_with_hook<H: EsHook>(
         hook,
         scratch: Vec::new(),
         streams: &setup,
-        video: PidCursor { pes: 0, plan: video },
-        audio: PidCursor { pes: 0, plan: audio },
+        video: PidCursor {
+            pes: 0,
+            plan: video,
+        },
+        audio: PidCursor {
+            pes: 0,
+            plan: audio,
+        },
     };
     let result = writer
         .write_psi()
@@ -483,7 +489,8 @@ struct PidCount {
 impl PidCount {
     fn add(&mut self, header_len: usize, len: usize, first: FirstPacket) {
         let n = pes_packet_count(len, first);
-        let cap = |max_packets: usize| (max_packets as u64).saturating_sub(n).min(MAX_PAD.into()) as u8;
+        let cap =
+            |max_packets: usize| (max_packets as u64).saturating_sub(n).min(MAX_PAD.into()) as u8;
         self.room[(self.pes % TAIL as u64) as usize] = cap(1 + len.saturating_sub(header_len));
         self.last_room = cap(len);
         self.pes += 1;

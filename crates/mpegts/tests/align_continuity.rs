@@ -45,8 +45,16 @@ fn mux_all(segments: &[Vec<Stream<'_>>], align: bool) -> (Vec<u8>, Vec<Vec<u8>>)
         assert_eq!(estimate_size(streams, &params).unwrap(), seg.len());
         if align {
             assert_eq!(per_pid_payload_packets(&seg), counts_map(&counts));
-            assert_eq!(counts.video % 16, 0, "segment {i}: video packets {counts:?}");
-            assert_eq!(counts.audio % 16, 0, "segment {i}: audio packets {counts:?}");
+            assert_eq!(
+                counts.video % 16,
+                0,
+                "segment {i}: video packets {counts:?}"
+            );
+            assert_eq!(
+                counts.audio % 16,
+                0,
+                "segment {i}: audio packets {counts:?}"
+            );
             let next = (((i + 1) % 16) as u8, ((i + 1) % 16) as u8, 0, 0);
             let c = params.continuity;
             assert_eq!((c.pat, c.pmt, c.video, c.audio), next);
@@ -117,17 +125,21 @@ fn raw_pes(ts: &[u8]) -> (HashMap<u16, Vec<Vec<u8>>>, usize) {
             }
             list.push(Vec::new());
         }
-        list.last_mut().expect("PES starts with PUSI").extend_from_slice(data);
+        list.last_mut()
+            .expect("PES starts with PUSI")
+            .extend_from_slice(data);
     }
     (pes, split_headers)
 }
 
 /// (pid, PCR, random_access_indicator) of a PES start.
 type Start = (u16, Option<u64>, bool);
+/// (stream id, PTS, DTS, payload) of a PES.
+type PesInfo = (u8, u64, Option<u64>, Vec<u8>);
 
 /// Reads with `mpeg2ts`: PES starts, and PES (stream id, PTS, DTS, payload) in order.
 /// Checks counter continuity, and that only PES starts carry PCR/RAI.
-fn mpeg2ts_read(ts: &[u8]) -> (Vec<Start>, Vec<(u8, u64, Option<u64>, Vec<u8>)>) {
+fn mpeg2ts_read(ts: &[u8]) -> (Vec<Start>, Vec<PesInfo>) {
     let mut starts = Vec::new();
     let mut last_cc: HashMap<u16, u8> = HashMap::new();
     let mut reader = TsPacketReader::new(ts);
@@ -175,7 +187,10 @@ fn check(segments: &[Vec<Stream<'_>>], expect_split_headers: usize) -> (usize, u
     // Continuity holds across the concatenation (raw_pes asserts it) and the PES bytes
     // (headers and payloads) are the unaligned ones.
     let (aligned_pes, split) = raw_pes(&aligned);
-    assert_eq!(split, expect_split_headers, "PES headers split over packets");
+    assert_eq!(
+        split, expect_split_headers,
+        "PES headers split over packets"
+    );
     let mut plain_pes: HashMap<u16, Vec<Vec<u8>>> = HashMap::new();
     for seg in plain.chunks(188) {
         // Unaligned segments muxed independently jump counters; gather PES without the
@@ -213,7 +228,7 @@ fn check(segments: &[Vec<Stream<'_>>], expect_split_headers: usize) -> (usize, u
             (s, p)
         };
         assert_eq!(a_starts, p_starts, "PCR/RAI on first packets intact");
-        let sort = |mut v: Vec<(u8, u64, Option<u64>, Vec<u8>)>| {
+        let sort = |mut v: Vec<PesInfo>| {
             v.sort();
             v
         };

@@ -258,7 +258,10 @@ fn corrupt_packets(ffprobe: &Path, ts: &Path) -> (usize, usize) {
         ],
     );
     let lines: Vec<&str> = flags.lines().filter(|l| !l.trim().is_empty()).collect();
-    (lines.len(), lines.iter().filter(|l| l.contains('C')).count())
+    (
+        lines.len(),
+        lines.iter().filter(|l| l.contains('C')).count(),
+    )
 }
 
 fn check(name: &str, video_args: &[&str], counters: Counters) {
@@ -388,7 +391,10 @@ fn check(name: &str, video_args: &[&str], counters: Counters) {
 
     // Continuity as ffmpeg's demuxer sees it across the segment boundaries.
     let (packets, corrupt) = corrupt_packets(&ffprobe, &out);
-    assert!(packets >= vs.len() + as_.len(), "{name}: {packets} packets read");
+    assert!(
+        packets >= vs.len() + as_.len(),
+        "{name}: {packets} packets read"
+    );
     if counters == Counters::Independent {
         // What alignment fixes: ffmpeg flags packets after every counter jump.
         assert!(corrupt > 0, "{name}: counter jumps not detected");

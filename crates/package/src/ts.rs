@@ -7,6 +7,8 @@
 //! falls in the video segment's decode span, so every sample lands in exactly one segment.
 //! Timestamps keep the source's decode and presentation times plus a constant
 //! [`PTS_OFFSET_90K`], so B-frames' negative composition offsets never produce negative PTS.
+//! Continuity counters run on across segments without knowing them: each segment pads its
+//! per-PID packet count to a multiple of 16 and starts PAT/PMT at `(n - 1) % 16`.
 
 use bytes::Bytes;
 use sealcast_mpegts::{Codec, ContinuityState, MuxParams, Sample, Stream};
@@ -63,7 +65,7 @@ pub struct TsInput<'a> {
 pub fn write_segment(inputs: &[TsInput<'_>], number: usize) -> Result<Vec<u8>> {
     let streams: Vec<Stream<'_>> = inputs.iter().filter(|i| !i.samples.is_empty()).map(|i| Stream { codec: &i.codec, timescale: i.timescale, samples: &i.samples }).collect();
     let cc = ((number.max(1) - 1) % 16) as u8;
-    let mut params = MuxParams { pts_offset_90k: PTS_OFFSET_90K, continuity: ContinuityState { pat: cc, pmt: cc, video: 0, audio: 0 }, ..MuxParams::default() };
+    let mut params = MuxParams { pts_offset_90k: PTS_OFFSET_90K, continuity: ContinuityState { pat: cc, pmt: cc, video: 0, audio: 0 }, align_continuity: true };
     let mut out = Vec::new();
     sealcast_mpegts::mux_segment(&streams, &mut params, &mut out).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
     Ok(out)
