@@ -42,6 +42,8 @@ pub enum ManifestSlot {
     Master,
     /// HLS multivariant (TS).
     MasterTs,
+    /// Smooth Streaming client manifest.
+    Smooth,
     /// HLS media playlist (fMP4) of track `i`.
     Media(usize),
     /// HLS media playlist (TS) of track `i`.
@@ -55,8 +57,9 @@ impl Loaded {
             ManifestSlot::Mpd => 0,
             ManifestSlot::Master => 1,
             ManifestSlot::MasterTs => 2,
-            ManifestSlot::Media(t) => 3 + t,
-            ManifestSlot::MediaTs(t) => 3 + self.asset.tracks.len() + t,
+            ManifestSlot::Smooth => 3,
+            ManifestSlot::Media(t) => 4 + t,
+            ManifestSlot::MediaTs(t) => 4 + self.asset.tracks.len() + t,
         };
         self.manifests[i].get_or_init(|| Bytes::from(build(&self.asset))).clone()
     }
@@ -151,7 +154,7 @@ impl Assets {
             identity.push_str(&o.identity());
             last_modified = last_modified.max(o.last_modified);
         }
-        let slots = 3 + 2 * asset.tracks.len();
+        let slots = 4 + 2 * asset.tracks.len();
         Ok(Arc::new(Loaded {
             path: path.to_string(),
             asset,

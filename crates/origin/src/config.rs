@@ -23,6 +23,10 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `Cache-Control` values sent to players and CDNs.
     pub cache_control: CacheControlConfig,
+    /// Azure Media Services locators: locator ID (the first path segment of
+    /// `/{locator}/{name}.ism/manifest`) to asset path under the root. Until the management
+    /// API exists, this is how AMS URLs find their asset.
+    pub locators: std::collections::BTreeMap<String, String>,
 }
 
 /// Cache settings.
@@ -57,6 +61,7 @@ impl Default for Config {
             index_read_ahead: 64 * 1024,
             cache: CacheConfig::default(),
             cache_control: CacheControlConfig::default(),
+            locators: Default::default(),
         }
     }
 }
@@ -100,6 +105,15 @@ impl Config {
         }
         if !(1024..=64 << 20).contains(&self.index_read_ahead) {
             bail!("index_read_ahead must be between 1 KiB and 64 MiB");
+        }
+        for (id, asset) in &self.locators {
+            let ok_id = !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok_id {
+                bail!("locator ID '{id}' must be 1-128 letters, digits, '-' or '_'");
+            }
+            if sealcast_storage::AssetPath::parse(&format!("/{asset}")).is_err() {
+                bail!("locator '{id}' points at '{asset}', which is not a plain path under the root");
+            }
         }
         for (n, v) in [("segments", &self.cache_control.segments), ("manifests", &self.cache_control.manifests)] {
             if http::HeaderValue::from_str(v).is_err() {

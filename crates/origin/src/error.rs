@@ -9,6 +9,9 @@ pub enum ApiError {
     /// The URL is malformed or tries to leave the storage root.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The request is understood but not allowed (e.g. an encryption the policy does not offer).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// No such asset, track or segment.
     #[error("not found: {0}")]
     NotFound(String),
@@ -31,6 +34,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Content { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -40,6 +44,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Content { .. } => "bad_content",
             ApiError::Storage(_) => "storage_unavailable",
         }

@@ -5,6 +5,10 @@
 //! - `/{asset}/manifest.mpd`, `/{asset}/master.m3u8` (HLS fMP4), `/{asset}/master-ts.m3u8` (HLS TS)
 //! - `/{asset}/{track}/index.m3u8`, `/{asset}/{track}/init.mp4`, `/{asset}/{track}/{n}.m4s`
 //! - `/{asset}/{track}/ts.m3u8`, `/{asset}/{track}/{n}.ts`
+//! - `/{asset}/Manifest`, `/{asset}/QualityLevels({bitrate})/Fragments({stream}={time})` (Smooth)
+//! - Azure Media Services forms under `/{locator}/{name}.ism/` (see [`crate::ams`]), with the
+//!   locator mapped to an asset by configuration; anything else under such a prefix is served
+//!   by the routes above, so relative URLs in AMS-served manifests resolve.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
-use sealcast_package::{fmp4, manifest, ts, PackageOptions, TrackKind};
+use sealcast_package::{fmp4, manifest, smooth, ts, PackageOptions, TrackKind};
 use sealcast_storage::{AssetPath, PathError, Store};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::ams;
 use crate::assets::{Assets, Loaded, ManifestSlot};
 use crate::config::Config;
 use crate::error::ApiError;
@@ -30,6 +35,7 @@ pub struct AppState {
     pub assets: Assets,
     seg_cc: HeaderValue,
     manifest_cc: HeaderValue,
+    locators: std::collections::BTreeMap<String, String>,
 }
 
 impl AppState {
@@ -53,6 +59,7 @@ impl AppState {
             assets,
             seg_cc: HeaderValue::from_str(&cfg.cache_control.segments).expect("validated at start-up"),
             manifest_cc: HeaderValue::from_str(&cfg.cache_control.manifests).expect("validated at start-up"),
+            locators: cfg.locators.clone(),
         })
     }
 }
@@ -106,27 +113,52 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
         PathError::Traversal => ApiError::BadRequest("path traversal is not allowed".into()),
         _ => ApiError::BadRequest("malformed path".into()),
     })?;
-    let segs = p.segments();
+    let mut segs: Vec<String> = p.segments().to_vec();
+    // Azure Media Services: /{locator}/{name}.ism/...
+    if segs.len() >= 3 && segs[1].to_ascii_lowercase().ends_with(".ism") {
+        if let Some(target) = st.locators.get(&segs[0]) {
+            let asset: Vec<String> = target.split('/').map(str::to_string).collect();
+            match ams::parse(&segs).map_err(|e| ApiError::BadRequest(e.to_string()))? {
+                Some(req) => return ams_route(st, method, headers, path, &asset.join("/"), req).await,
+                None => segs = asset.into_iter().chain(segs.drain(2..)).collect(),
+            }
+        }
+    }
+    clean_route(st, method, headers, path, &segs).await
+}
+
+async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, segs: &[String]) -> Result<Response, ApiError> {
+    let join = |r: std::ops::Range<usize>| segs[r].join("/");
     let n = segs.len();
     let last = segs.last().map(String::as_str).unwrap_or_default();
-    if n >= 2 && matches!(last, "manifest.mpd" | "master.m3u8" | "master-ts.m3u8") {
-        let loaded = st.assets.get(&p.join(0..n - 1)).await?;
-        let (slot, ct): (ManifestSlot, &'static str) = match last {
-            "manifest.mpd" => (ManifestSlot::Mpd, "application/dash+xml"),
-            "master.m3u8" => (ManifestSlot::Master, HLS_TYPE),
-            _ => (ManifestSlot::MasterTs, HLS_TYPE),
+    if n >= 2 && last == "Manifest" {
+        return manifest_route(st, method, headers, path, &join(0..n - 1), ManifestSlot::Smooth).await;
+    }
+    if n >= 3 && segs[n - 2].starts_with("QualityLevels(") && last.starts_with("Fragments(") {
+        // Same grammar as the AMS form: parse through it so both accept exactly the same URLs.
+        let fake = ["_".to_string(), "_.ism".to_string(), segs[n - 2].clone(), last.to_string()];
+        return match ams::parse(&fake).map_err(|e| ApiError::BadRequest(e.to_string()))? {
+            Some(ams::AmsRequest { kind: ams::AmsKind::Fragment { bitrate, stream, time, format: None, .. }, .. }) => {
+                smooth_fragment(st, method, headers, path, &join(0..n - 2), &stream, bitrate, time).await
+            }
+            _ => Err(ApiError::NotFound(format!("no route for '{path}'"))),
         };
-        let body = loaded.manifest(slot, |a| match slot {
-            ManifestSlot::Mpd => manifest::dash::write_mpd(a),
-            ManifestSlot::MasterTs => manifest::hls::write_master(a, manifest::hls::TS),
-            _ => manifest::hls::write_master(a, manifest::hls::FMP4),
-        });
-        return Ok(manifest_response(st, method, headers, &loaded, path, body, ct));
+    }
+    if n >= 2 {
+        let slot = match last {
+            "manifest.mpd" => Some(ManifestSlot::Mpd),
+            "master.m3u8" => Some(ManifestSlot::Master),
+            "master-ts.m3u8" => Some(ManifestSlot::MasterTs),
+            _ => None,
+        };
+        if let Some(slot) = slot {
+            return manifest_route(st, method, headers, path, &join(0..n - 1), slot).await;
+        }
     }
     if n < 3 {
         return Err(ApiError::NotFound(format!("no route for '{path}'")));
     }
-    let loaded = st.assets.get(&p.join(0..n - 2)).await?;
+    let loaded = st.assets.get(&join(0..n - 2)).await?;
     let tname = &segs[n - 2];
     let (ti, track) = loaded
         .asset
@@ -199,6 +231,70 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
 }
 
 const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+const SMOOTH_TYPE: &str = "application/vnd.ms-sstr+xml";
+
+/// Serves one of the asset-level manifests from the asset's manifest cache.
+async fn manifest_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, slot: ManifestSlot) -> Result<Response, ApiError> {
+    let loaded = st.assets.get(asset).await?;
+    let (ct, build): (&'static str, fn(&sealcast_package::Asset) -> String) = match slot {
+        ManifestSlot::Mpd => ("application/dash+xml", manifest::dash::write_mpd),
+        ManifestSlot::Master => (HLS_TYPE, |a| manifest::hls::write_master(a, manifest::hls::FMP4)),
+        ManifestSlot::MasterTs => (HLS_TYPE, |a| manifest::hls::write_master(a, manifest::hls::TS)),
+        ManifestSlot::Smooth => (SMOOTH_TYPE, smooth::write_manifest),
+        ManifestSlot::Media(_) | ManifestSlot::MediaTs(_) => return Err(ApiError::NotFound(path.to_string())),
+    };
+    let body = loaded.manifest(slot, build);
+    Ok(manifest_response(st, method, headers, &loaded, path, body, ct))
+}
+
+/// Answers an Azure Media Services URL for the asset a locator maps to.
+async fn ams_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, req: ams::AmsRequest) -> Result<Response, ApiError> {
+    use ams::{AmsFormat as F, AmsKind as K};
+    match req.kind {
+        K::Manifest { format, encryption, .. } => {
+            // No delivery policy exists yet, so every encryption is refused rather than
+            // served clear by mistake.
+            if let Some(e) = encryption {
+                return Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy")));
+            }
+            let slot = match format {
+                F::Smooth | F::SmoothV20 => ManifestSlot::Smooth,
+                F::HlsTs | F::HlsTsV3 => ManifestSlot::MasterTs,
+                F::HlsCmaf => ManifestSlot::Master,
+                F::DashCsf | F::DashCmaf => ManifestSlot::Mpd,
+            };
+            manifest_route(st, method, headers, path, asset, slot).await
+        }
+        K::Fragment { bitrate, stream, time, format: None, encryption: None, .. } => smooth_fragment(st, method, headers, path, asset, &stream, bitrate, time).await,
+        K::Fragment { encryption: Some(e), .. } => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),
+        // Our manifests reference segments by the clean grammar, never these forms.
+        _ => Err(ApiError::NotFound(format!("no such resource '{path}'"))),
+    }
+}
+
+/// A Smooth Streaming fragment: the chunk at `time` of the quality level `bitrate` of `stream`.
+#[allow(clippy::too_many_arguments)]
+async fn smooth_fragment(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, stream: &str, bitrate: u32, time: u64) -> Result<Response, ApiError> {
+    let loaded = st.assets.get(asset).await?;
+    let (track, seg) = smooth::find_fragment(&loaded.asset, stream, bitrate, time).ok_or_else(|| ApiError::NotFound(format!("fragment {stream}={time} at {bitrate}")))?;
+    let info = loaded.files.get(&track.file).ok_or_else(|| ApiError::NotFound(track.file.clone()))?;
+    let (start, end) = track.segment_range(seg).ok_or_else(|| ApiError::NotFound(format!("fragment {stream}={time}")))?;
+    let data = st.assets.store().read_range(&loaded.file_path(&track.file), start..end).await?;
+    let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
+    let frags = fmp4::read_segment(track, seg, &data, start).map_err(content)?;
+    let body = smooth::write_fragment(&frags, &data, start, track).map_err(content)?;
+    Ok(respond(
+        method,
+        headers,
+        Representation {
+            parts: body.parts,
+            content_type: if track.kind() == TrackKind::Video { "video/mp4" } else { "audio/mp4" },
+            etag: etag(&info.identity(), path),
+            last_modified: info.last_modified,
+            cache_control: st.seg_cc.clone(),
+        },
+    ))
+}
 
 /// Builds TS segment `num` of `track`: a video segment gets the asset's default audio muxed
 /// in (one more ranged read, of the audio fragments overlapping its decode span); an audio

@@ -108,7 +108,7 @@ async fn bad_urls_are_refused() {
         assert!(String::from_utf8(b).unwrap().contains("bad_request"));
     }
     assert_eq!(store.counters().range_reads.load(Ordering::Relaxed), 0, "nothing read for refused paths");
-    for uri in ["/nope/manifest.mpd", "/demo/nope/1.m4s", "/demo/video_180p/0.m4s", "/demo/video_180p/99.m4s", "/demo/video_180p/x.m4s", "/demo/video_180p/1.ts", "/demo", "/"] {
+    for uri in ["/nope/manifest.mpd", "/demo/nope/1.m4s", "/demo/video_180p/0.m4s", "/demo/video_180p/99.m4s", "/demo/video_180p/x.m4s", "/demo/video_180p/1.mp4", "/demo/video_180p/1.ts.m4s", "/demo", "/"] {
         assert_eq!(get(&st, uri).await.0, StatusCode::NOT_FOUND, "{uri}");
     }
     assert_eq!(call(&st, Method::POST, "/demo/manifest.mpd", &[]).await.0, StatusCode::METHOD_NOT_ALLOWED);
@@ -185,4 +185,48 @@ async fn real_socket_keep_alive_and_h2c() {
     tx.send(()).unwrap();
     drop(s);
     srv.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn smooth_and_ams_forms_serve_the_same_bytes() {
+    let fx = sealcast_testkit::fixtures_dir();
+    let mut cfg = Config { root: fx.clone(), ..Config::default() };
+    cfg.locators.insert("3f2a9c1e-0000-4000-8000-000000000001".into(), "demo".into());
+    cfg.validate().unwrap();
+    let st = AppState::with_store(&cfg, Store::local(&fx).unwrap());
+    let loc = "/3f2a9c1e-0000-4000-8000-000000000001/demo.ism";
+    for (ams, clean) in [
+        ("manifest", "/demo/Manifest"),
+        ("Manifest", "/demo/Manifest"),
+        ("manifest(format=m3u8-aapl)", "/demo/master-ts.m3u8"),
+        ("manifest(format=m3u8-aapl-v3)", "/demo/master-ts.m3u8"),
+        ("manifest(format=m3u8-cmaf)", "/demo/master.m3u8"),
+        ("manifest(format=mpd-time-csf)", "/demo/manifest.mpd"),
+        ("manifest(format=mpd-time-cmaf)", "/demo/manifest.mpd"),
+        ("video_180p/1.m4s", "/demo/video_180p/1.m4s"),
+        ("video_360p/2.ts", "/demo/video_360p/2.ts"),
+    ] {
+        let (s1, h1, b1) = get(&st, &format!("{loc}/{ams}")).await;
+        let (s2, h2, b2) = get(&st, clean).await;
+        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{ams}");
+        assert_eq!(b1, b2, "{ams} differs from {clean}");
+        assert_eq!(h1[header::CONTENT_TYPE], h2[header::CONTENT_TYPE]);
+    }
+    // A Smooth fragment URL, as the manifest lists it, through both forms.
+    let (_, _, m) = get(&st, "/demo/Manifest").await;
+    let m = String::from_utf8(m).unwrap();
+    let bitrate = m.split("Bitrate=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let frag = format!("QualityLevels({bitrate})/Fragments(video=0)");
+    let (s1, _, b1) = get(&st, &format!("{loc}/{frag}")).await;
+    let (s2, _, b2) = get(&st, &format!("/demo/{frag}")).await;
+    assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{frag}\n{m}");
+    assert_eq!(b1, b2);
+    assert_eq!(&b1[4..8], b"moof");
+    // Validated, and refused rather than served clear: no delivery policy offers encryption yet.
+    assert_eq!(get(&st, &format!("{loc}/manifest(format=mpd-time-csf,encryption=cenc)")).await.0, StatusCode::FORBIDDEN);
+    for bad in ["manifest(format=bogus)", "manifest(format=m3u8-aapl,encryption=rot13)", "QualityLevels(x)/Fragments(video=0)", "QualityLevels(1)/Fragments(video=abc)"] {
+        assert_eq!(get(&st, &format!("{loc}/{bad}")).await.0, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(get(&st, &format!("/demo/QualityLevels({bitrate})/Fragments(video=1)")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&st, "/unknown-locator/demo.ism/manifest").await.0, StatusCode::NOT_FOUND);
 }
