@@ -11,6 +11,8 @@ pub struct BoxHeader {
     pub size: u64,
     /// Header length: 8, 16 (64-bit size), plus 16 for `uuid` boxes' user type is NOT included.
     pub header_len: u8,
+    /// The size field was 0: the box runs to the end of its parent (or the file).
+    pub to_end: bool,
 }
 
 impl BoxHeader {
@@ -40,7 +42,7 @@ impl BoxHeader {
         if size < header_len as u64 || size > remaining {
             return Err(Error::BadSize { what: typ, size });
         }
-        Ok(Some(BoxHeader { typ, size, header_len }))
+        Ok(Some(BoxHeader { typ, size, header_len, to_end: size32 == 0 }))
     }
 }
 

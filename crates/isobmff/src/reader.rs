@@ -2,6 +2,9 @@
 
 use crate::{Error, FourCC, Result};
 
+/// Most entries a box may declare when they take no bytes each.
+pub const MAX_EMPTY_ENTRIES: u64 = 1 << 20;
+
 /// Reads fields from a body; every read is bounds-checked and names the box on failure.
 pub struct Reader<'a> {
     buf: &'a [u8],
@@ -86,7 +89,13 @@ impl<'a> Reader<'a> {
         }
     }
     /// Checks that a count of fixed-size entries fits in what is left, before allocating.
+    /// Entries of size 0 (a `trun` whose samples all use defaults) take no bytes, so their
+    /// count is bounded by [`MAX_EMPTY_ENTRIES`] instead: found by fuzzing, a count of 2^32
+    /// would otherwise allocate hundreds of gigabytes.
     pub fn check_count(&self, count: u64, entry_size: u64) -> Result<usize> {
+        if entry_size == 0 {
+            return if count <= MAX_EMPTY_ENTRIES { Ok(count as usize) } else { Err(Error::Invalid { what: self.what, detail: "entry count too large" }) };
+        }
         match count.checked_mul(entry_size) {
             Some(n) if n <= self.remaining() as u64 => Ok(count as usize),
             _ => Err(Error::Invalid { what: self.what, detail: "entry count exceeds box size" }),

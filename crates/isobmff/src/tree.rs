@@ -16,6 +16,9 @@ pub struct RawBox<'a> {
     pub typ: FourCC,
     /// Whether the source used the 64-bit size form (kept for an exact round trip).
     pub large: bool,
+    /// Whether the source wrote size 0 ("to the end"); kept for an exact round trip when the
+    /// box is still last. Edited trees should clear it.
+    pub to_end: bool,
     /// For containers: the bytes before the first child (full-box fields, sample entry
     /// fields, `stsd` entry count). Empty for plain containers; the whole body for leaves.
     pub prefix: Cow<'a, [u8]>,
@@ -53,15 +56,17 @@ impl<'a> RawBox<'a> {
         for item in BoxIter::new(buf) {
             let (h, body) = item?;
             let large = h.header_len == 16;
+            let to_end = h.to_end;
             match container_prefix(h.typ) {
                 Some(p) if body.len() >= p => out.push(RawBox {
                     typ: h.typ,
                     large,
+                    to_end,
                     prefix: Cow::Borrowed(&body[..p]),
                     children: Some(Self::parse_depth(&body[p..], depth + 1)?),
                 }),
                 Some(_) => return Err(Error::Truncated { what: h.typ, need: 0, have: body.len() as u64 }),
-                None => out.push(RawBox { typ: h.typ, large, prefix: Cow::Borrowed(body), children: None }),
+                None => out.push(RawBox { typ: h.typ, large, to_end, prefix: Cow::Borrowed(body), children: None }),
             }
         }
         Ok(out)
@@ -69,7 +74,7 @@ impl<'a> RawBox<'a> {
 
     /// A new leaf with an owned body.
     pub fn leaf(typ: FourCC, body: Vec<u8>) -> RawBox<'static> {
-        RawBox { typ, large: false, prefix: Cow::Owned(body), children: None }
+        RawBox { typ, large: false, to_end: false, prefix: Cow::Owned(body), children: None }
     }
 
     /// The leaf's body (or a container's prefix).
@@ -115,7 +120,10 @@ impl<'a> RawBox<'a> {
     /// Appends the encoded box to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         let size = self.encoded_len();
-        if self.large || size > u32::MAX as u64 {
+        if self.to_end && !self.large {
+            out.extend_from_slice(&0u32.to_be_bytes());
+            out.extend_from_slice(&self.typ.0);
+        } else if self.large || size > u32::MAX as u64 {
             out.extend_from_slice(&1u32.to_be_bytes());
             out.extend_from_slice(&self.typ.0);
             out.extend_from_slice(&size.to_be_bytes());
@@ -134,6 +142,7 @@ impl<'a> RawBox<'a> {
         RawBox {
             typ: self.typ,
             large: self.large,
+            to_end: self.to_end,
             prefix: Cow::Owned(self.prefix.into_owned()),
             children: self.children.map(|v| v.into_iter().map(RawBox::into_owned).collect()),
         }

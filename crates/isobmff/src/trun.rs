@@ -129,3 +129,16 @@ mod tests {
         assert!(Trun::decode(&b).is_err());
     }
 }
+
+#[cfg(test)]
+mod regression {
+    use super::*;
+    #[test]
+    fn huge_count_without_per_sample_fields_is_refused() {
+        // Found by cargo fuzz: no per-sample fields, sample_count 0xffffffff.
+        let b = crate::testutil::hex("000000107472756e00000000ffffffff");
+        assert!(Trun::decode(&b).is_err());
+        let b = crate::testutil::hex("000000107472756e0000000000000010");
+        assert_eq!(Trun::decode(&b).unwrap().entries.len(), 16);
+    }
+}

@@ -202,7 +202,7 @@ pub fn build_init(moov: &RawBox<'_>, track_id: u32) -> Result<Vec<u8>> {
         .and_then(|c| c.iter().find(|b| b.typ == TREX && Trex::decode(&reencode(b)).map(|t| t.track_id == track_id).unwrap_or(false)))
         .cloned()
         .unwrap_or_else(|| RawBox::leaf(TREX, Trex { track_id, default_sample_description_index: 1, ..Trex::default() }.to_vec()[8..].to_vec()));
-    kept.push(RawBox { typ: MVEX, large: false, prefix: Vec::new().into(), children: Some(vec![trex]) });
-    RawBox { typ: MOOV, large: false, prefix: Vec::new().into(), children: Some(kept) }.encode(&mut out);
+    kept.push(RawBox { typ: MVEX, large: false, to_end: false, prefix: Vec::new().into(), children: Some(vec![trex]) });
+    RawBox { typ: MOOV, large: false, to_end: false, prefix: Vec::new().into(), children: Some(kept) }.encode(&mut out);
     Ok(out)
 }
