@@ -128,6 +128,12 @@ impl Config {
 mod tests {
     use super::*;
     #[test]
+    fn example_config_parses() {
+        let c: Config = toml::from_str(include_str!("../../../deploy/sealcast.example.toml")).unwrap();
+        assert_eq!(c.segment_duration_ms, 2000);
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         assert!(toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nbogus = 1").is_err());
         let c: Config = toml::from_str("[cache]\nindex_bytes = 1024\n[cache_control]\nmanifests = \"no-cache\"").unwrap();
