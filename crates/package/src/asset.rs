@@ -61,7 +61,7 @@ impl AssetTrack {
     /// range `[start, end)` they occupy in the source file.
     pub fn fragments_between(&self, start: u64, end: u64) -> Option<(std::ops::Range<usize>, u64, u64)> {
         let f = &self.track().fragments;
-        let first = f.iter().position(|x| x.decode_time + x.duration > start)?;
+        let first = f.iter().position(|x| x.decode_time.saturating_add(x.duration) > start)?;
         let last = f.iter().rposition(|x| x.decode_time < end)?;
         (first <= last).then(|| (first..last + 1, f[first].offset, f[last].offset + f[last].size))
     }
@@ -149,7 +149,7 @@ impl Asset {
             // already hold their own moof in `bytes`; multi-track ones need the estimate.
             let frag_samples = |s: &Segment| t.fragments[s.first..s.first + s.count].iter().map(|f| 108 + 16 * f.samples as u64).sum::<u64>();
             let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
-            let duration: u64 = t.fragments.iter().map(|f| f.duration).sum();
+            let duration: u64 = t.fragments.iter().fold(0u64, |a, f| a.saturating_add(f.duration));
             let rate = |b: u64, d: u64| if d == 0 { 0 } else { (b as u128 * 8 * ts / d as u128).min(u32::MAX as u128) as u32 };
             let bandwidth = segments.iter().map(|s| rate(bytes(s), s.duration)).max().unwrap_or(0).max(1);
             let avg_bandwidth = rate(segments.iter().map(bytes).sum(), duration).max(1);

@@ -68,8 +68,8 @@ impl TrackFragment {
         let mut dts = 0i64;
         let mut min = i64::MAX;
         for s in &self.samples {
-            min = min.min(dts + s.cto);
-            dts += s.duration as i64;
+            min = min.min(dts.saturating_add(s.cto));
+            dts = dts.saturating_add(s.duration as i64);
         }
         if min == i64::MAX {
             0
@@ -99,7 +99,7 @@ pub fn read_track_fragment(moof: &[u8], moof_offset: u64, track_id: u32, trex: &
         let tfhd = Tfhd::decode_body(&mut sealcast_isobmff::Reader::new(header::require(traf, TFHD).at(moof_offset)?, TFHD)).at(moof_offset)?;
         let base = tfhd.base_data_offset.unwrap_or(if tfhd.default_base_is_moof { moof_offset } else { prev_end });
         let tf = read_traf(traf, tfhd, base, trex, moof_offset)?;
-        prev_end = tf.runs.last().map_or(base, |r| r.data_start + r.data_len);
+        prev_end = tf.runs.last().map_or(base, |r| r.data_start.saturating_add(r.data_len));
         if tf.tfhd.track_id == track_id {
             if found.is_some() {
                 return Err(Error::Unsupported(format!("track {track_id}: several trafs in one moof")));

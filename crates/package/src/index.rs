@@ -225,7 +225,7 @@ impl IndexBuilder {
             if tf.samples.is_empty() {
                 continue;
             }
-            let prev_end = self.frags[i].last().map(|f| f.decode_time + f.duration);
+            let prev_end = self.frags[i].last().map(|f| f.decode_time.saturating_add(f.duration));
             let decode_time = tf.decode_time.or(prev_end).unwrap_or(0);
             for r in &tf.runs {
                 if r.data_start.checked_add(r.data_len).is_none_or(|e| e > self.file_len) {
@@ -266,7 +266,7 @@ impl IndexBuilder {
             return None;
         }
         let mut dt = first.decode_time;
-        let ept = conv(s.earliest_presentation_time) as i64 - first.decode_time as i64;
+        let ept = (conv(s.earliest_presentation_time) as i64).checked_sub(i64::try_from(first.decode_time).ok()?)?;
         let mut out = Vec::with_capacity(s.references.len());
         for r in &s.references {
             let d = conv(r.subsegment_duration as u64);
@@ -282,7 +282,7 @@ impl IndexBuilder {
                 min_cto: first.min_cto,
             });
             off = off.checked_add(r.referenced_size as u64)?;
-            dt += d;
+            dt = dt.checked_add(d)?;
         }
         (off <= self.file_len && !out.is_empty()).then_some(out)
     }

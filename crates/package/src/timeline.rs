@@ -46,16 +46,16 @@ pub fn plan(frags: &[Fragment], timescale: u32, target_ms: u32) -> Vec<Segment> 
                 first: i,
                 count: 1,
                 decode_time: f.decode_time,
-                pres_time: f.decode_time as i64 + f.pres_offset,
+                pres_time: (f.decode_time as i64).saturating_add(f.pres_offset),
                 duration: f.duration,
                 bytes: f.size,
                 media_bytes: f.media_bytes,
             });
         } else if let Some(s) = out.last_mut() {
             s.count += 1;
-            s.duration += f.duration;
-            s.bytes += f.size;
-            s.media_bytes += f.media_bytes;
+            s.duration = s.duration.saturating_add(f.duration);
+            s.bytes = s.bytes.saturating_add(f.size);
+            s.media_bytes = s.media_bytes.saturating_add(f.media_bytes);
         }
     }
     out

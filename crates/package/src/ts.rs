@@ -43,9 +43,9 @@ pub fn samples<'a>(frags: &[SourceFragment], data: &'a Bytes, data_offset: u64, 
                 let a = s.offset.checked_sub(data_offset).ok_or_else(|| Error::Read("sample before the read range".into()))? as usize;
                 let bytes = data.get(a..a + s.size as usize).ok_or(Error::Truncated { offset: s.offset, need: s.size as u64, file_len: data_offset + data.len() as u64 })?;
                 let d = i64::try_from(dts).map_err(|_| Error::Unsupported("decode time too large".into()))?;
-                out.push(Sample { dts: d - dts_shift as i64, pts: d + s.cto, keyframe: s.is_sync(), data: bytes });
+                out.push(Sample { dts: d.saturating_sub(dts_shift as i64), pts: d.saturating_add(s.cto), keyframe: s.is_sync(), data: bytes });
             }
-            dts += s.duration as u64;
+            dts = dts.saturating_add(s.duration as u64);
         }
     }
     Ok(out)
