@@ -3,8 +3,9 @@
 #
 #   bash benches/load.sh
 #
-# Bounded: every run has a fixed duration and every wait a limit; about 90 s once the content
-# exists (first run: +20 s to encode it). Talks to 127.0.0.1 only.
+# Bounded: every run has a fixed duration and every wait a limit; about 2 minutes once the
+# content exists (first run: +20 s to encode it; SEALCAST_BENCH_PROFILE=1: +15 s; a busy
+# machine: up to +30 s of waiting for quiet). Talks to 127.0.0.1 only.
 #
 # The server is pinned to one core and the load generator to the other. The figure of merit is
 # work per server CPU-second (utime+stime from /proc/PID/stat, all threads), not requests per
@@ -16,7 +17,8 @@
 #   SEALCAST_BENCH_SECS          seconds per headline run (default 15)
 #   SEALCAST_BENCH_DIAG_SECS     seconds per diagnostic run (default 8)
 #   SEALCAST_BENCH_CONNS         concurrent connections (default 16)
-#   SEALCAST_BENCH_H2            1 = HTTP/2 runs with h2load, 0 = skip, auto = if installed
+#   SEALCAST_BENCH_H2            1 = h2load runs (HTTP/2, and an HTTP/1.1 cross-check), 0 = skip,
+#                                auto = if h2load is installed (Debian nghttp2-client)
 #   SEALCAST_BENCH_QUIET_WAIT    seconds in all (default 30) to spend waiting, before the runs, for
 #                                other processes to leave both cores idle; the report shows how
 #                                much foreign load remained during each run
@@ -60,8 +62,9 @@ fi
 root="$(bash "$here/content.sh")"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sealcast-bench.XXXXXX")"
-spid=""
+spid="" fpid=""
 cleanup() {
+  if [ -n "$fpid" ]; then kill -TERM "$fpid" 2>/dev/null || true; fi
   if [ -n "$spid" ] && kill -0 "$spid" 2>/dev/null; then
     kill -TERM "$spid"
     for _ in $(seq 1 50); do kill -0 "$spid" 2>/dev/null || break; sleep 0.1; done
@@ -74,7 +77,7 @@ trap 'exit 130' INT TERM
 
 # --- CPU accounting ----------------------------------------------------------------------------
 tck="$(getconf CLK_TCK)"
-proc_ticks() { sed 's/^.*) //' "/proc/$spid/stat" | awk '{ print $12, $13 }'; } # utime stime, all threads
+proc_ticks() { sed 's/^.*) //' "/proc/$tpid/stat" | awk '{ print $12, $13 }'; } # utime stime, all threads
 core_busy() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; } # user nice system irq softirq steal
 now_ns() { date +%s%N; }
 # CPU seconds of waited-for children of this shell (the load generator). `times` must run in
@@ -152,26 +155,33 @@ for l in "${lists[@]}"; do
   awk -v b="$base" '{ printf "url = \"%s%s\"\noutput = \"/dev/null\"\n", b, $0 }' "$work/$l.txt" >"$work/$l.curl"
   timeout 120 curl -sS --max-time 100 --config "$work/$l.curl" -w '%{http_code} %{size_download}\n' >"$work/$l.sizes" \
     || die "warm-up of $l failed"
-  bad="$(awk '$1 != 200' "$work/$l.sizes" | head -3)"
+  bad="$(awk '$1 != 200 && n++ < 3' "$work/$l.sizes")"
   [ -z "$bad" ] || die "warm-up of $l: non-200 answers: $bad"
   awk -v l="$l" '{ n++; s += $2 } END { printf "%s\t%d\t%.1f\n", l, n, s / n }' "$work/$l.sizes" >>"$work/sizes.tsv"
 done
 timeout 30 taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d2s -s "$here/cycle.lua" "$base" -- "$work/seg_video_720p.txt" >/dev/null
 
 # --- measured runs ------------------------------------------------------------------------------
+# measure() loads the server at $tbase whose process is $tpid: the origin, or the floor below.
 : >"$work/runs.tsv"
+tpid=$spid tbase=$base
 measure() { # name tool list seconds
   local name=$1 tool=$2 list=$3 secs=$4 u0 s0 u1 s1 sb0 sb1 cb0 cb1 t0 t1 c0 c1
-  kill -0 "$spid" 2>/dev/null || die "server died before run $name: $(tail -5 "$work/server.err")"
+  kill -0 "$tpid" 2>/dev/null || die "server died before run $name: $(tail -5 "$work/server.err")"
   wait_quiet
   log "run $name: $tool, $CONNS connections, ${secs}s over $(wc -l <"$work/$list.txt") URLs"
   children_cpu; c0=$CHILD_CPU
   read -r u0 s0 < <(proc_ticks); sb0=$(core_busy $SERVER_CORE); cb0=$(core_busy $CLIENT_CORE); t0=$(now_ns)
   case "$tool" in
     wrk) timeout $((secs + 30)) taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s \
-           -s "$here/cycle.lua" "$base" -- "$work/$list.txt" >"$work/$name.out" 2>&1 || die "wrk failed in run $name" ;;
-    h2load) sed "s|^|$base|" "$work/$list.txt" >"$work/$list.h2uris"
-            timeout $((secs + 30)) taskset -c "$CLIENT_CORE" h2load -t1 -c"$CONNS" -m4 -D"$secs" \
+           -s "$here/cycle.lua" "$tbase" -- "$work/$list.txt" >"$work/$name.out" 2>&1 || die "wrk failed in run $name" ;;
+    # h2load: HTTP/2 over cleartext (prior knowledge), 4 streams per connection. h2load-h1: the
+    # same client speaking HTTP/1.1 without pipelining; it reads 1 MB bodies far more cheaply than
+    # wrk (8 KiB reads), so it can drive the server closer to a full core.
+    h2load | h2load-h1)
+            sed "s|^|$tbase|" "$work/$list.txt" >"$work/$list.h2uris"
+            local mode=(-m4); [ "$tool" = h2load ] || mode=(--h1 -m1)
+            timeout $((secs + 30)) taskset -c "$CLIENT_CORE" h2load "${mode[@]}" -t1 -c"$CONNS" -D"$secs" \
               -i "$work/$list.h2uris" >"$work/$name.out" 2>&1 || die "h2load failed in run $name" ;;
   esac
   t1=$(now_ns); read -r u1 s1 < <(proc_ticks); sb1=$(core_busy $SERVER_CORE); cb1=$(core_busy $CLIENT_CORE)
@@ -186,8 +196,37 @@ measure audio_segments wrk seg_audio "$DIAG_SECS"
 measure init wrk init "$DIAG_SECS"
 measure healthz wrk healthz "$DIAG_SECS"
 if [ "$H2" = 1 ]; then
+  measure h1_segments_h2load h2load-h1 seg_video_720p "$DIAG_SECS"
   measure h2_segments h2load seg_video_720p "$DIAG_SECS"
   measure h2_manifests h2load manifests "$DIAG_SECS"
+fi
+
+# --- the floor: a do-nothing C responder with bodies of the same mean sizes -------------------
+# It tells how much of each figure is the kernel's loopback path, which no server can avoid.
+cc_bin="$(command -v cc || command -v gcc || true)"
+if [ -n "$cc_bin" ] && "$cc_bin" -O2 -o "$work/floor" "$here/floor.c" 2>"$work/floor.cc.err"; then
+  for kind in manifests seg_video_720p; do
+    run=floor_manifest; [ "$kind" = manifests ] || run=floor_segment
+    bytes=$(awk -v l="$kind" '$1 == l { printf "%d", $3 + 0.5 }' "$work/sizes.tsv")
+    echo /floor >"$work/$run.txt"
+    printf '%s\t1\t%s\n' "$run" "$bytes" >>"$work/sizes.tsv"
+    taskset -c "$SERVER_CORE" "$work/floor" "$bytes" >"$work/floor.out" 2>>"$work/server.err" &
+    fpid=$!
+    fline=""
+    for _ in $(seq 1 50); do
+      fline="$(head -n1 "$work/floor.out" 2>/dev/null || true)"
+      case "$fline" in "floor listening on http://127.0.0.1:"*) break ;; esac
+      sleep 0.1
+    done
+    case "$fline" in "floor listening on http://127.0.0.1:"*) ;; *) kill -TERM "$fpid"; die "floor responder did not start" ;; esac
+    tpid=$fpid tbase="${fline#floor listening on }"
+    measure "$run" wrk "$run" "$DIAG_SECS"
+    kill -TERM "$fpid"; wait "$fpid" 2>/dev/null || true
+    fpid=""
+  done
+  tpid=$spid tbase=$base
+else
+  log "no C compiler: skipping the floor runs"
 fi
 
 # --- optional profile (after the measured runs: sampling costs CPU) ---------------------------
@@ -201,7 +240,7 @@ profile() { # name list
   {
     echo "--- server profile, $1 (perf, self time, top 25 symbols) ---"
     perf report -i "$work/$1.perf" --no-children --sort dso,symbol --stdio -g none 2>/dev/null \
-      | grep -E '^ +[0-9]' | sed 's/  */ /g' | head -25
+      | awk '/^ +[0-9]/ && n++ < 25 { gsub(/  +/, " "); print }' || true
   } >>"$work/profile.txt"
 }
 if [ "$PROFILE" = 1 ]; then
@@ -210,11 +249,16 @@ if [ "$PROFILE" = 1 ]; then
 fi
 
 kill -0 "$spid" 2>/dev/null || die "server died during the runs: $(tail -5 "$work/server.err")"
+# Plain tracing lines may carry colour codes around the level, so match the bare word.
+if grep -qE '\b(WARN|ERROR)\b' "$work/server.err"; then
+  log "warning: the server logged problems during the runs:"
+  awk '/(WARN|ERROR)/ && n++ < 5' "$work/server.err" >&2
+fi
 
 # --- report (the last line of stdout is the JSON result) ---------------------------------------
 [ -f "$work/profile.txt" ] && cat "$work/profile.txt"
 status=0
 python3 "$here/report.py" --work "$work" --clk-tck "$tck" --conns "$CONNS" \
-  --server-core "$SERVER_CORE" --client-core "$CLIENT_CORE" --json-out "${SEALCAST_BENCH_JSON:-}" || status=$?
+  --server-core "$SERVER_CORE" --client-core "$CLIENT_CORE" --json-out "${SEALCAST_BENCH_JSON:-}" --bin "$BIN" || status=$?
 if [ "$status" = 3 ] && [ "${SEALCAST_BENCH_STRICT:-0}" != 1 ]; then status=0; fi
 exit "$status"

@@ -70,6 +70,17 @@ def git_rev(repo):
         return None
 
 
+def binary_info(path):
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    built = datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"path": path, "modified": built}
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):
@@ -88,6 +99,7 @@ def main():
     ap.add_argument("--server-core", type=int, required=True)
     ap.add_argument("--client-core", type=int, required=True)
     ap.add_argument("--json-out", default="")
+    ap.add_argument("--bin", default="")
     a = ap.parse_args()
     w, tck = a.work, a.clk_tck
 
@@ -101,6 +113,7 @@ def main():
     for line in open(os.path.join(w, "runs.tsv")):
         name, tool, lst, out, ut, st, sbusy, cbusy, wall_ns, client_cpu = line.rstrip("\n").split("\t")
         r = parse_wrk(out) if tool == "wrk" else parse_h2load(out)
+        proto = {"wrk": "http/1.1", "h2load-h1": "http/1.1", "h2load": "h2c"}[tool]
         if r["errors"]:
             fail(f"run {name} had errors {r['errors']} (see SEALCAST_BENCH_KEEP=1 and the server log)")
         if r["requests"] == 0:
@@ -115,7 +128,7 @@ def main():
         if cpu <= 0:
             fail(f"run {name}: no server CPU time recorded")
         runs[name] = {
-            "tool": tool, "protocol": "h2c" if tool == "h2load" else "http/1.1", "urls": sizes[lst]["urls"],
+            "tool": tool, "protocol": proto, "urls": sizes[lst]["urls"],
             "wall_s": round(wall, 3), "server_cpu_s": round(cpu, 3),
             "server_user_s": round(cpu_u, 3), "server_sys_s": round(cpu_s, 3),
             "server_busy": round(cpu / wall, 3),
@@ -131,6 +144,9 @@ def main():
             "wire_gb_per_core_s": round(r["wire_bytes"] / cpu / 1e9, 4),
             "body_gb_per_core_s": round(r["body_bytes"] / cpu / 1e9, 4),
             "latency_us": r["latency_us"],
+            # Below a full core the server wakes for fewer requests at a time and pays more per
+            # request, so per-core-second figures of such runs are pessimistic.
+            "saturated": cpu / wall >= 0.9,
         }
     for need in ("segments", "manifests"):
         if need not in runs:
@@ -156,10 +172,23 @@ def main():
                 "segments_run_share_fixed": round(fixed * v["requests"] / v["server_cpu_s"], 3),
             }
 
+    floor = None
+    if "floor_manifest" in runs and "floor_segment" in runs:
+        fm, fs = runs["floor_manifest"], runs["floor_segment"]
+        floor = {
+            "manifest_size_per_core_s": round(fm["requests_per_core_s"]),
+            "segment_gb_per_core_s": fs["body_gb_per_core_s"],
+            "segment_vs_aes": round(fs["body_gb_per_core_s"] / (aes / 1e9), 3),
+            "origin_extra_us_per_manifest": round(man["server_cpu_us_per_request"] - fm["server_cpu_us_per_request"], 2),
+            "origin_extra_us_per_segment": round(seg["server_cpu_us_per_request"] - fs["server_cpu_us_per_request"], 2),
+        }
+
     result = {
         "bench": "sealcast-load",
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "git": git_rev(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+        # The binary may predate the checkout's HEAD: load.sh builds it only when it is missing.
+        "server_binary": binary_info(a.bin),
         "host": {"cpu": cpu_model(), "kernel": platform.release(), "cores": os.cpu_count(),
                  "server_core": a.server_core, "client_core": a.client_core, "connections": a.conns},
         "aes_128_ctr_gb_per_s": round(aes / 1e9, 3),
@@ -169,6 +198,7 @@ def main():
         "targets": {"segment_vs_aes": SEGMENT_VS_AES_TARGET, "manifests_per_core_s": MANIFESTS_PER_CORE_S_TARGET},
         "met": {"segment_vs_aes": ratio >= SEGMENT_VS_AES_TARGET, "manifests_per_core_s": man_rate >= MANIFESTS_PER_CORE_S_TARGET},
         "cost_model": model,
+        "floor": floor,
         "mean_body_bytes": {k: round(v["mean_body_bytes"]) for k, v in sizes.items()},
         "runs": runs,
     }
@@ -180,6 +210,8 @@ def main():
     out.append("")
     out.append("==================== sealcast loopback load benchmark ====================")
     out.append(f"{result['date']}  git {result['git']}  {result['host']['cpu']}  kernel {result['host']['kernel']}")
+    if result["server_binary"]:
+        out.append(f"server binary {result['server_binary']['path']} (built {result['server_binary']['modified']})")
     out.append(f"server on core {a.server_core}, load generator on core {a.client_core}, {a.conns} connections, loopback")
     out.append("")
     out.append(f"AES-128-CTR (openssl speed, 16 KiB blocks, core {a.server_core}):  {aes / 1e9:.2f} GB/s")
@@ -191,28 +223,44 @@ def main():
     out.append(f"    {man_rate:,.0f} per server core-second   (target >= {MANIFESTS_PER_CORE_S_TARGET:,}: {mark(result['met']['manifests_per_core_s'])}"
                + ("" if result["met"]["manifests_per_core_s"] else f", at {man_rate / MANIFESTS_PER_CORE_S_TARGET:.0%} of it") + ")")
     out.append("")
-    out.append(f"{'run':<16}{'proto':<9}{'req/s':>8}{'req/core-s':>11}{'us/req':>8}{'GB/core-s':>10}"
-               f"{'srv cpu':>9}{'usr/sys':>10}{'srv':>6}{'gen':>6}{'other':>7}")
+    out.append(f"{'run':<19}{'proto':<9}{'req/s':>8}{'req/core-s':>11}{'us/req':>8}{'GB/core-s':>10}"
+               f"{'srv cpu':>9}{'usr/sys':>10}{'srv':>6}{'gen':>6}{'oth@srv':>9}{'oth@gen':>9}")
     for name, r in runs.items():
-        out.append(f"{name:<16}{r['protocol']:<9}{r['requests_per_s']:>8.0f}{r['requests_per_core_s']:>11.0f}"
+        out.append(f"{name:<19}{r['protocol']:<9}{r['requests_per_s']:>8.0f}{r['requests_per_core_s']:>11.0f}"
                    f"{r['server_cpu_us_per_request']:>8.1f}{r['wire_gb_per_core_s']:>10.3f}{r['server_cpu_s']:>8.2f}s"
                    f"{r['server_user_s']:>5.1f}/{r['server_sys_s']:<4.1f}{r['server_busy']:>6.0%}{r['client_busy']:>6.0%}"
-                   f"{max(r['other_on_server_core'], r['other_on_client_core']):>7.0%}")
-    out.append("  srv cpu: server utime+stime (all threads); srv, gen: CPU share of a core used by the server and")
-    out.append("  by the load generator; other: the larger share of either core taken by unrelated processes;")
-    out.append("  GB/core-s counts whole responses, headers included.")
+                   f"{r['other_on_server_core']:>9.0%}{r['other_on_client_core']:>9.0%}"
+                   + ("" if r["saturated"] else "  *"))
+    out.append("  srv cpu: server utime+stime (all threads); srv, gen: share of a core used by the server and by")
+    out.append("  the load generator; oth@srv, oth@gen: share of the server's and of the generator's core taken")
+    out.append("  by unrelated processes; GB/core-s counts whole responses, headers included.")
+    if not all(r["saturated"] for r in runs.values()):
+        out.append("  *: the server used under 90% of its core (the load generator could not keep up, often because")
+        out.append("     other work shares its core); the server then pays more per request, so such figures are")
+        out.append("     pessimistic.")
     if model:
         out.append("")
         out.append(f"cost model from 1 MB vs {sizes['seg_audio']['mean_body_bytes'] / 1e3:.0f} KB segments: "
                    f"{model['fixed_us_per_segment_request']:.1f} us fixed per segment request + bytes at "
                    f"{model['per_byte_ceiling_gb_per_core_s']:.2f} GB/core-s; fixed share of the segment run "
                    f"{model['segments_run_share_fixed']:.0%}")
+    if floor:
+        out.append("")
+        out.append("floor: a do-nothing C responder (benches/floor.c) with the same body sizes, same pinning:")
+        out.append(f"    {floor['manifest_size_per_core_s']:,} manifest-sized responses per core-second; "
+                   f"{floor['segment_gb_per_core_s']:.3f} GB/core-s of segment-sized ones (= {floor['segment_vs_aes']:.3f} x AES-CTR)")
+        out.append(f"    the origin spends {floor['origin_extra_us_per_manifest']:.1f} us more per manifest and "
+                   f"{floor['origin_extra_us_per_segment']:.0f} us more per segment than the floor")
+        if floor["manifest_size_per_core_s"] < MANIFESTS_PER_CORE_S_TARGET:
+            out.append("    the manifest target is above this machine's loopback floor: no server reaches it here")
     if seg["client_busy"] > 0.9 and seg["server_busy"] < 0.9:
         out.append("note: the load generator's core was saturated in the segment run; figures are per server")
         out.append("      CPU-second, so they stand, but the server was not driven to its limit.")
-    noisy = [n for n, r in runs.items() if max(r["other_on_server_core"], r["other_on_client_core"]) > 0.1]
+    # Foreign work on the generator's core only slows the load; on the server's core it also
+    # pollutes caches and the tick-sampled CPU accounting, so only that makes a run suspect.
+    noisy = [n for n, r in runs.items() if r["other_on_server_core"] > 0.1]
     if noisy:
-        out.append(f"WARNING: other processes took over 10% of a benchmark core during: {', '.join(noisy)}.")
+        out.append(f"WARNING: other processes took over 10% of the server's core during: {', '.join(noisy)}.")
         out.append("         Per-core-second figures are less trustworthy there; rerun on a quiet machine.")
     result["noisy_runs"] = noisy
     out.append("===========================================================================")

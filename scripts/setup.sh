@@ -10,6 +10,7 @@ need_apt=()
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v taskset >/dev/null || need_apt+=(util-linux)
+command -v h2load >/dev/null || need_apt+=(nghttp2-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -29,8 +29,10 @@ pub struct Loaded {
     pub files: HashMap<String, ObjectInfo>,
     /// Newest modification time of its files.
     pub last_modified: SystemTime,
-    /// Cached manifests, by kind and track.
-    manifests: Vec<OnceLock<Bytes>>,
+    /// `last_modified` as a header value.
+    pub last_modified_header: http::HeaderValue,
+    /// Cached manifests with their ETags, by kind and track.
+    manifests: Vec<OnceLock<(Bytes, http::HeaderValue)>>,
 }
 
 /// Which cached manifest.
@@ -51,8 +53,8 @@ pub enum ManifestSlot {
 }
 
 impl Loaded {
-    /// The manifest in `slot`, built on first use.
-    pub fn manifest(&self, slot: ManifestSlot, build: impl FnOnce(&Asset) -> String) -> Bytes {
+    /// The manifest in `slot` and its ETag, built on first use.
+    pub fn manifest(&self, slot: ManifestSlot, build: impl FnOnce(&Asset) -> String) -> (Bytes, http::HeaderValue) {
         let i = match slot {
             ManifestSlot::Mpd => 0,
             ManifestSlot::Master => 1,
@@ -61,7 +63,7 @@ impl Loaded {
             ManifestSlot::Media(t) => 4 + t,
             ManifestSlot::MediaTs(t) => 4 + self.asset.tracks.len() + t,
         };
-        self.manifests[i].get_or_init(|| Bytes::from(build(&self.asset))).clone()
+        self.manifests[i].get_or_init(|| (Bytes::from(build(&self.asset)), crate::respond::etag(&self.identity, &format!("manifest/{i}")))).clone()
     }
 
     /// Storage path of a file of this asset.
@@ -103,6 +105,9 @@ impl Assets {
 
     /// The asset at `path`. Concurrent misses share one build; failures are not cached.
     pub async fn get(&self, path: &str) -> Result<Arc<Loaded>, ApiError> {
+        if let Some(hit) = self.assets.get(path).await {
+            return Ok(hit);
+        }
         self.assets.try_get_with(path.to_string(), self.load(path)).await.map_err(|e: Arc<ApiError>| (*e).clone())
     }
 
@@ -161,6 +166,7 @@ impl Assets {
             identity,
             files: tracks.into_iter().collect(),
             last_modified,
+            last_modified_header: crate::respond::http_date(last_modified),
             manifests: (0..slots).map(|_| OnceLock::new()).collect(),
         }))
     }

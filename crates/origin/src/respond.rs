@@ -16,18 +16,24 @@ pub struct Representation {
     pub parts: Vec<Bytes>,
     /// Content-Type.
     pub content_type: &'static str,
-    /// Strong entity tag, quoted.
-    pub etag: String,
-    /// Source modification time.
-    pub last_modified: SystemTime,
+    /// Strong entity tag, quoted (see [`etag`]).
+    pub etag: HeaderValue,
+    /// Source modification time, as an HTTP date (see [`http_date`]).
+    pub last_modified: HeaderValue,
     /// Cache-Control value.
     pub cache_control: HeaderValue,
 }
 
-/// Builds a strong ETag from the source identity and the request path.
-pub fn etag(identity: &str, request: &str) -> String {
+/// Builds a strong ETag from the source identity and what was asked of it (the request
+/// path, or for manifests the manifest kind, so every URL form of one manifest shares it).
+pub fn etag(identity: &str, request: &str) -> HeaderValue {
     let h = xxhash_rust::xxh3::xxh3_128(format!("sealcast/1\n{identity}\n{request}").as_bytes());
-    format!("\"{h:032x}\"")
+    HeaderValue::from_str(&format!("\"{h:032x}\"")).expect("quoted hex is a valid header value")
+}
+
+/// An HTTP date header value.
+pub fn http_date(t: SystemTime) -> HeaderValue {
+    HeaderValue::from_str(&httpdate::fmt_http_date(t)).expect("an HTTP date is a valid header value")
 }
 
 fn matches_any(list: &str, etag: &str) -> bool {
@@ -81,8 +87,9 @@ pub fn parse_range(v: &str, len: u64) -> RangeReq {
 
 /// Answers `method` + `headers` with `rep`, honouring conditionals and ranges.
 pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Response {
-    let etag = HeaderValue::from_str(&rep.etag).expect("hex etag is a valid header value");
-    let lm = HeaderValue::from_str(&httpdate::fmt_http_date(rep.last_modified)).expect("http date is a valid header value");
+    let etag = rep.etag;
+    let lm = rep.last_modified;
+    let etag_str = etag.to_str().unwrap_or_default();
     let base = |status: StatusCode| {
         let mut b = Response::builder().status(status);
         let h = b.headers_mut().expect("builder has no error yet");
@@ -93,7 +100,7 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
         b
     };
     if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        if matches_any(inm, &rep.etag) {
+        if matches_any(inm, etag_str) {
             return base(StatusCode::NOT_MODIFIED).body(Body::empty()).expect("valid response");
         }
     }
@@ -101,7 +108,7 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
     let if_range_ok = headers
         .get(header::IF_RANGE)
         .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.trim() == rep.etag || v.trim() == lm.to_str().unwrap_or_default());
+        .is_none_or(|v| v.trim() == etag_str || v.trim() == lm.to_str().unwrap_or_default());
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
         Some(r) if if_range_ok => parse_range(r, len),
         _ => RangeReq::Full,
@@ -143,9 +150,10 @@ mod tests {
     #[test]
     fn etags_compare_weakly_for_none_match() {
         let e = etag("f|1|2|", "/a/b");
-        assert!(matches_any(&format!("W/{e}"), &e));
-        assert!(matches_any(&format!("\"x\", {e}"), &e));
-        assert!(!matches_any("\"x\"", &e));
+        let e = e.to_str().unwrap();
+        assert!(matches_any(&format!("W/{e}"), e));
+        assert!(matches_any(&format!("\"x\", {e}"), e));
+        assert!(!matches_any("\"x\"", e));
         assert_ne!(etag("f|1|2|", "/a/b"), etag("f|1|3|", "/a/b"));
     }
 }

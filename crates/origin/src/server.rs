@@ -21,13 +21,12 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Method, StatusCode};
 use sealcast_package::{fmp4, manifest, smooth, ts, PackageOptions, TrackKind};
 use sealcast_storage::{AssetPath, PathError, Store};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::ams;
 use crate::assets::{Assets, Loaded, ManifestSlot};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::respond::{etag, respond, Representation};
+use crate::respond::{etag, http_date, respond, Representation};
 
 /// Shared state of a running server.
 pub struct AppState {
@@ -66,13 +65,7 @@ impl AppState {
 
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::any())
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
-        .allow_headers([header::RANGE, header::IF_NONE_MATCH, header::IF_RANGE, header::AUTHORIZATION])
-        .expose_headers([header::CONTENT_LENGTH, header::CONTENT_RANGE, header::ETAG, header::ACCEPT_RANGES, header::LAST_MODIFIED])
-        .max_age(Duration::from_secs(86400));
-    Router::new().fallback(handle).with_state(state).layer(cors)
+    Router::new().fallback(handle).with_state(state)
 }
 
 /// Serves until `shutdown` resolves.
@@ -81,7 +74,27 @@ pub async fn run(listener: tokio::net::TcpListener, state: Arc<AppState>, shutdo
 }
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let mut r = handle_inner(&st, req).await;
+    // CORS for browser players: content is public, so any origin may read it. Static headers
+    // rather than a layer: no `Vary`, nothing computed per request.
+    let h = r.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Content-Length, Content-Range, ETag, Accept-Ranges, Last-Modified"));
+    r
+}
+
+async fn handle_inner(st: &AppState, req: Request) -> Response {
     let method = req.method().clone();
+    if method == Method::OPTIONS {
+        // Preflight (Range, conditional and Authorization headers make requests non-simple).
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Range, If-None-Match, If-Range, If-Modified-Since, Authorization"));
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+        h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        return r;
+    }
     if method != Method::GET && method != Method::HEAD {
         let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
@@ -89,7 +102,7 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     }
     let path = req.uri().path().to_string();
     let (parts, _) = req.into_parts();
-    match route(&st, &method, &parts.headers, &path).await {
+    match route(st, &method, &parts.headers, &path).await {
         Ok(r) => r,
         Err(e) => {
             match &e {
@@ -175,11 +188,11 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
     match last {
         "index.m3u8" => {
             let body = loaded.manifest(ManifestSlot::Media(ti), |_| manifest::hls::write_media(track, manifest::hls::FMP4));
-            Ok(manifest_response(st, method, headers, &loaded, path, body, HLS_TYPE))
+            Ok(manifest_response(st, method, headers, &loaded, body, HLS_TYPE))
         }
         "ts.m3u8" => {
             let body = loaded.manifest(ManifestSlot::MediaTs(ti), |_| manifest::hls::write_media(track, manifest::hls::TS));
-            Ok(manifest_response(st, method, headers, &loaded, path, body, HLS_TYPE))
+            Ok(manifest_response(st, method, headers, &loaded, body, HLS_TYPE))
         }
         "init.mp4" => Ok(respond(
             method,
@@ -188,7 +201,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
                 parts: vec![track.track().init.clone()],
                 content_type: mime,
                 etag: etag(&info.identity(), path),
-                last_modified: info.last_modified,
+                last_modified: http_date(info.last_modified),
                 cache_control: st.seg_cc.clone(),
             },
         )),
@@ -222,7 +235,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
                     parts,
                     content_type,
                     etag: etag(&identity, path),
-                    last_modified: info.last_modified,
+                    last_modified: http_date(info.last_modified),
                     cache_control: st.seg_cc.clone(),
                 },
             ))
@@ -243,8 +256,7 @@ async fn manifest_route(st: &AppState, method: &Method, headers: &http::HeaderMa
         ManifestSlot::Smooth => (SMOOTH_TYPE, smooth::write_manifest),
         ManifestSlot::Media(_) | ManifestSlot::MediaTs(_) => return Err(ApiError::NotFound(path.to_string())),
     };
-    let body = loaded.manifest(slot, build);
-    Ok(manifest_response(st, method, headers, &loaded, path, body, ct))
+    Ok(manifest_response(st, method, headers, &loaded, loaded.manifest(slot, build), ct))
 }
 
 /// Answers an Azure Media Services URL for the asset a locator maps to.
@@ -290,7 +302,7 @@ async fn smooth_fragment(st: &AppState, method: &Method, headers: &http::HeaderM
             parts: body.parts,
             content_type: if track.kind() == TrackKind::Video { "video/mp4" } else { "audio/mp4" },
             etag: etag(&info.identity(), path),
-            last_modified: info.last_modified,
+            last_modified: http_date(info.last_modified),
             cache_control: st.seg_cc.clone(),
         },
     ))
@@ -337,15 +349,15 @@ async fn ts_segment(
     Ok((vec![Bytes::from(out)], "video/mp2t", identity))
 }
 
-fn manifest_response(st: &AppState, method: &Method, headers: &http::HeaderMap, loaded: &Loaded, path: &str, body: Bytes, ct: &'static str) -> Response {
+fn manifest_response(st: &AppState, method: &Method, headers: &http::HeaderMap, loaded: &Loaded, (body, etag): (Bytes, HeaderValue), ct: &'static str) -> Response {
     respond(
         method,
         headers,
         Representation {
             parts: vec![body],
             content_type: ct,
-            etag: etag(&loaded.identity, path),
-            last_modified: loaded.last_modified,
+            etag,
+            last_modified: loaded.last_modified_header.clone(),
             cache_control: st.manifest_cc.clone(),
         },
     )
