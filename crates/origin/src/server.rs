@@ -294,7 +294,7 @@ async fn smooth_fragment(st: &AppState, method: &Method, headers: &http::HeaderM
     let data = st.assets.store().read_range(&loaded.file_path(&track.file), start..end).await?;
     let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
     let frags = fmp4::read_segment(track, seg, &data, start).map_err(content)?;
-    let body = smooth::write_fragment(&frags, &data, start, track).map_err(content)?;
+    let body = smooth::write_fragment(&frags, &data, start, track, smooth::delay(&loaded.asset, track)).map_err(content)?;
     Ok(respond(
         method,
         headers,

@@ -21,8 +21,10 @@
 //! `trun` only). All per-sample values are written into the fragment itself, never left to
 //! `trex` defaults, because the client's `moov` has none of ours. MS-SSTR's `trun` is version
 //! 0 with unsigned composition offsets, so negative offsets (version 1 sources) are raised by
-//! the track's constant [`AssetTrack::dts_shift`]; Smooth has no edit lists, so video then
-//! presents that much later, as it always does in Smooth for sources that need an edit.
+//! the track's constant [`AssetTrack::dts_shift`]. Smooth has no edit lists, so that would
+//! present the video late; instead every track's decode times are delayed by one shared
+//! amount in seconds ([`delay`]): the largest shift among the asset's tracks, minus the
+//! track's own. Audio and video then start together (found by the dash.js sync check).
 //!
 //! `traf` holds `tfhd`, `tfdt`, `trun` and `tfxd`. MS-SSTR lists only `tfhd`, `trun` and
 //! vendor `uuid` boxes; `tfdt` is a standard ISO/IEC 14496-12 box that parsers skip when they
@@ -68,6 +70,20 @@ pub struct SmoothStream<'a> {
     pub timescale: u32,
     /// Quality levels, in asset order; `Index` is the position here.
     pub levels: Vec<SmoothLevel<'a>>,
+    /// Added to the stream's decode times in chunk times, URLs, `tfdt` and `tfxd` ([`delay`]).
+    pub offset: u64,
+}
+
+/// The delay (track timescale) added to `track`'s decode times so every track of `asset`
+/// presents in sync once composition offsets are raised to fit `trun` version 0: the largest
+/// `dts_shift / timescale` of the asset, rounded up in this track's timescale, minus this
+/// track's own shift.
+pub fn delay(asset: &Asset, track: &AssetTrack) -> u64 {
+    let frac = |t: &AssetTrack| (t.dts_shift() as u128, t.track().info.timescale.max(1) as u128);
+    let (ms, mt) = asset.tracks.iter().map(frac).fold((0u128, 1u128), |(a, b), (c, d)| if c * b > a * d { (c, d) } else { (a, b) });
+    let (own, ts) = frac(track);
+    let want = (ms * ts).div_ceil(mt);
+    (want.saturating_sub(own)).min(u64::MAX as u128) as u64
 }
 
 /// One `QualityLevel`.
@@ -116,6 +132,7 @@ pub fn streams(asset: &Asset) -> Vec<SmoothStream<'_>> {
                 language,
                 timescale: info.timescale,
                 levels: vec![SmoothLevel { track: t, bitrate: t.avg_bandwidth.max(1) }],
+                offset: delay(asset, t),
             }),
         }
     }
@@ -205,11 +222,12 @@ pub fn write_manifest(asset: &Asset) -> String {
         let mut next: Option<u64> = None;
         for c in chunks {
             s.push_str("    <c");
-            if next != Some(c.decode_time) {
-                let _ = write!(s, " t=\"{}\"", c.decode_time);
+            let t = c.decode_time.saturating_add(st.offset);
+            if next != Some(t) {
+                let _ = write!(s, " t=\"{t}\"");
             }
             let _ = writeln!(s, " d=\"{}\"/>", c.duration);
-            next = Some(c.decode_time + c.duration);
+            next = Some(t.saturating_add(c.duration));
         }
         s.push_str("  </StreamIndex>\n");
     }
@@ -324,15 +342,15 @@ pub fn find_in<'a>(streams: &[SmoothStream<'a>], stream_name: &str, bitrate: u32
     let st = streams.iter().find(|s| s.name == stream_name)?;
     let level = st.levels.iter().find(|l| l.bitrate == bitrate)?;
     let segs = &level.track.segments;
-    let i = segs.binary_search_by_key(&time, |s| s.decode_time).ok()?;
+    let i = segs.binary_search_by_key(&time.checked_sub(st.offset)?, |s| s.decode_time).ok()?;
     Some((level.track, i))
 }
 
 /// Writes the Smooth fragment of one segment: `moof` (`mfhd`; `traf` with `tfhd`, `tfdt`,
 /// one `trun`, `tfxd`) and `mdat`, from the fragments [`crate::fmp4::read_segment`] returned
 /// for `track`. The `mdat` payload is slices of `data` (the bytes read from file offset
-/// `data_offset`), never copied.
-pub fn write_fragment(frags: &[SourceFragment], data: &Bytes, data_offset: u64, track: &AssetTrack) -> Result<Chunks> {
+/// `data_offset`), never copied. `delay` is the track's [`delay`].
+pub fn write_fragment(frags: &[SourceFragment], data: &Bytes, data_offset: u64, track: &AssetTrack, delay: u64) -> Result<Chunks> {
     let first = frags.first().ok_or_else(|| Error::Read("no fragments to write".into()))?;
     let samples: Vec<&Sample> = frags.iter().flat_map(|f| f.traf.samples.iter()).collect();
     if samples.is_empty() {
@@ -357,7 +375,7 @@ pub fn write_fragment(frags: &[SourceFragment], data: &Bytes, data_offset: u64, 
         mdat_head.extend_from_slice(&MDAT.0);
         mdat_head.put_u64(media + 16);
     }
-    let parts = Parts { sequence: first.sequence, track_id: first.traf.tfhd.track_id, decode_time: first.decode_time, duration, run: &run };
+    let parts = Parts { sequence: first.sequence, track_id: first.traf.tfhd.track_id, decode_time: first.decode_time.saturating_add(delay), duration, run: &run };
     // The trun data offset counts from the moof's first byte to the first sample byte; the
     // moof's size does not depend on that value, so build once to measure.
     let probe = parts.moof(0);

@@ -128,7 +128,7 @@ fn manifest_chunks_match_tracks() {
                 assert_eq!(st.attr("Type"), t.kind().as_str());
                 // t/d are the track's own segment times: the sum is its duration.
                 assert_eq!(st.chunks.iter().map(|c| c.1).sum::<u64>(), t.duration, "{}", t.name);
-                assert_eq!(st.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), t.segments.iter().map(|s| s.decode_time).collect::<Vec<_>>());
+                assert_eq!(st.chunks.iter().map(|c| c.0).collect::<Vec<_>>(), t.segments.iter().map(|s| s.decode_time + smooth::delay(&a, t)).collect::<Vec<_>>());
                 let info = &t.track().info;
                 let cpd = get(l, "CodecPrivateData").unwrap();
                 match &info.config {
@@ -173,7 +173,7 @@ fn unknown_fragments_are_none() {
     let a = demo();
     let s = smooth::streams(&a);
     let v = &s[0];
-    let (b, t1) = (v.levels[0].bitrate, v.chunks()[1].decode_time);
+    let (b, t1) = (v.levels[0].bitrate, v.chunks()[1].decode_time + v.offset);
     assert!(smooth::find_fragment(&a, "video", b, t1).is_some());
     assert!(smooth::find_fragment(&a, "video", b, t1 + 1).is_none());
     assert!(smooth::find_fragment(&a, "video", b + 7, t1).is_none());
@@ -208,29 +208,30 @@ fn fragments_carry_their_chunk_and_source_samples() {
                 let file = fixture(&format!("{dir}/{}", t.file));
                 let shift = t.dts_shift() as i64;
                 for c in st.chunks() {
-                    let (track, i) = smooth::find_fragment(&a, &st.name, level.bitrate, c.decode_time).unwrap();
+                    let ct = c.decode_time + st.offset;
+                    let (track, i) = smooth::find_fragment(&a, &st.name, level.bitrate, ct).unwrap();
                     assert!(std::ptr::eq(track, t));
                     let (s, e) = t.segment_range(i).unwrap();
                     let data = file.slice(s as usize..e as usize);
                     let frags = fmp4::read_segment(t, i, &data, s).unwrap();
-                    let out = smooth::write_fragment(&frags, &data, s, t).unwrap();
+                    let out = smooth::write_fragment(&frags, &data, s, t, smooth::delay(&a, t)).unwrap();
                     // The mdat payload is slices of the source, not copies.
                     assert!(out.parts[1..].iter().all(|p| data.as_ptr_range().contains(&p.as_ptr())));
                     let bytes = Bytes::from(out.concat());
                     let boxes: Vec<_> = BoxIter::new(&bytes).map(|b| b.unwrap()).collect();
-                    assert_eq!(boxes.iter().map(|(h, _)| h.typ.to_string()).collect::<Vec<_>>(), ["moof", "mdat"], "{} @ {}", t.name, c.decode_time);
+                    assert_eq!(boxes.iter().map(|(h, _)| h.typ.to_string()).collect::<Vec<_>>(), ["moof", "mdat"], "{} @ {}", t.name, ct);
                     let moof_len = boxes[0].0.size as usize;
                     // Self-contained: all-zero trex defaults, as a client-built moov has.
                     let tf = sealcast_package::fragment::read_track_fragment(&bytes[..moof_len], 0, t.track().info.track_id, &Trex::default()).unwrap().expect("traf for the track");
                     assert_eq!(tf.runs.len(), 1, "one trun");
-                    assert_eq!(tf.decode_time, Some(c.decode_time), "tfdt");
+                    assert_eq!(tf.decode_time, Some(ct), "tfdt");
                     assert!(!tf.tfhd.default_base_is_moof && tf.tfhd.base_data_offset.is_none() && tf.tfhd.sample_description_index.is_none());
                     assert_eq!(tf.runs[0].trun.version, 0);
                     // tfxd: version 1, this chunk's t and d.
                     let traf = BoxIter::new(boxes[0].1).map(|b| b.unwrap()).find(|(h, _)| h.typ.0 == *b"traf").unwrap().1;
-                    assert_eq!(tfxd(traf), Some((1, c.decode_time, c.duration)));
+                    assert_eq!(tfxd(traf), Some((1, ct, c.duration)));
                     let tfdt = BoxIter::new(traf).map(|b| b.unwrap()).find(|(h, _)| h.typ.0 == *b"tfdt").unwrap();
-                    assert_eq!(Tfdt::decode_body(&mut sealcast_isobmff::Reader::new(tfdt.1, tfdt.0.typ)).unwrap().base_media_decode_time, c.decode_time);
+                    assert_eq!(Tfdt::decode_body(&mut sealcast_isobmff::Reader::new(tfdt.1, tfdt.0.typ)).unwrap().base_media_decode_time, ct);
                     // Same samples, same bytes.
                     let src: Vec<_> = frags.iter().flat_map(|f| f.traf.samples.iter()).collect();
                     assert_eq!(tf.samples.len(), src.len());

@@ -95,8 +95,8 @@ fn write_representation(s: &mut String, t: &AssetTrack) {
     while k < segs.len() {
         let start = segs[k].pres_time.max(0);
         let d = |j: usize| -> u64 {
-            match segs.get(j + 1) {
-                Some(n) if n.pres_time > segs[j].pres_time => (n.pres_time - segs[j].pres_time) as u64,
+            match segs.get(j + 1).and_then(|n| n.pres_time.checked_sub(segs[j].pres_time)) {
+                Some(d) if d > 0 => d as u64,
                 _ => segs[j].duration,
             }
         };
