@@ -29,13 +29,54 @@ pub const FMP4: HlsFlavor = HlsFlavor { playlist: "index.m3u8", segment_ext: "m4
 /// MPEG-TS segments (video with the default audio muxed in; other languages audio-only).
 pub const TS: HlsFlavor = HlsFlavor { playlist: "ts.m3u8", segment_ext: "ts", init: None, version: 3, muxed_audio: true };
 
-/// TS packetisation overhead estimate (headers, PES, PAT/PMT, stuffing): about 6 %, rounded up.
-fn ts_bandwidth(flavor: HlsFlavor, b: u64) -> u64 {
-    if flavor.muxed_audio {
-        b + b / 12
-    } else {
-        b
+/// TS bitrates of a variant, (peak, average), from a per-segment model of what the muxer
+/// writes: payload grows by 188/184 (packet headers); each segment adds PAT, PMT and up to 15
+/// continuity-padding packets per PID; each video access unit a PES header, an AUD and on
+/// average half a packet of stuffing (its PES ends mid-packet); each audio frame an ADTS
+/// header plus its share of a PES (about three frames each). An upper estimate on purpose:
+/// RFC 8216 wants BANDWIDTH at or above every segment's rate.
+fn ts_rates(v: &AssetTrack, a: Option<&AssetTrack>) -> (u64, u64) {
+    let vts = v.track().info.timescale.max(1) as f64;
+    let fps = v.frame_rate.map_or(30.0, |(n, d)| n as f64 / d.max(1) as f64);
+    let (a_rate, a_frames) = a.map_or((0.0, 0.0), |a| (a.bandwidth as f64 / 8.0, a.track().info.sample_rate as f64 / 1024.0));
+    let a_avg = a.map_or(0.0, |a| a.avg_bandwidth as f64 / 8.0);
+    let seg_bytes = |media: f64, secs: f64, audio_per_sec: f64| {
+        let pids = if a.is_some() { 2.0 } else { 1.0 };
+        2.0 * 188.0 + pids * 15.0 * 188.0 + (media + secs * audio_per_sec) * 188.0 / 184.0 + secs * fps * (20.0 + 6.0 + 94.0) + secs * a_frames * (7.0 + 60.0)
+    };
+    let mut peak = 0f64;
+    let (mut total, mut secs_total) = (0f64, 0f64);
+    for s in &v.segments {
+        let secs = s.duration as f64 / vts;
+        if secs <= 0.0 {
+            continue;
+        }
+        peak = peak.max(seg_bytes(s.media_bytes as f64, secs, a_rate) * 8.0 / secs);
+        total += seg_bytes(s.media_bytes as f64, secs, a_avg);
+        secs_total += secs;
     }
+    let avg = if secs_total > 0.0 { total * 8.0 / secs_total } else { 0.0 };
+    (peak.ceil() as u64, avg.ceil() as u64)
+}
+
+/// TS bitrates of an audio-only rendition (same model, no video).
+fn ts_rates_audio(a: &AssetTrack) -> (u64, u64) {
+    let ts = a.track().info.timescale.max(1) as f64;
+    let frames = a.track().info.sample_rate as f64 / 1024.0;
+    let seg = |media: f64, secs: f64| 2.0 * 188.0 + 15.0 * 188.0 + media * 188.0 / 184.0 + secs * frames * (7.0 + 60.0);
+    let mut peak = 0f64;
+    let (mut total, mut secs_total) = (0f64, 0f64);
+    for s in &a.segments {
+        let secs = s.duration as f64 / ts;
+        if secs <= 0.0 {
+            continue;
+        }
+        let b = seg(s.media_bytes as f64, secs);
+        peak = peak.max(b * 8.0 / secs);
+        total += b;
+        secs_total += secs;
+    }
+    (peak.ceil() as u64, if secs_total > 0.0 { (total * 8.0 / secs_total).ceil() as u64 } else { 0 })
 }
 
 fn audio_group(t: &AssetTrack) -> String {
@@ -73,8 +114,8 @@ pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
             let _ = writeln!(
                 s,
                 "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/{}",
-                ts_bandwidth(flavor, a.bandwidth as u64),
-                ts_bandwidth(flavor, a.avg_bandwidth as u64),
+                if flavor.muxed_audio { ts_rates_audio(a).0 } else { a.bandwidth as u64 },
+                if flavor.muxed_audio { ts_rates_audio(a).1 } else { a.avg_bandwidth as u64 },
                 a.track().info.codec_string,
                 a.name,
                 flavor.playlist
@@ -88,8 +129,15 @@ pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
         let group_list: Vec<Option<&String>> = if groups.is_empty() { vec![None] } else { groups.iter().map(Some).collect() };
         for g in group_list {
             let members: Vec<&&AssetTrack> = audio.iter().filter(|a| Some(&audio_group(a)) == g).collect();
-            let peak = ts_bandwidth(flavor, v.bandwidth as u64 + members.iter().map(|a| a.bandwidth as u64).max().unwrap_or(0));
-            let avg = ts_bandwidth(flavor, v.avg_bandwidth as u64 + members.iter().map(|a| a.avg_bandwidth as u64).max().unwrap_or(0));
+            let (peak, avg) = if flavor.muxed_audio {
+                // The default (first) audio is muxed in; another language switched to adds
+                // its own audio-only rendition on top, at most the heaviest one.
+                let (p, a) = ts_rates(v, members.first().copied().copied());
+                let alt = members.iter().skip(1).map(|x| ts_rates_audio(x)).max().unwrap_or((0, 0));
+                (p + alt.0, a + alt.1)
+            } else {
+                (v.bandwidth as u64 + members.iter().map(|a| a.bandwidth as u64).max().unwrap_or(0), v.avg_bandwidth as u64 + members.iter().map(|a| a.avg_bandwidth as u64).max().unwrap_or(0))
+            };
             let i = &v.track().info;
             let mut codecs = i.codec_string.clone();
             if let Some(a) = members.first() {
