@@ -269,6 +269,26 @@ def framemd5(src: str, map_spec: str, extra_input_args: list[str] | None = None,
     return h
 
 
+def decoded_framemd5(src: str, map_spec: str, timeout: float = 180) -> FrameHashes:
+    """Hash every DECODED frame of one stream (no -c copy): the oracle when the container
+    changes the bitstream's framing (Annex B vs length-prefixed NAL units, ADTS vs raw AAC).
+    `-fps_mode passthrough` keeps every frame (no duplication or dropping). Compare only
+    against the same ffmpeg build: decoders differ between versions."""
+    cmd = [require_tool(FFMPEG, "ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-i", src,
+           "-map", map_spec, "-fps_mode", "passthrough", "-f", "framemd5", "-"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"ffmpeg failed ({out.returncode}) on {src}: {' '.join(cmd)}\n{out.stderr[-2000:]}"
+    h = parse_framemd5(out.stdout)
+    assert h.packets, f"ffmpeg decoded no frames from {src} ({map_spec}); stderr:\n{out.stderr[-1500:]}"
+    return h
+
+
+@functools.lru_cache(maxsize=None)
+def source_decoded_hashes(asset: str, name: str) -> FrameHashes:
+    t = source_track(asset, name)
+    return decoded_framemd5(str(t.path), f"0:{t.index}")
+
+
 @functools.lru_cache(maxsize=None)
 def source_hashes(asset: str, name: str) -> FrameHashes:
     t = source_track(asset, name)
@@ -634,23 +654,42 @@ class SampleTime:
     duration: int
 
 
-def init_timescale_and_defaults(init: bytes) -> tuple[int, int]:
-    """(mdhd timescale, trex default_sample_duration) of the single track of an init segment."""
+def _trak_range(init: bytes, track_id: int | None) -> tuple[int, int]:
+    """Content range of the trak whose tkhd has `track_id` (None: the whole moov, for
+    single-track init segments)."""
+    if track_id is None:
+        return 0, len(init)
+    for s, e in _find(init, [b"moov", b"trak"]):
+        for t, _ in _find(init, [b"tkhd"], s, e):
+            off = t + (20 if init[t] == 1 else 12)
+            if int.from_bytes(init[off:off + 4], "big") == track_id:
+                return s, e
+    raise AssertionError(f"no trak with track_ID {track_id}")
+
+
+def init_timescale_and_defaults(init: bytes, track_id: int | None = None) -> tuple[int, int]:
+    """(mdhd timescale, trex default_sample_duration) of the single track of an init segment,
+    or of track `track_id` of a multi-track movie."""
     ts = None
-    for s, _ in _find(init, [b"moov", b"trak", b"mdia", b"mdhd"]):
+    ts_s, ts_e = _trak_range(init, track_id)
+    path = [b"moov", b"trak", b"mdia", b"mdhd"] if track_id is None else [b"mdia", b"mdhd"]
+    for s, _ in _find(init, path, ts_s, ts_e):
         v = init[s]
         ts = int.from_bytes(init[s + 20:s + 24] if v == 1 else init[s + 12:s + 16], "big")
     default_dur = 0
     for s, _ in _find(init, [b"moov", b"mvex", b"trex"]):
-        default_dur = int.from_bytes(init[s + 12:s + 16], "big")
+        if track_id is None or int.from_bytes(init[s + 4:s + 8], "big") == track_id:
+            default_dur = int.from_bytes(init[s + 12:s + 16], "big")
     assert ts, "init segment has no mdhd"
     return ts, default_dur
 
 
-def init_edit_shift(init: bytes) -> int:
+def init_edit_shift(init: bytes, track_id: int | None = None) -> int:
     """media_time of the first non-empty edit (the amount an edit list moves presentation
     earlier, in media timescale units); 0 without an edit list."""
-    for s, _ in _find(init, [b"moov", b"trak", b"edts", b"elst"]):
+    ts_s, ts_e = _trak_range(init, track_id)
+    path = [b"moov", b"trak", b"edts", b"elst"] if track_id is None else [b"edts", b"elst"]
+    for s, _ in _find(init, path, ts_s, ts_e):
         v = init[s]
         n = int.from_bytes(init[s + 4:s + 8], "big")
         p = s + 8
@@ -664,15 +703,21 @@ def init_edit_shift(init: bytes) -> int:
     return 0
 
 
-def fragment_sample_times(init: bytes, seg: bytes) -> list[SampleTime]:
+def fragment_sample_times(init: bytes, seg: bytes, track_id: int | None = None) -> list[SampleTime]:
     """Decode and composition times of every sample of a media segment. Composition times
-    are presentation times: an edit list's media_time in the init is subtracted."""
-    _, trex_dur = init_timescale_and_defaults(init)
-    shift = init_edit_shift(init)
+    are presentation times: an edit list's media_time in the init is subtracted. With
+    `track_id`, only that track's traf boxes count (multi-track movies)."""
+    _, trex_dur = init_timescale_and_defaults(init, track_id)
+    shift = init_edit_shift(init, track_id)
     out: list[SampleTime] = []
     for moof_s, moof_e in _find(seg, [b"moof"]):
         trafs = list(_find(seg, [b"traf"], moof_s, moof_e))
-        assert len(trafs) == 1, f"moof at {moof_s - 8} has {len(trafs)} traf boxes; a served track segment has one"
+        if track_id is not None:
+            trafs = [(s, e) for s, e in trafs for t, _ in _find(seg, [b"tfhd"], s, e)
+                     if int.from_bytes(seg[t + 4:t + 8], "big") == track_id]
+            assert len(trafs) <= 1, f"moof at {moof_s - 8} has {len(trafs)} traf boxes for track {track_id}"
+        else:
+            assert len(trafs) == 1, f"moof at {moof_s - 8} has {len(trafs)} traf boxes; a served track segment has one"
         for traf_s, traf_e in trafs:
             default_dur, base = trex_dur, None
             for typ, s, e in _boxes(seg, traf_s, traf_e):
@@ -703,3 +748,16 @@ def fragment_sample_times(init: bytes, seg: bytes) -> list[SampleTime]:
                         out.append(SampleTime(base, base + cto - shift, dur))
                         base += dur
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def source_sample_times(asset: str, name: str) -> tuple[int, list[SampleTime]]:
+    """(timescale, per-sample decode/composition times in decode order) of a source track,
+    read from its moov/moof boxes as ISO/IEC 14496-12 defines them (ffmpeg's mov demuxer
+    shifts pts when composition offsets are negative, see above)."""
+    t = source_track(asset, name)
+    data = t.path.read_bytes()
+    timescale, _ = init_timescale_and_defaults(data, t.track_id)
+    samples = fragment_sample_times(data, data, t.track_id)
+    assert samples, f"{t.path}: no samples found for track_ID {t.track_id} in its moof boxes"
+    return timescale, samples

@@ -1,7 +1,11 @@
-// Plays manifests with shaka-player in Debian's Chromium (driven by playwright-core,
-// never a downloaded browser) and reports, per URL, whether playback got past a
-// threshold. Usage:
-//   node player.mjs [--timeout 40] [--threshold 4] [--probe 'video/mp4; codecs="..."'] URL [URL...]
+// Plays manifests with shaka-player (default) or hls.js (`--engine hlsjs`) in Debian's
+// Chromium (driven by playwright-core, never a downloaded browser) and reports, per URL,
+// whether playback got past a threshold. Usage:
+//   node player.mjs [--engine shaka|hlsjs] [--timeout 40] [--threshold 4]
+//                   [--probe 'video/mp4; codecs="..."'] [--switch-audio NAME] URL [URL...]
+// --switch-audio (hls.js only): once past the threshold, select the audio track whose
+// NAME (or LANGUAGE) matches, wait for AUDIO_TRACK_SWITCHED and for 2 s more playback;
+// reported as `audioSwitch` {switched, continued, requests (URLs fetched after the switch)}.
 // Prints one JSON object per probe ({probe, supported}: MediaSource.isTypeSupported) and
 // per URL on stdout; exit code 0 only if every URL played.
 import { chromium } from 'playwright-core';
@@ -11,9 +15,11 @@ import { existsSync } from 'node:fs';
 const require = createRequire(import.meta.url);
 
 function parseArgs(argv) {
-  const opts = { timeout: 40, threshold: 4, urls: [], probes: [] };
+  const opts = { timeout: 40, threshold: 4, urls: [], probes: [], engine: 'shaka', switchAudio: null };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--timeout') opts.timeout = Number(argv[++i]);
+    else if (argv[i] === '--engine') opts.engine = argv[++i];
+    else if (argv[i] === '--switch-audio') opts.switchAudio = argv[++i];
     else if (argv[i] === '--probe') opts.probes.push(argv[++i]);
     else if (argv[i] === '--threshold') opts.threshold = Number(argv[++i]);
     else opts.urls.push(argv[i]);
@@ -33,6 +39,55 @@ const PAGE_PATH = '/__sealcast_e2e__/player.html';
 const PAGE_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>sealcast e2e</title></head>
 <body><video id="v" muted autoplay playsinline width="640" height="360"></video></body></html>`;
 
+// hls.js: load, attach, play. Errors land in window.__errors as {fatal, type, details}.
+async function loadHlsjs(page, manifestUrl) {
+  return page.evaluate(async (u) => {
+    const errors = [];
+    window.__errors = errors;
+    if (!Hls.isSupported()) return { error: 'hls.js says this browser is not supported' };
+    const video = document.getElementById('v');
+    const hls = new Hls({ enableWorker: true });
+    window.__player = hls;
+    window.__audioSwitched = [];
+    hls.on(Hls.Events.ERROR, (ev, d) => errors.push({ fatal: !!d.fatal, type: d.type, details: d.details,
+      url: d.frag ? d.frag.url : (d.url || null), reason: d.reason || (d.error ? String(d.error) : null) }));
+    hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, (ev, d) => window.__audioSwitched.push(d.id));
+    const parsed = new Promise((resolve) => {
+      hls.on(Hls.Events.MANIFEST_PARSED, () => resolve({ ok: true }));
+      hls.on(Hls.Events.ERROR, (ev, d) => { if (d.fatal) resolve({ error: `fatal hls.js error ${d.type}/${d.details}` }); });
+    });
+    hls.loadSource(u);
+    hls.attachMedia(video);
+    const r = await parsed;
+    if (r.error) return r;
+    video.muted = true;
+    try { await video.play(); } catch (e) { errors.push({ play: String(e) }); }
+    return { ok: true };
+  }, manifestUrl);
+}
+
+async function switchAudioHlsjs(page, name, opts, requests) {
+  const idx = await page.evaluate((n) => window.__player.audioTracks.findIndex((t) => t.name === n || t.lang === n), name);
+  const sw = { requested: name, index: idx, switched: false, continued: false, requests: [] };
+  if (idx < 0) { sw.error = `no hls.js audio track named ${name}`; return sw; }
+  const t0 = await page.evaluate(() => document.getElementById('v').currentTime);
+  const mark = requests.length;
+  await page.evaluate((i) => { window.__player.audioTrack = i; }, idx);
+  try {
+    await page.waitForFunction((i) => window.__audioSwitched.includes(i), idx, { timeout: opts.timeout * 1000, polling: 250 });
+    sw.switched = true;
+    await page.waitForFunction((t) => document.getElementById('v').currentTime > t, t0 + 2,
+      { timeout: opts.timeout * 1000, polling: 250 });
+    sw.continued = true;
+  } catch (e) {
+    sw.error = `after selecting audio track ${idx}: switched=${sw.switched}, playback past ${t0 + 2}s=${sw.continued}`;
+  }
+  sw.timeBefore = t0;
+  sw.timeAfter = await page.evaluate(() => document.getElementById('v').currentTime);
+  sw.requests = requests.slice(mark);
+  return sw;
+}
+
 async function playOne(browser, shakaPath, url, opts) {
   const page = await browser.newPage();
   const console_ = [];
@@ -41,6 +96,8 @@ async function playOne(browser, shakaPath, url, opts) {
   const failedRequests = [];
   page.on('requestfailed', (r) => failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
   page.on('response', (r) => { if (r.status() >= 400) failedRequests.push(`${r.url()} -> ${r.status()}`); });
+  const requests = [];
+  page.on('request', (r) => requests.push(r.url()));
 
   const origin = new URL(url).origin;
   await page.route(origin + PAGE_PATH, (route) =>
@@ -49,7 +106,7 @@ async function playOne(browser, shakaPath, url, opts) {
   try {
     await page.goto(origin + PAGE_PATH);
     await page.addScriptTag({ path: shakaPath });
-    const loaded = await page.evaluate(async (manifestUrl) => {
+    const loaded = opts.engine === 'hlsjs' ? await loadHlsjs(page, url) : await page.evaluate(async (manifestUrl) => {
       const errors = [];
       window.__errors = errors;
       shaka.polyfill.installAll();
@@ -81,8 +138,29 @@ async function playOne(browser, shakaPath, url, opts) {
       } catch (e) {
         result.error = `currentTime did not pass ${opts.threshold}s within ${opts.timeout}s`;
       }
+      if (result.ok && opts.engine === 'hlsjs' && opts.switchAudio) {
+        result.audioSwitch = await switchAudioHlsjs(page, opts.switchAudio, opts, requests);
+      }
     }
-    const state = await page.evaluate(() => {
+    const state = opts.engine === 'hlsjs' ? await page.evaluate(() => {
+      const v = document.getElementById('v');
+      const h = window.__player;
+      const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {};
+      const buffered = [];
+      for (let i = 0; i < v.buffered.length; i++) buffered.push([v.buffered.start(i), v.buffered.end(i)]);
+      return {
+        currentTime: v.currentTime, readyState: v.readyState, paused: v.paused,
+        videoWidth: v.videoWidth, videoHeight: v.videoHeight, buffered,
+        decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames,
+        mediaError: v.error ? `${v.error.code} ${v.error.message}` : null,
+        hlsErrors: window.__errors || [],
+        levels: h ? h.levels.map((l) => ({ height: l.height, width: l.width, bitrate: l.bitrate,
+          videoCodec: l.videoCodec, audioCodec: l.audioCodec, url: l.url && l.url[0] })) : [],
+        audioTracks: h ? h.audioTracks.map((t) => ({ id: t.id, name: t.name, lang: t.lang, default: t.default,
+          url: t.url })) : [],
+        audioTrack: h ? h.audioTrack : null,
+      };
+    }).catch((e) => ({ stateError: String(e) })) : await page.evaluate(() => {
       const v = document.getElementById('v');
       const p = window.__player;
       const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {};
@@ -104,6 +182,8 @@ async function playOne(browser, shakaPath, url, opts) {
     if (result.mediaError) { result.ok = false; result.error = `media element error ${result.mediaError}`; }
     const critical = (result.playerErrors || []).filter((e) => e.severity === 2);
     if (critical.length) { result.ok = false; result.error = `critical shaka error(s): ${JSON.stringify(critical)}`; }
+    const fatal = (result.hlsErrors || []).filter((e) => e.fatal);
+    if (fatal.length) { result.ok = false; result.error = `fatal hls.js error(s): ${JSON.stringify(fatal)}`; }
   } catch (e) {
     result.error = `harness: ${e && e.message ? e.message : e}`;
   }
@@ -124,7 +204,12 @@ async function main() {
     console.log(JSON.stringify({ fatal: `no browser at ${executablePath}` }));
     process.exit(3);
   }
-  const shakaPath = require.resolve('shaka-player/dist/shaka-player.compiled.js');
+  if (!['shaka', 'hlsjs'].includes(opts.engine)) {
+    console.error(`unknown --engine ${opts.engine} (shaka | hlsjs)`);
+    process.exit(2);
+  }
+  const shakaPath = opts.engine === 'hlsjs' ? require.resolve('hls.js/dist/hls.min.js')
+    : require.resolve('shaka-player/dist/shaka-player.compiled.js');
   const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
   let allOk = true;
   try {
