@@ -141,12 +141,18 @@ for track in video_720p audio; do
     for a in "${assets[@]}"; do echo "/$a/$track/$u"; done
   done >>"$work/seg_$track.txt"
 done
+# HLS over MPEG-TS: 720p video with the default audio muxed in, one TS per segment.
+mapfile -t uris < <(curl -fsS --max-time 10 "$base/${assets[0]}/video_720p/ts.m3u8" | tr -d '\r' | grep -v '^#' | grep -v '^$' || true)
+[ "${#uris[@]}" -gt 0 ] || die "no segments in /${assets[0]}/video_720p/ts.m3u8"
+for u in "${uris[@]}"; do
+  for a in "${assets[@]}"; do echo "/$a/video_720p/$u"; done
+done >"$work/seg_ts_720p.txt"
 for a in "${assets[@]}"; do
   printf '/%s/manifest.mpd\n/%s/master.m3u8\n/%s/video_720p/index.m3u8\n/%s/audio/index.m3u8\n' "$a" "$a" "$a" "$a"
 done >"$work/manifests.txt"
 for a in "${assets[@]}"; do printf '/%s/video_720p/init.mp4\n/%s/audio/init.mp4\n' "$a" "$a"; done >"$work/init.txt"
 echo /healthz >"$work/healthz.txt"
-lists=(seg_video_720p seg_audio manifests init healthz)
+lists=(seg_video_720p seg_ts_720p seg_audio manifests init healthz)
 
 # --- warm-up: every URL once (page cache, asset and index caches), checking each is a 200 --------
 log "warm-up: every URL once ($(cat "$work"/*.txt | wc -l) URLs)"
@@ -192,6 +198,7 @@ measure() { # name tool list seconds
 
 measure segments wrk seg_video_720p "$SECS"
 measure manifests wrk manifests "$SECS"
+measure ts_segments wrk seg_ts_720p "$SECS"
 measure audio_segments wrk seg_audio "$DIAG_SECS"
 measure init wrk init "$DIAG_SECS"
 measure healthz wrk healthz "$DIAG_SECS"

@@ -17,7 +17,7 @@ use sealcast_isobmff::tree::RawBox;
 
 use crate::asset::{Asset, SourceFile};
 use crate::index::{index_bytes, FileIndex};
-use crate::{fmp4, ism, manifest, PackageOptions};
+use crate::{fmp4, ism, manifest, smooth, ts, PackageOptions};
 
 /// Read sizes the index is built with. 64 is the builder's floor and splits nearly every
 /// box across reads; 4096 is what the tests and the server use. The builder is sans-IO, so
@@ -25,12 +25,13 @@ use crate::{fmp4, ism, manifest, PackageOptions};
 const READ_AHEADS: [u64; 2] = [64, 4096];
 
 /// Runs `data` through the whole pipeline, as one track file of an asset: index it with
-/// each of [`READ_AHEADS`], and if it indexes, build the asset, write the DASH and HLS
-/// manifests, the init segments and every media segment whose source range lies within
-/// `data`.
+/// each of [`READ_AHEADS`], and if it indexes, build the asset, write the DASH, HLS and
+/// Smooth manifests, the init segments, and for every segment whose source range lies
+/// within `data` the CMAF segment, the Smooth fragment and the MPEG-TS segment.
 ///
-/// Asserts, besides not panicking, that the index does not depend on the read size and that
-/// every init and media segment we write parses back as a box tree.
+/// Asserts, besides not panicking, that the index does not depend on the read size, that
+/// every init segment, CMAF segment and Smooth fragment we write parses back as a box tree,
+/// and that every TS segment is whole 188-byte packets.
 pub fn fuzz_file(data: &[u8]) {
     let data = Bytes::copy_from_slice(data);
     let mut results = READ_AHEADS.iter().map(|&ra| index_bytes(&data, ra));
@@ -45,9 +46,14 @@ pub fn fuzz_file(data: &[u8]) {
 
     // Manifests: only "does not panic"; their content is covered by the golden tests.
     let _ = manifest::dash::write_mpd(&asset);
-    let _ = manifest::hls::write_master(&asset, manifest::hls::FMP4);
+    let _ = smooth::write_manifest(&asset);
+    for flavor in [manifest::hls::FMP4, manifest::hls::TS] {
+        let _ = manifest::hls::write_master(&asset, flavor);
+        for track in &asset.tracks {
+            let _ = manifest::hls::write_media(track, flavor);
+        }
+    }
     for track in &asset.tracks {
-        let _ = manifest::hls::write_media(track, manifest::hls::FMP4);
         let init = &track.track().init;
         assert!(RawBox::parse_all(init).is_ok(), "init segment of track '{}' does not parse", track.name);
         for i in 0..track.segments.len() {
@@ -59,9 +65,18 @@ pub fn fuzz_file(data: &[u8]) {
             }
             let range = data.slice(start as usize..end as usize);
             let Ok(frags) = fmp4::read_segment(track, i, &range, start) else { continue };
-            let Ok(seg) = fmp4::write_segment(&frags, &range, start) else { continue };
-            let bytes = seg.concat();
-            assert!(RawBox::parse_all(&bytes).is_ok(), "segment {i} of track '{}' does not parse", track.name);
+            if let Ok(seg) = fmp4::write_segment(&frags, &range, start) {
+                assert!(RawBox::parse_all(&seg.concat()).is_ok(), "CMAF segment {i} of track '{}' does not parse", track.name);
+            }
+            if let Ok(frag) = smooth::write_fragment(&frags, &range, start, track, smooth::delay(&asset, track)) {
+                assert!(RawBox::parse_all(&frag.concat()).is_ok(), "Smooth fragment {i} of track '{}' does not parse", track.name);
+            }
+            // One stream per TS segment, as the server writes audio-only renditions.
+            let Ok(samples) = ts::samples(&frags, &range, start, 0, u64::MAX, track.dts_shift()) else { continue };
+            let input = ts::TsInput { codec: ts::codec(track), timescale: track.track().info.timescale, samples };
+            if let Ok(seg) = ts::write_segment(&[input], i + 1) {
+                assert!(seg.len() % 188 == 0 && seg.chunks(188).all(|p| p[0] == 0x47), "TS segment {i} of track '{}' is not whole 188-byte packets", track.name);
+            }
         }
     }
 }

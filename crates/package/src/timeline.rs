@@ -58,6 +58,17 @@ pub fn plan(frags: &[Fragment], timescale: u32, target_ms: u32) -> Vec<Segment> 
             s.media_bytes = s.media_bytes.saturating_add(f.media_bytes);
         }
     }
+    // A trailing sliver (an encoder's last partial AAC frame, a lone final frame) becomes part
+    // of the segment before it: players stall on very short last segments, and a TS segment of
+    // a few bytes cannot be padded to whole continuity cycles without splitting a PES header.
+    if out.len() >= 2 && out.last().is_some_and(|l| (l.duration as u128) * 4 < target) {
+        let l = out.pop().expect("checked: at least two segments");
+        let p = out.last_mut().expect("checked: at least two segments");
+        p.count += l.count;
+        p.duration = p.duration.saturating_add(l.duration);
+        p.bytes = p.bytes.saturating_add(l.bytes);
+        p.media_bytes = p.media_bytes.saturating_add(l.media_bytes);
+    }
     out
 }
 
@@ -84,6 +95,15 @@ mod tests {
         let s = plan(&f, 90_000, 2000);
         assert_eq!(s.iter().map(|s| s.count).collect::<Vec<_>>(), vec![4, 4]);
         assert_eq!(s.iter().map(|s| s.duration).sum::<u64>(), 8 * 45_000);
+    }
+
+    #[test]
+    fn trailing_sliver_joins_the_last_segment() {
+        let mut f: Vec<_> = (0..3).map(|i| frag(i * 180_000, 180_000, true)).collect();
+        f.push(frag(540_000, 1920, true));
+        let s = plan(&f, 90_000, 2000);
+        assert_eq!(s.iter().map(|s| s.count).collect::<Vec<_>>(), vec![1, 1, 2]);
+        assert_eq!(s[2].duration, 181_920);
     }
 
     #[test]
