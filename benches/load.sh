@@ -111,7 +111,10 @@ timeout 60 taskset -c "$SERVER_CORE" openssl speed -evp aes-128-ctr -seconds 3 -
   >"$work/openssl.txt" 2>&1 || die "openssl speed failed: $(tail -3 "$work/openssl.txt")"
 
 # --- server ----------------------------------------------------------------------------------
-taskset -c "$SERVER_CORE" "$BIN" serve --listen 127.0.0.1:0 --root "$root" \
+# SEALCAST_BENCH_LOCAL_READ=mmap measures the memory-mapped read path (default: pread).
+printf 'local_read = "%s"\n' "${SEALCAST_BENCH_LOCAL_READ:-pread}" >"$work/sealcast.toml"
+log "local_read = ${SEALCAST_BENCH_LOCAL_READ:-pread}"
+taskset -c "$SERVER_CORE" "$BIN" serve --config "$work/sealcast.toml" --listen 127.0.0.1:0 --root "$root" \
   >"$work/server.out" 2>"$work/server.err" &
 spid=$!
 line=""

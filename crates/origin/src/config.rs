@@ -19,6 +19,9 @@ pub struct Config {
     pub segment_duration_ms: u32,
     /// Bytes read per request while indexing a file (`moov`, `sidx`, `moof` headers).
     pub index_read_ahead: u64,
+    /// How local files are read: `pread` (default, safe whatever happens to the files) or
+    /// `mmap` (no copy; files must be replaced, never truncated in place, while served).
+    pub local_read: LocalReadMode,
     /// Cache sizes and lifetimes.
     pub cache: CacheConfig,
     /// `Cache-Control` values sent to players and CDNs.
@@ -27,6 +30,17 @@ pub struct Config {
     /// `/{locator}/{name}.ism/manifest`) to asset path under the root. Until the management
     /// API exists, this is how AMS URLs find their asset.
     pub locators: std::collections::BTreeMap<String, String>,
+}
+
+/// See [`Config::local_read`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalReadMode {
+    /// `pread` into a fresh buffer.
+    #[default]
+    Pread,
+    /// Memory-mapped files.
+    Mmap,
 }
 
 /// Cache settings.
@@ -59,6 +73,7 @@ impl Default for Config {
             root: default_root(),
             segment_duration_ms: 2000,
             index_read_ahead: 64 * 1024,
+            local_read: LocalReadMode::default(),
             cache: CacheConfig::default(),
             cache_control: CacheControlConfig::default(),
             locators: Default::default(),

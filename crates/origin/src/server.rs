@@ -40,7 +40,11 @@ pub struct AppState {
 impl AppState {
     /// State from a validated configuration.
     pub fn new(cfg: &Config) -> anyhow::Result<Arc<AppState>> {
-        let store = Store::local(&cfg.root)?;
+        let mode = match cfg.local_read {
+            crate::config::LocalReadMode::Pread => sealcast_storage::LocalRead::Pread,
+            crate::config::LocalReadMode::Mmap => sealcast_storage::LocalRead::Mmap,
+        };
+        let store = Store::local_with(&cfg.root, mode)?;
         Ok(Self::with_store(cfg, store))
     }
 

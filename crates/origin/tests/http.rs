@@ -230,3 +230,18 @@ async fn smooth_and_ams_forms_serve_the_same_bytes() {
     assert_eq!(get(&st, &format!("/demo/QualityLevels({bitrate})/Fragments(video=1)")).await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&st, "/unknown-locator/demo.ism/manifest").await.0, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn mmap_reads_serve_identical_bytes() {
+    let fx = sealcast_testkit::fixtures_dir();
+    let cfg = Config { root: fx.clone(), ..Config::default() };
+    let pread = AppState::with_store(&cfg, Store::local(&fx).unwrap());
+    let mapped = AppState::with_store(&cfg, Store::local_with(&fx, sealcast_storage::LocalRead::Mmap).unwrap());
+    for uri in ["/demo/video_360p/3.m4s", "/demo/video_180p/2.ts", "/multi/movie_2/4.m4s", "/demo/manifest.mpd"] {
+        let (s1, h1, b1) = get(&pread, uri).await;
+        let (s2, h2, b2) = get(&mapped, uri).await;
+        assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{uri}");
+        assert_eq!(b1, b2, "{uri}");
+        assert_eq!(h1[header::ETAG], h2[header::ETAG]);
+    }
+}

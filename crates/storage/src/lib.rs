@@ -13,6 +13,7 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+mod mmap;
 pub mod safe_path;
 pub use safe_path::{AssetPath, PathError};
 
@@ -80,7 +81,22 @@ pub struct Store {
     /// the load benchmark showed to be ~40 % of a segment's CPU. Listing and metadata still go
     /// through `object_store`.
     local_root: Option<Arc<std::path::PathBuf>>,
+    /// Local files mapped into memory, when [`LocalRead::Mmap`] is chosen.
+    maps: Option<Arc<mmap::MapCache>>,
     counters: Arc<Counters>,
+}
+
+/// How ranged reads of a local folder are done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LocalRead {
+    /// `pread` into a fresh buffer: safe whatever happens to the files.
+    #[default]
+    Pread,
+    /// Map each file once and hand out slices of the mapping: no copy, no allocation, no
+    /// blocking-pool trip. Files must be replaced (new file, rename), never truncated in place
+    /// while served: a read of pages cut off by truncation kills the process (SIGBUS). Each
+    /// read re-checks the file's size and modification time and remaps on change.
+    Mmap,
 }
 
 /// Requests made to the store, for tests and metrics.
@@ -99,14 +115,20 @@ pub struct Counters {
 impl Store {
     /// A store over a local folder.
     pub fn local(root: &std::path::Path) -> Result<Store> {
+        Self::local_with(root, LocalRead::Pread)
+    }
+
+    /// A store over a local folder, reading as `mode` says.
+    pub fn local_with(root: &std::path::Path, mode: LocalRead) -> Result<Store> {
         let fs = object_store::local::LocalFileSystem::new_with_prefix(root).map_err(Error::from)?;
         let root = root.canonicalize().map_err(|e| Error::Unavailable(format!("storage root {}: {e}", root.display())))?;
-        Ok(Store { local_root: Some(Arc::new(root)), ..Store::new(Arc::new(fs)) })
+        let maps = (mode == LocalRead::Mmap).then(|| Arc::new(mmap::MapCache::new(1024)));
+        Ok(Store { local_root: Some(Arc::new(root)), maps, ..Store::new(Arc::new(fs)) })
     }
 
     /// A store over any `object_store` backend.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Store {
-        Store { inner, local_root: None, counters: Arc::new(Counters::default()) }
+        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()) }
     }
 
     /// Request counters.
@@ -118,9 +140,10 @@ impl Store {
     pub async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         self.counters.range_reads.fetch_add(1, Ordering::Relaxed);
         let want = range.end - range.start;
-        let b = match &self.local_root {
-            Some(root) => read_local(root.clone(), path, range).await?,
-            None => self.inner.get_range(&Path::from(path), range).await?,
+        let b = match (&self.local_root, &self.maps) {
+            (Some(root), Some(maps)) => maps.read(root, path, range)?,
+            (Some(root), None) => read_local(root.clone(), path, range).await?,
+            (None, _) => self.inner.get_range(&Path::from(path), range).await?,
         };
         self.counters.bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
         if b.len() as u64 != want {
@@ -201,6 +224,14 @@ mod tests {
         assert_eq!((l.len(), l[0].size), (1, 10));
         assert_eq!(s.list_subdirs("a").await.unwrap(), vec!["a/b".to_string()]);
         assert_eq!(s.counters().range_reads.load(Ordering::Relaxed), 2);
+        // The mapped path gives the same bytes, sees a replaced file, and refuses reads past the end.
+        let m = Store::local_with(&dir, LocalRead::Mmap).unwrap();
+        assert_eq!(&m.read_range("a/b/x.mp4", 2..5).await.unwrap()[..], b"234");
+        assert!(m.read_range("a/b/x.mp4", 8..20).await.is_err());
+        std::fs::write(dir.join("a/b/y.tmp"), b"abcdefghijklmnop").unwrap();
+        std::fs::rename(dir.join("a/b/y.tmp"), dir.join("a/b/x.mp4")).unwrap();
+        assert_eq!(&m.read_range("a/b/x.mp4", 10..16).await.unwrap()[..], b"klmnop");
+        assert!(matches!(m.read_range("a/b/none.mp4", 0..1).await, Err(Error::NotFound(_))));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
