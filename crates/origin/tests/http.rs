@@ -237,7 +237,7 @@ async fn mmap_reads_serve_identical_bytes() {
     let cfg = Config { root: fx.clone(), ..Config::default() };
     let pread = AppState::with_store(&cfg, Store::local(&fx).unwrap());
     let mapped = AppState::with_store(&cfg, Store::local_with(&fx, sealcast_storage::LocalRead::Mmap).unwrap());
-    for uri in ["/demo/video_360p/3.m4s", "/demo/video_180p/2.ts", "/multi/movie_2/4.m4s", "/demo/manifest.mpd"] {
+    for uri in ["/demo/video_360p/3.m4s", "/demo/video_180p/2.ts", "/multi/movie_2/3.m4s", "/demo/manifest.mpd"] {
         let (s1, h1, b1) = get(&pread, uri).await;
         let (s2, h2, b2) = get(&mapped, uri).await;
         assert_eq!((s1, s2), (StatusCode::OK, StatusCode::OK), "{uri}");
