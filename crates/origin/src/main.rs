@@ -7,6 +7,11 @@ use clap::{Parser, Subcommand};
 
 use sealcast_origin::{config, inspect, server};
 
+// Many small, short-lived allocations per request (headers, paths): mimalloc measured faster
+// than glibc malloc for them in the load benchmark.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A just-in-time streaming origin: one fMP4/CMAF copy in storage, DASH and HLS on request.
 #[derive(Parser)]
 #[command(name = "sealcast", version)]

@@ -126,7 +126,14 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
     if let Some(cr) = crange {
         b = b.header(header::CONTENT_RANGE, cr);
     }
-    let body = if method == Method::HEAD { Body::empty() } else { Body::new(ChunkBody::new(parts)) };
+    let body = if method == Method::HEAD {
+        Body::empty()
+    } else if parts.len() == 1 {
+        // Manifests and init segments: one buffer, no chunk queue to allocate.
+        Body::from(parts.into_iter().next().expect("checked: exactly one part"))
+    } else {
+        Body::new(ChunkBody::new(parts))
+    };
     b.body(body).expect("valid response")
 }
 

@@ -104,9 +104,9 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
         r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
         return r;
     }
-    let path = req.uri().path().to_string();
     let (parts, _) = req.into_parts();
-    match route(st, &method, &parts.headers, &path).await {
+    let path = parts.uri.path();
+    match route(st, &method, &parts.headers, path).await {
         Ok(r) => r,
         Err(e) => {
             match &e {
@@ -130,7 +130,7 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
         PathError::Traversal => ApiError::BadRequest("path traversal is not allowed".into()),
         _ => ApiError::BadRequest("malformed path".into()),
     })?;
-    let mut segs: Vec<String> = p.segments().to_vec();
+    let mut segs: Vec<String> = p.into_segments();
     // Azure Media Services: /{locator}/{name}.ism/...
     if segs.len() >= 3 && segs[1].to_ascii_lowercase().ends_with(".ism") {
         if let Some(target) = st.locators.get(&segs[0]) {

@@ -50,6 +50,11 @@ impl AssetPath {
         Ok(AssetPath { segments })
     }
 
+    /// Takes the segments.
+    pub fn into_segments(self) -> Vec<String> {
+        self.segments
+    }
+
     /// The segments.
     pub fn segments(&self) -> &[String] {
         &self.segments
