@@ -198,17 +198,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
             let body = loaded.manifest(ManifestSlot::MediaTs(ti), |_| manifest::hls::write_media(track, manifest::hls::TS));
             Ok(manifest_response(st, method, headers, &loaded, body, HLS_TYPE))
         }
-        "init.mp4" => Ok(respond(
-            method,
-            headers,
-            Representation {
-                parts: vec![track.track().init.clone()],
-                content_type: mime,
-                etag: etag(&info.identity(), path),
-                last_modified: http_date(info.last_modified),
-                cache_control: st.seg_cc.clone(),
-            },
-        )),
+        "init.mp4" => Ok(segment_response(st, method, headers, vec![track.track().init.clone()], mime, &info.identity(), path, info.last_modified)),
         _ => {
             let (stem, is_ts) = match (last.strip_suffix(".m4s"), last.strip_suffix(".ts")) {
                 (Some(d), _) => (d, false),
@@ -232,17 +222,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
             } else {
                 (fmp4::write_segment(&frags, &data, start).map_err(|e| content(&track.file, e))?.parts, mime, info.identity())
             };
-            Ok(respond(
-                method,
-                headers,
-                Representation {
-                    parts,
-                    content_type,
-                    etag: etag(&identity, path),
-                    last_modified: http_date(info.last_modified),
-                    cache_control: st.seg_cc.clone(),
-                },
-            ))
+            Ok(segment_response(st, method, headers, parts, content_type, &identity, path, info.last_modified))
         }
     }
 }
@@ -299,17 +279,28 @@ async fn smooth_fragment(st: &AppState, method: &Method, headers: &http::HeaderM
     let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
     let frags = fmp4::read_segment(track, seg, &data, start).map_err(content)?;
     let body = smooth::write_fragment(&frags, &data, start, track, smooth::delay(&loaded.asset, track)).map_err(content)?;
-    Ok(respond(
+    let mime = if track.kind() == TrackKind::Video { "video/mp4" } else { "audio/mp4" };
+    Ok(segment_response(st, method, headers, body.parts, mime, &info.identity(), path, info.last_modified))
+}
+
+/// A segment-like response (init, media segment, fragment): long cache lifetime, ETag from the
+/// source identity and the request path.
+#[allow(clippy::too_many_arguments)]
+fn segment_response(
+    st: &AppState,
+    method: &Method,
+    headers: &http::HeaderMap,
+    parts: Vec<Bytes>,
+    content_type: &'static str,
+    identity: &str,
+    path: &str,
+    modified: std::time::SystemTime,
+) -> Response {
+    respond(
         method,
         headers,
-        Representation {
-            parts: body.parts,
-            content_type: if track.kind() == TrackKind::Video { "video/mp4" } else { "audio/mp4" },
-            etag: etag(&info.identity(), path),
-            last_modified: http_date(info.last_modified),
-            cache_control: st.seg_cc.clone(),
-        },
-    ))
+        Representation { parts, content_type, etag: etag(identity, path), last_modified: http_date(modified), cache_control: st.seg_cc.clone() },
+    )
 }
 
 /// Builds TS segment `num` of `track`: a video segment gets the asset's default audio muxed
