@@ -92,7 +92,7 @@ impl<'a> Iterator for BoxIter<'a> {
 }
 
 /// Finds the first child box of type `typ` among the boxes in `buf`; its body.
-pub fn find<'a>(buf: &'a [u8], typ: FourCC) -> Result<Option<&'a [u8]>> {
+pub fn find(buf: &[u8], typ: FourCC) -> Result<Option<&[u8]>> {
     for item in BoxIter::new(buf) {
         let (h, body) = item?;
         if h.typ == typ {
@@ -103,7 +103,7 @@ pub fn find<'a>(buf: &'a [u8], typ: FourCC) -> Result<Option<&'a [u8]>> {
 }
 
 /// Like [`find`] but the box is required.
-pub fn require<'a>(buf: &'a [u8], typ: FourCC) -> Result<&'a [u8]> {
+pub fn require(buf: &[u8], typ: FourCC) -> Result<&[u8]> {
     find(buf, typ)?.ok_or(Error::Missing(typ))
 }
 
