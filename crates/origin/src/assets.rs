@@ -27,6 +27,8 @@ pub struct Loaded {
     pub identity: String,
     /// Per file name: storage metadata.
     pub files: HashMap<String, ObjectInfo>,
+    /// File name of its server manifest (`.ism`), if it has one.
+    pub ism_name: Option<String>,
     /// Newest modification time of its files.
     pub last_modified: SystemTime,
     /// `last_modified` as a header value.
@@ -165,6 +167,7 @@ impl Assets {
             asset,
             identity,
             files: tracks.into_iter().collect(),
+            ism_name: ism_file.as_ref().and_then(|o| o.path.rsplit('/').next().map(str::to_string)),
             last_modified,
             last_modified_header: crate::respond::http_date(last_modified),
             manifests: (0..slots).map(|_| OnceLock::new()).collect(),

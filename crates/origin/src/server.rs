@@ -134,6 +134,11 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
     // Azure Media Services: /{locator}/{name}.ism/...
     if segs.len() >= 3 && segs[1].to_ascii_lowercase().ends_with(".ism") {
         if let Some(target) = st.locators.get(&segs[0]) {
+            // As in AMS, the `.ism` name must be the asset's server manifest, when it has one.
+            let loaded = st.assets.get(target).await?;
+            if loaded.ism_name.as_deref().is_some_and(|n| !n.eq_ignore_ascii_case(&segs[1])) {
+                return Err(ApiError::NotFound(format!("no server manifest '{}' under this locator", segs[1])));
+            }
             let asset: Vec<String> = target.split('/').map(str::to_string).collect();
             match ams::parse(&segs).map_err(|e| ApiError::BadRequest(e.to_string()))? {
                 Some(req) => return ams_route(st, method, headers, path, &asset.join("/"), req).await,

@@ -229,6 +229,7 @@ async fn smooth_and_ams_forms_serve_the_same_bytes() {
     }
     assert_eq!(get(&st, &format!("/demo/QualityLevels({bitrate})/Fragments(video=1)")).await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&st, "/unknown-locator/demo.ism/manifest").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&st, "/3f2a9c1e-0000-4000-8000-000000000001/other.ism/manifest").await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
