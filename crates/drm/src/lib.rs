@@ -1,0 +1,36 @@
+//! Content keys and DRM signalling for sealcast: pure code, no IO, no clock.
+//!
+//! * [`kid`], [`key`]: KIDs in their spellings (GUID, hex, PlayReady byte order) and
+//!   content keys whose `Debug` never shows key bytes.
+//! * [`groups`]: which key encrypts which track (audio + SD/HD/UHD1/UHD2 groups).
+//! * [`pssh`], [`widevine`], [`playready`], [`clearkey`]: `pssh` boxes and the system
+//!   data inside them (Widevine protobuf, PlayReady Object, W3C Common).
+//! * [`dash`], [`hls`], [`smooth`]: the strings manifest writers embed
+//!   (`ContentProtection`, `#EXT-X-KEY`/`#EXT-X-SESSION-KEY`, `<Protection>`).
+//! * [`cpix`]: DASH-IF CPIX 2.3 documents with clear keys, including usage rules.
+//! * [`clearkey`]: the W3C ClearKey licence request/response JSON.
+//!
+//! Everything that reads outside input (CPIX XML, licence requests, `pssh` boxes) is
+//! bounded and returns [`Error`] rather than panicking.
+
+#![deny(missing_docs)]
+
+pub mod clearkey;
+pub mod cpix;
+pub mod dash;
+pub mod error;
+pub mod groups;
+pub mod hls;
+pub mod key;
+pub mod kid;
+pub mod playready;
+pub mod pssh;
+pub mod smooth;
+pub mod widevine;
+mod xml;
+
+pub use error::{Error, Result};
+pub use groups::{assign_keys, QualityGroup, TrackDesc, TrackKind};
+pub use key::{ContentKey, KeyBytes, KeyKind, Scheme};
+pub use kid::{Kid, SystemId};
+pub use pssh::PsshBox;
