@@ -26,6 +26,12 @@ pub struct Config {
     pub cache: CacheConfig,
     /// `Cache-Control` values sent to players and CDNs.
     pub cache_control: CacheControlConfig,
+    /// The catalog (policies and keys): a TOML file or a folder of them. Without one, no asset
+    /// has a policy.
+    pub catalog: Option<PathBuf>,
+    /// Serve assets that have no policy in clear. With it off, only assets the catalog lists
+    /// are served at all.
+    pub allow_clear_without_policy: bool,
     /// Azure Media Services locators: locator ID (the first path segment of
     /// `/{locator}/{name}.ism/manifest`) to asset path under the root. Until the management
     /// API exists, this is how AMS URLs find their asset.
@@ -77,6 +83,8 @@ impl Default for Config {
             cache: CacheConfig::default(),
             cache_control: CacheControlConfig::default(),
             locators: Default::default(),
+            catalog: None,
+            allow_clear_without_policy: true,
         }
     }
 }
@@ -146,6 +154,13 @@ mod tests {
     fn example_config_parses() {
         let c: Config = toml::from_str(include_str!("../../../deploy/sealcast.example.toml")).unwrap();
         assert_eq!(c.segment_duration_ms, 2000);
+    }
+
+    #[test]
+    fn example_catalog_loads() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/catalog.example.toml");
+        let c = crate::catalog::TomlCatalog::load(&p).unwrap();
+        assert_eq!(c.len(), 2);
     }
 
     #[test]

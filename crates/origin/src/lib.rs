@@ -4,6 +4,7 @@
 pub mod ams;
 pub mod assets;
 pub mod body;
+pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod inspect;

@@ -89,6 +89,22 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     use std::io::Write;
     let _ = std::io::stdout().flush();
     tracing::info!(root = %cfg.root.display(), %addr, "serving");
+    #[cfg(unix)]
+    if let Some(path) = cfg.catalog.clone() {
+        // SIGHUP reloads the catalog; a catalog that fails validation leaves the current one
+        // in force. Requests in flight keep the snapshot they started with.
+        let state = state.clone();
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                let Some(cat) = state.toml_catalog.as_ref() else { continue };
+                match cat.reload() {
+                    Ok(n) => tracing::info!(catalog = %path.display(), assets = n, "catalog reloaded"),
+                    Err(e) => tracing::error!(catalog = %path.display(), error = %format!("{e:#}"), "catalog reload failed; keeping the previous one"),
+                }
+            }
+        });
+    }
     server::run(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -24,6 +24,7 @@ use sealcast_storage::{AssetPath, PathError, Store};
 
 use crate::ams;
 use crate::assets::{Assets, Loaded, ManifestSlot};
+use crate::catalog::{Catalog, Delivery, NoCatalog, TomlCatalog};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::respond::{etag, http_date, respond, Representation};
@@ -35,21 +36,47 @@ pub struct AppState {
     seg_cc: HeaderValue,
     manifest_cc: HeaderValue,
     locators: std::collections::BTreeMap<String, String>,
+    /// Policies and keys.
+    pub catalog: Arc<dyn Catalog>,
+    /// The TOML catalog, when that is what `catalog` is (for reloads).
+    pub toml_catalog: Option<Arc<TomlCatalog>>,
+    allow_clear: bool,
+}
+
+/// Which protocol a request serves, for the delivery policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    Dash,
+    Hls,
+    Smooth,
+    /// fMP4/CMAF init and media segments: shared by DASH and HLS-fMP4.
+    Cmaf,
 }
 
 impl AppState {
     /// State from a validated configuration.
     pub fn new(cfg: &Config) -> anyhow::Result<Arc<AppState>> {
+        let toml = cfg.catalog.as_ref().map(|p| TomlCatalog::load(p).map(Arc::new)).transpose()?;
+        let catalog: Arc<dyn Catalog> = match &toml {
+            Some(t) => t.clone(),
+            None => Arc::new(NoCatalog),
+        };
         let mode = match cfg.local_read {
             crate::config::LocalReadMode::Pread => sealcast_storage::LocalRead::Pread,
             crate::config::LocalReadMode::Mmap => sealcast_storage::LocalRead::Mmap,
         };
         let store = Store::local_with(&cfg.root, mode)?;
-        Ok(Self::with_store(cfg, store))
+        Ok(Self::with_parts(cfg, store, catalog, toml))
     }
 
     /// State over a given store (tests use a temp dir or an in-memory store).
     pub fn with_store(cfg: &Config, store: Store) -> Arc<AppState> {
+        Self::with_parts(cfg, store, Arc::new(NoCatalog), None)
+    }
+
+    /// State over a given store and catalog (`toml`: the same catalog when it is the TOML one,
+    /// so `SIGHUP` can reload it).
+    pub fn with_parts(cfg: &Config, store: Store, catalog: Arc<dyn Catalog>, toml: Option<Arc<TomlCatalog>>) -> Arc<AppState> {
         let assets = Assets::new(
             store,
             PackageOptions { segment_target_ms: cfg.segment_duration_ms },
@@ -63,6 +90,9 @@ impl AppState {
             seg_cc: HeaderValue::from_str(&cfg.cache_control.segments).expect("validated at start-up"),
             manifest_cc: HeaderValue::from_str(&cfg.cache_control.manifests).expect("validated at start-up"),
             locators: cfg.locators.clone(),
+            catalog,
+            toml_catalog: toml,
+            allow_clear: cfg.allow_clear_without_policy,
         })
     }
 }
@@ -180,7 +210,14 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
     if n < 3 {
         return Err(ApiError::NotFound(format!("no route for '{path}'")));
     }
-    let loaded = st.assets.get(&join(0..n - 2)).await?;
+    let asset_path = join(0..n - 2);
+    let proto = match last {
+        "index.m3u8" | "ts.m3u8" => Proto::Hls,
+        l if l.ends_with(".ts") => Proto::Hls,
+        _ => Proto::Cmaf,
+    };
+    check_clear(st, &asset_path, proto)?;
+    let loaded = st.assets.get(&asset_path).await?;
     let tname = &segs[n - 2];
     let (ti, track) = loaded
         .asset
@@ -232,11 +269,37 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
     }
 }
 
+/// Refuses clear output where the asset's policy asks for encryption (encrypted output is
+/// not wired to the routes yet), and assets without a policy unless clear is allowed: an
+/// asset is never served clear by mistake.
+fn check_clear(st: &AppState, asset: &str, proto: Proto) -> Result<(), ApiError> {
+    let Some(p) = st.catalog.policy(asset) else {
+        return if st.allow_clear { Ok(()) } else { Err(ApiError::Forbidden(format!("asset '{asset}' has no delivery policy"))) };
+    };
+    let clear = match proto {
+        Proto::Dash => p.dash == Delivery::NoDynamicEncryption,
+        Proto::Hls => p.hls == Delivery::NoDynamicEncryption,
+        Proto::Smooth => p.smooth == Delivery::NoDynamicEncryption,
+        Proto::Cmaf => p.dash == Delivery::NoDynamicEncryption || p.hls == Delivery::NoDynamicEncryption,
+    };
+    if clear {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!("the delivery policy of '{asset}' requires encryption for {proto:?}, which this server does not produce yet")))
+    }
+}
+
 const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
 const SMOOTH_TYPE: &str = "application/vnd.ms-sstr+xml";
 
 /// Serves one of the asset-level manifests from the asset's manifest cache.
 async fn manifest_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, slot: ManifestSlot) -> Result<Response, ApiError> {
+    let proto = match slot {
+        ManifestSlot::Mpd => Proto::Dash,
+        ManifestSlot::Smooth => Proto::Smooth,
+        _ => Proto::Hls,
+    };
+    check_clear(st, asset, proto)?;
     let loaded = st.assets.get(asset).await?;
     let (ct, build): (&'static str, fn(&sealcast_package::Asset) -> String) = match slot {
         ManifestSlot::Mpd => ("application/dash+xml", manifest::dash::write_mpd),
@@ -276,6 +339,7 @@ async fn ams_route(st: &AppState, method: &Method, headers: &http::HeaderMap, pa
 /// A Smooth Streaming fragment: the chunk at `time` of the quality level `bitrate` of `stream`.
 #[allow(clippy::too_many_arguments)]
 async fn smooth_fragment(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, stream: &str, bitrate: u32, time: u64) -> Result<Response, ApiError> {
+    check_clear(st, asset, Proto::Smooth)?;
     let loaded = st.assets.get(asset).await?;
     let (track, seg) = smooth::find_fragment(&loaded.asset, stream, bitrate, time).ok_or_else(|| ApiError::NotFound(format!("fragment {stream}={time} at {bitrate}")))?;
     let info = loaded.files.get(&track.file).ok_or_else(|| ApiError::NotFound(track.file.clone()))?;

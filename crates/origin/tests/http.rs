@@ -246,3 +246,45 @@ async fn mmap_reads_serve_identical_bytes() {
         assert_eq!(h1[header::ETAG], h2[header::ETAG]);
     }
 }
+
+#[tokio::test]
+async fn delivery_policy_never_serves_clear_by_mistake() {
+    use sealcast_origin::catalog::TomlCatalog;
+    let dir = std::env::temp_dir().join(format!("sealcast-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cat = dir.join("catalog.toml");
+    std::fs::write(
+        &cat,
+        r#"
+[[asset]]
+path = "demo"
+dash = "DynamicCommonEncryption"
+keys = [{ kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" }]
+
+[[asset]]
+path = "hevc"
+dash = "DynamicCommonEncryption"
+hls = "DynamicCommonEncryption"
+smooth = "DynamicCommonEncryption"
+keys = [{ kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" }]
+"#,
+    )
+    .unwrap();
+    let fx = sealcast_testkit::fixtures_dir();
+    let cfg = Config { root: fx.clone(), allow_clear_without_policy: false, catalog: Some(cat.clone()), ..Config::default() };
+    let toml = std::sync::Arc::new(TomlCatalog::load(&cat).unwrap());
+    let st = AppState::with_parts(&cfg, Store::local(&fx).unwrap(), toml.clone(), Some(toml));
+    // demo: DASH must be encrypted, HLS is clear, so the shared CMAF segments stay available.
+    assert_eq!(get(&st, "/demo/manifest.mpd").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(get(&st, "/demo/master.m3u8").await.0, StatusCode::OK);
+    assert_eq!(get(&st, "/demo/video_180p/1.m4s").await.0, StatusCode::OK);
+    // hevc: everything encrypted, so nothing clear.
+    for uri in ["/hevc/manifest.mpd", "/hevc/master.m3u8", "/hevc/master-ts.m3u8", "/hevc/Manifest", "/hevc/video/init.mp4", "/hevc/video/1.m4s", "/hevc/video/1.ts", "/hevc/video/index.m3u8"] {
+        let (s, _, b) = get(&st, uri).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{uri}");
+        assert!(String::from_utf8(b).unwrap().contains("forbidden"));
+    }
+    // multi has no policy and clear-without-policy is off.
+    assert_eq!(get(&st, "/multi/manifest.mpd").await.0, StatusCode::FORBIDDEN);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,0 +1,332 @@
+//! The catalog: per asset, a delivery policy (what each protocol gets: clear, `cenc` or
+//! `cbcs`), the content keys and the license URLs players are pointed at.
+//!
+//! Until the management API and its database exist, a TOML file (or a folder of them) is the
+//! catalog. It is validated whole at start-up and on `SIGHUP`; a reload that fails validation
+//! keeps the previous catalog and says why. Everything behind [`Catalog`], so a database-backed
+//! catalog drops in without touching the request path.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+use sealcast_drm::{ContentKey, Kid, KeyKind};
+
+/// What one protocol gets (Azure Media Services' AssetDeliveryPolicy types).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+pub enum Delivery {
+    /// Served clear.
+    #[default]
+    NoDynamicEncryption,
+    /// Common Encryption, `cenc` (AES-CTR).
+    DynamicCommonEncryption,
+    /// Common Encryption, `cbcs` (AES-CBC 1:9 pattern).
+    DynamicCommonEncryptionCbcs,
+}
+
+impl Delivery {
+    /// The key kind this delivery needs, if any.
+    pub fn key_kind(self) -> Option<KeyKind> {
+        match self {
+            Delivery::NoDynamicEncryption => None,
+            Delivery::DynamicCommonEncryption => Some(KeyKind::CommonEncryption),
+            Delivery::DynamicCommonEncryptionCbcs => Some(KeyKind::CommonEncryptionCbcs),
+        }
+    }
+}
+
+/// Where players get licenses and keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LicenseUrls {
+    /// Widevine license server.
+    pub widevine: Option<String>,
+    /// PlayReady LA_URL.
+    pub playready: Option<String>,
+    /// ClearKey license server (signalled as `dashif:Laurl`).
+    pub clearkey: Option<String>,
+    /// FairPlay key URI (`skd://…`).
+    pub fairplay: Option<String>,
+}
+
+/// One asset's policy and keys, validated.
+#[derive(Debug)]
+pub struct AssetPolicy {
+    /// DASH delivery.
+    pub dash: Delivery,
+    /// HLS delivery.
+    pub hls: Delivery,
+    /// Smooth Streaming delivery.
+    pub smooth: Delivery,
+    /// Seconds served clear at the start of each track.
+    pub clear_lead_secs: u32,
+    /// License URLs.
+    pub license: LicenseUrls,
+    /// Content keys, in catalog order (the order key-group assignment follows).
+    pub keys: Vec<ContentKey>,
+}
+
+impl AssetPolicy {
+    /// The keys usable for `delivery`, in catalog order.
+    pub fn keys_for(&self, delivery: Delivery) -> Vec<&ContentKey> {
+        match delivery.key_kind() {
+            Some(k) => self.keys.iter().filter(|c| c.kind() == k).collect(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Source of policies. Implementations must be cheap to query on every request.
+pub trait Catalog: Send + Sync {
+    /// The policy of the asset at `path` (under the storage root), if it has one.
+    fn policy(&self, path: &str) -> Option<Arc<AssetPolicy>>;
+}
+
+/// A catalog with no policies: every asset is clear (the embedded default).
+pub struct NoCatalog;
+
+impl Catalog for NoCatalog {
+    fn policy(&self, _: &str) -> Option<Arc<AssetPolicy>> {
+        None
+    }
+}
+
+/// The TOML catalog (a file, or every `*.toml` in a folder).
+pub struct TomlCatalog {
+    source: PathBuf,
+    current: RwLock<Arc<HashMap<String, Arc<AssetPolicy>>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileToml {
+    #[serde(default, rename = "asset")]
+    assets: Vec<AssetToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssetToml {
+    path: String,
+    #[serde(default)]
+    dash: Delivery,
+    #[serde(default)]
+    hls: Delivery,
+    #[serde(default)]
+    smooth: Delivery,
+    #[serde(default)]
+    clear_lead_secs: u32,
+    #[serde(default)]
+    license: LicenseUrls,
+    #[serde(default)]
+    keys: Vec<KeyToml>,
+    /// A CPIX 2.3 document (path relative to the catalog file) supplying the keys.
+    cpix: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyToml {
+    kid: String,
+    /// Hex (32 digits).
+    key: String,
+    #[serde(default = "default_kind")]
+    kind: KindToml,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+enum KindToml {
+    CommonEncryption,
+    CommonEncryptionCbcs,
+}
+
+fn default_kind() -> KindToml {
+    KindToml::CommonEncryption
+}
+
+impl TomlCatalog {
+    /// Loads and validates the catalog at `source`.
+    pub fn load(source: &Path) -> anyhow::Result<TomlCatalog> {
+        let map = load_all(source)?;
+        Ok(TomlCatalog { source: source.to_path_buf(), current: RwLock::new(Arc::new(map)) })
+    }
+
+    /// Loads the catalog again; on any error the current one stays in force.
+    pub fn reload(&self) -> anyhow::Result<usize> {
+        let map = load_all(&self.source)?;
+        let n = map.len();
+        // A poisoned lock only means a panic elsewhere while swapping an Arc; the data is whole.
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
+        Ok(n)
+    }
+
+    /// Number of assets with a policy.
+    pub fn len(&self) -> usize {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no asset has a policy.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Catalog for TomlCatalog {
+    fn policy(&self, path: &str) -> Option<Arc<AssetPolicy>> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).get(path).cloned()
+    }
+}
+
+fn load_all(source: &Path) -> anyhow::Result<HashMap<String, Arc<AssetPolicy>>> {
+    let files: Vec<PathBuf> = if source.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(source)
+            .with_context(|| format!("reading catalog folder {}", source.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![source.to_path_buf()]
+    };
+    let mut out = HashMap::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).with_context(|| format!("reading catalog {}", f.display()))?;
+        let parsed: FileToml = toml::from_str(&text).with_context(|| format!("parsing catalog {}", f.display()))?;
+        let dir = f.parent().unwrap_or(Path::new("."));
+        for a in parsed.assets {
+            let path = a.path.clone();
+            let policy = validate(a, dir).with_context(|| format!("catalog {}: asset '{path}'", f.display()))?;
+            if out.insert(path.clone(), Arc::new(policy)).is_some() {
+                bail!("catalog {}: asset '{path}' is listed twice", f.display());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn validate(a: AssetToml, dir: &Path) -> anyhow::Result<AssetPolicy> {
+    if sealcast_storage::AssetPath::parse(&format!("/{}", a.path)).is_err() {
+        bail!("path must be a plain folder path under the storage root");
+    }
+    let mut keys = Vec::new();
+    for k in &a.keys {
+        let kid = Kid::parse(&k.kid).map_err(|e| anyhow::anyhow!("kid '{}': {e}", k.kid))?;
+        let bytes = hex(&k.key).ok_or_else(|| anyhow::anyhow!("key of {kid}: expected 32 hex digits"))?;
+        let kind = match k.kind {
+            KindToml::CommonEncryption => KeyKind::CommonEncryption,
+            KindToml::CommonEncryptionCbcs => KeyKind::CommonEncryptionCbcs,
+        };
+        keys.push(ContentKey::new(kid, kind, &bytes).map_err(|e| anyhow::anyhow!("key of {kid}: {e}"))?);
+    }
+    if let Some(cpix) = &a.cpix {
+        if !keys.is_empty() {
+            bail!("give keys either inline or in a CPIX document, not both");
+        }
+        let p = dir.join(cpix);
+        let xml = std::fs::read(&p).with_context(|| format!("reading CPIX {}", p.display()))?;
+        // The CPIX document's per-key scheme decides the kind; the policy's DASH scheme
+        // (else cenc) is the default for keys that do not say.
+        let default_kind = [a.dash, a.hls, a.smooth].iter().find_map(|d| d.key_kind()).unwrap_or(KeyKind::CommonEncryption);
+        let doc = sealcast_drm::cpix::parse_cpix(&xml, default_kind).map_err(|e| anyhow::anyhow!("CPIX {}: {e}", p.display()))?;
+        keys = doc.keys.into_iter().map(|k| k.key).collect();
+    }
+    let mut seen = std::collections::HashSet::new();
+    for k in &keys {
+        if !seen.insert((k.kid(), k.kind())) {
+            bail!("key {} is listed twice", k.kid());
+        }
+    }
+    for (proto, d) in [("dash", a.dash), ("hls", a.hls), ("smooth", a.smooth)] {
+        if let Some(kind) = d.key_kind() {
+            if !keys.iter().any(|k| k.kind() == kind) {
+                bail!("{proto} uses {d:?} but no {kind} key is given");
+            }
+        }
+    }
+    for (name, url) in [("widevine", &a.license.widevine), ("playready", &a.license.playready), ("clearkey", &a.license.clearkey), ("fairplay", &a.license.fairplay)] {
+        if let Some(u) = url {
+            if u.is_empty() || u.chars().any(|c| c.is_control() || c == '"' || c == '<' || c == '>') {
+                bail!("license.{name} is not a usable URL");
+            }
+        }
+    }
+    Ok(AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys })
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..16).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const GOOD: &str = r#"
+[[asset]]
+path = "vod/movie"
+dash = "DynamicCommonEncryption"
+hls = "DynamicCommonEncryptionCbcs"
+license = { clearkey = "https://keys.example/clearkey" }
+keys = [
+  { kid = "abba271e-8bcf-552b-bd2e-86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
+  { kid = "abba271e8bcf552bbd2e86a434a9a5da", key = "69eaa802a6763af979e8d1940fb88393", kind = "CommonEncryptionCbcs" },
+]
+"#;
+
+    #[test]
+    fn loads_validates_and_reloads() {
+        let dir = std::env::temp_dir().join(format!("sealcast-catalog-{}", std::process::id()));
+        let p = write(&dir, "c.toml", GOOD);
+        let c = TomlCatalog::load(&p).unwrap();
+        let pol = c.policy("vod/movie").unwrap();
+        assert_eq!((pol.dash, pol.hls, pol.smooth), (Delivery::DynamicCommonEncryption, Delivery::DynamicCommonEncryptionCbcs, Delivery::NoDynamicEncryption));
+        assert_eq!(pol.keys_for(Delivery::DynamicCommonEncryption).len(), 1);
+        assert!(c.policy("other").is_none());
+        // Keys never show in debug output.
+        assert!(!format!("{pol:?}").contains("69eaa802"));
+        // A broken reload keeps the old catalog.
+        write(&dir, "c.toml", "[[asset]]\npath = \"vod/movie\"\ndash = \"DynamicCommonEncryption\"\n");
+        assert!(c.reload().is_err());
+        assert!(c.policy("vod/movie").is_some());
+        // A folder of files works too.
+        write(&dir, "c.toml", GOOD);
+        write(&dir, "d.toml", "[[asset]]\npath = \"clear/one\"\n");
+        let f = TomlCatalog::load(&dir).unwrap();
+        assert_eq!(f.len(), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_bad_catalogs() {
+        let dir = std::env::temp_dir().join(format!("sealcast-catalog-bad-{}", std::process::id()));
+        for (bad, why) in [
+            ("[[asset]]\npath = \"../x\"\n", "path"),
+            ("[[asset]]\npath = \"a\"\nhls = \"DynamicCommonEncryptionCbcs\"\nkeys = [{ kid = \"abba271e8bcf552bbd2e86a434a9a5d9\", key = \"69eaa802a6763af979e8d1940fb88392\" }]\n", "no cbcs key"),
+            ("[[asset]]\npath = \"a\"\nkeys = [{ kid = \"nope\", key = \"69eaa802a6763af979e8d1940fb88392\" }]\n", "kid"),
+            ("[[asset]]\npath = \"a\"\nkeys = [{ kid = \"abba271e8bcf552bbd2e86a434a9a5d9\", key = \"69ea\" }]\n", "short key"),
+            ("[[asset]]\npath = \"a\"\nbogus = 1\n", "unknown field"),
+            ("[[asset]]\npath = \"a\"\n[[asset]]\npath = \"a\"\n", "duplicate"),
+            ("[[asset]]\npath = \"a\"\ndash = \"Rot13\"\n", "unknown delivery"),
+            ("[[asset]]\npath = \"a\"\nlicense = { clearkey = \"x\\\"y\" }\n", "bad url"),
+        ] {
+            let p = write(&dir, "c.toml", bad);
+            let e = TomlCatalog::load(&p).err().unwrap_or_else(|| panic!("{why}: accepted"));
+            assert!(!format!("{e:#}").contains("69eaa802"), "{why}: key leaked into the error");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
