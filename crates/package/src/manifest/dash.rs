@@ -9,8 +9,36 @@ use crate::lang::bcp47;
 use crate::manifest::{frame_rate_str, iso_duration};
 use crate::track::TrackKind;
 
+/// How one track is protected in an MPD: its `ContentProtection` elements, the key it is
+/// encrypted with (tracks only share an AdaptationSet when they share a key), and the path
+/// segment its encrypted init and media segments live under (`cenc`, `cbcs`).
+#[derive(Debug, Clone)]
+pub struct TrackSignal {
+    /// `ContentProtection` elements, ready to embed.
+    pub content_protection: String,
+    /// Default KID (hex), for grouping.
+    pub kid: String,
+    /// Path segment between the track name and the segment name.
+    pub path: &'static str,
+}
+
+/// Protection for a whole MPD: extra namespace declarations for the root, and per track (in
+/// asset order) its signalling.
+#[derive(Debug, Clone, Default)]
+pub struct DashProtection {
+    /// `(prefix, uri)` pairs declared on the root element.
+    pub namespaces: Vec<(&'static str, &'static str)>,
+    /// Per asset track.
+    pub tracks: Vec<TrackSignal>,
+}
+
 /// Writes the MPD of `asset`.
 pub fn write_mpd(asset: &Asset) -> String {
+    write_mpd_with(asset, None)
+}
+
+/// Writes the MPD of `asset`, encrypted as `prot` describes when given.
+pub fn write_mpd_with(asset: &Asset, prot: Option<&DashProtection>) -> String {
     let mut s = String::with_capacity(4096);
     let dur = iso_duration(asset.duration_secs());
     let max_seg = asset
@@ -20,15 +48,21 @@ pub fn write_mpd(asset: &Asset) -> String {
         .fold(1.0, f64::max);
     let _ = write!(
         s,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:schemaLocation=\"urn:mpeg:dash:schema:mpd:2011 DASH-MPD.xsd\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" type=\"static\" mediaPresentationDuration=\"{dur}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">\n  <Period id=\"0\" start=\"PT0S\">\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"{} xsi:schemaLocation=\"urn:mpeg:dash:schema:mpd:2011 DASH-MPD.xsd\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" type=\"static\" mediaPresentationDuration=\"{dur}\" maxSegmentDuration=\"{}\" minBufferTime=\"{}\">\n  <Period id=\"0\" start=\"PT0S\">\n",
+        prot.map(|p| p.namespaces.iter().map(|(k, v)| format!(" xmlns:{k}=\"{v}\"")).collect::<String>()).unwrap_or_default(),
         iso_duration(max_seg),
         iso_duration(max_seg),
     );
+    let signal = |t: &AssetTrack| -> Option<&TrackSignal> {
+        let i = asset.tracks.iter().position(|x| std::ptr::eq(x, t))?;
+        prot.and_then(|p| p.tracks.get(i))
+    };
     // Group tracks into adaptation sets: (kind, language, codec family), in asset order.
     let mut groups: Vec<(TrackKind, Option<String>, Vec<&AssetTrack>)> = Vec::new();
     for t in &asset.tracks {
         let lang = t.language.clone();
-        match groups.iter_mut().find(|g| g.0 == t.kind() && g.1 == lang && g.2[0].track().info.fourcc == t.track().info.fourcc) {
+        let kid = signal(t).map(|s| s.kid.as_str());
+        match groups.iter_mut().find(|g| g.0 == t.kind() && g.1 == lang && g.2[0].track().info.fourcc == t.track().info.fourcc && signal(g.2[0]).map(|s| s.kid.as_str()) == kid) {
             Some(g) => g.2.push(t),
             None => groups.push((t.kind(), lang, vec![t])),
         }
@@ -48,12 +82,19 @@ pub fn write_mpd(asset: &Asset) -> String {
             }
         }
         s.push_str(">\n");
+        // ContentProtection precedes Role in the schema's element order.
+        if let Some(sig) = signal(tracks[0]) {
+            s.push_str(&sig.content_protection);
+            if !sig.content_protection.ends_with('\n') {
+                s.push('\n');
+            }
+        }
         if *kind == TrackKind::Audio {
             let role = if Some(lang.clone()) == first_audio_lang { "main" } else { "alternate" };
             let _ = writeln!(s, "      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{role}\"/>");
         }
         for t in tracks {
-            write_representation(&mut s, t);
+            write_representation(&mut s, t, signal(t).map_or("", |x| x.path));
         }
         s.push_str("    </AdaptationSet>\n");
     }
@@ -61,7 +102,7 @@ pub fn write_mpd(asset: &Asset) -> String {
     s
 }
 
-fn write_representation(s: &mut String, t: &AssetTrack) {
+fn write_representation(s: &mut String, t: &AssetTrack, sub: &str) {
     let i = &t.track().info;
     let _ = write!(s, "      <Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\"", t.name, t.bandwidth, i.codec_string);
     match i.kind {
@@ -86,7 +127,7 @@ fn write_representation(s: &mut String, t: &AssetTrack) {
         "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" initialization=\"{n}/init.mp4\" media=\"{n}/$Number$.m4s\" startNumber=\"1\">",
         i.timescale,
         i.media_time.max(0),
-        n = t.name
+        n = if sub.is_empty() { t.name.clone() } else { format!("{}/{sub}", t.name) }
     );
     s.push_str("          <SegmentTimeline>\n");
     // Presentation times are made contiguous: each S lasts until the next one starts.
