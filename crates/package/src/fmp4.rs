@@ -8,6 +8,8 @@ use sealcast_isobmff::trun::flags::DATA_OFFSET;
 use sealcast_isobmff::writer::Put;
 use sealcast_isobmff::{ftyp::Ftyp, mfhd::Mfhd, tfdt::Tfdt, tfhd::Tfhd, write_box, Atom, BoxHeader, FourCC};
 
+use sealcast_cenc::boxes::Senc;
+
 use crate::asset::AssetTrack;
 use crate::error::{At, Error, Result};
 use crate::fragment::{read_track_fragment, TrackFragment};
@@ -88,15 +90,22 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
 
 /// Writes a CMAF media segment from the fragments [`read_segment`] returned.
 pub fn write_segment(frags: &[SourceFragment], data: &Bytes, data_offset: u64) -> Result<Chunks> {
+    write_segment_with(frags, data, data_offset, &[])
+}
+
+/// [`write_segment`], with the `senc` of each fragment when the samples in `data` were
+/// encrypted (`saiz`, `saio` and `senc` end each `traf`; `None` or a missing entry: clear).
+pub(crate) fn write_segment_with(frags: &[SourceFragment], data: &Bytes, data_offset: u64, sencs: &[Option<Senc>]) -> Result<Chunks> {
     let mut body = Chunks::default();
     let mut head = Vec::with_capacity(1024);
     // Same body as ftyp, written under the 'styp' type.
     write_box(&mut head, STYP, |o| styp().encode_body(o));
-    for sf in frags {
+    for (i, sf) in frags.iter().enumerate() {
         let tf = &sf.traf;
-        let moof = build_moof(sf, 0);
+        let senc = sencs.get(i).and_then(Option::as_ref);
+        let moof = build_moof(sf, 0, senc)?;
         // The trun offsets depend on the moof's own size: build once to measure, then again.
-        let moof = build_moof(sf, moof.len() as u64 + 8);
+        let moof = build_moof(sf, moof.len() as u64 + 8, senc)?;
         head.extend_from_slice(&moof);
         let media: u64 = tf.runs.iter().map(|r| r.data_len).sum();
         let mdat_size = u32::try_from(media + 8).map_err(|_| Error::Unsupported("fragment larger than 4 GiB".into()))?;
@@ -132,9 +141,10 @@ fn slice(data: &Bytes, data_offset: u64, (s, e): (u64, u64)) -> Result<Bytes> {
     Ok(data.slice(a..b))
 }
 
-fn build_moof(sf: &SourceFragment, first_data_offset: u64) -> Vec<u8> {
+fn build_moof(sf: &SourceFragment, first_data_offset: u64, senc: Option<&Senc>) -> Result<Vec<u8>> {
     let tf = &sf.traf;
-    let mut out = Vec::with_capacity(256 + tf.samples.len() * 16);
+    let mut out = Vec::with_capacity(256 + tf.samples.len() * if senc.is_some() { 40 } else { 16 });
+    let mut aux = Ok(());
     write_box(&mut out, MOOF, |o| {
         Mfhd { sequence_number: sf.sequence }.encode(o);
         write_box(o, TRAF, |o| {
@@ -151,7 +161,12 @@ fn build_moof(sf: &SourceFragment, first_data_offset: u64) -> Vec<u8> {
                 t.encode(o);
                 off += r.data_len;
             }
+            if let Some(senc) = senc {
+                // saio offsets count from the moof's first byte, which is the buffer's.
+                aux = sealcast_cenc::traf::write_aux_boxes(o, 0, senc);
+            }
         });
     });
-    out
+    aux.map_err(|e| Error::Unsupported(format!("track {}: {e}", tf.tfhd.track_id)))?;
+    Ok(out)
 }

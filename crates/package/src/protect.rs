@@ -1,0 +1,71 @@
+//! Common Encryption of CMAF output, per request: the samples of a segment are encrypted in
+//! place in the buffer read from storage (one pass, no second copy), and each `traf` gains
+//! `saiz`, `saio` and `senc`. The protection data ([`TrackProtection`]: key schedule, IV
+//! rule, sample layout) is built once per track and shared; everything here is per request.
+//!
+//! IVs (`cenc`) are indexed by each sample's absolute decode time, so a segment is encrypted
+//! the same way whichever node builds it and whatever came before it (see
+//! [`sealcast_cenc::iv`]).
+
+use bytes::{Bytes, BytesMut};
+use sealcast_cenc::boxes::Senc;
+use sealcast_cenc::{SampleFormat, SampleRange, TrackProtection};
+
+use crate::error::{Error, Result};
+use crate::fmp4::{write_segment_with, Chunks, SourceFragment};
+use crate::track::{CodecConfig, TrackInfo};
+
+/// How a track's samples are laid out for the encryptor: NAL units with their length size
+/// (H.264, HEVC) or whole samples (AAC).
+pub fn sample_format(info: &TrackInfo) -> SampleFormat {
+    match &info.config {
+        CodecConfig::Avc(c) => SampleFormat::Avc { nal_length_size: c.nal_length_size },
+        CodecConfig::Hevc(c) => SampleFormat::Hevc { nal_length_size: c.nal_length_size },
+        CodecConfig::Aac { .. } => SampleFormat::Whole,
+    }
+}
+
+/// Makes `data` writable: free when this is the only handle to the buffer (a fresh storage
+/// read), one copy otherwise (a shared or memory-mapped buffer).
+pub fn writable(data: Bytes) -> BytesMut {
+    data.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]))
+}
+
+/// Encrypts, in place, the samples of `frags` held in `buf` (the bytes read from file offset
+/// `data_offset`) and returns each fragment's `senc`. Fragments that start before
+/// `clear_until` (decode time, track timescale) stay clear and get `None`.
+///
+/// Nothing is written unless every sample of every fragment can be mapped: on error `buf` is
+/// unchanged for the fragment that failed (earlier fragments may be encrypted; callers drop
+/// the buffer on error).
+pub fn encrypt_fragments(frags: &[SourceFragment], buf: &mut [u8], data_offset: u64, p: &TrackProtection, clear_until: u64) -> Result<Vec<Option<Senc>>> {
+    let mut enc = p.encryptor();
+    let mut out = Vec::with_capacity(frags.len());
+    let mut ranges = Vec::new();
+    for sf in frags {
+        if sf.decode_time < clear_until {
+            out.push(None);
+            continue;
+        }
+        ranges.clear();
+        let mut t = sf.decode_time;
+        for s in &sf.traf.samples {
+            let offset = s.offset.checked_sub(data_offset).ok_or_else(|| Error::Read("sample before the read range".into()))?;
+            let offset = usize::try_from(offset).map_err(|_| Error::Read("sample offset too large".into()))?;
+            ranges.push(SampleRange { offset, len: s.size as usize, iv_index: t });
+            t = t.saturating_add(s.duration as u64);
+        }
+        let senc = enc.encrypt_samples(buf, &ranges).map_err(|e| Error::Unsupported(format!("track {}: encryption: {e}", sf.traf.tfhd.track_id)))?;
+        out.push(Some(senc));
+    }
+    Ok(out)
+}
+
+/// Writes a protected CMAF media segment: the samples of `frags` encrypted in place in
+/// `data` (the segment's source read, from file offset `data_offset`), `moof`s with
+/// `saiz`/`saio`/`senc`, and `mdat` payloads that are slices of the encrypted buffer.
+pub fn write_segment_encrypted(frags: &[SourceFragment], data: Bytes, data_offset: u64, p: &TrackProtection, clear_until: u64) -> Result<Chunks> {
+    let mut buf = writable(data);
+    let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, clear_until)?;
+    write_segment_with(frags, &buf.freeze(), data_offset, &sencs)
+}
