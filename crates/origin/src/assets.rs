@@ -35,6 +35,8 @@ pub struct Loaded {
     pub last_modified_header: http::HeaderValue,
     /// Cached manifests with their ETags, by kind and track.
     manifests: Vec<OnceLock<(Bytes, http::HeaderValue)>>,
+    /// Protection state under the asset's current policy (rebuilt when the policy changes).
+    pub(crate) crypto: std::sync::Mutex<Option<Arc<crate::protection::AssetCrypto>>>,
 }
 
 /// Which cached manifest.
@@ -171,6 +173,7 @@ impl Assets {
             last_modified,
             last_modified_header: crate::respond::http_date(last_modified),
             manifests: (0..slots).map(|_| OnceLock::new()).collect(),
+            crypto: std::sync::Mutex::new(None),
         }))
     }
 

@@ -8,5 +8,6 @@ pub mod catalog;
 pub mod config;
 pub mod error;
 pub mod inspect;
+pub mod protection;
 pub mod respond;
 pub mod server;

@@ -24,7 +24,10 @@ use sealcast_storage::{AssetPath, PathError, Store};
 
 use crate::ams;
 use crate::assets::{Assets, Loaded, ManifestSlot};
-use crate::catalog::{Catalog, Delivery, NoCatalog, TomlCatalog};
+use crate::catalog::{AssetPolicy, Catalog, Delivery, NoCatalog, TomlCatalog};
+use crate::protection::{delivery_scheme, scheme_from_path, scheme_path, AssetCrypto, ManifestKind, SchemeCrypto};
+use sealcast_drm::Scheme;
+use sealcast_package::protect;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::respond::{etag, http_date, respond, Representation};
@@ -210,6 +213,13 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
     if n < 3 {
         return Err(ApiError::NotFound(format!("no route for '{path}'")));
     }
+    // `{asset}/{track}/{cenc|cbcs}/…`: encrypted init, segments and HLS media playlists. (So
+    // a track file may not be called `cenc` or `cbcs`.)
+    if n >= 4 {
+        if let Some(scheme) = scheme_from_path(&segs[n - 2]) {
+            return encrypted_track_route(st, method, headers, path, &join(0..n - 3), &segs[n - 3], scheme, last).await;
+        }
+    }
     let asset_path = join(0..n - 2);
     let proto = match last {
         "index.m3u8" | "ts.m3u8" => Proto::Hls,
@@ -285,21 +295,146 @@ fn check_clear(st: &AppState, asset: &str, proto: Proto) -> Result<(), ApiError>
     if clear {
         Ok(())
     } else {
-        Err(ApiError::Forbidden(format!("the delivery policy of '{asset}' requires encryption for {proto:?}, which this server does not produce yet")))
+        Err(ApiError::Forbidden(format!("the delivery policy of '{asset}' does not allow clear {proto:?} output")))
     }
+}
+
+/// The asset's policy; `None` when it has none and clear output is allowed without one.
+fn policy_of(st: &AppState, asset: &str) -> Result<Option<Arc<AssetPolicy>>, ApiError> {
+    match st.catalog.policy(asset) {
+        Some(p) => Ok(Some(p)),
+        None if st.allow_clear => Ok(None),
+        None => Err(ApiError::Forbidden(format!("asset '{asset}' has no delivery policy"))),
+    }
+}
+
+/// The protection of `loaded` under `policy`, built on first use and whenever the policy
+/// changes (a catalog reload hands out new policy `Arc`s).
+fn crypto_of(loaded: &Loaded, policy: Arc<AssetPolicy>) -> Result<Arc<AssetCrypto>, ApiError> {
+    // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is whole.
+    if let Some(c) = loaded.crypto.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if Arc::ptr_eq(&c.policy, &policy) {
+            return Ok(c.clone());
+        }
+    }
+    // Built outside the lock: a concurrent builder at worst does the same work twice.
+    let built = Arc::new(AssetCrypto::build(loaded, policy).map_err(|detail| ApiError::Content { asset: loaded.path.clone(), detail: format!("protection: {detail}") })?);
+    *loaded.crypto.lock().unwrap_or_else(|e| e.into_inner()) = Some(built.clone());
+    Ok(built)
+}
+
+/// Encrypted init segments, media segments and HLS media playlists of one track under
+/// `scheme`, which the asset's policy must use for a protocol that serves them.
+#[allow(clippy::too_many_arguments)]
+async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, tname: &str, scheme: Scheme, last: &str) -> Result<Response, ApiError> {
+    let not_offered = || ApiError::Forbidden(format!("the delivery policy of '{asset}' does not offer {} here", scheme_path(scheme)));
+    let policy = st.catalog.policy(asset).ok_or_else(|| if st.allow_clear { ApiError::NotFound(format!("asset '{asset}' is not encrypted")) } else { ApiError::Forbidden(format!("asset '{asset}' has no delivery policy")) })?;
+    let uses = |d: Delivery| delivery_scheme(d) == Some(scheme);
+    let allowed = match last {
+        "index.m3u8" => uses(policy.hls),
+        _ => uses(policy.dash) || uses(policy.hls),
+    };
+    if !allowed {
+        return Err(not_offered());
+    }
+    let loaded = st.assets.get(asset).await?;
+    let (ti, track) = loaded.asset.tracks.iter().enumerate().find(|(_, t)| t.name == tname).ok_or_else(|| ApiError::NotFound(format!("track '{tname}'")))?;
+    let crypto = crypto_of(&loaded, policy)?;
+    let sc = crypto.scheme(scheme).ok_or_else(not_offered)?;
+    let tc = &sc.tracks[ti];
+    let info = loaded.files.get(&track.file).ok_or_else(|| ApiError::NotFound(track.file.clone()))?;
+    // The KID is part of what a response depends on (never the key: ETags are public).
+    let identity = format!("{}\n{}", info.identity(), tc.kid.to_hex());
+    let mime = if track.kind() == TrackKind::Video { "video/mp4" } else { "audio/mp4" };
+    match last {
+        "index.m3u8" => {
+            let body = sc.manifest(&loaded, ManifestKind::Media(ti), |a, sc| manifest::hls::write_media_with(&a.tracks[ti], manifest::hls::FMP4, &sc.hls.tracks[ti].key_lines));
+            Ok(manifest_response(st, method, headers, &loaded, body, HLS_TYPE))
+        }
+        "init.mp4" => Ok(segment_response(st, method, headers, vec![tc.init.clone()], mime, &identity, path, info.last_modified)),
+        _ => {
+            let num = segment_number(last, ".m4s", track.segments.len()).ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
+            let (start, end) = track.segment_range(num - 1).ok_or_else(|| ApiError::NotFound(format!("segment {num}")))?;
+            let data = st.assets.store().read_range(&loaded.file_path(&track.file), start..end).await?;
+            let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
+            let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(content)?;
+            let body = protect::write_segment_encrypted(&frags, data, start, &tc.prot, tc.clear_until).map_err(content)?;
+            Ok(segment_response(st, method, headers, body.parts, mime, &identity, path, info.last_modified))
+        }
+    }
+}
+
+/// The number in a segment name `{n}{ext}` (1-based, at most `count`).
+fn segment_number(name: &str, ext: &str, count: usize) -> Option<usize> {
+    let d = name.strip_suffix(ext)?;
+    if d.is_empty() || d.len() > 9 || !d.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    d.parse::<usize>().ok().filter(|&k| k >= 1 && k <= count)
 }
 
 const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
 const SMOOTH_TYPE: &str = "application/vnd.ms-sstr+xml";
 
+/// Whether PIFF-protected Smooth output is wired in.
+const SMOOTH_PROTECTED: bool = false;
+
+/// The protected Smooth manifest.
+fn smooth_manifest(a: &sealcast_package::Asset, _sc: &SchemeCrypto) -> String {
+    smooth::write_manifest(a)
+}
+
 /// Serves one of the asset-level manifests from the asset's manifest cache.
 async fn manifest_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, slot: ManifestSlot) -> Result<Response, ApiError> {
+    manifest_route_enc(st, method, headers, path, asset, slot, None).await
+}
+
+/// [`manifest_route`], with the Azure Media Services `encryption=` choice when the URL has
+/// one: it must be what the policy gives that protocol, else 403 (never clear by mistake).
+#[allow(clippy::too_many_arguments)]
+async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, slot: ManifestSlot, asked: Option<ams::AmsEncryption>) -> Result<Response, ApiError> {
     let proto = match slot {
         ManifestSlot::Mpd => Proto::Dash,
         ManifestSlot::Smooth => Proto::Smooth,
         _ => Proto::Hls,
     };
-    check_clear(st, asset, proto)?;
+    let policy = policy_of(st, asset)?;
+    let delivery = policy.as_ref().map_or(Delivery::NoDynamicEncryption, |p| match proto {
+        Proto::Dash => p.dash,
+        Proto::Smooth => p.smooth,
+        _ => p.hls,
+    });
+    let scheme = delivery_scheme(delivery);
+    if let Some(e) = asked {
+        let wanted = match e {
+            ams::AmsEncryption::Cenc | ams::AmsEncryption::Piff => Some(Scheme::Cenc),
+            ams::AmsEncryption::CbcsAapl => Some(Scheme::Cbcs),
+            _ => None,
+        };
+        if wanted.is_none() || wanted != scheme {
+            return Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy")));
+        }
+    }
+    if let (Some(scheme), Some(policy)) = (scheme, policy) {
+        let loaded = st.assets.get(asset).await?;
+        let refuse = |what: &str| ApiError::Forbidden(format!("{what} with {} is not offered", scheme_path(scheme)));
+        let (kind, ct): (ManifestKind, &'static str) = match slot {
+            ManifestSlot::Mpd => (ManifestKind::Mpd, "application/dash+xml"),
+            ManifestSlot::Master => (ManifestKind::Master, HLS_TYPE),
+            ManifestSlot::MasterTs => return Err(refuse("HLS over MPEG-TS")),
+            ManifestSlot::Smooth if scheme == Scheme::Cenc && SMOOTH_PROTECTED => (ManifestKind::Smooth, SMOOTH_TYPE),
+            ManifestSlot::Smooth => return Err(refuse("Smooth Streaming")),
+            ManifestSlot::Media(_) | ManifestSlot::MediaTs(_) => return Err(ApiError::NotFound(path.to_string())),
+        };
+        let crypto = crypto_of(&loaded, policy)?;
+        let sc = crypto.scheme(scheme).ok_or_else(|| refuse("this protocol"))?;
+        let body = sc.manifest(&loaded, kind, |a, sc| match kind {
+            ManifestKind::Mpd => manifest::dash::write_mpd_with(a, Some(&sc.dash)),
+            ManifestKind::Master => manifest::hls::write_master_with(a, manifest::hls::FMP4, Some(&sc.hls)),
+            _ => smooth_manifest(a, sc),
+        });
+        return Ok(manifest_response(st, method, headers, &loaded, body, ct));
+    }
     let loaded = st.assets.get(asset).await?;
     let (ct, build): (&'static str, fn(&sealcast_package::Asset) -> String) = match slot {
         ManifestSlot::Mpd => ("application/dash+xml", manifest::dash::write_mpd),
@@ -316,18 +451,13 @@ async fn ams_route(st: &AppState, method: &Method, headers: &http::HeaderMap, pa
     use ams::{AmsFormat as F, AmsKind as K};
     match req.kind {
         K::Manifest { format, encryption, .. } => {
-            // No delivery policy exists yet, so every encryption is refused rather than
-            // served clear by mistake.
-            if let Some(e) = encryption {
-                return Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy")));
-            }
             let slot = match format {
                 F::Smooth | F::SmoothV20 => ManifestSlot::Smooth,
                 F::HlsTs | F::HlsTsV3 => ManifestSlot::MasterTs,
                 F::HlsCmaf => ManifestSlot::Master,
                 F::DashCsf | F::DashCmaf => ManifestSlot::Mpd,
             };
-            manifest_route(st, method, headers, path, asset, slot).await
+            manifest_route_enc(st, method, headers, path, asset, slot, encryption).await
         }
         K::Fragment { bitrate, stream, time, format: None, encryption: None, .. } => smooth_fragment(st, method, headers, path, asset, &stream, bitrate, time).await,
         K::Fragment { encryption: Some(e), .. } => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),

@@ -83,10 +83,47 @@ fn audio_group(t: &AssetTrack) -> String {
     format!("audio-{}", t.track().info.codec_string)
 }
 
+/// How an encrypted HLS presentation is signalled: `#EXT-X-SESSION-KEY` lines for the
+/// multivariant playlist, and per asset track (in asset order) its `#EXT-X-KEY` lines and the
+/// path segment its encrypted playlist and segments live under (`cbcs`, …).
+#[derive(Debug, Clone, Default)]
+pub struct HlsProtection {
+    /// `#EXT-X-SESSION-KEY` lines (no newline).
+    pub session_keys: Vec<String>,
+    /// Per asset track.
+    pub tracks: Vec<HlsTrackSignal>,
+}
+
+/// One track's HLS signalling.
+#[derive(Debug, Clone, Default)]
+pub struct HlsTrackSignal {
+    /// `#EXT-X-KEY` lines (no newline), written after `#EXT-X-MAP`.
+    pub key_lines: Vec<String>,
+    /// Path segment between the track name and the playlist name.
+    pub path: &'static str,
+}
+
 /// Writes the multivariant playlist.
 pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
+    write_master_with(asset, flavor, None)
+}
+
+/// Writes the multivariant playlist of `asset`, encrypted as `prot` says when given.
+pub fn write_master_with(asset: &Asset, flavor: HlsFlavor, prot: Option<&HlsProtection>) -> String {
     let mut s = String::with_capacity(2048);
     let _ = write!(s, "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-INDEPENDENT-SEGMENTS\n", flavor.version);
+    for line in prot.map(|p| p.session_keys.as_slice()).unwrap_or_default() {
+        s.push_str(line);
+        s.push('\n');
+    }
+    // Where a track's media playlist is, relative to this playlist.
+    let uri = |t: &AssetTrack| -> String {
+        let i = asset.tracks.iter().position(|x| std::ptr::eq(x, t));
+        match i.and_then(|i| prot.and_then(|p| p.tracks.get(i))).map(|x| x.path).filter(|p| !p.is_empty()) {
+            Some(sub) => format!("{}/{sub}/{}", t.name, flavor.playlist),
+            None => format!("{}/{}", t.name, flavor.playlist),
+        }
+    };
     let audio: Vec<&AssetTrack> = asset.tracks.iter().filter(|t| t.kind() == TrackKind::Audio).collect();
     let video: Vec<&AssetTrack> = asset.tracks.iter().filter(|t| t.kind() == TrackKind::Video).collect();
     let mut groups: Vec<String> = Vec::new();
@@ -105,7 +142,7 @@ pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
         let _ = write!(s, ",DEFAULT={},AUTOSELECT=YES,CHANNELS=\"{}\"", if first { "YES" } else { "NO" }, a.track().info.channels);
         // A muxed default rendition has no URI: its audio is in the variant's segments.
         if !(flavor.muxed_audio && first && !video.is_empty()) {
-            let _ = write!(s, ",URI=\"{}/{}\"", a.name, flavor.playlist);
+            let _ = write!(s, ",URI=\"{}\"", uri(a));
         }
         s.push('\n');
     }
@@ -113,12 +150,11 @@ pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
         for a in &audio {
             let _ = writeln!(
                 s,
-                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}/{}",
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}",
                 if flavor.muxed_audio { ts_rates_audio(a).0 } else { a.bandwidth as u64 },
                 if flavor.muxed_audio { ts_rates_audio(a).1 } else { a.avg_bandwidth as u64 },
                 a.track().info.codec_string,
-                a.name,
-                flavor.playlist
+                uri(a),
             );
         }
         return s;
@@ -151,7 +187,7 @@ pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
             if let Some(g) = g {
                 let _ = write!(s, ",AUDIO=\"{g}\"");
             }
-            let _ = writeln!(s, "\n{}/{}", v.name, flavor.playlist);
+            let _ = writeln!(s, "\n{}", uri(v));
         }
     }
     s
@@ -159,6 +195,12 @@ pub fn write_master(asset: &Asset, flavor: HlsFlavor) -> String {
 
 /// Writes the VOD media playlist of one track. URLs are relative to the playlist.
 pub fn write_media(track: &AssetTrack, flavor: HlsFlavor) -> String {
+    write_media_with(track, flavor, &[])
+}
+
+/// Writes the VOD media playlist of one track with `key_lines` (`#EXT-X-KEY`, no newline)
+/// applying to every segment.
+pub fn write_media_with(track: &AssetTrack, flavor: HlsFlavor, key_lines: &[String]) -> String {
     let ts = track.track().info.timescale as f64;
     let durs: Vec<f64> = track.segments.iter().map(|s| s.duration as f64 / ts).collect();
     // RFC 8216 §4.3.3.1: every EXTINF, rounded to the nearest integer, <= TARGETDURATION.
@@ -171,6 +213,10 @@ pub fn write_media(track: &AssetTrack, flavor: HlsFlavor) -> String {
     );
     if let Some(init) = flavor.init {
         let _ = writeln!(s, "#EXT-X-MAP:URI=\"{init}\"");
+    }
+    for line in key_lines {
+        s.push_str(line);
+        s.push('\n');
     }
     for (i, d) in durs.iter().enumerate() {
         let _ = writeln!(s, "#EXTINF:{d:.5},\n{}.{}", i + 1, flavor.segment_ext);
