@@ -24,12 +24,16 @@ pub struct InitProtection {
     pub tenc: Tenc,
     /// `pssh` boxes to append to the `moov` (may be empty: DASH can carry them in the MPD).
     pub pssh: Vec<Pssh>,
+    /// Also keep a clear copy of each protected sample entry, after it (entry index 2 for a
+    /// single-entry track), for clear-lead fragments whose `tfhd` points at it, as Shaka
+    /// Packager writes clear lead.
+    pub clear_entry: bool,
 }
 
 impl TrackProtection {
     /// The [`InitProtection`] for this track, with `pssh` boxes to add.
     pub fn init_protection(&self, track_id: Option<u32>, pssh: Vec<Pssh>) -> InitProtection {
-        InitProtection { track_id, scheme: self.scheme(), tenc: self.tenc(), pssh }
+        InitProtection { track_id, scheme: self.scheme(), tenc: self.tenc(), pssh, clear_entry: false }
     }
 }
 
@@ -87,7 +91,8 @@ fn protect_trak(trak: &mut RawBox<'_>, p: &InitProtection) -> Result<usize> {
     }
     node.to_end = false;
     let mut n = 0;
-    for entry in node.children.iter_mut().flatten() {
+    let mut clear_copies = Vec::new();
+    for (i, entry) in node.children.iter_mut().flatten().enumerate() {
         let new = match &entry.typ.0 {
             b"avc1" | b"avc3" | b"hvc1" | b"hev1" => ENCV,
             b"mp4a" => {
@@ -101,12 +106,31 @@ fn protect_trak(trak: &mut RawBox<'_>, p: &InitProtection) -> Result<usize> {
             _ => continue,
         };
         let original: FourCC = entry.typ;
+        if p.clear_entry {
+            let mut copy = entry.clone();
+            copy.to_end = false;
+            clear_copies.push((i, copy));
+        }
         let sinf = Sinf::new(original, p.scheme.fourcc(), p.tenc.clone());
         let children = entry.children.as_mut().ok_or(Error::UnsupportedEntry(original))?;
         children.push(RawBox::leaf(SINF, body(sinf.to_vec())));
         entry.typ = new;
         entry.to_end = false;
         n += 1;
+    }
+    if !clear_copies.is_empty() {
+        let children = node.children.get_or_insert_with(Vec::new);
+        // Insert from the back so earlier indexes stay valid.
+        for (i, copy) in clear_copies.into_iter().rev() {
+            children.insert(i + 1, copy);
+        }
+        let count = children.len() as u32;
+        // stsd prefix: version/flags (4) + entry_count (4).
+        let prefix = node.prefix.to_mut();
+        if prefix.len() != 8 {
+            return Err(Error::Init("stsd header is not 8 bytes".into()));
+        }
+        prefix[4..8].copy_from_slice(&count.to_be_bytes());
     }
     Ok(n)
 }

@@ -91,6 +91,6 @@ fn track_selection() {
     let p = TrackProtection::cenc(&KEY, SampleFormat::Avc { nal_length_size: 4 }, IvDeriver::from_base(1)).unwrap();
     assert!(protect_init(&init, &p.init_protection(Some(1), vec![])).is_ok());
     assert!(matches!(protect_init(&init, &p.init_protection(Some(2), vec![])), Err(Error::Init(_))));
-    let ip = InitProtection { track_id: None, scheme: Scheme::Cenc, tenc: p.tenc(), pssh: vec![] };
+    let ip = InitProtection { track_id: None, scheme: Scheme::Cenc, tenc: p.tenc(), pssh: vec![], clear_entry: false };
     assert!(protect_init(b"not an mp4", &ip).is_err());
 }

@@ -209,7 +209,10 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, schem
         .map_err(|e| format!("{}: {e}", t.name))?;
         let sys = systems(scheme, &[key], policy)?;
         let pssh = vec![to_box(&sys.widevine), to_box(&sys.playready), to_box(&sys.common)];
-        let init = protect_init(&t.track().init, &prot.init_protection(None, pssh)).map_err(|e| format!("{}: {e}", t.name))?;
+        let clear_until = (policy.clear_lead_secs as u64).saturating_mul(info.timescale as u64);
+        let mut ip = prot.init_protection(None, pssh);
+        ip.clear_entry = clear_until > 0;
+        let init = protect_init(&t.track().init, &ip).map_err(|e| format!("{}: {e}", t.name))?;
 
         let mut cp = String::new();
         for el in [
@@ -238,7 +241,6 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, schem
         key_lines.push(sealcast_drm::hls::playready(KeyTag::Key, scheme, &sys.pro, None));
         hls.tracks.push(HlsTrackSignal { key_lines, path: scheme_path(scheme) });
 
-        let clear_until = (policy.clear_lead_secs as u64).saturating_mul(info.timescale as u64);
         tracks.push(TrackCrypto { prot, init: Bytes::from(init), kid, clear_until });
     }
     // Session keys: one per distinct key, so players can fetch licences before playback.

@@ -358,7 +358,7 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
             let data = st.assets.store().read_range(&loaded.file_path(&track.file), start..end).await?;
             let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
             let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(content)?;
-            let body = protect::write_segment_encrypted(&frags, data, start, &tc.prot, tc.clear_until).map_err(content)?;
+            let body = protect::write_segment_encrypted(&frags, data, start, &tc.prot, tc.clear_until, track.track().info.trex.default_sample_description_index).map_err(content)?;
             Ok(segment_response(st, method, headers, body.parts, mime, &identity, path, info.last_modified))
         }
     }

@@ -90,12 +90,15 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
 
 /// Writes a CMAF media segment from the fragments [`read_segment`] returned.
 pub fn write_segment(frags: &[SourceFragment], data: &Bytes, data_offset: u64) -> Result<Chunks> {
-    write_segment_with(frags, data, data_offset, &[])
+    write_segment_with(frags, data, data_offset, &[], 1)
 }
 
 /// [`write_segment`], with the `senc` of each fragment when the samples in `data` were
 /// encrypted (`saiz`, `saio` and `senc` end each `traf`; `None` or a missing entry: clear).
-pub(crate) fn write_segment_with(frags: &[SourceFragment], data: &Bytes, data_offset: u64, sencs: &[Option<Senc>]) -> Result<Chunks> {
+///
+/// A protected segment (`sencs` not empty) whose fragment has no `senc` is a clear-lead
+/// fragment; `trex_index` is the track's default sample description index.
+pub(crate) fn write_segment_with(frags: &[SourceFragment], data: &Bytes, data_offset: u64, sencs: &[Option<Senc>], trex_index: u32) -> Result<Chunks> {
     let mut body = Chunks::default();
     let mut head = Vec::with_capacity(1024);
     // Same body as ftyp, written under the 'styp' type.
@@ -103,9 +106,10 @@ pub(crate) fn write_segment_with(frags: &[SourceFragment], data: &Bytes, data_of
     for (i, sf) in frags.iter().enumerate() {
         let tf = &sf.traf;
         let senc = sencs.get(i).and_then(Option::as_ref);
-        let moof = build_moof(sf, 0, senc)?;
+        let clear_entry = !sencs.is_empty() && senc.is_none();
+        let moof = build_moof(sf, 0, senc, clear_entry, trex_index)?;
         // The trun offsets depend on the moof's own size: build once to measure, then again.
-        let moof = build_moof(sf, moof.len() as u64 + 8, senc)?;
+        let moof = build_moof(sf, moof.len() as u64 + 8, senc, clear_entry, trex_index)?;
         head.extend_from_slice(&moof);
         let media: u64 = tf.runs.iter().map(|r| r.data_len).sum();
         let mdat_size = u32::try_from(media + 8).map_err(|_| Error::Unsupported("fragment larger than 4 GiB".into()))?;
@@ -141,14 +145,24 @@ fn slice(data: &Bytes, data_offset: u64, (s, e): (u64, u64)) -> Result<Bytes> {
     Ok(data.slice(a..b))
 }
 
-fn build_moof(sf: &SourceFragment, first_data_offset: u64, senc: Option<&Senc>) -> Result<Vec<u8>> {
+/// `clear_entry`: the fragment is clear in a protected track and points its `tfhd` at the
+/// clear copy of its sample entry (the source's index `i` becomes `2i`: every protected entry
+/// is followed by its clear copy); `trex_index` is the track's default index.
+fn build_moof(sf: &SourceFragment, first_data_offset: u64, senc: Option<&Senc>, clear_entry: bool, trex_index: u32) -> Result<Vec<u8>> {
     let tf = &sf.traf;
     let mut out = Vec::with_capacity(256 + tf.samples.len() * if senc.is_some() { 40 } else { 16 });
     let mut aux = Ok(());
     write_box(&mut out, MOOF, |o| {
         Mfhd { sequence_number: sf.sequence }.encode(o);
         write_box(o, TRAF, |o| {
-            Tfhd { base_data_offset: None, duration_is_empty: false, default_base_is_moof: true, ..tf.tfhd }.encode(o);
+            let mut tfhd = Tfhd { base_data_offset: None, duration_is_empty: false, default_base_is_moof: true, ..tf.tfhd };
+            if clear_entry {
+                // A clear fragment of a protected track: the init's clear copy of the sample
+                // entry follows the protected one (see `sealcast_cenc::init::InitProtection`).
+                let index = tfhd.sample_description_index.unwrap_or(trex_index);
+                tfhd.sample_description_index = Some(index.saturating_mul(2));
+            }
+            tfhd.encode(o);
             Tfdt::new(sf.decode_time).encode(o);
             for x in &tf.extra {
                 o.extend_from_slice(x);

@@ -64,8 +64,13 @@ pub fn encrypt_fragments(frags: &[SourceFragment], buf: &mut [u8], data_offset: 
 /// Writes a protected CMAF media segment: the samples of `frags` encrypted in place in
 /// `data` (the segment's source read, from file offset `data_offset`), `moof`s with
 /// `saiz`/`saio`/`senc`, and `mdat` payloads that are slices of the encrypted buffer.
-pub fn write_segment_encrypted(frags: &[SourceFragment], data: Bytes, data_offset: u64, p: &TrackProtection, clear_until: u64) -> Result<Chunks> {
+///
+/// Clear-lead fragments (starting before `clear_until`) stay clear and point their `tfhd` at
+/// the clear copy of the sample entry, which the init must then carry
+/// (`InitProtection::clear_entry`). `trex_index` is the track's default sample description
+/// index (`trex`).
+pub fn write_segment_encrypted(frags: &[SourceFragment], data: Bytes, data_offset: u64, p: &TrackProtection, clear_until: u64, trex_index: u32) -> Result<Chunks> {
     let mut buf = writable(data);
     let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, clear_until)?;
-    write_segment_with(frags, &buf.freeze(), data_offset, &sencs)
+    write_segment_with(frags, &buf.freeze(), data_offset, &sencs, trex_index)
 }
