@@ -247,44 +247,130 @@ async fn mmap_reads_serve_identical_bytes() {
     }
 }
 
-#[tokio::test]
-async fn delivery_policy_never_serves_clear_by_mistake() {
-    use sealcast_origin::catalog::TomlCatalog;
-    let dir = std::env::temp_dir().join(format!("sealcast-policy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let cat = dir.join("catalog.toml");
-    std::fs::write(
-        &cat,
-        r#"
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+const POLICY_CATALOG: &str = r#"
 [[asset]]
 path = "demo"
 dash = "DynamicCommonEncryption"
-keys = [{ kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" }]
+license = { clearkey = "https://keys.example/clearkey" }
+keys = [
+  { kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
+  { kid = "abba271e8bcf552bbd2e86a434a9a5da", key = "69eaa802a6763af979e8d1940fb88393" },
+]
 
 [[asset]]
 path = "hevc"
 dash = "DynamicCommonEncryption"
-hls = "DynamicCommonEncryption"
+hls = "DynamicCommonEncryptionCbcs"
 smooth = "DynamicCommonEncryption"
-keys = [{ kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" }]
-"#,
-    )
-    .unwrap();
+keys = [
+  { kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
+  { kid = "abba271e8bcf552bbd2e86a434a9a5db", key = "69eaa802a6763af979e8d1940fb88394", kind = "CommonEncryptionCbcs" },
+]
+"#;
+
+fn policy_state(tag: &str, catalog: &str) -> (Arc<AppState>, std::path::PathBuf, Arc<sealcast_origin::catalog::TomlCatalog>) {
+    use sealcast_origin::catalog::TomlCatalog;
+    let dir = std::env::temp_dir().join(format!("sealcast-policy-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cat = dir.join("catalog.toml");
+    std::fs::write(&cat, catalog).unwrap();
     let fx = sealcast_testkit::fixtures_dir();
-    let cfg = Config { root: fx.clone(), allow_clear_without_policy: false, catalog: Some(cat.clone()), ..Config::default() };
-    let toml = std::sync::Arc::new(TomlCatalog::load(&cat).unwrap());
-    let st = AppState::with_parts(&cfg, Store::local(&fx).unwrap(), toml.clone(), Some(toml));
-    // demo: DASH must be encrypted, HLS is clear, so the shared CMAF segments stay available.
-    assert_eq!(get(&st, "/demo/manifest.mpd").await.0, StatusCode::FORBIDDEN);
+    let mut cfg = Config { root: fx.clone(), allow_clear_without_policy: false, catalog: Some(cat.clone()), ..Config::default() };
+    cfg.locators.insert("loc1".into(), "demo".into());
+    let toml = Arc::new(TomlCatalog::load(&cat).unwrap());
+    (AppState::with_parts(&cfg, Store::local(&fx).unwrap(), toml.clone(), Some(toml.clone())), dir, toml)
+}
+
+#[tokio::test]
+async fn delivery_policy_never_serves_clear_by_mistake() {
+    let (st, dir, _) = policy_state("clear", POLICY_CATALOG);
+    // demo: DASH encrypted (cenc), HLS clear: the clear CMAF segments stay for HLS.
     assert_eq!(get(&st, "/demo/master.m3u8").await.0, StatusCode::OK);
     assert_eq!(get(&st, "/demo/video_180p/1.m4s").await.0, StatusCode::OK);
-    // hevc: everything encrypted, so nothing clear.
-    for uri in ["/hevc/manifest.mpd", "/hevc/master.m3u8", "/hevc/master-ts.m3u8", "/hevc/Manifest", "/hevc/video/init.mp4", "/hevc/video/1.m4s", "/hevc/video/1.ts", "/hevc/video/index.m3u8"] {
+    // A scheme the policy does not use is refused, never produced.
+    assert_eq!(get(&st, "/demo/video_180p/cbcs/1.m4s").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(get(&st, "/demo/video_180p/cenc/index.m3u8").await.0, StatusCode::FORBIDDEN);
+    // hevc: every protocol encrypted, so nothing clear anywhere, TS included (not offered).
+    for uri in ["/hevc/master-ts.m3u8", "/hevc/video/init.mp4", "/hevc/video/1.m4s", "/hevc/video/1.ts", "/hevc/video/index.m3u8", "/hevc/video/ts.m3u8"] {
         let (s, _, b) = get(&st, uri).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{uri}");
         assert!(String::from_utf8(b).unwrap().contains("forbidden"));
     }
     // multi has no policy and clear-without-policy is off.
     assert_eq!(get(&st, "/multi/manifest.mpd").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(get(&st, "/multi/movie_1/cenc/init.mp4").await.0, StatusCode::FORBIDDEN);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn encrypted_output_follows_the_policy() {
+    let (st, dir, _) = policy_state("enc", POLICY_CATALOG);
+    let (s, h, mpd) = get(&st, "/demo/manifest.mpd").await;
+    assert_eq!(s, StatusCode::OK);
+    let mpd = String::from_utf8(mpd).unwrap();
+    assert!(mpd.contains(r#"value="cenc" cenc:default_KID="abba271e-8bcf-552b-bd2e-86a434a9a5d9""#), "audio key");
+    assert!(mpd.contains(r#"value="cenc" cenc:default_KID="abba271e-8bcf-552b-bd2e-86a434a9a5da""#), "video key");
+    assert!(mpd.contains("<dashif:Laurl>https://keys.example/clearkey</dashif:Laurl>"));
+    assert!(mpd.contains(r#"initialization="video_180p/cenc/init.mp4" media="video_180p/cenc/$Number$.m4s""#));
+    // The same manifest under its AMS form, with and without the matching encryption=.
+    for uri in ["/loc1/demo.ism/manifest(format=mpd-time-csf,encryption=cenc)", "/loc1/demo.ism/manifest(format=mpd-time-csf)"] {
+        let (s, h2, b) = get(&st, uri).await;
+        assert_eq!((s, &b[..], &h2[header::ETAG]), (StatusCode::OK, mpd.as_bytes(), &h[header::ETAG]), "{uri}");
+    }
+    for uri in ["/loc1/demo.ism/manifest(format=mpd-time-csf,encryption=cbcs-aapl)", "/loc1/demo.ism/manifest(format=m3u8-cmaf,encryption=cenc)", "/loc1/demo.ism/manifest(format=mpd-time-csf,encryption=cbc)"] {
+        assert_eq!(get(&st, uri).await.0, StatusCode::FORBIDDEN, "{uri}");
+    }
+    let (s, _, init) = get(&st, "/demo/video_180p/cenc/init.mp4").await;
+    assert_eq!(s, StatusCode::OK);
+    for b in [&b"encv"[..], b"sinf", b"tenc", b"pssh", b"avcC"] {
+        assert!(contains(&init, b), "init lacks {}", String::from_utf8_lossy(b));
+    }
+    let (s, h, seg) = get(&st, "/demo/video_180p/cenc/2.m4s").await;
+    assert_eq!((s, h[header::CONTENT_TYPE].to_str().unwrap()), (StatusCode::OK, "video/mp4"));
+    let (_, _, clear) = get(&st, "/demo/video_180p/2.m4s").await;
+    for b in [&b"senc"[..], b"saiz", b"saio", b"mdat"] {
+        assert!(contains(&seg, b), "segment lacks {}", String::from_utf8_lossy(b));
+    }
+    assert!(seg.len() > clear.len(), "senc adds bytes");
+    // Same request, same bytes and ETag; the key never appears in anything we serve.
+    let (_, h2, seg2) = get(&st, "/demo/video_180p/cenc/2.m4s").await;
+    assert_eq!((&seg, &h[header::ETAG]), (&seg2, &h2[header::ETAG]));
+    let key = [0x69u8, 0xea, 0xa8, 0x02, 0xa6, 0x76, 0x3a, 0xf9];
+    for body in [mpd.as_bytes(), &init, &seg] {
+        assert!(!contains(body, &key) && !contains(body, b"69eaa802"), "key bytes leaked");
+    }
+    // hevc: cbcs HLS with key tags, cenc Smooth not offered until PIFF is wired or offered.
+    let (s, _, master) = get(&st, "/hevc/master.m3u8").await;
+    assert_eq!(s, StatusCode::OK);
+    let master = String::from_utf8(master).unwrap();
+    assert!(master.contains("#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,") && master.contains("video/cbcs/index.m3u8"), "{master}");
+    let (s, _, media) = get(&st, "/hevc/video/cbcs/index.m3u8").await;
+    assert_eq!(s, StatusCode::OK);
+    let media = String::from_utf8(media).unwrap();
+    assert!(media.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,") && media.contains("#EXT-X-MAP:URI=\"init.mp4\""), "{media}");
+    assert_eq!(get(&st, "/hevc/video/cbcs/1.m4s").await.0, StatusCode::OK);
+    // A second, independent server state makes the same bytes (what CDNs and replicas see).
+    let (st2, dir2, _) = policy_state("enc2", POLICY_CATALOG);
+    assert_eq!(get(&st2, "/demo/video_180p/cenc/2.m4s").await.2, seg);
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(dir2).unwrap();
+}
+
+#[tokio::test]
+async fn catalog_reload_changes_keys_and_etags() {
+    let (st, dir, toml) = policy_state("reload", POLICY_CATALOG);
+    let (_, h1, mpd1) = get(&st, "/demo/manifest.mpd").await;
+    let (_, s1, seg1) = get(&st, "/demo/audio_en/cenc/1.m4s").await;
+    std::fs::write(dir.join("catalog.toml"), POLICY_CATALOG.replace("a5d9", "a5e9")).unwrap();
+    toml.reload().unwrap();
+    let (_, h2, mpd2) = get(&st, "/demo/manifest.mpd").await;
+    let (_, s2, seg2) = get(&st, "/demo/audio_en/cenc/1.m4s").await;
+    assert!(String::from_utf8(mpd2.clone()).unwrap().contains("a5e9"));
+    assert_ne!((mpd1, &h1[header::ETAG]), (mpd2, &h2[header::ETAG]));
+    assert_ne!((seg1, &s1[header::ETAG]), (seg2, &s2[header::ETAG]));
     std::fs::remove_dir_all(dir).unwrap();
 }
