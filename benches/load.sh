@@ -59,7 +59,7 @@ if [ ! -x "$BIN" ]; then
   log "building the server (cargo build --release -p sealcast-origin)"
   (cd "$repo" && cargo build --release -p sealcast-origin)
 fi
-root="$(bash "$here/content.sh")"
+content="$(bash "$here/content.sh")"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/sealcast-bench.XXXXXX")"
 spid="" fpid=""
@@ -111,8 +111,22 @@ timeout 60 taskset -c "$SERVER_CORE" openssl speed -evp aes-128-ctr -seconds 3 -
   >"$work/openssl.txt" 2>&1 || die "openssl speed failed: $(tail -3 "$work/openssl.txt")"
 
 # --- server ----------------------------------------------------------------------------------
+# The served root: each content asset twice, as hard links (same inodes, so one page cache):
+# aN served clear, eN under a delivery policy with cenc for DASH and cbcs for HLS.
+mkdir -p "$work/root"
+for d in "$content"/a*; do
+  n="$(basename "$d")"
+  cp -al "$d" "$work/root/$n"
+  cp -al "$d" "$work/root/e${n#a}"
+  printf '[[asset]]\npath = "e%s"\ndash = "DynamicCommonEncryption"\nhls = "DynamicCommonEncryptionCbcs"\n' "${n#a}"
+  printf 'keys = [\n  { kid = "10000000000040008000000000000001", key = "00112233445566778899aabbccddeeff" },\n'
+  printf '  { kid = "10000000000040008000000000000002", key = "112233445566778899aabbccddeeff00" },\n'
+  printf '  { kid = "10000000000040008000000000000003", key = "2233445566778899aabbccddeeff0011", kind = "CommonEncryptionCbcs" },\n'
+  printf '  { kid = "10000000000040008000000000000004", key = "33445566778899aabbccddeeff001122", kind = "CommonEncryptionCbcs" },\n]\n\n'
+done >"$work/catalog.toml"
+root="$work/root"
 # SEALCAST_BENCH_LOCAL_READ=mmap measures the memory-mapped read path (default: pread).
-printf 'local_read = "%s"\n' "${SEALCAST_BENCH_LOCAL_READ:-pread}" >"$work/sealcast.toml"
+printf 'local_read = "%s"\ncatalog = "%s"\n' "${SEALCAST_BENCH_LOCAL_READ:-pread}" "$work/catalog.toml" >"$work/sealcast.toml"
 log "local_read = ${SEALCAST_BENCH_LOCAL_READ:-pread}"
 taskset -c "$SERVER_CORE" "$BIN" serve --config "$work/sealcast.toml" --listen 127.0.0.1:0 --root "$root" \
   >"$work/server.out" 2>"$work/server.err" &
@@ -150,12 +164,19 @@ mapfile -t uris < <(curl -fsS --max-time 10 "$base/${assets[0]}/video_720p/ts.m3
 for u in "${uris[@]}"; do
   for a in "${assets[@]}"; do echo "/$a/video_720p/$u"; done
 done >"$work/seg_ts_720p.txt"
+# Encrypted segments of the same bytes: cenc (DASH) and cbcs (HLS fMP4), 720p.
+for scheme in cenc cbcs; do
+  mapfile -t uris < <(playlist_uris "${assets[0]}" video_720p)
+  for u in "${uris[@]}"; do
+    for a in "${assets[@]}"; do echo "/e${a#a}/video_720p/$scheme/$u"; done
+  done >"$work/seg_${scheme}_720p.txt"
+done
 for a in "${assets[@]}"; do
   printf '/%s/manifest.mpd\n/%s/master.m3u8\n/%s/video_720p/index.m3u8\n/%s/audio/index.m3u8\n' "$a" "$a" "$a" "$a"
 done >"$work/manifests.txt"
 for a in "${assets[@]}"; do printf '/%s/video_720p/init.mp4\n/%s/audio/init.mp4\n' "$a" "$a"; done >"$work/init.txt"
 echo /healthz >"$work/healthz.txt"
-lists=(seg_video_720p seg_ts_720p seg_audio manifests init healthz)
+lists=(seg_video_720p seg_ts_720p seg_cenc_720p seg_cbcs_720p seg_audio manifests init healthz)
 
 # --- warm-up: every URL once (page cache, asset and index caches), checking each is a 200 --------
 log "warm-up: every URL once ($(cat "$work"/*.txt | wc -l) URLs)"
@@ -202,6 +223,8 @@ measure() { # name tool list seconds
 measure segments wrk seg_video_720p "$SECS"
 measure manifests wrk manifests "$SECS"
 measure ts_segments wrk seg_ts_720p "$SECS"
+measure cenc_segments wrk seg_cenc_720p "$SECS"
+measure cbcs_segments wrk seg_cbcs_720p "$SECS"
 measure audio_segments wrk seg_audio "$DIAG_SECS"
 measure init wrk init "$DIAG_SECS"
 measure healthz wrk healthz "$DIAG_SECS"
