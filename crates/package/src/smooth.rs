@@ -1,5 +1,5 @@
-//! Smooth Streaming ([MS-SSTR]) for on-demand, clear content: the client manifest and the
-//! fragments its URLs point at.
+//! Smooth Streaming ([MS-SSTR]) for on-demand content, clear or PlayReady-protected (PIFF):
+//! the client manifest and the fragments its URLs point at.
 //!
 //! # Timescales
 //!
@@ -34,11 +34,21 @@
 //! MS-SSTR 2.2.4.4, to be ignored on demand) is written anyway with the same time and
 //! duration, for clients that look for it; a `tfxd` without a `tfdt` is what they are used to.
 //!
+//! # Protection
+//!
+//! [`write_manifest_with`] adds the `<Protection>` element; [`write_fragment_encrypted`]
+//! encrypts the samples in place (AES-CTR, `cenc`) and adds PIFF's sample encryption `uuid`
+//! box plus `saiz`/`saio` pointing into it, after `tfxd`. Smooth clients build the
+//! protected sample entry themselves from the manifest; the fragment only carries per-sample
+//! data.
+//!
 //! [MS-SSTR]: https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-sstr/
 
 use std::fmt::Write;
 
 use bytes::Bytes;
+use sealcast_cenc::boxes::{PiffSenc, Saio, Saiz, Senc};
+use sealcast_cenc::{Scheme, TrackProtection};
 use sealcast_isobmff::fourcc::types::*;
 use sealcast_isobmff::trun::{flags as trun_flags, Trun, TrunEntry};
 use sealcast_isobmff::writer::Put;
@@ -48,6 +58,7 @@ use crate::asset::{Asset, AssetTrack};
 use crate::error::{Error, Result};
 use crate::fmp4::{Chunks, SourceFragment};
 use crate::fragment::Sample;
+use crate::protect::{encrypt_fragments, writable};
 use crate::timeline::Segment;
 use crate::track::{CodecConfig, TrackKind};
 
@@ -191,11 +202,25 @@ fn to_hns(value: u64, timescale: u32) -> u64 {
 /// `asset`. Chunks use duration coding (`t` on the first chunk and after any gap, `d` on
 /// every chunk) and no `r`, which every Smooth client reads (AMS's `fmp4-v20` form).
 pub fn write_manifest(asset: &Asset) -> String {
+    write_manifest_with(asset, None)
+}
+
+/// [`write_manifest`] with an optional `<Protection>` element, given as ready XML (e.g.
+/// `sealcast_drm::smooth::protection` of a PlayReady Object) and written verbatim, on its
+/// own line, as the first child of `SmoothStreamingMedia`: MS-SSTR 2.2.2.1 puts the optional
+/// ProtectionElement before the StreamIndex elements. `None` gives [`write_manifest`]'s
+/// bytes exactly.
+pub fn write_manifest_with(asset: &Asset, protection: Option<&str>) -> String {
     let streams = streams(asset);
     let duration = asset.tracks.iter().map(|t| to_hns(t.duration, t.track().info.timescale)).max().unwrap_or(0);
     let mut s = String::with_capacity(4096);
     let _ = writeln!(s, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
     let _ = writeln!(s, "<SmoothStreamingMedia MajorVersion=\"2\" MinorVersion=\"0\" TimeScale=\"{MANIFEST_TIMESCALE}\" Duration=\"{duration}\">");
+    if let Some(p) = protection {
+        s.push_str("  ");
+        s.push_str(p.trim());
+        s.push('\n');
+    }
     for st in &streams {
         let chunks = st.chunks();
         let _ = write!(s, "  <StreamIndex Type=\"{}\" Name=\"{}\"", st.kind.as_str(), escape(&st.name));
@@ -351,10 +376,58 @@ pub fn find_in<'a>(streams: &[SmoothStream<'a>], stream_name: &str, bitrate: u32
 /// for `track`. The `mdat` payload is slices of `data` (the bytes read from file offset
 /// `data_offset`), never copied. `delay` is the track's [`delay`].
 pub fn write_fragment(frags: &[SourceFragment], data: &Bytes, data_offset: u64, track: &AssetTrack, delay: u64) -> Result<Chunks> {
+    write_fragment_with(frags, data, data_offset, track, delay, None)
+}
+
+/// [`write_fragment`] for a PlayReady-protected (PIFF) stream: the samples of `frags` are
+/// encrypted in place in `data` with `p` (AES-CTR, IVs indexed by each sample's source
+/// decode time), and the `traf` also carries PIFF's sample encryption box (`uuid`
+/// `A2394F52-5A9B-4F14-A244-6C427C648DF4`: the IV and, for video, the subsample map of
+/// every sample of the merged `trun`, in order) followed by `saiz` and `saio`, whose offset
+/// points at the first per-sample byte inside that box.
+///
+/// Both signallings, as nginx-vod-module writes Smooth PlayReady fragments: PIFF 1.1
+/// clients (Silverlight, PlayReady devices) read the `uuid` box; CENC readers (ffmpeg, Shaka
+/// Packager) read `saiz`/`saio` (or the `uuid` box directly); dash.js turns the `uuid` box
+/// into `senc` and keeps a `saio` it finds, recomputing its offset.
+///
+/// `p` must be `cenc`: PIFF's AlgorithmID has AES-CBC only in its full-sample form, which is
+/// not ISO `cbcs`, and PlayReady Smooth clients decrypt AES-CTR, so `cbcs` is refused.
+/// `data` is made writable without a copy when this is its only handle (see
+/// [`crate::protect::writable`]); the `mdat` payload is slices of the encrypted buffer.
+pub fn write_fragment_encrypted(frags: &[SourceFragment], data: Bytes, data_offset: u64, track: &AssetTrack, delay: u64, p: &TrackProtection) -> Result<Chunks> {
+    if p.scheme() != Scheme::Cenc {
+        return Err(Error::Unsupported(format!(
+            "track {}: Smooth Streaming (PIFF) protection is AES-CTR (cenc) only, not {:?}",
+            track.track().info.track_id,
+            p.scheme()
+        )));
+    }
+    let mut buf = writable(data);
+    let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, 0)?;
+    // One trun for the whole segment, so one sample encryption box: the fragments' entries
+    // in order.
+    let mut senc = p.new_senc();
+    senc.samples.reserve_exact(frags.iter().map(|f| f.traf.samples.len()).sum());
+    for (i, part) in sencs.into_iter().enumerate() {
+        let part = part.ok_or_else(|| Error::Unsupported(format!("track {}: fragment {i} left clear", track.track().info.track_id)))?;
+        senc.samples.extend(part.samples);
+    }
+    write_fragment_with(frags, &buf.freeze(), data_offset, track, delay, Some(&senc))
+}
+
+/// The one writer behind [`write_fragment`] and [`write_fragment_encrypted`] (`senc`: the
+/// merged sample encryption entries when `data` holds encrypted samples).
+fn write_fragment_with(frags: &[SourceFragment], data: &Bytes, data_offset: u64, track: &AssetTrack, delay: u64, senc: Option<&Senc>) -> Result<Chunks> {
     let first = frags.first().ok_or_else(|| Error::Read("no fragments to write".into()))?;
     let samples: Vec<&Sample> = frags.iter().flat_map(|f| f.traf.samples.iter()).collect();
     if samples.is_empty() {
         return Err(Error::Unsupported(format!("track {}: fragment without samples at time {}", first.traf.tfhd.track_id, first.decode_time)));
+    }
+    if let Some(senc) = senc {
+        if senc.samples.len() != samples.len() {
+            return Err(Error::Unsupported(format!("track {}: {} encryption entries for {} samples", first.traf.tfhd.track_id, senc.samples.len(), samples.len())));
+        }
     }
     let shift = track.dts_shift() as i64;
     let ctos = samples
@@ -375,7 +448,15 @@ pub fn write_fragment(frags: &[SourceFragment], data: &Bytes, data_offset: u64, 
         mdat_head.extend_from_slice(&MDAT.0);
         mdat_head.put_u64(media + 16);
     }
-    let parts = Parts { sequence: first.sequence, track_id: first.traf.tfhd.track_id, decode_time: first.decode_time.saturating_add(delay), duration, run: &run };
+    let protection = senc.map(|s| Piff::new(s.clone())).transpose()?;
+    let parts = Parts {
+        sequence: first.sequence,
+        track_id: first.traf.tfhd.track_id,
+        decode_time: first.decode_time.saturating_add(delay),
+        duration,
+        run: &run,
+        piff: protection.as_ref(),
+    };
     // The trun data offset counts from the moof's first byte to the first sample byte; the
     // moof's size does not depend on that value, so build once to measure.
     let probe = parts.moof(0);
@@ -402,6 +483,25 @@ pub fn write_fragment(frags: &[SourceFragment], data: &Bytes, data_offset: u64, 
         body.push(slice(data, data_offset, p)?);
     }
     Ok(body)
+}
+
+/// The protection boxes of a `traf`: PIFF's sample encryption box and the `saiz` that sizes
+/// its entries (the `saio` is made once the box's place in the `moof` is known).
+struct Piff {
+    uuid: PiffSenc,
+    saiz: Saiz,
+}
+
+impl Piff {
+    fn new(senc: Senc) -> Result<Piff> {
+        let saiz = Saiz::for_senc(&senc).map_err(|e| Error::Unsupported(format!("sample encryption: {e}")))?;
+        let uuid = PiffSenc::new(senc);
+        // Its 32-bit size form is what `aux_start` (and so the saio offset) assumes.
+        if u32::try_from(uuid.encoded_len()).is_err() {
+            return Err(Error::Unsupported(format!("sample encryption box of {} bytes", uuid.encoded_len())));
+        }
+        Ok(Piff { uuid, saiz })
+    }
 }
 
 /// The value every item has, if they all have the same one (and there is at least one).
@@ -468,12 +568,14 @@ struct Parts<'a> {
     decode_time: u64,
     duration: u64,
     run: &'a SmoothRun,
+    piff: Option<&'a Piff>,
 }
 
 impl Parts<'_> {
     fn moof(&self, data_offset: i32) -> Vec<u8> {
         let r = self.run;
-        let mut out = Vec::with_capacity(160 + r.trun.entries.len() * 16);
+        let aux = self.piff.map_or(0, |p| p.uuid.encoded_len() + p.saiz.encoded_len() + 24);
+        let mut out = Vec::with_capacity(160 + r.trun.entries.len() * 16 + aux);
         write_box(&mut out, MOOF, |o| {
             Mfhd { sequence_number: self.sequence }.encode(o);
             write_box(o, TRAF, |o| {
@@ -498,6 +600,15 @@ impl Parts<'_> {
                     o.put_u64(self.decode_time);
                     o.put_u64(self.duration);
                 });
+                if let Some(p) = self.piff {
+                    // `o` starts with this moof, and with neither a base offset nor
+                    // default-base-is-moof in tfhd the only traf's base is the moof's first
+                    // byte: the saio offset is the box's position in `o` plus its header.
+                    let at = o.len() as u64 + p.uuid.aux_start();
+                    p.uuid.encode(o);
+                    p.saiz.encode(o);
+                    Saio::single(at).encode(o);
+                }
             });
         });
         out

@@ -1,10 +1,12 @@
 //! The protection boxes, one module per box: what `moov` needs (`sinf` with `frma`, `schm`,
-//! `schi`/`tenc`; `pssh`) and what each `traf` needs (`senc`, `saiz`, `saio`).
+//! `schi`/`tenc`; `pssh`) and what each `traf` needs (`senc`, `saiz`, `saio`; PIFF's `uuid`
+//! sample encryption box for Smooth Streaming).
 //!
 //! Each type implements [`sealcast_isobmff::Atom`] (body only; the header is written once,
 //! centrally) and round-trips byte for byte.
 
 pub mod frma;
+pub mod piff_senc;
 pub mod pssh;
 pub mod saio;
 pub mod saiz;
@@ -14,6 +16,7 @@ pub mod sinf;
 pub mod tenc;
 
 pub use frma::Frma;
+pub use piff_senc::{PiffOverride, PiffSenc, PIFF_SENC_UUID};
 pub use pssh::Pssh;
 pub use saio::Saio;
 pub use saiz::Saiz;
