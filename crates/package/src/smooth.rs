@@ -387,12 +387,13 @@ pub fn write_fragment(frags: &[SourceFragment], data: &Bytes, data_offset: u64, 
 /// points at the first per-sample byte inside that box.
 ///
 /// Both signallings, as nginx-vod-module writes Smooth PlayReady fragments: PIFF 1.1
-/// clients (Silverlight, PlayReady devices) read the `uuid` box; CENC readers (ffmpeg, Shaka
-/// Packager) read `saiz`/`saio` (or the `uuid` box directly); dash.js turns the `uuid` box
-/// into `senc` and keeps a `saio` it finds, recomputing its offset.
+/// clients (Silverlight, PlayReady devices) read the `uuid` box; ffmpeg 8.1 and Shaka
+/// Packager 3.8 ignore it and reach the same entries through `saiz`/`saio` (without those
+/// neither decrypts); dash.js turns the `uuid` box into `senc` and keeps a `saio` it finds,
+/// recomputing its offset.
 ///
-/// `p` must be `cenc`: PIFF's AlgorithmID has AES-CBC only in its full-sample form, which is
-/// not ISO `cbcs`, and PlayReady Smooth clients decrypt AES-CTR, so `cbcs` is refused.
+/// `p` must be `cenc`: PlayReady Smooth Streaming (PIFF 1.1) is AES-CTR, and `cbcs`
+/// (pattern encryption, constant IV) has no PIFF signalling, so it is refused.
 /// `data` is made writable without a copy when this is its only handle (see
 /// [`crate::protect::writable`]); the `mdat` payload is slices of the encrypted buffer.
 pub fn write_fragment_encrypted(frags: &[SourceFragment], data: Bytes, data_offset: u64, track: &AssetTrack, delay: u64, p: &TrackProtection) -> Result<Chunks> {
@@ -413,18 +414,18 @@ pub fn write_fragment_encrypted(frags: &[SourceFragment], data: Bytes, data_offs
         let part = part.ok_or_else(|| Error::Unsupported(format!("track {}: fragment {i} left clear", track.track().info.track_id)))?;
         senc.samples.extend(part.samples);
     }
-    write_fragment_with(frags, &buf.freeze(), data_offset, track, delay, Some(&senc))
+    write_fragment_with(frags, &buf.freeze(), data_offset, track, delay, Some(senc))
 }
 
 /// The one writer behind [`write_fragment`] and [`write_fragment_encrypted`] (`senc`: the
 /// merged sample encryption entries when `data` holds encrypted samples).
-fn write_fragment_with(frags: &[SourceFragment], data: &Bytes, data_offset: u64, track: &AssetTrack, delay: u64, senc: Option<&Senc>) -> Result<Chunks> {
+fn write_fragment_with(frags: &[SourceFragment], data: &Bytes, data_offset: u64, track: &AssetTrack, delay: u64, senc: Option<Senc>) -> Result<Chunks> {
     let first = frags.first().ok_or_else(|| Error::Read("no fragments to write".into()))?;
     let samples: Vec<&Sample> = frags.iter().flat_map(|f| f.traf.samples.iter()).collect();
     if samples.is_empty() {
         return Err(Error::Unsupported(format!("track {}: fragment without samples at time {}", first.traf.tfhd.track_id, first.decode_time)));
     }
-    if let Some(senc) = senc {
+    if let Some(senc) = &senc {
         if senc.samples.len() != samples.len() {
             return Err(Error::Unsupported(format!("track {}: {} encryption entries for {} samples", first.traf.tfhd.track_id, senc.samples.len(), samples.len())));
         }
@@ -448,7 +449,7 @@ fn write_fragment_with(frags: &[SourceFragment], data: &Bytes, data_offset: u64,
         mdat_head.extend_from_slice(&MDAT.0);
         mdat_head.put_u64(media + 16);
     }
-    let protection = senc.map(|s| Piff::new(s.clone())).transpose()?;
+    let protection = senc.map(Piff::new).transpose()?;
     let parts = Parts {
         sequence: first.sequence,
         track_id: first.traf.tfhd.track_id,
