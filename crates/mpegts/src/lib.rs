@@ -126,6 +126,7 @@
 //!     pts_offset_90k: 900_000,
 //!     continuity: ContinuityState { pat: i % 16, pmt: i % 16, video: 0, audio: 0 },
 //!     align_continuity: true,
+//!     sample_aes: None,
 //! };
 //! let counts = count_packets(&streams, &params)?;
 //! assert_eq!((counts.video % 16, counts.audio % 16), (0, 0));
@@ -144,16 +145,21 @@
 //! every packet straight into the caller's `Vec` in one pass; no allocation happens per
 //! packet or per sample.
 //!
-//! # Extension point: SAMPLE-AES
+//! # SAMPLE-AES
 //!
-//! The packetiser takes each NAL unit and each AAC frame through an internal
-//! `EsHook` (see `mux.rs`) before packetising. The clear hook is the identity and
-//! compiles to the zero-copy path; an encrypting hook (HLS SAMPLE-AES: stream types
-//! 0xDB/0xCF, private-data and registration descriptors in the PMT) will rewrite NAL
-//! units / frames into a scratch buffer and supply its PMT entries. Encrypted output
-//! changes size (emulation prevention after encryption), so [`count_packets`] will then
-//! need to run the hook too; so will the alignment plan, which is made on the counted
-//! sizes (the muxer reports an internal error rather than emit a misaligned segment).
+//! With [`MuxParams::sample_aes`] set, the segment is encrypted as Apple's "MPEG-2
+//! Stream Encryption Format for HTTP Live Streaming" says (H.264 slices 1:9 after a
+//! 32-byte clear leader, AAC frames after a 16-byte clear leader, AES-128-CBC; stream
+//! types 0xDB/0xCF with their private-data and registration descriptors in the PMT; see
+//! `sample_aes.rs` for the layout and for how emulation prevention is handled). HEVC is
+//! refused with [`Error::SampleAesUnsupported`]: the format defines no HEVC variant.
+//!
+//! The packetiser takes each NAL unit and each AAC frame through an internal `EsHook`
+//! (see `mux.rs`). The clear hook is the identity and compiles to the zero-copy path.
+//! The encrypting hook changes sizes (emulation prevention after encryption), so it runs
+//! in the counting pass, once; its output is kept and packetised from there, and the
+//! continuity alignment is planned on the encrypted sizes. [`count_packets`] and
+//! [`estimate_size`] therefore encrypt too when SAMPLE-AES is on.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -165,6 +171,7 @@ mod nal;
 mod packet;
 mod pes;
 mod psi;
+mod sample_aes;
 
 use bytes::Bytes;
 
@@ -172,6 +179,10 @@ pub use adts::AdtsConfig;
 pub use crc::crc32_mpeg2;
 pub use mux::{count_packets, estimate_size, mux_segment};
 pub use pes::rescale_to_90k;
+pub use sample_aes::{
+    SampleAes, STREAM_TYPE_AAC as SAMPLE_AES_STREAM_TYPE_AAC,
+    STREAM_TYPE_H264 as SAMPLE_AES_STREAM_TYPE_H264,
+};
 
 /// Size of one transport stream packet.
 pub const TS_PACKET_SIZE: usize = 188;
@@ -336,6 +347,8 @@ pub struct MuxParams {
     /// packets; the PES bytes themselves do not change. Default `false`: no padding,
     /// every PES packed into as few packets as possible.
     pub align_continuity: bool,
+    /// Encrypt the segment with HLS SAMPLE-AES (H.264 and AAC only). `None`: clear.
+    pub sample_aes: Option<SampleAes>,
 }
 
 /// Which stream of the segment an error is about.
@@ -434,6 +447,17 @@ pub enum Error {
         /// The offending input time (PTS or DTS) in the track timescale.
         value: i64,
     },
+    /// SAMPLE-AES was asked for a stream the format does not cover (HEVC).
+    #[error("stream {stream}: SAMPLE-AES cannot encrypt {what}")]
+    SampleAesUnsupported {
+        /// Stream index.
+        stream: StreamIndex,
+        /// What cannot be encrypted.
+        what: &'static str,
+    },
+    /// The AES implementation failed.
+    #[error("encryption failed: {0}")]
+    Crypto(&'static str),
     /// A bug in this crate: the writer produced a different size than it planned.
     #[error("internal error: {0}")]
     Internal(&'static str),

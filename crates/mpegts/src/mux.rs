@@ -8,6 +8,7 @@ use crate::nal::{AuPlan, FramingError, VideoConfig, START_CODE};
 use crate::packet::{pes_packet_count, FirstPacket, PesWriter};
 use crate::pes::{pes_header, pes_header_len, rescale_to_90k, MASK_33, MAX_BOUNDED_PAYLOAD};
 use crate::psi::{write_pat, write_pmt, PmtEntry};
+use crate::sample_aes::SampleAesHook;
 use crate::{
     Codec, Error, MuxParams, PacketCounts, Sample, Stream, AUDIO_PES_MAX_FRAMES,
     AUDIO_PES_SPAN_90K, AUDIO_PID, PCR_LEAD_90K, TS_PACKET_SIZE, VIDEO_PID,
@@ -32,7 +33,10 @@ pub fn mux_segment(
     params: &mut MuxParams,
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    mux_with_hook(streams, params, out, &mut Clear)
+    match &params.sample_aes {
+        None => mux_with_hook(streams, params, out, &mut Clear),
+        Some(k) => mux_with_hook(streams, params, out, &mut SampleAesHook::new(k)?),
+    }
 }
 
 /// Number of TS packets per PID that [`mux_segment`] writes for these streams with
@@ -44,16 +48,21 @@ pub fn mux_segment(
 /// Use it to carry continuity counters across HLS segments: the counters at the start
 /// of segment N are those of segment 0 advanced ([`crate::ContinuityState::advance`])
 /// by the counts of segments 0..N-1. The PAT and PMT always take one packet each.
+///
+/// With [`MuxParams::sample_aes`] the count depends on the ciphertext (emulation
+/// prevention after encryption changes the size of H.264 slices), so this encrypts the
+/// segment just as [`mux_segment`] does and costs about as much.
 pub fn count_packets(streams: &[Stream<'_>], params: &MuxParams) -> Result<PacketCounts, Error> {
     let setup = Setup::new(streams)?;
-    let mut counter = Counter::default();
-    schedule(&setup, params.pts_offset_90k, &mut counter)?;
-    let (video, audio) = (counter.video.plan(params)?, counter.audio.plan(params)?);
+    let plan = match &params.sample_aes {
+        None => make_plan(&setup, params, &mut Clear)?,
+        Some(k) => make_plan(&setup, params, &mut SampleAesHook::new(k)?)?,
+    };
     Ok(PacketCounts {
         pat: 1,
         pmt: 1,
-        video: video.packets,
-        audio: audio.packets,
+        video: plan.video.packets,
+        audio: plan.audio.packets,
     })
 }
 
@@ -65,22 +74,28 @@ pub fn estimate_size(streams: &[Stream<'_>], params: &MuxParams) -> Result<usize
 }
 
 /// Where the elementary-stream payload of every NAL unit and AAC frame passes before
-/// it is packetised: the seam for HLS SAMPLE-AES.
+/// it is packetised: the seam for HLS SAMPLE-AES ([`SampleAesHook`]).
 ///
 /// The clear implementation is the identity and lets the writer copy straight from the
-/// samples. An encrypting implementation appends the transformed unit to `out` (for
+/// samples. A transforming implementation appends the transformed unit to `out` (for
 /// H.264 SAMPLE-AES: encrypted slice data with emulation prevention re-applied, so the
 /// size changes) and reports its stream type (0xDB / 0xCF) and ES descriptors
-/// (private_data_indicator, registration + audio_setup_information) for the PMT.
+/// (private_data_indicator, registration + audio_setup_information) for the PMT. Its
+/// output is made once, in the counting pass (sizes depend on it), kept in a
+/// [`Transformed`] buffer and packetised from there.
 pub(crate) trait EsHook {
     /// `true` when the hook never changes a byte.
     const IDENTITY: bool;
+    /// Whether the hook can handle this stream; `Err` says what it cannot handle.
+    fn accepts(&self, _codec: &Codec) -> Result<(), &'static str> {
+        Ok(())
+    }
     /// Appends the bytes to packetise for one NAL unit of a sample (no start code).
     /// Parameter sets and AUDs the muxer inserts do not pass through here.
-    fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>);
+    fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) -> Result<(), Error>;
     /// Appends the bytes to packetise for one raw AAC frame; the ADTS header is added
     /// in front of them afterwards, sized to what was appended.
-    fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>);
+    fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), Error>;
     /// PMT stream_type for a stream whose clear type is `clear`; may append ES
     /// descriptors to `descriptors`.
     fn pmt_entry(&self, codec: &Codec, clear: u8, descriptors: &mut Vec<u8>) -> u8;
@@ -91,14 +106,141 @@ pub(crate) struct Clear;
 
 impl EsHook for Clear {
     const IDENTITY: bool = true;
-    fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) {
+    fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         out.extend_from_slice(nal);
+        Ok(())
     }
-    fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) {
+    fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         out.extend_from_slice(frame);
+        Ok(())
     }
     fn pmt_entry(&self, _: &Codec, clear: u8, _: &mut Vec<u8>) -> u8 {
         clear
+    }
+}
+
+/// Everything decided before the first byte is written.
+struct Plan {
+    video: Padding,
+    audio: Padding,
+    /// PES payloads of a transforming hook, in schedule order (empty for the clear hook).
+    es: Transformed,
+}
+
+/// Counts (and, for a transforming hook, transforms) the segment and places the
+/// continuity padding.
+fn make_plan<H: EsHook>(
+    setup: &Setup<'_>,
+    params: &MuxParams,
+    hook: &mut H,
+) -> Result<Plan, Error> {
+    let tracks = [
+        setup.video.as_ref().map(|v| (v.index, v.codec)),
+        setup.audio.as_ref().map(|a| (a.index, a.codec)),
+    ];
+    for (stream, codec) in tracks.into_iter().flatten() {
+        hook.accepts(codec)
+            .map_err(|what| Error::SampleAesUnsupported { stream, what })?;
+    }
+    let mut counter = Counter {
+        video: PidCount::default(),
+        audio: PidCount::default(),
+        hook,
+        es: Transformed::default(),
+    };
+    schedule(setup, params.pts_offset_90k, &mut counter)?;
+    Ok(Plan {
+        video: counter.video.plan(params)?,
+        audio: counter.audio.plan(params)?,
+        es: counter.es,
+    })
+}
+
+/// PES payloads (without PES header) made by a transforming hook, back to back.
+#[derive(Default)]
+struct Transformed {
+    bytes: Vec<u8>,
+    /// End offset in `bytes` of each PES payload, in schedule order.
+    ends: Vec<usize>,
+}
+
+impl Transformed {
+    /// Builds the Annex-B access unit of `v.samples[sample]`; returns its length.
+    fn video<H: EsHook>(
+        &mut self,
+        v: &VideoTrack<'_>,
+        sample: usize,
+        plan: &AuPlan,
+        hook: &mut H,
+    ) -> Result<usize, Error> {
+        let s = v
+            .samples
+            .get(sample)
+            .ok_or(Error::Internal("video index"))?;
+        let cfg = &v.config;
+        let start = self.bytes.len();
+        let (aud, aud_len) = cfg.aud(plan);
+        self.bytes.extend_from_slice(&aud[..aud_len]);
+        if plan.insert_param_sets {
+            for ps in cfg.param_sets() {
+                self.bytes.extend_from_slice(&START_CODE);
+                self.bytes.extend_from_slice(ps);
+            }
+        }
+        for nal in cfg.nals(s.data) {
+            // schedule() validated the framing with plan() just before.
+            let nal = nal.map_err(|_| Error::Internal("NAL framing changed between passes"))?;
+            self.bytes.extend_from_slice(&START_CODE);
+            hook.video_nal(nal, &mut self.bytes)?;
+        }
+        self.ends.push(self.bytes.len());
+        Ok(self.bytes.len() - start)
+    }
+
+    /// Builds the ADTS payload of one audio PES; returns its length.
+    fn audio<H: EsHook>(
+        &mut self,
+        a: &AudioTrack<'_>,
+        frames: Range<usize>,
+        hook: &mut H,
+    ) -> Result<usize, Error> {
+        let start = self.bytes.len();
+        let samples = a
+            .samples
+            .get(frames.clone())
+            .ok_or(Error::Internal("audio index"))?;
+        for (i, s) in samples.iter().enumerate() {
+            let at = self.bytes.len();
+            self.bytes.extend_from_slice(&[0; ADTS_HEADER_LEN]);
+            hook.audio_frame(s.data, &mut self.bytes)?;
+            let raw = self.bytes.len() - at - ADTS_HEADER_LEN;
+            let h = a.adts.header(raw).ok_or(Error::AacFrameTooLarge {
+                stream: a.index,
+                sample: frames.start + i,
+                len: raw,
+            })?;
+            self.bytes[at..at + ADTS_HEADER_LEN].copy_from_slice(&h);
+        }
+        let len = self.bytes.len() - start;
+        if len > MAX_BOUNDED_PAYLOAD {
+            return Err(Error::AacFrameTooLarge {
+                stream: a.index,
+                sample: frames.start,
+                len,
+            });
+        }
+        self.ends.push(self.bytes.len());
+        Ok(len)
+    }
+
+    /// PES payload number `k`.
+    fn get(&self, k: usize) -> Result<&[u8], Error> {
+        let end = *self
+            .ends
+            .get(k)
+            .ok_or(Error::Internal("more PES written than counted"))?;
+        let start = if k == 0 { 0 } else { self.ends[k - 1] };
+        Ok(&self.bytes[start..end])
     }
 }
 
@@ -111,14 +253,11 @@ pub(crate) fn mux_with_hook<H: EsHook>(
 ) -> Result<(), Error> {
     let setup = Setup::new(streams)?;
     // The counting pass validates everything, so the writing pass below cannot fail on
-    // input and `out` is never left half-written. It also sizes the output exactly
-    // (for the clear hook), so the buffer grows once.
-    // The padding for continuity alignment is decided here too, before anything is
-    // written.
-    let mut counter = Counter::default();
-    schedule(&setup, params.pts_offset_90k, &mut counter)?;
-    let (video, audio) = (counter.video.plan(params)?, counter.audio.plan(params)?);
-    let planned = (2 + video.packets + audio.packets) as usize * TS_PACKET_SIZE;
+    // input and `out` is never left half-written. It also sizes the output exactly (a
+    // transforming hook runs there, once, and its output is kept), so the buffer grows
+    // once. The padding for continuity alignment is decided here too, on those sizes.
+    let plan = make_plan(&setup, params, hook)?;
+    let planned = (2 + plan.video.packets + plan.audio.packets) as usize * TS_PACKET_SIZE;
     out.reserve(planned);
 
     let start = out.len();
@@ -126,15 +265,16 @@ pub(crate) fn mux_with_hook<H: EsHook>(
         out,
         cc: params.continuity,
         hook,
-        scratch: Vec::new(),
+        es: &plan.es,
+        es_next: 0,
         streams: &setup,
         video: PidCursor {
             pes: 0,
-            plan: video,
+            plan: plan.video,
         },
         audio: PidCursor {
             pes: 0,
-            plan: audio,
+            plan: plan.audio,
         },
     };
     let result = writer
@@ -144,11 +284,8 @@ pub(crate) fn mux_with_hook<H: EsHook>(
     let written = out.len() - start;
     let start_cc = params.continuity;
     let result = match result {
-        Ok(()) if H::IDENTITY && written != planned => {
-            Err(Error::Internal("written size differs from count"))
-        }
-        // A multiple of 16 packets per PID leaves each counter where it started. Only a
-        // hook that changes sizes (the plan is made on clear sizes) could miss this.
+        Ok(()) if written != planned => Err(Error::Internal("written size differs from count")),
+        // A multiple of 16 packets per PID leaves each counter where it started.
         Ok(())
             if params.align_continuity
                 && (continuity.video & 0x0F != start_cc.video & 0x0F
@@ -558,36 +695,47 @@ impl Padding {
     }
 }
 
-/// Counts packets per PID.
-#[derive(Default)]
-struct Counter {
+/// Counts packets per PID; a transforming hook's output is made and kept here.
+struct Counter<'h, H> {
     video: PidCount,
     audio: PidCount,
+    hook: &'h mut H,
+    es: Transformed,
 }
 
-impl Sink for Counter {
+impl<H: EsHook> Sink for Counter<'_, H> {
     fn video(
         &mut self,
-        _: &VideoTrack<'_>,
-        _: usize,
+        v: &VideoTrack<'_>,
+        sample: usize,
         plan: &AuPlan,
         t: Times,
         first: FirstPacket,
     ) -> Result<(), Error> {
         let header = pes_header_len(t.pts, t.dts);
-        self.video.add(header, header + plan.es_len, first);
+        let es_len = if H::IDENTITY {
+            plan.es_len
+        } else {
+            self.es.video(v, sample, plan, self.hook)?
+        };
+        self.video.add(header, header + es_len, first);
         Ok(())
     }
 
     fn audio(
         &mut self,
-        _: &AudioTrack<'_>,
-        _: Range<usize>,
+        a: &AudioTrack<'_>,
+        frames: Range<usize>,
         len: usize,
         t: Times,
         first: FirstPacket,
     ) -> Result<(), Error> {
         let header = pes_header_len(t.pts, t.dts);
+        let len = if H::IDENTITY {
+            len
+        } else {
+            self.es.audio(a, frames, self.hook)?
+        };
         self.audio.add(header, header + len, first);
         Ok(())
     }
@@ -613,8 +761,10 @@ struct Writer<'o, 's, H> {
     out: &'o mut Vec<u8>,
     cc: crate::ContinuityState,
     hook: &'o mut H,
-    /// Transformed access units / audio PES payloads (unused by the clear hook).
-    scratch: Vec<u8>,
+    /// Transformed access units / audio PES payloads (empty for the clear hook).
+    es: &'o Transformed,
+    /// Number of the next PES payload in `es`.
+    es_next: usize,
     streams: &'s Setup<'s>,
     video: PidCursor,
     audio: PidCursor,
@@ -698,22 +848,12 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
             }
             self.cc.video = w.finish()?;
         } else {
-            self.scratch.clear();
-            self.scratch.extend_from_slice(&aud[..aud_len]);
-            if plan.insert_param_sets {
-                for ps in cfg.param_sets() {
-                    self.scratch.extend_from_slice(&START_CODE);
-                    self.scratch.extend_from_slice(ps);
-                }
-            }
-            for nal in cfg.nals(s.data) {
-                self.scratch.extend_from_slice(&START_CODE);
-                self.hook.video_nal(nal.map_err(bug)?, &mut self.scratch);
-            }
-            let len = header.as_bytes().len() + self.scratch.len();
+            let payload = self.es.get(self.es_next)?;
+            self.es_next += 1;
+            let len = header.as_bytes().len() + payload.len();
             let mut w = PesWriter::begin(self.out, VIDEO_PID, self.cc.video, len, first, extra);
             w.put(header.as_bytes())?;
-            w.put(&self.scratch)?;
+            w.put(payload)?;
             self.cc.video = w.finish()?;
         }
         Ok(())
@@ -745,31 +885,14 @@ impl<H: EsHook> Sink for Writer<'_, '_, H> {
             }
             self.cc.audio = w.finish()?;
         } else {
-            self.scratch.clear();
-            for (i, s) in a.samples[frames.clone()].iter().enumerate() {
-                let at = self.scratch.len();
-                self.scratch.extend_from_slice(&[0; ADTS_HEADER_LEN]);
-                self.hook.audio_frame(s.data, &mut self.scratch);
-                let raw = self.scratch.len() - at - ADTS_HEADER_LEN;
-                let h = a.adts.header(raw).ok_or(Error::AacFrameTooLarge {
-                    stream: a.index,
-                    sample: frames.start + i,
-                    len: raw,
-                })?;
-                self.scratch[at..at + ADTS_HEADER_LEN].copy_from_slice(&h);
-            }
-            if self.scratch.len() > MAX_BOUNDED_PAYLOAD {
-                return Err(Error::AacFrameTooLarge {
-                    stream: a.index,
-                    sample: frames.start,
-                    len: self.scratch.len(),
-                });
-            }
-            let header = pes_header(AUDIO_STREAM_ID, t.pts, t.dts, Some(self.scratch.len()));
-            let len = header.as_bytes().len() + self.scratch.len();
+            // Counted (and bounded by MAX_BOUNDED_PAYLOAD) by Transformed::audio.
+            let payload = self.es.get(self.es_next)?;
+            self.es_next += 1;
+            let header = pes_header(AUDIO_STREAM_ID, t.pts, t.dts, Some(payload.len()));
+            let len = header.as_bytes().len() + payload.len();
             let mut w = PesWriter::begin(self.out, AUDIO_PID, self.cc.audio, len, first, extra);
             w.put(header.as_bytes())?;
-            w.put(&self.scratch)?;
+            w.put(payload)?;
             self.cc.audio = w.finish()?;
         }
         Ok(())
@@ -787,11 +910,13 @@ mod tests {
     struct ScratchCopy;
     impl EsHook for ScratchCopy {
         const IDENTITY: bool = false;
-        fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) {
+        fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
             out.extend_from_slice(nal);
+            Ok(())
         }
-        fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) {
+        fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
             out.extend_from_slice(frame);
+            Ok(())
         }
         fn pmt_entry(&self, _: &Codec, clear: u8, _: &mut Vec<u8>) -> u8 {
             clear
@@ -802,14 +927,16 @@ mod tests {
     struct Grow;
     impl EsHook for Grow {
         const IDENTITY: bool = false;
-        fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) {
+        fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
             out.extend_from_slice(nal);
             if matches!(nal[0] & 0x1F, 1 | 5) {
                 out.extend_from_slice(&[0xEE, 0xEE]);
             }
+            Ok(())
         }
-        fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) {
+        fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
             out.extend(frame.iter().map(|b| b ^ 0xFF));
+            Ok(())
         }
         fn pmt_entry(&self, codec: &Codec, _: u8, d: &mut Vec<u8>) -> u8 {
             if codec.is_video() {

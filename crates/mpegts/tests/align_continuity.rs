@@ -29,6 +29,7 @@ fn independent(i: usize, align: bool) -> MuxParams {
             audio: 0,
         },
         align_continuity: align,
+        sample_aes: None,
     }
 }
 

@@ -352,6 +352,7 @@ fn check(name: &str, video_args: &[&str], counters: Counters) {
                     audio: 0,
                 },
                 align_continuity: counters == Counters::Aligned,
+                sample_aes: None,
             };
         }
         let audio_end = if w[1] == vs.len() {

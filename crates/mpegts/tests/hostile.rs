@@ -20,6 +20,7 @@ fn params() -> MuxParams {
             audio: 4,
         },
         align_continuity: false,
+        sample_aes: None,
     }
 }
 

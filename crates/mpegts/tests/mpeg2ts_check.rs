@@ -150,6 +150,7 @@ fn h264_aac_segments_parse_and_match_input() {
         pts_offset_90k: OFFSET,
         continuity: ContinuityState::default(),
         align_continuity: false,
+        sample_aes: None,
     };
     let mut from_counts = ContinuityState::default();
     let mut segment_starts = Vec::new();
@@ -291,6 +292,7 @@ fn audio_only_carries_pcr_and_rounds_44100() {
             audio: 9,
         },
         align_continuity: false,
+        sample_aes: None,
     };
     let mut ts = Vec::new();
     mux_segment(&streams, &mut params, &mut ts).unwrap();

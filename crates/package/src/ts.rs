@@ -13,6 +13,10 @@
 use bytes::Bytes;
 use sealcast_mpegts::{Codec, ContinuityState, MuxParams, Sample, Stream};
 
+/// Key and IV of a SAMPLE-AES TS segment (HLS `EXT-X-KEY:METHOD=SAMPLE-AES`); `Debug`
+/// redacts the key.
+pub use sealcast_mpegts::SampleAes as SampleAesParams;
+
 use crate::asset::AssetTrack;
 use crate::error::{Error, Result};
 use crate::fmp4::SourceFragment;
@@ -63,10 +67,32 @@ pub struct TsInput<'a> {
 
 /// Muxes segment number `number` (from 1) of up to one video and one audio stream.
 pub fn write_segment(inputs: &[TsInput<'_>], number: usize) -> Result<Vec<u8>> {
+    write_segment_with(inputs, number, None)
+}
+
+/// [`write_segment`], encrypted with HLS SAMPLE-AES when `sample_aes` is given (H.264
+/// and AAC; HEVC is refused with [`Error::Unsupported`], as Apple's format has no HEVC
+/// variant). The IV is the one the playlist's `EXT-X-KEY` states for this segment.
+/// Continuity alignment is planned on the encrypted sizes, so encrypted segments chain
+/// exactly as clear ones do.
+pub fn write_segment_with(inputs: &[TsInput<'_>], number: usize, sample_aes: Option<SampleAesParams>) -> Result<Vec<u8>> {
     let streams: Vec<Stream<'_>> = inputs.iter().filter(|i| !i.samples.is_empty()).map(|i| Stream { codec: &i.codec, timescale: i.timescale, samples: &i.samples }).collect();
     let cc = ((number.max(1) - 1) % 16) as u8;
-    let mut params = MuxParams { pts_offset_90k: PTS_OFFSET_90K, continuity: ContinuityState { pat: cc, pmt: cc, video: 0, audio: 0 }, align_continuity: true };
+    let mut params = MuxParams { pts_offset_90k: PTS_OFFSET_90K, continuity: ContinuityState { pat: cc, pmt: cc, video: 0, audio: 0 }, align_continuity: true, sample_aes };
     let mut out = Vec::new();
     sealcast_mpegts::mux_segment(&streams, &mut params, &mut out).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
+    Ok(out)
+}
+
+/// HLS `METHOD=AES-128` envelope: `data` encrypted whole with AES-128-CBC and PKCS#7
+/// padding (RFC 8216 4.3.2.4: always 1 to 16 bytes of padding, so the output is the next
+/// multiple of 16 above `data.len()`).
+pub fn aes128_cbc_pkcs7(key: &[u8; 16], iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>> {
+    let pad = 16 - data.len() % 16;
+    let mut out = Vec::with_capacity(data.len() + pad);
+    out.extend_from_slice(data);
+    out.resize(data.len() + pad, pad as u8);
+    let cbc = sealcast_cenc::aes::AesCbc::new(key).map_err(|e| Error::Unsupported(format!("AES-128: {e}")))?;
+    cbc.encrypt(*iv, &mut out).map_err(|e| Error::Unsupported(format!("AES-128: {e}")))?;
     Ok(out)
 }
