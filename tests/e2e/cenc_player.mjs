@@ -1,0 +1,189 @@
+// Plays encrypted DASH in Debian's Chromium (playwright-core, never a downloaded browser)
+// through EME `org.w3.clearkey`, with shaka-player (`drm.clearKeys`) or dash.js (ClearKey
+// `protData`), and reports per job whether playback got past a threshold. Usage:
+//   node cenc_player.mjs JOBS.json        (or `-` to read the JSON from stdin)
+// JOBS.json: {"timeout": 30, "threshold": 4, "jobs": [
+//   {"id": "…", "engine": "shaka"|"dashjs", "url": "http://…/manifest.mpd",
+//    "keys": {"<kid hex>": "<key hex>", …}}, …]}
+// Prints one JSON object per job on stdout ({id, ok, error, currentTime, decodedFrames,
+// mediaError, playerErrors, keySystem, licenseRequests, …}); the caller judges (a job with
+// wrong keys is expected to fail). Exit code 0 unless the harness itself broke.
+import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+
+const require = createRequire(import.meta.url);
+
+// As in /work/shared/ORACLES.md ("Real browser").
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+// Served on the manifest's own origin (intercepted, never reaching the server): http on
+// 127.0.0.1 is a secure context, which EME requires.
+const PAGE_PATH = '/__sealcast_e2e__/cenc.html';
+const PAGE_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>sealcast e2e cenc</title></head>
+<body><video id="v" muted autoplay playsinline width="640" height="360"></video></body></html>`;
+
+const hexToB64url = (hex) => Buffer.from(hex.replace(/-/g, ''), 'hex').toString('base64')
+  .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+
+async function startShaka(page, url, keys) {
+  return page.evaluate(async ({ manifestUrl, clearKeys }) => {
+    const errors = [];
+    window.__errors = errors;
+    shaka.polyfill.installAll();
+    if (!shaka.Player.isBrowserSupported()) return { error: 'shaka says this browser is not supported' };
+    const video = document.getElementById('v');
+    const player = new shaka.Player();
+    window.__player = player;
+    await player.attach(video);
+    player.configure({ drm: { clearKeys } });
+    player.addEventListener('error', (ev) => {
+      const d = ev.detail || {};
+      errors.push({ severity: d.severity, category: d.category, code: d.code, data: JSON.stringify(d.data || []).slice(0, 300) });
+    });
+    try {
+      await player.load(manifestUrl);
+    } catch (e) {
+      return { error: `load failed: code ${e.code} category ${e.category} data ${JSON.stringify(e.data || []).slice(0, 300)}` };
+    }
+    video.muted = true;
+    try { await video.play(); } catch (e) { errors.push({ play: String(e) }); }
+    return { ok: true };
+  }, { manifestUrl: url, clearKeys: keys });
+}
+
+async function startDashjs(page, url, keys) {
+  const clearkeys = {};
+  for (const [kid, key] of Object.entries(keys)) clearkeys[hexToB64url(kid)] = hexToB64url(key);
+  return page.evaluate(({ manifestUrl, clearkeys }) => {
+    const errors = [];
+    window.__errors = errors;
+    if (typeof dashjs === 'undefined') return { error: 'dashjs global missing' };
+    const video = document.getElementById('v');
+    const player = dashjs.MediaPlayer().create();
+    window.__player = player;
+    player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
+    const E = dashjs.MediaPlayer.events;
+    player.on(E.ERROR, (ev) => {
+      const err = ev.error || {};
+      errors.push({ code: err.code, message: String(err.message || ev.event || '').slice(0, 300) });
+    });
+    if (E.PLAYBACK_ERROR) player.on(E.PLAYBACK_ERROR, (ev) => errors.push({ playback: String(ev.error && ev.error.message || ev.error) }));
+    window.__keySystem = null;
+    const P = dashjs.Protection && dashjs.Protection.events;
+    if (P && P.KEY_SYSTEM_SELECTED) player.on(P.KEY_SYSTEM_SELECTED, (ev) => {
+      try { window.__keySystem = ev.data.keySystem.systemString; } catch (e) { window.__keySystem = String(e); }
+    });
+    player.setProtectionData({ 'org.w3.clearkey': { clearkeys } });
+    video.muted = true;
+    player.initialize(video, manifestUrl, true);
+    return { ok: true };
+  }, { manifestUrl: url, clearkeys });
+}
+
+async function playOne(browser, job, opts) {
+  const page = await browser.newPage();
+  const console_ = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') console_.push(`${m.type()}: ${m.text()}`.slice(0, 400));
+  });
+  page.on('pageerror', (e) => console_.push(`pageerror: ${e.message}`));
+  const failedRequests = [];
+  const requests = [];
+  page.on('requestfailed', (r) => failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) failedRequests.push(`${r.url()} -> ${r.status()}`);
+    else if (!r.url().includes('__sealcast_e2e__')) requests.push(new URL(r.url()).pathname);
+  });
+  const origin = new URL(job.url).origin;
+  await page.route(origin + PAGE_PATH, (route) =>
+    route.fulfill({ status: 200, contentType: 'text/html', body: PAGE_HTML }));
+  const result = { id: job.id, engine: job.engine, url: job.url, ok: false };
+  try {
+    await page.goto(origin + PAGE_PATH);
+    if (job.engine === 'shaka') {
+      await page.addScriptTag({ path: require.resolve('shaka-player/dist/shaka-player.compiled.js') });
+    } else {
+      await page.addScriptTag({ path: require.resolve('dashjs/dist/dash.all.min.js') });
+    }
+    const loaded = job.engine === 'shaka' ? await startShaka(page, job.url, job.keys) : await startDashjs(page, job.url, job.keys);
+    if (loaded.error) {
+      result.error = loaded.error;
+    } else {
+      try {
+        await page.waitForFunction((t) => {
+          const v = document.getElementById('v');
+          return v.error || v.currentTime > t;
+        }, opts.threshold, { timeout: opts.timeout * 1000, polling: 250 });
+        result.ok = true;
+      } catch (e) {
+        result.error = `currentTime did not pass ${opts.threshold}s within ${opts.timeout}s`;
+      }
+    }
+    const state = await page.evaluate(async () => {
+      const v = document.getElementById('v');
+      const q = v.getVideoPlaybackQuality ? v.getVideoPlaybackQuality() : {};
+      const buffered = [];
+      for (let i = 0; i < v.buffered.length; i++) buffered.push([v.buffered.start(i), v.buffered.end(i)]);
+      let keySystem = window.__keySystem || null;
+      try {
+        if (!keySystem && window.__player && window.__player.keySystem) keySystem = window.__player.keySystem();
+      } catch (e) { /* dash.js has no keySystem() */ }
+      return {
+        currentTime: v.currentTime, readyState: v.readyState, paused: v.paused,
+        videoWidth: v.videoWidth, videoHeight: v.videoHeight, buffered,
+        decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames, corruptedFrames: q.corruptedVideoFrames,
+        mediaError: v.error ? `${v.error.code} ${v.error.message}` : null,
+        mediaKeys: !!v.mediaKeys,
+        keySystem,
+        playerErrors: window.__errors || [],
+      };
+    }).catch((e) => ({ stateError: String(e) }));
+    Object.assign(result, state);
+    if (result.mediaError) { result.ok = false; result.error = `media element error ${result.mediaError}`; }
+    const critical = (result.playerErrors || []).filter((e) => job.engine === 'dashjs' || e.severity === 2);
+    if (critical.length) {
+      result.ok = false;
+      result.error = (result.error ? result.error + '; ' : '') + `player error(s): ${JSON.stringify(critical).slice(0, 800)}`;
+    }
+    if (result.ok && !(result.decodedFrames > 0)) { result.ok = false; result.error = 'no video frames decoded'; }
+    if (result.ok && !result.mediaKeys) { result.ok = false; result.error = 'played without MediaKeys attached (clear content?)'; }
+  } catch (e) {
+    result.error = `harness: ${e && e.message ? e.message : e}`;
+  }
+  result.console = console_.slice(0, 20);
+  result.failedRequests = failedRequests.slice(0, 20);
+  result.requests = requests.slice(0, 30);
+  await page.close();
+  return result;
+}
+
+async function main() {
+  const arg = process.argv[2];
+  if (!arg) {
+    console.error('usage: node cenc_player.mjs JOBS.json | -');
+    process.exit(2);
+  }
+  const spec = JSON.parse(readFileSync(arg === '-' ? 0 : arg, 'utf8'));
+  const opts = { timeout: spec.timeout || 30, threshold: spec.threshold || 4 };
+  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+  if (!existsSync(executablePath)) {
+    console.log(JSON.stringify({ fatal: `no browser at ${executablePath}` }));
+    process.exit(3);
+  }
+  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+  try {
+    for (const job of spec.jobs) console.log(JSON.stringify(await playOne(browser, job, opts)));
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  console.log(JSON.stringify({ fatal: String(e && e.stack ? e.stack : e) }));
+  process.exit(4);
+});
