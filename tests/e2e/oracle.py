@@ -761,3 +761,235 @@ def source_sample_times(asset: str, name: str) -> tuple[int, list[SampleTime]]:
     samples = fragment_sample_times(data, data, t.track_id)
     assert samples, f"{t.path}: no samples found for track_ID {t.track_id} in its moof boxes"
     return timescale, samples
+
+
+# --------------------------------------------------------------------------- servers with a config file
+
+
+def start_server_config(config: Path, log_path: Path, timeout: float = 30.0) -> Server:
+    """`sealcast serve --config CONFIG` (the config names listen, root, catalog, ...); the
+    base URL comes from the first stdout line, as for `start_server`."""
+    binary = sealcast_bin()
+    if not binary.exists():
+        pytest.fail(f"server binary {binary} not found: build it with `cargo build --release` "
+                    f"or point SEALCAST_BIN at it")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(binary), "serve", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
+    lines: list[str] = []
+    got_first = threading.Event()
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+            got_first.set()
+        got_first.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not got_first.wait(timeout) or not lines or not LISTEN_RE.match(lines[0]):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        pytest.fail(f"sealcast serve --config {config} did not start (first stdout line {lines[:1]}, "
+                    f"exit code {proc.returncode}); config:\n{Path(config).read_text()}\n"
+                    f"stderr tail:\n{log_path.read_text(errors='replace')[-2000:]}")
+    return Server(LISTEN_RE.match(lines[0]).group(1), proc, log_path, lines)
+
+
+# --------------------------------------------------------------------------- Common Encryption (ISO/IEC 23001-7)
+#
+# Only used to FIND things (which KID a track names, which PSSH boxes are there); whether
+# the bytes decrypt is judged by Shaka Packager and ffmpeg, and the box fields are
+# cross-checked by mp4box.js.
+
+SYSTEM_IDS = {
+    "widevine": "edef8ba979d64acea3c827dcd51d21ed",
+    "playready": "9a04f07998404286ab92e65be0885f95",
+    "common": "1077efecc0b24d02ace33c1e52e2fb4b",
+}
+CLEARKEY_DASH_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+
+
+def hex_kid(s: str) -> str:
+    """KID in any usual spelling (UUID with dashes, braces, upper case) -> 32 lower-case hex."""
+    h = s.strip().strip("{}").replace("-", "").lower()
+    assert re.fullmatch(r"[0-9a-f]{32}", h), f"{s!r} is not a 16-byte KID"
+    return h
+
+
+def uuid_kid(h: str) -> str:
+    h = hex_kid(h)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass
+class TrackEncryption:
+    track_id: int
+    sample_entry: str       # encv | enca
+    original_format: str    # frma: avc1, hvc1, mp4a, ...
+    scheme: str             # schm scheme_type: cenc | cbcs | ...
+    scheme_version: int
+    tenc_version: int
+    crypt_byte_block: int
+    skip_byte_block: int
+    is_protected: int
+    per_sample_iv_size: int
+    kid: str                # 32 lower-case hex
+    constant_iv: str | None  # hex
+
+
+_SAMPLE_ENTRY_HEADER = {b"encv": 78, b"enca": 28}  # ISO/IEC 14496-12 Visual/AudioSampleEntry (v0) fields
+
+
+def init_protection(init: bytes) -> list[TrackEncryption]:
+    """The protection scheme of every protected sample entry of an init segment."""
+    out: list[TrackEncryption] = []
+    for trak_s, trak_e in _find(init, [b"moov", b"trak"]):
+        track_id = 0
+        for t, _ in _find(init, [b"tkhd"], trak_s, trak_e):
+            track_id = int.from_bytes(init[t + (20 if init[t] == 1 else 12):][:4], "big")
+        for stsd_s, stsd_e in _find(init, [b"mdia", b"minf", b"stbl", b"stsd"], trak_s, trak_e):
+            for typ, s, e in _boxes(init, stsd_s + 8, stsd_e):
+                if typ not in _SAMPLE_ENTRY_HEADER:
+                    continue
+                fields: dict = {"track_id": track_id, "sample_entry": typ.decode(), "constant_iv": None}
+                for t2, s2, e2 in _boxes(init, s + _SAMPLE_ENTRY_HEADER[typ], e):
+                    if t2 != b"sinf":
+                        continue
+                    for t3, s3, e3 in _boxes(init, s2, e2):
+                        if t3 == b"frma":
+                            fields["original_format"] = init[s3:s3 + 4].decode("latin-1")
+                        elif t3 == b"schm":
+                            fields["scheme"] = init[s3 + 4:s3 + 8].decode("latin-1")
+                            fields["scheme_version"] = int.from_bytes(init[s3 + 8:s3 + 12], "big")
+                        elif t3 == b"schi":
+                            for t4, s4, e4 in _boxes(init, s3, e3):
+                                if t4 != b"tenc":
+                                    continue
+                                v = init[s4]
+                                p = s4 + 4
+                                pattern = init[p + 1]
+                                fields.update(tenc_version=v, crypt_byte_block=pattern >> 4 if v else 0,
+                                              skip_byte_block=pattern & 15 if v else 0,
+                                              is_protected=init[p + 2], per_sample_iv_size=init[p + 3],
+                                              kid=init[p + 4:p + 20].hex())
+                                if init[p + 2] == 1 and init[p + 3] == 0:
+                                    n = init[p + 20]
+                                    fields["constant_iv"] = init[p + 21:p + 21 + n].hex()
+                missing = {"original_format", "scheme", "kid"} - fields.keys()
+                assert not missing, f"{typ.decode()} sample entry of track {track_id} lacks {sorted(missing)} (sinf/frma/schm/tenc)"
+                out.append(TrackEncryption(**fields))
+    return out
+
+
+@dataclass
+class Pssh:
+    system_id: str   # 32 hex
+    version: int
+    kids: list[str]
+    data: bytes
+
+
+def parse_pssh(box: bytes) -> Pssh:
+    """One whole `pssh` box (header included), e.g. a decoded `cenc:pssh`."""
+    size = int.from_bytes(box[0:4], "big")
+    assert box[4:8] == b"pssh" and size == len(box), f"not one pssh box: size field {size}, {len(box)} bytes, type {box[4:8]!r}"
+    v = box[8]
+    sid = box[12:28].hex()
+    p = 28
+    kids = []
+    if v > 0:
+        n = int.from_bytes(box[p:p + 4], "big")
+        p += 4
+        kids = [box[p + 16 * i:p + 16 * (i + 1)].hex() for i in range(n)]
+        p += 16 * n
+    dsize = int.from_bytes(box[p:p + 4], "big")
+    assert p + 4 + dsize == len(box), f"pssh DataSize {dsize} does not end the box ({len(box)} bytes)"
+    return Pssh(sid, v, kids, box[p + 4:p + 4 + dsize])
+
+
+def pssh_boxes(data: bytes) -> list[Pssh]:
+    """pssh boxes directly under moov or moof."""
+    out = []
+    for parent in (b"moov", b"moof"):
+        for s, e in _find(data, [parent]):
+            for typ, cs, ce in _boxes(data, s, e):
+                if typ == b"pssh":
+                    out.append(parse_pssh(data[cs - 8:ce]))
+    return out
+
+
+def decrypt_with_packager(enc: Path, kind: str, kid: str, key: str, out: Path) -> Path:
+    """Shaka Packager's raw-key decryption of one stream (`kind`: video | audio)."""
+    cmd = [require_tool(PACKAGER, "Shaka Packager"), f"in={enc},stream={kind},output={out}",
+           "--enable_raw_key_decryption", "--keys", f"label=:key_id={hex_kid(kid)}:key={key}"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"Shaka Packager could not decrypt {enc}: {' '.join(cmd)}\n{r.stderr[-1500:]}"
+    return out
+
+
+def decrypted_framemd5(enc: Path, key: str) -> FrameHashes:
+    """ffmpeg 8.1 `-decryption_key` over init + concatenated segments, compressed packets hashed."""
+    return framemd5(str(enc), "0:0", extra_input_args=["-decryption_key", key])
+
+
+def count_equal_samples(got: FrameHashes, want: FrameHashes) -> int:
+    return sum(1 for g, w in zip(got.packets, want.packets) if (g.size, g.md5) == (w.size, w.md5))
+
+
+def playready_kids(pro: bytes) -> list[str]:
+    """KIDs (32 hex, big-endian UUID order) named in a PlayReady Object's WRMHEADER
+    (v4.0 `<KID>`, v4.1+ `<KID VALUE=...>`); PlayReady writes GUIDs little-endian."""
+    length = int.from_bytes(pro[0:4], "little")
+    assert length == len(pro), f"PlayReady Object length field {length} != {len(pro)} bytes"
+    count = int.from_bytes(pro[4:6], "little")
+    p, kids = 6, []
+    for _ in range(count):
+        rtype, rlen = int.from_bytes(pro[p:p + 2], "little"), int.from_bytes(pro[p + 2:p + 4], "little")
+        value = pro[p + 4:p + 4 + rlen]
+        p += 4 + rlen
+        if rtype != 1:
+            continue
+        xml = value.decode("utf-16-le")
+        for b64 in re.findall(r'<KID[^>]*\bVALUE="([^"]+)"', xml) + re.findall(r"<KID>([^<]+)</KID>", xml):
+            import base64
+            le = base64.b64decode(b64)
+            assert len(le) == 16, f"WRMHEADER KID {b64!r} is not 16 bytes"
+            kids.append((le[3::-1] + le[5:3:-1] + le[7:5:-1] + le[8:]).hex())
+    assert p == len(pro), f"PlayReady Object records end at {p}, object is {len(pro)} bytes"
+    return kids
+
+
+def widevine_kids(data: bytes) -> list[str]:
+    """key_id fields (protobuf field 2) of a WidevinePsshData message."""
+    kids, p = [], 0
+
+    def varint() -> int:
+        nonlocal p
+        v = shift = 0
+        while True:
+            b = data[p]
+            p += 1
+            v |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return v
+
+    while p < len(data):
+        tag = varint()
+        field_no, wire = tag >> 3, tag & 7
+        if wire == 0:
+            varint()
+        elif wire == 2:
+            n = varint()
+            if field_no == 2:
+                kids.append(data[p:p + n].hex())
+            p += n
+        elif wire == 5:
+            p += 4
+        elif wire == 1:
+            p += 8
+        else:
+            raise AssertionError(f"WidevinePsshData: unexpected wire type {wire} at {p}")
+    return kids
