@@ -24,6 +24,8 @@ pub enum Delivery {
     DynamicCommonEncryption,
     /// Common Encryption, `cbcs` (AES-CBC 1:9 pattern).
     DynamicCommonEncryptionCbcs,
+    /// HLS AES-128 whole-segment encryption, keys from the key delivery service.
+    DynamicEnvelopeEncryption,
 }
 
 impl Delivery {
@@ -33,6 +35,7 @@ impl Delivery {
             Delivery::NoDynamicEncryption => None,
             Delivery::DynamicCommonEncryption => Some(KeyKind::CommonEncryption),
             Delivery::DynamicCommonEncryptionCbcs => Some(KeyKind::CommonEncryptionCbcs),
+            Delivery::DynamicEnvelopeEncryption => Some(KeyKind::EnvelopeEncryption),
         }
     }
 }
@@ -47,8 +50,11 @@ pub struct LicenseUrls {
     pub playready: Option<String>,
     /// ClearKey license server (signalled as `dashif:Laurl`).
     pub clearkey: Option<String>,
-    /// FairPlay key URI (`skd://…`).
+    /// FairPlay key URI (`skd://…`; `{kid}` is replaced by the key's ID in hex).
     pub fairplay: Option<String>,
+    /// Key delivery URL of HLS AES-128 (and SAMPLE-AES `identity`) keys; `{kid}` is replaced
+    /// by the key's ID in hex. Default: this origin's own `/key/{kid}`.
+    pub key_delivery: Option<String>,
 }
 
 /// One asset's policy and keys, validated.
@@ -140,6 +146,7 @@ struct KeyToml {
 enum KindToml {
     CommonEncryption,
     CommonEncryptionCbcs,
+    EnvelopeEncryption,
 }
 
 fn default_kind() -> KindToml {
@@ -218,6 +225,7 @@ fn validate(a: AssetToml, dir: &Path) -> anyhow::Result<AssetPolicy> {
         let kind = match k.kind {
             KindToml::CommonEncryption => KeyKind::CommonEncryption,
             KindToml::CommonEncryptionCbcs => KeyKind::CommonEncryptionCbcs,
+            KindToml::EnvelopeEncryption => KeyKind::EnvelopeEncryption,
         };
         keys.push(ContentKey::new(kid, kind, &bytes).map_err(|e| anyhow::anyhow!("key of {kid}: {e}"))?);
     }
@@ -246,7 +254,18 @@ fn validate(a: AssetToml, dir: &Path) -> anyhow::Result<AssetPolicy> {
             }
         }
     }
-    for (name, url) in [("widevine", &a.license.widevine), ("playready", &a.license.playready), ("clearkey", &a.license.clearkey), ("fairplay", &a.license.fairplay)] {
+    for (proto, d) in [("dash", a.dash), ("smooth", a.smooth)] {
+        if d == Delivery::DynamicEnvelopeEncryption {
+            bail!("{proto} cannot use DynamicEnvelopeEncryption (HLS only)");
+        }
+    }
+    for (name, url) in [
+        ("widevine", &a.license.widevine),
+        ("playready", &a.license.playready),
+        ("clearkey", &a.license.clearkey),
+        ("fairplay", &a.license.fairplay),
+        ("key_delivery", &a.license.key_delivery),
+    ] {
         if let Some(u) = url {
             if u.is_empty() || u.chars().any(|c| c.is_control() || c == '"' || c == '<' || c == '>') {
                 bail!("license.{name} is not a usable URL");

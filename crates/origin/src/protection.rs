@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use bytes::Bytes;
 use sealcast_cenc::boxes::Pssh;
 use sealcast_cenc::init::protect_init;
+use sealcast_cenc::aes::AesCbc;
 use sealcast_cenc::{iv, IvDeriver, TrackProtection};
 use sealcast_drm::dash::Namespaces;
 use sealcast_drm::hls::KeyTag;
@@ -29,36 +30,92 @@ use sealcast_package::{Asset, AssetTrack, TrackKind};
 use crate::assets::Loaded;
 use crate::catalog::{AssetPolicy, Delivery};
 
-/// The path segment of a scheme's encrypted init, segments and playlists.
-pub fn scheme_path(s: Scheme) -> &'static str {
-    match s {
-        Scheme::Cenc => "cenc",
-        Scheme::Cbcs => "cbcs",
+/// How an output is protected: a Common Encryption scheme, or HLS AES-128 whole-segment
+/// (envelope) encryption. Names the path segment of its URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Encryption {
+    /// ISO 23001-7 `cenc`.
+    Cenc,
+    /// ISO 23001-7 `cbcs` (and SAMPLE-AES for MPEG-TS).
+    Cbcs,
+    /// HLS AES-128: whole segments, AES-128-CBC with PKCS#7 padding.
+    Aes128,
+}
+
+impl Encryption {
+    /// The path segment between the track name and the file name.
+    pub fn path(self) -> &'static str {
+        match self {
+            Encryption::Cenc => "cenc",
+            Encryption::Cbcs => "cbcs",
+            Encryption::Aes128 => "aes",
+        }
+    }
+
+    /// The method named by a path segment.
+    pub fn from_path(p: &str) -> Option<Encryption> {
+        match p {
+            "cenc" => Some(Encryption::Cenc),
+            "cbcs" => Some(Encryption::Cbcs),
+            "aes" => Some(Encryption::Aes128),
+            _ => None,
+        }
+    }
+
+    /// The method a delivery type asks for.
+    pub fn of(d: Delivery) -> Option<Encryption> {
+        match d {
+            Delivery::NoDynamicEncryption => None,
+            Delivery::DynamicCommonEncryption => Some(Encryption::Cenc),
+            Delivery::DynamicCommonEncryptionCbcs => Some(Encryption::Cbcs),
+            Delivery::DynamicEnvelopeEncryption => Some(Encryption::Aes128),
+        }
+    }
+
+    /// The Common Encryption scheme, for the sample-encryption methods.
+    pub fn scheme(self) -> Option<Scheme> {
+        match self {
+            Encryption::Cenc => Some(Scheme::Cenc),
+            Encryption::Cbcs => Some(Scheme::Cbcs),
+            Encryption::Aes128 => None,
+        }
     }
 }
 
-/// The scheme named by a path segment.
-pub fn scheme_from_path(p: &str) -> Option<Scheme> {
-    match p {
-        "cenc" => Some(Scheme::Cenc),
-        "cbcs" => Some(Scheme::Cbcs),
-        _ => None,
+/// HLS AES-128 state of one track.
+pub struct Envelope {
+    /// Expanded key.
+    pub cbc: AesCbc,
+    /// The `#EXT-X-KEY` URI (the key delivery URL of the key).
+    pub key_uri: String,
+    /// What the per-segment IVs derive from (file identity, track).
+    iv_context: String,
+    track_id: u32,
+}
+
+impl Envelope {
+    /// The IV of segment `n` (from 1) in format `fmt` (`ts`, `m4s`): derived from public
+    /// values only, different for every segment and format so no IV is reused under the key.
+    pub fn iv(&self, kid: Kid, fmt: &str, n: usize) -> [u8; 16] {
+        iv::constant_iv(kid.as_bytes(), format!("{}\nhls-aes128/{fmt}/{n}", self.iv_context).as_bytes(), self.track_id)
+    }
+
+    /// Encrypts a whole segment: PKCS#7 padding (RFC 8216 §4.3.2.4, AES-128), then CBC in
+    /// place over the one buffer.
+    pub fn encrypt(&self, iv: [u8; 16], mut data: Vec<u8>) -> Result<Vec<u8>, String> {
+        let pad = 16 - data.len() % 16;
+        data.resize(data.len() + pad, pad as u8);
+        self.cbc.encrypt(iv, &mut data).map_err(|e| e.to_string())?;
+        Ok(data)
     }
 }
 
-/// The scheme a delivery type asks for.
-pub fn delivery_scheme(d: Delivery) -> Option<Scheme> {
-    match d {
-        Delivery::NoDynamicEncryption => None,
-        Delivery::DynamicCommonEncryption => Some(Scheme::Cenc),
-        Delivery::DynamicCommonEncryptionCbcs => Some(Scheme::Cbcs),
-    }
-}
-
-/// One track under one scheme.
+/// One track under one method.
 pub struct TrackCrypto {
-    /// Key schedule, IV rule and layout, shared by every request.
-    pub prot: TrackProtection,
+    /// Key schedule, IV rule and layout, shared by every request (Common Encryption).
+    pub prot: Option<TrackProtection>,
+    /// AES-128 whole-segment state (envelope).
+    pub envelope: Option<Envelope>,
     /// The protected init segment (`encv`/`enca` + `sinf`, `pssh` boxes).
     pub init: Bytes,
     /// Its key's ID.
@@ -67,10 +124,10 @@ pub struct TrackCrypto {
     pub clear_until: u64,
 }
 
-/// Everything one scheme needs for one asset.
+/// Everything one method needs for one asset.
 pub struct SchemeCrypto {
-    /// The scheme.
-    pub scheme: Scheme,
+    /// The method.
+    pub method: Encryption,
     /// Per asset track, in asset order.
     pub tracks: Vec<TrackCrypto>,
     /// DASH signalling.
@@ -79,7 +136,8 @@ pub struct SchemeCrypto {
     pub hls: HlsProtection,
     /// Smooth `<Protection>` element (PlayReady Object of every key), `cenc` only.
     pub smooth: Option<String>,
-    /// Cached manifests: MPD, HLS master, Smooth, then one HLS media playlist per track.
+    /// Cached manifests: MPD, HLS masters (fMP4, TS), Smooth, then per track its HLS media
+    /// playlists (fMP4, TS).
     manifests: Vec<OnceLock<(Bytes, http::HeaderValue)>>,
 }
 
@@ -87,16 +145,19 @@ impl SchemeCrypto {
     /// A cached manifest (see [`ManifestKind`]), built on first use. The ETag hashes the
     /// asset identity, the slot and the body, so a new key or policy gives a new ETag.
     pub fn manifest(&self, loaded: &Loaded, kind: ManifestKind, build: impl FnOnce(&Asset, &SchemeCrypto) -> String) -> (Bytes, http::HeaderValue) {
+        let tracks = self.tracks.len();
         let i = match kind {
             ManifestKind::Mpd => 0,
             ManifestKind::Master => 1,
-            ManifestKind::Smooth => 2,
-            ManifestKind::Media(t) => 3 + t,
+            ManifestKind::MasterTs => 2,
+            ManifestKind::Smooth => 3,
+            ManifestKind::Media(t) => 4 + t,
+            ManifestKind::MediaTs(t) => 4 + tracks + t,
         };
         self.manifests[i]
             .get_or_init(|| {
                 let body = build(&loaded.asset, self);
-                let tag = crate::respond::etag(&loaded.identity, &format!("{}/{i}\n{body}", scheme_path(self.scheme)));
+                let tag = crate::respond::etag(&loaded.identity, &format!("{}/{i}\n{body}", self.method.path()));
                 (Bytes::from(body), tag)
             })
             .clone()
@@ -110,43 +171,39 @@ pub enum ManifestKind {
     Mpd,
     /// HLS multivariant playlist (fMP4).
     Master,
+    /// HLS multivariant playlist (MPEG-TS).
+    MasterTs,
     /// Smooth client manifest.
     Smooth,
-    /// HLS media playlist of track `i`.
+    /// HLS media playlist (fMP4) of track `i`.
     Media(usize),
+    /// HLS media playlist (MPEG-TS) of track `i`.
+    MediaTs(usize),
 }
 
 /// An asset's protection under one policy version.
 pub struct AssetCrypto {
     /// The policy it was built from (compared by pointer: a reload makes a new `Arc`).
     pub policy: Arc<AssetPolicy>,
-    cenc: Option<SchemeCrypto>,
-    cbcs: Option<SchemeCrypto>,
+    methods: Vec<SchemeCrypto>,
 }
 
 impl AssetCrypto {
-    /// Builds the protection of `loaded` for every scheme `policy` uses.
+    /// Builds the protection of `loaded` for every method `policy` uses.
     pub fn build(loaded: &Loaded, policy: Arc<AssetPolicy>) -> Result<AssetCrypto, String> {
-        let mut out = AssetCrypto { policy: policy.clone(), cenc: None, cbcs: None };
+        let mut methods: Vec<SchemeCrypto> = Vec::new();
         for d in [policy.dash, policy.hls, policy.smooth] {
-            let Some(scheme) = delivery_scheme(d) else { continue };
-            let slot = match scheme {
-                Scheme::Cenc => &mut out.cenc,
-                Scheme::Cbcs => &mut out.cbcs,
-            };
-            if slot.is_none() {
-                *slot = Some(build_scheme(loaded, &policy, d, scheme)?);
+            let Some(m) = Encryption::of(d) else { continue };
+            if !methods.iter().any(|x| x.method == m) {
+                methods.push(build_method(loaded, &policy, d, m)?);
             }
         }
-        Ok(out)
+        Ok(AssetCrypto { policy, methods })
     }
 
-    /// The state of `scheme`, when the policy uses it.
-    pub fn scheme(&self, scheme: Scheme) -> Option<&SchemeCrypto> {
-        match scheme {
-            Scheme::Cenc => self.cenc.as_ref(),
-            Scheme::Cbcs => self.cbcs.as_ref(),
-        }
+    /// The state of `method`, when the policy uses it.
+    pub fn method(&self, method: Encryption) -> Option<&SchemeCrypto> {
+        self.methods.iter().find(|m| m.method == method)
     }
 }
 
@@ -183,11 +240,53 @@ fn systems(scheme: Scheme, keys: &[&ContentKey], policy: &AssetPolicy) -> Result
     Ok(Systems { widevine, common, pro: pr.to_pro().map_err(err)?, playready: pr.to_pssh_box().map_err(err)? })
 }
 
-fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, scheme: Scheme) -> Result<SchemeCrypto, String> {
-    let asset = &loaded.asset;
+/// The key delivery URL of `kid` (the policy's template, else our own key route).
+pub fn key_uri(policy: &AssetPolicy, kid: Kid) -> String {
+    policy.license.key_delivery.as_deref().unwrap_or("/key/{kid}").replace("{kid}", &kid.to_hex())
+}
+
+fn build_method(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, method: Encryption) -> Result<SchemeCrypto, String> {
+    match method.scheme() {
+        Some(scheme) => build_scheme(loaded, policy, delivery, method, scheme),
+        None => build_envelope(loaded, policy, delivery),
+    }
+}
+
+/// IVs and the envelope depend on the file's identity (path, size, time, ETag): new content,
+/// new IVs.
+fn iv_context(loaded: &Loaded, t: &AssetTrack) -> String {
+    let file = loaded.files.get(&t.file).map(|o| o.identity()).unwrap_or_else(|| t.file.clone());
+    format!("{}\n{}", loaded.path, file)
+}
+
+fn assigned(asset: &Asset, policy: &AssetPolicy, delivery: Delivery) -> Result<(Vec<ContentKey>, Vec<usize>), String> {
     let keys: Vec<ContentKey> = policy.keys_for(delivery).into_iter().cloned().collect();
     let descs: Vec<TrackDesc> = asset.tracks.iter().map(desc).collect();
     let assignment = sealcast_drm::assign_keys(&descs, &keys).map_err(|e| e.to_string())?;
+    Ok((keys, assignment))
+}
+
+fn build_envelope(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery) -> Result<SchemeCrypto, String> {
+    let asset = &loaded.asset;
+    let (keys, assignment) = assigned(asset, policy, delivery)?;
+    let mut tracks = Vec::with_capacity(asset.tracks.len());
+    let mut hls = HlsProtection::default();
+    for (t, &ki) in asset.tracks.iter().zip(&assignment) {
+        let key = keys.get(ki).ok_or("key assignment out of range")?;
+        let raw = key.aes128_bytes().map_err(|e| e.to_string())?;
+        let cbc = AesCbc::new(raw).map_err(|e| e.to_string())?;
+        let env = Envelope { cbc, key_uri: key_uri(policy, key.kid()), iv_context: iv_context(loaded, t), track_id: t.track().info.track_id };
+        hls.tracks.push(HlsTrackSignal { key_lines: Vec::new(), path: Encryption::Aes128.path() });
+        // The init segment stays clear: the key tags follow EXT-X-MAP.
+        tracks.push(TrackCrypto { prot: None, envelope: Some(env), init: t.track().init.clone(), kid: key.kid(), clear_until: 0 });
+    }
+    let slots = 4 + 2 * asset.tracks.len();
+    Ok(SchemeCrypto { method: Encryption::Aes128, tracks, dash: DashProtection::default(), hls, smooth: None, manifests: (0..slots).map(|_| OnceLock::new()).collect() })
+}
+
+fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, method: Encryption, scheme: Scheme) -> Result<SchemeCrypto, String> {
+    let asset = &loaded.asset;
+    let (keys, assignment) = assigned(asset, policy, delivery)?;
     let ns = Namespaces::OnRoot;
     let mut tracks = Vec::with_capacity(asset.tracks.len());
     let mut dash = DashProtection { namespaces: sealcast_drm::dash::MPD_NAMESPACES.to_vec(), tracks: Vec::new() };
@@ -198,9 +297,7 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, schem
         let info = &t.track().info;
         let raw = key.aes128_bytes().map_err(|e| e.to_string())?;
         let ck = sealcast_cenc::ContentKey { kid: *kid.as_bytes(), key: *raw };
-        // IVs depend on the file's identity (path, size, time, ETag): new content, new IVs.
-        let file = loaded.files.get(&t.file).map(|o| o.identity()).unwrap_or_else(|| t.file.clone());
-        let context = format!("{}\n{}", loaded.path, file);
+        let context = iv_context(loaded, t);
         let format = sample_format(info);
         let prot = match scheme {
             Scheme::Cenc => TrackProtection::cenc(&ck, format, IvDeriver::derive(kid.as_bytes(), context.as_bytes(), info.track_id)),
@@ -229,7 +326,7 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, schem
             cp.push_str(&sealcast_drm::dash::clearkey(u, ns).map_err(|e| e.to_string())?);
             cp.push('\n');
         }
-        dash.tracks.push(TrackSignal { content_protection: cp, kid: kid.to_hex(), path: scheme_path(scheme) });
+        dash.tracks.push(TrackSignal { content_protection: cp, kid: kid.to_hex(), path: method.path() });
 
         let mut key_lines = Vec::new();
         if scheme == Scheme::Cbcs {
@@ -239,9 +336,9 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, schem
         }
         key_lines.push(sealcast_drm::hls::widevine(KeyTag::Key, scheme, &sys.widevine, kid, None));
         key_lines.push(sealcast_drm::hls::playready(KeyTag::Key, scheme, &sys.pro, None));
-        hls.tracks.push(HlsTrackSignal { key_lines, path: scheme_path(scheme) });
+        hls.tracks.push(HlsTrackSignal { key_lines, path: method.path() });
 
-        tracks.push(TrackCrypto { prot, init: Bytes::from(init), kid, clear_until });
+        tracks.push(TrackCrypto { prot: Some(prot), envelope: None, init: Bytes::from(init), kid, clear_until });
     }
     // Session keys: one per distinct key, so players can fetch licences before playback.
     let mut seen: Vec<Kid> = Vec::new();
@@ -272,6 +369,6 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, schem
         }
         Scheme::Cbcs => None,
     };
-    let slots = 3 + asset.tracks.len();
-    Ok(SchemeCrypto { scheme, tracks, dash, hls, smooth, manifests: (0..slots).map(|_| OnceLock::new()).collect() })
+    let slots = 4 + 2 * asset.tracks.len();
+    Ok(SchemeCrypto { method, tracks, dash, hls, smooth, manifests: (0..slots).map(|_| OnceLock::new()).collect() })
 }

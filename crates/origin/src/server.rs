@@ -25,8 +25,7 @@ use sealcast_storage::{AssetPath, PathError, Store};
 use crate::ams;
 use crate::assets::{Assets, Loaded, ManifestSlot};
 use crate::catalog::{AssetPolicy, Catalog, Delivery, NoCatalog, TomlCatalog};
-use crate::protection::{delivery_scheme, scheme_from_path, scheme_path, AssetCrypto, ManifestKind, SchemeCrypto};
-use sealcast_drm::Scheme;
+use crate::protection::{AssetCrypto, Encryption, ManifestKind, SchemeCrypto};
 use sealcast_package::protect;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -216,8 +215,8 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
     // `{asset}/{track}/{cenc|cbcs}/…`: encrypted init, segments and HLS media playlists. (So
     // a track file may not be called `cenc` or `cbcs`.)
     if n >= 4 {
-        if let Some(scheme) = scheme_from_path(&segs[n - 2]) {
-            return encrypted_track_route(st, method, headers, path, &join(0..n - 3), &segs[n - 3], scheme, last).await;
+        if let Some(m) = Encryption::from_path(&segs[n - 2]) {
+            return encrypted_track_route(st, method, headers, path, &join(0..n - 3), &segs[n - 3], m, last).await;
         }
     }
     let asset_path = join(0..n - 2);
@@ -324,42 +323,74 @@ fn crypto_of(loaded: &Loaded, policy: Arc<AssetPolicy>) -> Result<Arc<AssetCrypt
 }
 
 /// Encrypted init segments, media segments and HLS media playlists of one track under
-/// `scheme`, which the asset's policy must use for a protocol that serves them.
+/// method `m`, which the asset's policy must use for a protocol that serves them.
 #[allow(clippy::too_many_arguments)]
-async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, tname: &str, scheme: Scheme, last: &str) -> Result<Response, ApiError> {
-    let not_offered = || ApiError::Forbidden(format!("the delivery policy of '{asset}' does not offer {} here", scheme_path(scheme)));
+async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, tname: &str, m: Encryption, last: &str) -> Result<Response, ApiError> {
+    let not_offered = || ApiError::Forbidden(format!("the delivery policy of '{asset}' does not offer {} here", m.path()));
     let policy = st.catalog.policy(asset).ok_or_else(|| if st.allow_clear { ApiError::NotFound(format!("asset '{asset}' is not encrypted")) } else { ApiError::Forbidden(format!("asset '{asset}' has no delivery policy")) })?;
-    let uses = |d: Delivery| delivery_scheme(d) == Some(scheme);
-    let allowed = match last {
-        "index.m3u8" => uses(policy.hls),
-        _ => uses(policy.dash) || uses(policy.hls),
-    };
+    let uses = |d: Delivery| Encryption::of(d) == Some(m);
+    let hls_only = matches!(last, "index.m3u8" | "ts.m3u8") || last.ends_with(".ts") || m == Encryption::Aes128;
+    let allowed = if hls_only { uses(policy.hls) } else { uses(policy.dash) || uses(policy.hls) };
     if !allowed {
         return Err(not_offered());
     }
     let loaded = st.assets.get(asset).await?;
     let (ti, track) = loaded.asset.tracks.iter().enumerate().find(|(_, t)| t.name == tname).ok_or_else(|| ApiError::NotFound(format!("track '{tname}'")))?;
     let crypto = crypto_of(&loaded, policy)?;
-    let sc = crypto.scheme(scheme).ok_or_else(not_offered)?;
+    let sc = crypto.method(m).ok_or_else(not_offered)?;
     let tc = &sc.tracks[ti];
     let info = loaded.files.get(&track.file).ok_or_else(|| ApiError::NotFound(track.file.clone()))?;
     // The KID is part of what a response depends on (never the key: ETags are public).
     let identity = format!("{}\n{}", info.identity(), tc.kid.to_hex());
     let mime = if track.kind() == TrackKind::Video { "video/mp4" } else { "audio/mp4" };
+    let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
     match last {
-        "index.m3u8" => {
-            let body = sc.manifest(&loaded, ManifestKind::Media(ti), |a, sc| manifest::hls::write_media_with(&a.tracks[ti], manifest::hls::FMP4, &sc.hls.tracks[ti].key_lines));
+        "index.m3u8" | "ts.m3u8" => {
+            let ts = last == "ts.m3u8";
+            let (kind, flavor) = if ts { (ManifestKind::MediaTs(ti), manifest::hls::TS) } else { (ManifestKind::Media(ti), manifest::hls::FMP4) };
+            if ts && m != Encryption::Aes128 {
+                return Err(ApiError::Forbidden(format!("HLS over MPEG-TS with {} is not offered", m.path())));
+            }
+            let body = sc.manifest(&loaded, kind, |a, sc| {
+                let t = &sc.tracks[ti];
+                match &t.envelope {
+                    Some(env) => {
+                        let kid = t.kid;
+                        let ext = flavor.segment_ext;
+                        let line = |i: usize| sealcast_drm::hls::aes128(&env.key_uri, Some(env.iv(kid, ext, i + 1))).unwrap_or_default();
+                        manifest::hls::write_media_with(&a.tracks[ti], flavor, &[], Some(&line))
+                    }
+                    None => manifest::hls::write_media_with(&a.tracks[ti], flavor, &sc.hls.tracks[ti].key_lines, None),
+                }
+            });
             Ok(manifest_response(st, method, headers, &loaded, body, HLS_TYPE))
         }
         "init.mp4" => Ok(segment_response(st, method, headers, vec![tc.init.clone()], mime, &identity, path, info.last_modified)),
         _ => {
-            let num = segment_number(last, ".m4s", track.segments.len()).ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
+            let (ext, is_ts) = if last.ends_with(".ts") { (".ts", true) } else { (".m4s", false) };
+            let num = segment_number(last, ext, track.segments.len()).ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
             let (start, end) = track.segment_range(num - 1).ok_or_else(|| ApiError::NotFound(format!("segment {num}")))?;
             let data = st.assets.store().read_range(&loaded.file_path(&track.file), start..end).await?;
-            let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
             let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(content)?;
-            let body = protect::write_segment_encrypted(&frags, data, start, &tc.prot, tc.clear_until, track.track().info.trex.default_sample_description_index).map_err(content)?;
-            Ok(segment_response(st, method, headers, body.parts, mime, &identity, path, info.last_modified))
+            let (parts, ct, identity) = match (&tc.envelope, &tc.prot) {
+                (Some(env), _) => {
+                    let (clear, ct, identity) = if is_ts {
+                        let (parts, ct, id) = ts_segment(st, &loaded, track, num, &frags, &data, start).await?;
+                        (parts.concat(), ct, format!("{id}\n{}", tc.kid.to_hex()))
+                    } else {
+                        (fmp4::write_segment(&frags, &data, start).map_err(content)?.concat(), mime, identity)
+                    };
+                    let iv = env.iv(tc.kid, &ext[1..], num);
+                    let enc = env.encrypt(iv, clear).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?;
+                    (vec![Bytes::from(enc)], ct, identity)
+                }
+                (None, Some(prot)) if !is_ts => {
+                    let body = protect::write_segment_encrypted(&frags, data, start, prot, tc.clear_until, track.track().info.trex.default_sample_description_index).map_err(content)?;
+                    (body.parts, mime, identity)
+                }
+                _ => return Err(ApiError::NotFound(format!("no route for '{path}'"))),
+            };
+            Ok(segment_response(st, method, headers, parts, ct, &identity, path, info.last_modified))
         }
     }
 }
@@ -376,12 +407,9 @@ fn segment_number(name: &str, ext: &str, count: usize) -> Option<usize> {
 const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
 const SMOOTH_TYPE: &str = "application/vnd.ms-sstr+xml";
 
-/// Whether PIFF-protected Smooth output is wired in.
-const SMOOTH_PROTECTED: bool = false;
-
-/// The protected Smooth manifest.
-fn smooth_manifest(a: &sealcast_package::Asset, _sc: &SchemeCrypto) -> String {
-    smooth::write_manifest(a)
+/// The protected Smooth manifest (PlayReady `Protection` header).
+fn smooth_manifest(a: &sealcast_package::Asset, sc: &SchemeCrypto) -> String {
+    smooth::write_manifest_with(a, sc.smooth.as_deref())
 }
 
 /// Serves one of the asset-level manifests from the asset's manifest cache.
@@ -404,12 +432,12 @@ async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::Head
         Proto::Smooth => p.smooth,
         _ => p.hls,
     });
-    let scheme = delivery_scheme(delivery);
+    let scheme = Encryption::of(delivery);
     if let Some(e) = asked {
         let wanted = match e {
-            ams::AmsEncryption::Cenc | ams::AmsEncryption::Piff => Some(Scheme::Cenc),
-            ams::AmsEncryption::CbcsAapl => Some(Scheme::Cbcs),
-            _ => None,
+            ams::AmsEncryption::Cenc | ams::AmsEncryption::Piff => Some(Encryption::Cenc),
+            ams::AmsEncryption::CbcsAapl => Some(Encryption::Cbcs),
+            ams::AmsEncryption::Cbc => Some(Encryption::Aes128),
         };
         if wanted.is_none() || wanted != scheme {
             return Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy")));
@@ -417,20 +445,22 @@ async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::Head
     }
     if let (Some(scheme), Some(policy)) = (scheme, policy) {
         let loaded = st.assets.get(asset).await?;
-        let refuse = |what: &str| ApiError::Forbidden(format!("{what} with {} is not offered", scheme_path(scheme)));
+        let refuse = |what: &str| ApiError::Forbidden(format!("{what} with {} is not offered", scheme.path()));
         let (kind, ct): (ManifestKind, &'static str) = match slot {
             ManifestSlot::Mpd => (ManifestKind::Mpd, "application/dash+xml"),
             ManifestSlot::Master => (ManifestKind::Master, HLS_TYPE),
+            ManifestSlot::MasterTs if scheme == Encryption::Aes128 => (ManifestKind::MasterTs, HLS_TYPE),
             ManifestSlot::MasterTs => return Err(refuse("HLS over MPEG-TS")),
-            ManifestSlot::Smooth if scheme == Scheme::Cenc && SMOOTH_PROTECTED => (ManifestKind::Smooth, SMOOTH_TYPE),
+            ManifestSlot::Smooth if scheme == Encryption::Cenc => (ManifestKind::Smooth, SMOOTH_TYPE),
             ManifestSlot::Smooth => return Err(refuse("Smooth Streaming")),
             ManifestSlot::Media(_) | ManifestSlot::MediaTs(_) => return Err(ApiError::NotFound(path.to_string())),
         };
         let crypto = crypto_of(&loaded, policy)?;
-        let sc = crypto.scheme(scheme).ok_or_else(|| refuse("this protocol"))?;
+        let sc = crypto.method(scheme).ok_or_else(|| refuse("this protocol"))?;
         let body = sc.manifest(&loaded, kind, |a, sc| match kind {
             ManifestKind::Mpd => manifest::dash::write_mpd_with(a, Some(&sc.dash)),
             ManifestKind::Master => manifest::hls::write_master_with(a, manifest::hls::FMP4, Some(&sc.hls)),
+            ManifestKind::MasterTs => manifest::hls::write_master_with(a, manifest::hls::TS, Some(&sc.hls)),
             _ => smooth_manifest(a, sc),
         });
         return Ok(manifest_response(st, method, headers, &loaded, body, ct));
@@ -469,17 +499,33 @@ async fn ams_route(st: &AppState, method: &Method, headers: &http::HeaderMap, pa
 /// A Smooth Streaming fragment: the chunk at `time` of the quality level `bitrate` of `stream`.
 #[allow(clippy::too_many_arguments)]
 async fn smooth_fragment(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, stream: &str, bitrate: u32, time: u64) -> Result<Response, ApiError> {
-    check_clear(st, asset, Proto::Smooth)?;
+    let policy = policy_of(st, asset)?;
+    let method_of = policy.as_ref().and_then(|p| Encryption::of(p.smooth));
     let loaded = st.assets.get(asset).await?;
     let (track, seg) = smooth::find_fragment(&loaded.asset, stream, bitrate, time).ok_or_else(|| ApiError::NotFound(format!("fragment {stream}={time} at {bitrate}")))?;
+    // Smooth protection is PIFF (`cenc`): fragments keep their URLs, encrypted as the policy says.
+    let crypto = match (method_of, policy) {
+        (None, _) | (_, None) => None,
+        (Some(Encryption::Cenc), Some(p)) => Some(crypto_of(&loaded, p)?),
+        (Some(m), _) => return Err(ApiError::Forbidden(format!("Smooth Streaming with {} is not offered", m.path()))),
+    };
     let info = loaded.files.get(&track.file).ok_or_else(|| ApiError::NotFound(track.file.clone()))?;
     let (start, end) = track.segment_range(seg).ok_or_else(|| ApiError::NotFound(format!("fragment {stream}={time}")))?;
     let data = st.assets.store().read_range(&loaded.file_path(&track.file), start..end).await?;
     let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
     let frags = fmp4::read_segment(track, seg, &data, start).map_err(content)?;
-    let body = smooth::write_fragment(&frags, &data, start, track, smooth::delay(&loaded.asset, track)).map_err(content)?;
+    let delay = smooth::delay(&loaded.asset, track);
     let mime = if track.kind() == TrackKind::Video { "video/mp4" } else { "audio/mp4" };
-    Ok(segment_response(st, method, headers, body.parts, mime, &info.identity(), path, info.last_modified))
+    let tc = crypto.as_ref().and_then(|c| c.method(Encryption::Cenc)).and_then(|sc| {
+        let ti = loaded.asset.tracks.iter().position(|t| std::ptr::eq(t, track))?;
+        sc.tracks.get(ti)
+    });
+    let (body, identity) = match (crypto.is_some(), tc.and_then(|t| t.prot.as_ref().map(|p| (t, p)))) {
+        (false, _) => (smooth::write_fragment(&frags, &data, start, track, delay).map_err(content)?, info.identity()),
+        (true, Some((tc, prot))) => (smooth::write_fragment_encrypted(&frags, data, start, track, delay, prot).map_err(content)?, format!("{}\n{}", info.identity(), tc.kid.to_hex())),
+        (true, None) => return Err(ApiError::Content { asset: loaded.path.clone(), detail: "no protection for this track".into() }),
+    };
+    Ok(segment_response(st, method, headers, body.parts, mime, &identity, path, info.last_modified))
 }
 
 /// A segment-like response (init, media segment, fragment): long cache lifetime, ETag from the

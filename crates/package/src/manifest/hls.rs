@@ -195,12 +195,14 @@ pub fn write_master_with(asset: &Asset, flavor: HlsFlavor, prot: Option<&HlsProt
 
 /// Writes the VOD media playlist of one track. URLs are relative to the playlist.
 pub fn write_media(track: &AssetTrack, flavor: HlsFlavor) -> String {
-    write_media_with(track, flavor, &[])
+    write_media_with(track, flavor, &[], None)
 }
 
 /// Writes the VOD media playlist of one track with `key_lines` (`#EXT-X-KEY`, no newline)
-/// applying to every segment.
-pub fn write_media_with(track: &AssetTrack, flavor: HlsFlavor, key_lines: &[String]) -> String {
+/// applying to every segment, or with `segment_key(i)` giving the `#EXT-X-KEY` line of
+/// segment `i` (from 0; e.g. AES-128 with one IV per segment). Key lines follow
+/// `#EXT-X-MAP`, so the init segment stays clear (RFC 8216 §4.3.2.4).
+pub fn write_media_with(track: &AssetTrack, flavor: HlsFlavor, key_lines: &[String], segment_key: Option<&dyn Fn(usize) -> String>) -> String {
     let ts = track.track().info.timescale as f64;
     let durs: Vec<f64> = track.segments.iter().map(|s| s.duration as f64 / ts).collect();
     // RFC 8216 §4.3.3.1: every EXTINF, rounded to the nearest integer, <= TARGETDURATION.
@@ -219,6 +221,10 @@ pub fn write_media_with(track: &AssetTrack, flavor: HlsFlavor, key_lines: &[Stri
         s.push('\n');
     }
     for (i, d) in durs.iter().enumerate() {
+        if let Some(k) = segment_key {
+            s.push_str(&k(i));
+            s.push('\n');
+        }
         let _ = writeln!(s, "#EXTINF:{d:.5},\n{}.{}", i + 1, flavor.segment_ext);
     }
     s.push_str("#EXT-X-ENDLIST\n");
