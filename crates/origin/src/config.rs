@@ -36,6 +36,19 @@ pub struct Config {
     /// `/{locator}/{name}.ism/manifest`) to asset path under the root. Until the management
     /// API exists, this is how AMS URLs find their asset.
     pub locators: std::collections::BTreeMap<String, String>,
+    /// Terminate TLS (HTTPS, HTTP/2 through ALPN) with this certificate and key. Without it
+    /// the server speaks plain HTTP (local use, or behind a TLS-terminating proxy).
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS certificate and key files (PEM).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// See [`Config::local_read`].
@@ -85,6 +98,7 @@ impl Default for Config {
             locators: Default::default(),
             catalog: None,
             allow_clear_without_policy: true,
+            tls: None,
         }
     }
 }

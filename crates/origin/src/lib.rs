@@ -11,3 +11,4 @@ pub mod inspect;
 pub mod protection;
 pub mod respond;
 pub mod server;
+pub mod tls;

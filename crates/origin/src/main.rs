@@ -79,12 +79,14 @@ fn init_tracing(json: bool) {
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let state = server::AppState::new(&cfg)?;
+    let tls = cfg.tls.as_ref().map(|t| sealcast_origin::tls::server_config(&t.cert, &t.key)).transpose()?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // The first line is a contract with scripts and tests: they read the port from it.
-    println!("sealcast listening on http://{addr}");
+    println!("sealcast listening on {scheme}://{addr}");
     for a in server::discover(state.assets.store(), 4, 50).await {
-        println!("  {a}:  DASH http://{addr}/{a}/manifest.mpd   HLS http://{addr}/{a}/master.m3u8");
+        println!("  {a}:  DASH {scheme}://{addr}/{a}/manifest.mpd   HLS {scheme}://{addr}/{a}/master.m3u8");
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
@@ -105,7 +107,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             }
         });
     }
-    server::run(listener, state, shutdown_signal()).await?;
+    match tls {
+        Some(tls) => sealcast_origin::tls::run_tls(listener, state, tls, shutdown_signal()).await?,
+        None => server::run(listener, state, shutdown_signal()).await?,
+    }
     Ok(())
 }
 
