@@ -3,6 +3,11 @@
 //!
 //! Today the store is a local folder; S3, Azure Blob and GCS plug in behind the same
 //! [`Store`] through `object_store`'s other backends.
+//!
+//! Files stored encrypted at rest (whole-file AES-CTR, see [`sealcast_cenc::storage`]) are
+//! registered with [`Store::set_encrypted_files`]; [`Store::read_range`] then returns their
+//! clear bytes, decrypted in place in the read buffer. Everything above the store sees clear
+//! files only.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +18,10 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+pub mod crypt;
 mod mmap;
 pub mod safe_path;
+pub use crypt::FileEncryption;
 pub use safe_path::{AssetPath, PathError};
 
 /// A storage fault, classified for HTTP status mapping.
@@ -27,6 +34,15 @@ pub enum Error {
     /// The store could not be reached or failed; retrying later may work.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A storage-encryption key or IV could not be used (wrong size); names the file, never
+    /// the key.
+    #[error("storage encryption of {path}: {detail}")]
+    Encryption {
+        /// Object path.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A read returned fewer bytes than asked for (the object changed or is truncated).
     #[error("short read of {path}: wanted {want} bytes, got {got}")]
     ShortRead {
@@ -84,6 +100,8 @@ pub struct Store {
     /// Local files mapped into memory, when [`LocalRead::Mmap`] is chosen.
     maps: Option<Arc<mmap::MapCache>>,
     counters: Arc<Counters>,
+    /// Files stored encrypted at rest, shared by every clone of this store.
+    encrypted: Arc<crypt::Registry>,
 }
 
 /// How ranged reads of a local folder are done.
@@ -110,6 +128,8 @@ pub struct Counters {
     pub heads: AtomicU64,
     /// Listings.
     pub lists: AtomicU64,
+    /// Bytes decrypted from storage-encrypted files.
+    pub bytes_decrypted: AtomicU64,
 }
 
 impl Store {
@@ -128,7 +148,7 @@ impl Store {
 
     /// A store over any `object_store` backend.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Store {
-        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()) }
+        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()), encrypted: Arc::default() }
     }
 
     /// Request counters.
@@ -136,10 +156,29 @@ impl Store {
         &self.counters
     }
 
+    /// Replaces the set of storage-encrypted files (paths relative to the store root) with
+    /// `files`; every other file reads as stored. All or nothing: if any key or IV is
+    /// unusable, the current set stays and the error names the file.
+    pub fn set_encrypted_files(&self, files: impl IntoIterator<Item = (String, FileEncryption)>) -> Result<usize> {
+        self.encrypted.replace(files)
+    }
+
+    /// Registers one more storage-encrypted file (replacing any earlier entry for `path`).
+    pub fn register_encrypted(&self, path: &str, file: FileEncryption) -> Result<()> {
+        self.encrypted.insert(path, file)
+    }
+
+    /// The key ID `path` is storage-encrypted with, if it is.
+    pub fn encryption_key_id(&self, path: &str) -> Option<String> {
+        self.encrypted.get(path).map(|d| d.key_id().to_string())
+    }
+
     /// Reads `range` of the object at `path`; fails unless exactly that many bytes come back.
+    /// Storage-encrypted files come back clear.
     pub async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         self.counters.range_reads.fetch_add(1, Ordering::Relaxed);
         let want = range.end - range.start;
+        let start = range.start;
         let b = match (&self.local_root, &self.maps) {
             (Some(root), Some(maps)) => maps.read(root, path, range)?,
             (Some(root), None) => read_local(root.clone(), path, range).await?,
@@ -149,7 +188,13 @@ impl Store {
         if b.len() as u64 != want {
             return Err(Error::ShortRead { path: path.to_string(), want, got: b.len() as u64 });
         }
-        Ok(b)
+        match self.encrypted.get(path) {
+            Some(d) => {
+                self.counters.bytes_decrypted.fetch_add(want, Ordering::Relaxed);
+                d.decrypt(path, start, b)
+            }
+            None => Ok(b),
+        }
     }
 
     /// Metadata of one object.
