@@ -21,6 +21,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 pub mod crypt;
 mod mmap;
 pub mod safe_path;
+pub mod upload;
 pub use crypt::FileEncryption;
 pub use safe_path::{AssetPath, PathError};
 
