@@ -20,6 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 
 pub mod crypt;
 mod mmap;
+pub mod remote;
 pub mod safe_path;
 pub mod upload;
 pub use crypt::FileEncryption;
@@ -103,6 +104,14 @@ pub struct Store {
     counters: Arc<Counters>,
     /// Files stored encrypted at rest, shared by every clone of this store.
     encrypted: Arc<crypt::Registry>,
+    /// Path prefixes served by other backends (longest first), e.g. `vod` → an S3 bucket.
+    routes: Arc<Vec<Route>>,
+}
+
+/// A path prefix mapped to a backend; the backend holds paths without the prefix.
+struct Route {
+    prefix: String,
+    store: Arc<dyn ObjectStore>,
 }
 
 /// How ranged reads of a local folder are done.
@@ -149,7 +158,41 @@ impl Store {
 
     /// A store over any `object_store` backend.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Store {
-        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()), encrypted: Arc::default() }
+        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()), encrypted: Arc::default(), routes: Arc::default() }
+    }
+
+    /// Serves every path under `prefix` (a plain folder path like `vod` or `vod/archive`) from
+    /// `backend`, which holds them without the prefix (`vod/movie/a.cmfv` is `movie/a.cmfv`
+    /// there). The longest matching prefix wins; other paths stay with this store.
+    pub fn with_route(mut self, prefix: &str, backend: Arc<dyn ObjectStore>) -> Result<Store> {
+        if AssetPath::parse(&format!("/{prefix}")).is_err() {
+            return Err(Error::Unavailable(format!("store prefix '{prefix}' must be a plain folder path")));
+        }
+        let mut routes: Vec<Route> = self.routes.iter().map(|r| Route { prefix: r.prefix.clone(), store: r.store.clone() }).collect();
+        routes.retain(|r| r.prefix != prefix);
+        routes.push(Route { prefix: prefix.to_string(), store: backend });
+        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        self.routes = Arc::new(routes);
+        Ok(self)
+    }
+
+    /// The route serving `path` and the path inside its backend.
+    fn route<'a>(&'a self, path: &str) -> Option<(&'a Route, String)> {
+        self.routes.iter().find_map(|r| {
+            if path == r.prefix {
+                Some((r, String::new()))
+            } else {
+                path.strip_prefix(r.prefix.as_str()).and_then(|rest| rest.strip_prefix('/')).map(|rest| (r, rest.to_string()))
+            }
+        })
+    }
+
+    /// The backend and path inside it for `path`.
+    fn backend(&self, path: &str) -> (&Arc<dyn ObjectStore>, String) {
+        match self.route(path) {
+            Some((r, inner)) => (&r.store, inner),
+            None => (&self.inner, path.to_string()),
+        }
     }
 
     /// Request counters.
@@ -180,10 +223,11 @@ impl Store {
         self.counters.range_reads.fetch_add(1, Ordering::Relaxed);
         let want = range.end - range.start;
         let start = range.start;
-        let b = match (&self.local_root, &self.maps) {
-            (Some(root), Some(maps)) => maps.read(root, path, range)?,
-            (Some(root), None) => read_local(root.clone(), path, range).await?,
-            (None, _) => self.inner.get_range(&Path::from(path), range).await?,
+        let b = match (self.route(path), &self.local_root, &self.maps) {
+            (Some((r, inner)), _, _) => r.store.get_range(&Path::from(inner), range).await?,
+            (None, Some(root), Some(maps)) => maps.read(root, path, range)?,
+            (None, Some(root), None) => read_local(root.clone(), path, range).await?,
+            (None, None, _) => self.inner.get_range(&Path::from(path), range).await?,
         };
         self.counters.bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
         if b.len() as u64 != want {
@@ -201,15 +245,23 @@ impl Store {
     /// Metadata of one object.
     pub async fn head(&self, path: &str) -> Result<ObjectInfo> {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
-        Ok(info(self.inner.head(&Path::from(path)).await?))
+        match self.route(path) {
+            Some((r, inner)) => Ok(prefixed(&r.prefix, info(r.store.head(&Path::from(inner)).await?))),
+            None => Ok(info(self.inner.head(&Path::from(path)).await?)),
+        }
     }
 
     /// The objects directly inside folder `dir` (not recursive), sorted by path.
     pub async fn list_dir(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
-        let prefix = Path::from(dir);
-        let r = self.inner.list_with_delimiter(Some(&prefix)).await?;
-        let mut v: Vec<ObjectInfo> = r.objects.into_iter().map(info).collect();
+        let mut v: Vec<ObjectInfo> = match self.route(dir) {
+            Some((r, inner)) => {
+                let p = (!inner.is_empty()).then(|| Path::from(inner));
+                let l = r.store.list_with_delimiter(p.as_ref()).await?;
+                l.objects.into_iter().map(|m| prefixed(&r.prefix, info(m))).collect()
+            }
+            None => self.inner.list_with_delimiter(Some(&Path::from(dir))).await?.objects.into_iter().map(info).collect(),
+        };
         v.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(v)
     }
@@ -217,9 +269,29 @@ impl Store {
     /// Sub-folders of `dir` (relative names), sorted.
     pub async fn list_subdirs(&self, dir: &str) -> Result<Vec<String>> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
-        let prefix = if dir.is_empty() { None } else { Some(Path::from(dir)) };
-        let r = self.inner.list_with_delimiter(prefix.as_ref()).await?;
-        let mut v: Vec<String> = r.common_prefixes.into_iter().map(|p| p.to_string()).collect();
+        let mut v: Vec<String> = match self.route(dir) {
+            Some((r, inner)) => {
+                let p = (!inner.is_empty()).then(|| Path::from(inner));
+                let l = r.store.list_with_delimiter(p.as_ref()).await?;
+                l.common_prefixes.into_iter().map(|p| format!("{}/{p}", r.prefix)).collect()
+            }
+            None => {
+                let prefix = if dir.is_empty() { None } else { Some(Path::from(dir)) };
+                // A local root without the folder a route hangs from is fine.
+                match self.inner.list_with_delimiter(prefix.as_ref()).await {
+                    Ok(r) => r.common_prefixes.into_iter().map(|p| p.to_string()).collect(),
+                    Err(object_store::Error::NotFound { .. }) if !self.routes.is_empty() => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        // Routes hanging directly below `dir` are sub-folders too.
+        for r in self.routes.iter() {
+            let parent = r.prefix.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            if parent == dir && !v.contains(&r.prefix) {
+                v.push(r.prefix.clone());
+            }
+        }
         v.sort();
         Ok(v)
     }
@@ -246,6 +318,12 @@ async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>
     })
     .await
     .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))?
+}
+
+/// `o` with its path as seen from the store root (`prefix/` + the backend's path).
+fn prefixed(prefix: &str, mut o: ObjectInfo) -> ObjectInfo {
+    o.path = format!("{prefix}/{}", o.path);
+    o
 }
 
 fn info(m: object_store::ObjectMeta) -> ObjectInfo {

@@ -50,7 +50,8 @@ impl Store {
         let io = |e: std::io::Error| Error::Unavailable(format!("{}: {e}", src.display()));
         let mut file = std::fs::File::open(src).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
-        let location = Path::from(dest);
+        let (backend, inner) = self.backend(dest);
+        let location = Path::from(inner);
         let mut offset = 0u64;
         // Reads are local and fast; they run on this task between part uploads, which keeps
         // at most PARTS_IN_FLIGHT + 1 chunks in memory.
@@ -69,11 +70,11 @@ impl Store {
         };
         if len <= CHUNK as u64 {
             let buf = next_chunk(0)?;
-            self.inner.put(&location, PutPayload::from(buf)).await?;
+            backend.put(&location, PutPayload::from(buf)).await?;
             progress(len);
             return Ok(len);
         }
-        let mut upload = self.inner.put_multipart(&location).await?;
+        let mut upload = backend.put_multipart(&location).await?;
         let result: Result<()> = async {
             let mut in_flight = FuturesUnordered::new();
             while offset < len {
@@ -109,7 +110,8 @@ impl Store {
 
     /// Deletes the object at `path` (ingest's clean-up after a failed upload).
     pub async fn delete(&self, path: &str) -> Result<()> {
-        Ok(self.inner.delete(&Path::from(path)).await?)
+        let (backend, inner) = self.backend(path);
+        Ok(backend.delete(&Path::from(inner)).await?)
     }
 }
 
