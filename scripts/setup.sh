@@ -29,4 +29,13 @@ if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ]; then
   log "npm install (tests/e2e)"
   (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+# Storage emulators for the backend tests: moto (S3) from PyPI, Azurite (Azure Blob) from npm.
+if ! command -v moto_server >/dev/null; then
+  log "pip install moto[server]"
+  python3 -m pip install -q --disable-pip-version-check 'moto[server]'
+fi
+if [ ! -x "$here/tests/storage/node_modules/.bin/azurite-blob" ]; then
+  log "npm install (tests/storage: azurite)"
+  (cd "$here/tests/storage" && npm install --no-audit --no-fund --loglevel=error)
+fi
 log "done"

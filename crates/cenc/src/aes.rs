@@ -1,5 +1,6 @@
-//! AES-128 primitives over `aws-lc-rs`: CTR with the 64-bit block counter that CENC (and
-//! storage encryption) specify, and CBC without padding.
+//! AES primitives over `aws-lc-rs`: CTR with the 64-bit block counter that CENC (and
+//! storage encryption) specify, and CBC without padding. CENC uses AES-128; storage
+//! encryption uses AES-256 (AES-128 accepted), so CTR takes either key size.
 //!
 //! `aws-lc-rs` rather than RustCrypto: it is about twice as fast on this machine class
 //! (ARCHITECTURE.md); RustCrypto stays as the independent oracle in the tests.
@@ -7,7 +8,7 @@
 //! Keys are expanded once ([`AesCtr::new`], [`AesCbc::new`]) and then used from any number
 //! of threads: every call takes its IV or counter block as an argument and keeps no state.
 
-use aws_lc_rs::cipher::{EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128};
+use aws_lc_rs::cipher::{EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128, AES_256};
 use aws_lc_rs::iv::FixedLength;
 
 use crate::error::{Error, Result};
@@ -19,7 +20,7 @@ fn key(bytes: &[u8; 16]) -> Result<UnboundCipherKey> {
     UnboundCipherKey::new(&AES_128, bytes).map_err(|_| Error::Crypto("key setup"))
 }
 
-/// AES-128-CTR with a 16-byte counter block whose high 8 bytes stay fixed and whose low 8
+/// AES-CTR (AES-128 or AES-256) with a 16-byte counter block whose high 8 bytes stay fixed and whose low 8
 /// bytes are a big-endian block counter wrapping modulo 2^64 (ISO/IEC 23001-7 §9.5.2;
 /// Shaka Packager and ffmpeg both increment only the low half).
 pub struct AesCtr {
@@ -27,9 +28,20 @@ pub struct AesCtr {
 }
 
 impl AesCtr {
-    /// Expands `key`.
+    /// Expands an AES-128 `key`.
     pub fn new(key_bytes: &[u8; 16]) -> Result<Self> {
         Ok(AesCtr { key: EncryptingKey::ctr(key(key_bytes)?).map_err(|_| Error::Crypto("CTR key setup"))? })
+    }
+
+    /// Expands an AES-128 (16-byte) or AES-256 (32-byte) key; any other length is refused.
+    pub fn with_key(key_bytes: &[u8]) -> Result<Self> {
+        let alg = match key_bytes.len() {
+            16 => &AES_128,
+            32 => &AES_256,
+            _ => return Err(Error::Param("AES key must be 16 or 32 bytes")),
+        };
+        let k = UnboundCipherKey::new(alg, key_bytes).map_err(|_| Error::Crypto("key setup"))?;
+        Ok(AesCtr { key: EncryptingKey::ctr(k).map_err(|_| Error::Crypto("CTR key setup"))? })
     }
 
     /// XORs `data` with the keystream that starts at `counter` (the first block's counter

@@ -24,6 +24,7 @@ pub mod encrypt;
 pub mod error;
 pub mod init;
 pub mod iv;
+pub mod storage;
 pub mod subsample;
 pub mod traf;
 

@@ -72,6 +72,26 @@ pub struct AssetPolicy {
     pub license: LicenseUrls,
     /// Content keys, in catalog order (the order key-group assignment follows).
     pub keys: Vec<ContentKey>,
+    /// Storage encryption at rest of the asset's files, when they are stored encrypted.
+    pub storage: Option<StorageEncryption>,
+}
+
+/// An asset's storage encryption at rest: one key, one IV per encrypted file (files not
+/// listed are stored clear). `Debug` never shows the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageEncryption {
+    /// The storage key's ID.
+    pub key_id: Kid,
+    /// AES-256 (32 bytes) or AES-128 (16 bytes) key.
+    pub key: Vec<u8>,
+    /// File name (inside the asset folder) and its 8-byte IV.
+    pub files: Vec<(String, [u8; 8])>,
+}
+
+impl std::fmt::Debug for StorageEncryption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageEncryption").field("key_id", &self.key_id).field("key", &"<redacted>").field("files", &self.files.len()).finish()
+    }
 }
 
 impl AssetPolicy {
@@ -130,6 +150,25 @@ struct AssetToml {
     keys: Vec<KeyToml>,
     /// A CPIX 2.3 document (path relative to the catalog file) supplying the keys.
     cpix: Option<PathBuf>,
+    /// Storage encryption at rest (written by `sealcast ingest`).
+    storage: Option<StorageToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageToml {
+    key_id: String,
+    /// Hex (64 digits for AES-256, 32 for AES-128).
+    key: String,
+    files: Vec<StorageFileToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StorageFileToml {
+    name: String,
+    /// Hex (16 digits).
+    iv: String,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +219,31 @@ impl TomlCatalog {
     }
 }
 
+impl TomlCatalog {
+    /// Every storage-encrypted file of the catalog, by path under the storage root, with its
+    /// key and IV: what [`apply_storage_encryption`] registers with the store.
+    pub fn storage_files(&self) -> Vec<(String, sealcast_storage::FileEncryption)> {
+        let cur = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut v = Vec::new();
+        for (asset, p) in cur.iter() {
+            if let Some(s) = &p.storage {
+                for (name, iv) in &s.files {
+                    v.push((format!("{asset}/{name}"), sealcast_storage::FileEncryption { key_id: s.key_id.to_string(), key: s.key.clone(), iv: *iv }));
+                }
+            }
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// Makes `store` decrypt the catalog's storage-encrypted files (replacing whatever it was
+/// told before). Call it after loading the catalog and after every successful reload;
+/// returns how many files are registered.
+pub fn apply_storage_encryption(catalog: &TomlCatalog, store: &sealcast_storage::Store) -> anyhow::Result<usize> {
+    store.set_encrypted_files(catalog.storage_files()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 impl Catalog for TomlCatalog {
     fn policy(&self, path: &str) -> Option<Arc<AssetPolicy>> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).get(path).cloned()
@@ -199,6 +263,8 @@ fn load_all(source: &Path) -> anyhow::Result<HashMap<String, Arc<AssetPolicy>>> 
         vec![source.to_path_buf()]
     };
     let mut out = HashMap::new();
+    // IVs must be unique per key across the whole catalog, not just within an asset.
+    let mut ivs = std::collections::HashSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).with_context(|| format!("reading catalog {}", f.display()))?;
         let parsed: FileToml = toml::from_str(&text).with_context(|| format!("parsing catalog {}", f.display()))?;
@@ -206,6 +272,13 @@ fn load_all(source: &Path) -> anyhow::Result<HashMap<String, Arc<AssetPolicy>>> 
         for a in parsed.assets {
             let path = a.path.clone();
             let policy = validate(a, dir).with_context(|| format!("catalog {}: asset '{path}'", f.display()))?;
+            if let Some(s) = &policy.storage {
+                for (name, iv) in &s.files {
+                    if !ivs.insert((s.key_id, *iv)) {
+                        bail!("catalog {}: asset '{path}': file '{name}' reuses an IV already used with key {}", f.display(), s.key_id);
+                    }
+                }
+            }
             if out.insert(path.clone(), Arc::new(policy)).is_some() {
                 bail!("catalog {}: asset '{path}' is listed twice", f.display());
             }
@@ -272,7 +345,46 @@ fn validate(a: AssetToml, dir: &Path) -> anyhow::Result<AssetPolicy> {
             }
         }
     }
-    Ok(AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys })
+    let storage = a.storage.as_ref().map(validate_storage).transpose()?;
+    Ok(AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys, storage })
+}
+
+fn validate_storage(s: &StorageToml) -> anyhow::Result<StorageEncryption> {
+    let key_id = Kid::parse(&s.key_id).map_err(|e| anyhow::anyhow!("storage.key_id '{}': {e}", s.key_id))?;
+    let key = match s.key.trim().len() {
+        64 | 32 => hex_n(&s.key, s.key.trim().len() / 2),
+        _ => None,
+    }
+    .ok_or_else(|| anyhow::anyhow!("storage key of {key_id}: expected 64 (AES-256) or 32 (AES-128) hex digits"))?;
+    if s.files.is_empty() {
+        bail!("storage lists no files");
+    }
+    let mut names = std::collections::HashSet::new();
+    let mut ivs = std::collections::HashSet::new();
+    let mut files = Vec::new();
+    for f in &s.files {
+        if f.name.contains('/') || sealcast_storage::AssetPath::parse(&format!("/{}", f.name)).is_err() {
+            bail!("storage file '{}' must be a plain file name inside the asset folder", f.name);
+        }
+        let iv: [u8; 8] = hex_n(&f.iv, 8).and_then(|v| v.try_into().ok()).ok_or_else(|| anyhow::anyhow!("storage file '{}': iv must be 16 hex digits", f.name))?;
+        if !names.insert(f.name.clone()) {
+            bail!("storage file '{}' is listed twice", f.name);
+        }
+        if !ivs.insert(iv) {
+            bail!("storage file '{}' reuses another file's IV", f.name);
+        }
+        files.push((f.name.clone(), iv));
+    }
+    Ok(StorageEncryption { key_id, key, files })
+}
+
+/// `n` bytes from exactly `2n` hex digits.
+fn hex_n(s: &str, n: usize) -> Option<Vec<u8>> {
+    let s = s.trim();
+    if s.len() != 2 * n || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..n).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
 }
 
 fn hex(s: &str) -> Option<Vec<u8>> {
@@ -326,6 +438,45 @@ keys = [
         write(&dir, "d.toml", "[[asset]]\npath = \"clear/one\"\n");
         let f = TomlCatalog::load(&dir).unwrap();
         assert_eq!(f.len(), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    const STORAGE: &str = r#"
+[[asset]]
+path = "vod/enc"
+storage = { key_id = "0b5e2c1a-9d3f-4e8a-b7c6-d5e4f3a2b1c0", key = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", files = [
+  { name = "video.cmfv", iv = "0011223344556677" },
+  { name = "audio.cmfa", iv = "8899aabbccddeeff" },
+] }
+"#;
+
+    #[test]
+    fn storage_encryption_loads_and_registers() {
+        let dir = std::env::temp_dir().join(format!("sealcast-catalog-st-{}", std::process::id()));
+        let p = write(&dir, "c.toml", STORAGE);
+        let c = TomlCatalog::load(&p).unwrap();
+        let pol = c.policy("vod/enc").unwrap();
+        let st = pol.storage.as_ref().unwrap();
+        assert_eq!((st.key.len(), st.files.len()), (32, 2));
+        assert!(!format!("{pol:?}").contains("0001020304"));
+        let files = c.storage_files();
+        assert_eq!(files[0].0, "vod/enc/audio.cmfa");
+        assert_eq!(files[1].1.iv, [0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]);
+        let store = sealcast_storage::Store::local(&dir).unwrap();
+        assert_eq!(apply_storage_encryption(&c, &store).unwrap(), 2);
+        assert_eq!(store.encryption_key_id("vod/enc/video.cmfv").as_deref(), Some("0b5e2c1a-9d3f-4e8a-b7c6-d5e4f3a2b1c0"));
+        for (bad, why) in [
+            (STORAGE.replace("8899aabbccddeeff", "0011223344556677"), "IV reuse"),
+            (STORAGE.replace("audio.cmfa", "../audio.cmfa"), "path"),
+            (STORAGE.replace("\"8899aabbccddeeff\"", "\"8899\""), "short iv"),
+            (STORAGE.replace("1c1d1e1f", "1c1d1e"), "short key"),
+            (STORAGE.replace("name = \"audio.cmfa\"", "name = \"video.cmfv\""), "twice"),
+            (format!("{STORAGE}\n[[asset]]\npath = \"vod/enc2\"\nstorage = {{ key_id = \"0b5e2c1a-9d3f-4e8a-b7c6-d5e4f3a2b1c0\", key = \"000102030405060708090a0b0c0d0e0f\", files = [{{ name = \"v.cmfv\", iv = \"0011223344556677\" }}] }}\n"), "IV reuse across assets"),
+        ] {
+            let p = write(&dir, "c.toml", &bad);
+            let e = TomlCatalog::load(&p).err().unwrap_or_else(|| panic!("{why}: accepted"));
+            assert!(!format!("{e:#}").contains("0001020304"), "{why}: key leaked into the error");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 

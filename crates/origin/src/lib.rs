@@ -7,6 +7,7 @@ pub mod body;
 pub mod catalog;
 pub mod config;
 pub mod error;
+pub mod ingest;
 pub mod inspect;
 pub mod protection;
 pub mod respond;

@@ -68,6 +68,13 @@ impl AppState {
             crate::config::LocalReadMode::Mmap => sealcast_storage::LocalRead::Mmap,
         };
         let store = Store::local_with(&cfg.root, mode)?;
+        // Storage-encrypted files of the catalog read clear through the store.
+        if let Some(t) = &toml {
+            let n = crate::catalog::apply_storage_encryption(t, &store)?;
+            if n > 0 {
+                tracing::info!(files = n, "storage-encrypted files registered");
+            }
+        }
         Ok(Self::with_parts(cfg, store, catalog, toml))
     }
 

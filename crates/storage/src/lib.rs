@@ -3,6 +3,11 @@
 //!
 //! Today the store is a local folder; S3, Azure Blob and GCS plug in behind the same
 //! [`Store`] through `object_store`'s other backends.
+//!
+//! Files stored encrypted at rest (whole-file AES-CTR, see [`sealcast_cenc::storage`]) are
+//! registered with [`Store::set_encrypted_files`]; [`Store::read_range`] then returns their
+//! clear bytes, decrypted in place in the read buffer. Everything above the store sees clear
+//! files only.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +18,12 @@ use bytes::Bytes;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
+pub mod crypt;
 mod mmap;
+pub mod remote;
 pub mod safe_path;
+pub mod upload;
+pub use crypt::FileEncryption;
 pub use safe_path::{AssetPath, PathError};
 
 /// A storage fault, classified for HTTP status mapping.
@@ -27,6 +36,15 @@ pub enum Error {
     /// The store could not be reached or failed; retrying later may work.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A storage-encryption key or IV could not be used (wrong size); names the file, never
+    /// the key.
+    #[error("storage encryption of {path}: {detail}")]
+    Encryption {
+        /// Object path.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
     /// A read returned fewer bytes than asked for (the object changed or is truncated).
     #[error("short read of {path}: wanted {want} bytes, got {got}")]
     ShortRead {
@@ -84,6 +102,16 @@ pub struct Store {
     /// Local files mapped into memory, when [`LocalRead::Mmap`] is chosen.
     maps: Option<Arc<mmap::MapCache>>,
     counters: Arc<Counters>,
+    /// Files stored encrypted at rest, shared by every clone of this store.
+    encrypted: Arc<crypt::Registry>,
+    /// Path prefixes served by other backends (longest first), e.g. `vod` → an S3 bucket.
+    routes: Arc<Vec<Route>>,
+}
+
+/// A path prefix mapped to a backend; the backend holds paths without the prefix.
+struct Route {
+    prefix: String,
+    store: Arc<dyn ObjectStore>,
 }
 
 /// How ranged reads of a local folder are done.
@@ -110,6 +138,8 @@ pub struct Counters {
     pub heads: AtomicU64,
     /// Listings.
     pub lists: AtomicU64,
+    /// Bytes decrypted from storage-encrypted files.
+    pub bytes_decrypted: AtomicU64,
 }
 
 impl Store {
@@ -128,7 +158,41 @@ impl Store {
 
     /// A store over any `object_store` backend.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Store {
-        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()) }
+        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()), encrypted: Arc::default(), routes: Arc::default() }
+    }
+
+    /// Serves every path under `prefix` (a plain folder path like `vod` or `vod/archive`) from
+    /// `backend`, which holds them without the prefix (`vod/movie/a.cmfv` is `movie/a.cmfv`
+    /// there). The longest matching prefix wins; other paths stay with this store.
+    pub fn with_route(mut self, prefix: &str, backend: Arc<dyn ObjectStore>) -> Result<Store> {
+        if AssetPath::parse(&format!("/{prefix}")).is_err() {
+            return Err(Error::Unavailable(format!("store prefix '{prefix}' must be a plain folder path")));
+        }
+        let mut routes: Vec<Route> = self.routes.iter().map(|r| Route { prefix: r.prefix.clone(), store: r.store.clone() }).collect();
+        routes.retain(|r| r.prefix != prefix);
+        routes.push(Route { prefix: prefix.to_string(), store: backend });
+        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        self.routes = Arc::new(routes);
+        Ok(self)
+    }
+
+    /// The route serving `path` and the path inside its backend.
+    fn route<'a>(&'a self, path: &str) -> Option<(&'a Route, String)> {
+        self.routes.iter().find_map(|r| {
+            if path == r.prefix {
+                Some((r, String::new()))
+            } else {
+                path.strip_prefix(r.prefix.as_str()).and_then(|rest| rest.strip_prefix('/')).map(|rest| (r, rest.to_string()))
+            }
+        })
+    }
+
+    /// The backend and path inside it for `path`.
+    fn backend(&self, path: &str) -> (&Arc<dyn ObjectStore>, String) {
+        match self.route(path) {
+            Some((r, inner)) => (&r.store, inner),
+            None => (&self.inner, path.to_string()),
+        }
     }
 
     /// Request counters.
@@ -136,34 +200,68 @@ impl Store {
         &self.counters
     }
 
+    /// Replaces the set of storage-encrypted files (paths relative to the store root) with
+    /// `files`; every other file reads as stored. All or nothing: if any key or IV is
+    /// unusable, the current set stays and the error names the file.
+    pub fn set_encrypted_files(&self, files: impl IntoIterator<Item = (String, FileEncryption)>) -> Result<usize> {
+        self.encrypted.replace(files)
+    }
+
+    /// Registers one more storage-encrypted file (replacing any earlier entry for `path`).
+    pub fn register_encrypted(&self, path: &str, file: FileEncryption) -> Result<()> {
+        self.encrypted.insert(path, file)
+    }
+
+    /// The key ID `path` is storage-encrypted with, if it is.
+    pub fn encryption_key_id(&self, path: &str) -> Option<String> {
+        self.encrypted.get(path).map(|d| d.key_id().to_string())
+    }
+
     /// Reads `range` of the object at `path`; fails unless exactly that many bytes come back.
+    /// Storage-encrypted files come back clear.
     pub async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         self.counters.range_reads.fetch_add(1, Ordering::Relaxed);
         let want = range.end - range.start;
-        let b = match (&self.local_root, &self.maps) {
-            (Some(root), Some(maps)) => maps.read(root, path, range)?,
-            (Some(root), None) => read_local(root.clone(), path, range).await?,
-            (None, _) => self.inner.get_range(&Path::from(path), range).await?,
+        let start = range.start;
+        let b = match (self.route(path), &self.local_root, &self.maps) {
+            (Some((r, inner)), _, _) => r.store.get_range(&Path::from(inner), range).await?,
+            (None, Some(root), Some(maps)) => maps.read(root, path, range)?,
+            (None, Some(root), None) => read_local(root.clone(), path, range).await?,
+            (None, None, _) => self.inner.get_range(&Path::from(path), range).await?,
         };
         self.counters.bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
         if b.len() as u64 != want {
             return Err(Error::ShortRead { path: path.to_string(), want, got: b.len() as u64 });
         }
-        Ok(b)
+        match self.encrypted.get(path) {
+            Some(d) => {
+                self.counters.bytes_decrypted.fetch_add(want, Ordering::Relaxed);
+                d.decrypt(path, start, b)
+            }
+            None => Ok(b),
+        }
     }
 
     /// Metadata of one object.
     pub async fn head(&self, path: &str) -> Result<ObjectInfo> {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
-        Ok(info(self.inner.head(&Path::from(path)).await?))
+        match self.route(path) {
+            Some((r, inner)) => Ok(prefixed(&r.prefix, info(r.store.head(&Path::from(inner)).await?))),
+            None => Ok(info(self.inner.head(&Path::from(path)).await?)),
+        }
     }
 
     /// The objects directly inside folder `dir` (not recursive), sorted by path.
     pub async fn list_dir(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
-        let prefix = Path::from(dir);
-        let r = self.inner.list_with_delimiter(Some(&prefix)).await?;
-        let mut v: Vec<ObjectInfo> = r.objects.into_iter().map(info).collect();
+        let mut v: Vec<ObjectInfo> = match self.route(dir) {
+            Some((r, inner)) => {
+                let p = (!inner.is_empty()).then(|| Path::from(inner));
+                let l = r.store.list_with_delimiter(p.as_ref()).await?;
+                l.objects.into_iter().map(|m| prefixed(&r.prefix, info(m))).collect()
+            }
+            None => self.inner.list_with_delimiter(Some(&Path::from(dir))).await?.objects.into_iter().map(info).collect(),
+        };
         v.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(v)
     }
@@ -171,9 +269,29 @@ impl Store {
     /// Sub-folders of `dir` (relative names), sorted.
     pub async fn list_subdirs(&self, dir: &str) -> Result<Vec<String>> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
-        let prefix = if dir.is_empty() { None } else { Some(Path::from(dir)) };
-        let r = self.inner.list_with_delimiter(prefix.as_ref()).await?;
-        let mut v: Vec<String> = r.common_prefixes.into_iter().map(|p| p.to_string()).collect();
+        let mut v: Vec<String> = match self.route(dir) {
+            Some((r, inner)) => {
+                let p = (!inner.is_empty()).then(|| Path::from(inner));
+                let l = r.store.list_with_delimiter(p.as_ref()).await?;
+                l.common_prefixes.into_iter().map(|p| format!("{}/{p}", r.prefix)).collect()
+            }
+            None => {
+                let prefix = if dir.is_empty() { None } else { Some(Path::from(dir)) };
+                // A local root without the folder a route hangs from is fine.
+                match self.inner.list_with_delimiter(prefix.as_ref()).await {
+                    Ok(r) => r.common_prefixes.into_iter().map(|p| p.to_string()).collect(),
+                    Err(object_store::Error::NotFound { .. }) if !self.routes.is_empty() => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        // Routes hanging directly below `dir` are sub-folders too.
+        for r in self.routes.iter() {
+            let parent = r.prefix.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+            if parent == dir && !v.contains(&r.prefix) {
+                v.push(r.prefix.clone());
+            }
+        }
         v.sort();
         Ok(v)
     }
@@ -200,6 +318,12 @@ async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>
     })
     .await
     .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))?
+}
+
+/// `o` with its path as seen from the store root (`prefix/` + the backend's path).
+fn prefixed(prefix: &str, mut o: ObjectInfo) -> ObjectInfo {
+    o.path = format!("{prefix}/{}", o.path);
+    o
 }
 
 fn info(m: object_store::ObjectMeta) -> ObjectInfo {

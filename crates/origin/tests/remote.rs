@@ -1,0 +1,114 @@
+//! Ingest to S3 (moto_server) and serve from it: byte-identical to the clear fixture, and
+//! request counts (index of a file ≤ 3 GETs, a segment = 1 GET). Starts `moto_server` itself
+//! and skips, saying so, when it is not installed (`scripts/setup.sh` installs it).
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use sealcast_origin::catalog::{apply_storage_encryption, TomlCatalog};
+use sealcast_origin::config::Config;
+use sealcast_origin::ingest::{self, IngestArgs};
+use sealcast_origin::server::{router, AppState};
+use sealcast_storage::remote::{open, RemoteSpec, RemoteTiming};
+use sealcast_storage::Store;
+use tower::ServiceExt;
+
+struct Server(Child);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for(port: u16) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+async fn get(st: &Arc<AppState>, uri: &str) -> (StatusCode, Vec<u8>) {
+    let r = router(st.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let (parts, body) = r.into_parts();
+    (parts.status, body.collect().await.unwrap().to_bytes().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_to_s3_and_serve_byte_identical_with_few_requests() {
+    if Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+        eprintln!("SKIPPED: moto_server not installed (pip install 'moto[server]', or run scripts/setup.sh)");
+        return;
+    }
+    let port = free_port();
+    let _srv = Server(Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    assert!(wait_for(port), "moto_server did not start");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    // object_store cannot create buckets; one plain S3 call does.
+    let mk = Command::new("python3")
+        .args(["-c", &format!("import boto3; boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='media')")])
+        .status()
+        .unwrap();
+    assert!(mk.success(), "creating the bucket failed");
+    let spec = RemoteSpec::S3 {
+        bucket: "media".into(),
+        region: "us-east-1".into(),
+        endpoint: Some(endpoint),
+        allow_http: true,
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        session_token: None,
+    };
+    let dir = std::env::temp_dir().join(format!("sealcast-remote-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("local")).unwrap();
+    let s3 = open(&spec, RemoteTiming::default()).unwrap();
+    let store = Store::local(&dir.join("local")).unwrap().with_route("vod", s3).unwrap();
+
+    let fx = sealcast_testkit::fixtures_dir();
+    let mut files: Vec<_> = std::fs::read_dir(fx.join("demo")).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let catalog = dir.join("catalog.toml");
+    ingest::run(&store, &IngestArgs { files, asset: "vod/demo".into(), encrypt: true, catalog: Some(catalog.clone()) }).await.unwrap();
+
+    let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
+    assert_eq!(apply_storage_encryption(&cat, &store).unwrap(), 5);
+    let cfg = Config { root: dir.join("local"), ..Config::default() };
+    let enc = AppState::with_parts(&cfg, store.clone(), cat.clone(), Some(cat));
+    let clear = AppState::with_store(&Config { root: fx.clone(), ..Config::default() }, Store::local(&fx).unwrap());
+
+    // Loading the asset: one listing, the .ism, and at most 3 GETs per track file.
+    let before = store.counters().range_reads.load(Ordering::Relaxed);
+    let (s, mpd) = get(&enc, "/vod/demo/manifest.mpd").await;
+    assert_eq!(s, StatusCode::OK);
+    let reads = store.counters().range_reads.load(Ordering::Relaxed) - before;
+    assert!(reads <= 1 + 3 * 4, "asset load took {reads} GETs");
+    assert_eq!(mpd, get(&clear, "/demo/manifest.mpd").await.1);
+
+    let loaded = clear.assets.get("demo").await.unwrap();
+    for t in &loaded.asset.tracks {
+        for n in 1..=t.segments.len() {
+            let before = store.counters().range_reads.load(Ordering::Relaxed);
+            let (s, b) = get(&enc, &format!("/vod/demo/{}/{n}.m4s", t.name)).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(store.counters().range_reads.load(Ordering::Relaxed) - before, 1, "segment {n} of {} took more than one GET", t.name);
+            assert!(b == get(&clear, &format!("/demo/{}/{n}.m4s", t.name)).await.1, "segment {n} of {} differs", t.name);
+        }
+        assert_eq!(get(&enc, &format!("/vod/demo/{}/init.mp4", t.name)).await.1, get(&clear, &format!("/demo/{}/init.mp4", t.name)).await.1);
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

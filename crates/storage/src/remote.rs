@@ -1,0 +1,121 @@
+//! Remote backends (S3 and S3-compatible endpoints, Azure Blob) and the typed settings that
+//! open them. The library reads no environment: the origin's configuration layer fills in
+//! credentials from the config file or the usual environment variables before calling here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::{ClientOptions, ObjectStore, RetryConfig};
+
+use crate::{Error, Result};
+
+/// One remote store. `Debug` never shows secrets.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteSpec {
+    /// S3 or an S3-compatible endpoint (path-style requests when `endpoint` is given).
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Region (`us-east-1` if unsure; S3-compatible servers mostly ignore it).
+        region: String,
+        /// Endpoint URL for S3-compatible servers (`http://127.0.0.1:5055`); `None` = AWS.
+        endpoint: Option<String>,
+        /// Allow `http://` endpoints.
+        allow_http: bool,
+        /// Access key ID.
+        access_key_id: Option<String>,
+        /// Secret access key.
+        secret_access_key: Option<String>,
+        /// Session token.
+        session_token: Option<String>,
+    },
+    /// Azure Blob Storage container (or the Azurite emulator).
+    Azure {
+        /// Storage account (`devstoreaccount1` for the emulator).
+        account: String,
+        /// Container.
+        container: String,
+        /// Account key (base64).
+        access_key: Option<String>,
+        /// SAS token (query string, without `?`).
+        sas: Option<String>,
+        /// Use the Azurite emulator's well-known account and key.
+        use_emulator: bool,
+        /// Endpoint URL (e.g. Azurite at a non-default port: `http://127.0.0.1:PORT/devstoreaccount1`).
+        endpoint: Option<String>,
+        /// Allow `http://` endpoints.
+        allow_http: bool,
+    },
+}
+
+impl std::fmt::Debug for RemoteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteSpec::S3 { bucket, region, endpoint, allow_http, .. } => {
+                f.debug_struct("S3").field("bucket", bucket).field("region", region).field("endpoint", endpoint).field("allow_http", allow_http).finish_non_exhaustive()
+            }
+            RemoteSpec::Azure { account, container, use_emulator, endpoint, .. } => {
+                f.debug_struct("Azure").field("account", account).field("container", container).field("use_emulator", use_emulator).field("endpoint", endpoint).finish_non_exhaustive()
+            }
+        }
+    }
+}
+
+/// Timeouts and retries of remote requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteTiming {
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// Retries of failed idempotent requests (with backoff and jitter, by `object_store`).
+    pub max_retries: usize,
+}
+
+impl Default for RemoteTiming {
+    fn default() -> Self {
+        RemoteTiming { connect_timeout: Duration::from_secs(2), request_timeout: Duration::from_secs(10), max_retries: 2 }
+    }
+}
+
+/// Opens the backend `spec` describes (no request is made yet).
+pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectStore>> {
+    let bad = |e: object_store::Error| Error::Unavailable(format!("{spec:?}: {e}"));
+    let retry = RetryConfig { max_retries: timing.max_retries, retry_timeout: timing.request_timeout * 2, ..RetryConfig::default() };
+    match spec {
+        RemoteSpec::S3 { bucket, region, endpoint, allow_http, access_key_id, secret_access_key, session_token } => {
+            let opts = ClientOptions::new().with_connect_timeout(timing.connect_timeout).with_timeout(timing.request_timeout).with_allow_http(*allow_http);
+            let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(region).with_client_options(opts).with_retry(retry);
+            if let Some(e) = endpoint {
+                b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
+            }
+            if let Some(k) = access_key_id {
+                b = b.with_access_key_id(k);
+            }
+            if let Some(s) = secret_access_key {
+                b = b.with_secret_access_key(s);
+            }
+            if let Some(t) = session_token {
+                b = b.with_token(t);
+            }
+            Ok(Arc::new(b.build().map_err(bad)?))
+        }
+        RemoteSpec::Azure { account, container, access_key, sas, use_emulator, endpoint, allow_http } => {
+            let opts = ClientOptions::new().with_connect_timeout(timing.connect_timeout).with_timeout(timing.request_timeout).with_allow_http(*allow_http || *use_emulator);
+            let mut b = MicrosoftAzureBuilder::new().with_account(account).with_container_name(container).with_use_emulator(*use_emulator).with_client_options(opts).with_retry(retry);
+            if let Some(e) = endpoint {
+                b = b.with_endpoint(e.clone());
+            }
+            if let Some(k) = access_key {
+                b = b.with_access_key(k);
+            }
+            if let Some(s) = sas {
+                b = b.with_config(object_store::azure::AzureConfigKey::SasKey, s);
+            }
+            Ok(Arc::new(b.build().map_err(bad)?))
+        }
+    }
+}
