@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod clearkey;
 pub mod cpix;
 pub mod dash;

@@ -1,0 +1,180 @@
+//! The serde shape of authorization policies, as the origin's configuration and catalog
+//! hold them, and the one step that turns it into a checked [`AuthorizationPolicy`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AuthorizationPolicy, PolicyError, RequiredClaim, TokenRequirements, TokenType, VerificationKey, DEFAULT_SKEW_SECS,
+};
+
+/// An authorization policy as configured: `{ type = "Open" }` or
+/// `{ type = "TokenRestricted", token_type = "Jwt", … }` (see [`TokenRequirementsConfig`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", deny_unknown_fields)]
+pub enum AuthorizationPolicyConfig {
+    /// Anyone may receive the key. (A struct variant so that stray fields next to
+    /// `type = "Open"` are refused like everywhere else.)
+    Open {},
+    /// Only bearers of a valid token.
+    TokenRestricted(TokenRequirementsConfig),
+}
+
+/// Token requirements as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequirementsConfig {
+    /// `"Jwt"` or `"Swt"`.
+    pub token_type: TokenType,
+    /// Required issuer.
+    pub issuer: String,
+    /// Required audience.
+    pub audience: String,
+    /// Primary verification key first, then alternates (rotation).
+    pub keys: Vec<KeySpec>,
+    /// Claims the token must carry (`{ name = "sub" }`, `{ name = "role", value = "premium" }`).
+    #[serde(default)]
+    pub required_claims: Vec<RequiredClaim>,
+    /// Allowed clock skew, seconds (default 300).
+    #[serde(default = "default_skew")]
+    pub skew_secs: u64,
+    /// Refuse tokens without the AMS content-key claim (default false; a claim that is
+    /// present is always checked against the requested KID).
+    #[serde(default)]
+    pub content_key_claim: bool,
+    /// Refuse tokens without an expiry (default true).
+    #[serde(default = "default_true")]
+    pub require_expiry: bool,
+}
+
+fn default_skew() -> u64 {
+    DEFAULT_SKEW_SECS
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One verification key as configured: exactly one of these names per table.
+/// `*_file` paths are read through the loader given to [`AuthorizationPolicyConfig::build`]
+/// (the caller decides what they are relative to).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeySpec {
+    /// Symmetric key, base64 (HS256 for JWT, HMACSHA256 for SWT). Also spelled `hs256`.
+    #[serde(alias = "hs256")]
+    Symmetric(String),
+    /// RSA public key PEM text (RS256).
+    RsaPem(String),
+    /// Path of an RSA public key PEM file.
+    RsaPemFile(String),
+    /// EC P-256 public key PEM text (ES256).
+    EcPem(String),
+    /// Path of an EC P-256 public key PEM file.
+    EcPemFile(String),
+    /// X.509 certificate PEM text (RS256 or ES256 by its key).
+    X509Pem(String),
+    /// Path of an X.509 certificate PEM file.
+    X509PemFile(String),
+    /// JWKS JSON text.
+    Jwks(String),
+    /// Path of a JWKS JSON file.
+    JwksFile(String),
+}
+
+impl KeySpec {
+    fn name(&self) -> &'static str {
+        match self {
+            KeySpec::Symmetric(_) => "symmetric",
+            KeySpec::RsaPem(_) => "rsa_pem",
+            KeySpec::RsaPemFile(_) => "rsa_pem_file",
+            KeySpec::EcPem(_) => "ec_pem",
+            KeySpec::EcPemFile(_) => "ec_pem_file",
+            KeySpec::X509Pem(_) => "x509_pem",
+            KeySpec::X509PemFile(_) => "x509_pem_file",
+            KeySpec::Jwks(_) => "jwks",
+            KeySpec::JwksFile(_) => "jwks_file",
+        }
+    }
+}
+
+/// Shows file paths but no key text (public keys included, to keep logs short).
+impl fmt::Debug for KeySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeySpec::RsaPemFile(p) | KeySpec::EcPemFile(p) | KeySpec::X509PemFile(p) | KeySpec::JwksFile(p) => {
+                write!(f, "{}({p:?})", self.name())
+            }
+            _ => write!(f, "{}([redacted])", self.name()),
+        }
+    }
+}
+
+impl AuthorizationPolicyConfig {
+    /// Parses and checks every key, reading `*_file` keys with `load(path)` — typically
+    /// `|p| std::fs::read_to_string(config_dir.join(p))`. Call once at startup or catalog
+    /// load; errors name the key's position and kind, never its content.
+    pub fn build(
+        &self,
+        mut load: impl FnMut(&str) -> std::io::Result<String>,
+    ) -> Result<AuthorizationPolicy, PolicyError> {
+        let cfg = match self {
+            AuthorizationPolicyConfig::Open {} => return Ok(AuthorizationPolicy::Open),
+            AuthorizationPolicyConfig::TokenRestricted(cfg) => cfg,
+        };
+        if cfg.issuer.is_empty() {
+            return Err(PolicyError::Invalid("issuer is empty"));
+        }
+        if cfg.audience.is_empty() {
+            return Err(PolicyError::Invalid("audience is empty"));
+        }
+        if cfg.keys.is_empty() {
+            return Err(PolicyError::NoKeys);
+        }
+        if cfg.required_claims.iter().any(|c| c.name.is_empty()) {
+            return Err(PolicyError::Invalid("required claim with an empty name"));
+        }
+        let mut keys = Vec::with_capacity(cfg.keys.len());
+        for (index, spec) in cfg.keys.iter().enumerate() {
+            let mut read = |path: &str| {
+                load(path).map_err(|e| PolicyError::Load { index, path: path.to_owned(), reason: e.to_string() })
+            };
+            let key = match spec {
+                KeySpec::Symmetric(b64) => VerificationKey::symmetric_base64(b64),
+                KeySpec::RsaPem(pem) => VerificationKey::rsa_pem(pem),
+                KeySpec::RsaPemFile(path) => VerificationKey::rsa_pem(&read(path)?),
+                KeySpec::EcPem(pem) => VerificationKey::ec_pem(pem),
+                KeySpec::EcPemFile(path) => VerificationKey::ec_pem(&read(path)?),
+                KeySpec::X509Pem(pem) => VerificationKey::x509_pem(pem),
+                KeySpec::X509PemFile(path) => VerificationKey::x509_pem(&read(path)?),
+                KeySpec::Jwks(json) => VerificationKey::jwks_json(json),
+                KeySpec::JwksFile(path) => VerificationKey::jwks_json(&read(path)?),
+            }
+            .map_err(|e| match e {
+                PolicyError::Key { what, reason, .. } => PolicyError::Key { index: Some(index), what, reason },
+                other => other,
+            })?;
+            if cfg.token_type == TokenType::Swt && !key.is_symmetric() {
+                return Err(PolicyError::SwtNeedsSymmetric { index });
+            }
+            keys.push(key);
+        }
+        Ok(AuthorizationPolicy::TokenRestricted(TokenRequirements {
+            token_type: cfg.token_type,
+            issuer: cfg.issuer.clone(),
+            audience: cfg.audience.clone(),
+            keys,
+            required_claims: cfg.required_claims.clone(),
+            skew_secs: cfg.skew_secs,
+            content_key_claim: cfg.content_key_claim,
+            require_expiry: cfg.require_expiry,
+        }))
+    }
+
+    /// [`build`](Self::build) for policies whose keys are all inline; a `*_file` key is an
+    /// error.
+    pub fn build_inline(&self) -> Result<AuthorizationPolicy, PolicyError> {
+        self.build(|_| Err(std::io::Error::other("file keys need a loader (use build)")))
+    }
+}

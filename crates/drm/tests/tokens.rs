@@ -1,0 +1,690 @@
+//! Token-restricted key authorization, table-driven: every case mints its own token (HS256
+//! with a test secret; RS256/ES256 with the throw-away keys in `tests/keys/`, see its
+//! README) and checks the status and reason `authorize` gives. Policies are written as the
+//! origin's TOML would hold them, so the serde shape is tested on the way.
+
+use std::path::Path;
+use std::sync::LazyLock;
+
+use aws_lc_rs::hmac;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use proptest::prelude::*;
+use sealcast_drm::auth::{
+    authorize, AuthorizationPolicy, AuthorizationPolicyConfig, PolicyError, Refusal, CONTENT_KEY_CLAIM, MAX_TOKEN_BYTES,
+};
+use sealcast_drm::Kid;
+use serde_json::{json, Value};
+
+const NOW: u64 = 1_900_000_000;
+const ISS: &str = "https://sts.sealcast.test";
+const AUD: &str = "urn:sealcast:keys";
+/// 32 bytes; base64 `SECRET_B64`.
+const SECRET: &[u8] = b"sealcast-test-hs256-secret-32by!";
+const OTHER_SECRET: &[u8] = b"a-different-secret-of-32-bytes!!";
+const KID: &str = "abba271e-8bcf-552b-bd2e-86a434a9a5d9";
+const OTHER_KID: &str = "00112233-4455-6677-8899-aabbccddeeff";
+
+fn keys_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys"))
+}
+
+fn read_key(name: &str) -> String {
+    std::fs::read_to_string(keys_dir().join(name)).unwrap()
+}
+
+/// The DER body of a one-block PEM file.
+fn pem_der(name: &str) -> Vec<u8> {
+    let text = read_key(name);
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    STANDARD.decode(body).unwrap()
+}
+
+fn kid() -> Kid {
+    Kid::parse(KID).unwrap()
+}
+
+/// Builds the policy under `authorization` in a TOML document, reading key files from
+/// `tests/keys/`.
+fn policy(toml_text: &str) -> AuthorizationPolicy {
+    policy_result(toml_text).unwrap()
+}
+
+fn policy_result(toml_text: &str) -> Result<AuthorizationPolicy, PolicyError> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Doc {
+        authorization: AuthorizationPolicyConfig,
+    }
+    let doc: Doc = toml::from_str(toml_text).unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
+    doc.authorization.build(|path| std::fs::read_to_string(keys_dir().join(path)))
+}
+
+fn jwt_policy(keys: &str, extra: &str) -> AuthorizationPolicy {
+    policy(&format!(
+        r#"authorization = {{ type = "TokenRestricted", token_type = "Jwt", issuer = "{ISS}", audience = "{AUD}", keys = [ {keys} ], skew_secs = 60 {extra} }}"#
+    ))
+}
+
+fn secret_b64(secret: &[u8]) -> String {
+    STANDARD.encode(secret)
+}
+
+fn hs_policy() -> AuthorizationPolicy {
+    jwt_policy(&format!(r#"{{ hs256 = "{}" }}"#, secret_b64(SECRET)), "")
+}
+
+fn claims() -> Value {
+    json!({ "iss": ISS, "aud": AUD, "exp": NOW + 600, "nbf": NOW - 10, "sub": "viewer-1" })
+}
+
+fn with(mut base: Value, key: &str, value: Value) -> Value {
+    base.as_object_mut().unwrap().insert(key.to_owned(), value);
+    base
+}
+
+fn without(mut base: Value, key: &str) -> Value {
+    base.as_object_mut().unwrap().remove(key);
+    base
+}
+
+fn hs256(claims: &Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret).unwrap()).unwrap()
+}
+
+fn rs256(claims: &Value, private_pem: &str, kid: Option<&str>) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_rsa_der(&pem_der(private_pem))).unwrap()
+}
+
+fn es256(claims: &Value, kid: Option<&str>) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&pem_der("ec_private.pem"))).unwrap()
+}
+
+/// A JWT from raw header and payload bytes, HS256-signed over whatever they are.
+fn hs256_raw(header: &[u8], payload: &[u8], secret: &[u8]) -> String {
+    let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+fn unsigned(claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+fn form_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An SWT as the AMS SDK's test-token generator writes it.
+fn swt(pairs: &[(&str, &str)], secret: &[u8]) -> String {
+    let body: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect();
+    let body = body.join("&");
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), body.as_bytes());
+    format!("{body}&HMACSHA256={}", form_encode(&STANDARD.encode(tag.as_ref())))
+}
+
+fn swt_policy() -> AuthorizationPolicy {
+    policy(&format!(
+        r#"authorization = {{ type = "TokenRestricted", token_type = "Swt", issuer = "{ISS}", audience = "{AUD}", keys = [ {{ symmetric = "{}" }}, {{ symmetric = "{}" }} ], content_key_claim = true }}"#,
+        secret_b64(OTHER_SECRET),
+        secret_b64(SECRET)
+    ))
+}
+
+struct Case {
+    name: &'static str,
+    policy: AuthorizationPolicy,
+    token: Option<String>,
+    /// `None` = authorized; otherwise (status, reason).
+    expect: Option<(u16, &'static str)>,
+}
+
+fn case(
+    name: &'static str,
+    policy: &AuthorizationPolicy,
+    token: impl Into<Option<String>>,
+    expect: Option<(u16, &'static str)>,
+) -> Case {
+    Case { name, policy: policy.clone(), token: token.into(), expect }
+}
+
+const OK: Option<(u16, &str)> = None;
+
+fn cases() -> Vec<Case> {
+    let hs = hs_policy();
+    let rsa = jwt_policy(r#"{ rsa_pem_file = "rsa_public.pem" }"#, "");
+    let ec = jwt_policy(r#"{ ec_pem_file = "ec_public.pem" }"#, "");
+    let rsa_cert = jwt_policy(r#"{ x509_pem_file = "rsa_cert.pem" }"#, "");
+    let ec_cert = jwt_policy(r#"{ x509_pem_file = "ec_cert.pem" }"#, "");
+    let jwks = jwt_policy(r#"{ jwks_file = "jwks.json" }"#, "");
+    let rotated = jwt_policy(
+        &format!(
+            r#"{{ rsa_pem_file = "rsa2_public.pem" }}, {{ hs256 = "{}" }}, {{ rsa_pem_file = "rsa_public.pem" }}"#,
+            secret_b64(OTHER_SECRET)
+        ),
+        "",
+    );
+    let hs_rotated = jwt_policy(
+        &format!(r#"{{ hs256 = "{}" }}, {{ hs256 = "{}" }}"#, secret_b64(OTHER_SECRET), secret_b64(SECRET)),
+        "",
+    );
+    let claims_policy = jwt_policy(
+        &format!(r#"{{ hs256 = "{}" }}"#, secret_b64(SECRET)),
+        r#", required_claims = [ { name = "sub" }, { name = "role", value = "premium" } ]"#,
+    );
+    let kid_policy = jwt_policy(&format!(r#"{{ hs256 = "{}" }}"#, secret_b64(SECRET)), ", content_key_claim = true");
+    let rsa_pem_text = read_key("rsa_public.pem");
+    let premium = with(claims(), "role", json!("premium"));
+    let for_kid = |k: &str| with(claims(), CONTENT_KEY_CLAIM, json!(k));
+    let swt_ok = |exp: u64, iss: &str| {
+        let exp = exp.to_string();
+        vec![
+            (CONTENT_KEY_CLAIM, KID.to_owned()),
+            ("Audience", AUD.to_owned()),
+            ("ExpiresOn", exp),
+            ("Issuer", iss.to_owned()),
+        ]
+    };
+    let swt_tok = |pairs: Vec<(&str, String)>, secret: &[u8]| {
+        let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        swt(&pairs, secret)
+    };
+    let swt_p = swt_policy();
+    let valid_hs = hs256(&claims(), SECRET);
+
+    vec![
+        // Valid tokens, every key kind.
+        case("valid HS256", &hs, hs256(&claims(), SECRET), OK),
+        case("valid RS256 (PEM)", &rsa, rs256(&claims(), "rsa_private.pem", None), OK),
+        case("valid ES256 (PEM)", &ec, es256(&claims(), None), OK),
+        case("valid RS256 via certificate", &rsa_cert, rs256(&claims(), "rsa_private.pem", None), OK),
+        case("valid ES256 via certificate", &ec_cert, es256(&claims(), None), OK),
+        case("valid RS256 via JWKS kid", &jwks, rs256(&claims(), "rsa2_private.pem", Some("rsa-2")), OK),
+        case("valid ES256 via JWKS kid", &jwks, es256(&claims(), Some("ec-1")), OK),
+        case("valid via JWKS without kid", &jwks, rs256(&claims(), "rsa2_private.pem", None), OK),
+        case("valid via alternate RSA key", &rotated, rs256(&claims(), "rsa_private.pem", None), OK),
+        case("valid via alternate symmetric key", &hs_rotated, hs256(&claims(), SECRET), OK),
+        case("audience in an array", &hs, hs256(&with(claims(), "aud", json!(["other", AUD])), SECRET), OK),
+        case("no nbf at all", &hs, hs256(&without(claims(), "nbf"), SECRET), OK),
+        case("open policy, no token", &AuthorizationPolicy::Open, None, OK),
+        // Time.
+        case("expired", &hs, hs256(&with(claims(), "exp", json!(NOW - 120)), SECRET), Some((401, "token_expired"))),
+        case(
+            "expired exactly at exp + skew",
+            &hs,
+            hs256(&with(claims(), "exp", json!(NOW - 60)), SECRET),
+            Some((401, "token_expired")),
+        ),
+        case("expired within skew", &hs, hs256(&with(claims(), "exp", json!(NOW - 30)), SECRET), OK),
+        case(
+            "not yet valid",
+            &hs,
+            hs256(&with(claims(), "nbf", json!(NOW + 120)), SECRET),
+            Some((401, "token_not_yet_valid")),
+        ),
+        case("not yet valid within skew", &hs, hs256(&with(claims(), "nbf", json!(NOW + 30)), SECRET), OK),
+        case("fractional exp", &hs, hs256(&with(claims(), "exp", json!((NOW + 600) as f64 + 0.5)), SECRET), OK),
+        case("no exp", &hs, hs256(&without(claims(), "exp"), SECRET), Some((401, "token_no_expiry"))),
+        case(
+            "exp as a string",
+            &hs,
+            hs256(&with(claims(), "exp", json!("1900000600")), SECRET),
+            Some((401, "token_malformed")),
+        ),
+        case("negative exp", &hs, hs256(&with(claims(), "exp", json!(-5)), SECRET), Some((401, "token_malformed"))),
+        // Issuer and audience.
+        case(
+            "wrong issuer",
+            &hs,
+            hs256(&with(claims(), "iss", json!("https://evil.test")), SECRET),
+            Some((401, "token_issuer")),
+        ),
+        case("no issuer", &hs, hs256(&without(claims(), "iss"), SECRET), Some((401, "token_issuer"))),
+        case(
+            "wrong audience",
+            &hs,
+            hs256(&with(claims(), "aud", json!("urn:other")), SECRET),
+            Some((401, "token_audience")),
+        ),
+        case(
+            "audience array without ours",
+            &hs,
+            hs256(&with(claims(), "aud", json!(["a", "b"])), SECRET),
+            Some((401, "token_audience")),
+        ),
+        // Signatures and algorithms.
+        case("bad signature (other secret)", &hs, hs256(&claims(), OTHER_SECRET), Some((401, "token_signature"))),
+        case(
+            "bad signature (other RSA key)",
+            &rsa,
+            rs256(&claims(), "rsa2_private.pem", None),
+            Some((401, "token_signature")),
+        ),
+        case(
+            "bad signature (tampered payload)",
+            &hs,
+            {
+                let mut parts: Vec<String> = valid_hs.split('.').map(str::to_owned).collect();
+                parts[1] = URL_SAFE_NO_PAD.encode(with(claims(), "sub", json!("admin")).to_string());
+                parts.join(".")
+            },
+            Some((401, "token_signature")),
+        ),
+        case("alg none", &hs, unsigned(&claims()), Some((401, "token_algorithm"))),
+        case(
+            "alg None (case)",
+            &hs,
+            {
+                format!(
+                    "{}.{}.",
+                    URL_SAFE_NO_PAD.encode(br#"{"alg":"None"}"#),
+                    URL_SAFE_NO_PAD.encode(claims().to_string())
+                )
+            },
+            Some((401, "token_algorithm")),
+        ),
+        case("alg none against RSA", &rsa, unsigned(&claims()), Some((401, "token_algorithm"))),
+        case(
+            "HS256 signed with the RSA public key PEM",
+            &rsa,
+            hs256(&claims(), rsa_pem_text.as_bytes()),
+            Some((401, "token_algorithm")),
+        ),
+        case(
+            "HS256 signed with the certificate PEM",
+            &rsa_cert,
+            hs256(&claims(), read_key("rsa_cert.pem").as_bytes()),
+            Some((401, "token_algorithm")),
+        ),
+        case(
+            "HS256 against a JWKS",
+            &jwks,
+            hs256(&claims(), read_key("jwks.json").as_bytes()),
+            Some((401, "token_algorithm")),
+        ),
+        case(
+            "RS256 token for an EC key",
+            &ec,
+            rs256(&claims(), "rsa_private.pem", None),
+            Some((401, "token_algorithm")),
+        ),
+        case(
+            "HS512 refused",
+            &hs,
+            jsonwebtoken::encode(&Header::new(Algorithm::HS512), &claims(), &EncodingKey::from_secret(SECRET).unwrap())
+                .unwrap(),
+            Some((401, "token_algorithm")),
+        ),
+        case(
+            "unknown JWKS kid",
+            &jwks,
+            rs256(&claims(), "rsa2_private.pem", Some("rsa-9")),
+            Some((401, "token_unknown_key")),
+        ),
+        case(
+            "JWKS kid of the wrong key",
+            &jwks,
+            rs256(&claims(), "rsa_private.pem", Some("rsa-2")),
+            Some((401, "token_signature")),
+        ),
+        // Claims (403).
+        case("required claims present", &claims_policy, hs256(&premium, SECRET), OK),
+        case(
+            "required claim value in an array",
+            &claims_policy,
+            hs256(&with(claims(), "role", json!(["basic", "premium"])), SECRET),
+            OK,
+        ),
+        case(
+            "missing required claim",
+            &claims_policy,
+            hs256(&without(premium.clone(), "sub"), SECRET),
+            Some((403, "claim_missing")),
+        ),
+        case(
+            "required claim null",
+            &claims_policy,
+            hs256(&with(premium.clone(), "sub", Value::Null), SECRET),
+            Some((403, "claim_missing")),
+        ),
+        case(
+            "wrong claim value",
+            &claims_policy,
+            hs256(&with(claims(), "role", json!("basic")), SECRET),
+            Some((403, "claim_value")),
+        ),
+        case("token for this KID", &kid_policy, hs256(&for_kid(KID), SECRET), OK),
+        case(
+            "KID claim dashless uppercase",
+            &kid_policy,
+            hs256(&for_kid(&KID.replace('-', "").to_uppercase()), SECRET),
+            OK,
+        ),
+        case("KID claim uppercase GUID", &kid_policy, hs256(&for_kid(&KID.to_uppercase()), SECRET), OK),
+        case(
+            "token for another KID",
+            &kid_policy,
+            hs256(&for_kid(OTHER_KID), SECRET),
+            Some((403, "content_key_mismatch")),
+        ),
+        case(
+            "token for another KID, claim not required",
+            &hs,
+            hs256(&for_kid(OTHER_KID), SECRET),
+            Some((403, "content_key_mismatch")),
+        ),
+        case(
+            "KID claim not a GUID",
+            &kid_policy,
+            hs256(&for_kid("not-a-guid"), SECRET),
+            Some((403, "content_key_mismatch")),
+        ),
+        case(
+            "KID claim not a string",
+            &kid_policy,
+            hs256(&with(claims(), CONTENT_KEY_CLAIM, json!(42)), SECRET),
+            Some((403, "content_key_mismatch")),
+        ),
+        case(
+            "KID claim required but absent",
+            &kid_policy,
+            hs256(&claims(), SECRET),
+            Some((403, "content_key_claim_missing")),
+        ),
+        // Malformed input.
+        case("no token", &hs, None, Some((401, "token_missing"))),
+        case("empty token", &hs, String::new(), Some((401, "token_missing"))),
+        case("truncated token", &hs, valid_hs[..valid_hs.len() / 2].to_owned(), Some((401, "token_malformed"))),
+        case("truncated signature", &hs, valid_hs[..valid_hs.len() - 5].to_owned(), Some((401, "token_malformed"))),
+        case(
+            "oversized token",
+            &hs,
+            format!("{valid_hs}{}", "A".repeat(MAX_TOKEN_BYTES)),
+            Some((401, "token_too_large")),
+        ),
+        case("garbage base64", &hs, "!!!.@@@.###".to_owned(), Some((401, "token_malformed"))),
+        case("four parts", &hs, format!("{valid_hs}.x"), Some((401, "token_malformed"))),
+        case(
+            "header not JSON",
+            &hs,
+            format!("{}.e30.AAAA", URL_SAFE_NO_PAD.encode("nope")),
+            Some((401, "token_malformed")),
+        ),
+        case(
+            "non-JSON payload, valid MAC",
+            &hs,
+            hs256_raw(br#"{"alg":"HS256","typ":"JWT"}"#, b"not json", SECRET),
+            Some((401, "token_malformed")),
+        ),
+        case(
+            "payload a JSON array, valid MAC",
+            &hs,
+            hs256_raw(br#"{"alg":"HS256"}"#, b"[1,2]", SECRET),
+            Some((401, "token_malformed")),
+        ),
+        case(
+            "unknown crit header, valid MAC",
+            &hs,
+            hs256_raw(br#"{"alg":"HS256","crit":["exp"]}"#, claims().to_string().as_bytes(), SECRET),
+            Some((401, "token_malformed")),
+        ),
+        case("SWT given to a JWT policy", &hs, swt_tok(swt_ok(NOW + 600, ISS), SECRET), Some((401, "token_malformed"))),
+        // SWT.
+        case("SWT valid (alternate key)", &swt_p, swt_tok(swt_ok(NOW + 600, ISS), SECRET), OK),
+        case("SWT valid, primary key", &swt_p, swt_tok(swt_ok(NOW + 600, ISS), OTHER_SECRET), OK),
+        case("SWT expired", &swt_p, swt_tok(swt_ok(NOW - 400, ISS), SECRET), Some((401, "token_expired"))),
+        case("SWT expired within default skew", &swt_p, swt_tok(swt_ok(NOW - 200, ISS), SECRET), OK),
+        case(
+            "SWT bad MAC",
+            &swt_p,
+            swt_tok(swt_ok(NOW + 600, ISS), b"yet-another-secret-for-the-swt!!"),
+            Some((401, "token_signature")),
+        ),
+        case(
+            "SWT tampered",
+            &swt_p,
+            swt_tok(swt_ok(NOW + 600, ISS), SECRET).replace("ExpiresOn=19", "ExpiresOn=29"),
+            Some((401, "token_signature")),
+        ),
+        case(
+            "SWT wrong issuer",
+            &swt_p,
+            swt_tok(swt_ok(NOW + 600, "https://evil.test"), SECRET),
+            Some((401, "token_issuer")),
+        ),
+        case(
+            "SWT for another KID",
+            &swt_p,
+            {
+                let mut pairs = swt_ok(NOW + 600, ISS);
+                pairs[0].1 = OTHER_KID.to_owned();
+                swt_tok(pairs, SECRET)
+            },
+            Some((403, "content_key_mismatch")),
+        ),
+        case(
+            "SWT without KID claim",
+            &swt_p,
+            swt_tok(swt_ok(NOW + 600, ISS)[1..].to_vec(), SECRET),
+            Some((403, "content_key_claim_missing")),
+        ),
+        case(
+            "SWT without ExpiresOn",
+            &swt_p,
+            {
+                let mut pairs = swt_ok(NOW + 600, ISS);
+                pairs.remove(2);
+                swt_tok(pairs, SECRET)
+            },
+            Some((401, "token_no_expiry")),
+        ),
+        case(
+            "SWT ExpiresOn not a number",
+            &swt_p,
+            {
+                let mut pairs = swt_ok(NOW + 600, ISS);
+                pairs[2].1 = "soon".to_owned();
+                swt_tok(pairs, SECRET)
+            },
+            Some((401, "token_malformed")),
+        ),
+        case(
+            "SWT duplicate claim",
+            &swt_p,
+            {
+                let mut pairs = swt_ok(NOW + 600, ISS);
+                pairs.push(("Issuer", "https://evil.test".to_owned()));
+                swt_tok(pairs, SECRET)
+            },
+            Some((401, "token_malformed")),
+        ),
+        case(
+            "SWT without signature",
+            &swt_p,
+            "Issuer=a&Audience=b&ExpiresOn=1".to_owned(),
+            Some((401, "token_malformed")),
+        ),
+        case("SWT signature not base64", &swt_p, "Issuer=a&HMACSHA256=%%%".to_owned(), Some((401, "token_malformed"))),
+        case("JWT given to an SWT policy", &swt_p, valid_hs.clone(), Some((401, "token_malformed"))),
+    ]
+}
+
+#[test]
+fn token_table() {
+    let mut failures = Vec::new();
+    for c in cases() {
+        let got = authorize(&c.policy, c.token.as_deref(), kid(), NOW).map_err(|r| (r.status(), r.reason()));
+        let want = match c.expect {
+            None => Ok(()),
+            Some(e) => Err(e),
+        };
+        if got != want {
+            failures.push(format!("{}: got {got:?}, want {want:?}", c.name));
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) failed:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn reasons_are_fixed_and_statuses_are_401_or_403() {
+    for r in Refusal::ALL {
+        assert!(matches!(r.status(), 401 | 403), "{r:?}");
+        assert!(r.reason().bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{r:?}");
+        assert_eq!(r.to_string(), r.reason());
+    }
+}
+
+#[test]
+fn debug_never_shows_secrets() {
+    let b64 = secret_b64(SECRET);
+    let cfg: AuthorizationPolicyConfig = toml::from_str(&format!(
+        r#"type = "TokenRestricted"
+token_type = "Jwt"
+issuer = "{ISS}"
+audience = "{AUD}"
+keys = [ {{ symmetric = "{b64}" }}, {{ rsa_pem_file = "rsa_public.pem" }} ]"#
+    ))
+    .unwrap();
+    let built = cfg.build(|p| std::fs::read_to_string(keys_dir().join(p))).unwrap();
+    for shown in [format!("{cfg:?}"), format!("{built:?}"), format!("{built:#?}")] {
+        assert!(!shown.contains(&b64), "{shown}");
+        assert!(!shown.contains("sealcast-test"), "{shown}");
+        assert!(!shown.contains("MII"), "{shown}");
+    }
+    assert!(format!("{cfg:?}").contains("rsa_public.pem"));
+}
+
+#[test]
+fn config_shape_and_defaults() {
+    let cfg: AuthorizationPolicyConfig = toml::from_str(r#"type = "Open""#).unwrap();
+    assert_eq!(cfg, AuthorizationPolicyConfig::Open {});
+    assert!(matches!(cfg.build_inline().unwrap(), AuthorizationPolicy::Open));
+
+    let text = format!(
+        r#"type = "TokenRestricted"
+token_type = "Swt"
+issuer = "i"
+audience = "a"
+keys = [ {{ hs256 = "{}" }} ]"#,
+        secret_b64(SECRET)
+    );
+    let cfg: AuthorizationPolicyConfig = toml::from_str(&text).unwrap();
+    let AuthorizationPolicyConfig::TokenRestricted(req) = &cfg else { panic!("{cfg:?}") };
+    assert_eq!(req.skew_secs, 300);
+    assert!(!req.content_key_claim);
+    assert!(req.require_expiry);
+    assert!(req.required_claims.is_empty());
+    cfg.build_inline().unwrap();
+
+    // Unknown fields are refused, at both levels.
+    assert!(toml::from_str::<AuthorizationPolicyConfig>(&format!("{text}\nskew = 5")).is_err());
+    assert!(toml::from_str::<AuthorizationPolicyConfig>("type = \"Open\"\nissuer = \"x\"").is_err());
+    assert!(toml::from_str::<AuthorizationPolicyConfig>(&text.replace("hs256", "hs999")).is_err());
+}
+
+#[test]
+fn bad_policies_are_refused_at_build() {
+    let base = |token_type: &str, keys: &str| {
+        format!(
+            r#"authorization = {{ type = "TokenRestricted", token_type = "{token_type}", issuer = "i", audience = "a", keys = [ {keys} ] }}"#
+        )
+    };
+    let err = |token_type: &str, keys: &str| policy_result(&base(token_type, keys)).unwrap_err();
+
+    assert_eq!(err("Jwt", ""), PolicyError::NoKeys);
+    assert_eq!(err("Swt", r#"{ rsa_pem_file = "rsa_public.pem" }"#), PolicyError::SwtNeedsSymmetric { index: 0 });
+    assert!(matches!(
+        err("Jwt", r#"{ hs256 = "c2hvcnQ=" }"#),
+        PolicyError::Key { index: Some(0), what: "symmetric", .. }
+    ));
+    assert!(matches!(err("Jwt", r#"{ hs256 = "***" }"#), PolicyError::Key { index: Some(0), .. }));
+    assert!(matches!(err("Jwt", r#"{ rsa_pem_file = "ec_public.pem" }"#), PolicyError::Key { what: "rsa_pem", .. }));
+    assert!(matches!(err("Jwt", r#"{ ec_pem_file = "rsa_public.pem" }"#), PolicyError::Key { what: "ec_pem", .. }));
+    assert!(matches!(err("Jwt", r#"{ rsa_pem_file = "rsa_private.pem" }"#), PolicyError::Key { what: "rsa_pem", .. }));
+    assert!(matches!(err("Jwt", r#"{ x509_pem_file = "rsa_public.pem" }"#), PolicyError::Key { what: "x509_pem", .. }));
+    assert!(matches!(err("Jwt", r#"{ jwks = "{\"keys\": []}" }"#), PolicyError::Key { what: "jwks", .. }));
+    assert!(matches!(err("Jwt", r#"{ jwks = "not json" }"#), PolicyError::Key { what: "jwks", .. }));
+    assert!(matches!(err("Jwt", r#"{ rsa_pem_file = "missing.pem" }"#), PolicyError::Load { index: 0, .. }));
+    assert!(matches!(
+        err("Jwt", &format!(r#"{{ hs256 = "{}" }}, {{ rsa_pem = "garbage" }}"#, secret_b64(SECRET))),
+        PolicyError::Key { index: Some(1), .. }
+    ));
+
+    // Inline PEM and JWKS text work as well as files; build_inline refuses file keys.
+    let inline = format!("{{ rsa_pem = {:?} }}, {{ jwks = {:?} }}", read_key("rsa_public.pem"), read_key("jwks.json"));
+    let cfg = base("Jwt", &inline);
+    let p = policy(&cfg);
+    assert_eq!(authorize(&p, Some(&rs256(&claims_ia(), "rsa_private.pem", None)), kid(), NOW), Ok(()));
+    assert_eq!(authorize(&p, Some(&es256(&claims_ia(), Some("ec-1"))), kid(), NOW), Ok(()));
+    let cfg: AuthorizationPolicyConfig = toml::from_str(
+        r#"type = "TokenRestricted"
+token_type = "Jwt"
+issuer = "i"
+audience = "a"
+keys = [ { rsa_pem_file = "rsa_public.pem" } ]"#,
+    )
+    .unwrap();
+    assert!(matches!(cfg.build_inline(), Err(PolicyError::Load { .. })));
+}
+
+fn claims_ia() -> Value {
+    json!({ "iss": "i", "aud": "a", "exp": NOW + 60 })
+}
+
+/// HS256, JWKS (RS256/ES256) and SWT policies, built once for the property tests.
+static FUZZ_POLICIES: LazyLock<[AuthorizationPolicy; 3]> =
+    LazyLock::new(|| [hs_policy(), jwt_policy(r#"{ jwks_file = "jwks.json" }"#, ""), swt_policy()]);
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_strings_never_panic_nor_pass(s in "\\PC{0,300}") {
+        for p in FUZZ_POLICIES.iter() {
+            prop_assert!(authorize(p, Some(&s), kid(), NOW).is_err());
+        }
+    }
+
+    #[test]
+    fn token_shaped_noise_never_panics_nor_passes(
+        parts in proptest::collection::vec("[A-Za-z0-9_=+/%&-]{0,80}", 0..5),
+        sep in prop_oneof![Just("."), Just("&"), Just("&HMACSHA256=")],
+    ) {
+        let s = parts.join(sep);
+        for p in FUZZ_POLICIES.iter() {
+            prop_assert!(authorize(p, Some(&s), kid(), NOW).is_err());
+        }
+    }
+
+    #[test]
+    fn mutated_valid_tokens_never_panic(pos in 0usize..400, byte in any::<u8>(), now in any::<u64>()) {
+        let token = hs256(&claims(), SECRET);
+        let mut bytes = token.into_bytes();
+        let at = pos % bytes.len();
+        bytes[at] = byte;
+        let s = String::from_utf8_lossy(&bytes);
+        let _ = authorize(&FUZZ_POLICIES[0], Some(&s), kid(), now);
+        let swt_token = swt(&[("Issuer", ISS), ("Audience", AUD), ("ExpiresOn", "1900000600")], SECRET);
+        let mut bytes = swt_token.into_bytes();
+        let at = pos % bytes.len();
+        bytes[at] = byte;
+        let _ = authorize(&FUZZ_POLICIES[2], Some(&String::from_utf8_lossy(&bytes)), kid(), now);
+    }
+}
