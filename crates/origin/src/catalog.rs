@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use anyhow::{bail, Context};
 use serde::Deserialize;
+use sealcast_drm::auth::{AuthorizationPolicy, AuthorizationPolicyConfig};
 use sealcast_drm::{ContentKey, Kid, KeyKind};
 
 /// What one protocol gets (Azure Media Services' AssetDeliveryPolicy types).
@@ -74,6 +75,20 @@ pub struct AssetPolicy {
     pub keys: Vec<ContentKey>,
     /// Storage encryption at rest of the asset's files, when they are stored encrypted.
     pub storage: Option<StorageEncryption>,
+    /// Carry a `token` query parameter of a playlist request into that playlist's key URIs
+    /// (and a multivariant playlist's media playlist URIs), for players that cannot set
+    /// headers. Such playlists are then private to the viewer (`no-store`).
+    pub carry_token: bool,
+}
+
+/// A content key with the policy that says who may receive it. Keys without a policy are
+/// never handed out by the key delivery service.
+#[derive(Debug, Clone)]
+pub struct KeyGrant {
+    /// The key.
+    pub key: ContentKey,
+    /// Who may receive it.
+    pub policy: Option<Arc<AuthorizationPolicy>>,
 }
 
 /// An asset's storage encryption at rest: one key, one IV per encrypted file (files not
@@ -108,6 +123,12 @@ impl AssetPolicy {
 pub trait Catalog: Send + Sync {
     /// The policy of the asset at `path` (under the storage root), if it has one.
     fn policy(&self, path: &str) -> Option<Arc<AssetPolicy>>;
+
+    /// A content key by ID, with its authorization policy, for the key delivery service and
+    /// the ClearKey licence server. Storage encryption keys are never returned.
+    fn key(&self, _kid: Kid) -> Option<KeyGrant> {
+        None
+    }
 }
 
 /// A catalog with no policies: every asset is clear (the embedded default).
@@ -122,7 +143,14 @@ impl Catalog for NoCatalog {
 /// The TOML catalog (a file, or every `*.toml` in a folder).
 pub struct TomlCatalog {
     source: PathBuf,
-    current: RwLock<Arc<HashMap<String, Arc<AssetPolicy>>>>,
+    current: RwLock<Arc<Snapshot>>,
+}
+
+/// One validated load of the catalog.
+#[derive(Default)]
+struct Snapshot {
+    assets: HashMap<String, Arc<AssetPolicy>>,
+    keys: HashMap<Kid, KeyGrant>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +158,9 @@ pub struct TomlCatalog {
 struct FileToml {
     #[serde(default, rename = "asset")]
     assets: Vec<AssetToml>,
+    /// Named authorization policies of this file's keys.
+    #[serde(default)]
+    authorization: HashMap<String, AuthorizationPolicyConfig>,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +183,11 @@ struct AssetToml {
     cpix: Option<PathBuf>,
     /// Storage encryption at rest (written by `sealcast ingest`).
     storage: Option<StorageToml>,
+    /// Default authorization policy (a name from this file's `[authorization.*]`) of the
+    /// asset's keys that name none (CPIX keys included).
+    authorization: Option<String>,
+    #[serde(default)]
+    carry_token: bool,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +215,8 @@ struct KeyToml {
     key: String,
     #[serde(default = "default_kind")]
     kind: KindToml,
+    /// Authorization policy name (from this file's `[authorization.*]`).
+    authorization: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -202,7 +240,7 @@ impl TomlCatalog {
     /// Loads the catalog again; on any error the current one stays in force.
     pub fn reload(&self) -> anyhow::Result<usize> {
         let map = load_all(&self.source)?;
-        let n = map.len();
+        let n = map.assets.len();
         // A poisoned lock only means a panic elsewhere while swapping an Arc; the data is whole.
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(map);
         Ok(n)
@@ -210,7 +248,7 @@ impl TomlCatalog {
 
     /// Number of assets with a policy.
     pub fn len(&self) -> usize {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).assets.len()
     }
 
     /// Whether no asset has a policy.
@@ -225,7 +263,7 @@ impl TomlCatalog {
     pub fn storage_files(&self) -> Vec<(String, sealcast_storage::FileEncryption)> {
         let cur = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
         let mut v = Vec::new();
-        for (asset, p) in cur.iter() {
+        for (asset, p) in cur.assets.iter() {
             if let Some(s) = &p.storage {
                 for (name, iv) in &s.files {
                     v.push((format!("{asset}/{name}"), sealcast_storage::FileEncryption { key_id: s.key_id.to_string(), key: s.key.clone(), iv: *iv }));
@@ -246,11 +284,15 @@ pub fn apply_storage_encryption(catalog: &TomlCatalog, store: &sealcast_storage:
 
 impl Catalog for TomlCatalog {
     fn policy(&self, path: &str) -> Option<Arc<AssetPolicy>> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).get(path).cloned()
+        self.current.read().unwrap_or_else(|e| e.into_inner()).assets.get(path).cloned()
+    }
+
+    fn key(&self, kid: Kid) -> Option<KeyGrant> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).keys.get(&kid).cloned()
     }
 }
 
-fn load_all(source: &Path) -> anyhow::Result<HashMap<String, Arc<AssetPolicy>>> {
+fn load_all(source: &Path) -> anyhow::Result<Snapshot> {
     let files: Vec<PathBuf> = if source.is_dir() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(source)
             .with_context(|| format!("reading catalog folder {}", source.display()))?
@@ -263,15 +305,38 @@ fn load_all(source: &Path) -> anyhow::Result<HashMap<String, Arc<AssetPolicy>>> 
         vec![source.to_path_buf()]
     };
     let mut out = HashMap::new();
+    let mut grants: HashMap<Kid, (KeyGrant, String)> = HashMap::new();
     // IVs must be unique per key across the whole catalog, not just within an asset.
     let mut ivs = std::collections::HashSet::new();
     for f in files {
         let text = std::fs::read_to_string(&f).with_context(|| format!("reading catalog {}", f.display()))?;
         let parsed: FileToml = toml::from_str(&text).with_context(|| format!("parsing catalog {}", f.display()))?;
         let dir = f.parent().unwrap_or(Path::new("."));
+        let mut auth = HashMap::new();
+        for (name, cfg) in &parsed.authorization {
+            let built = cfg
+                .build(|p| std::fs::read_to_string(dir.join(p)))
+                .map_err(|e| anyhow::anyhow!("catalog {}: authorization '{name}': {e}", f.display()))?;
+            auth.insert(name.clone(), Arc::new(built));
+        }
         for a in parsed.assets {
             let path = a.path.clone();
-            let policy = validate(a, dir).with_context(|| format!("catalog {}: asset '{path}'", f.display()))?;
+            let (policy, key_auth) = validate(a, dir, &auth).with_context(|| format!("catalog {}: asset '{path}'", f.display()))?;
+            for (k, name) in policy.keys.iter().zip(key_auth) {
+                // One KID, one key and one policy across the whole catalog: the key service
+                // looks keys up by KID alone.
+                let tag = format!("{}#{}", f.display(), name.as_deref().unwrap_or(""));
+                let grant = KeyGrant { key: k.clone(), policy: name.as_ref().and_then(|n| auth.get(n).cloned()) };
+                match grants.get(&k.kid()) {
+                    Some((g, t)) if g.key != grant.key || *t != tag => {
+                        bail!("catalog {}: asset '{path}': key {} is listed elsewhere with other key bytes or another authorization policy", f.display(), k.kid())
+                    }
+                    Some(_) => {}
+                    None => {
+                        grants.insert(k.kid(), (grant, tag));
+                    }
+                }
+            }
             if let Some(s) = &policy.storage {
                 for (name, iv) in &s.files {
                     if !ivs.insert((s.key_id, *iv)) {
@@ -284,15 +349,26 @@ fn load_all(source: &Path) -> anyhow::Result<HashMap<String, Arc<AssetPolicy>>> 
             }
         }
     }
-    Ok(out)
+    Ok(Snapshot { assets: out, keys: grants.into_iter().map(|(k, (g, _))| (k, g)).collect() })
 }
 
-fn validate(a: AssetToml, dir: &Path) -> anyhow::Result<AssetPolicy> {
+/// Validates one asset; also returns each key's authorization policy name.
+fn validate(a: AssetToml, dir: &Path, auth: &HashMap<String, Arc<AuthorizationPolicy>>) -> anyhow::Result<(AssetPolicy, Vec<Option<String>>)> {
     if sealcast_storage::AssetPath::parse(&format!("/{}", a.path)).is_err() {
         bail!("path must be a plain folder path under the storage root");
     }
+    let known = |n: &Option<String>| -> anyhow::Result<()> {
+        match n {
+            Some(n) if !auth.contains_key(n) => bail!("authorization '{n}' is not defined in this file"),
+            _ => Ok(()),
+        }
+    };
+    known(&a.authorization)?;
     let mut keys = Vec::new();
+    let mut key_auth = Vec::new();
     for k in &a.keys {
+        known(&k.authorization)?;
+        key_auth.push(k.authorization.clone().or_else(|| a.authorization.clone()));
         let kid = Kid::parse(&k.kid).map_err(|e| anyhow::anyhow!("kid '{}': {e}", k.kid))?;
         let bytes = hex(&k.key).ok_or_else(|| anyhow::anyhow!("key of {kid}: expected 32 hex digits"))?;
         let kind = match k.kind {
@@ -313,6 +389,7 @@ fn validate(a: AssetToml, dir: &Path) -> anyhow::Result<AssetPolicy> {
         let default_kind = [a.dash, a.hls, a.smooth].iter().find_map(|d| d.key_kind()).unwrap_or(KeyKind::CommonEncryption);
         let doc = sealcast_drm::cpix::parse_cpix(&xml, default_kind).map_err(|e| anyhow::anyhow!("CPIX {}: {e}", p.display()))?;
         keys = doc.keys.into_iter().map(|k| k.key).collect();
+        key_auth = vec![a.authorization.clone(); keys.len()];
     }
     let mut seen = std::collections::HashSet::new();
     for k in &keys {
@@ -346,7 +423,7 @@ fn validate(a: AssetToml, dir: &Path) -> anyhow::Result<AssetPolicy> {
         }
     }
     let storage = a.storage.as_ref().map(validate_storage).transpose()?;
-    Ok(AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys, storage })
+    Ok((AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys, storage, carry_token: a.carry_token }, key_auth))
 }
 
 fn validate_storage(s: &StorageToml) -> anyhow::Result<StorageEncryption> {
