@@ -9,6 +9,8 @@ pub mod config;
 pub mod error;
 pub mod ingest;
 pub mod inspect;
+pub mod keys;
+pub mod metrics;
 pub mod protection;
 pub mod respond;
 pub mod server;

@@ -122,6 +122,12 @@ pub struct TrackCrypto {
     pub kid: Kid,
     /// Decode time (track timescale) before which fragments stay clear (clear lead).
     pub clear_until: u64,
+    /// SAMPLE-AES over MPEG-TS (`cbcs` policies, H.264/AAC tracks): key and IV.
+    pub sample_aes: Option<sealcast_package::ts::SampleAesParams>,
+    /// Its `identity` key URI (the key delivery URL).
+    pub sample_aes_uri: Option<String>,
+    /// `#EXT-X-KEY` lines of the track's TS media playlist.
+    pub ts_key_lines: Vec<String>,
 }
 
 /// Everything one method needs for one asset.
@@ -278,7 +284,7 @@ fn build_envelope(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery) -> 
         let env = Envelope { cbc, key_uri: key_uri(policy, key.kid()), iv_context: iv_context(loaded, t), track_id: t.track().info.track_id };
         hls.tracks.push(HlsTrackSignal { key_lines: Vec::new(), path: Encryption::Aes128.path() });
         // The init segment stays clear: the key tags follow EXT-X-MAP.
-        tracks.push(TrackCrypto { prot: None, envelope: Some(env), init: t.track().init.clone(), kid: key.kid(), clear_until: 0 });
+        tracks.push(TrackCrypto { prot: None, envelope: Some(env), init: t.track().init.clone(), kid: key.kid(), clear_until: 0, sample_aes: None, sample_aes_uri: None, ts_key_lines: Vec::new() });
     }
     let slots = 4 + 2 * asset.tracks.len();
     Ok(SchemeCrypto { method: Encryption::Aes128, tracks, dash: DashProtection::default(), hls, smooth: None, manifests: (0..slots).map(|_| OnceLock::new()).collect() })
@@ -338,7 +344,23 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
         key_lines.push(sealcast_drm::hls::playready(KeyTag::Key, scheme, &sys.pro, None));
         hls.tracks.push(HlsTrackSignal { key_lines, path: method.path() });
 
-        tracks.push(TrackCrypto { prot: Some(prot), envelope: None, init: Bytes::from(init), kid, clear_until });
+        // SAMPLE-AES (Apple's MPEG-2 stream encryption) takes the track's cbcs key; H.264 and
+        // AAC only. The IV is constant per track and stated in the playlist.
+        let (mut sample_aes, mut sample_aes_uri, mut ts_key_lines) = (None, None, Vec::new());
+        if scheme == Scheme::Cbcs && !matches!(info.config, sealcast_package::track::CodecConfig::Hevc(_)) {
+            let iv = iv::constant_iv(kid.as_bytes(), format!("{context}\nsample-aes").as_bytes(), info.track_id);
+            let uri = key_uri(policy, kid);
+            ts_key_lines.push(format!(
+                "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"{uri}\",IV=0x{},KEYFORMAT=\"identity\",KEYFORMATVERSIONS=\"1\"",
+                iv.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ));
+            if let Some(fp) = &policy.license.fairplay {
+                ts_key_lines.push(sealcast_drm::hls::fairplay(KeyTag::Key, &fp.replace("{kid}", &kid.to_hex())).map_err(|e| e.to_string())?);
+            }
+            sample_aes = Some(sealcast_package::ts::SampleAesParams { key: *raw, iv });
+            sample_aes_uri = Some(uri);
+        }
+        tracks.push(TrackCrypto { prot: Some(prot), envelope: None, init: Bytes::from(init), kid, clear_until, sample_aes, sample_aes_uri, ts_key_lines });
     }
     // Session keys: one per distinct key, so players can fetch licences before playback.
     let mut seen: Vec<Kid> = Vec::new();

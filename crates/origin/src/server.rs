@@ -26,6 +26,7 @@ use crate::ams;
 use crate::assets::{Assets, Loaded, ManifestSlot};
 use crate::catalog::{AssetPolicy, Catalog, Delivery, NoCatalog, TomlCatalog};
 use crate::protection::{AssetCrypto, Encryption, ManifestKind, SchemeCrypto};
+use sealcast_package::manifest::hls::HlsProtection;
 use sealcast_package::protect;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -43,6 +44,8 @@ pub struct AppState {
     /// The TOML catalog, when that is what `catalog` is (for reloads).
     pub toml_catalog: Option<Arc<TomlCatalog>>,
     allow_clear: bool,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Which protocol a request serves, for the delivery policy.
@@ -102,6 +105,7 @@ impl AppState {
             catalog,
             toml_catalog: toml,
             allow_clear: cfg.allow_clear_without_policy,
+            metrics: Default::default(),
         })
     }
 }
@@ -118,6 +122,7 @@ pub async fn run(listener: tokio::net::TcpListener, state: Arc<AppState>, shutdo
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let mut r = handle_inner(&st, req).await;
+    st.metrics.response(r.status().as_u16());
     // CORS for browser players: content is public, so any origin may read it. Static headers
     // rather than a layer: no `Vary`, nothing computed per request.
     let h = r.headers_mut();
@@ -132,11 +137,20 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
         // Preflight (Range, conditional and Authorization headers make requests non-simple).
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
-        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Range, If-None-Match, If-Range, If-Modified-Since, Authorization"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, HEAD, POST, OPTIONS"));
+        h.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("Range, If-None-Match, If-Range, If-Modified-Since, Authorization, Content-Type"));
         h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
         h.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
         return r;
+    }
+    if method == Method::POST && req.uri().path() == "/clearkey" {
+        let (parts, body) = req.into_parts();
+        // Licence requests are small; anything larger is refused before it is buffered.
+        let limited = http_body_util::Limited::new(body, sealcast_drm::clearkey::MAX_LICENSE_REQUEST_BYTES);
+        let Ok(bytes) = http_body_util::BodyExt::collect(limited).await.map(|c| c.to_bytes()) else {
+            return ApiError::BadRequest("licence request too large or unreadable".into()).into_response();
+        };
+        return crate::keys::clearkey_route(st, &parts.headers, parts.uri.query(), &bytes);
     }
     if method != Method::GET && method != Method::HEAD {
         let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
@@ -145,7 +159,17 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
     }
     let (parts, _) = req.into_parts();
     let path = parts.uri.path();
-    match route(st, &method, &parts.headers, path).await {
+    if let Some(kid) = path.strip_prefix("/key/") {
+        return crate::keys::key_route(st, &parts.headers, parts.uri.query(), kid);
+    }
+    if path == "/metrics" {
+        let mut r = (StatusCode::OK, st.metrics.render()).into_response();
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
+    let query = parts.uri.query();
+    match route(st, &method, &parts.headers, path, query).await {
         Ok(r) => r,
         Err(e) => {
             match &e {
@@ -158,7 +182,7 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
     }
 }
 
-async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str) -> Result<Response, ApiError> {
+async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, query: Option<&str>) -> Result<Response, ApiError> {
     if path == "/" {
         return Err(ApiError::NotFound("no asset named".into()));
     }
@@ -180,20 +204,21 @@ async fn route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: 
             }
             let asset: Vec<String> = target.split('/').map(str::to_string).collect();
             match ams::parse(&segs).map_err(|e| ApiError::BadRequest(e.to_string()))? {
-                Some(req) => return ams_route(st, method, headers, path, &asset.join("/"), req).await,
+                Some(req) => return ams_route(st, method, headers, path, query, &asset.join("/"), req).await,
                 None => segs = asset.into_iter().chain(segs.drain(2..)).collect(),
             }
         }
     }
-    clean_route(st, method, headers, path, &segs).await
+    clean_route(st, method, headers, path, query, &segs).await
 }
 
-async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, segs: &[String]) -> Result<Response, ApiError> {
+#[allow(clippy::too_many_arguments)]
+async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, query: Option<&str>, segs: &[String]) -> Result<Response, ApiError> {
     let join = |r: std::ops::Range<usize>| segs[r].join("/");
     let n = segs.len();
     let last = segs.last().map(String::as_str).unwrap_or_default();
     if n >= 2 && last == "Manifest" {
-        return manifest_route(st, method, headers, path, &join(0..n - 1), ManifestSlot::Smooth).await;
+        return manifest_route(st, method, headers, path, query, &join(0..n - 1), ManifestSlot::Smooth).await;
     }
     if n >= 3 && segs[n - 2].starts_with("QualityLevels(") && last.starts_with("Fragments(") {
         // Same grammar as the AMS form: parse through it so both accept exactly the same URLs.
@@ -213,7 +238,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
             _ => None,
         };
         if let Some(slot) = slot {
-            return manifest_route(st, method, headers, path, &join(0..n - 1), slot).await;
+            return manifest_route(st, method, headers, path, query, &join(0..n - 1), slot).await;
         }
     }
     if n < 3 {
@@ -223,7 +248,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
     // a track file may not be called `cenc` or `cbcs`.)
     if n >= 4 {
         if let Some(m) = Encryption::from_path(&segs[n - 2]) {
-            return encrypted_track_route(st, method, headers, path, &join(0..n - 3), &segs[n - 3], m, last).await;
+            return encrypted_track_route(st, method, headers, path, query, &join(0..n - 3), &segs[n - 3], m, last).await;
         }
     }
     let asset_path = join(0..n - 2);
@@ -276,7 +301,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
             let content = |file: &str, e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") };
             let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(|e| content(&track.file, e))?;
             let (parts, content_type, identity) = if is_ts {
-                ts_segment(st, &loaded, track, num, &frags, &data, start).await?
+                ts_segment(st, &loaded, track, num, &frags, &data, start, None).await?
             } else {
                 (fmp4::write_segment(&frags, &data, start).map_err(|e| content(&track.file, e))?.parts, mime, info.identity())
             };
@@ -332,7 +357,7 @@ fn crypto_of(loaded: &Loaded, policy: Arc<AssetPolicy>) -> Result<Arc<AssetCrypt
 /// Encrypted init segments, media segments and HLS media playlists of one track under
 /// method `m`, which the asset's policy must use for a protocol that serves them.
 #[allow(clippy::too_many_arguments)]
-async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, tname: &str, m: Encryption, last: &str) -> Result<Response, ApiError> {
+async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, query: Option<&str>, asset: &str, tname: &str, m: Encryption, last: &str) -> Result<Response, ApiError> {
     let not_offered = || ApiError::Forbidden(format!("the delivery policy of '{asset}' does not offer {} here", m.path()));
     let policy = st.catalog.policy(asset).ok_or_else(|| if st.allow_clear { ApiError::NotFound(format!("asset '{asset}' is not encrypted")) } else { ApiError::Forbidden(format!("asset '{asset}' has no delivery policy")) })?;
     let uses = |d: Delivery| Encryption::of(d) == Some(m);
@@ -355,8 +380,11 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
         "index.m3u8" | "ts.m3u8" => {
             let ts = last == "ts.m3u8";
             let (kind, flavor) = if ts { (ManifestKind::MediaTs(ti), manifest::hls::TS) } else { (ManifestKind::Media(ti), manifest::hls::FMP4) };
-            if ts && m != Encryption::Aes128 {
-                return Err(ApiError::Forbidden(format!("HLS over MPEG-TS with {} is not offered", m.path())));
+            if ts && m == Encryption::Cenc {
+                return Err(ApiError::Forbidden("HLS over MPEG-TS with cenc is not offered".into()));
+            }
+            if ts && m == Encryption::Cbcs && tc.sample_aes.is_none() {
+                return Err(ApiError::Forbidden(format!("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only, not track '{tname}'")));
             }
             let body = sc.manifest(&loaded, kind, |a, sc| {
                 let t = &sc.tracks[ti];
@@ -367,9 +395,14 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
                         let line = |i: usize| sealcast_drm::hls::aes128(&env.key_uri, Some(env.iv(kid, ext, i + 1))).unwrap_or_default();
                         manifest::hls::write_media_with(&a.tracks[ti], flavor, &[], Some(&line))
                     }
+                    None if ts => manifest::hls::write_media_with(&a.tracks[ti], flavor, &t.ts_key_lines, None),
                     None => manifest::hls::write_media_with(&a.tracks[ti], flavor, &sc.hls.tracks[ti].key_lines, None),
                 }
             });
+            if let (true, Some(token)) = (crypto.policy.carry_token, crate::keys::query_token(query)) {
+                let uris: Vec<&str> = tc.envelope.as_ref().map(|e| e.key_uri.as_str()).into_iter().chain(tc.sample_aes_uri.as_deref()).collect();
+                return Ok(private_playlist(carry_token_keys(&body.0, &uris, &token)));
+            }
             Ok(manifest_response(st, method, headers, &loaded, body, HLS_TYPE))
         }
         "init.mp4" => Ok(segment_response(st, method, headers, vec![tc.init.clone()], mime, &identity, path, info.last_modified)),
@@ -382,7 +415,7 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
             let (parts, ct, identity) = match (&tc.envelope, &tc.prot) {
                 (Some(env), _) => {
                     let (clear, ct, identity) = if is_ts {
-                        let (parts, ct, id) = ts_segment(st, &loaded, track, num, &frags, &data, start).await?;
+                        let (parts, ct, id) = ts_segment(st, &loaded, track, num, &frags, &data, start, None).await?;
                         (parts.concat(), ct, format!("{id}\n{}", tc.kid.to_hex()))
                     } else {
                         (fmp4::write_segment(&frags, &data, start).map_err(content)?.concat(), mime, identity)
@@ -391,15 +424,68 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
                     let enc = env.encrypt(iv, clear).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?;
                     (vec![Bytes::from(enc)], ct, identity)
                 }
-                (None, Some(prot)) if !is_ts => {
+                (None, Some(_)) if is_ts => {
+                    let Some(sa) = tc.sample_aes else {
+                        return Err(ApiError::Forbidden(format!("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only, not track '{tname}'")));
+                    };
+                    let (parts, ct, id) = ts_segment(st, &loaded, track, num, &frags, &data, start, Some(sa)).await?;
+                    (parts, ct, format!("{id}\n{}", tc.kid.to_hex()))
+                }
+                (None, Some(prot)) => {
                     let body = protect::write_segment_encrypted(&frags, data, start, prot, tc.clear_until, track.track().info.trex.default_sample_description_index).map_err(content)?;
                     (body.parts, mime, identity)
                 }
-                _ => return Err(ApiError::NotFound(format!("no route for '{path}'"))),
+                (None, None) => return Err(ApiError::NotFound(format!("no route for '{path}'"))),
             };
             Ok(segment_response(st, method, headers, parts, ct, &identity, path, info.last_modified))
         }
     }
+}
+
+/// `uri` with `token` added as a query parameter.
+fn with_token(uri: &str, token: &str) -> String {
+    let enc = percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC);
+    format!("{uri}{}token={enc}", if uri.contains('?') { '&' } else { '?' })
+}
+
+/// A multivariant playlist whose media playlist URIs carry the viewer's token.
+fn carry_token_master(body: &[u8], token: &str) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.lines() {
+        if line.is_empty() {
+            out.push('\n');
+            continue;
+        }
+        if !line.starts_with('#') {
+            out.push_str(&with_token(line, token));
+        } else if let Some((head, rest)) = line.split_once(",URI=\"").filter(|_| line.starts_with("#EXT-X-MEDIA:")) {
+            let (uri, tail) = rest.split_once('"').unwrap_or((rest, ""));
+            out.push_str(&format!("{head},URI=\"{}\"{tail}", with_token(uri, token)));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A media playlist whose key URIs (those in `uris`) carry the viewer's token.
+fn carry_token_keys(body: &[u8], uris: &[&str], token: &str) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    for u in uris {
+        text = text.replace(&format!("URI=\"{u}\""), &format!("URI=\"{}\"", with_token(u, token)));
+    }
+    text
+}
+
+/// A playlist made for one viewer: never stored by shared caches.
+fn private_playlist(body: String) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    r
 }
 
 /// The number in a segment name `{n}{ext}` (1-based, at most `count`).
@@ -420,14 +506,15 @@ fn smooth_manifest(a: &sealcast_package::Asset, sc: &SchemeCrypto) -> String {
 }
 
 /// Serves one of the asset-level manifests from the asset's manifest cache.
-async fn manifest_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, slot: ManifestSlot) -> Result<Response, ApiError> {
-    manifest_route_enc(st, method, headers, path, asset, slot, None).await
+#[allow(clippy::too_many_arguments)]
+async fn manifest_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, query: Option<&str>, asset: &str, slot: ManifestSlot) -> Result<Response, ApiError> {
+    manifest_route_enc(st, method, headers, path, query, asset, slot, None).await
 }
 
 /// [`manifest_route`], with the Azure Media Services `encryption=` choice when the URL has
 /// one: it must be what the policy gives that protocol, else 403 (never clear by mistake).
 #[allow(clippy::too_many_arguments)]
-async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, slot: ManifestSlot, asked: Option<ams::AmsEncryption>) -> Result<Response, ApiError> {
+async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, query: Option<&str>, asset: &str, slot: ManifestSlot, asked: Option<ams::AmsEncryption>) -> Result<Response, ApiError> {
     let proto = match slot {
         ManifestSlot::Mpd => Proto::Dash,
         ManifestSlot::Smooth => Proto::Smooth,
@@ -456,7 +543,7 @@ async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::Head
         let (kind, ct): (ManifestKind, &'static str) = match slot {
             ManifestSlot::Mpd => (ManifestKind::Mpd, "application/dash+xml"),
             ManifestSlot::Master => (ManifestKind::Master, HLS_TYPE),
-            ManifestSlot::MasterTs if scheme == Encryption::Aes128 => (ManifestKind::MasterTs, HLS_TYPE),
+            ManifestSlot::MasterTs if scheme != Encryption::Cenc => (ManifestKind::MasterTs, HLS_TYPE),
             ManifestSlot::MasterTs => return Err(refuse("HLS over MPEG-TS")),
             ManifestSlot::Smooth if scheme == Encryption::Cenc => (ManifestKind::Smooth, SMOOTH_TYPE),
             ManifestSlot::Smooth => return Err(refuse("Smooth Streaming")),
@@ -464,12 +551,19 @@ async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::Head
         };
         let crypto = crypto_of(&loaded, policy)?;
         let sc = crypto.method(scheme).ok_or_else(|| refuse("this protocol"))?;
+        let carry = crypto.policy.carry_token;
         let body = sc.manifest(&loaded, kind, |a, sc| match kind {
             ManifestKind::Mpd => manifest::dash::write_mpd_with(a, Some(&sc.dash)),
             ManifestKind::Master => manifest::hls::write_master_with(a, manifest::hls::FMP4, Some(&sc.hls)),
-            ManifestKind::MasterTs => manifest::hls::write_master_with(a, manifest::hls::TS, Some(&sc.hls)),
+            // Session keys describe the fMP4 (cbcs) keys; TS media playlists carry their own.
+            ManifestKind::MasterTs => manifest::hls::write_master_with(a, manifest::hls::TS, Some(&HlsProtection { session_keys: Vec::new(), tracks: sc.hls.tracks.clone() })),
             _ => smooth_manifest(a, sc),
         });
+        if let (true, ManifestKind::Master | ManifestKind::MasterTs, Some(token)) = (carry, kind, crate::keys::query_token(query)) {
+            // The viewer's token goes on to the media playlists (which put it on their key
+            // URIs), never to segments; the playlist is then the viewer's own.
+            return Ok(private_playlist(carry_token_master(&body.0, &token)));
+        }
         return Ok(manifest_response(st, method, headers, &loaded, body, ct));
     }
     let loaded = st.assets.get(asset).await?;
@@ -484,7 +578,8 @@ async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::Head
 }
 
 /// Answers an Azure Media Services URL for the asset a locator maps to.
-async fn ams_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, asset: &str, req: ams::AmsRequest) -> Result<Response, ApiError> {
+#[allow(clippy::too_many_arguments)]
+async fn ams_route(st: &AppState, method: &Method, headers: &http::HeaderMap, path: &str, query: Option<&str>, asset: &str, req: ams::AmsRequest) -> Result<Response, ApiError> {
     use ams::{AmsFormat as F, AmsKind as K};
     match req.kind {
         K::Manifest { format, encryption, .. } => {
@@ -494,7 +589,7 @@ async fn ams_route(st: &AppState, method: &Method, headers: &http::HeaderMap, pa
                 F::HlsCmaf => ManifestSlot::Master,
                 F::DashCsf | F::DashCmaf => ManifestSlot::Mpd,
             };
-            manifest_route_enc(st, method, headers, path, asset, slot, encryption).await
+            manifest_route_enc(st, method, headers, path, query, asset, slot, encryption).await
         }
         K::Fragment { bitrate, stream, time, format: None, encryption: None, .. } => smooth_fragment(st, method, headers, path, asset, &stream, bitrate, time).await,
         K::Fragment { encryption: Some(e), .. } => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),
@@ -557,7 +652,9 @@ fn segment_response(
 
 /// Builds TS segment `num` of `track`: a video segment gets the asset's default audio muxed
 /// in (one more ranged read, of the audio fragments overlapping its decode span); an audio
-/// track's segment is audio only. Returns body, type and the identity the ETag derives from.
+/// track's segment is audio only; `sample_aes` encrypts it (Apple SAMPLE-AES). Returns body,
+/// type and the identity the ETag derives from.
+#[allow(clippy::too_many_arguments)]
 async fn ts_segment(
     st: &AppState,
     loaded: &Loaded,
@@ -566,6 +663,7 @@ async fn ts_segment(
     frags: &[fmp4::SourceFragment],
     data: &Bytes,
     start: u64,
+    sample_aes: Option<ts::SampleAesParams>,
 ) -> Result<(Vec<Bytes>, &'static str, String), ApiError> {
     let content = |file: &str, e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") };
     let seg = &track.segments[num - 1];
@@ -573,7 +671,7 @@ async fn ts_segment(
     let main = ts::TsInput { codec: ts::codec(track), timescale: track.track().info.timescale, samples: ts::samples(frags, data, start, 0, u64::MAX, track.dts_shift()).map_err(|e| content(&track.file, e))? };
     let audio = (track.kind() == TrackKind::Video).then(|| loaded.asset.tracks.iter().find(|t| t.kind() == TrackKind::Audio)).flatten();
     let Some(a) = audio else {
-        let out = ts::write_segment(&[main], num).map_err(|e| content(&track.file, e))?;
+        let out = ts::write_segment_with(&[main], num, sample_aes).map_err(|e| content(&track.file, e))?;
         return Ok((vec![Bytes::from(out)], if track.kind() == TrackKind::Video { "video/mp2t" } else { "audio/mp2t" }, identity));
     };
     // The video segment's decode span in the audio timescale; first and last segments are
@@ -592,7 +690,7 @@ async fn ts_segment(
         let af = fmp4::read_fragments(a, range, &audio_data, s).map_err(|e| content(&a.file, e))?;
         inputs.push(ts::TsInput { codec: ts::codec(a), timescale: a.track().info.timescale, samples: ts::samples(&af, &audio_data, s, from, to, 0).map_err(|e| content(&a.file, e))? });
     }
-    let out = ts::write_segment(&inputs, num).map_err(|e| content(&track.file, e))?;
+    let out = ts::write_segment_with(&inputs, num, sample_aes).map_err(|e| content(&track.file, e))?;
     Ok((vec![Bytes::from(out)], "video/mp2t", identity))
 }
 

@@ -1,0 +1,60 @@
+//! Counters the operator scrapes at `/metrics` (Prometheus text format 0.0.4).
+//!
+//! Hand-written rather than the `metrics` crate family: a handful of counters, read by one
+//! route, and no exporter thread. Label values come from fixed sets (service names, refusal
+//! reasons, status classes), never from request input, so the series count stays bounded.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The origin's counters.
+#[derive(Default)]
+pub struct Metrics {
+    keys_delivered: Mutex<BTreeMap<&'static str, u64>>,
+    keys_refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    /// Responses by status class (index 1..=5).
+    responses: [AtomicU64; 6],
+}
+
+impl Metrics {
+    /// A key (or licence) was handed out by `service` (`key`, `clearkey`).
+    pub fn key_delivered(&self, service: &'static str) {
+        *self.keys_delivered.lock().unwrap_or_else(|e| e.into_inner()).entry(service).or_default() += 1;
+    }
+
+    /// `service` refused a key for `reason`.
+    pub fn key_refused(&self, service: &'static str, reason: &'static str) {
+        *self.keys_refused.lock().unwrap_or_else(|e| e.into_inner()).entry((service, reason)).or_default() += 1;
+    }
+
+    /// Counts a response status.
+    pub fn response(&self, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize;
+        self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many keys `service` refused for `reason` so far.
+    pub fn refused(&self, service: &str, reason: &str) -> u64 {
+        self.keys_refused.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|((s, r), _)| *s == service && *r == reason).map(|(_, n)| *n).sum()
+    }
+
+    /// The exposition text.
+    pub fn render(&self) -> String {
+        let mut s = String::with_capacity(1024);
+        s.push_str("# HELP sealcast_responses_total HTTP responses by status class.\n# TYPE sealcast_responses_total counter\n");
+        for (i, c) in self.responses.iter().enumerate().skip(1) {
+            let _ = writeln!(s, "sealcast_responses_total{{class=\"{i}xx\"}} {}", c.load(Ordering::Relaxed));
+        }
+        s.push_str("# HELP sealcast_keys_delivered_total Keys and licences handed out.\n# TYPE sealcast_keys_delivered_total counter\n");
+        for (svc, n) in self.keys_delivered.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(s, "sealcast_keys_delivered_total{{service=\"{svc}\"}} {n}");
+        }
+        s.push_str("# HELP sealcast_keys_refused_total Key and licence requests refused, by reason.\n# TYPE sealcast_keys_refused_total counter\n");
+        for ((svc, reason), n) in self.keys_refused.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(s, "sealcast_keys_refused_total{{service=\"{svc}\",reason=\"{reason}\"}} {n}");
+        }
+        s
+    }
+}
