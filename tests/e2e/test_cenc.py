@@ -597,6 +597,16 @@ def test_hls_cbcs_signalling(servers, work, srv, asset):
     for s in session:
         if s.get("METHOD") != "SAMPLE-AES":
             errors.append(f"/{asset}/master.m3u8 EXT-X-SESSION-KEY METHOD={s.get('METHOD')!r}, expected SAMPLE-AES: {s}")
+    seen: dict[tuple, int] = {}
+    for s in session:
+        k = tuple(s.get(a) for a in ("METHOD", "URI", "IV", "KEYFORMAT", "KEYFORMATVERSIONS"))
+        seen[k] = seen.get(k, 0) + 1
+    dup = {k: n for k, n in seen.items() if n > 1}
+    if dup:
+        errors.append(f"/{asset}/master.m3u8 repeats EXT-X-SESSION-KEY tags with the same METHOD, URI, IV, KEYFORMAT "
+                      f"and KEYFORMATVERSIONS (RFC 8216 4.3.4.5: MUST NOT): "
+                      + "; ".join(f"{n}x {dict(zip(('METHOD', 'URI', 'IV', 'KEYFORMAT', 'KEYFORMATVERSIONS'), k))}"
+                                  for k, n in dup.items()))
     if FAIRPLAY_KEYFORMAT not in formats or WIDEVINE_URN not in formats or not (formats & PLAYREADY_KEYFORMATS):
         errors.append(f"/{asset}/master.m3u8 session key formats {sorted(formats)}; expected FairPlay, Widevine, PlayReady")
     for t, text in hls_tracks(servers, srv, asset, work):
