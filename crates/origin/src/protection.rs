@@ -379,7 +379,10 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
         hls.session_keys.push(sealcast_drm::hls::widevine(KeyTag::SessionKey, scheme, &sys.widevine, t.kid, None));
         hls.session_keys.push(sealcast_drm::hls::playready(KeyTag::SessionKey, scheme, &sys.pro, None));
     }
-    hls.session_keys.dedup();
+    // RFC 8216 §4.3.4.5: no two EXT-X-SESSION-KEY tags with the same METHOD, URI, IV,
+    // KEYFORMAT and KEYFORMATVERSIONS (a FairPlay URI without `{kid}` is one for all keys).
+    let mut seen_lines = std::collections::HashSet::new();
+    hls.session_keys.retain(|l| seen_lines.insert(l.clone()));
     let smooth = match scheme {
         Scheme::Cenc => {
             let used: Vec<&ContentKey> = seen.iter().filter_map(|k| keys.iter().find(|c| c.kid() == *k)).collect();

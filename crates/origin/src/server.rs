@@ -551,6 +551,9 @@ async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::Head
         };
         let crypto = crypto_of(&loaded, policy)?;
         let sc = crypto.method(scheme).ok_or_else(|| refuse("this protocol"))?;
+        if matches!(kind, ManifestKind::MasterTs) && scheme == Encryption::Cbcs && sc.tracks.iter().any(|t| t.sample_aes.is_none()) {
+            return Err(ApiError::Forbidden("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only".into()));
+        }
         let carry = crypto.policy.carry_token;
         let body = sc.manifest(&loaded, kind, |a, sc| match kind {
             ManifestKind::Mpd => manifest::dash::write_mpd_with(a, Some(&sc.dash)),
