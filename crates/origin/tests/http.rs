@@ -374,3 +374,146 @@ async fn catalog_reload_changes_keys_and_etags() {
     assert_ne!((seg1, &s1[header::ETAG]), (seg2, &s2[header::ETAG]));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+const KEYS_CATALOG: &str = r#"
+[authorization.viewers]
+type = "TokenRestricted"
+token_type = "Jwt"
+issuer = "https://sts.example"
+audience = "urn:sealcast"
+keys = [ { symmetric = "c2VhbGNhc3QtdGVzdC1zZWNyZXQtMzItYnl0ZXMhIQ==" } ]
+content_key_claim = true
+
+[authorization.open]
+type = "Open"
+
+[[asset]]
+path = "demo"
+hls = "DynamicEnvelopeEncryption"
+dash = "DynamicCommonEncryption"
+authorization = "viewers"
+carry_token = true
+license = { clearkey = "/clearkey" }
+keys = [
+  { kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
+  { kid = "abba271e8bcf552bbd2e86a434a9a5e1", key = "69eaa802a6763af979e8d1940fb88396", kind = "EnvelopeEncryption" },
+  { kid = "abba271e8bcf552bbd2e86a434a9a5e2", key = "69eaa802a6763af979e8d1940fb88397", kind = "EnvelopeEncryption", authorization = "open" },
+]
+
+[[asset]]
+path = "multi"
+dash = "DynamicCommonEncryption"
+keys = [ { kid = "abba271e8bcf552bbd2e86a434a9a5f0", key = "69eaa802a6763af979e8d1940fb88398" } ]
+"#;
+
+fn jwt(kid: &str, exp_in: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims = serde_json::json!({
+        "iss": "https://sts.example", "aud": "urn:sealcast", "exp": now + exp_in, "sub": "viewer",
+        "urn:microsoft:azure:mediaservices:contentkeyidentifier": kid,
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(b"sealcast-test-secret-32-bytes!!").unwrap();
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &claims, &key).unwrap()
+}
+
+#[tokio::test]
+async fn key_delivery_follows_authorization_policies() {
+    let (st, dir, _) = policy_state("keys", KEYS_CATALOG);
+    let kid = "abba271e8bcf552bbd2e86a434a9a5e1";
+    let good = jwt(kid, 600);
+    // Valid bearer token and valid query token: the key bytes, never cached.
+    for (uri, hdrs) in [(format!("/key/{kid}"), vec![("authorization", format!("Bearer {good}"))]), (format!("/key/{kid}?token={good}"), vec![])] {
+        let h: Vec<(&str, &str)> = hdrs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (s, h, b) = call(&st, Method::GET, &uri, &h).await;
+        assert_eq!(s, StatusCode::OK, "{uri}");
+        assert_eq!(b, [0x69, 0xea, 0xa8, 0x02, 0xa6, 0x76, 0x3a, 0xf9, 0x79, 0xe8, 0xd1, 0x94, 0x0f, 0xb8, 0x83, 0x96]);
+        assert_eq!((h[header::CONTENT_TYPE].to_str().unwrap(), h[header::CACHE_CONTROL].to_str().unwrap()), ("application/octet-stream", "no-store"));
+    }
+    // The GUID spelling names the same key; an Open key needs no token.
+    assert_eq!(call(&st, Method::GET, "/key/abba271e-8bcf-552b-bd2e-86a434a9a5e1", &[("authorization", &format!("Bearer {good}"))]).await.0, StatusCode::OK);
+    assert_eq!(get(&st, "/key/abba271e8bcf552bbd2e86a434a9a5e2").await.0, StatusCode::OK);
+    // Refusals: status, a fixed reason, no token echoed.
+    let other = jwt("abba271e8bcf552bbd2e86a434a9a5d9", 600);
+    let expired = jwt(kid, -3600);
+    let mut tampered = good.clone();
+    tampered.pop();
+    tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
+    let cases: Vec<(String, Option<String>, StatusCode, &str)> = vec![
+        (format!("/key/{kid}"), None, StatusCode::UNAUTHORIZED, "token_missing"),
+        (format!("/key/{kid}"), Some(expired), StatusCode::UNAUTHORIZED, "token_expired"),
+        (format!("/key/{kid}"), Some(tampered), StatusCode::UNAUTHORIZED, "token_signature"),
+        (format!("/key/{kid}"), Some("not.a.token".into()), StatusCode::UNAUTHORIZED, "token_malformed"),
+        (format!("/key/{kid}"), Some(other), StatusCode::FORBIDDEN, "content_key_mismatch"),
+        ("/key/abba271e8bcf552bbd2e86a434a9a5f0".into(), None, StatusCode::FORBIDDEN, "no_policy"),
+        ("/key/abba271e8bcf552bbd2e86a434a9a5ff".into(), None, StatusCode::NOT_FOUND, "unknown_key"),
+        ("/key/nonsense".into(), None, StatusCode::NOT_FOUND, "unknown_key"),
+    ];
+    for (uri, token, status, reason) in cases {
+        let auth = token.as_ref().map(|t| format!("Bearer {t}"));
+        let h: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let (s, hd, b) = call(&st, Method::GET, &uri, &h).await;
+        let body = String::from_utf8(b).unwrap();
+        assert_eq!((s, body.contains(reason)), (status, true), "{uri} {reason}: {body}");
+        assert_eq!(hd[header::CACHE_CONTROL], "no-store");
+        if let Some(t) = &token {
+            assert!(!body.contains(t.as_str()), "token echoed");
+        }
+        assert!(st.metrics.refused("key", reason) >= 1, "{reason} not counted");
+    }
+    let (_, _, m) = get(&st, "/metrics").await;
+    assert!(String::from_utf8(m).unwrap().contains("sealcast_keys_refused_total{service=\"key\",reason=\"token_expired\"} 1"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn clearkey_licences_and_token_carrying_playlists() {
+    let (st, dir, _) = policy_state("clearkey", KEYS_CATALOG);
+    let post = |body: &'static str, auth: Option<String>| {
+        let st = st.clone();
+        async move {
+            let mut b = Request::builder().method(Method::POST).uri("/clearkey").header("content-type", "application/json");
+            if let Some(a) = auth {
+                b = b.header("authorization", a);
+            }
+            let r = router(st).oneshot(b.body(Body::from(body)).unwrap()).await.unwrap();
+            let (p, body) = r.into_parts();
+            (p.status, String::from_utf8(body.collect().await.unwrap().to_bytes().to_vec()).unwrap())
+        }
+    };
+    // KID abba271e-8bcf-552b-bd2e-86a434a9a5d9 in base64url.
+    let req = r#"{"kids":["q7onHovPVSu9LoakNKml2Q"],"type":"temporary"}"#;
+    let (s, body) = post(req, Some(format!("Bearer {}", jwt("abba271e8bcf552bbd2e86a434a9a5d9", 600)))).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["keys"][0]["kid"], "q7onHovPVSu9LoakNKml2Q");
+    assert_eq!(v["keys"][0]["k"], "aeqoAqZ2Ovl56NGUD7iDkg");
+    assert_eq!(v["keys"][0]["kty"], "oct");
+    assert_eq!(post(req, None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(post(r#"{"kids":"x"}"#, None).await.0, StatusCode::BAD_REQUEST);
+    // CORS preflight lets browsers POST with a bearer token.
+    let (s, h, _) = call(&st, Method::OPTIONS, "/clearkey", &[("origin", "https://player.example"), ("access-control-request-method", "POST")]).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert!(h[header::ACCESS_CONTROL_ALLOW_METHODS].to_str().unwrap().contains("POST"));
+    assert!(h[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().contains("Authorization"));
+
+    // AES-128 HLS: the token of a playlist request goes to media playlists and key URIs only.
+    let (s, h, master) = get(&st, "/demo/master-ts.m3u8?token=abc%2Bdef").await;
+    let master = String::from_utf8(master).unwrap();
+    assert_eq!((s, h[header::CACHE_CONTROL].to_str().unwrap()), (StatusCode::OK, "private, no-store"));
+    assert!(master.contains("video_360p/aes/ts.m3u8?token=abc%2Bdef"), "{master}");
+    let (_, h, media) = get(&st, "/demo/video_360p/aes/ts.m3u8?token=abc%2Bdef").await;
+    let media = String::from_utf8(media).unwrap();
+    assert_eq!(h[header::CACHE_CONTROL], "private, no-store");
+    assert!(media.contains("#EXT-X-KEY:METHOD=AES-128,URI=\"/key/abba271e8bcf552bbd2e86a434a9a5e2?token=abc%2Bdef\",IV=0x"), "{media}");
+    assert!(media.lines().filter(|l| l.ends_with(".ts")).all(|l| !l.contains("token")), "token leaked into segment URLs");
+    // Without a token the playlists are the shared, cacheable ones.
+    let (_, h, plain) = get(&st, "/demo/video_360p/aes/ts.m3u8").await;
+    assert_eq!(h[header::CACHE_CONTROL], "public, max-age=5");
+    assert!(!String::from_utf8(plain).unwrap().contains("token"));
+    // Segments are encrypted whole: a multiple of 16 bytes, not a TS sync byte pattern.
+    let (s, _, seg) = get(&st, "/demo/video_360p/aes/1.ts").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(seg.len() % 16, 0);
+    assert!(!(seg[0] == 0x47 && seg[188] == 0x47), "looks like clear TS");
+    std::fs::remove_dir_all(dir).unwrap();
+}
