@@ -100,13 +100,21 @@ impl Envelope {
         iv::constant_iv(kid.as_bytes(), format!("{}\nhls-aes128/{fmt}/{n}", self.iv_context).as_bytes(), self.track_id)
     }
 
-    /// Encrypts a whole segment: PKCS#7 padding (RFC 8216 §4.3.2.4, AES-128), then CBC in
-    /// place over the one buffer.
-    pub fn encrypt(&self, iv: [u8; 16], mut data: Vec<u8>) -> Result<Vec<u8>, String> {
-        let pad = 16 - data.len() % 16;
-        data.resize(data.len() + pad, pad as u8);
+    /// Encrypts a whole segment with AES-128-CBC and PKCS#7 padding (RFC 8216 §4.3.2.4), in
+    /// place and without growing the buffer: the whole blocks are encrypted where they lie,
+    /// and the last partial block plus padding becomes a second, 16-byte chunk.
+    pub fn encrypt(&self, iv: [u8; 16], mut data: Vec<u8>) -> Result<Vec<Bytes>, String> {
+        let whole = data.len() - data.len() % 16;
+        let mut tail = [0u8; 16];
+        let rest = data.len() - whole;
+        tail[..rest].copy_from_slice(&data[whole..]);
+        tail[rest..].fill((16 - rest) as u8);
+        data.truncate(whole);
         self.cbc.encrypt(iv, &mut data).map_err(|e| e.to_string())?;
-        Ok(data)
+        // CBC chains on: the tail's IV is the last ciphertext block (or `iv` for a short input).
+        let chain: [u8; 16] = data.last_chunk::<16>().copied().unwrap_or(iv);
+        self.cbc.encrypt(chain, &mut tail).map_err(|e| e.to_string())?;
+        Ok(vec![Bytes::from(data), Bytes::copy_from_slice(&tail)])
     }
 }
 
@@ -396,4 +404,26 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
     };
     let slots = 4 + 2 * asset.tracks.len();
     Ok(SchemeCrypto { method, tracks, dash, hls, smooth, manifests: (0..slots).map(|_| OnceLock::new()).collect() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_equals_pad_then_cbc() {
+        let key = [7u8; 16];
+        let env = Envelope { cbc: AesCbc::new(&key).unwrap(), key_uri: String::new(), iv_context: String::new(), track_id: 1 };
+        let iv = [9u8; 16];
+        for n in [0usize, 1, 15, 16, 17, 100, 4096] {
+            let data: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+            let got: Vec<u8> = env.encrypt(iv, data.clone()).unwrap().concat();
+            // The obvious way: PKCS#7-pad, then one CBC pass (checked against RustCrypto in cenc).
+            let mut want = data.clone();
+            let pad = 16 - n % 16;
+            want.resize(n + pad, pad as u8);
+            AesCbc::new(&key).unwrap().encrypt(iv, &mut want).unwrap();
+            assert_eq!(got, want, "length {n}");
+        }
+    }
 }

@@ -301,7 +301,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
             let content = |file: &str, e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") };
             let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(|e| content(&track.file, e))?;
             let (parts, content_type, identity) = if is_ts {
-                ts_segment(st, &loaded, track, num, &frags, &data, start, None).await?
+                ts_segment(st, &loaded, track, num, &frags, &data, start, None).await.map(|(b, ct, id)| (vec![Bytes::from(b)], ct, id))?
             } else {
                 (fmp4::write_segment(&frags, &data, start).map_err(|e| content(&track.file, e))?.parts, mime, info.identity())
             };
@@ -415,21 +415,21 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
             let (parts, ct, identity) = match (&tc.envelope, &tc.prot) {
                 (Some(env), _) => {
                     let (clear, ct, identity) = if is_ts {
-                        let (parts, ct, id) = ts_segment(st, &loaded, track, num, &frags, &data, start, None).await?;
-                        (parts.concat(), ct, format!("{id}\n{}", tc.kid.to_hex()))
+                        let (body, ct, id) = ts_segment(st, &loaded, track, num, &frags, &data, start, None).await?;
+                        (body, ct, format!("{id}\n{}", tc.kid.to_hex()))
                     } else {
                         (fmp4::write_segment(&frags, &data, start).map_err(content)?.concat(), mime, identity)
                     };
                     let iv = env.iv(tc.kid, &ext[1..], num);
                     let enc = env.encrypt(iv, clear).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?;
-                    (vec![Bytes::from(enc)], ct, identity)
+                    (enc, ct, identity)
                 }
                 (None, Some(_)) if is_ts => {
                     let Some(sa) = tc.sample_aes else {
                         return Err(ApiError::Forbidden(format!("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only, not track '{tname}'")));
                     };
-                    let (parts, ct, id) = ts_segment(st, &loaded, track, num, &frags, &data, start, Some(sa)).await?;
-                    (parts, ct, format!("{id}\n{}", tc.kid.to_hex()))
+                    let (body, ct, id) = ts_segment(st, &loaded, track, num, &frags, &data, start, Some(sa)).await?;
+                    (vec![Bytes::from(body)], ct, format!("{id}\n{}", tc.kid.to_hex()))
                 }
                 (None, Some(prot)) => {
                     let body = protect::write_segment_encrypted(&frags, data, start, prot, tc.clear_until, track.track().info.trex.default_sample_description_index).map_err(content)?;
@@ -667,7 +667,7 @@ async fn ts_segment(
     data: &Bytes,
     start: u64,
     sample_aes: Option<ts::SampleAesParams>,
-) -> Result<(Vec<Bytes>, &'static str, String), ApiError> {
+) -> Result<(Vec<u8>, &'static str, String), ApiError> {
     let content = |file: &str, e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") };
     let seg = &track.segments[num - 1];
     let mut identity = loaded.files.get(&track.file).map(|i| i.identity()).unwrap_or_default();
@@ -675,7 +675,7 @@ async fn ts_segment(
     let audio = (track.kind() == TrackKind::Video).then(|| loaded.asset.tracks.iter().find(|t| t.kind() == TrackKind::Audio)).flatten();
     let Some(a) = audio else {
         let out = ts::write_segment_with(&[main], num, sample_aes).map_err(|e| content(&track.file, e))?;
-        return Ok((vec![Bytes::from(out)], if track.kind() == TrackKind::Video { "video/mp2t" } else { "audio/mp2t" }, identity));
+        return Ok((out, if track.kind() == TrackKind::Video { "video/mp2t" } else { "audio/mp2t" }, identity));
     };
     // The video segment's decode span in the audio timescale; first and last segments are
     // open-ended so every audio sample lands in exactly one segment.
@@ -694,7 +694,7 @@ async fn ts_segment(
         inputs.push(ts::TsInput { codec: ts::codec(a), timescale: a.track().info.timescale, samples: ts::samples(&af, &audio_data, s, from, to, 0).map_err(|e| content(&a.file, e))? });
     }
     let out = ts::write_segment_with(&inputs, num, sample_aes).map_err(|e| content(&track.file, e))?;
-    Ok((vec![Bytes::from(out)], "video/mp2t", identity))
+    Ok((out, "video/mp2t", identity))
 }
 
 fn manifest_response(st: &AppState, method: &Method, headers: &http::HeaderMap, loaded: &Loaded, (body, etag): (Bytes, HeaderValue), ct: &'static str) -> Response {
