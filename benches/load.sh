@@ -109,6 +109,9 @@ wait_quiet
 log "openssl speed -evp aes-128-ctr (3 s, core $SERVER_CORE)"
 timeout 60 taskset -c "$SERVER_CORE" openssl speed -evp aes-128-ctr -seconds 3 -bytes 16384 \
   >"$work/openssl.txt" 2>&1 || die "openssl speed failed: $(tail -3 "$work/openssl.txt")"
+log "openssl speed -evp aes-128-cbc (3 s, core $SERVER_CORE)"
+timeout 60 taskset -c "$SERVER_CORE" openssl speed -evp aes-128-cbc -seconds 3 -bytes 16384 \
+  >"$work/openssl_cbc.txt" 2>&1 || die "openssl speed failed: $(tail -3 "$work/openssl_cbc.txt")"
 
 # --- server ----------------------------------------------------------------------------------
 # The served root: each content asset twice, as hard links (same inodes, so one page cache):
@@ -118,12 +121,28 @@ for d in "$content"/a*; do
   n="$(basename "$d")"
   cp -al "$d" "$work/root/$n"
   cp -al "$d" "$work/root/e${n#a}"
+  cp -al "$d" "$work/root/k${n#a}"
   printf '[[asset]]\npath = "e%s"\ndash = "DynamicCommonEncryption"\nhls = "DynamicCommonEncryptionCbcs"\n' "${n#a}"
   printf 'keys = [\n  { kid = "10000000000040008000000000000001", key = "00112233445566778899aabbccddeeff" },\n'
   printf '  { kid = "10000000000040008000000000000002", key = "112233445566778899aabbccddeeff00" },\n'
   printf '  { kid = "10000000000040008000000000000003", key = "2233445566778899aabbccddeeff0011", kind = "CommonEncryptionCbcs" },\n'
   printf '  { kid = "10000000000040008000000000000004", key = "33445566778899aabbccddeeff001122", kind = "CommonEncryptionCbcs" },\n]\n\n'
+  # kN: HLS AES-128 (envelope), keys behind an HS256 token policy.
+  printf '[[asset]]\npath = "k%s"\nhls = "DynamicEnvelopeEncryption"\nauthorization = "viewers"\n' "${n#a}"
+  printf 'keys = [\n  { kid = "2000000000004000800000000000000%s", key = "445566778899aabbccddeeff00112233", kind = "EnvelopeEncryption" },\n]\n\n' "${n#a}"
 done >"$work/catalog.toml"
+# The token policy (HS256) of the kN keys, and a token for them.
+secret_b64="$(printf 'sealcast-bench-secret-0123456789' | base64)"
+printf '[authorization.viewers]\ntype = "TokenRestricted"\ntoken_type = "Jwt"\nissuer = "https://sts.bench"\naudience = "urn:sealcast"\nkeys = [ { symmetric = "%s" } ]\n' "$secret_b64" >>"$work/catalog.toml"
+token="$(python3 - <<'PY'
+import base64, hashlib, hmac, json, time
+b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+h = b(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+p = b(json.dumps({"iss": "https://sts.bench", "aud": "urn:sealcast", "exp": int(time.time()) + 3600, "sub": "bench"}).encode())
+sig = b(hmac.new(b"sealcast-bench-secret-0123456789", f"{h}.{p}".encode(), hashlib.sha256).digest())
+print(f"{h}.{p}.{sig}")
+PY
+)"
 root="$work/root"
 # SEALCAST_BENCH_LOCAL_READ=mmap measures the memory-mapped read path (default: pread).
 printf 'local_read = "%s"\ncatalog = "%s"\n' "${SEALCAST_BENCH_LOCAL_READ:-pread}" "$work/catalog.toml" >"$work/sealcast.toml"
@@ -176,7 +195,14 @@ for a in "${assets[@]}"; do
 done >"$work/manifests.txt"
 for a in "${assets[@]}"; do printf '/%s/video_720p/init.mp4\n/%s/audio/init.mp4\n' "$a" "$a"; done >"$work/init.txt"
 echo /healthz >"$work/healthz.txt"
-lists=(seg_video_720p seg_ts_720p seg_cenc_720p seg_cbcs_720p seg_audio manifests init healthz)
+# HLS AES-128 TS segments (720p + muxed audio) and key requests with the token.
+mapfile -t uris < <(curl -fsS --max-time 10 "$base/k${assets[0]#a}/video_720p/aes/ts.m3u8" | tr -d '\r' | grep -v '^#' | grep -v '^$' || true)
+[ "${#uris[@]}" -gt 0 ] || die "no segments in /k${assets[0]#a}/video_720p/aes/ts.m3u8"
+for u in "${uris[@]}"; do
+  for a in "${assets[@]}"; do echo "/k${a#a}/video_720p/aes/$u"; done
+done >"$work/seg_aes_ts_720p.txt"
+for a in "${assets[@]}"; do echo "/key/2000000000004000800000000000000${a#a}"; done >"$work/keys.txt"
+lists=(seg_video_720p seg_ts_720p seg_cenc_720p seg_cbcs_720p seg_aes_ts_720p seg_audio manifests init healthz)
 
 # --- warm-up: every URL once (page cache, asset and index caches), checking each is a 200 --------
 log "warm-up: every URL once ($(cat "$work"/*.txt | wc -l) URLs)"
@@ -189,6 +215,13 @@ for l in "${lists[@]}"; do
   [ -z "$bad" ] || die "warm-up of $l: non-200 answers: $bad"
   awk -v l="$l" '{ n++; s += $2 } END { printf "%s\t%d\t%.1f\n", l, n, s / n }' "$work/$l.sizes" >>"$work/sizes.tsv"
 done
+# Keys: each must answer 200 with 16 bytes to the token (and 401 without it).
+while read -r k; do
+  got="$(curl -sS --max-time 10 -H "Authorization: Bearer $token" -o /dev/null -w '%{http_code} %{size_download}' "$base$k")"
+  [ "$got" = "200 16" ] || die "key request $k answered '$got'"
+done <"$work/keys.txt"
+[ "$(curl -sS -o /dev/null -w '%{http_code}' "$base$(head -n1 "$work/keys.txt")")" = 401 ] || die "a key was served without a token"
+printf 'keys\t%d\t16\n' "$(wc -l <"$work/keys.txt")" >>"$work/sizes.tsv"
 timeout 30 taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d2s -s "$here/cycle.lua" "$base" -- "$work/seg_video_720p.txt" >/dev/null
 
 # --- measured runs ------------------------------------------------------------------------------
@@ -203,7 +236,8 @@ measure() { # name tool list seconds
   children_cpu; c0=$CHILD_CPU
   read -r u0 s0 < <(proc_ticks); sb0=$(core_busy $SERVER_CORE); cb0=$(core_busy $CLIENT_CORE); t0=$(now_ns)
   case "$tool" in
-    wrk) timeout $((secs + 30)) taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s \
+    wrk) local hdr=(); [ -z "${WRK_HEADER:-}" ] || hdr=(-H "$WRK_HEADER")
+         timeout $((secs + 30)) taskset -c "$CLIENT_CORE" wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 10s "${hdr[@]}" \
            -s "$here/cycle.lua" "$tbase" -- "$work/$list.txt" >"$work/$name.out" 2>&1 || die "wrk failed in run $name" ;;
     # h2load: HTTP/2 over cleartext (prior knowledge), 4 streams per connection. h2load-h1: the
     # same client speaking HTTP/1.1 without pipelining; it reads 1 MB bodies far more cheaply than
@@ -225,6 +259,8 @@ measure manifests wrk manifests "$SECS"
 measure ts_segments wrk seg_ts_720p "$SECS"
 measure cenc_segments wrk seg_cenc_720p "$SECS"
 measure cbcs_segments wrk seg_cbcs_720p "$SECS"
+measure aes128_ts_segments wrk seg_aes_ts_720p "$SECS"
+WRK_HEADER="Authorization: Bearer $token" measure key_delivery wrk keys "$SECS"
 measure audio_segments wrk seg_audio "$DIAG_SECS"
 measure init wrk init "$DIAG_SECS"
 measure healthz wrk healthz "$DIAG_SECS"
