@@ -12,6 +12,9 @@ use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::{Error, Result};
 
+/// The Azurite emulator's published development account key (not a secret).
+const AZURITE_ACCOUNT_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
 /// One remote store. `Debug` never shows secrets.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -43,7 +46,8 @@ pub enum RemoteSpec {
         access_key: Option<String>,
         /// SAS token (query string, without `?`).
         sas: Option<String>,
-        /// Use the Azurite emulator's well-known account and key.
+        /// Use the Azurite emulator's well-known account key (at `endpoint` when given, else
+        /// at `http://127.0.0.1:10000`).
         use_emulator: bool,
         /// Endpoint URL (e.g. Azurite at a non-default port: `http://127.0.0.1:PORT/devstoreaccount1`).
         endpoint: Option<String>,
@@ -140,14 +144,21 @@ pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectSto
             Ok(Arc::new(b.build().map_err(bad)?))
         }
         RemoteSpec::Azure { account, container, access_key, sas, use_emulator, endpoint, allow_http } => {
+            // object_store's emulator mode ignores the endpoint (it reads the address from an
+            // environment variable instead, which a library must not depend on): an emulator
+            // at a given endpoint is a plain account at a path-style URL with the well-known key.
+            let emulator_at_endpoint = *use_emulator && endpoint.is_some();
             let mut b = MicrosoftAzureBuilder::new()
                 .with_account(account)
                 .with_container_name(container)
-                .with_use_emulator(*use_emulator)
+                .with_use_emulator(*use_emulator && !emulator_at_endpoint)
                 .with_client_options(opts(*allow_http || *use_emulator))
                 .with_retry(retry);
             if let Some(e) = endpoint {
                 b = b.with_endpoint(e.clone());
+            }
+            if emulator_at_endpoint && access_key.is_none() && sas.is_none() {
+                b = b.with_access_key(AZURITE_ACCOUNT_KEY);
             }
             if let Some(k) = access_key {
                 b = b.with_access_key(k);
