@@ -127,8 +127,11 @@ pub struct Store {
     /// Path prefixes served by other backends (longest first), e.g. `vod` → an S3 bucket.
     routes: Arc<Vec<Route>>,
     /// Remote range reads in flight, shared by identical concurrent requests.
-    inflight: Arc<std::sync::Mutex<HashMap<(String, u64, u64), Flight>>>,
+    inflight: Arc<std::sync::Mutex<Flights>>,
 }
+
+/// Remote range reads in flight by (path, start, end).
+type Flights = HashMap<(String, u64, u64), Flight>;
 
 /// One remote range read, awaited by every request that wants the same bytes.
 type Flight = Shared<BoxFuture<'static, Result<Bytes>>>;
