@@ -88,6 +88,8 @@ pub struct Assets {
     read_ahead: u64,
     indexes: Cache<String, Arc<FileIndex>>,
     assets: Cache<String, Arc<Loaded>>,
+    /// Asset paths recently found missing (404), remembered briefly.
+    missing: Option<Cache<String, ()>>,
 }
 
 impl Assets {
@@ -99,7 +101,17 @@ impl Assets {
             read_ahead,
             indexes: Cache::builder().max_capacity(index_bytes).weigher(|_, v: &Arc<FileIndex>| v.weight().min(u32::MAX as usize) as u32).build(),
             assets: Cache::builder().max_capacity(asset_bytes).weigher(|_, v: &Arc<Loaded>| v.weight()).time_to_live(ttl).build(),
+            missing: None,
         }
+    }
+
+    /// Remembers unknown assets for `ttl` (zero: not at all), so a flood of requests for a
+    /// missing asset costs one storage listing per `ttl` rather than one each. Only "not found"
+    /// is remembered, never a storage fault.
+    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
+        // At most 100 000 remembered paths bound the memory.
+        self.missing = (!ttl.is_zero()).then(|| Cache::builder().max_capacity(100_000).time_to_live(ttl).build());
+        self
     }
 
     /// The store.
@@ -112,7 +124,16 @@ impl Assets {
         if let Some(hit) = self.assets.get(path).await {
             return Ok(hit);
         }
-        self.assets.try_get_with(path.to_string(), self.load(path)).await.map_err(|e: Arc<ApiError>| (*e).clone())
+        if let Some(m) = &self.missing {
+            if m.contains_key(path) {
+                return Err(ApiError::NotFound(format!("asset '{path}'")));
+            }
+        }
+        let r = self.assets.try_get_with(path.to_string(), self.load(path)).await.map_err(|e: Arc<ApiError>| (*e).clone());
+        if let (Err(ApiError::NotFound(_)), Some(m)) = (&r, &self.missing) {
+            m.insert(path.to_string(), ()).await;
+        }
+        r
     }
 
     async fn load(&self, path: &str) -> Result<Arc<Loaded>, ApiError> {

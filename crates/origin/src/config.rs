@@ -39,6 +39,267 @@ pub struct Config {
     /// Terminate TLS (HTTPS, HTTP/2 through ALPN) with this certificate and key. Without it
     /// the server speaks plain HTTP (local use, or behind a TLS-terminating proxy).
     pub tls: Option<TlsConfig>,
+    /// Remote stores (`[[store]]`), each serving the assets under one path prefix; the
+    /// longest prefix wins, other paths come from `root`.
+    pub store: Vec<StoreConfig>,
+    /// Timeouts, retries and overload protection of the remote stores.
+    pub storage: StorageTiming,
+}
+
+/// A secret from the config (a key or token): deserialised as a plain string, never shown by
+/// `Debug`.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// One `[[store]]`: a path prefix and the backend that holds it (paths inside the backend
+/// are without the prefix: `vod/movie/a.cmfv` is `movie/a.cmfv` in the bucket).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StoreConfig {
+    /// S3 or an S3-compatible endpoint (path-style requests when `endpoint` is set). Without
+    /// keys here, `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` are
+    /// used when set, else the platform's credentials (instance or task role).
+    S3 {
+        /// URL path prefix, like `vod`.
+        prefix: String,
+        /// Bucket.
+        bucket: String,
+        /// Region; default `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
+        region: Option<String>,
+        /// Endpoint URL of an S3-compatible server (`http://127.0.0.1:5055`).
+        endpoint: Option<String>,
+        /// Allow an `http://` endpoint.
+        #[serde(default)]
+        allow_http: bool,
+        /// Access key ID.
+        access_key_id: Option<Secret>,
+        /// Secret access key.
+        secret_access_key: Option<Secret>,
+        /// Session token (temporary credentials).
+        session_token: Option<Secret>,
+    },
+    /// Azure Blob Storage container: `access_key`, `sas` or `use_emulator` (Azurite). Without
+    /// any, `AZURE_STORAGE_ACCOUNT_KEY` or `AZURE_STORAGE_SAS_TOKEN` from the environment.
+    Azure {
+        /// URL path prefix.
+        prefix: String,
+        /// Storage account (`devstoreaccount1` for Azurite).
+        account: String,
+        /// Container.
+        container: String,
+        /// Account key (base64).
+        access_key: Option<Secret>,
+        /// SAS token (query string without `?`).
+        sas: Option<Secret>,
+        /// Azurite's well-known account key.
+        #[serde(default)]
+        use_emulator: bool,
+        /// Endpoint URL (Azurite elsewhere than 127.0.0.1:10000, or a private endpoint).
+        endpoint: Option<String>,
+        /// Allow an `http://` endpoint.
+        #[serde(default)]
+        allow_http: bool,
+    },
+    /// Google Cloud Storage bucket; `service_account_path` or `GOOGLE_APPLICATION_CREDENTIALS`.
+    Gcs {
+        /// URL path prefix.
+        prefix: String,
+        /// Bucket.
+        bucket: String,
+        /// Service account JSON key file.
+        service_account_path: Option<PathBuf>,
+    },
+}
+
+impl StoreConfig {
+    /// The URL path prefix this store serves.
+    pub fn prefix(&self) -> &str {
+        match self {
+            StoreConfig::S3 { prefix, .. } | StoreConfig::Azure { prefix, .. } | StoreConfig::Gcs { prefix, .. } => prefix,
+        }
+    }
+
+    /// Fills credentials and region left out of the file from the environment (`env` looks a
+    /// variable up; the binary passes `std::env::var`). Only the configuration layer calls this.
+    pub fn fill_from_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        match self {
+            StoreConfig::S3 { region, access_key_id, secret_access_key, session_token, .. } => {
+                if region.is_none() {
+                    *region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION"));
+                }
+                if access_key_id.is_none() && secret_access_key.is_none() {
+                    *access_key_id = get("AWS_ACCESS_KEY_ID").map(Secret);
+                    *secret_access_key = get("AWS_SECRET_ACCESS_KEY").map(Secret);
+                    if session_token.is_none() {
+                        *session_token = get("AWS_SESSION_TOKEN").map(Secret);
+                    }
+                }
+            }
+            StoreConfig::Azure { access_key, sas, use_emulator, .. } => {
+                if access_key.is_none() && sas.is_none() && !*use_emulator {
+                    *access_key = get("AZURE_STORAGE_ACCOUNT_KEY").map(Secret);
+                    if access_key.is_none() {
+                        *sas = get("AZURE_STORAGE_SAS_TOKEN").map(Secret);
+                    }
+                }
+            }
+            StoreConfig::Gcs { service_account_path, .. } => {
+                if service_account_path.is_none() {
+                    *service_account_path = get("GOOGLE_APPLICATION_CREDENTIALS").map(PathBuf::from);
+                }
+            }
+        }
+    }
+
+    /// Checks the settings and turns them into the storage crate's typed spec.
+    pub fn spec(&self) -> anyhow::Result<sealcast_storage::remote::RemoteSpec> {
+        use sealcast_storage::remote::RemoteSpec;
+        let p = self.prefix();
+        if sealcast_storage::AssetPath::parse(&format!("/{p}")).is_err() {
+            bail!("[[store]] prefix '{p}' must be a plain folder path like 'vod' or 'vod/archive'");
+        }
+        let check_endpoint = |e: &Option<String>, allow_http: bool| -> anyhow::Result<()> {
+            match e.as_deref() {
+                None => Ok(()),
+                Some(u) if u.starts_with("https://") => Ok(()),
+                Some(u) if u.starts_with("http://") && allow_http => Ok(()),
+                Some(u) if u.starts_with("http://") => bail!("[[store]] '{p}': endpoint {u} is plain http; set allow_http = true to use it"),
+                Some(u) => bail!("[[store]] '{p}': endpoint '{u}' must be an http:// or https:// URL"),
+            }
+        };
+        let nonempty = |what: &str, v: &str| -> anyhow::Result<()> {
+            if v.trim().is_empty() {
+                bail!("[[store]] '{p}': {what} must not be empty");
+            }
+            Ok(())
+        };
+        let s = |v: &Option<Secret>| v.as_ref().map(|s| s.0.clone());
+        Ok(match self {
+            StoreConfig::S3 { bucket, region, endpoint, allow_http, access_key_id, secret_access_key, session_token, .. } => {
+                nonempty("bucket", bucket)?;
+                check_endpoint(endpoint, *allow_http)?;
+                if access_key_id.is_some() != secret_access_key.is_some() {
+                    bail!("[[store]] '{p}': access_key_id and secret_access_key go together");
+                }
+                RemoteSpec::S3 {
+                    bucket: bucket.clone(),
+                    region: region.clone().unwrap_or_else(|| "us-east-1".into()),
+                    endpoint: endpoint.clone(),
+                    allow_http: *allow_http,
+                    access_key_id: s(access_key_id),
+                    secret_access_key: s(secret_access_key),
+                    session_token: s(session_token),
+                }
+            }
+            StoreConfig::Azure { account, container, access_key, sas, use_emulator, endpoint, allow_http, .. } => {
+                nonempty("account", account)?;
+                nonempty("container", container)?;
+                check_endpoint(endpoint, *allow_http || *use_emulator)?;
+                match (access_key.is_some(), sas.is_some(), *use_emulator) {
+                    (true, false, false) | (false, true, false) | (false, false, true) => {}
+                    (false, false, false) => bail!("[[store]] '{p}': Azure needs one of access_key, sas or use_emulator = true (or AZURE_STORAGE_ACCOUNT_KEY / AZURE_STORAGE_SAS_TOKEN)"),
+                    _ => bail!("[[store]] '{p}': give only one of access_key, sas and use_emulator"),
+                }
+                RemoteSpec::Azure {
+                    account: account.clone(),
+                    container: container.clone(),
+                    access_key: s(access_key),
+                    sas: s(sas),
+                    use_emulator: *use_emulator,
+                    endpoint: endpoint.clone(),
+                    allow_http: *allow_http,
+                }
+            }
+            StoreConfig::Gcs { bucket, service_account_path, .. } => {
+                nonempty("bucket", bucket)?;
+                if let Some(f) = service_account_path {
+                    if !f.is_file() {
+                        bail!("[[store]] '{p}': service_account_path {} is not a file", f.display());
+                    }
+                }
+                RemoteSpec::Gcs { bucket: bucket.clone(), service_account_path: service_account_path.as_ref().map(|f| f.display().to_string()) }
+            }
+        })
+    }
+}
+
+/// `[storage]`: how remote stores are read. Every value has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageTiming {
+    /// TCP/TLS connect timeout, ms.
+    pub connect_timeout_ms: u64,
+    /// Timeout of one request attempt, first byte sent to last byte read, ms.
+    pub read_timeout_ms: u64,
+    /// Retries of a failed read, HEAD or listing (5xx, dropped/refused connection, timeout).
+    pub max_retries: u32,
+    /// First backoff before a retry, ms (doubles, with jitter).
+    pub retry_backoff_ms: u64,
+    /// Longest backoff between retries, ms.
+    pub retry_max_backoff_ms: u64,
+    /// Requests in flight per store at most.
+    pub max_in_flight: u32,
+    /// How long a request may wait for one of those slots before answering 503, ms.
+    pub queue_timeout_ms: u64,
+    /// Consecutive failures after which a store is considered down (0: never).
+    pub breaker_failures: u32,
+    /// How long a store considered down answers 503 at once before it is tried again, ms.
+    pub breaker_cooldown_ms: u64,
+}
+
+impl Default for StorageTiming {
+    fn default() -> Self {
+        let d = sealcast_storage::remote::RemoteTiming::default();
+        StorageTiming {
+            connect_timeout_ms: d.connect_timeout.as_millis() as u64,
+            read_timeout_ms: d.request_timeout.as_millis() as u64,
+            max_retries: d.max_retries as u32,
+            retry_backoff_ms: d.initial_backoff.as_millis() as u64,
+            retry_max_backoff_ms: d.max_backoff.as_millis() as u64,
+            max_in_flight: d.max_in_flight as u32,
+            queue_timeout_ms: d.queue_timeout.as_millis() as u64,
+            breaker_failures: d.breaker_failures,
+            breaker_cooldown_ms: d.breaker_cooldown.as_millis() as u64,
+        }
+    }
+}
+
+impl StorageTiming {
+    /// Checked typed values.
+    pub fn timing(&self) -> anyhow::Result<sealcast_storage::remote::RemoteTiming> {
+        use std::time::Duration;
+        let ms = |name: &str, v: u64, lo: u64, hi: u64| -> anyhow::Result<Duration> {
+            if !(lo..=hi).contains(&v) {
+                bail!("storage.{name} must be between {lo} and {hi} ms");
+            }
+            Ok(Duration::from_millis(v))
+        };
+        if self.max_retries > 10 {
+            bail!("storage.max_retries must be at most 10");
+        }
+        if !(1..=100_000).contains(&self.max_in_flight) {
+            bail!("storage.max_in_flight must be between 1 and 100000");
+        }
+        Ok(sealcast_storage::remote::RemoteTiming {
+            connect_timeout: ms("connect_timeout_ms", self.connect_timeout_ms, 10, 60_000)?,
+            request_timeout: ms("read_timeout_ms", self.read_timeout_ms, 10, 600_000)?,
+            max_retries: self.max_retries as usize,
+            initial_backoff: ms("retry_backoff_ms", self.retry_backoff_ms, 1, 60_000)?,
+            max_backoff: ms("retry_max_backoff_ms", self.retry_max_backoff_ms.max(self.retry_backoff_ms), 1, 60_000)?,
+            max_in_flight: self.max_in_flight as usize,
+            queue_timeout: ms("queue_timeout_ms", self.queue_timeout_ms, 0, 60_000)?,
+            breaker_failures: self.breaker_failures,
+            breaker_cooldown: ms("breaker_cooldown_ms", self.breaker_cooldown_ms, 1, 600_000)?,
+        })
+    }
 }
 
 /// TLS certificate and key files (PEM).
@@ -73,6 +334,9 @@ pub struct CacheConfig {
     /// Seconds an asset's file listing is trusted before storage is asked again; a changed
     /// file is picked up after at most this long.
     pub asset_ttl_secs: u64,
+    /// Milliseconds an unknown asset (404) is remembered, so repeated requests for it do not
+    /// each list storage (0: not remembered).
+    pub negative_ttl_ms: u64,
 }
 
 /// Cache-Control header values.
@@ -99,13 +363,15 @@ impl Default for Config {
             catalog: None,
             allow_clear_without_policy: true,
             tls: None,
+            store: Vec::new(),
+            storage: StorageTiming::default(),
         }
     }
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { index_bytes: 256 << 20, asset_bytes: 64 << 20, asset_ttl_secs: 5 }
+        CacheConfig { index_bytes: 256 << 20, asset_bytes: 64 << 20, asset_ttl_secs: 5, negative_ttl_ms: 2000 }
     }
 }
 
@@ -157,7 +423,38 @@ impl Config {
                 bail!("cache_control.{n} is not a valid header value");
             }
         }
+        if self.cache.negative_ttl_ms > 60_000 {
+            bail!("cache.negative_ttl_ms must be at most 60000");
+        }
+        self.storage.timing()?;
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.store {
+            s.spec()?;
+            if !seen.insert(s.prefix()) {
+                bail!("two [[store]] entries have the prefix '{}'", s.prefix());
+            }
+        }
         Ok(())
+    }
+
+    /// Fills what `[[store]]` entries leave out from the environment (credentials, region);
+    /// called once by the binary, before [`Config::validate`].
+    pub fn fill_from_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        for s in &mut self.store {
+            s.fill_from_env(env);
+        }
+    }
+
+    /// The local root with every `[[store]]` routed in, each guarded by `[storage]`. Opening
+    /// makes no request; a store that is down shows up as 503s, not as a failed start.
+    pub fn open_store(&self, mode: sealcast_storage::LocalRead) -> anyhow::Result<sealcast_storage::Store> {
+        let timing = self.storage.timing()?;
+        let mut store = sealcast_storage::Store::local_with(&self.root, mode)?;
+        for s in &self.store {
+            let backend = sealcast_storage::remote::open(&s.spec()?, timing).with_context(|| format!("[[store]] '{}'", s.prefix()))?;
+            store = store.with_guarded_route(s.prefix(), backend, timing)?;
+        }
+        Ok(store)
     }
 }
 
@@ -175,6 +472,60 @@ mod tests {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/catalog.example.toml");
         let c = crate::catalog::TomlCatalog::load(&p).unwrap();
         assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn stores_parse_validate_and_fill_from_env() {
+        let text = r#"
+            [[store]]
+            prefix = "vod"
+            kind = "s3"
+            bucket = "media"
+            endpoint = "http://127.0.0.1:5055"
+            allow_http = true
+            [[store]]
+            prefix = "archive"
+            kind = "azure"
+            account = "devstoreaccount1"
+            container = "media"
+            use_emulator = true
+            [[store]]
+            prefix = "gcs"
+            kind = "gcs"
+            bucket = "b"
+            [storage]
+            read_timeout_ms = 500
+            max_retries = 1
+        "#;
+        let mut c: Config = toml::from_str(text).unwrap();
+        c.root = std::env::temp_dir();
+        let env = |k: &str| match k {
+            "AWS_ACCESS_KEY_ID" => Some("AKID".to_string()),
+            "AWS_SECRET_ACCESS_KEY" => Some("SECRET".to_string()),
+            _ => None,
+        };
+        c.fill_from_env(&env);
+        c.validate().unwrap();
+        assert!(!format!("{c:?}").contains("SECRET"), "secrets must not show in Debug");
+        let Some(StoreConfig::S3 { access_key_id, region, .. }) = c.store.first() else { panic!("first store is S3") };
+        assert_eq!((access_key_id.as_ref().map(|s| s.0.as_str()), region.as_deref()), (Some("AKID"), None));
+        assert_eq!(c.storage.timing().unwrap().request_timeout, std::time::Duration::from_millis(500));
+        c.open_store(sealcast_storage::LocalRead::Pread).unwrap();
+
+        let bad = |t: &str| {
+            let r = toml::from_str::<Config>(t).map_err(|e| e.to_string()).and_then(|mut c: Config| {
+                c.root = std::env::temp_dir();
+                c.validate().map_err(|e| e.to_string())
+            });
+            r.expect_err(t)
+        };
+        assert!(bad("[[store]]\nprefix = \"v\"\nkind = \"s3\"\nbucket = \"b\"\nbogus = 1").contains("bogus"));
+        assert!(bad("[[store]]\nprefix = \"v\"\nkind = \"ftp\"").contains("ftp"));
+        assert!(bad("[[store]]\nprefix = \"../v\"\nkind = \"s3\"\nbucket = \"b\"").contains("plain folder path"));
+        assert!(bad("[[store]]\nprefix = \"v\"\nkind = \"s3\"\nbucket = \"b\"\nendpoint = \"http://x\"").contains("allow_http"));
+        assert!(bad("[[store]]\nprefix = \"v\"\nkind = \"azure\"\naccount = \"a\"\ncontainer = \"c\"").contains("access_key, sas or use_emulator"));
+        assert!(bad("[[store]]\nprefix = \"v\"\nkind = \"s3\"\nbucket = \"b\"\n[[store]]\nprefix = \"v\"\nkind = \"s3\"\nbucket = \"c\"").contains("two [[store]]"));
+        assert!(bad("[storage]\nread_timeout_ms = 0").contains("read_timeout_ms"));
     }
 
     #[test]

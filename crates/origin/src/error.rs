@@ -23,9 +23,24 @@ pub enum ApiError {
         /// The fault.
         detail: String,
     },
-    /// Storage failed or is unreachable.
+    /// Storage is unreachable (refused or dropped connections): 503 with `Retry-After`.
     #[error("storage: {0}")]
     Storage(String),
+    /// The origin is holding back from a failing or saturated store (circuit open, too many
+    /// requests in flight): 503 with `Retry-After` of `retry_after` seconds.
+    #[error("storage: {detail}")]
+    StorageBusy {
+        /// What was refused.
+        detail: String,
+        /// Seconds until a retry may succeed.
+        retry_after: u64,
+    },
+    /// Storage did not answer in time: 504.
+    #[error("storage timeout: {0}")]
+    StorageTimeout(String),
+    /// Storage answered with an error: 502.
+    #[error("storage error: {0}")]
+    StorageUpstream(String),
 }
 
 impl ApiError {
@@ -36,7 +51,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Content { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) | ApiError::StorageBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::StorageTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::StorageUpstream(_) => StatusCode::BAD_GATEWAY,
         }
     }
     /// Short machine-readable kind.
@@ -47,6 +64,9 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Content { .. } => "bad_content",
             ApiError::Storage(_) => "storage_unavailable",
+            ApiError::StorageBusy { .. } => "storage_busy",
+            ApiError::StorageTimeout(_) => "storage_timeout",
+            ApiError::StorageUpstream(_) => "storage_error",
         }
     }
 }
@@ -55,6 +75,9 @@ impl From<sealcast_storage::Error> for ApiError {
     fn from(e: sealcast_storage::Error) -> Self {
         match e {
             sealcast_storage::Error::NotFound(p) => ApiError::NotFound(p),
+            sealcast_storage::Error::Timeout(m) => ApiError::StorageTimeout(m),
+            sealcast_storage::Error::Upstream(m) => ApiError::StorageUpstream(m),
+            sealcast_storage::Error::Overloaded { detail, retry_after_secs } => ApiError::StorageBusy { detail, retry_after: retry_after_secs },
             other => ApiError::Storage(other.to_string()),
         }
     }
@@ -71,8 +94,14 @@ impl IntoResponse for ApiError {
         let h = r.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if matches!(self, ApiError::Storage(_)) {
-            h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        match &self {
+            ApiError::Storage(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            ApiError::StorageBusy { retry_after, .. } => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            _ => {}
         }
         r
     }

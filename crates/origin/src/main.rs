@@ -46,9 +46,13 @@ enum Cmd {
         /// Destination asset path under the storage root, like `vod/movie`.
         #[arg(long)]
         asset: String,
-        /// Storage root folder to write to.
+        /// Storage root folder to write to (overrides the config's `root`).
         #[arg(long)]
-        root: PathBuf,
+        root: Option<PathBuf>,
+        /// Configuration file: its `root` and `[[store]]` routes say where the asset goes
+        /// (e.g. `--asset vod/movie` into the S3 bucket serving `vod`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
         /// Encrypt the files at rest (AES-256-CTR, fresh key, random IV per file).
         #[arg(long)]
         encrypt: bool,
@@ -67,9 +71,21 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Inspect { file } => inspect::run(&file),
-        Cmd::Ingest { files, asset, root, encrypt, catalog } => {
+        Cmd::Ingest { files, asset, root, config, encrypt, catalog } => {
+            let mut cfg = match &config {
+                Some(p) => config::Config::from_file(p)?,
+                None => config::Config::default(),
+            };
+            match root {
+                Some(r) => cfg.root = r,
+                None if config.is_none() => anyhow::bail!("give --root, or --config with a root and [[store]] routes"),
+                None => {}
+            }
+            let root = cfg.root.clone();
             std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-            let store = sealcast_storage::Store::local(&root)?;
+            cfg.fill_from_env(&|k| std::env::var(k).ok());
+            cfg.validate()?;
+            let store = cfg.open_store(sealcast_storage::LocalRead::Pread)?;
             let args = ingest::IngestArgs { files, asset, encrypt, catalog };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
             let r = rt.block_on(ingest::run(&store, &args))?;
@@ -97,6 +113,8 @@ fn main() -> anyhow::Result<()> {
             if let Some(r) = root {
                 cfg.root = r;
             }
+            // Credentials and regions left out of `[[store]]` come from the usual variables.
+            cfg.fill_from_env(&|k| std::env::var(k).ok());
             cfg.validate()?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
             rt.block_on(serve(cfg))

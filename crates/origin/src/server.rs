@@ -70,7 +70,8 @@ impl AppState {
             crate::config::LocalReadMode::Pread => sealcast_storage::LocalRead::Pread,
             crate::config::LocalReadMode::Mmap => sealcast_storage::LocalRead::Mmap,
         };
-        let store = Store::local_with(&cfg.root, mode)?;
+        // The local root plus every `[[store]]` routed in (S3, Azure, GCS), guarded by `[storage]`.
+        let store = cfg.open_store(mode)?;
         // Storage-encrypted files of the catalog read clear through the store.
         if let Some(t) = &toml {
             let n = crate::catalog::apply_storage_encryption(t, &store)?;
@@ -96,7 +97,8 @@ impl AppState {
             cfg.cache.index_bytes,
             cfg.cache.asset_bytes,
             Duration::from_secs(cfg.cache.asset_ttl_secs.max(1)),
-        );
+        )
+        .with_negative_ttl(Duration::from_millis(cfg.cache.negative_ttl_ms));
         Arc::new(AppState {
             assets,
             seg_cc: HeaderValue::from_str(&cfg.cache_control.segments).expect("validated at start-up"),
@@ -174,7 +176,7 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
         Err(e) => {
             match &e {
                 ApiError::Content { asset, detail } => tracing::warn!(asset = %asset, fault = %detail, "cannot package asset"),
-                ApiError::Storage(msg) => tracing::warn!(path = %path, error = %msg, "storage fault"),
+                ApiError::Storage(_) | ApiError::StorageBusy { .. } | ApiError::StorageTimeout(_) | ApiError::StorageUpstream(_) => tracing::warn!(path = %path, error = %e, "storage fault"),
                 _ => tracing::debug!(path = %path, error = %e, "request refused"),
             }
             e.into_response()

@@ -1,24 +1,29 @@
 //! Blob storage for the origin: ranged reads and listings over `object_store`, with paths
 //! checked so no request can reach outside the storage root.
 //!
-//! Today the store is a local folder; S3, Azure Blob and GCS plug in behind the same
-//! [`Store`] through `object_store`'s other backends.
+//! The root is a local folder; path prefixes can be routed to S3, Azure Blob or GCS
+//! ([`Store::with_guarded_route`], [`remote::open`]). Remote reads are guarded (bounded in
+//! flight, deadline, circuit breaker: see `guard.rs`) and concurrent reads of the same range
+//! share one request (single flight).
 //!
 //! Files stored encrypted at rest (whole-file AES-CTR, see [`sealcast_cenc::storage`]) are
 //! registered with [`Store::set_encrypted_files`]; [`Store::read_range`] then returns their
 //! clear bytes, decrypted in place in the read buffer. Everything above the store sees clear
 //! files only.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
 
 pub mod crypt;
+mod guard;
 mod mmap;
 pub mod remote;
 pub mod safe_path;
@@ -33,9 +38,24 @@ pub enum Error {
     /// No such object or folder.
     #[error("not found: {0}")]
     NotFound(String),
-    /// The store could not be reached or failed; retrying later may work.
+    /// The store could not be reached (refused or dropped connections); retrying later may work.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The store did not answer in time (after retries).
+    #[error("storage timeout: {0}")]
+    Timeout(String),
+    /// The store answered with an error (after retries) or an answer that cannot be used.
+    #[error("storage error: {0}")]
+    Upstream(String),
+    /// The origin refused to send more to a failing or saturated store (circuit open, too many
+    /// requests in flight).
+    #[error("storage overloaded: {detail}")]
+    Overloaded {
+        /// What was refused and why.
+        detail: String,
+        /// Seconds after which a retry may succeed.
+        retry_after_secs: u64,
+    },
     /// A storage-encryption key or IV could not be used (wrong size); names the file, never
     /// the key.
     #[error("storage encryption of {path}: {detail}")]
@@ -106,12 +126,22 @@ pub struct Store {
     encrypted: Arc<crypt::Registry>,
     /// Path prefixes served by other backends (longest first), e.g. `vod` → an S3 bucket.
     routes: Arc<Vec<Route>>,
+    /// Remote range reads in flight, shared by identical concurrent requests.
+    inflight: Arc<std::sync::Mutex<Flights>>,
 }
 
+/// Remote range reads in flight by (path, start, end).
+type Flights = HashMap<(String, u64, u64), Flight>;
+
+/// One remote range read, awaited by every request that wants the same bytes.
+type Flight = Shared<BoxFuture<'static, Result<Bytes>>>;
+
 /// A path prefix mapped to a backend; the backend holds paths without the prefix.
+#[derive(Clone)]
 struct Route {
     prefix: String,
     store: Arc<dyn ObjectStore>,
+    guard: Arc<guard::Guard>,
 }
 
 /// How ranged reads of a local folder are done.
@@ -130,8 +160,11 @@ pub enum LocalRead {
 /// Requests made to the store, for tests and metrics.
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Ranged GETs.
+    /// Ranged GETs sent to a backend (reads that joined an identical one in flight are not
+    /// counted here but in `coalesced_reads`).
     pub range_reads: AtomicU64,
+    /// Range reads answered by joining an identical read already in flight.
+    pub coalesced_reads: AtomicU64,
     /// Bytes read.
     pub bytes_read: AtomicU64,
     /// HEAD requests.
@@ -158,19 +191,27 @@ impl Store {
 
     /// A store over any `object_store` backend.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Store {
-        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()), encrypted: Arc::default(), routes: Arc::default() }
+        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()), encrypted: Arc::default(), routes: Arc::default(), inflight: Arc::default() }
     }
 
     /// Serves every path under `prefix` (a plain folder path like `vod` or `vod/archive`) from
     /// `backend`, which holds them without the prefix (`vod/movie/a.cmfv` is `movie/a.cmfv`
-    /// there). The longest matching prefix wins; other paths stay with this store.
-    pub fn with_route(mut self, prefix: &str, backend: Arc<dyn ObjectStore>) -> Result<Store> {
+    /// there). The longest matching prefix wins; other paths stay with this store. Reads are
+    /// guarded with the default [`remote::RemoteTiming`].
+    pub fn with_route(self, prefix: &str, backend: Arc<dyn ObjectStore>) -> Result<Store> {
+        self.with_guarded_route(prefix, backend, remote::RemoteTiming::default())
+    }
+
+    /// [`Store::with_route`], with reads, heads and listings of `backend` bounded by `timing`:
+    /// requests in flight, a deadline per operation, a circuit breaker (pass the same timing
+    /// to [`remote::open`], which sets the per-attempt timeouts and retries).
+    pub fn with_guarded_route(mut self, prefix: &str, backend: Arc<dyn ObjectStore>, timing: remote::RemoteTiming) -> Result<Store> {
         if AssetPath::parse(&format!("/{prefix}")).is_err() {
             return Err(Error::Unavailable(format!("store prefix '{prefix}' must be a plain folder path")));
         }
-        let mut routes: Vec<Route> = self.routes.iter().map(|r| Route { prefix: r.prefix.clone(), store: r.store.clone() }).collect();
+        let mut routes: Vec<Route> = self.routes.iter().cloned().collect();
         routes.retain(|r| r.prefix != prefix);
-        routes.push(Route { prefix: prefix.to_string(), store: backend });
+        routes.push(Route { prefix: prefix.to_string(), store: backend, guard: Arc::new(guard::Guard::new(timing)) });
         routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
         self.routes = Arc::new(routes);
         Ok(self)
@@ -219,12 +260,47 @@ impl Store {
 
     /// Reads `range` of the object at `path`; fails unless exactly that many bytes come back.
     /// Storage-encrypted files come back clear.
+    ///
+    /// Reads of routed (remote) paths are single-flight: a read of the same path and range as
+    /// one in flight waits for that one instead of sending another request. Nothing is kept
+    /// once the read completes, so a replaced object is never answered from old bytes, and a
+    /// failure reaches only the requests that were waiting for it.
     pub async fn read_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        if self.route(path).is_none() {
+            return self.read_range_once(path, range).await;
+        }
+        let key = (path.to_string(), range.start, range.end);
+        let flight = {
+            let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+            match m.get(&key) {
+                Some(f) => {
+                    self.counters.coalesced_reads.fetch_add(1, Ordering::Relaxed);
+                    f.clone()
+                }
+                None => {
+                    let (s, p) = (self.clone(), path.to_string());
+                    let f = async move { s.read_range_once(&p, range).await }.boxed().shared();
+                    m.insert(key.clone(), f.clone());
+                    f
+                }
+            }
+        };
+        let r = flight.clone().await;
+        // The first waiter to finish retires the flight; later requests start a fresh read.
+        let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(&key).is_some_and(|f| f.ptr_eq(&flight)) {
+            m.remove(&key);
+        }
+        r
+    }
+
+    /// One read, not shared.
+    async fn read_range_once(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         self.counters.range_reads.fetch_add(1, Ordering::Relaxed);
         let want = range.end - range.start;
         let start = range.start;
         let b = match (self.route(path), &self.local_root, &self.maps) {
-            (Some((r, inner)), _, _) => r.store.get_range(&Path::from(inner), range).await?,
+            (Some((r, inner)), _, _) => r.guard.run(path, r.store.get_range(&Path::from(inner), range)).await?,
             (None, Some(root), Some(maps)) => maps.read(root, path, range)?,
             (None, Some(root), None) => read_local(root.clone(), path, range).await?,
             (None, None, _) => self.inner.get_range(&Path::from(path), range).await?,
@@ -246,7 +322,7 @@ impl Store {
     pub async fn head(&self, path: &str) -> Result<ObjectInfo> {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
         match self.route(path) {
-            Some((r, inner)) => Ok(prefixed(&r.prefix, info(r.store.head(&Path::from(inner)).await?))),
+            Some((r, inner)) => Ok(prefixed(&r.prefix, info(r.guard.run(path, r.store.head(&Path::from(inner))).await?))),
             None => Ok(info(self.inner.head(&Path::from(path)).await?)),
         }
     }
@@ -257,7 +333,7 @@ impl Store {
         let mut v: Vec<ObjectInfo> = match self.route(dir) {
             Some((r, inner)) => {
                 let p = (!inner.is_empty()).then(|| Path::from(inner));
-                let l = r.store.list_with_delimiter(p.as_ref()).await?;
+                let l = r.guard.run(dir, r.store.list_with_delimiter(p.as_ref())).await?;
                 l.objects.into_iter().map(|m| prefixed(&r.prefix, info(m))).collect()
             }
             None => self.inner.list_with_delimiter(Some(&Path::from(dir))).await?.objects.into_iter().map(info).collect(),
@@ -272,7 +348,7 @@ impl Store {
         let mut v: Vec<String> = match self.route(dir) {
             Some((r, inner)) => {
                 let p = (!inner.is_empty()).then(|| Path::from(inner));
-                let l = r.store.list_with_delimiter(p.as_ref()).await?;
+                let l = r.guard.run(dir, r.store.list_with_delimiter(p.as_ref())).await?;
                 l.common_prefixes.into_iter().map(|p| format!("{}/{p}", r.prefix)).collect()
             }
             None => {

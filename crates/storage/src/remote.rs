@@ -1,4 +1,4 @@
-//! Remote backends (S3 and S3-compatible endpoints, Azure Blob) and the typed settings that
+//! Remote backends (S3 and S3-compatible endpoints, Azure Blob, Google Cloud Storage) and the typed settings that
 //! open them. The library reads no environment: the origin's configuration layer fills in
 //! credentials from the config file or the usual environment variables before calling here.
 
@@ -7,9 +7,13 @@ use std::time::Duration;
 
 use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
-use object_store::{ClientOptions, ObjectStore, RetryConfig};
+use object_store::gcp::GoogleCloudStorageBuilder;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::{Error, Result};
+
+/// The Azurite emulator's published development account key (not a secret).
+const AZURITE_ACCOUNT_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// One remote store. `Debug` never shows secrets.
 #[derive(Clone, PartialEq, Eq)]
@@ -42,12 +46,20 @@ pub enum RemoteSpec {
         access_key: Option<String>,
         /// SAS token (query string, without `?`).
         sas: Option<String>,
-        /// Use the Azurite emulator's well-known account and key.
+        /// Use the Azurite emulator's well-known account key (at `endpoint` when given, else
+        /// at `http://127.0.0.1:10000`).
         use_emulator: bool,
         /// Endpoint URL (e.g. Azurite at a non-default port: `http://127.0.0.1:PORT/devstoreaccount1`).
         endpoint: Option<String>,
         /// Allow `http://` endpoints.
         allow_http: bool,
+    },
+    /// Google Cloud Storage bucket. Built, but no emulator tests it here.
+    Gcs {
+        /// Bucket.
+        bucket: String,
+        /// Service account JSON key file; `None` = the platform's default credentials.
+        service_account_path: Option<String>,
     },
 }
 
@@ -60,35 +72,63 @@ impl std::fmt::Debug for RemoteSpec {
             RemoteSpec::Azure { account, container, use_emulator, endpoint, .. } => {
                 f.debug_struct("Azure").field("account", account).field("container", container).field("use_emulator", use_emulator).field("endpoint", endpoint).finish_non_exhaustive()
             }
+            RemoteSpec::Gcs { bucket, service_account_path } => f.debug_struct("Gcs").field("bucket", bucket).field("service_account_path", service_account_path).finish(),
         }
     }
 }
 
-/// Timeouts and retries of remote requests.
+/// Timeouts, retries and overload protection of remote requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteTiming {
     /// TCP/TLS connect timeout.
     pub connect_timeout: Duration,
-    /// Whole-request timeout.
+    /// Timeout of one attempt, from sending the request to the last body byte.
     pub request_timeout: Duration,
-    /// Retries of failed idempotent requests (with backoff and jitter, by `object_store`).
+    /// Retries of failed safe requests (GET, HEAD, LIST), with exponential backoff and jitter
+    /// done by `object_store`: 5xx answers, dropped or refused connections, timeouts.
     pub max_retries: usize,
+    /// First backoff before a retry (doubled each time, randomised by `object_store`).
+    pub initial_backoff: Duration,
+    /// Longest backoff between two attempts.
+    pub max_backoff: Duration,
+    /// Requests in flight to this store at most; more wait up to `queue_timeout`.
+    pub max_in_flight: usize,
+    /// How long a request may wait for a slot before it fails as overloaded.
+    pub queue_timeout: Duration,
+    /// Consecutive failures that open the circuit (0: never).
+    pub breaker_failures: u32,
+    /// How long an open circuit fails requests fast before one probe is let through.
+    pub breaker_cooldown: Duration,
 }
 
 impl Default for RemoteTiming {
     fn default() -> Self {
-        RemoteTiming { connect_timeout: Duration::from_secs(2), request_timeout: Duration::from_secs(10), max_retries: 2 }
+        RemoteTiming {
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(10),
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            max_in_flight: 256,
+            queue_timeout: Duration::from_secs(1),
+            breaker_failures: 5,
+            breaker_cooldown: Duration::from_secs(5),
+        }
     }
 }
 
 /// Opens the backend `spec` describes (no request is made yet).
 pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectStore>> {
     let bad = |e: object_store::Error| Error::Unavailable(format!("{spec:?}: {e}"));
-    let retry = RetryConfig { max_retries: timing.max_retries, retry_timeout: timing.request_timeout * 2, ..RetryConfig::default() };
+    let retry = RetryConfig {
+        max_retries: timing.max_retries,
+        retry_timeout: timing.deadline(),
+        backoff: BackoffConfig { init_backoff: timing.initial_backoff, max_backoff: timing.max_backoff, base: 2.0 },
+    };
+    let opts = |allow_http: bool| ClientOptions::new().with_connect_timeout(timing.connect_timeout).with_timeout(timing.request_timeout).with_allow_http(allow_http);
     match spec {
         RemoteSpec::S3 { bucket, region, endpoint, allow_http, access_key_id, secret_access_key, session_token } => {
-            let opts = ClientOptions::new().with_connect_timeout(timing.connect_timeout).with_timeout(timing.request_timeout).with_allow_http(*allow_http);
-            let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(region).with_client_options(opts).with_retry(retry);
+            let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(region).with_client_options(opts(*allow_http)).with_retry(retry);
             if let Some(e) = endpoint {
                 b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
             }
@@ -104,16 +144,34 @@ pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectSto
             Ok(Arc::new(b.build().map_err(bad)?))
         }
         RemoteSpec::Azure { account, container, access_key, sas, use_emulator, endpoint, allow_http } => {
-            let opts = ClientOptions::new().with_connect_timeout(timing.connect_timeout).with_timeout(timing.request_timeout).with_allow_http(*allow_http || *use_emulator);
-            let mut b = MicrosoftAzureBuilder::new().with_account(account).with_container_name(container).with_use_emulator(*use_emulator).with_client_options(opts).with_retry(retry);
+            // object_store's emulator mode ignores the endpoint (it reads the address from an
+            // environment variable instead, which a library must not depend on): an emulator
+            // at a given endpoint is a plain account at a path-style URL with the well-known key.
+            let emulator_at_endpoint = *use_emulator && endpoint.is_some();
+            let mut b = MicrosoftAzureBuilder::new()
+                .with_account(account)
+                .with_container_name(container)
+                .with_use_emulator(*use_emulator && !emulator_at_endpoint)
+                .with_client_options(opts(*allow_http || *use_emulator))
+                .with_retry(retry);
             if let Some(e) = endpoint {
                 b = b.with_endpoint(e.clone());
+            }
+            if emulator_at_endpoint && access_key.is_none() && sas.is_none() {
+                b = b.with_access_key(AZURITE_ACCOUNT_KEY);
             }
             if let Some(k) = access_key {
                 b = b.with_access_key(k);
             }
             if let Some(s) = sas {
                 b = b.with_config(object_store::azure::AzureConfigKey::SasKey, s);
+            }
+            Ok(Arc::new(b.build().map_err(bad)?))
+        }
+        RemoteSpec::Gcs { bucket, service_account_path } => {
+            let mut b = GoogleCloudStorageBuilder::new().with_bucket_name(bucket).with_client_options(opts(false)).with_retry(retry);
+            if let Some(p) = service_account_path {
+                b = b.with_service_account_path(p);
             }
             Ok(Arc::new(b.build().map_err(bad)?))
         }
