@@ -56,17 +56,29 @@ pub enum ManifestSlot {
     MediaTs(usize),
 }
 
-impl Loaded {
-    /// The manifest in `slot` and its ETag, built on first use.
-    pub fn manifest(&self, slot: ManifestSlot, build: impl FnOnce(&Asset) -> String) -> (Bytes, http::HeaderValue) {
-        let i = match slot {
+impl ManifestSlot {
+    /// Number of slots of an asset with `tracks` tracks.
+    pub fn count(tracks: usize) -> usize {
+        4 + 2 * tracks
+    }
+
+    /// Position in a table of [`ManifestSlot::count`] slots.
+    pub fn index(self, tracks: usize) -> usize {
+        match self {
             ManifestSlot::Mpd => 0,
             ManifestSlot::Master => 1,
             ManifestSlot::MasterTs => 2,
             ManifestSlot::Smooth => 3,
             ManifestSlot::Media(t) => 4 + t,
-            ManifestSlot::MediaTs(t) => 4 + self.asset.tracks.len() + t,
-        };
+            ManifestSlot::MediaTs(t) => 4 + tracks + t,
+        }
+    }
+}
+
+impl Loaded {
+    /// The manifest in `slot` and its ETag, built on first use.
+    pub fn manifest(&self, slot: ManifestSlot, build: impl FnOnce(&Asset) -> String) -> (Bytes, http::HeaderValue) {
+        let i = slot.index(self.asset.tracks.len());
         self.manifests[i].get_or_init(|| (Bytes::from(build(&self.asset)), crate::respond::etag(&self.identity, &format!("manifest/{i}")))).clone()
     }
 
@@ -184,7 +196,7 @@ impl Assets {
             identity.push_str(&o.identity());
             last_modified = last_modified.max(o.last_modified);
         }
-        let slots = 4 + 2 * asset.tracks.len();
+        let slots = ManifestSlot::count(asset.tracks.len());
         Ok(Arc::new(Loaded {
             path: path.to_string(),
             asset,

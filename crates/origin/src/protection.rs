@@ -27,7 +27,7 @@ use sealcast_package::manifest::hls::{HlsProtection, HlsTrackSignal};
 use sealcast_package::protect::sample_format;
 use sealcast_package::{Asset, AssetTrack, TrackKind};
 
-use crate::assets::Loaded;
+use crate::assets::{Loaded, ManifestSlot};
 use crate::catalog::{AssetPolicy, Delivery};
 
 /// How an output is protected: a Common Encryption scheme, or HLS AES-128 whole-segment
@@ -156,18 +156,10 @@ pub struct SchemeCrypto {
 }
 
 impl SchemeCrypto {
-    /// A cached manifest (see [`ManifestKind`]), built on first use. The ETag hashes the
+    /// A cached manifest (see [`ManifestSlot`]), built on first use. The ETag hashes the
     /// asset identity, the slot and the body, so a new key or policy gives a new ETag.
-    pub fn manifest(&self, loaded: &Loaded, kind: ManifestKind, build: impl FnOnce(&Asset, &SchemeCrypto) -> String) -> (Bytes, http::HeaderValue) {
-        let tracks = self.tracks.len();
-        let i = match kind {
-            ManifestKind::Mpd => 0,
-            ManifestKind::Master => 1,
-            ManifestKind::MasterTs => 2,
-            ManifestKind::Smooth => 3,
-            ManifestKind::Media(t) => 4 + t,
-            ManifestKind::MediaTs(t) => 4 + tracks + t,
-        };
+    pub fn manifest(&self, loaded: &Loaded, kind: ManifestSlot, build: impl FnOnce(&Asset, &SchemeCrypto) -> String) -> (Bytes, http::HeaderValue) {
+        let i = kind.index(self.tracks.len());
         self.manifests[i]
             .get_or_init(|| {
                 let body = build(&loaded.asset, self);
@@ -176,23 +168,6 @@ impl SchemeCrypto {
             })
             .clone()
     }
-}
-
-/// Which encrypted manifest.
-#[derive(Debug, Clone, Copy)]
-pub enum ManifestKind {
-    /// DASH MPD.
-    Mpd,
-    /// HLS multivariant playlist (fMP4).
-    Master,
-    /// HLS multivariant playlist (MPEG-TS).
-    MasterTs,
-    /// Smooth client manifest.
-    Smooth,
-    /// HLS media playlist (fMP4) of track `i`.
-    Media(usize),
-    /// HLS media playlist (MPEG-TS) of track `i`.
-    MediaTs(usize),
 }
 
 /// An asset's protection under one policy version.
@@ -294,7 +269,7 @@ fn build_envelope(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery) -> 
         // The init segment stays clear: the key tags follow EXT-X-MAP.
         tracks.push(TrackCrypto { prot: None, envelope: Some(env), init: t.track().init.clone(), kid: key.kid(), clear_until: 0, sample_aes: None, sample_aes_uri: None, ts_key_lines: Vec::new() });
     }
-    let slots = 4 + 2 * asset.tracks.len();
+    let slots = ManifestSlot::count(asset.tracks.len());
     Ok(SchemeCrypto { method: Encryption::Aes128, tracks, dash: DashProtection::default(), hls, smooth: None, manifests: (0..slots).map(|_| OnceLock::new()).collect() })
 }
 
@@ -402,7 +377,7 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
         }
         Scheme::Cbcs => None,
     };
-    let slots = 4 + 2 * asset.tracks.len();
+    let slots = ManifestSlot::count(asset.tracks.len());
     Ok(SchemeCrypto { method, tracks, dash, hls, smooth, manifests: (0..slots).map(|_| OnceLock::new()).collect() })
 }
 

@@ -25,7 +25,7 @@ use sealcast_storage::{AssetPath, PathError, Store};
 use crate::ams;
 use crate::assets::{Assets, Loaded, ManifestSlot};
 use crate::catalog::{AssetPolicy, Catalog, Delivery, NoCatalog, TomlCatalog};
-use crate::protection::{AssetCrypto, Encryption, ManifestKind, SchemeCrypto};
+use crate::protection::{AssetCrypto, Encryption, SchemeCrypto};
 use sealcast_package::manifest::hls::HlsProtection;
 use sealcast_package::protect;
 use crate::config::Config;
@@ -381,7 +381,7 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
     match last {
         "index.m3u8" | "ts.m3u8" => {
             let ts = last == "ts.m3u8";
-            let (kind, flavor) = if ts { (ManifestKind::MediaTs(ti), manifest::hls::TS) } else { (ManifestKind::Media(ti), manifest::hls::FMP4) };
+            let (kind, flavor) = if ts { (ManifestSlot::MediaTs(ti), manifest::hls::TS) } else { (ManifestSlot::Media(ti), manifest::hls::FMP4) };
             if ts && m == Encryption::Cenc {
                 return Err(ApiError::Forbidden("HLS over MPEG-TS with cenc is not offered".into()));
             }
@@ -542,29 +542,29 @@ async fn manifest_route_enc(st: &AppState, method: &Method, headers: &http::Head
     if let (Some(scheme), Some(policy)) = (scheme, policy) {
         let loaded = st.assets.get(asset).await?;
         let refuse = |what: &str| ApiError::Forbidden(format!("{what} with {} is not offered", scheme.path()));
-        let (kind, ct): (ManifestKind, &'static str) = match slot {
-            ManifestSlot::Mpd => (ManifestKind::Mpd, "application/dash+xml"),
-            ManifestSlot::Master => (ManifestKind::Master, HLS_TYPE),
-            ManifestSlot::MasterTs if scheme != Encryption::Cenc => (ManifestKind::MasterTs, HLS_TYPE),
+        let (kind, ct): (ManifestSlot, &'static str) = match slot {
+            ManifestSlot::Mpd => (ManifestSlot::Mpd, "application/dash+xml"),
+            ManifestSlot::Master => (ManifestSlot::Master, HLS_TYPE),
+            ManifestSlot::MasterTs if scheme != Encryption::Cenc => (ManifestSlot::MasterTs, HLS_TYPE),
             ManifestSlot::MasterTs => return Err(refuse("HLS over MPEG-TS")),
-            ManifestSlot::Smooth if scheme == Encryption::Cenc => (ManifestKind::Smooth, SMOOTH_TYPE),
+            ManifestSlot::Smooth if scheme == Encryption::Cenc => (ManifestSlot::Smooth, SMOOTH_TYPE),
             ManifestSlot::Smooth => return Err(refuse("Smooth Streaming")),
             ManifestSlot::Media(_) | ManifestSlot::MediaTs(_) => return Err(ApiError::NotFound(path.to_string())),
         };
         let crypto = crypto_of(&loaded, policy)?;
         let sc = crypto.method(scheme).ok_or_else(|| refuse("this protocol"))?;
-        if matches!(kind, ManifestKind::MasterTs) && scheme == Encryption::Cbcs && sc.tracks.iter().any(|t| t.sample_aes.is_none()) {
+        if matches!(kind, ManifestSlot::MasterTs) && scheme == Encryption::Cbcs && sc.tracks.iter().any(|t| t.sample_aes.is_none()) {
             return Err(ApiError::Forbidden("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only".into()));
         }
         let carry = crypto.policy.carry_token;
         let body = sc.manifest(&loaded, kind, |a, sc| match kind {
-            ManifestKind::Mpd => manifest::dash::write_mpd_with(a, Some(&sc.dash)),
-            ManifestKind::Master => manifest::hls::write_master_with(a, manifest::hls::FMP4, Some(&sc.hls)),
+            ManifestSlot::Mpd => manifest::dash::write_mpd_with(a, Some(&sc.dash)),
+            ManifestSlot::Master => manifest::hls::write_master_with(a, manifest::hls::FMP4, Some(&sc.hls)),
             // Session keys describe the fMP4 (cbcs) keys; TS media playlists carry their own.
-            ManifestKind::MasterTs => manifest::hls::write_master_with(a, manifest::hls::TS, Some(&HlsProtection { session_keys: Vec::new(), tracks: sc.hls.tracks.clone() })),
+            ManifestSlot::MasterTs => manifest::hls::write_master_with(a, manifest::hls::TS, Some(&HlsProtection { session_keys: Vec::new(), tracks: sc.hls.tracks.clone() })),
             _ => smooth_manifest(a, sc),
         });
-        if let (true, ManifestKind::Master | ManifestKind::MasterTs, Some(token)) = (carry, kind, crate::keys::query_token(query)) {
+        if let (true, ManifestSlot::Master | ManifestSlot::MasterTs, Some(token)) = (carry, kind, crate::keys::query_token(query)) {
             // The viewer's token goes on to the media playlists (which put it on their key
             // URIs), never to segments; the playlist is then the viewer's own.
             return Ok(private_playlist(carry_token_master(&body.0, &token)));

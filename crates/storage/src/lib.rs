@@ -212,7 +212,7 @@ impl Store {
         let mut routes: Vec<Route> = self.routes.iter().cloned().collect();
         routes.retain(|r| r.prefix != prefix);
         routes.push(Route { prefix: prefix.to_string(), store: backend, guard: Arc::new(guard::Guard::new(timing)) });
-        routes.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         self.routes = Arc::new(routes);
         Ok(self)
     }
