@@ -79,6 +79,10 @@ pub struct AssetPolicy {
     /// (and a multivariant playlist's media playlist URIs), for players that cannot set
     /// headers. Such playlists are then private to the viewer (`no-store`).
     pub carry_token: bool,
+    /// The CPIX document the keys came from, when they did: its usage rules decide which key
+    /// encrypts which track, and its DRM system signalling (vendor `pssh` boxes) is used as
+    /// given.
+    pub cpix: Option<Arc<sealcast_drm::cpix::CpixDocument>>,
 }
 
 /// A content key with the policy that says who may receive it. Keys without a policy are
@@ -366,6 +370,7 @@ fn validate(a: AssetToml, dir: &Path, auth: &HashMap<String, Arc<AuthorizationPo
     known(&a.authorization)?;
     let mut keys = Vec::new();
     let mut key_auth = Vec::new();
+    let mut cpix_doc = None;
     for k in &a.keys {
         known(&k.authorization)?;
         key_auth.push(k.authorization.clone().or_else(|| a.authorization.clone()));
@@ -388,8 +393,9 @@ fn validate(a: AssetToml, dir: &Path, auth: &HashMap<String, Arc<AuthorizationPo
         // (else cenc) is the default for keys that do not say.
         let default_kind = [a.dash, a.hls, a.smooth].iter().find_map(|d| d.key_kind()).unwrap_or(KeyKind::CommonEncryption);
         let doc = sealcast_drm::cpix::parse_cpix(&xml, default_kind).map_err(|e| anyhow::anyhow!("CPIX {}: {e}", p.display()))?;
-        keys = doc.keys.into_iter().map(|k| k.key).collect();
+        keys = doc.keys.iter().map(|k| k.key.clone()).collect();
         key_auth = vec![a.authorization.clone(); keys.len()];
+        cpix_doc = Some(Arc::new(doc));
     }
     let mut seen = std::collections::HashSet::new();
     for k in &keys {
@@ -423,7 +429,7 @@ fn validate(a: AssetToml, dir: &Path, auth: &HashMap<String, Arc<AuthorizationPo
         }
     }
     let storage = a.storage.as_ref().map(validate_storage).transpose()?;
-    Ok((AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys, storage, carry_token: a.carry_token }, key_auth))
+    Ok((AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys, storage, carry_token: a.carry_token, cpix: cpix_doc }, key_auth))
 }
 
 fn validate_storage(s: &StorageToml) -> anyhow::Result<StorageEncryption> {

@@ -21,7 +21,7 @@ use sealcast_drm::dash::Namespaces;
 use sealcast_drm::hls::KeyTag;
 use sealcast_drm::playready::PlayReadyHeader;
 use sealcast_drm::widevine::WidevinePsshData;
-use sealcast_drm::{ContentKey, Kid, PsshBox, Scheme, TrackDesc};
+use sealcast_drm::{ContentKey, Kid, PsshBox, Scheme, SystemId, TrackDesc};
 use sealcast_package::manifest::dash::{DashProtection, TrackSignal};
 use sealcast_package::manifest::hls::{HlsProtection, HlsTrackSignal};
 use sealcast_package::protect::sample_format;
@@ -226,7 +226,19 @@ fn systems(scheme: Scheme, keys: &[&ContentKey], policy: &AssetPolicy) -> Result
     if let Some(u) = &policy.license.playready {
         pr = pr.with_la_url(u).map_err(err)?;
     }
-    Ok(Systems { widevine, common, pro: pr.to_pro().map_err(err)?, playready: pr.to_pssh_box().map_err(err)? })
+    let mut sys = Systems { widevine, common, pro: pr.to_pro().map_err(err)?, playready: pr.to_pssh_box().map_err(err)? };
+    // A DRM vendor's own signalling from CPIX (its `pssh` carries what its licence server
+    // expects: content IDs, provider, LA_URL) replaces ours, for a single key.
+    if let (Some(doc), [kid]) = (policy.cpix.as_ref(), kids.as_slice()) {
+        if let Some(p) = doc.signalling(*kid, SystemId::WIDEVINE).and_then(|s| s.pssh.clone()) {
+            sys.widevine = p;
+        }
+        if let Some(p) = doc.signalling(*kid, SystemId::PLAYREADY).and_then(|s| s.pssh.clone()) {
+            sys.pro = p.data().to_vec();
+            sys.playready = p;
+        }
+    }
+    Ok(sys)
 }
 
 /// The key delivery URL of `kid` (the policy's template, else our own key route).
@@ -248,9 +260,16 @@ fn iv_context(loaded: &Loaded, t: &AssetTrack) -> String {
     format!("{}\n{}", loaded.path, file)
 }
 
+/// The keys of `delivery` and, per track, the index of the one that encrypts it: by the CPIX
+/// document's usage rules when the keys came with some, else audio + quality groups.
 fn assigned(asset: &Asset, policy: &AssetPolicy, delivery: Delivery) -> Result<(Vec<ContentKey>, Vec<usize>), String> {
-    let keys: Vec<ContentKey> = policy.keys_for(delivery).into_iter().cloned().collect();
     let descs: Vec<TrackDesc> = asset.tracks.iter().map(desc).collect();
+    if let Some(doc) = policy.cpix.as_ref().filter(|d| !d.usage_rules.is_empty()) {
+        let keys: Vec<ContentKey> = doc.keys.iter().map(|k| k.key.clone()).collect();
+        let assignment = doc.assign_keys(&descs).map_err(|e| e.to_string())?;
+        return Ok((keys, assignment));
+    }
+    let keys: Vec<ContentKey> = policy.keys_for(delivery).into_iter().cloned().collect();
     let assignment = sealcast_drm::assign_keys(&descs, &keys).map_err(|e| e.to_string())?;
     Ok((keys, assignment))
 }

@@ -519,3 +519,59 @@ async fn clearkey_licences_and_token_carrying_playlists() {
     assert!(!(seg[0] == 0x47 && seg[188] == 0x47), "looks like clear TS");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn cpix_usage_rules_and_vendor_signalling_decide() {
+    use base64::Engine as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    let (ka, k1, k2) = ("11111111-0000-4000-8000-000000000001", "11111111-0000-4000-8000-000000000002", "11111111-0000-4000-8000-000000000003");
+    let vendor = sealcast_drm::widevine::WidevinePsshData {
+        key_ids: vec![sealcast_drm::Kid::parse(k1).unwrap()],
+        provider: Some("vendor".into()),
+        content_id: Some(b"title-42".to_vec()),
+        protection_scheme: Some(sealcast_drm::Scheme::Cenc),
+    }
+    .to_pssh_box()
+    .unwrap();
+    let cpix = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<CPIX xmlns="urn:dashif:org:cpix" xmlns:p="urn:ietf:params:xml:ns:keyprov:pskc" contentId="title-42" version="2.3">
+  <ContentKeyList>
+    <ContentKey kid="{ka}"><Data><p:Secret><p:PlainValue>{a}</p:PlainValue></p:Secret></Data></ContentKey>
+    <ContentKey kid="{k1}"><Data><p:Secret><p:PlainValue>{b}</p:PlainValue></p:Secret></Data></ContentKey>
+    <ContentKey kid="{k2}"><Data><p:Secret><p:PlainValue>{c}</p:PlainValue></p:Secret></Data></ContentKey>
+  </ContentKeyList>
+  <DRMSystemList>
+    <DRMSystem kid="{k1}" systemId="edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><PSSH>{wv}</PSSH></DRMSystem>
+  </DRMSystemList>
+  <ContentKeyUsageRuleList>
+    <ContentKeyUsageRule kid="{ka}" intendedTrackType="AUDIO"><AudioFilter/></ContentKeyUsageRule>
+    <ContentKeyUsageRule kid="{k1}" intendedTrackType="SD-LOW"><VideoFilter maxPixels="100000"/></ContentKeyUsageRule>
+    <ContentKeyUsageRule kid="{k2}" intendedTrackType="SD-HIGH"><VideoFilter minPixels="100001"/></ContentKeyUsageRule>
+  </ContentKeyUsageRuleList>
+</CPIX>"#,
+        a = b64(&[0x11; 16]),
+        b = b64(&[0x22; 16]),
+        c = b64(&[0x33; 16]),
+        wv = vendor.to_base64(),
+    );
+    let dir = std::env::temp_dir().join(format!("sealcast-cpix-doc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("demo.cpix.xml"), cpix).unwrap();
+    let (st, dir2, _) = policy_state("cpix", &format!("[[asset]]\npath = \"demo\"\ndash = \"DynamicCommonEncryption\"\ncpix = \"{}\"\n", dir.join("demo.cpix.xml").display()));
+    let (s, _, mpd) = get(&st, "/demo/manifest.mpd").await;
+    let mpd = String::from_utf8(mpd).unwrap();
+    assert_eq!(s, StatusCode::OK, "{mpd}");
+    // 320x180 (57,600 px) takes k1, 640x360 (230,400 px) k2, audio ka: three adaptation sets.
+    for (track, kid) in [("video_180p", k1), ("video_360p", k2), ("audio_en", ka)] {
+        let rep = mpd.find(&format!("<Representation id=\"{track}\"")).unwrap();
+        let set = mpd[..rep].rfind("<AdaptationSet").unwrap();
+        assert!(mpd[set..rep].contains(&format!("cenc:default_KID=\"{kid}\"")), "{track} should use {kid}");
+        let (_, _, init) = get(&st, &format!("/demo/{track}/cenc/init.mp4")).await;
+        assert!(contains(&init, sealcast_drm::Kid::parse(kid).unwrap().as_bytes()), "{track} init lacks its KID");
+    }
+    // The vendor's Widevine pssh (provider, content ID) is the one signalled for k1.
+    assert!(mpd.contains(&vendor.to_base64()), "vendor pssh not used");
+    std::fs::remove_dir_all(dir).unwrap();
+    std::fs::remove_dir_all(dir2).unwrap();
+}
