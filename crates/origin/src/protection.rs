@@ -217,10 +217,11 @@ struct Systems {
     playready: PsshBox,
 }
 
-fn systems(scheme: Scheme, keys: &[&ContentKey], policy: &AssetPolicy) -> Result<Systems, String> {
+fn systems(scheme: Scheme, keys: &[&ContentKey], policy: &AssetPolicy, content_id: &str) -> Result<Systems, String> {
     let kids: Vec<Kid> = keys.iter().map(|k| k.kid()).collect();
     let err = |e: sealcast_drm::Error| e.to_string();
-    let widevine = WidevinePsshData::new(kids.clone(), scheme).to_pssh_box().map_err(err)?;
+    // The content ID names the title for a Widevine licence service: the asset path (public).
+    let widevine = WidevinePsshData { content_id: Some(content_id.as_bytes().to_vec()), ..WidevinePsshData::new(kids.clone(), scheme) }.to_pssh_box().map_err(err)?;
     let common = sealcast_drm::clearkey::common_pssh_box(&kids).map_err(err)?;
     let mut pr = PlayReadyHeader::new(scheme, keys.iter().copied()).map_err(err)?;
     if let Some(u) = &policy.license.playready {
@@ -312,7 +313,7 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
             Scheme::Cbcs => TrackProtection::cbcs(&ck, format, iv::constant_iv(kid.as_bytes(), context.as_bytes(), info.track_id)),
         }
         .map_err(|e| format!("{}: {e}", t.name))?;
-        let sys = systems(scheme, &[key], policy)?;
+        let sys = systems(scheme, &[key], policy, &loaded.path)?;
         let pssh = vec![to_box(&sys.widevine), to_box(&sys.playready), to_box(&sys.common)];
         let clear_until = (policy.clear_lead_secs as u64).saturating_mul(info.timescale as u64);
         let mut ip = prot.init_protection(None, pssh);
@@ -372,7 +373,7 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
         }
         seen.push(t.kid);
         let Some(key) = keys.iter().find(|k| k.kid() == t.kid) else { continue };
-        let sys = systems(scheme, &[key], policy)?;
+        let sys = systems(scheme, &[key], policy, &loaded.path)?;
         if scheme == Scheme::Cbcs {
             if let Some(fp) = &policy.license.fairplay {
                 hls.session_keys.push(sealcast_drm::hls::fairplay(KeyTag::SessionKey, &fp.replace("{kid}", &t.kid.to_hex())).map_err(|e| e.to_string())?);
