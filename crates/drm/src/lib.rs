@@ -20,6 +20,7 @@ pub mod clearkey;
 pub mod cpix;
 pub mod dash;
 pub mod error;
+pub mod fuzzing;
 pub mod groups;
 pub mod hls;
 pub mod key;

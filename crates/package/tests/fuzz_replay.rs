@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sealcast_package::fuzzing::{fuzz_boxes, fuzz_file};
+use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_protect};
 use sealcast_package::index::index_bytes;
 use sealcast_package::{Asset, PackageOptions};
 
@@ -53,6 +53,82 @@ fn index_seeds_and_regressions_do_not_panic() {
 #[test]
 fn boxes_seeds_and_regressions_do_not_panic() {
     replay("boxes", fuzz_boxes);
+}
+
+#[test]
+fn protect_seeds_and_regressions_do_not_panic() {
+    replay("protect", fuzz_protect);
+}
+
+#[test]
+fn cenc_boxes_seeds_and_regressions_do_not_panic() {
+    replay("cenc_boxes", fuzz_cenc_boxes);
+}
+
+/// Writes `fuzz/seeds/cenc_boxes/`: from each `protect` seed, the protected init segment
+/// (`cenc` with a `pssh`), and the protection boxes of its first encrypted CMAF segment
+/// (`cenc` and `cbcs`) and Smooth fragment (PIFF), one box per file. Run by
+/// `fuzz/make_seeds.sh`; deterministic (fixed keys and IVs).
+#[test]
+#[ignore = "writes seed files; run by fuzz/make_seeds.sh"]
+fn write_cenc_boxes_seeds() {
+    use sealcast_cenc::boxes::Pssh;
+    use sealcast_cenc::init::protect_init;
+    use sealcast_cenc::{iv, ContentKey, IvDeriver, TrackProtection};
+    use sealcast_isobmff::tree::RawBox;
+    use sealcast_package::protect::{sample_format, write_segment_encrypted};
+    use sealcast_package::{fmp4, smooth};
+
+    fn save(dir: &Path, name: &str, b: &RawBox<'_>, kinds: &mut std::collections::BTreeSet<String>) {
+        let typ = b.typ.to_string();
+        let piff = typ == "uuid" && b.body().starts_with(&sealcast_cenc::boxes::PIFF_SENC_UUID);
+        let wanted = piff || ["senc", "saiz", "saio", "pssh", "tenc", "sinf", "schm", "frma"].contains(&typ.as_str());
+        if wanted && kinds.insert(format!("{name}_{typ}")) {
+            let mut out = Vec::new();
+            b.encode(&mut out);
+            std::fs::write(dir.join(format!("{name}_{typ}.bin")), out).unwrap();
+        }
+        for c in b.children.iter().flatten() {
+            save(dir, name, c, kinds);
+        }
+    }
+
+    let dir = fuzz_dir().join("seeds/cenc_boxes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = ContentKey { kid: [0x5c; 16], key: [0xa7; 16] };
+    for p in inputs("seeds", "protect") {
+        let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
+        let data = Bytes::from(std::fs::read(&p).unwrap());
+        let index = index_bytes(&data, 4096).unwrap();
+        let files = [sealcast_package::asset::SourceFile { name: "seed.mp4".into(), index: std::sync::Arc::new(index) }];
+        let asset = Asset::build(&files, None, PackageOptions::default()).unwrap();
+        for t in &asset.tracks {
+            let info = &t.track().info;
+            let name = format!("{stem}_{}", t.name);
+            let mut kinds = std::collections::BTreeSet::new();
+            let cenc = TrackProtection::cenc(&key, sample_format(info), IvDeriver::derive(&key.kid, b"fuzz", info.track_id)).unwrap();
+            let cbcs = TrackProtection::cbcs(&key, sample_format(info), iv::constant_iv(&key.kid, b"fuzz", info.track_id)).unwrap();
+            let init = protect_init(&t.track().init, &cenc.init_protection(None, vec![Pssh::common(vec![key.kid])])).unwrap();
+            std::fs::write(dir.join(format!("{name}_init.mp4")), &init).unwrap();
+            for b in RawBox::parse_all(&init).unwrap() {
+                save(&dir, &format!("{name}_init"), &b, &mut kinds);
+            }
+            let (s, e) = t.segment_range(0).unwrap();
+            let range = data.slice(s as usize..e as usize);
+            let frags = fmp4::read_segment(t, 0, &range, s).unwrap();
+            let trex = info.trex.default_sample_description_index;
+            for (label, prot) in [("cenc", &cenc), ("cbcs", &cbcs)] {
+                let seg = write_segment_encrypted(&frags, range.clone(), s, prot, 0, trex).unwrap().concat();
+                for b in RawBox::parse_all(&seg).unwrap() {
+                    save(&dir, &format!("{name}_{label}"), &b, &mut kinds);
+                }
+            }
+            let frag = smooth::write_fragment_encrypted(&frags, range.clone(), s, t, smooth::delay(&asset, t), &cenc).unwrap().concat();
+            for b in RawBox::parse_all(&frag).unwrap() {
+                save(&dir, &format!("{name}_piff"), &b, &mut kinds);
+            }
+        }
+    }
 }
 
 /// The seeds are only worth having if some of them get past the index into the segment
