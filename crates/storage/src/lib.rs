@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use moka::future::Cache;
+use moka::sync::Cache;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt};
 
@@ -138,7 +138,7 @@ pub struct Store {
     encrypted: Arc<crypt::Registry>,
     /// Path prefixes served by other backends (longest first), e.g. `vod` → an S3 bucket.
     routes: Arc<Vec<Route>>,
-    /// Remote range reads in flight, shared by identical concurrent requests.
+    /// Range reads in flight, shared by identical concurrent requests.
     inflight: Arc<std::sync::Mutex<Flights>>,
     /// Hot source fragments (clear bytes, before any output encryption), by object version
     /// and range; `None` when disabled.
@@ -152,8 +152,11 @@ type FragmentKey = (Arc<str>, u64, u64);
 /// Bookkeeping per cached fragment besides its bytes (key, moka's entry), for the weigher.
 const FRAGMENT_OVERHEAD: u64 = 160;
 
-/// Remote range reads in flight by (path, start, end).
-type Flights = HashMap<(String, u64, u64), Flight>;
+/// Range reads in flight by (path or version, start, end).
+type Flights = HashMap<FlightKey, Flight>;
+
+/// What a flight reads: the path (or path and version), start and end.
+type FlightKey = (String, u64, u64);
 
 /// One remote range read, awaited by every request that wants the same bytes.
 type Flight = Shared<BoxFuture<'static, Result<Bytes>>>;
@@ -244,9 +247,9 @@ impl Store {
 
     /// Runs the fragment cache's pending maintenance (evictions, size accounting); tests call
     /// it before reading [`Store::fragment_cache_bytes`].
-    pub async fn sync_fragment_cache(&self) {
+    pub fn sync_fragment_cache(&self) {
         if let Some(c) = &self.fragments {
-            c.run_pending_tasks().await;
+            c.run_pending_tasks();
         }
     }
 
@@ -340,30 +343,39 @@ impl Store {
 
     /// [`Store::read_version`] through the hot fragment cache: a range read before (same
     /// object version, same bytes) is answered from memory, and concurrent misses of one
-    /// range make one storage read. Failures are not kept. Local files read by memory map
+    /// range make one storage read (local and remote stores alike), which fills the cache
+    /// before the waiters are released. Failures are not kept. Local files read by memory map
     /// skip the cache: they are served from the page cache without a copy already.
     pub async fn read_fragment(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
         let Some(cache) = self.fragments.as_ref().filter(|_| self.maps.is_none() || self.route(&object.path).is_some()) else {
             return self.read_version(object, range).await;
         };
-        let key: FragmentKey = (Arc::from(object.identity()), range.start, range.end);
-        if let Some(b) = cache.get(&key).await {
-            self.counters.fragment_hits.fetch_add(1, Ordering::Relaxed);
+        let id: Arc<str> = Arc::from(object.identity());
+        let key: FragmentKey = (id.clone(), range.start, range.end);
+        let hit = || {
+            let b = cache.get(&key);
+            if b.is_some() {
+                self.counters.fragment_hits.fetch_add(1, Ordering::Relaxed);
+            }
+            b
+        };
+        if let Some(b) = hit() {
             return Ok(b);
         }
-        let ran = std::sync::atomic::AtomicBool::new(false);
-        let r = cache
-            .try_get_with(key, async {
-                ran.store(true, Ordering::Relaxed);
-                self.read_version(object, range).await
-            })
-            .await
-            .map_err(|e: Arc<Error>| (*e).clone());
-        if r.is_ok() && !ran.load(Ordering::Relaxed) {
-            // Another request's read (in flight or just finished) answered this one.
-            self.counters.coalesced_reads.fetch_add(1, Ordering::Relaxed);
-        }
-        r
+        // Moka's own `try_get_with` coalesces too, but its waiters are invisible until they
+        // return; our flight counts each joiner when it joins (metrics, and tests that hold a
+        // read until every request waits on it).
+        let start = || {
+            let (s, o, c, k) = (self.clone(), object.clone(), cache.clone(), key.clone());
+            async move {
+                let b = s.read_version(&o, range).await?;
+                c.insert(k, b.clone());
+                Ok(b)
+            }
+            .boxed()
+            .shared()
+        };
+        self.single_flight((format!("fragment\n{id}"), key.1, key.2), hit, start).await
     }
 
     /// Drops every cached fragment of `object`'s version (it changed in storage).
@@ -383,6 +395,17 @@ impl Store {
         // Reads of a known version share a flight only with reads of that same version.
         let id = version.map_or_else(|| path.to_string(), |v| format!("{}\n{}", path, v.identity()));
         let key = (id, range.start, range.end);
+        let start = || {
+            let (s, p, v) = (self.clone(), path.to_string(), version.cloned());
+            async move { s.read_range_once(&p, range, v.as_ref()).await }.boxed().shared()
+        };
+        self.single_flight(key, || None, start).await
+    }
+
+    /// Joins the flight for `key`, or starts one with `start`. `done` is asked under the
+    /// flights lock first: a flight that finished (and filled a cache) just before is answered
+    /// from there, without a second read.
+    async fn single_flight(&self, key: FlightKey, done: impl Fn() -> Option<Bytes>, start: impl FnOnce() -> Flight) -> Result<Bytes> {
         let flight = {
             let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
             match m.get(&key) {
@@ -391,8 +414,10 @@ impl Store {
                     f.clone()
                 }
                 None => {
-                    let (s, p, v) = (self.clone(), path.to_string(), version.cloned());
-                    let f = async move { s.read_range_once(&p, range, v.as_ref()).await }.boxed().shared();
+                    if let Some(b) = done() {
+                        return Ok(b);
+                    }
+                    let f = start();
                     m.insert(key.clone(), f.clone());
                     f
                 }
@@ -615,7 +640,7 @@ mod tests {
         std::fs::write(dir.join("a/x.tmp"), vec![9u8; 5000]).unwrap();
         std::fs::rename(dir.join("a/x.tmp"), dir.join("a/x.mp4")).unwrap();
         assert!(matches!(s.read_version(&v1, 0..10).await, Err(Error::Changed(_))));
-        s.sync_fragment_cache().await;
+        s.sync_fragment_cache();
         let before = reads();
         assert!(matches!(s.read_fragment(&v1, 100..1100).await, Err(Error::Changed(_))), "old version answered from cache");
         assert_eq!(reads(), before + 1);
