@@ -1,6 +1,10 @@
 //! Assets as the origin serves them: listed from storage, each track file indexed with a
 //! handful of ranged reads, and kept in byte-bounded caches. Manifests are generated at most
 //! once per asset version and kept with it.
+//!
+//! Source bytes are read as the version that was indexed ([`Assets::read_source`]): a file
+//! replaced in storage since makes the read fail instead of mixing two versions, drops the
+//! file's index and the asset, and the request is tried once more against a fresh index.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -126,6 +130,34 @@ impl Assets {
         self
     }
 
+    /// Keeps up to `bytes` of hot source fragments (segment source ranges) in memory; 0: none.
+    /// See [`Store::with_fragment_cache`].
+    pub fn with_fragment_cache(mut self, bytes: u64) -> Self {
+        self.store = self.store.with_fragment_cache(bytes);
+        self
+    }
+
+    /// Reads `range` of source file `file` of `loaded` (a segment's fragments), through the hot
+    /// fragment cache, as exactly the version `loaded` was built from. If storage holds another
+    /// version now, the file's index and the asset are dropped (unless already rebuilt) and
+    /// [`ApiError::SourceChanged`] comes back: the caller retries once against the fresh
+    /// index, and a second change answers 503.
+    pub async fn read_source(&self, loaded: &Loaded, file: &str, range: std::ops::Range<u64>) -> Result<Bytes, ApiError> {
+        let info = loaded.files.get(file).ok_or_else(|| ApiError::NotFound(loaded.file_path(file)))?;
+        match self.store.read_fragment(info, range).await {
+            Ok(b) => Ok(b),
+            Err(sealcast_storage::Error::Changed(path)) => {
+                tracing::info!(path = %path, "source changed since it was indexed; indexing again");
+                self.indexes.invalidate(&info.identity()).await;
+                if self.assets.get(&loaded.path).await.is_some_and(|cur| cur.identity == loaded.identity) {
+                    self.assets.invalidate(&loaded.path).await;
+                }
+                Err(ApiError::SourceChanged(path))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -217,7 +249,8 @@ impl Assets {
             .try_get_with(key, async {
                 let mut b = IndexBuilder::new(o.size, self.read_ahead);
                 while let Need::Read { offset, len } = b.next_read() {
-                    let data = self.store.read_range(&o.path, offset..offset + len).await.map_err(ApiError::from)?;
+                    // Every read of one index is of the listed version, never a mix.
+                    let data = self.store.read_version(o, offset..offset + len).await.map_err(ApiError::from)?;
                     b.feed(offset, data).map_err(|e| ApiError::Content { asset: String::new(), detail: e.to_string() })?;
                 }
                 b.finish().map(Arc::new).map_err(|e| ApiError::Content { asset: String::new(), detail: e.to_string() })

@@ -337,6 +337,9 @@ pub struct CacheConfig {
     /// Milliseconds an unknown asset (404) is remembered, so repeated requests for it do not
     /// each list storage (0: not remembered).
     pub negative_ttl_ms: u64,
+    /// Byte budget of hot source fragments (clear segment bytes as read from storage, before
+    /// any output encryption), so a segment many players ask for is read once (0: no cache).
+    pub fragment_bytes: u64,
 }
 
 /// Cache-Control header values.
@@ -371,7 +374,7 @@ impl Default for Config {
 
 impl Default for CacheConfig {
     fn default() -> Self {
-        CacheConfig { index_bytes: 256 << 20, asset_bytes: 64 << 20, asset_ttl_secs: 5, negative_ttl_ms: 2000 }
+        CacheConfig { index_bytes: 256 << 20, asset_bytes: 64 << 20, asset_ttl_secs: 5, negative_ttl_ms: 2000, fragment_bytes: 256 << 20 }
     }
 }
 

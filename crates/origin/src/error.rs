@@ -35,6 +35,10 @@ pub enum ApiError {
         /// Seconds until a retry may succeed.
         retry_after: u64,
     },
+    /// A source file changed in storage since it was indexed (its index and asset were
+    /// dropped): 503 with `Retry-After`, unless the one retry against the fresh index works.
+    #[error("source changed: {0}")]
+    SourceChanged(String),
     /// Storage did not answer in time: 504.
     #[error("storage timeout: {0}")]
     StorageTimeout(String),
@@ -51,7 +55,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Content { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Storage(_) | ApiError::StorageBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Storage(_) | ApiError::StorageBusy { .. } | ApiError::SourceChanged(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::StorageTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::StorageUpstream(_) => StatusCode::BAD_GATEWAY,
         }
@@ -64,6 +68,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Content { .. } => "bad_content",
             ApiError::Storage(_) => "storage_unavailable",
+            ApiError::SourceChanged(_) => "source_changed",
             ApiError::StorageBusy { .. } => "storage_busy",
             ApiError::StorageTimeout(_) => "storage_timeout",
             ApiError::StorageUpstream(_) => "storage_error",
@@ -76,6 +81,7 @@ impl From<sealcast_storage::Error> for ApiError {
         match e {
             sealcast_storage::Error::NotFound(p) => ApiError::NotFound(p),
             sealcast_storage::Error::Timeout(m) => ApiError::StorageTimeout(m),
+            sealcast_storage::Error::Changed(p) => ApiError::SourceChanged(p),
             sealcast_storage::Error::Upstream(m) => ApiError::StorageUpstream(m),
             sealcast_storage::Error::Overloaded { detail, retry_after_secs } => ApiError::StorageBusy { detail, retry_after: retry_after_secs },
             other => ApiError::Storage(other.to_string()),
@@ -97,6 +103,9 @@ impl IntoResponse for ApiError {
         match &self {
             ApiError::Storage(_) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            }
+            ApiError::SourceChanged(_) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             ApiError::StorageBusy { retry_after, .. } => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

@@ -98,7 +98,8 @@ impl AppState {
             cfg.cache.asset_bytes,
             Duration::from_secs(cfg.cache.asset_ttl_secs.max(1)),
         )
-        .with_negative_ttl(Duration::from_millis(cfg.cache.negative_ttl_ms));
+        .with_negative_ttl(Duration::from_millis(cfg.cache.negative_ttl_ms))
+        .with_fragment_cache(cfg.cache.fragment_bytes);
         Arc::new(AppState {
             assets,
             seg_cc: HeaderValue::from_str(&cfg.cache_control.segments).expect("validated at start-up"),
@@ -171,7 +172,13 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
         return r;
     }
     let query = parts.uri.query();
-    match route(st, &method, &parts.headers, path, query).await {
+    let mut res = route(st, &method, &parts.headers, path, query).await;
+    if matches!(res, Err(ApiError::SourceChanged(_))) {
+        // A source file was replaced after it was indexed; its asset is gone from the cache,
+        // so one more try answers from the new version (a second change answers 503).
+        res = route(st, &method, &parts.headers, path, query).await;
+    }
+    match res {
         Ok(r) => r,
         Err(e) => {
             match &e {
@@ -298,8 +305,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
                 return Err(ApiError::NotFound(format!("segment {num} of track '{tname}'")));
             }
             let (start, end) = track.segment_range(num - 1).ok_or_else(|| ApiError::NotFound(format!("segment {num}")))?;
-            let fpath = loaded.file_path(&track.file);
-            let data = st.assets.store().read_range(&fpath, start..end).await?;
+            let data = st.assets.read_source(&loaded, &track.file, start..end).await?;
             let content = |file: &str, e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") };
             let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(|e| content(&track.file, e))?;
             let (parts, content_type, identity) = if is_ts {
@@ -412,7 +418,7 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
             let (ext, is_ts) = if last.ends_with(".ts") { (".ts", true) } else { (".m4s", false) };
             let num = segment_number(last, ext, track.segments.len()).ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
             let (start, end) = track.segment_range(num - 1).ok_or_else(|| ApiError::NotFound(format!("segment {num}")))?;
-            let data = st.assets.store().read_range(&loaded.file_path(&track.file), start..end).await?;
+            let data = st.assets.read_source(&loaded, &track.file, start..end).await?;
             let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(content)?;
             let (parts, ct, identity) = match (&tc.envelope, &tc.prot) {
                 (Some(env), _) => {
@@ -618,7 +624,7 @@ async fn smooth_fragment(st: &AppState, method: &Method, headers: &http::HeaderM
     };
     let info = loaded.files.get(&track.file).ok_or_else(|| ApiError::NotFound(track.file.clone()))?;
     let (start, end) = track.segment_range(seg).ok_or_else(|| ApiError::NotFound(format!("fragment {stream}={time}")))?;
-    let data = st.assets.store().read_range(&loaded.file_path(&track.file), start..end).await?;
+    let data = st.assets.read_source(&loaded, &track.file, start..end).await?;
     let content = |e: sealcast_package::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("{}: {e}", track.file) };
     let frags = fmp4::read_segment(track, seg, &data, start).map_err(content)?;
     let delay = smooth::delay(&loaded.asset, track);
@@ -691,7 +697,7 @@ async fn ts_segment(
         let ainfo = loaded.files.get(&a.file).ok_or_else(|| ApiError::NotFound(a.file.clone()))?;
         identity.push('\n');
         identity.push_str(&ainfo.identity());
-        audio_data = st.assets.store().read_range(&loaded.file_path(&a.file), s..e).await?;
+        audio_data = st.assets.read_source(loaded, &a.file, s..e).await?;
         let af = fmp4::read_fragments(a, range, &audio_data, s).map_err(|e| content(&a.file, e))?;
         inputs.push(ts::TsInput { codec: ts::codec(a), timescale: a.track().info.timescale, samples: ts::samples(&af, &audio_data, s, from, to, 0).map_err(|e| content(&a.file, e))? });
     }

@@ -89,7 +89,8 @@ impl Guard {
         };
         drop(permit);
         reset.armed = false;
-        self.record(matches!(r, Ok(_) | Err(Error::NotFound(_))));
+        // A missing or changed object is an answer from a healthy store, not a fault.
+        self.record(matches!(r, Ok(_) | Err(Error::NotFound(_) | Error::Changed(_))));
         r
     }
 
@@ -130,8 +131,10 @@ impl Guard {
 /// object, timeout, unreachable store, or an error answer from the store.
 pub(crate) fn classify(e: object_store::Error) -> Error {
     use object_store::client::{HttpError, HttpErrorKind};
-    if let object_store::Error::NotFound { path, .. } = e {
-        return Error::NotFound(path);
+    match e {
+        object_store::Error::NotFound { path, .. } => return Error::NotFound(path),
+        object_store::Error::Precondition { path, .. } => return Error::Changed(path),
+        _ => {}
     }
     let msg = e.to_string();
     let mut src: Option<&(dyn StdError + 'static)> = Some(&e);

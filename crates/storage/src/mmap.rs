@@ -41,13 +41,17 @@ impl MapCache {
     }
 
     /// Bytes `range` of `root/path`. `path` was validated by `AssetPath` (plain segments).
-    pub(crate) fn read(&self, root: &Path, path: &str, range: Range<u64>) -> Result<Bytes> {
+    /// With `version`, the file must be that version ([`Error::Changed`] otherwise).
+    pub(crate) fn read(&self, root: &Path, path: &str, range: Range<u64>, version: Option<crate::LocalVersion>) -> Result<Bytes> {
         let full = root.join(path);
         // One stat per read: a replaced or changed file is remapped, never mixed.
         let meta = std::fs::metadata(&full).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(path.to_string()),
             _ => Error::Unavailable(format!("{path}: {e}")),
         })?;
+        if let Some(v) = version {
+            v.check(path, &meta)?;
+        }
         let (len, modified) = (meta.len(), meta.modified().ok());
         if range.end > len || range.start > range.end {
             return Err(Error::ShortRead { path: path.to_string(), want: range.end.saturating_sub(range.start), got: len.saturating_sub(range.start) });

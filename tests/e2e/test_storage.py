@@ -1,0 +1,197 @@
+"""Serving from cloud storage, judged by ffmpeg 8.1.
+
+moto_server (S3) and Azurite (Azure Blob) run on free 127.0.0.1 ports; `sealcast ingest
+--config` uploads the `demo` and `hevc` fixtures to each, once clear and once storage-encrypted
+at rest (`--encrypt`, keys recorded in a catalog); the real binary serves them through
+`[[store]]` routes, and ffmpeg `-c copy -f framemd5` of every track, read through its HLS
+media playlist over HTTP, equals the same hash of the source track (every packet's size and
+md5, codec configuration, and timestamps to 1 ms).
+
+Skips, saying why, when moto_server or azurite-blob is missing (`scripts/setup.sh` installs
+both: PyPI `moto[server]`, npm `azurite` under tests/storage).
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import hashlib
+import hmac
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from oracle import (FIXTURES, REPO, compare_samples, compare_timestamps, framemd5, get_ok, resolve,
+                    sealcast_bin, source_hashes, source_tracks, start_server_config, stop_server)
+
+ASSETS = ["demo", "hevc"]
+STORES = ["s3", "az"]
+MODES = ["clear", "enc"]
+TS_TOLERANCE = Fraction(1, 1000)
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's published development key (not a secret).
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            pytest.fail(f"{what} exited with {proc.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail(f"{what} did not listen on 127.0.0.1:{port} within {timeout}s")
+
+
+def _azurite_bin() -> str | None:
+    local = REPO / "tests" / "storage" / "node_modules" / ".bin" / "azurite-blob"
+    return str(local) if local.exists() else shutil.which("azurite-blob")
+
+
+def _create_bucket(endpoint: str) -> None:
+    import boto3  # installed with moto[server]
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
+                 region_name="us-east-1").create_bucket(Bucket="media")
+
+
+def _create_container(port: int) -> None:
+    """`PUT ?restype=container`, signed with Shared Key (the Blob service's canonical string:
+    verb, eleven standard header slots with a zero length left empty, x-ms-* headers, then the
+    canonical resource)."""
+    date, version = email.utils.formatdate(usegmt=True), "2021-08-06"
+    headers = ["PUT", "", "", "", "", "application/octet-stream", "", "", "", "", "", ""]
+    canonical = "\n".join(headers) + f"\nx-ms-date:{date}\nx-ms-version:{version}\n" \
+        + f"/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/media\nrestype:container"
+    sig = base64.b64encode(hmac.new(base64.b64decode(AZURITE_KEY), canonical.encode(), hashlib.sha256).digest()).decode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}/media?restype=container", data=b"", method="PUT",
+        headers={"Content-Type": "application/octet-stream", "Content-Length": "0", "x-ms-date": date,
+                 "x-ms-version": version, "Authorization": f"SharedKey {AZURITE_ACCOUNT}:{sig}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.status == 201, f"creating the Azurite container answered {r.status}"
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    """moto + Azurite with every (store, asset, mode) ingested, and a server over them."""
+    if shutil.which("moto_server") is None:
+        pytest.skip("moto_server not installed (pip install 'moto[server]', or scripts/setup.sh)")
+    azurite = _azurite_bin()
+    if azurite is None:
+        pytest.skip("azurite-blob not installed (cd tests/storage && npm ci, or scripts/setup.sh)")
+    if not sealcast_bin().exists():
+        pytest.fail(f"server binary {sealcast_bin()} not found: cargo build --release, or set SEALCAST_BIN")
+    tmp = tmp_path_factory.mktemp("storage")
+    procs: list[subprocess.Popen] = []
+    server = None
+    try:
+        s3_port, az_port = _free_port(), _free_port()
+        procs.append(subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(s3_port)],
+                                      stdout=subprocess.DEVNULL, stderr=open(tmp / "moto.log", "wb")))
+        _wait_port(s3_port, procs[-1], "moto_server")
+        procs.append(subprocess.Popen([azurite, "--blobHost", "127.0.0.1", "--blobPort", str(az_port),
+                                       "--location", str(tmp / "azurite"), "--skipApiVersionCheck", "--loose",
+                                       "--silent", "--disableTelemetry"],
+                                      stdout=subprocess.DEVNULL, stderr=open(tmp / "azurite.log", "wb")))
+        _wait_port(az_port, procs[-1], "azurite-blob")
+        _create_bucket(f"http://127.0.0.1:{s3_port}")
+        _create_container(az_port)
+
+        (tmp / "local").mkdir()
+        catalog = tmp / "catalog.toml"
+        config = tmp / "sealcast.toml"
+        config.write_text(f"""listen = "127.0.0.1:0"
+root = "{tmp / 'local'}"
+catalog = "{catalog}"
+allow_clear_without_policy = true
+
+[[store]]
+prefix = "s3"
+kind = "s3"
+bucket = "media"
+region = "us-east-1"
+endpoint = "http://127.0.0.1:{s3_port}"
+allow_http = true
+access_key_id = "test"
+secret_access_key = "test"
+
+[[store]]
+prefix = "az"
+kind = "azure"
+account = "{AZURITE_ACCOUNT}"
+container = "media"
+use_emulator = true
+endpoint = "http://127.0.0.1:{az_port}/{AZURITE_ACCOUNT}"
+""")
+        for store in STORES:
+            for asset in ASSETS:
+                files = sorted(str(p) for p in (FIXTURES / asset).iterdir() if p.is_file())
+                for mode in MODES:
+                    cmd = [str(sealcast_bin()), "ingest", "--config", str(config), "--asset", f"{store}/{asset}-{mode}",
+                           "--catalog", str(catalog), *(["--encrypt"] if mode == "enc" else []), *files]
+                    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+                    assert out.returncode == 0, f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-2000:]}"
+        server = start_server_config(config, tmp / "sealcast.stderr.log")
+        yield server
+    finally:
+        if server is not None:
+            stop_server(server)
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _media_playlists(base: str, path: str) -> dict[str, str]:
+    """Track name -> media playlist URL, as the multivariant playlist references them."""
+    master_url = f"{base}/{path}/master.m3u8"
+    text = get_ok(master_url).body.decode()
+    refs = []
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-MEDIA") and 'URI="' in line:
+            refs.append(line.split('URI="', 1)[1].split('"', 1)[0])
+        elif line and not line.startswith("#"):
+            refs.append(line)
+    out = {}
+    for r in refs:
+        url = resolve(master_url, r)
+        out[url.split(f"/{path}/", 1)[1].split("/", 1)[0]] = url
+    return out
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("asset", ASSETS)
+@pytest.mark.parametrize("store", STORES)
+def test_every_track_from_cloud_storage_equals_the_source(cloud, store, asset, mode):
+    path = f"{store}/{asset}-{mode}"
+    playlists = _media_playlists(cloud.base_url, path)
+    want = sorted(source_tracks(asset))
+    assert sorted(playlists) == want, f"/{path}/master.m3u8 references tracks {sorted(playlists)}, source has {want}"
+    errors = []
+    for name, url in sorted(playlists.items()):
+        try:
+            got = framemd5(url, "0:0")
+            src = source_hashes(asset, name)
+            compare_samples(got, src, f"ffmpeg -i {url}")
+            compare_timestamps(got, src, f"ffmpeg -i {url}", TS_TOLERANCE)
+        except AssertionError as e:
+            errors.append(str(e))
+    assert not errors, "\n".join(errors)
