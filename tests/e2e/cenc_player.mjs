@@ -5,6 +5,12 @@
 // JOBS.json: {"timeout": 30, "threshold": 4, "jobs": [
 //   {"id": "…", "engine": "shaka"|"dashjs", "url": "http://…/manifest.mpd",
 //    "keys": {"<kid hex>": "<key hex>", …}}, …]}
+// Also (test_keys.py): shaka with a ClearKey licence SERVER instead of inline keys,
+//   {"engine": "shaka", "url": …, "license": "http://…/clearkey", "token": "<bearer, optional>"}
+//   (the token goes into an `Authorization: Bearer` header of licence requests only), and
+//   hls.js for HLS (AES-128 / SAMPLE-AES TS; the player fetches keys itself, no EME):
+//   {"engine": "hlsjs", "url": "http://…/master-ts.m3u8"}. Such jobs report licenseRequests
+//   / keyRequests (status of every /clearkey or /key/ response).
 // Prints one JSON object per job on stdout ({id, ok, error, currentTime, decodedFrames,
 // mediaError, playerErrors, keySystem, licenseRequests, …}); the caller judges (a job with
 // wrong keys is expected to fail). Exit code 0 unless the harness itself broke.
@@ -30,8 +36,8 @@ const PAGE_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>sealc
 const hexToB64url = (hex) => Buffer.from(hex.replace(/-/g, ''), 'hex').toString('base64')
   .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 
-async function startShaka(page, url, keys) {
-  return page.evaluate(async ({ manifestUrl, clearKeys }) => {
+async function startShaka(page, url, keys, license, token) {
+  return page.evaluate(async ({ manifestUrl, clearKeys, license, token }) => {
     const errors = [];
     window.__errors = errors;
     shaka.polyfill.installAll();
@@ -40,7 +46,16 @@ async function startShaka(page, url, keys) {
     const player = new shaka.Player();
     window.__player = player;
     await player.attach(video);
-    player.configure({ drm: { clearKeys } });
+    if (license) {
+      player.configure({ drm: { servers: { 'org.w3.clearkey': license } } });
+      if (token) {
+        player.getNetworkingEngine().registerRequestFilter((type, request) => {
+          if (type === shaka.net.NetworkingEngine.RequestType.LICENSE) request.headers['Authorization'] = `Bearer ${token}`;
+        });
+      }
+    } else {
+      player.configure({ drm: { clearKeys } });
+    }
     player.addEventListener('error', (ev) => {
       const d = ev.detail || {};
       errors.push({ severity: d.severity, category: d.category, code: d.code, data: JSON.stringify(d.data || []).slice(0, 300) });
@@ -51,9 +66,40 @@ async function startShaka(page, url, keys) {
       return { error: `load failed: code ${e.code} category ${e.category} data ${JSON.stringify(e.data || []).slice(0, 300)}` };
     }
     video.muted = true;
-    try { await video.play(); } catch (e) { errors.push({ play: String(e) }); }
+    // play() stays pending while no key arrives (licence refused): do not wait for it forever.
+    try {
+      await Promise.race([video.play(), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    } catch (e) { errors.push({ play: String(e) }); }
     return { ok: true };
-  }, { manifestUrl: url, clearKeys: keys });
+  }, { manifestUrl: url, clearKeys: keys || {}, license: license || null, token: token || null });
+}
+
+// hls.js: AES-128 and SAMPLE-AES (TS) are decrypted by hls.js itself with WebCrypto from the
+// key it fetches at the playlist's key URI; no EME is involved.
+async function startHlsjs(page, url) {
+  return page.evaluate(async (manifestUrl) => {
+    const errors = [];
+    window.__errors = errors;
+    if (typeof Hls === 'undefined') return { error: 'Hls global missing' };
+    if (!Hls.isSupported()) return { error: 'hls.js says this browser is not supported' };
+    const video = document.getElementById('v');
+    const hls = new Hls({ enableWorker: true });
+    window.__player = hls;
+    hls.on(Hls.Events.ERROR, (ev, d) => errors.push({ fatal: !!d.fatal, type: d.type, details: d.details,
+      response: d.response ? d.response.code : undefined }));
+    const parsed = new Promise((resolve) => {
+      hls.on(Hls.Events.MANIFEST_PARSED, () => resolve({ ok: true }));
+      hls.on(Hls.Events.ERROR, (ev, d) => { if (d.fatal) resolve({ error: `fatal hls.js error ${d.type}/${d.details}` }); });
+    });
+    hls.loadSource(manifestUrl);
+    hls.attachMedia(video);
+    const r = await parsed;
+    video.muted = true;
+    try {
+      await Promise.race([video.play(), new Promise((resolve) => setTimeout(resolve, 5000))]);
+    } catch (e) { errors.push({ play: String(e) }); }
+    return r;
+  }, url);
 }
 
 async function startDashjs(page, url, keys) {
@@ -94,8 +140,11 @@ async function playOne(browser, job, opts) {
   page.on('pageerror', (e) => console_.push(`pageerror: ${e.message}`));
   const failedRequests = [];
   const requests = [];
+  const keyResponses = [];
   page.on('requestfailed', (r) => failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
   page.on('response', (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path === '/clearkey' || path.startsWith('/key/')) keyResponses.push(`${r.request().method()} ${path} ${r.status()}`);
     if (r.status() >= 400) failedRequests.push(`${r.url()} -> ${r.status()}`);
     else if (!r.url().includes('__sealcast_e2e__')) requests.push(new URL(r.url()).pathname);
   });
@@ -107,10 +156,13 @@ async function playOne(browser, job, opts) {
     await page.goto(origin + PAGE_PATH);
     if (job.engine === 'shaka') {
       await page.addScriptTag({ path: require.resolve('shaka-player/dist/shaka-player.compiled.js') });
+    } else if (job.engine === 'hlsjs') {
+      await page.addScriptTag({ path: require.resolve('hls.js/dist/hls.min.js') });
     } else {
       await page.addScriptTag({ path: require.resolve('dashjs/dist/dash.all.min.js') });
     }
-    const loaded = job.engine === 'shaka' ? await startShaka(page, job.url, job.keys) : await startDashjs(page, job.url, job.keys);
+    const loaded = job.engine === 'shaka' ? await startShaka(page, job.url, job.keys, job.license, job.token)
+      : job.engine === 'hlsjs' ? await startHlsjs(page, job.url) : await startDashjs(page, job.url, job.keys);
     if (loaded.error) {
       result.error = loaded.error;
     } else {
@@ -145,19 +197,20 @@ async function playOne(browser, job, opts) {
     }).catch((e) => ({ stateError: String(e) }));
     Object.assign(result, state);
     if (result.mediaError) { result.ok = false; result.error = `media element error ${result.mediaError}`; }
-    const critical = (result.playerErrors || []).filter((e) => job.engine === 'dashjs' || e.severity === 2);
+    const critical = (result.playerErrors || []).filter((e) => job.engine === 'dashjs' || e.severity === 2 || e.fatal);
     if (critical.length) {
       result.ok = false;
       result.error = (result.error ? result.error + '; ' : '') + `player error(s): ${JSON.stringify(critical).slice(0, 800)}`;
     }
     if (result.ok && !(result.decodedFrames > 0)) { result.ok = false; result.error = 'no video frames decoded'; }
-    if (result.ok && !result.mediaKeys) { result.ok = false; result.error = 'played without MediaKeys attached (clear content?)'; }
+    if (result.ok && !result.mediaKeys && job.engine !== 'hlsjs') { result.ok = false; result.error = 'played without MediaKeys attached (clear content?)'; }
   } catch (e) {
     result.error = `harness: ${e && e.message ? e.message : e}`;
   }
   result.console = console_.slice(0, 20);
   result.failedRequests = failedRequests.slice(0, 20);
   result.requests = requests.slice(0, 30);
+  result.keyRequests = keyResponses.slice(0, 30);
   await page.close();
   return result;
 }

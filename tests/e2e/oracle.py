@@ -993,3 +993,52 @@ def widevine_kids(data: bytes) -> list[str]:
         else:
             raise AssertionError(f"WidevinePsshData: unexpected wire type {wire} at {p}")
     return kids
+
+
+# --------------------------------------------------------------------------- HTTPS servers (TLS in the config)
+
+LISTEN_TLS_RE = re.compile(r"^sealcast listening on (https://127\.0\.0\.1:(\d+))/?\s*$")
+
+
+def start_tls_server_config(config: Path, log_path: Path, timeout: float = 30.0) -> Server:
+    """`sealcast serve --config CONFIG` for a config with `[tls]`: the first stdout line must
+    then say `sealcast listening on https://127.0.0.1:PORT`."""
+    binary = sealcast_bin()
+    if not binary.exists():
+        pytest.fail(f"server binary {binary} not found: build it with `cargo build --release` "
+                    f"or point SEALCAST_BIN at it")
+    log = open(log_path, "wb")
+    proc = subprocess.Popen([str(binary), "serve", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
+    lines: list[str] = []
+    got_first = threading.Event()
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+            got_first.set()
+        got_first.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not got_first.wait(timeout) or not lines or not LISTEN_TLS_RE.match(lines[0]):
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        pytest.fail(f"sealcast serve --config {config} (with [tls]) did not start as expected: first stdout line "
+                    f"{lines[:1]}, expected 'sealcast listening on https://127.0.0.1:PORT'; exit code "
+                    f"{proc.returncode}; stderr tail:\n{log_path.read_text(errors='replace')[-2000:]}")
+    return Server(LISTEN_TLS_RE.match(lines[0]).group(1), proc, log_path, lines)
+
+
+def prometheus_samples(text: str) -> dict[str, float]:
+    """Prometheus text exposition -> {'name{labels}': value} (labels exactly as printed)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)", line)
+        if m:
+            out[m.group(1)] = float(m.group(2))
+    return out
