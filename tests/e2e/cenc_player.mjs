@@ -46,15 +46,13 @@ async function startShaka(page, url, keys, license, token) {
     const player = new shaka.Player();
     window.__player = player;
     await player.attach(video);
-    if (license) {
-      player.configure({ drm: { servers: { 'org.w3.clearkey': license } } });
-      if (token) {
-        player.getNetworkingEngine().registerRequestFilter((type, request) => {
-          if (type === shaka.net.NetworkingEngine.RequestType.LICENSE) request.headers['Authorization'] = `Bearer ${token}`;
-        });
-      }
-    } else {
-      player.configure({ drm: { clearKeys } });
+    // A licence server from the job, else the manifest's (dashif:Laurl), else inline keys.
+    if (license) player.configure({ drm: { servers: { 'org.w3.clearkey': license } } });
+    else if (Object.keys(clearKeys).length) player.configure({ drm: { clearKeys } });
+    if (token) {
+      player.getNetworkingEngine().registerRequestFilter((type, request) => {
+        if (type === shaka.net.NetworkingEngine.RequestType.LICENSE) request.headers['Authorization'] = `Bearer ${token}`;
+      });
     }
     player.addEventListener('error', (ev) => {
       const d = ev.detail || {};
@@ -144,7 +142,7 @@ async function playOne(browser, job, opts) {
   page.on('requestfailed', (r) => failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
   page.on('response', (r) => {
     const path = new URL(r.url()).pathname;
-    if (path === '/clearkey' || path.startsWith('/key/')) keyResponses.push(`${r.request().method()} ${path} ${r.status()}`);
+    if (path === '/clearkey' || path.startsWith('/key/')) keyResponses.push(`${r.request().method()} ${r.url().split('?')[0]} ${r.status()}`);
     if (r.status() >= 400) failedRequests.push(`${r.url()} -> ${r.status()}`);
     else if (!r.url().includes('__sealcast_e2e__')) requests.push(new URL(r.url()).pathname);
   });

@@ -565,6 +565,7 @@ def browser(env):
         {"id": "hlsjs-aes128-ts-no-token", "engine": "hlsjs", "url": f"{base}/demo/master-ts.m3u8"},
         {"id": "shaka-clearkey-server-bearer", "engine": "shaka", "url": f"{base}/demo/manifest.mpd",
          "license": f"{base}/clearkey", "token": token},
+        {"id": "shaka-mpd-laurl-bearer", "engine": "shaka", "url": f"{base}/demo/manifest.mpd", "token": token},
         {"id": "shaka-clearkey-server-no-token", "engine": "shaka", "url": f"{base}/demo/manifest.mpd",
          "license": f"{base}/clearkey"},
         {"id": "shaka-clearkey-server-bad-token", "engine": "shaka", "url": f"{base}/demo/manifest.mpd",
@@ -599,7 +600,8 @@ def _result(browser, job):
 
 
 @pytest.mark.parametrize("job,path", [("hlsjs-sample-aes-ts", "/key/"), ("hlsjs-aes128-ts-carried-token", "/key/"),
-                                      ("shaka-clearkey-server-bearer", "/clearkey")])
+                                      ("shaka-clearkey-server-bearer", "/clearkey"),
+                                      ("shaka-mpd-laurl-bearer", "/clearkey")])
 def test_browser_plays_with_keys_from_origin(browser, job, path):
     r = _result(browser, job)
     assert r["ok"], f"{job}: expected playback past 4 s with frames decoded:\n{_explain(r, browser['token'])}"
