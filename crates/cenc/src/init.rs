@@ -61,6 +61,11 @@ pub fn protect_init(init: &[u8], p: &InitProtection) -> Result<Vec<u8>> {
         }));
     }
     if let Some(children) = moov.children.as_mut() {
+        // A size-0 ("to the end") box kept for the round trip would, no longer last,
+        // swallow what we append after it.
+        if let Some(last) = children.last_mut().filter(|_| !p.pssh.is_empty()) {
+            last.to_end = false;
+        }
         for x in &p.pssh {
             children.push(RawBox::leaf(PSSH, body(x.to_vec())));
         }
@@ -113,6 +118,10 @@ fn protect_trak(trak: &mut RawBox<'_>, p: &InitProtection) -> Result<usize> {
         }
         let sinf = Sinf::new(original, p.scheme.fourcc(), p.tenc.clone());
         let children = entry.children.as_mut().ok_or(Error::UnsupportedEntry(original))?;
+        // As for the moov's pssh boxes: a "to the end" last child would swallow the sinf.
+        if let Some(last) = children.last_mut() {
+            last.to_end = false;
+        }
         children.push(RawBox::leaf(SINF, body(sinf.to_vec())));
         entry.typ = new;
         entry.to_end = false;

@@ -192,9 +192,20 @@ pub fn fuzz_protect(data: &[u8]) {
 /// `protect_init` on an init segment we wrote: the output must parse as a box tree and
 /// still hold a `moov`.
 fn check_protected_init(init: &[u8], ip: &InitProtection, track: &str) {
-    if let Ok(out) = protect_init(init, ip) {
-        let boxes = RawBox::parse_all(&out).unwrap_or_else(|e| panic!("protected init of track '{track}' does not parse: {e}"));
-        assert!(boxes.iter().any(|b| b.typ == sealcast_isobmff::fourcc::types::MOOV), "protected init of track '{track}' lost its moov");
+    use sealcast_isobmff::fourcc::types::{MDIA, MINF, MOOV, STBL, STSD, TRAK};
+    let Ok(out) = protect_init(init, ip) else { return };
+    let boxes = RawBox::parse_all(&out).unwrap_or_else(|e| panic!("protected init of track '{track}' does not parse: {e}"));
+    let moov = boxes.iter().find(|b| b.typ == MOOV).unwrap_or_else(|| panic!("protected init of track '{track}' lost its moov"));
+    // What we appended must be there when the output is read back (a size-0 "to the end"
+    // box left before it would swallow it).
+    let pssh = moov.children.iter().flatten().filter(|b| b.typ == FourCC::new(b"pssh")).count();
+    assert!(pssh >= ip.pssh.len(), "protected init of track '{track}': {pssh} pssh boxes read back, {} added", ip.pssh.len());
+    for trak in moov.children.iter().flatten().filter(|b| b.typ == TRAK) {
+        for entry in trak.path(&[MDIA, MINF, STBL, STSD]).and_then(|s| s.children.as_ref()).into_iter().flatten() {
+            if [b"encv", b"enca"].contains(&&entry.typ.0) {
+                assert!(entry.child(FourCC::new(b"sinf")).is_some(), "protected init of track '{track}': '{}' without sinf", entry.typ);
+            }
+        }
     }
 }
 
