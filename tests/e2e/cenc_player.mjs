@@ -14,24 +14,13 @@
 // Prints one JSON object per job on stdout ({id, ok, error, currentTime, decodedFrames,
 // mediaError, playerErrors, keySystem, licenseRequests, …}); the caller judges (a job with
 // wrong keys is expected to fail). Exit code 0 unless the harness itself broke.
-import { chromium } from 'playwright-core';
+import { launchChromium, openPlayerPage } from './chromium.mjs';
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
 const require = createRequire(import.meta.url);
 
-// As in /work/shared/ORACLES.md ("Real browser").
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
-// Served on the manifest's own origin (intercepted, never reaching the server): http on
-// 127.0.0.1 is a secure context, which EME requires.
-const PAGE_PATH = '/__sealcast_e2e__/cenc.html';
-const PAGE_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>sealcast e2e cenc</title></head>
-<body><video id="v" muted autoplay playsinline width="640" height="360"></video></body></html>`;
 
 const hexToB64url = (hex) => Buffer.from(hex.replace(/-/g, ''), 'hex').toString('base64')
   .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
@@ -130,28 +119,13 @@ async function startDashjs(page, url, keys) {
 }
 
 async function playOne(browser, job, opts) {
-  const page = await browser.newPage();
-  const console_ = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') console_.push(`${m.type()}: ${m.text()}`.slice(0, 400));
-  });
-  page.on('pageerror', (e) => console_.push(`pageerror: ${e.message}`));
-  const failedRequests = [];
-  const requests = [];
-  const keyResponses = [];
-  page.on('requestfailed', (r) => failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
-  page.on('response', (r) => {
-    const path = new URL(r.url()).pathname;
-    if (path === '/clearkey' || path.startsWith('/key/')) keyResponses.push(`${r.request().method()} ${r.url().split('?')[0]} ${r.status()}`);
-    if (r.status() >= 400) failedRequests.push(`${r.url()} -> ${r.status()}`);
-    else if (!r.url().includes('__sealcast_e2e__')) requests.push(new URL(r.url()).pathname);
-  });
-  const origin = new URL(job.url).origin;
-  await page.route(origin + PAGE_PATH, (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html', body: PAGE_HTML }));
   const result = { id: job.id, engine: job.engine, url: job.url, ok: false };
+  const { page, log } = await openPlayerPage(browser, job.url, 'cenc');
+  const console_ = log.console;
+  const failedRequests = log.failed;
+  const requests = log.fetched;
+  const keyResponses = log.keys;
   try {
-    await page.goto(origin + PAGE_PATH);
     if (job.engine === 'shaka') {
       await page.addScriptTag({ path: require.resolve('shaka-player/dist/shaka-player.compiled.js') });
     } else if (job.engine === 'hlsjs') {
@@ -221,12 +195,7 @@ async function main() {
   }
   const spec = JSON.parse(readFileSync(arg === '-' ? 0 : arg, 'utf8'));
   const opts = { timeout: spec.timeout || 30, threshold: spec.threshold || 4 };
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  if (!existsSync(executablePath)) {
-    console.log(JSON.stringify({ fatal: `no browser at ${executablePath}` }));
-    process.exit(3);
-  }
-  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+  const browser = await launchChromium();
   try {
     for (const job of spec.jobs) console.log(JSON.stringify(await playOne(browser, job, opts)));
   } finally {

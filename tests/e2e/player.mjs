@@ -8,9 +8,8 @@
 // reported as `audioSwitch` {switched, continued, requests (URLs fetched after the switch)}.
 // Prints one JSON object per probe ({probe, supported}: MediaSource.isTypeSupported) and
 // per URL on stdout; exit code 0 only if every URL played.
-import { chromium } from 'playwright-core';
+import { launchChromium, openPlayerPage } from './chromium.mjs';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 
 const require = createRequire(import.meta.url);
 
@@ -27,17 +26,9 @@ function parseArgs(argv) {
   return opts;
 }
 
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 // The page is served on the manifest's own origin (intercepted by Playwright, never
 // reaching the server), so playback does not depend on CORS; CORS has its own test.
-const PAGE_PATH = '/__sealcast_e2e__/player.html';
-const PAGE_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>sealcast e2e</title></head>
-<body><video id="v" muted autoplay playsinline width="640" height="360"></video></body></html>`;
 
 // hls.js: load, attach, play. Errors land in window.__errors as {fatal, type, details}.
 async function loadHlsjs(page, manifestUrl) {
@@ -89,22 +80,12 @@ async function switchAudioHlsjs(page, name, opts, requests) {
 }
 
 async function playOne(browser, shakaPath, url, opts) {
-  const page = await browser.newPage();
-  const console_ = [];
-  page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console_.push(`${m.type()}: ${m.text()}`); });
-  page.on('pageerror', (e) => console_.push(`pageerror: ${e.message}`));
-  const failedRequests = [];
-  page.on('requestfailed', (r) => failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
-  page.on('response', (r) => { if (r.status() >= 400) failedRequests.push(`${r.url()} -> ${r.status()}`); });
-  const requests = [];
-  page.on('request', (r) => requests.push(r.url()));
-
-  const origin = new URL(url).origin;
-  await page.route(origin + PAGE_PATH, (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html', body: PAGE_HTML }));
   const result = { url, ok: false };
+  const { page, log } = await openPlayerPage(browser, url, 'player');
+  const console_ = log.console;
+  const failedRequests = log.failed;
+  const requests = log.requested;
   try {
-    await page.goto(origin + PAGE_PATH);
     await page.addScriptTag({ path: shakaPath });
     const loaded = opts.engine === 'hlsjs' ? await loadHlsjs(page, url) : await page.evaluate(async (manifestUrl) => {
       const errors = [];
@@ -199,18 +180,13 @@ async function main() {
     console.error('usage: node player.mjs [--timeout S] [--threshold S] URL [URL...]');
     process.exit(2);
   }
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  if (!existsSync(executablePath)) {
-    console.log(JSON.stringify({ fatal: `no browser at ${executablePath}` }));
-    process.exit(3);
-  }
   if (!['shaka', 'hlsjs'].includes(opts.engine)) {
     console.error(`unknown --engine ${opts.engine} (shaka | hlsjs)`);
     process.exit(2);
   }
   const shakaPath = opts.engine === 'hlsjs' ? require.resolve('hls.js/dist/hls.min.js')
     : require.resolve('shaka-player/dist/shaka-player.compiled.js');
-  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+  const browser = await launchChromium();
   let allOk = true;
   try {
     if (opts.probes.length) {

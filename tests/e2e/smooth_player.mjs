@@ -9,9 +9,8 @@
 // @CodecPrivateData) and rewrites every fragment's moof (MssFragmentMoofProcessor: keeps
 // tfdt, adds one only if missing, drops tfxd/tfrf, forces default-base-is-moof), so this
 // is a real client judging the manifest's codec data as well as the fragments.
-import { chromium } from 'playwright-core';
+import { launchChromium, openPlayerPage } from './chromium.mjs';
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
 
 const require = createRequire(import.meta.url);
 
@@ -26,39 +25,17 @@ function parseArgs(argv) {
 }
 
 // As in /work/shared/ORACLES.md ("Real browser").
-const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-  '--autoplay-policy=no-user-gesture-required',
-];
 
 // The page is served on the manifest's own origin (intercepted by Playwright, never
 // reaching the server), so playback does not depend on CORS; CORS has its own test.
-const PAGE_PATH = '/__sealcast_e2e__/smooth.html';
-const PAGE_HTML = `<!doctype html><html><head><meta charset="utf-8"><title>sealcast e2e smooth</title></head>
-<body><video id="v" muted autoplay playsinline width="640" height="360"></video></body></html>`;
 
 async function playOne(browser, scripts, url, opts) {
-  const page = await browser.newPage();
-  const console_ = [];
-  page.on('console', (m) => {
-    if (m.type() === 'error' || m.type() === 'warning') console_.push(`${m.type()}: ${m.text()}`.slice(0, 500));
-  });
-  page.on('pageerror', (e) => console_.push(`pageerror: ${e.message}`));
-  const failedRequests = [];
-  const requests = [];
-  page.on('requestfailed', (r) => failedRequests.push(`${r.url()} ${r.failure()?.errorText}`));
-  page.on('response', (r) => {
-    if (r.status() >= 400) failedRequests.push(`${r.url()} -> ${r.status()}`);
-    else if (!r.url().includes('__sealcast_e2e__')) requests.push(new URL(r.url()).pathname);
-  });
-
-  const origin = new URL(url).origin;
-  await page.route(origin + PAGE_PATH, (route) =>
-    route.fulfill({ status: 200, contentType: 'text/html', body: PAGE_HTML }));
   const result = { url, ok: false };
+  const { page, log } = await openPlayerPage(browser, url, 'smooth');
+  const console_ = log.console;
+  const failedRequests = log.failed;
+  const requests = log.fetched;
   try {
-    await page.goto(origin + PAGE_PATH);
     for (const s of scripts) await page.addScriptTag({ path: s });
     const loaded = await page.evaluate((manifestUrl) => {
       const errors = [];
@@ -141,15 +118,8 @@ async function main() {
     console.error('usage: node smooth_player.mjs [--timeout S] [--threshold S] URL [URL...]');
     process.exit(2);
   }
-  const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-  if (!existsSync(executablePath)) {
-    console.log(JSON.stringify({ fatal: `no browser at ${executablePath}` }));
-    process.exit(3);
-  }
-  // dash.all does not contain the MSS parser; dash.mss registers dashjs.MssHandler,
-  // which MediaPlayer picks up when a manifest is a SmoothStreamingMedia document.
   const scripts = [require.resolve('dashjs/dist/dash.all.min.js'), require.resolve('dashjs/dist/dash.mss.min.js')];
-  const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+  const browser = await launchChromium();
   let allOk = true;
   try {
     const version = await (async () => {
