@@ -254,11 +254,27 @@ fn build_method(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
     }
 }
 
-/// IVs and the envelope depend on the file's identity (path, size, time, ETag): new content,
-/// new IVs.
+/// What a track's IVs derive from: its file name and length and a fingerprint of what the
+/// index read from it (the init segment, and every fragment's times, offset and sizes).
+///
+/// It changes when the content does (a re-encode changes the init or the fragment sizes), so
+/// new content under the same key gets new IVs; it does not depend on where or how the file is
+/// stored (asset path, modification time, ETag, storage encryption), so every node, every
+/// replica and a storage-encrypted copy of the same content serve the same bytes. Two assets
+/// whose files fingerprint alike under one key share IVs only over identical plaintext, which
+/// reveals nothing.
 fn iv_context(loaded: &Loaded, t: &AssetTrack) -> String {
-    let file = loaded.files.get(&t.file).map(|o| o.identity()).unwrap_or_else(|| t.file.clone());
-    format!("{}\n{}", loaded.path, file)
+    let ti = t.track();
+    let mut h = Vec::with_capacity(ti.init.len() + ti.fragments.len() * 49);
+    h.extend_from_slice(&ti.init);
+    for f in &ti.fragments {
+        for v in [f.decode_time, f.duration, f.pres_offset as u64, f.offset, f.size, f.media_bytes] {
+            h.extend_from_slice(&v.to_be_bytes());
+        }
+        h.push(f.keyframe as u8);
+    }
+    let size = loaded.files.get(&t.file).map_or(0, |o| o.size);
+    format!("{}\n{size}\n{:032x}", t.file, xxhash_rust::xxh3::xxh3_128(&h))
 }
 
 /// The keys of `delivery` and, per track, the index of the one that encrypts it: by the CPIX

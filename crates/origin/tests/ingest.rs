@@ -122,3 +122,62 @@ async fn refuses_unservable_files_before_uploading_anything() {
     assert_eq!(std::fs::read(store_root.join("vod/x/demo.ism")).unwrap(), std::fs::read(Path::new(&sealcast_testkit::fixtures_dir()).join("demo/demo.ism")).unwrap());
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// The delivery policy both copies get (keys inline; the storage key stays the ingest's).
+const POLICY: &str = r#"dash = "DynamicCommonEncryption"
+hls = "DynamicCommonEncryptionCbcs"
+smooth = "DynamicCommonEncryption"
+keys = [
+  { kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
+  { kid = "abba271e8bcf552bbd2e86a434a9a5da", key = "69eaa802a6763af979e8d1940fb88393" },
+  { kid = "abba271e8bcf552bbd2e86a434a9a5db", key = "69eaa802a6763af979e8d1940fb88394", kind = "CommonEncryptionCbcs" },
+]
+"#;
+
+#[tokio::test]
+async fn storage_encrypted_copy_gives_identical_encrypted_outputs() {
+    let root = temp("enc-out");
+    let store_root = root.join("store");
+    std::fs::create_dir_all(&store_root).unwrap();
+    let catalog = root.join("catalog.toml");
+    let store = Store::local(&store_root).unwrap();
+    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(catalog.clone()) };
+    ingest::run(&store, &args).await.unwrap();
+    // The ingest's catalog entry gets a delivery policy; the clear copy gets the same one.
+    let text = std::fs::read_to_string(&catalog).unwrap();
+    let at = text.find("path = \"demo\"\n").expect("ingest wrote the asset") + "path = \"demo\"\n".len();
+    std::fs::write(&catalog, format!("{}{POLICY}{}", &text[..at], &text[at..])).unwrap();
+    let clear_catalog = root.join("clear.toml");
+    std::fs::write(&clear_catalog, format!("[[asset]]\npath = \"demo\"\n{POLICY}")).unwrap();
+
+    let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
+    let enc_store = Store::local(&store_root).unwrap();
+    apply_storage_encryption(&cat, &enc_store).unwrap();
+    let enc = AppState::with_parts(&Config { root: store_root.clone(), ..Config::default() }, enc_store, cat.clone(), Some(cat));
+    let ccat = Arc::new(TomlCatalog::load(&clear_catalog).unwrap());
+    let fx = sealcast_testkit::fixtures_dir();
+    let clear = AppState::with_parts(&Config { root: fx.clone(), ..Config::default() }, Store::local(&fx).unwrap(), ccat.clone(), Some(ccat));
+
+    let loaded = clear.assets.get("demo").await.unwrap();
+    let mut all: Vec<String> = ["manifest.mpd", "master.m3u8", "master-ts.m3u8", "Manifest"].iter().map(|m| format!("/demo/{m}")).collect();
+    for t in &loaded.asset.tracks {
+        for s in ["cenc", "cbcs"] {
+            all.push(format!("/demo/{}/{s}/init.mp4", t.name));
+            for n in 1..=t.segments.len() {
+                all.push(format!("/demo/{}/{s}/{n}.m4s", t.name));
+            }
+        }
+        all.push(format!("/demo/{}/cbcs/index.m3u8", t.name));
+        all.push(format!("/demo/{}/cbcs/ts.m3u8", t.name));
+        for n in 1..=t.segments.len() {
+            all.push(format!("/demo/{}/cbcs/{n}.ts", t.name));
+        }
+    }
+    for u in &all {
+        let (sc, bc) = get(&clear, u).await;
+        let (se, be) = get(&enc, u).await;
+        assert_eq!((sc, se), (StatusCode::OK, StatusCode::OK), "{u}");
+        assert!(bc == be, "{u}: the storage-encrypted copy's encrypted output differs");
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
