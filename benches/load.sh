@@ -146,6 +146,8 @@ PY
 root="$work/root"
 # SEALCAST_BENCH_LOCAL_READ=mmap measures the memory-mapped read path (default: pread).
 printf 'local_read = "%s"\ncatalog = "%s"\n' "${SEALCAST_BENCH_LOCAL_READ:-pread}" "$work/catalog.toml" >"$work/sealcast.toml"
+# SEALCAST_BENCH_CONFIG: more TOML lines for the server (e.g. "[cache]\nfragment_bytes = 0").
+[ -z "${SEALCAST_BENCH_CONFIG:-}" ] || printf '%b\n' "$SEALCAST_BENCH_CONFIG" >>"$work/sealcast.toml"
 log "local_read = ${SEALCAST_BENCH_LOCAL_READ:-pread}"
 taskset -c "$SERVER_CORE" "$BIN" serve --config "$work/sealcast.toml" --listen 127.0.0.1:0 --root "$root" \
   >"$work/server.out" 2>"$work/server.err" &
