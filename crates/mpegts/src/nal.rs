@@ -96,6 +96,8 @@ impl<'a> VideoConfig<'a> {
         let param_sets_len = param_sets
             .iter()
             .flat_map(|s| s.iter())
+            // Empty parameter sets are skipped when written (`param_sets`), so not counted.
+            .filter(|p| !p.is_empty())
             .map(|p| START_CODE.len() + p.len())
             .sum();
         VideoConfig {

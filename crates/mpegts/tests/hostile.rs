@@ -343,3 +343,15 @@ proptest! {
         let _ = mux(&[stream(&codec, 48_000, &s)]);
     }
 }
+
+/// Found by `random_video_samples_never_panic`: an empty configuration parameter set was
+/// counted (start code) but never written, so a keyframe's PES came out shorter than planned.
+#[test]
+fn empty_parameter_set_is_neither_counted_nor_written() {
+    let codec = Codec::Hevc { vps: vec![Bytes::from_static(&[0x40, 1])], sps: vec![], pps: vec![Bytes::new()], nal_length_size: 1 };
+    let mut data = vec![3u8, 0x26, 0x01, 0xaf];
+    data.extend_from_slice(&[2, 0x02, 0x01]);
+    let s = [Sample { dts: 0, pts: 0, keyframe: true, data: &data }];
+    let out = mux(&[stream(&codec, 90_000, &s)]).expect("muxes");
+    assert_eq!(out.len() % 188, 0);
+}
