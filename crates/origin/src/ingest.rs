@@ -183,10 +183,13 @@ fn index_local(file: &mut std::fs::File, size: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the catalog records of a storage-encrypted asset: key ID, key, and each file's IV.
+type StorageRecord = (String, Vec<u8>, Vec<(String, [u8; 8])>);
+
 /// Writes (or replaces) the asset's entry in the catalog file: keeps its other entries and
 /// the asset's other settings (delivery policies, keys), sets or removes `storage`. The new
 /// file is loaded as the origin would load it before it replaces the old one.
-fn record(catalog: &Path, asset: &str, storage: Option<(String, Vec<u8>, Vec<(String, [u8; 8])>)>) -> anyhow::Result<()> {
+fn record(catalog: &Path, asset: &str, storage: Option<StorageRecord>) -> anyhow::Result<()> {
     if catalog.is_dir() {
         bail!("{} is a folder: give the catalog file to record the asset in", catalog.display());
     }
