@@ -3,41 +3,14 @@
 //! targets call (`sealcast_drm::fuzzing`), under plain `cargo test` on stable. See
 //! `fuzz/README.md`.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use sealcast_drm::fuzzing::{fuzz_clearkey, fuzz_cpix, fuzz_pssh, fuzz_token, signed_token_outcome};
 
+use sealcast_testkit::{fuzz_inputs as inputs, replay_fuzz_inputs as replay};
+
 fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
-}
-
-/// The files of `fuzz/<kind>/<target>/`, sorted; none when the folder does not exist.
-fn inputs(kind: &str, target: &str) -> Vec<PathBuf> {
-    let dir = fuzz_dir().join(kind).join(target);
-    let Ok(rd) = std::fs::read_dir(&dir) else { return Vec::new() };
-    let mut v: Vec<PathBuf> = rd
-        .map(|e| e.unwrap_or_else(|e| panic!("listing {}: {e}", dir.display())).path())
-        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Runs `f` on every seed and regression of `target`, then fails naming every input that
-/// panicked (each panic's message is printed above it by the default hook).
-fn replay(target: &str, f: fn(&[u8])) {
-    let seeds = inputs("seeds", target);
-    assert!(!seeds.is_empty(), "no seeds in {}", fuzz_dir().join("seeds").join(target).display());
-    let mut failed = Vec::new();
-    for p in seeds.iter().chain(&inputs("regressions", target)) {
-        let data = std::fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
-        eprintln!("replaying {}", p.display());
-        if catch_unwind(AssertUnwindSafe(|| f(&data))).is_err() {
-            failed.push(p.display().to_string());
-        }
-    }
-    assert!(failed.is_empty(), "{target}: {} input(s) panicked:\n  {}", failed.len(), failed.join("\n  "));
+    sealcast_testkit::repo_root().join("fuzz")
 }
 
 #[test]

@@ -59,3 +59,34 @@ pub fn streamer_binary(name: &str) -> Option<PathBuf> {
 pub fn packager_and_ffmpeg() -> Option<(PathBuf, PathBuf)> {
     Some((streamer_binary("packager-linux-x64")?, streamer_binary("ffmpeg-linux-x64")?))
 }
+
+/// The files of `fuzz/<kind>/<target>/` (`kind`: `seeds` or `regressions`), sorted; none when
+/// the folder does not exist (a target with no regressions yet has no folder in git).
+pub fn fuzz_inputs(kind: &str, target: &str) -> Vec<PathBuf> {
+    let dir = repo_root().join("fuzz").join(kind).join(target);
+    let Ok(rd) = std::fs::read_dir(&dir) else { return Vec::new() };
+    let mut v: Vec<PathBuf> = rd
+        .map(|e| e.unwrap_or_else(|e| panic!("listing {}: {e}", dir.display())).path())
+        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs `f` on every seed and regression of fuzz target `target` under plain `cargo test`,
+/// then fails naming every input that panicked (each panic's message is printed above it by
+/// the default hook). An allocation failure aborts instead of panicking: the `replaying` line
+/// printed before each input (with `--nocapture`) names the one that did it.
+pub fn replay_fuzz_inputs(target: &str, f: fn(&[u8])) {
+    let seeds = fuzz_inputs("seeds", target);
+    assert!(!seeds.is_empty(), "no seeds in fuzz/seeds/{target}");
+    let mut failed = Vec::new();
+    for p in seeds.iter().chain(&fuzz_inputs("regressions", target)) {
+        let data = std::fs::read(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+        eprintln!("replaying {}", p.display());
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&data))).is_err() {
+            failed.push(p.display().to_string());
+        }
+    }
+    assert!(failed.is_empty(), "{target}: {} input(s) panicked:\n  {}", failed.len(), failed.join("\n  "));
+}
