@@ -766,9 +766,10 @@ def source_sample_times(asset: str, name: str) -> tuple[int, list[SampleTime]]:
 # --------------------------------------------------------------------------- servers with a config file
 
 
-def start_server_config(config: Path, log_path: Path, timeout: float = 30.0) -> Server:
+def start_server_config(config: Path, log_path: Path, timeout: float = 30.0, listen_re: re.Pattern = LISTEN_RE) -> Server:
     """`sealcast serve --config CONFIG` (the config names listen, root, catalog, ...); the
-    base URL comes from the first stdout line, as for `start_server`."""
+    base URL comes from the first stdout line, which must match `listen_re` (`LISTEN_RE`:
+    `sealcast listening on http://127.0.0.1:PORT`)."""
     binary = sealcast_bin()
     if not binary.exists():
         pytest.fail(f"server binary {binary} not found: build it with `cargo build --release` "
@@ -787,14 +788,14 @@ def start_server_config(config: Path, log_path: Path, timeout: float = 30.0) -> 
         got_first.set()
 
     threading.Thread(target=drain, daemon=True).start()
-    if not got_first.wait(timeout) or not lines or not LISTEN_RE.match(lines[0]):
+    if not got_first.wait(timeout) or not lines or not listen_re.match(lines[0]):
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        pytest.fail(f"sealcast serve --config {config} did not start (first stdout line {lines[:1]}, "
-                    f"exit code {proc.returncode}); config:\n{Path(config).read_text()}\n"
+        pytest.fail(f"sealcast serve --config {config} did not start as expected (first stdout line {lines[:1]}, "
+                    f"expected /{listen_re.pattern}/, exit code {proc.returncode}); config:\n{Path(config).read_text()}\n"
                     f"stderr tail:\n{log_path.read_text(errors='replace')[-2000:]}")
-    return Server(LISTEN_RE.match(lines[0]).group(1), proc, log_path, lines)
+    return Server(listen_re.match(lines[0]).group(1), proc, log_path, lines)
 
 
 # --------------------------------------------------------------------------- Common Encryption (ISO/IEC 23001-7)
@@ -1003,32 +1004,7 @@ LISTEN_TLS_RE = re.compile(r"^sealcast listening on (https://127\.0\.0\.1:(\d+))
 def start_tls_server_config(config: Path, log_path: Path, timeout: float = 30.0) -> Server:
     """`sealcast serve --config CONFIG` for a config with `[tls]`: the first stdout line must
     then say `sealcast listening on https://127.0.0.1:PORT`."""
-    binary = sealcast_bin()
-    if not binary.exists():
-        pytest.fail(f"server binary {binary} not found: build it with `cargo build --release` "
-                    f"or point SEALCAST_BIN at it")
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([str(binary), "serve", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
-    lines: list[str] = []
-    got_first = threading.Event()
-
-    def drain() -> None:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
-            got_first.set()
-        got_first.set()
-
-    threading.Thread(target=drain, daemon=True).start()
-    if not got_first.wait(timeout) or not lines or not LISTEN_TLS_RE.match(lines[0]):
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        pytest.fail(f"sealcast serve --config {config} (with [tls]) did not start as expected: first stdout line "
-                    f"{lines[:1]}, expected 'sealcast listening on https://127.0.0.1:PORT'; exit code "
-                    f"{proc.returncode}; stderr tail:\n{log_path.read_text(errors='replace')[-2000:]}")
-    return Server(LISTEN_TLS_RE.match(lines[0]).group(1), proc, log_path, lines)
+    return start_server_config(config, log_path, timeout, LISTEN_TLS_RE)
 
 
 def prometheus_samples(text: str) -> dict[str, float]:
