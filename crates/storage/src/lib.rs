@@ -550,6 +550,13 @@ async fn get_range(store: &dyn ObjectStore, path: String, range: Range<u64>, if_
 async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>, version: Option<LocalVersion>) -> Result<Bytes> {
     use std::io::{Read, Seek, SeekFrom};
     let rel = path.to_string();
+    // The buffer is allocated here, on the calling (runtime worker) thread, not in the
+    // blocking thread: the allocator keeps freed memory with the thread that allocated it, and
+    // a burst of blocking threads that then sit idle would each keep segment-sized buffers.
+    let len = range.end - range.start;
+    let cap = usize::try_from(len).map_err(|_| Error::Unavailable("range too large".into()))?;
+    let mut v: Vec<u8> = Vec::new();
+    v.try_reserve_exact(cap).map_err(|_| Error::Unavailable(format!("cannot allocate {len} bytes")))?;
     tokio::task::spawn_blocking(move || {
         let full = root.join(&rel);
         let mut f = std::fs::File::open(&full).map_err(|e| match e.kind() {
@@ -560,10 +567,6 @@ async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>
             let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
             v.check(&rel, &meta)?;
         }
-        let len = range.end - range.start;
-        let cap = usize::try_from(len).map_err(|_| Error::Unavailable("range too large".into()))?;
-        let mut v = Vec::new();
-        v.try_reserve_exact(cap).map_err(|_| Error::Unavailable(format!("cannot allocate {len} bytes")))?;
         f.seek(SeekFrom::Start(range.start)).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
         f.take(len).read_to_end(&mut v).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
         Ok(Bytes::from(v))
