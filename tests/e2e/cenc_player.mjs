@@ -14,7 +14,7 @@
 // Prints one JSON object per job on stdout ({id, ok, error, currentTime, decodedFrames,
 // mediaError, playerErrors, keySystem, licenseRequests, …}); the caller judges (a job with
 // wrong keys is expected to fail). Exit code 0 unless the harness itself broke.
-import { launchChromium, openPlayerPage } from './chromium.mjs';
+import { launchChromium, openPlayerPage, waitPlayback } from './chromium.mjs';
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 
@@ -138,15 +138,9 @@ async function playOne(browser, job, opts) {
     if (loaded.error) {
       result.error = loaded.error;
     } else {
-      try {
-        await page.waitForFunction((t) => {
-          const v = document.getElementById('v');
-          return v.error || v.currentTime > t;
-        }, opts.threshold, { timeout: opts.timeout * 1000, polling: 250 });
-        result.ok = true;
-      } catch (e) {
-        result.error = `currentTime did not pass ${opts.threshold}s within ${opts.timeout}s`;
-      }
+      const waited = await waitPlayback(page, opts.threshold, opts.timeout);
+      if (waited) result.error = waited;
+      else result.ok = true;
     }
     const state = await page.evaluate(async () => {
       const v = document.getElementById('v');

@@ -52,3 +52,18 @@ export async function openPlayerPage(browser, url, name) {
   await page.goto(origin + pagePath);
   return { page, log };
 }
+
+// Waits until the page's video plays past `threshold` seconds, or a media element error ends
+// the wait early (callers report `mediaError` from the element afterwards). Returns null, or
+// why playback did not get there within `timeoutSecs`.
+export async function waitPlayback(page, threshold, timeoutSecs) {
+  try {
+    await page.waitForFunction((t) => {
+      const v = document.getElementById('v');
+      return v.error || v.currentTime > t;
+    }, threshold, { timeout: timeoutSecs * 1000, polling: 250 });
+    return null;
+  } catch (e) {
+    return `currentTime did not pass ${threshold}s within ${timeoutSecs}s`;
+  }
+}

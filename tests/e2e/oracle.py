@@ -763,6 +763,41 @@ def source_sample_times(asset: str, name: str) -> tuple[int, list[SampleTime]]:
     return timescale, samples
 
 
+# --------------------------------------------------------------------------- Chromium players
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def require_browser(*node_modules: str) -> None:
+    """Skips (saying what to install) unless node, Debian's Chromium and the given packages
+    under tests/e2e/node_modules (playwright-core always) are there."""
+    if shutil.which("node") is None:
+        pytest.skip("node not installed")
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh installs Debian's)")
+    for need in ("playwright-core", *node_modules):
+        if not (E2E_DIR / "node_modules" / need).exists():
+            pytest.skip(f"tests/e2e/node_modules/{need} missing: run scripts/setup.sh (npm install in tests/e2e)")
+
+
+def run_cenc_player(jobs: list[dict], spec: Path, timeout: int, threshold: float = 4) -> tuple[dict, str]:
+    """Runs `cenc_player.mjs` over `jobs` (written to `spec`); returns (results by job id,
+    stderr). Fails the test when the harness itself cannot run."""
+    spec.write_text(json.dumps({"timeout": timeout, "threshold": threshold, "jobs": jobs}))
+    out = subprocess.run(["node", str(E2E_DIR / "cenc_player.mjs"), str(spec)], capture_output=True, text=True,
+                         cwd=E2E_DIR, timeout=40 * len(jobs) + 60)
+    results = {}
+    for line in out.stdout.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if "fatal" in obj:
+            pytest.fail(f"cenc_player.mjs could not run: {obj['fatal']}\nstderr: {out.stderr[-2000:]}")
+        results[obj.get("id")] = obj
+    return results, out.stderr
+
+
 # --------------------------------------------------------------------------- servers with a config file
 
 

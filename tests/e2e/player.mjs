@@ -8,7 +8,7 @@
 // reported as `audioSwitch` {switched, continued, requests (URLs fetched after the switch)}.
 // Prints one JSON object per probe ({probe, supported}: MediaSource.isTypeSupported) and
 // per URL on stdout; exit code 0 only if every URL played.
-import { launchChromium, openPlayerPage } from './chromium.mjs';
+import { launchChromium, openPlayerPage, waitPlayback } from './chromium.mjs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -112,13 +112,9 @@ async function playOne(browser, shakaPath, url, opts) {
     if (loaded.error) {
       result.error = loaded.error;
     } else {
-      try {
-        await page.waitForFunction((t) => document.getElementById('v').currentTime > t,
-          opts.threshold, { timeout: opts.timeout * 1000, polling: 250 });
-        result.ok = true;
-      } catch (e) {
-        result.error = `currentTime did not pass ${opts.threshold}s within ${opts.timeout}s`;
-      }
+      const waited = await waitPlayback(page, opts.threshold, opts.timeout);
+      if (waited) result.error = waited;
+      else result.ok = true;
       if (result.ok && opts.engine === 'hlsjs' && opts.switchAudio) {
         result.audioSwitch = await switchAudioHlsjs(page, opts.switchAudio, opts, requests);
       }

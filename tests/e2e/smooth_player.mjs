@@ -9,7 +9,7 @@
 // @CodecPrivateData) and rewrites every fragment's moof (MssFragmentMoofProcessor: keeps
 // tfdt, adds one only if missing, drops tfxd/tfrf, forces default-base-is-moof), so this
 // is a real client judging the manifest's codec data as well as the fragments.
-import { launchChromium, openPlayerPage } from './chromium.mjs';
+import { launchChromium, openPlayerPage, waitPlayback } from './chromium.mjs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -60,16 +60,9 @@ async function playOne(browser, scripts, url, opts) {
     if (loaded.error) {
       result.error = loaded.error;
     } else {
-      try {
-        await page.waitForFunction((t) => {
-          const v = document.getElementById('v');
-          // Fail fast on a media element error instead of waiting for the timeout.
-          return v.error || v.currentTime > t;
-        }, opts.threshold, { timeout: opts.timeout * 1000, polling: 250 });
-        result.ok = true;
-      } catch (e) {
-        result.error = `currentTime did not pass ${opts.threshold}s within ${opts.timeout}s`;
-      }
+      const waited = await waitPlayback(page, opts.threshold, opts.timeout);
+      if (waited) result.error = waited;
+      else result.ok = true;
     }
     const state = await page.evaluate(() => {
       const v = document.getElementById('v');

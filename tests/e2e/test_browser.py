@@ -6,15 +6,12 @@ can decode it (Debian's build normally cannot)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 
 import pytest
 
-from oracle import E2E_DIR, normalize_lang, reference_codecs, source_tracks
+from oracle import require_browser, E2E_DIR, normalize_lang, reference_codecs, source_tracks
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CASES = [("demo", "manifest.mpd"), ("demo", "master.m3u8"), ("multi", "manifest.mpd"), ("multi", "master.m3u8"),
          ("hevc", "manifest.mpd")]
 TIMEOUT_S = 40
@@ -28,12 +25,7 @@ def _hevc_type() -> str:
 @pytest.fixture(scope="module")
 def played(server):
     """One browser launch for all cases; results keyed by manifest URL."""
-    if shutil.which("node") is None:
-        pytest.skip("node not installed")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh installs Debian's)")
-    if not (E2E_DIR / "node_modules" / "playwright-core").exists():
-        pytest.skip("tests/e2e/node_modules missing: run scripts/setup.sh (npm install in tests/e2e)")
+    require_browser()
     probe = _hevc_type()
     urls = [server.url(f"/{a}/{m}") for a, m in CASES]
     out = subprocess.run(["node", str(E2E_DIR / "player.mjs"), "--timeout", str(TIMEOUT_S), "--probe", probe, *urls],

@@ -23,7 +23,6 @@ import base64
 import functools
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -34,8 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (CLEARKEY_DASH_SCHEME, E2E_DIR, FIXTURES, NS, PACKAGER, SCHEMAS, SYSTEM_IDS, FrameHashes,
-                    compare_samples, compare_timestamps, count_equal_samples, decrypt_with_packager,
+from oracle import (require_browser, run_cenc_player, CLEARKEY_DASH_SCHEME, E2E_DIR, FIXTURES, NS, PACKAGER, SCHEMAS, SYSTEM_IDS, compare_samples, compare_timestamps, count_equal_samples, decrypt_with_packager,
                     decrypted_framemd5, expand_mpd, fetch, framemd5, get_ok, hex_kid, init_protection,
                     parse_pssh, playready_kids, pssh_boxes, require_tool, source_hashes, source_track,
                     source_tracks, start_server_config, stop_server, widevine_kids)
@@ -73,7 +71,6 @@ SERVERS = {"a": POLICY_A, "b": POLICY_A, "swap": POLICY_SWAP}
 DASH_CASES = [("a", "demo"), ("a", "hevc"), ("a", "multi"), ("swap", "demo"), ("swap", "hevc")]
 HLS_CASES = [("a", "demo"), ("a", "hevc")]
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -842,28 +839,11 @@ BROWSER_JOBS = [  # (id, engine, server, asset, wrong keys)
 
 @pytest.fixture(scope="module")
 def browser_results(servers, work):
-    if shutil.which("node") is None:
-        pytest.skip("node not installed")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh installs Debian's)")
-    if not (E2E_DIR / "node_modules" / "playwright-core").exists():
-        pytest.skip("tests/e2e/node_modules missing: run scripts/setup.sh (npm install in tests/e2e)")
+    require_browser()
     jobs = [{"id": i, "engine": e, "url": f"{servers[s].base_url}/{a}/manifest.mpd",
              "keys": _clear_keys(servers, s, a, work, wrong)} for i, e, s, a, wrong in BROWSER_JOBS]
-    spec = work / "browser-jobs.json"
-    spec.write_text(json.dumps({"timeout": 25, "threshold": 4, "jobs": jobs}))
-    out = subprocess.run(["node", str(E2E_DIR / "cenc_player.mjs"), str(spec)], capture_output=True, text=True,
-                         cwd=E2E_DIR, timeout=40 * len(jobs) + 60)
-    results = {}
-    for line in out.stdout.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if "fatal" in obj:
-            pytest.fail(f"cenc_player.mjs could not run: {obj['fatal']}\nstderr: {out.stderr[-2000:]}")
-        results[obj.get("id")] = obj
-    return {"results": results, "stderr": out.stderr}
+    results, stderr = run_cenc_player(jobs, work / "browser-jobs.json", 25)
+    return {"results": results, "stderr": stderr}
 
 
 def _explain(r: dict) -> str:

@@ -24,7 +24,6 @@ import base64
 import hashlib
 import hmac
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -34,11 +33,10 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (E2E_DIR, FFMPEG, FIXTURES, FrameHashes, fetch, get_ok, hex_kid, normalize_lang,
+from oracle import (require_browser, run_cenc_player, FFMPEG, FIXTURES, FrameHashes, fetch, get_ok, hex_kid, normalize_lang,
                     parse_framemd5, prometheus_samples, require_tool, source_decoded_hashes, source_tracks,
                     start_server_config, start_tls_server_config, stop_server, uuid_kid)
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 
 # --------------------------------------------------------------------------- catalog
 
@@ -551,12 +549,7 @@ def test_ffmpeg_decrypts_sample_aes_ts(env, tmp_path):
 
 @pytest.fixture(scope="module")
 def browser(env):
-    if shutil.which("node") is None:
-        pytest.skip("node not installed")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh installs Debian's)")
-    if not (E2E_DIR / "node_modules" / "playwright-core").exists():
-        pytest.skip("tests/e2e/node_modules missing: run scripts/setup.sh (npm install in tests/e2e)")
+    require_browser()
     base = env["base"]
     token = good_token()
     jobs = [
@@ -571,20 +564,8 @@ def browser(env):
         {"id": "shaka-clearkey-server-bad-token", "engine": "shaka", "url": f"{base}/demo/manifest.mpd",
          "license": f"{base}/clearkey", "token": jwt_hs256(claims(), SECRET_OTHER)},
     ]
-    spec = env["dir"] / "browser-jobs.json"
-    spec.write_text(json.dumps({"timeout": 15, "threshold": 4, "jobs": jobs}))
-    out = subprocess.run(["node", str(E2E_DIR / "cenc_player.mjs"), str(spec)], capture_output=True, text=True,
-                         cwd=E2E_DIR, timeout=40 * len(jobs) + 60)
-    results = {}
-    for line in out.stdout.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if "fatal" in obj:
-            pytest.fail(f"cenc_player.mjs could not run: {obj['fatal']}\nstderr: {out.stderr[-2000:]}")
-        results[obj.get("id")] = obj
-    return {"results": results, "stderr": out.stderr, "token": token}
+    results, stderr = run_cenc_player(jobs, env["dir"] / "browser-jobs.json", 15)
+    return {"results": results, "stderr": stderr, "token": token}
 
 
 def _explain(r: dict, token: str) -> str:

@@ -28,7 +28,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import sys
 
 import pytest
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -28,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (E2E_DIR, FIXTURES, REPO, SourceTrack, fetch, ffprobe_streams, framemd5, get_bytes, get_ok,
+from oracle import (require_browser, E2E_DIR, FIXTURES, REPO, SourceTrack, fetch, ffprobe_streams, framemd5, get_bytes, get_ok,
                     normalize_lang, sealcast_bin, source_tracks)
 
 SMOOTH_ASSETS = ["demo", "hevc", "multi"]
@@ -40,7 +38,6 @@ DEFAULT_TIMESCALE = 10_000_000
 TFXD_UUID = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")
 TFRF_UUID = bytes.fromhex("d4807ef2ca3946958e5426cb9e46a79f")
 FOURCC = {"h264": {"H264", "AVC1"}, "hevc": {"HVC1", "HEV1"}, "aac": {"AACL", "AACH", "AACP", "AAC"}}
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 PLAYER_TIMEOUT_S = 40
 
 
@@ -925,14 +922,7 @@ def test_ams_refusals(ams, rest, status):
 
 @pytest.fixture(scope="module")
 def dashjs_played(server):
-    if shutil.which("node") is None:
-        pytest.skip("node not installed")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh installs Debian's)")
-    nm = E2E_DIR / "node_modules"
-    for need in ("playwright-core", "dashjs/dist/dash.all.min.js", "dashjs/dist/dash.mss.min.js"):
-        if not (nm / need).exists():
-            pytest.skip(f"tests/e2e/node_modules/{need} missing: run scripts/setup.sh (npm install in tests/e2e)")
+    require_browser("dashjs/dist/dash.all.min.js", "dashjs/dist/dash.mss.min.js")
     urls = [server.url(f"/{a}/Manifest") for a in PLAYER_ASSETS]
     out = subprocess.run(["node", str(E2E_DIR / "smooth_player.mjs"), "--timeout", str(PLAYER_TIMEOUT_S), *urls],
                          capture_output=True, text=True, cwd=E2E_DIR, timeout=PLAYER_TIMEOUT_S * len(urls) + 60)

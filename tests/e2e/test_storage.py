@@ -23,7 +23,7 @@ import subprocess
 import time
 import urllib.request
 from fractions import Fraction
-from pathlib import Path
+
 
 import pytest
 

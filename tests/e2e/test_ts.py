@@ -17,7 +17,6 @@ import functools
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import urllib.parse
@@ -28,11 +27,11 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from oracle import (ASSETS, E2E_DIR, FFMPEG, FFPROBE, compare_samples, decoded_framemd5, fetch, get_bytes, get_ok,
+from oracle import (require_browser, ASSETS, E2E_DIR, FFMPEG, FFPROBE, compare_samples, decoded_framemd5, fetch, get_bytes, get_ok,
                     normalize_codecs, normalize_lang, reference_codecs, require_tool, source_decoded_hashes,
                     source_hashes, source_sample_times, source_track, source_tracks, track_duration,
                     track_name_from_url)
-from test_browser import CHROMIUM, TIMEOUT_S, _explain
+from test_browser import TIMEOUT_S, _explain
 from test_hls import HLS_TYPES, _audio_media, _average_segment_bitrate, _fails, _media, _peak_segment_bitrate
 
 # The contract's constants.
@@ -794,12 +793,7 @@ HLSJS_CASES = ["demo", "multi"]
 
 @pytest.fixture(scope="module")
 def hlsjs_played(server):
-    if shutil.which("node") is None:
-        pytest.skip("node not installed")
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/setup.sh installs Debian's)")
-    if not (E2E_DIR / "node_modules" / "hls.js").exists():
-        pytest.skip("tests/e2e/node_modules/hls.js missing: run scripts/setup.sh (npm install in tests/e2e)")
+    require_browser("hls.js")
     results = {}
     stderr = ""
     for asset in HLSJS_CASES:
