@@ -155,22 +155,8 @@ fn encrypt_file(src: &[u8], p: &TrackProtection) -> Vec<u8> {
     out
 }
 
-/// (size, hash) of every packet, from `ffmpeg -c copy -f framemd5`.
 fn packet_hashes(ffmpeg: &Path, pre: &[&str], file: &Path) -> Vec<(String, String)> {
-    let mut args: Vec<&str> = vec!["-v", "error"];
-    args.extend_from_slice(pre);
-    args.extend_from_slice(&["-i", file.to_str().unwrap(), "-map", "0", "-c", "copy", "-f", "framemd5", "-"]);
-    let out = Command::new(ffmpeg).args(&args).output().expect("spawn ffmpeg");
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').map(str::trim).collect();
-            (f[4].to_string(), f[5].to_string())
-        })
-        .collect()
+    sealcast_testkit::packet_hashes(ffmpeg, pre, file, "0")
 }
 
 fn shaka_decrypt(packager: &Path, enc: &Path, stream: &str, out: &Path) {

@@ -2,11 +2,8 @@
 //! request counts (index of a file ≤ 3 GETs, a segment = 1 GET). Starts `moto_server` itself
 //! and skips, saying so, when it is not installed (`scripts/setup.sh` installs it).
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use http::{Request, StatusCode};
@@ -19,28 +16,7 @@ use sealcast_storage::remote::{open, RemoteSpec, RemoteTiming};
 use sealcast_storage::Store;
 use tower::ServiceExt;
 
-struct Server(Child);
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn wait_for(port: u16) -> bool {
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(30) {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
+mod support;
 
 async fn get(st: &Arc<AppState>, uri: &str) -> (StatusCode, Vec<u8>) {
     let r = router(st.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
@@ -50,20 +26,7 @@ async fn get(st: &Arc<AppState>, uri: &str) -> (StatusCode, Vec<u8>) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_to_s3_and_serve_byte_identical_with_few_requests() {
-    if Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
-        eprintln!("SKIPPED: moto_server not installed (pip install 'moto[server]', or run scripts/setup.sh)");
-        return;
-    }
-    let port = free_port();
-    let _srv = Server(Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
-    assert!(wait_for(port), "moto_server did not start");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    // object_store cannot create buckets; one plain S3 call does.
-    let mk = Command::new("python3")
-        .args(["-c", &format!("import boto3; boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', aws_secret_access_key='test', region_name='us-east-1').create_bucket(Bucket='media')")])
-        .status()
-        .unwrap();
-    assert!(mk.success(), "creating the bucket failed");
+    let Some((_srv, endpoint)) = support::start_moto() else { return };
     let spec = RemoteSpec::S3 {
         bucket: "media".into(),
         region: "us-east-1".into(),

@@ -18,7 +18,7 @@
 //! temp folder next to a `.txt` naming key, IV rule and the decrypt commands (the folder is
 //! removed when the test passes).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -297,23 +297,7 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     sealcast_testkit::packager_and_ffmpeg()
 }
 
-/// (size, hash) of every packet of the streams `map` selects, from `ffmpeg -c copy -f framemd5`.
-fn packet_hashes(ffmpeg: &Path, pre: &[&str], file: &Path, map: &str) -> Vec<(String, String)> {
-    let mut args: Vec<&str> = vec!["-v", "error"];
-    args.extend_from_slice(pre);
-    args.extend_from_slice(&["-i", file.to_str().unwrap(), "-map", map, "-c", "copy", "-f", "framemd5", "-"]);
-    let out = Command::new(ffmpeg).args(&args).output().expect("spawn ffmpeg");
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').map(str::trim).collect();
-            (f[4].to_string(), f[5].to_string())
-        })
-        .collect()
-}
+use sealcast_testkit::packet_hashes;
 
 /// The `ftyp` and `moov` of a source file.
 fn source_init(file: &[u8]) -> Vec<u8> {

@@ -90,3 +90,24 @@ pub fn replay_fuzz_inputs(target: &str, f: fn(&[u8])) {
     }
     assert!(failed.is_empty(), "{target}: {} input(s) panicked:\n  {}", failed.len(), failed.join("\n  "));
 }
+
+/// (size, md5) of every compressed packet of the streams `map` selects in `file`, from
+/// `ffmpeg [pre…] -i file -map MAP -c copy -f framemd5 -` (`pre`: e.g. `-decryption_key`).
+/// Panics with ffmpeg's stderr when it fails.
+pub fn packet_hashes(ffmpeg: &Path, pre: &[&str], file: &Path, map: &str) -> Vec<(String, String)> {
+    let mut args: Vec<&str> = vec!["-v", "error"];
+    args.extend_from_slice(pre);
+    let file = file.to_str().expect("test paths are UTF-8");
+    args.extend_from_slice(&["-i", file, "-map", map, "-c", "copy", "-f", "framemd5", "-"]);
+    let out = std::process::Command::new(ffmpeg).args(&args).output().expect("spawn ffmpeg");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .expect("framemd5 output is text")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            (f[4].to_string(), f[5].to_string())
+        })
+        .collect()
+}
