@@ -316,6 +316,8 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
     let mut tracks = Vec::with_capacity(asset.tracks.len());
     let mut dash = DashProtection { namespaces: sealcast_drm::dash::MPD_NAMESPACES.to_vec(), tracks: Vec::new() };
     let mut hls = HlsProtection::default();
+    // Each distinct key's DRM system data, built once, in the order tracks first use them.
+    let mut by_key: Vec<(&ContentKey, Systems)> = Vec::new();
     for (t, &ki) in asset.tracks.iter().zip(&assignment) {
         let key = keys.get(ki).ok_or("key assignment out of range")?;
         let kid = key.kid();
@@ -329,7 +331,10 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
             Scheme::Cbcs => TrackProtection::cbcs(&ck, format, iv::constant_iv(kid.as_bytes(), context.as_bytes(), info.track_id)),
         }
         .map_err(|e| format!("{}: {e}", t.name))?;
-        let sys = systems(scheme, &[key], policy, &loaded.path)?;
+        if !by_key.iter().any(|(k, _)| k.kid() == kid) {
+            by_key.push((key, systems(scheme, &[key], policy, &loaded.path)?));
+        }
+        let sys = &by_key.iter().find(|(k, _)| k.kid() == kid).ok_or("systems of a key just added")?.1;
         let pssh = vec![to_box(&sys.widevine), to_box(&sys.playready), to_box(&sys.common)];
         let clear_until = (policy.clear_lead_secs as u64).saturating_mul(info.timescale as u64);
         let mut ip = prot.init_protection(None, pssh);
@@ -382,20 +387,14 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
         tracks.push(TrackCrypto { prot: Some(prot), envelope: None, init: Bytes::from(init), kid, clear_until, sample_aes, sample_aes_uri, ts_key_lines });
     }
     // Session keys: one per distinct key, so players can fetch licences before playback.
-    let mut seen: Vec<Kid> = Vec::new();
-    for t in &tracks {
-        if seen.contains(&t.kid) {
-            continue;
-        }
-        seen.push(t.kid);
-        let Some(key) = keys.iter().find(|k| k.kid() == t.kid) else { continue };
-        let sys = systems(scheme, &[key], policy, &loaded.path)?;
+    for (key, sys) in &by_key {
+        let kid = key.kid();
         if scheme == Scheme::Cbcs {
             if let Some(fp) = &policy.license.fairplay {
-                hls.session_keys.push(sealcast_drm::hls::fairplay(KeyTag::SessionKey, &fp.replace("{kid}", &t.kid.to_hex())).map_err(|e| e.to_string())?);
+                hls.session_keys.push(sealcast_drm::hls::fairplay(KeyTag::SessionKey, &fp.replace("{kid}", &kid.to_hex())).map_err(|e| e.to_string())?);
             }
         }
-        hls.session_keys.push(sealcast_drm::hls::widevine(KeyTag::SessionKey, scheme, &sys.widevine, t.kid, None));
+        hls.session_keys.push(sealcast_drm::hls::widevine(KeyTag::SessionKey, scheme, &sys.widevine, kid, None));
         hls.session_keys.push(sealcast_drm::hls::playready(KeyTag::SessionKey, scheme, &sys.pro, None));
     }
     // RFC 8216 §4.3.4.5: no two EXT-X-SESSION-KEY tags with the same METHOD, URI, IV,
@@ -404,7 +403,7 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
     hls.session_keys.retain(|l| seen_lines.insert(l.clone()));
     let smooth = match scheme {
         Scheme::Cenc => {
-            let used: Vec<&ContentKey> = seen.iter().filter_map(|k| keys.iter().find(|c| c.kid() == *k)).collect();
+            let used: Vec<&ContentKey> = by_key.iter().map(|(k, _)| *k).collect();
             let mut pr = PlayReadyHeader::new(scheme, used).map_err(|e| e.to_string())?;
             if let Some(u) = &policy.license.playready {
                 pr = pr.with_la_url(u).map_err(|e| e.to_string())?;

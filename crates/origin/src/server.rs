@@ -303,10 +303,7 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
                 (_, Some(d)) => (d, true),
                 _ => return Err(ApiError::NotFound(format!("no route for '{path}'"))),
             };
-            let num = Some(stem)
-                .filter(|d| !d.is_empty() && d.len() <= 9 && d.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|d| d.parse::<usize>().ok())
-                .ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
+            let num = segment_number(stem).ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
             if num == 0 || num > track.segments.len() {
                 return Err(ApiError::NotFound(format!("segment {num} of track '{tname}'")));
             }
@@ -324,13 +321,11 @@ async fn clean_route(st: &AppState, method: &Method, headers: &http::HeaderMap, 
     }
 }
 
-/// Refuses clear output where the asset's policy asks for encryption (encrypted output is
-/// not wired to the routes yet), and assets without a policy unless clear is allowed: an
+/// Refuses clear output where the asset's policy encrypts `proto` (its encrypted files live
+/// under `{track}/{cenc|cbcs|aes}/`), and assets without a policy unless clear is allowed: an
 /// asset is never served clear by mistake.
 fn check_clear(st: &AppState, asset: &str, proto: Proto) -> Result<(), ApiError> {
-    let Some(p) = st.catalog.policy(asset) else {
-        return if st.allow_clear { Ok(()) } else { Err(ApiError::Forbidden(format!("asset '{asset}' has no delivery policy"))) };
-    };
+    let Some(p) = policy_of(st, asset)? else { return Ok(()) };
     let clear = match proto {
         Proto::Dash => p.dash == Delivery::NoDynamicEncryption,
         Proto::Hls => p.hls == Delivery::NoDynamicEncryption,
@@ -422,7 +417,10 @@ async fn encrypted_track_route(st: &AppState, method: &Method, headers: &http::H
         "init.mp4" => Ok(segment_response(st, method, headers, vec![tc.init.clone()], mime, &identity, path, info.last_modified)),
         _ => {
             let (ext, is_ts) = if last.ends_with(".ts") { (".ts", true) } else { (".m4s", false) };
-            let num = segment_number(last, ext, track.segments.len()).ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
+            let num = last.strip_suffix(ext).and_then(segment_number).ok_or_else(|| ApiError::NotFound(format!("no route for '{path}'")))?;
+            if num == 0 || num > track.segments.len() {
+                return Err(ApiError::NotFound(format!("segment {num} of track '{tname}'")));
+            }
             let (start, end) = track.segment_range(num - 1).ok_or_else(|| ApiError::NotFound(format!("segment {num}")))?;
             let data = st.assets.read_source(&loaded, &track.file, start..end).await?;
             let frags = fmp4::read_segment(track, num - 1, &data, start).map_err(content)?;
@@ -502,13 +500,12 @@ fn private_playlist(body: String) -> Response {
     r
 }
 
-/// The number in a segment name `{n}{ext}` (1-based, at most `count`).
-fn segment_number(name: &str, ext: &str, count: usize) -> Option<usize> {
-    let d = name.strip_suffix(ext)?;
-    if d.is_empty() || d.len() > 9 || !d.bytes().all(|b| b.is_ascii_digit()) {
+/// The number in a segment name's stem (`{n}` of `{n}.m4s`): 1-9 ASCII digits, nothing else.
+fn segment_number(stem: &str) -> Option<usize> {
+    if stem.is_empty() || stem.len() > 9 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    d.parse::<usize>().ok().filter(|&k| k >= 1 && k <= count)
+    stem.parse().ok()
 }
 
 const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
