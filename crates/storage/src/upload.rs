@@ -163,7 +163,7 @@ mod bench {
     /// default the temp dir), the bulk of what `sealcast ingest --encrypt` does. The first
     /// pass allocates the destination (slow on tmpfs); later passes overwrite it.
     #[tokio::test(flavor = "multi_thread")]
-    #[ignore]
+    #[ignore = "benchmark, run by hand (benches/README.md): timings, no assertions; upload correctness is tested by crates/origin/tests/ingest.rs"]
     async fn ingest_throughput() {
         let base = std::env::var_os("SEALCAST_BENCH_DIR").map(std::path::PathBuf::from).unwrap_or_else(std::env::temp_dir);
         let dir = base.join(format!("sealcast-ingest-bench-{}", std::process::id()));
