@@ -4,8 +4,8 @@
 //! with `<Protection>`, and the refusals (403/404) of URLs the policies do not offer.
 //!
 //! The keys and policies are `tests/golden/protected/catalog.toml`; how each IV is derived is
-//! in `tests/golden/protected/README.md`. Every response's status, type, cache policy, ETag and
-//! length is pinned too (`index.txt`), so a change of request path that moves one byte or one
+//! in `tests/golden/protected/README.md`. Every response's status, type, cache policy, length and
+//! which responses share an ETag are pinned too (`index.txt`), so a change of request path that moves one byte or one
 //! header fails here. `UPDATE_GOLDEN=1` rewrites them; the diff is the review. The goldens are
 //! also checked by tools we did not write (schema, m3u8 parser, ffprobe: `tests/e2e`), and the
 //! live outputs they pin are decrypted to the source by Shaka Packager and ffmpeg there.
@@ -137,14 +137,27 @@ fn state(root: &Path) -> Arc<AppState> {
 async fn protected_outputs_match_goldens() {
     let root = golden_root();
     let st = state(&root);
-    let mut index = String::from("# status | content-type | cache-control | etag | length | url\n");
+    let mut index = String::from("# status | content-type | cache-control | etag (numbered by first use) | length | url\n");
+    let mut etags: Vec<http::HeaderValue> = Vec::new();
     for &(url, file) in URLS {
         let r = router(st.clone()).oneshot(Request::get(url).body(Body::empty()).unwrap()).await.unwrap();
         let (parts, body) = r.into_parts();
         let body = body.collect().await.unwrap().to_bytes();
         let h = |n: header::HeaderName| parts.headers.get(n).map_or("-", |v| v.to_str().unwrap()).to_string();
         let len = if file.is_some() { body.len().to_string() } else { "-".into() };
-        index.push_str(&format!("{} | {} | {} | {} | {len} | {url}\n", parts.status.as_u16(), h(header::CONTENT_TYPE), h(header::CACHE_CONTROL), h(header::ETAG)));
+        // ETags hash the source files' identities (with local storage: inode and modification
+        // time), which differ per checkout; the index pins which responses share one.
+        let tag = match parts.headers.get(header::ETAG) {
+            Some(v) => {
+                let n = etags.iter().position(|e| e == v).unwrap_or_else(|| {
+                    etags.push(v.clone());
+                    etags.len() - 1
+                });
+                format!("E{}", n + 1)
+            }
+            None => "-".into(),
+        };
+        index.push_str(&format!("{} | {} | {} | {tag} | {len} | {url}\n", parts.status.as_u16(), h(header::CONTENT_TYPE), h(header::CACHE_CONTROL)));
         match file {
             Some(f) => {
                 assert!(parts.status.is_success(), "{url}: {} {}", parts.status, String::from_utf8_lossy(&body));
