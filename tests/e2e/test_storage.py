@@ -39,6 +39,9 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
+CLEAR = "NoDynamicEncryption"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -143,7 +146,10 @@ endpoint = "http://127.0.0.1:{az_port}/{AZURITE_ACCOUNT}"
                 files = sorted(str(p) for p in (FIXTURES / asset).iterdir() if p.is_file())
                 for mode in MODES:
                     cmd = [str(sealcast_bin()), "ingest", "--config", str(config), "--asset", f"{store}/{asset}-{mode}",
-                           "--catalog", str(catalog), *(["--encrypt"] if mode == "enc" else []), *files]
+                           "--catalog", str(catalog), *files,
+                           # Encrypted at rest and published clear: a catalog entry serves only
+                           # the protocols it names.
+                           *(["--encrypt", "--dash", CLEAR, "--hls", CLEAR, "--smooth", CLEAR] if mode == "enc" else [])]
                     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
                     assert out.returncode == 0, f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-2000:]}"
         server = start_server_config(config, tmp / "sealcast.stderr.log")

@@ -52,6 +52,15 @@ impl Encryption {
         }
     }
 
+    /// Its name for people (`cenc`, `cbcs`, `aes-128`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Encryption::Cenc => "cenc",
+            Encryption::Cbcs => "cbcs",
+            Encryption::Aes128 => "aes-128",
+        }
+    }
+
     /// The method named by a path segment.
     pub fn from_path(p: &str) -> Option<Encryption> {
         match p {
@@ -181,7 +190,7 @@ impl AssetCrypto {
     /// Builds the protection of `loaded` for every method `policy` uses.
     pub fn build(loaded: &Loaded, policy: Arc<AssetPolicy>) -> Result<AssetCrypto, String> {
         let mut methods: Vec<SchemeCrypto> = Vec::new();
-        for d in [policy.dash, policy.hls, policy.smooth] {
+        for d in [policy.dash, policy.hls, policy.smooth].into_iter().flatten() {
             let Some(m) = Encryption::of(d) else { continue };
             if !methods.iter().any(|x| x.method == m) {
                 methods.push(build_method(loaded, &policy, d, m)?);

@@ -62,6 +62,15 @@ impl AppState {
             if n > 0 {
                 tracing::info!(files = n, "storage-encrypted files registered");
             }
+            for (asset, p) in t.assets() {
+                if p.storage.is_some() {
+                    for (proto, verdict) in crate::decide::describe(&asset, Some(p.clone()), cfg.allow_clear_without_policy) {
+                        if verdict == "clear" {
+                            tracing::warn!(asset = %asset, protocol = proto, "served clear although encrypted at rest (its policy says NoDynamicEncryption)");
+                        }
+                    }
+                }
+            }
         }
         Ok(Self::with_parts(cfg, store, catalog, toml))
     }
@@ -201,6 +210,29 @@ fn refused(path: &str, e: ApiError) -> Response {
         _ => tracing::debug!(path = %path, error = %e, "request refused"),
     }
     e.into_response()
+}
+
+/// `sealcast catalog check`: per asset (the catalog's, then those found in storage without a
+/// catalog entry) and protocol, what requests will get, as a text table.
+pub async fn catalog_check(cfg: &Config) -> anyhow::Result<String> {
+    use std::fmt::Write;
+    let state = AppState::new(cfg)?;
+    let mut rows: Vec<(String, Option<Arc<crate::catalog::AssetPolicy>>)> = state.toml_catalog.as_ref().map(|t| t.assets().into_iter().map(|(a, p)| (a, Some(p))).collect()).unwrap_or_default();
+    for a in discover(state.assets.store(), 6, 10_000).await {
+        if state.catalog.policy(&a).is_none() {
+            rows.push((a, None));
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "# allow_clear_without_policy = {}", cfg.allow_clear_without_policy);
+    for (asset, policy) in rows {
+        let at_rest = if policy.as_ref().is_some_and(|p| p.storage.is_some()) { "encrypted at rest" } else if policy.is_some() { "in catalog" } else { "no policy" };
+        let _ = writeln!(out, "{asset} ({at_rest})");
+        for (proto, verdict) in crate::decide::describe(&asset, policy, cfg.allow_clear_without_policy) {
+            let _ = writeln!(out, "  {proto:<9} {verdict}");
+        }
+    }
+    Ok(out)
 }
 
 /// Finds asset folders under the root (breadth-first, bounded), for the start-up banner.

@@ -19,6 +19,7 @@ const CATALOG: &str = r#"
 [[asset]]
 path = "demo"
 dash = "DynamicCommonEncryption"
+hls = "NoDynamicEncryption"
 keys = [
   { kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
   { kid = "abba271e8bcf552bbd2e86a434a9a5da", key = "69eaa802a6763af979e8d1940fb88393" },

@@ -255,6 +255,7 @@ const POLICY_CATALOG: &str = r#"
 [[asset]]
 path = "demo"
 dash = "DynamicCommonEncryption"
+hls = "NoDynamicEncryption"
 license = { clearkey = "https://keys.example/clearkey" }
 keys = [
   { kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
@@ -291,6 +292,12 @@ async fn delivery_policy_never_serves_clear_by_mistake() {
     // demo: DASH encrypted (cenc), HLS clear: the clear CMAF segments stay for HLS.
     assert_eq!(get(&st, "/demo/master.m3u8").await.0, StatusCode::OK);
     assert_eq!(get(&st, "/demo/video_180p/1.m4s").await.0, StatusCode::OK);
+    // Smooth is not named by demo's policy: blocked, under every URL form.
+    for uri in ["/demo/Manifest", "/loc1/demo.ism/manifest", "/demo/QualityLevels(125684)/Fragments(video=0)", "/loc1/demo.ism/QualityLevels(125684)/Fragments(video=0)"] {
+        assert_eq!(get(&st, uri).await.0, StatusCode::FORBIDDEN, "{uri}");
+    }
+    // Policy lookup ignores case: a case-insensitive store would read demo's files here.
+    assert_eq!(get(&st, "/DEMO/Manifest").await.0, StatusCode::FORBIDDEN);
     // A scheme the policy does not use is refused, never produced.
     assert_eq!(get(&st, "/demo/video_180p/cbcs/1.m4s").await.0, StatusCode::FORBIDDEN);
     assert_eq!(get(&st, "/demo/video_180p/cenc/index.m3u8").await.0, StatusCode::FORBIDDEN);
