@@ -28,7 +28,7 @@ pub async fn fragment(ctx: &Ctx<'_>, loaded: &Loaded, stream: &str, bitrate: u32
                 return Err(ApiError::Content { asset: loaded.path.clone(), detail: "no protection for this track".into() });
             };
             let body = smooth::write_fragment_encrypted(&frags, data, start, track, delay, p).map_err(|e| content(loaded, &track.file, e))?;
-            (body, format!("{}\n{}", info.identity(), tc.kid.to_hex()))
+            (body, tc.identity(&info.identity()))
         }
     };
     Ok(Reply::Media { parts: body.parts, content_type, identity, modified: info.last_modified })

@@ -74,8 +74,7 @@ pub fn init(loaded: &Loaded, name: &str, served: Served) -> Result<Reply, ApiErr
         None => (vec![track.track().init.clone()], info.identity()),
         Some((crypto, m)) => {
             let tc = &crypto.method(m).ok_or_else(|| not_offered(loaded, m))?.tracks[ti];
-            // The KID is part of what a response depends on (never the key: ETags are public).
-            (vec![tc.init.clone()], format!("{}\n{}", info.identity(), tc.kid.to_hex()))
+            (vec![tc.init.clone()], tc.identity(&info.identity()))
         }
     };
     Ok(Reply::Media { parts, content_type: mime(track), identity, modified: info.last_modified })
@@ -93,8 +92,8 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
         Some((crypto, m)) => Some(&crypto.method(*m).ok_or_else(|| not_offered(loaded, *m))?.tracks[ti]),
         None => None,
     };
-    let with_kid = |id: String| match tc {
-        Some(tc) => format!("{id}\n{}", tc.kid.to_hex()),
+    let identity_of = |id: String| match tc {
+        Some(tc) => tc.identity(&id),
         None => id,
     };
     if container == Container::Ts {
@@ -113,7 +112,7 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
             Some((tc, env)) => env.encrypt(env.iv(tc.kid, "ts", n), body).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?,
             None => vec![Bytes::from(body)],
         };
-        return Ok(Reply::Media { parts, content_type, identity: with_kid(identity), modified: info.last_modified });
+        return Ok(Reply::Media { parts, content_type, identity: identity_of(identity), modified: info.last_modified });
     }
     let (start, end) = track.segment_range(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
     let data = ctx.st.assets.read_source(loaded, &track.file, start..end).await?;
@@ -132,7 +131,7 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
             (None, None) => return Err(ApiError::NotFound(format!("no route for '{}'", ctx.path))),
         },
     };
-    Ok(Reply::Media { parts, content_type: mime(track), identity: with_kid(info.identity()), modified: info.last_modified })
+    Ok(Reply::Media { parts, content_type: mime(track), identity: identity_of(info.identity()), modified: info.last_modified })
 }
 
 /// TS segment `n` of track `ti`: planned (which byte ranges of which tracks), read (both
