@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from oracle import (FIXTURES, Server, concat_representation, dash_representations, fetch, framemd5, get_ok,
+from oracle import (FIXTURES, Server, oracle_missing, concat_representation, dash_representations, fetch, framemd5, get_ok,
                     has_curl, start_server, stop_server, track_name_from_url)
 
 
@@ -274,11 +274,11 @@ def test_same_request_same_bytes(server, seg, which):
 
 def test_http2_cleartext(server, seg):
     if not has_curl():
-        pytest.skip("curl not installed: HTTP/2 prior-knowledge check not run")
+        oracle_missing("curl not installed: HTTP/2 prior-knowledge check not run")
     out = subprocess.run(["curl", "--http2-prior-knowledge", "-sS", "-o", "/dev/null", "-D", "-",
                           "--max-time", "10", seg["url"]], capture_output=True, text=True, timeout=20)
     if "http2" in out.stderr.lower() and "not support" in out.stderr.lower():
-        pytest.skip(f"this curl has no HTTP/2: {out.stderr.strip()}")
+        oracle_missing(f"this curl has no HTTP/2: {out.stderr.strip()}")
     first = out.stdout.splitlines()[0] if out.stdout else ""
     assert out.returncode == 0 and first.startswith("HTTP/2 200"), \
         f"curl --http2-prior-knowledge {seg['url']}: rc={out.returncode} status line {first!r} {out.stderr.strip()}"

@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import pytest
 
-from oracle import (FIXTURES, REPO, compare_samples, compare_timestamps, framemd5, get_ok, resolve,
+from oracle import (FIXTURES, REPO, oracle_missing, compare_samples, compare_timestamps, framemd5, get_ok, resolve,
                     sealcast_bin, source_hashes, source_tracks, start_server_config, stop_server)
 
 ASSETS = ["demo", "hevc"]
@@ -90,10 +90,10 @@ def _create_container(port: int) -> None:
 def cloud(tmp_path_factory):
     """moto + Azurite with every (store, asset, mode) ingested, and a server over them."""
     if shutil.which("moto_server") is None:
-        pytest.skip("moto_server not installed (pip install 'moto[server]', or scripts/setup.sh)")
+        oracle_missing("moto_server not installed (pip install 'moto[server]', or scripts/setup.sh)")
     azurite = _azurite_bin()
     if azurite is None:
-        pytest.skip("azurite-blob not installed (cd tests/storage && npm ci, or scripts/setup.sh)")
+        oracle_missing("azurite-blob not installed (cd tests/storage && npm ci, or scripts/setup.sh)")
     if not sealcast_bin().exists():
         pytest.fail(f"server binary {sealcast_bin()} not found: cargo build --release, or set SEALCAST_BIN")
     tmp = tmp_path_factory.mktemp("storage")
