@@ -122,7 +122,8 @@ CASES = [
      (lambda si: f"{si}.{b64url(openssl_sign('ec_private.pem', si.encode()))}")(f"{seg({'alg': 'ES256'})}.{seg(claims())}"),
      "token_signature"),
     ("SWT valid", "swt", swt(swt_ok), "ok"),
-    ("SWT expired", "swt", swt([(k, str(NOW - 120) if k == "ExpiresOn" else v) for k, v in swt_ok]), "token_expired"),
+    # The SWT policy has no skew_secs: the default 300 s applies.
+    ("SWT expired", "swt", swt([(k, str(NOW - 400) if k == "ExpiresOn" else v) for k, v in swt_ok]), "token_expired"),
     ("SWT other secret", "swt", swt(swt_ok, OTHER), "token_signature"),
     ("SWT wrong audience", "swt", swt([(k, "urn:other" if k == "Audience" else v) for k, v in swt_ok]), "token_audience"),
 ]
