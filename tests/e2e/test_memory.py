@@ -9,11 +9,11 @@ budget, so the caches evict during the run. Two runs, the same load:
 - without a fragment cache, then with a 16 MiB one, three times each, alternating: the cache
   costs at most its budget + 12 MiB, the cost being the lowest peak-over-idle of the runs
   with it minus the lowest of the runs without it. This file used to state "budget + 4 MiB"
-  from one pair of runs without asserting it; measured, that does not hold: the budget
-  weighs cached payload bytes only, while entry and index overhead and allocator
-  fragmentation around long-lived buffers come on top. Four measurements on the 2-core
-  machine (other builds running) gave 20.3, 21.9, 16.0 and 18.5 MiB for the 16 MiB budget. One run
-  against one run is too noisy for any such bound: peak-over-idle of identical runs without
+  from one pair of runs without asserting it; measured, that does not hold. Four
+  measurements on the 2-core machine (other builds running) gave 20.3, 21.9, 16.0 and
+  18.5 MiB for the 16 MiB budget. The budget weighs cached payload bytes; what comes on top
+  (per-entry bookkeeping, allocator fragmentation around long-lived buffers, presumably)
+  was not broken down. One run against one run is too noisy for any such bound: peak-over-idle of identical runs without
   the cache ranged 33.5-68.0 MiB, with it 55.4-90.6 MiB (requests in flight and memory the
   allocator keeps differ run to run). The noise only ever adds memory, so the lowest of
   three runs is the steadiest figure of what a configuration needs. The bound still catches
