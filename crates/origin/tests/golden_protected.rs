@@ -80,6 +80,7 @@ const URLS: &[(&str, Option<&str>)] = &[
     ("/demo_aes/video_180p/aes/init.mp4", Some("demo_aes_video_180p_aes_init.mp4")),
     ("/demo_aes/video_180p/aes/1.m4s", Some("demo_aes_video_180p_aes_1.m4s.aes")),
     ("/demo_aes/video_180p/aes/1.ts", Some("demo_aes_video_180p_aes_1.ts.aes")),
+    ("/demo_aes/audio_fr/aes/ts.m3u8", Some("demo_aes_audio_fr_aes-ts.m3u8")),
     ("/demo_aes/audio_fr/aes/3.ts", Some("demo_aes_audio_fr_aes_3.ts.aes")),
     ("/demo_aes/manifest.mpd", None),
     ("/demo_aes/Manifest", None),

@@ -350,7 +350,17 @@ async fn encrypted_output_follows_the_policy() {
     for body in [mpd.as_bytes(), &init, &seg] {
         assert!(!contains(body, &key) && !contains(body, b"69eaa802"), "key bytes leaked");
     }
-    // hevc: cbcs HLS with key tags, cenc Smooth not offered until PIFF is wired or offered.
+    // hevc: cbcs HLS with key tags, and cenc Smooth (its policy): the manifest carries a
+    // PlayReady ProtectionHeader and fragments carry PIFF sample encryption, never clear.
+    let (s, _, ism) = get(&st, "/hevc/Manifest").await;
+    assert_eq!(s, StatusCode::OK);
+    let ism = String::from_utf8(ism).unwrap();
+    assert!(ism.contains("<Protection>") && ism.to_ascii_lowercase().replace('-', "").contains(r#"systemid="9a04f07998404286ab92e65be0885f95""#), "{ism}");
+    let bitrate = ism.split("Bitrate=\"").nth(1).unwrap().split('"').next().unwrap();
+    let (s, _, frag) = get(&st, &format!("/hevc/QualityLevels({bitrate})/Fragments(video=0)")).await;
+    assert_eq!(s, StatusCode::OK, "{ism}");
+    let piff_senc = [0xa2, 0x39, 0x4f, 0x52, 0x5a, 0x9b, 0x4f, 0x14, 0xa2, 0x44, 0x6c, 0x42, 0x7c, 0x64, 0x8d, 0xf4];
+    assert!(contains(&frag, b"uuid") && contains(&frag, &piff_senc), "hevc Smooth fragment without PIFF sample encryption");
     let (s, _, master) = get(&st, "/hevc/master.m3u8").await;
     assert_eq!(s, StatusCode::OK);
     let master = String::from_utf8(master).unwrap();
