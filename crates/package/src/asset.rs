@@ -162,7 +162,10 @@ impl Asset {
                 file: f.name.clone(),
                 index: f.index.clone(),
                 slot,
-                language: lang.or_else(|| t.info.language.clone()),
+                // A language from the server manifest is storage metadata: written into MPD and
+                // playlist attributes and Smooth stream names, so anything but a plain language
+                // tag is dropped (as if absent) rather than escaped in each writer.
+                language: lang.filter(|l| crate::lang::is_tag(l)).or_else(|| t.info.language.clone()),
                 segments,
                 bandwidth,
                 avg_bandwidth,
