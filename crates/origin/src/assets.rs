@@ -112,6 +112,7 @@ pub struct Assets {
     assets: Cache<String, Arc<Loaded>>,
     /// Asset paths recently found missing (404), remembered briefly.
     missing: Option<Cache<String, ()>>,
+    /// Memory budget of each file's index.
     index_limits: IndexLimits,
     /// Most track files one asset may hold.
     max_files: usize,
