@@ -5,7 +5,7 @@
 #   -malloc_limit_mb  any single allocation above it is a crash ("malloc(N) exceeds limit");
 #   -rss_limit_mb     the process's resident set above it is a crash ("out-of-memory").
 # Inputs are small (seeds <= 20 KB), and what the code may allocate is proportional to the
-# input (crates/package/tests/fuzz_replay.rs checks 32x + 4 MiB on stable), so 64 MiB per
+# input (crates/package/tests/fuzz_replay.rs checks 80x + 4 MiB on stable), so 64 MiB per
 # allocation is far above anything legitimate. The RSS limit leaves room for AddressSanitizer's
 # shadow memory and quarantine (a few hundred MB on its own).
 #
