@@ -36,7 +36,8 @@ pub fn http_date(t: SystemTime) -> HeaderValue {
     HeaderValue::from_str(&httpdate::fmt_http_date(t)).expect("an HTTP date is a valid header value")
 }
 
-fn matches_any(list: &str, etag: &str) -> bool {
+/// Whether an `If-None-Match` list names `etag` (or is `*`).
+pub(crate) fn matches_any(list: &str, etag: &str) -> bool {
     let bare = etag.trim_matches('"');
     list.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == bare)
 }
