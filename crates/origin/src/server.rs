@@ -135,8 +135,13 @@ pub async fn run(listener: tokio::net::TcpListener, state: Arc<AppState>, shutdo
 }
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    // Operators' counters are not for web pages: no CORS on them.
+    let operator = req.uri().path() == "/metrics";
     let mut r = handle_inner(&st, req).await;
     st.metrics.response(r.status().as_u16());
+    if operator {
+        return r;
+    }
     // CORS for browser players: content is public, so any origin may read it. Static headers
     // rather than a layer: no `Vary`, nothing computed per request.
     let h = r.headers_mut();
