@@ -1072,3 +1072,15 @@ def prometheus_samples(text: str) -> dict[str, float]:
         if m:
             out[m.group(1)] = float(m.group(2))
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def mpd_schema():
+    """MPEG's DASH-MPD.xsd with xlink.xsd and, when present, DASH-IF's CPS schema (for
+    `dashif:Laurl`), read in place from ../shared/schemas."""
+    import xmlschema
+    xsd, xlink, cps = SCHEMAS / "DASH-MPD.xsd", SCHEMAS / "xlink.xsd", SCHEMAS / "DASH-IF-CPS.xsd"
+    locations = [("http://www.w3.org/1999/xlink", str(xlink))]
+    if cps.exists():
+        locations.append(("https://dashif.org/CPS", str(cps)))
+    return xmlschema.XMLSchema(str(xsd), locations=locations)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (oracle_missing, require_browser, run_cenc_player, CLEARKEY_DASH_SCHEME, E2E_DIR, FIXTURES, NS, PACKAGER, SCHEMAS, SYSTEM_IDS, compare_samples, compare_timestamps, count_equal_samples, decrypt_with_packager,
+from oracle import (mpd_schema, oracle_missing, require_browser, run_cenc_player, CLEARKEY_DASH_SCHEME, E2E_DIR, FIXTURES, NS, PACKAGER, SCHEMAS, SYSTEM_IDS, compare_samples, compare_timestamps, count_equal_samples, decrypt_with_packager,
                     decrypted_framemd5, expand_mpd, fetch, framemd5, get_ok, hex_kid, init_protection,
                     parse_pssh, playready_kids, pssh_boxes, require_tool, source_hashes, source_track,
                     source_tracks, start_server_config, stop_server, widevine_kids)
@@ -341,14 +341,8 @@ def test_wrong_key_does_not_decrypt(servers, work, srv, asset):
 # --------------------------------------------------------------------------- 2. MPD: schema and signalling
 
 
-@functools.lru_cache(maxsize=None)
 def _schema():
-    import xmlschema
-    xsd, xlink, cps = SCHEMAS / "DASH-MPD.xsd", SCHEMAS / "xlink.xsd", SCHEMAS / "DASH-IF-CPS.xsd"
-    locations = [("http://www.w3.org/1999/xlink", str(xlink))]
-    if cps.exists():
-        locations.append(("https://dashif.org/CPS", str(cps)))
-    return xmlschema.XMLSchema(str(xsd), locations=locations)
+    return mpd_schema()
 
 
 @pytest.mark.parametrize("srv,asset", DASH_CASES, ids=[f"{s}-{a}" for s, a in DASH_CASES])

@@ -27,7 +27,6 @@ Every file under tests/golden/, recursively (protected goldens live in subfolder
 
 from __future__ import annotations
 
-import functools
 import shutil
 import json
 import re
@@ -38,7 +37,7 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from oracle import FFPROBE, REPO, SCHEMAS, oracle_missing, require_tool
+from oracle import mpd_schema, FFPROBE, REPO, SCHEMAS, oracle_missing, require_tool
 
 GOLDEN = REPO / "tests" / "golden"
 NOTES = {"README.md", "catalog.toml", "index.txt"}
@@ -97,14 +96,8 @@ def test_every_golden_has_an_oracle():
     assert not PAIRING_PROBLEMS, "\n".join(PAIRING_PROBLEMS)
 
 
-@functools.lru_cache(maxsize=None)
 def _schema():
-    import xmlschema
-    xsd, xlink, cps = SCHEMAS / "DASH-MPD.xsd", SCHEMAS / "xlink.xsd", SCHEMAS / "DASH-IF-CPS.xsd"
-    locations = [("http://www.w3.org/1999/xlink", str(xlink))]
-    if cps.exists():
-        locations.append(("https://dashif.org/CPS", str(cps)))
-    return xmlschema.XMLSchema(str(xsd), locations=locations)
+    return mpd_schema()
 
 
 @pytest.mark.parametrize("path", MPDS, ids=[_rel(p) for p in MPDS])
