@@ -93,7 +93,10 @@ def urls(base: str) -> list[str]:
     for asset in ("demo", "multi"):
         for name in ("manifest.mpd", "master.m3u8"):
             out.append(f"{base}/{asset}/{name}")
-        master = get(f"{base}/{asset}/master.m3u8").decode()
+        try:
+            master = get(f"{base}/{asset}/master.m3u8").decode()
+        except OSError:
+            continue
         for line in master.splitlines():
             m = re.search(r'URI="([^"]+)"', line)
             ref = m.group(1) if m else (line if line and not line.startswith("#") else None)

@@ -332,6 +332,11 @@ pub struct LimitsConfig {
     pub h2_keep_alive_timeout_ms: u64,
     /// HTTP/2 header list size at most, bytes.
     pub max_header_bytes: u32,
+    /// Bytes of built responses one connection may hold before it is sent; more answer 503.
+    pub max_connection_response_bytes: u64,
+    /// The same over all connections: with the write timeout, what bounds the memory slow
+    /// readers can pin.
+    pub max_response_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -350,6 +355,8 @@ impl Default for LimitsConfig {
             h2_keep_alive_interval_ms: ms(d.h2_keep_alive_interval),
             h2_keep_alive_timeout_ms: ms(d.h2_keep_alive_timeout),
             max_header_bytes: d.max_header_bytes,
+            max_connection_response_bytes: d.max_connection_response_bytes,
+            max_response_bytes: d.max_response_bytes,
         }
     }
 }
@@ -373,6 +380,12 @@ impl LimitsConfig {
         if !(1024..=1 << 20).contains(&self.max_header_bytes) {
             bail!("limits.max_header_bytes must be between 1024 and 1048576");
         }
+        // Any value works (one response always fits); the upper bound only catches typos.
+        for (name, v) in [("max_connection_response_bytes", self.max_connection_response_bytes), ("max_response_bytes", self.max_response_bytes)] {
+            if !(1..=1 << 40).contains(&v) {
+                bail!("limits.{name} must be between 1 and 2^40");
+            }
+        }
         Ok(crate::listen::Limits {
             max_connections: self.max_connections as usize,
             header_read_timeout: ms("header_read_timeout_ms", self.header_read_timeout_ms, 50, 600_000)?,
@@ -385,6 +398,8 @@ impl LimitsConfig {
             h2_keep_alive_interval: ms("h2_keep_alive_interval_ms", self.h2_keep_alive_interval_ms, 50, 3_600_000)?,
             h2_keep_alive_timeout: ms("h2_keep_alive_timeout_ms", self.h2_keep_alive_timeout_ms, 50, 600_000)?,
             max_header_bytes: self.max_header_bytes,
+            max_connection_response_bytes: self.max_connection_response_bytes,
+            max_response_bytes: self.max_response_bytes,
         })
     }
 }
@@ -627,7 +642,7 @@ mod tests {
         assert_eq!((l.max_connections, l.write_timeout), (10, std::time::Duration::from_millis(300)));
         assert_eq!(LimitsConfig::default().limits().unwrap(), crate::listen::Limits::default());
         assert!(toml::from_str::<Config>("[limits]\nbogus = 1").unwrap_err().to_string().contains("bogus"));
-        for bad in ["max_connections = 0", "idle_timeout_ms = 0", "h2_max_concurrent_streams = 0", "max_header_bytes = 10", "write_timeout_ms = 999999999"] {
+        for bad in ["max_connections = 0", "idle_timeout_ms = 0", "h2_max_concurrent_streams = 0", "max_header_bytes = 10", "write_timeout_ms = 999999999", "max_response_bytes = 0"] {
             let c: Config = toml::from_str(&format!("[limits]\n{bad}")).unwrap();
             let e = c.limits.limits().expect_err(bad).to_string();
             assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");

@@ -15,12 +15,16 @@
 //!   [`CHUNK`] that long (HTTP/2 flow control holds a stream without touching the socket).
 //!   Bodies are handed to hyper in chunks of at most [`CHUNK`] bytes so that progress is seen
 //!   per chunk, which also sets a minimum send rate of `CHUNK / write_timeout`;
-//! - HTTP/2: keep-alive pings, a cap on concurrent streams and on the header list size.
+//! - HTTP/2: keep-alive pings, a cap on concurrent streams and on the header list size;
+//! - response bodies held in memory (built, not yet handed to hyper) are budgeted per
+//!   connection and in all: a response that would go over either budget is answered 503 with
+//!   `Retry-After` instead (its bytes are freed at once).
 //!
-//! A response body is held in memory until it is sent or its connection is cut, so memory
-//! pinned by readers that never read is at most `max_connections × h2_max_concurrent_streams`
-//! bodies (HTTP/1: one per connection), each at most the largest segment, and each for at most
-//! `write_timeout` after its last progress.
+//! A response body is held until it is sent or its connection is cut. Memory pinned by readers
+//! that never read is therefore at most `max_response_bytes` (or one largest response, if that
+//! is bigger), and without the budgets it would be `max_connections ×
+//! h2_max_concurrent_streams` bodies; each is held at most `write_timeout` after its last
+//! progress.
 //!
 //! On shutdown the listener stops accepting, every connection is asked to finish gracefully
 //! (HTTP/1: close after the response in flight; HTTP/2: GOAWAY), and whatever is still open
@@ -82,6 +86,12 @@ pub struct Limits {
     pub h2_keep_alive_timeout: Duration,
     /// HTTP/2 header list size at most (HTTP/1 heads are bounded by hyper's read buffer).
     pub max_header_bytes: u32,
+    /// Bytes of response bodies one connection may hold (built, not yet handed to hyper);
+    /// a response that would go over answers 503 instead. One response is always admitted
+    /// when the connection holds none.
+    pub max_connection_response_bytes: u64,
+    /// The same over all connections.
+    pub max_response_bytes: u64,
 }
 
 impl Default for Limits {
@@ -98,6 +108,8 @@ impl Default for Limits {
             h2_keep_alive_interval: Duration::from_secs(20),
             h2_keep_alive_timeout: Duration::from_secs(10),
             max_header_bytes: 64 * 1024,
+            max_connection_response_bytes: 64 << 20,
+            max_response_bytes: 1 << 30,
         }
     }
 }
@@ -137,6 +149,7 @@ pub async fn serve(
     let builder = Arc::new(limits.builder());
     let acceptor = tls.map(TlsAcceptor::from);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let held = Arc::new(AtomicU64::new(0));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tokio::pin!(shutdown);
@@ -171,6 +184,7 @@ pub async fn serve(
                     builder: builder.clone(),
                     app: app.clone(),
                     server: state.clone(),
+                    held: held.clone(),
                     drain: drain_rx.clone(),
                 };
                 let acceptor = acceptor.clone();
@@ -228,6 +242,8 @@ struct Conn {
     app: Router,
     /// The server state, for its metrics.
     server: Arc<AppState>,
+    /// Response bytes held over all connections.
+    held: Arc<AtomicU64>,
     drain: watch::Receiver<bool>,
 }
 
@@ -249,7 +265,7 @@ impl Conn {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let svc = Guarded { app: self.app.clone(), state: self.state.clone(), limits: self.limits.clone(), server: self.server.clone() };
+        let svc = Guarded { app: self.app.clone(), state: self.state.clone(), limits: self.limits.clone(), server: self.server.clone(), held: self.held.clone() };
         let conn = self.builder.serve_connection(TokioIo::new(io), svc);
         tokio::pin!(conn);
         let mut tick = tokio::time::interval(self.limits.tick());
@@ -310,11 +326,13 @@ struct ConnState {
     write_blocked_since: AtomicU64,
     /// Response bodies in progress, each with the time it last handed out a chunk.
     bodies: Mutex<Vec<Arc<AtomicU64>>>,
+    /// Response bytes held by this connection.
+    held: Arc<AtomicU64>,
 }
 
 impl ConnState {
     fn new() -> Self {
-        ConnState { epoch: Instant::now(), active: AtomicUsize::new(0), idle_since: AtomicU64::new(0), write_blocked_since: AtomicU64::new(0), bodies: Mutex::new(Vec::new()) }
+        ConnState { epoch: Instant::now(), active: AtomicUsize::new(0), idle_since: AtomicU64::new(0), write_blocked_since: AtomicU64::new(0), bodies: Mutex::new(Vec::new()), held: Arc::new(AtomicU64::new(0)) }
     }
 
     fn now(&self) -> u64 {
@@ -370,6 +388,7 @@ struct Guarded {
     state: Arc<ConnState>,
     limits: Arc<Limits>,
     server: Arc<AppState>,
+    held: Arc<AtomicU64>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Guarded {
@@ -386,6 +405,8 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
         let timeout = self.limits.request_timeout;
         let server = self.server.clone();
         let state = self.state.clone();
+        let held = self.held.clone();
+        let limits = self.limits.clone();
         Box::pin(async move {
             let res = if has_body {
                 match tokio::time::timeout(timeout, fut).await {
@@ -407,8 +428,50 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
                 Ok(r) => r,
                 Err(e) => match e {},
             };
-            Ok(res.map(|b| WatchedBody::new(b, active, &state)))
+            let size = res.body().size_hint().exact().unwrap_or_else(|| res.body().size_hint().lower());
+            let Some(reserved) = Reserved::take(size, [(&state.held, limits.max_connection_response_bytes), (&held, limits.max_response_bytes)]) else {
+                // Built but over budget: freeing it now is what keeps memory bounded. The
+                // status already counted for it stays counted; the limit counter says why.
+                server.metrics.limit_hit("response_bytes");
+                let mut r = Response::new(Body::from("too many responses in flight, try again\n"));
+                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return Ok(r.map(|b| WatchedBody::new(b, active, &state, Reserved::default())));
+            };
+            Ok(res.map(|b| WatchedBody::new(b, active, &state, reserved)))
         })
+    }
+}
+
+/// Response bytes counted against budgets, given back when dropped.
+#[derive(Default)]
+struct Reserved(Vec<(Arc<AtomicU64>, u64)>);
+
+impl Reserved {
+    /// Counts `size` against each `(counter, budget)`, or none of them when one would go over
+    /// (a counter at 0 admits any size, so one response always fits).
+    fn take<const N: usize>(size: u64, budgets: [(&Arc<AtomicU64>, u64); N]) -> Option<Reserved> {
+        let mut r = Reserved(Vec::with_capacity(N));
+        if size == 0 {
+            return Some(r);
+        }
+        for (counter, budget) in budgets {
+            let before = counter.fetch_add(size, Ordering::AcqRel);
+            r.0.push((counter.clone(), size));
+            if before > 0 && before.saturating_add(size) > budget {
+                // Dropping `r` gives back what was taken so far, this one included.
+                return None;
+            }
+        }
+        Some(r)
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        for (counter, n) in &self.0 {
+            counter.fetch_sub(*n, Ordering::AcqRel);
+        }
     }
 }
 
@@ -421,13 +484,15 @@ pub struct WatchedBody {
     clock: Arc<AtomicU64>,
     state: Arc<ConnState>,
     _active: Active,
+    /// Dropped with the body, after `inner` and `rest` (fields drop in order).
+    _reserved: Reserved,
 }
 
 impl WatchedBody {
-    fn new(inner: Body, active: Active, state: &Arc<ConnState>) -> Self {
+    fn new(inner: Body, active: Active, state: &Arc<ConnState>, reserved: Reserved) -> Self {
         let clock = Arc::new(AtomicU64::new(state.now()));
         state.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(clock.clone());
-        WatchedBody { inner, rest: Bytes::new(), clock, state: state.clone(), _active: active }
+        WatchedBody { inner, rest: Bytes::new(), clock, state: state.clone(), _active: active, _reserved: reserved }
     }
 
     fn piece(&mut self) -> Bytes {

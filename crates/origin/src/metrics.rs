@@ -45,7 +45,8 @@ impl Metrics {
     }
 
     /// A connection limit was enforced: `limit` is one of `max_connections`, `idle_timeout`,
-    /// `write_timeout`, `response_stalled`, `request_timeout`, `tls_handshake_timeout`, `drain`.
+    /// `write_timeout`, `response_stalled`, `request_timeout`, `response_bytes`,
+    /// `tls_handshake_timeout`, `drain`.
     pub fn limit_hit(&self, limit: &'static str) {
         *self.limits_hit.lock().unwrap_or_else(|e| e.into_inner()).entry(limit).or_default() += 1;
     }

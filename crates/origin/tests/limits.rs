@@ -275,3 +275,55 @@ async fn graceful_shutdown_ends_within_the_drain_limit_despite_stalled_clients()
     // Nothing listens any more.
     assert!(TcpStream::connect(r.addr).await.is_err());
 }
+
+#[tokio::test]
+async fn connection_response_budget_refuses_streams_over_it_but_not_other_connections() {
+    let r = start(Limits { max_connection_response_bytes: 1, ..lax() }).await;
+    let seg = big_segment(&r.state).await;
+    // One stream's body is admitted and held by flow control; the rest would go over.
+    let held = h2_zero_window(r.addr, &seg, 50).await;
+    assert!(hit(&r.state, "response_bytes").await, "streams over the connection's budget were served");
+    let mut s = TcpStream::connect(r.addr).await.unwrap();
+    s.write_all(format!("GET {seg} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let (status, _) = response(&mut s).await;
+    assert!(status.contains(" 200 "), "another connection was refused: {status}");
+    // Without a drain limit, shutdown waits for the held connection to go.
+    drop(held);
+    stop(r).await;
+}
+
+#[tokio::test]
+async fn server_response_budget_answers_503_until_memory_is_given_back() {
+    let r = start(Limits { max_response_bytes: 1, ..lax() }).await;
+    let seg = big_segment(&r.state).await;
+    let held = h2_zero_window(r.addr, &seg, 1).await;
+    // The held body is counted once the server has answered that stream.
+    let mut s = TcpStream::connect(r.addr).await.unwrap();
+    let refused = tokio::time::timeout(BOUND, async {
+        loop {
+            s.write_all(format!("GET {seg} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+            let (status, _) = response(&mut s).await;
+            if status.contains(" 503 ") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(refused.is_ok(), "a response over the server's budget was served");
+    assert!(r.state.metrics.limits_hit("response_bytes") >= 1);
+    // The holder goes away: its body is freed and the budget serves again.
+    drop(held);
+    let served = tokio::time::timeout(BOUND, async {
+        loop {
+            s.write_all(format!("GET {seg} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+            if response(&mut s).await.0.contains(" 200 ") {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(served.is_ok(), "the budget was never given back");
+    stop(r).await;
+}
