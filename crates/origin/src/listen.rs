@@ -12,9 +12,11 @@
 //!   `request_timeout`, else 408 and the connection closes;
 //! - a response that makes no progress for `write_timeout` closes its connection: either a
 //!   socket write stays blocked that long, or a response body is not asked for its next
-//!   [`CHUNK`] that long (HTTP/2 flow control holds a stream without touching the socket).
-//!   Bodies are handed to hyper in chunks of at most [`CHUNK`] bytes so that progress is seen
-//!   per chunk, which also sets a minimum send rate of `CHUNK / write_timeout`;
+//!   [`CHUNK`] that long while the whole connection wrote less than one [`CHUNK`] (HTTP/2 flow
+//!   control holds streams without touching the socket; a stream queued behind busy siblings
+//!   is not stalled). Bodies are handed to hyper in pieces of at most [`CHUNK`] bytes so that
+//!   progress is seen per piece, which also sets a minimum send rate of about
+//!   `CHUNK / write_timeout` per connection;
 //! - HTTP/2: keep-alive pings, a cap on concurrent streams and on the header list size;
 //! - response bodies held in memory (built, not yet handed to hyper) are budgeted per
 //!   connection and in all: a response that would go over either budget is answered 503 with
@@ -273,6 +275,9 @@ impl Conn {
         tokio::pin!(conn);
         let mut tick = tokio::time::interval(self.limits.tick());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // (time, bytes written) at each tick, back to one at least `write_timeout` old.
+        let window = self.limits.write_timeout.as_millis() as u64;
+        let mut history: std::collections::VecDeque<(u64, u64)> = std::collections::VecDeque::new();
         // When a graceful shutdown of this connection was started (drain or idle).
         let mut closing: Option<Instant> = None;
         if *self.drain.borrow() {
@@ -295,7 +300,13 @@ impl Conn {
                 }
                 _ = tick.tick() => {
                     let now = self.state.now();
-                    if let Some(reason) = self.state.stalled(now, self.limits.write_timeout) {
+                    let written = self.state.written.load(Ordering::Relaxed);
+                    history.push_back((now, written));
+                    while history.len() > 1 && history[1].0 + window <= now {
+                        history.pop_front();
+                    }
+                    let recent = history.front().filter(|(t, _)| t + window <= now).map(|(_, w)| written - w);
+                    if let Some(reason) = self.state.stalled(now, self.limits.write_timeout, recent) {
                         tracing::debug!(%peer, reason, "closing a connection whose response makes no progress");
                         self.server.metrics.limit_hit(reason);
                         return;
@@ -331,11 +342,13 @@ struct ConnState {
     bodies: Mutex<Vec<Arc<AtomicU64>>>,
     /// Response bytes held by this connection.
     held: Arc<AtomicU64>,
+    /// Bytes written to the socket so far.
+    written: AtomicU64,
 }
 
 impl ConnState {
     fn new() -> Self {
-        ConnState { epoch: Instant::now(), active: AtomicUsize::new(0), idle_since: AtomicU64::new(0), write_blocked_since: AtomicU64::new(0), bodies: Mutex::new(Vec::new()), held: Arc::new(AtomicU64::new(0)) }
+        ConnState { epoch: Instant::now(), active: AtomicUsize::new(0), idle_since: AtomicU64::new(0), write_blocked_since: AtomicU64::new(0), bodies: Mutex::new(Vec::new()), held: Arc::new(AtomicU64::new(0)), written: AtomicU64::new(0) }
     }
 
     fn now(&self) -> u64 {
@@ -350,12 +363,18 @@ impl ConnState {
     }
 
     /// Why the connection should be cut, if a write or a response has made no progress for
-    /// `limit`.
-    fn stalled(&self, now: u64, limit: Duration) -> Option<&'static str> {
+    /// `limit`. `recent`: bytes the connection wrote over the last `limit`, if it is that old.
+    fn stalled(&self, now: u64, limit: Duration, recent: Option<u64>) -> Option<&'static str> {
         let limit = limit.as_millis() as u64;
         let blocked = self.write_blocked_since.load(Ordering::Acquire);
         if blocked != 0 && now.saturating_sub(blocked - 1) >= limit {
             return Some("write_timeout");
+        }
+        // An HTTP/2 stream can wait behind its siblings for the connection's flow-control
+        // window on a slow link: that is progress. A connection that wrote less than a piece
+        // over the whole limit is not progressing (pings and headers are a few bytes).
+        if recent.is_some_and(|n| n >= CHUNK as u64) {
+            return None;
         }
         let bodies = self.bodies.lock().unwrap_or_else(|e| e.into_inner());
         if bodies.iter().any(|b| now.saturating_sub(b.load(Ordering::Acquire)) >= limit) {
@@ -564,7 +583,10 @@ impl WatchedIo {
                 // Only the first refusal of a run sets the clock.
                 let _ = self.state.write_blocked_since.compare_exchange(0, self.state.now() + 1, Ordering::AcqRel, Ordering::Acquire);
             }
-            Poll::Ready(Ok(n)) if *n > 0 => self.state.write_blocked_since.store(0, Ordering::Release),
+            Poll::Ready(Ok(n)) if *n > 0 => {
+                self.state.write_blocked_since.store(0, Ordering::Release);
+                self.state.written.fetch_add(*n as u64, Ordering::Relaxed);
+            }
             _ => {}
         }
     }

@@ -327,3 +327,60 @@ async fn server_response_budget_answers_503_until_memory_is_given_back() {
     assert!(served.is_ok(), "the budget was never given back");
     stop(r).await;
 }
+
+#[tokio::test]
+async fn http2_stream_queued_behind_progressing_siblings_is_not_cut() {
+    let r = start(Limits { write_timeout: SHORT, ..lax() }).await;
+    let seg = big_segment(&r.state).await;
+    // Streams 1, 3, ..., 41 all ask for the segment with zero windows; the client then opens
+    // the window of one stream at a time, so the later ones wait several write timeouts while
+    // the connection as a whole keeps moving.
+    let s = h2_zero_window(r.addr, &seg, 21).await;
+    let (mut rd, mut wr) = s.into_split();
+    let window_update = |stream: u32, n: u32| {
+        let mut f = vec![0, 0, 4, 0x8, 0];
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(&n.to_be_bytes());
+        f
+    };
+    let reader = tokio::spawn(async move {
+        // Counts, per stream, whether DATA with END_STREAM was seen; returns at EOF.
+        let mut done = std::collections::BTreeSet::new();
+        let mut head = [0u8; 9];
+        loop {
+            if rd.read_exact(&mut head).await.is_err() {
+                return done;
+            }
+            let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let mut payload = vec![0u8; len];
+            if rd.read_exact(&mut payload).await.is_err() {
+                return done;
+            }
+            let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+            if head[3] == 0x0 && head[4] & 0x1 != 0 {
+                done.insert(stream);
+            }
+        }
+    });
+    // 16 KiB every 10 ms to the first stream until it has its body, then the next: about
+    // 1.6 MB/s, 25 times the least the limit asks for over 300 ms, so a slow test machine does
+    // not make it look stalled. Streams 1..39 take over a second; 41 never gets a window.
+    let size = support::get(&r.state, &seg).await.2.len();
+    let per_stream = size.div_ceil(16384) * 16384;
+    for stream in (1..=39).step_by(2) {
+        let mut granted = 0;
+        while granted < per_stream {
+            if wr.write_all(&[window_update(0, 16384), window_update(stream, 16384)].concat()).await.is_err() {
+                break;
+            }
+            granted += 16384;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert_eq!(r.state.metrics.limits_hit("response_stalled"), 0, "a connection that was sending was cut");
+    // The client stops opening windows: now the connection is stalled and is cut.
+    assert!(hit(&r.state, "response_stalled").await, "a connection with no progress was kept");
+    let done = tokio::time::timeout(BOUND, reader).await.expect("connection closed").unwrap();
+    assert!(done.contains(&1) && done.contains(&39), "streams given a window were not completed: {done:?}");
+    stop(r).await;
+}
