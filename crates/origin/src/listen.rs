@@ -23,10 +23,9 @@
 //!   `Retry-After` instead (its bytes are freed at once).
 //!
 //! A response body is held until it is sent or its connection is cut. Memory pinned by readers
-//! that never read is therefore at most `max_response_bytes` (or one largest response, if that
-//! is bigger), and without the budgets it would be `max_connections ×
-//! h2_max_concurrent_streams` bodies; each is held at most `write_timeout` after its last
-//! progress.
+//! that never read is therefore at most 1.125 × `max_response_bytes` (small answers may
+//! overdraw by an eighth), or one largest response if that is bigger; without the budgets it
+//! would be `max_connections × h2_max_concurrent_streams` bodies.
 //!
 //! On shutdown the listener stops accepting, every connection is asked to finish gracefully
 //! (HTTP/1: close after the response in flight; HTTP/2: GOAWAY), and whatever is still open
