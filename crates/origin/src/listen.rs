@@ -14,9 +14,10 @@
 //!   socket write stays blocked that long, or a response body is not asked for its next
 //!   [`CHUNK`] that long while the whole connection wrote less than one [`CHUNK`] (HTTP/2 flow
 //!   control holds streams without touching the socket; a stream queued behind busy siblings
-//!   is not stalled). Bodies are handed to hyper in pieces of at most [`CHUNK`] bytes so that
-//!   progress is seen per piece, which also sets a minimum send rate of about
-//!   `CHUNK / write_timeout` per connection;
+//!   is not stalled). HTTP/2 bodies are handed to hyper in pieces of at most [`CHUNK`] bytes
+//!   so that progress is seen per piece (HTTP/1 bodies whole: cutting them cost a quarter of
+//!   the segment throughput in the load benchmark, and a blocked socket shows their stalls).
+//!   Either way this sets a minimum send rate of about `CHUNK / write_timeout` per connection;
 //! - HTTP/2: keep-alive pings, a cap on concurrent streams and on the header list size;
 //! - response bodies held in memory (built, not yet handed to hyper) are budgeted per
 //!   connection and in all: a response that would go over either budget is answered 503 with
@@ -56,9 +57,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::server::{router, AppState};
 
-/// Largest piece of a response body handed to hyper at once. Progress of a response is seen
-/// per piece, so a reader slower than `CHUNK / write_timeout` is cut; 64 KiB over the default
-/// 30 s is about 2 KiB/s.
+/// Largest piece of an HTTP/2 response body handed to hyper at once. Progress of a response is
+/// seen per piece, so a connection slower than `CHUNK / write_timeout` is cut; 64 KiB over the
+/// default 30 s is about 2 KiB/s.
 pub const CHUNK: usize = 64 * 1024;
 
 /// Responses up to this size may overdraw a response-bytes budget by an eighth of it.
@@ -422,6 +423,9 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
         use tower::ServiceExt;
         let active = Active::new(self.state.clone());
         let has_body = !req.body().is_end_stream();
+        // HTTP/2 flow control can hold a stream without the socket ever blocking: only the
+        // body's pieces show its progress there.
+        let piece = if req.version() == http::Version::HTTP_2 { CHUNK } else { usize::MAX };
         let fut = self.app.clone().oneshot(req.map(Body::new));
         let timeout = self.limits.request_timeout;
         let server = self.server.clone();
@@ -461,9 +465,9 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
                 let mut r = Response::new(Body::from("too many responses in flight, try again\n"));
                 *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return Ok(r.map(|b| WatchedBody::new(b, active, &state, Reserved::default())));
+                return Ok(r.map(|b| WatchedBody::new(b, active, &state, Reserved::default(), piece)));
             };
-            Ok(res.map(|b| WatchedBody::new(b, active, &state, reserved)))
+            Ok(res.map(|b| WatchedBody::new(b, active, &state, reserved, piece)))
         })
     }
 }
@@ -500,12 +504,13 @@ impl Drop for Reserved {
     }
 }
 
-/// A response body cut into pieces of at most [`CHUNK`] bytes, registering the time of each
+/// A response body cut into pieces of at most `piece` bytes, registering the time of each
 /// piece with its connection's watchdog, and keeping its request counted as in flight.
 pub struct WatchedBody {
     inner: Body,
-    /// The rest of a data frame larger than [`CHUNK`].
+    /// The rest of a data frame larger than `piece`.
     rest: Bytes,
+    piece: usize,
     clock: Arc<AtomicU64>,
     state: Arc<ConnState>,
     _active: Active,
@@ -514,14 +519,14 @@ pub struct WatchedBody {
 }
 
 impl WatchedBody {
-    fn new(inner: Body, active: Active, state: &Arc<ConnState>, reserved: Reserved) -> Self {
+    fn new(inner: Body, active: Active, state: &Arc<ConnState>, reserved: Reserved, piece: usize) -> Self {
         let clock = Arc::new(AtomicU64::new(state.now()));
         state.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(clock.clone());
-        WatchedBody { inner, rest: Bytes::new(), clock, state: state.clone(), _active: active, _reserved: reserved }
+        WatchedBody { inner, rest: Bytes::new(), piece, clock, state: state.clone(), _active: active, _reserved: reserved }
     }
 
     fn piece(&mut self) -> Bytes {
-        let n = self.rest.len().min(CHUNK);
+        let n = self.rest.len().min(self.piece);
         self.clock.store(self.state.now(), Ordering::Release);
         self.rest.split_to(n)
     }
