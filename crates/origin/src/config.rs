@@ -44,6 +44,8 @@ pub struct Config {
     pub store: Vec<StoreConfig>,
     /// Timeouts, retries and overload protection of the remote stores.
     pub storage: StorageTiming,
+    /// Connection limits against slow and idle clients (`[limits]`).
+    pub limits: LimitsConfig,
     /// What one asset's files may cost in memory and work, whatever they declare.
     pub content_limits: ContentLimits,
 }
@@ -366,6 +368,106 @@ impl StorageTiming {
     }
 }
 
+/// `[limits]`: connection limits on both listeners (see [`crate::listen`]). Every value has a
+/// safe default; times are in milliseconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open connections at most; one more is accepted and closed at once.
+    pub max_connections: u32,
+    /// HTTP/1: a request head must arrive within this.
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed (also bounds the time to
+    /// the first request, HTTP/2 included).
+    pub idle_timeout_ms: u64,
+    /// Requests carrying a body (`POST /clearkey`) must be read and answered within this (408).
+    pub request_timeout_ms: u64,
+    /// A response or socket write without progress for this long closes the connection.
+    pub write_timeout_ms: u64,
+    /// TLS handshakes must finish within this.
+    pub tls_handshake_timeout_ms: u64,
+    /// On SIGTERM, in-flight requests get this long before every connection is closed.
+    pub drain_timeout_ms: u64,
+    /// HTTP/2 concurrent streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 keep-alive ping interval.
+    pub h2_keep_alive_interval_ms: u64,
+    /// HTTP/2: a ping unanswered for this long closes the connection.
+    pub h2_keep_alive_timeout_ms: u64,
+    /// HTTP/2 header list size at most, bytes.
+    pub max_header_bytes: u32,
+    /// Bytes of built responses one connection may hold before it is sent; more answer 503.
+    pub max_connection_response_bytes: u64,
+    /// The same over all connections: with the write timeout, what bounds the memory slow
+    /// readers can pin.
+    pub max_response_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = crate::listen::Limits::default();
+        let ms = |d: std::time::Duration| d.as_millis() as u64;
+        LimitsConfig {
+            max_connections: d.max_connections as u32,
+            header_read_timeout_ms: ms(d.header_read_timeout),
+            idle_timeout_ms: ms(d.idle_timeout),
+            request_timeout_ms: ms(d.request_timeout),
+            write_timeout_ms: ms(d.write_timeout),
+            tls_handshake_timeout_ms: ms(d.tls_handshake_timeout),
+            drain_timeout_ms: ms(d.drain_timeout),
+            h2_max_concurrent_streams: d.h2_max_concurrent_streams,
+            h2_keep_alive_interval_ms: ms(d.h2_keep_alive_interval),
+            h2_keep_alive_timeout_ms: ms(d.h2_keep_alive_timeout),
+            max_header_bytes: d.max_header_bytes,
+            max_connection_response_bytes: d.max_connection_response_bytes,
+            max_response_bytes: d.max_response_bytes,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Checked typed values. Zero is refused everywhere: every limit is on.
+    pub fn limits(&self) -> anyhow::Result<crate::listen::Limits> {
+        use std::time::Duration;
+        let ms = |name: &str, v: u64, lo: u64, hi: u64| -> anyhow::Result<Duration> {
+            if !(lo..=hi).contains(&v) {
+                bail!("limits.{name} must be between {lo} and {hi} ms");
+            }
+            Ok(Duration::from_millis(v))
+        };
+        if !(1..=1_000_000).contains(&self.max_connections) {
+            bail!("limits.max_connections must be between 1 and 1000000");
+        }
+        if !(1..=1000).contains(&self.h2_max_concurrent_streams) {
+            bail!("limits.h2_max_concurrent_streams must be between 1 and 1000");
+        }
+        if !(1024..=1 << 20).contains(&self.max_header_bytes) {
+            bail!("limits.max_header_bytes must be between 1024 and 1048576");
+        }
+        // Any value works (one response always fits); the upper bound only catches typos.
+        for (name, v) in [("max_connection_response_bytes", self.max_connection_response_bytes), ("max_response_bytes", self.max_response_bytes)] {
+            if !(1..=1 << 40).contains(&v) {
+                bail!("limits.{name} must be between 1 and 2^40");
+            }
+        }
+        Ok(crate::listen::Limits {
+            max_connections: self.max_connections as usize,
+            header_read_timeout: ms("header_read_timeout_ms", self.header_read_timeout_ms, 50, 600_000)?,
+            idle_timeout: ms("idle_timeout_ms", self.idle_timeout_ms, 50, 3_600_000)?,
+            request_timeout: ms("request_timeout_ms", self.request_timeout_ms, 50, 600_000)?,
+            write_timeout: ms("write_timeout_ms", self.write_timeout_ms, 50, 600_000)?,
+            tls_handshake_timeout: ms("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms, 50, 600_000)?,
+            drain_timeout: ms("drain_timeout_ms", self.drain_timeout_ms, 0, 600_000)?,
+            h2_max_concurrent_streams: self.h2_max_concurrent_streams,
+            h2_keep_alive_interval: ms("h2_keep_alive_interval_ms", self.h2_keep_alive_interval_ms, 50, 3_600_000)?,
+            h2_keep_alive_timeout: ms("h2_keep_alive_timeout_ms", self.h2_keep_alive_timeout_ms, 50, 600_000)?,
+            max_header_bytes: self.max_header_bytes,
+            max_connection_response_bytes: self.max_connection_response_bytes,
+            max_response_bytes: self.max_response_bytes,
+        })
+    }
+}
+
 /// TLS certificate and key files (PEM).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -432,6 +534,7 @@ impl Default for Config {
             tls: None,
             store: Vec::new(),
             storage: StorageTiming::default(),
+            limits: LimitsConfig::default(),
             content_limits: ContentLimits::default(),
         }
     }
@@ -496,6 +599,7 @@ impl Config {
         }
         self.content_limits.validate(self.segment_duration_ms)?;
         self.storage.timing()?;
+        self.limits.limits()?;
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.store {
             s.spec()?;
@@ -604,6 +708,20 @@ mod tests {
         assert!(bad("[[store]]\nprefix = \"v\"\nkind = \"azure\"\naccount = \"a\"\ncontainer = \"c\"").contains("access_key, sas or use_emulator"));
         assert!(bad("[[store]]\nprefix = \"v\"\nkind = \"s3\"\nbucket = \"b\"\n[[store]]\nprefix = \"v\"\nkind = \"s3\"\nbucket = \"c\"").contains("two [[store]]"));
         assert!(bad("[storage]\nread_timeout_ms = 0").contains("read_timeout_ms"));
+    }
+
+    #[test]
+    fn limits_parse_validate_and_refuse_unknown_fields() {
+        let c: Config = toml::from_str("[limits]\nmax_connections = 10\nwrite_timeout_ms = 300").unwrap();
+        let l = c.limits.limits().unwrap();
+        assert_eq!((l.max_connections, l.write_timeout), (10, std::time::Duration::from_millis(300)));
+        assert_eq!(LimitsConfig::default().limits().unwrap(), crate::listen::Limits::default());
+        assert!(toml::from_str::<Config>("[limits]\nbogus = 1").unwrap_err().to_string().contains("bogus"));
+        for bad in ["max_connections = 0", "idle_timeout_ms = 0", "h2_max_concurrent_streams = 0", "max_header_bytes = 10", "write_timeout_ms = 999999999", "max_response_bytes = 0"] {
+            let c: Config = toml::from_str(&format!("[limits]\n{bad}")).unwrap();
+            let e = c.limits.limits().expect_err(bad).to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ingest;
 pub mod inspect;
 pub mod keys;
+pub mod listen;
 pub mod metrics;
 pub mod protection;
 pub mod route;

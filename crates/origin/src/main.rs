@@ -215,10 +215,14 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             }
         });
     }
-    match tls {
-        Some(tls) => sealcast_origin::tls::run_tls(listener, state, tls, shutdown_signal()).await?,
-        None => server::run(listener, state, shutdown_signal()).await?,
-    }
+    // Validated by `cfg.validate()` already; this only converts.
+    let limits = cfg.limits.limits()?;
+    let drain = limits.drain_timeout;
+    sealcast_origin::listen::serve(listener, state, tls, limits, async move {
+        shutdown_signal().await;
+        tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: no new connections, draining");
+    })
+    .await?;
     Ok(())
 }
 

@@ -16,6 +16,10 @@ pub struct Metrics {
     keys_refused: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     /// Responses by status class (index 1..=5).
     responses: [AtomicU64; 6],
+    /// Connections open now (the listener's gauge).
+    connections_open: std::sync::atomic::AtomicI64,
+    /// Connection limits enforced, by limit name (see [`crate::listen`]).
+    limits_hit: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -33,6 +37,23 @@ impl Metrics {
     pub fn response(&self, status: u16) {
         let class = (status / 100).clamp(1, 5) as usize;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection opened (`1`) or closed (`-1`).
+    pub fn connections_open(&self, delta: i64) {
+        self.connections_open.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// A connection limit was enforced: `limit` is one of `max_connections`, `idle_timeout`,
+    /// `write_timeout`, `response_stalled`, `request_timeout`, `response_bytes`,
+    /// `tls_handshake_timeout`, `drain`.
+    pub fn limit_hit(&self, limit: &'static str) {
+        *self.limits_hit.lock().unwrap_or_else(|e| e.into_inner()).entry(limit).or_default() += 1;
+    }
+
+    /// How many times `limit` was enforced so far.
+    pub fn limits_hit(&self, limit: &str) -> u64 {
+        self.limits_hit.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(l, _)| **l == limit).map(|(_, n)| *n).sum()
     }
 
     /// How many keys `service` refused for `reason` so far.
@@ -54,6 +75,12 @@ impl Metrics {
         s.push_str("# HELP sealcast_keys_refused_total Key and licence requests refused, by reason.\n# TYPE sealcast_keys_refused_total counter\n");
         for ((svc, reason), n) in self.keys_refused.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(s, "sealcast_keys_refused_total{{service=\"{svc}\",reason=\"{reason}\"}} {n}");
+        }
+        s.push_str("# HELP sealcast_connections_open Connections open now.\n# TYPE sealcast_connections_open gauge\n");
+        let _ = writeln!(s, "sealcast_connections_open {}", self.connections_open.load(Ordering::Relaxed));
+        s.push_str("# HELP sealcast_limits_total Connections refused or closed, and requests timed out, by the limit enforced.\n# TYPE sealcast_limits_total counter\n");
+        for (limit, n) in self.limits_hit.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(s, "sealcast_limits_total{{limit=\"{limit}\"}} {n}");
         }
         s
     }

@@ -123,15 +123,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new().fallback(handle).with_state(state)
 }
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, under the default connection limits (see
+/// [`crate::listen::serve`] for other limits and TLS).
 pub async fn run(listener: tokio::net::TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
-    // No Nagle: a response's last small write (a segment's final chunk) must not wait for the
-    // client's delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    crate::listen::serve(listener, state, None, crate::listen::Limits::default(), shutdown).await
 }
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
