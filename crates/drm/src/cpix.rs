@@ -29,7 +29,7 @@ use crate::error::{snippet, Error, Result};
 use crate::groups::{assign_key_indices, TrackDesc, TrackKind};
 use crate::key::{ContentKey, KeyKind, Scheme};
 use crate::kid::{Kid, SystemId};
-use crate::pssh::PsshBox;
+use crate::pssh::Pssh;
 use crate::xml::{check_embeddable, parse_tree, Element, Limits};
 
 /// CPIX namespace.
@@ -84,7 +84,7 @@ pub struct DrmSystemSignalling {
     /// `@name`, a human-readable name (usable as `ContentProtection@value`).
     pub name: Option<String>,
     /// `PSSH`: the whole box, decoded and checked to belong to `system_id`.
-    pub pssh: Option<PsshBox>,
+    pub pssh: Option<Pssh>,
     /// `ContentProtectionData`: decoded XML fragment for inside `ContentProtection`.
     pub content_protection_data: Option<String>,
     /// `URIExtXKey` (CPIX 2.3, deprecated): decoded `URI` value for `#EXT-X-KEY`.
@@ -373,11 +373,11 @@ fn parse_drm_system(el: &Element) -> Result<DrmSystemSignalling> {
         }
         match c.name.as_str() {
             "PSSH" => {
-                let pssh = PsshBox::parse(&decode_b64(&c.text, "PSSH")?)?;
-                if pssh.system_id() != system_id {
+                let pssh = crate::pssh::parse(&decode_b64(&c.text, "PSSH")?)?;
+                if pssh.system_id != system_id {
                     return Err(cpix(format!(
                         "DRMSystem {system_id} for key {kid} carries a pssh box of system {}",
-                        pssh.system_id()
+                        pssh.system_id
                     )));
                 }
                 d.pssh = Some(pssh);
@@ -462,7 +462,7 @@ fn parse_usage_rule(el: &Element) -> Result<UsageRule> {
 
 fn required_kid(el: &Element, what: &str) -> Result<Kid> {
     let s = el.attr("kid").ok_or_else(|| cpix(format!("{what} without @kid")))?;
-    Kid::parse(s)
+    Ok(Kid::parse(s)?)
 }
 
 fn int_attr(el: &Element, name: &str) -> Result<Option<u64>> {
@@ -528,7 +528,7 @@ fn cpix(msg: String) -> Error {
 mod tests {
     use super::*;
     use crate::clearkey::common_pssh_box;
-    use crate::kid::hex;
+    use sealcast_cenc::kid::hex;
     use crate::widevine::WidevinePsshData;
 
     const K_AUDIO: &str = "0f3c2a10-5b7d-4e21-9a88-c4d2e6f01a01";
@@ -582,7 +582,7 @@ mod tests {
             iv = b64(&[0xcd; 16]),
             k2 = b64(&[0x22; 16]),
             k3 = b64(&[0x33; 16]),
-            wv = wv.to_base64(),
+            wv = crate::pssh::to_base64(&wv),
         )
     }
 
@@ -602,7 +602,7 @@ mod tests {
 
         let wv = doc.signalling(Kid::parse(K_SD).unwrap(), SystemId::WIDEVINE).unwrap();
         assert_eq!(wv.name.as_deref(), Some("Widevine"));
-        assert_eq!(hex(&wv.pssh.as_ref().unwrap().data()[2..18]), hex(Kid::parse(K_SD).unwrap().as_bytes()));
+        assert_eq!(hex(&wv.pssh.as_ref().unwrap().data[2..18]), hex(Kid::parse(K_SD).unwrap().as_bytes()));
         assert_eq!(wv.hls_signaling.len(), 2);
         assert_eq!(wv.hls_signaling[0].playlist, HlsPlaylist::Media);
         assert!(wv.hls_signaling[1].data.starts_with("#EXT-X-SESSION-KEY:"));
@@ -741,7 +741,7 @@ mod tests {
             format!(r#"<CPIX xmlns="urn:dashif:org:cpix" xmlns:p="urn:ietf:params:xml:ns:keyprov:pskc">{body}</CPIX>"#)
         };
         let k16 = b64(&[1; 16]);
-        let common = common_pssh_box(&[Kid::parse(K_SD).unwrap()]).unwrap().to_base64();
+        let common = crate::pssh::to_base64(&common_pssh_box(&[Kid::parse(K_SD).unwrap()]).unwrap());
         let cases = [
             wrap(&format!("<ContentKeyList>{}{}</ContentKeyList>", key(K_SD, "", &k16), key(K_SD, "", &k16))),
             wrap(&format!("<ContentKeyList>{}</ContentKeyList>", key(K_SD, "", &b64(&[1; 15])))),

@@ -3,7 +3,6 @@
 
 use std::ops::Range;
 
-use crate::adts::{AdtsConfig, ADTS_HEADER_LEN, MAX_RAW_FRAME};
 use crate::nal::{AuPlan, FramingError, VideoConfig, START_CODE};
 use crate::packet::{pes_packet_count, FirstPacket, PesWriter};
 use crate::pes::{pes_header, pes_header_len, rescale_to_90k, MASK_33, MAX_BOUNDED_PAYLOAD};
@@ -13,6 +12,7 @@ use crate::{
     Codec, Error, MuxParams, PacketCounts, Sample, Stream, AUDIO_PES_MAX_FRAMES,
     AUDIO_PES_SPAN_90K, AUDIO_PID, PCR_LEAD_90K, TS_PACKET_SIZE, VIDEO_PID,
 };
+use sealcast_codecs::adts::{AdtsConfig, ADTS_HEADER_LEN, MAX_RAW_FRAME};
 
 const VIDEO_STREAM_ID: u8 = 0xE0;
 const AUDIO_STREAM_ID: u8 = 0xC0;
@@ -777,11 +777,13 @@ impl<H: EsHook> Writer<'_, '_, H> {
         // Descriptors only come from a non-clear hook; Vec::new() does not allocate.
         let (mut video_desc, mut audio_desc) = (Vec::new(), Vec::new());
         let hook = &*self.hook;
-        let video_type = self
-            .streams
-            .video
-            .as_ref()
-            .map(|v| hook.pmt_entry(v.codec, v.config.kind.stream_type(), &mut video_desc));
+        let video_type = self.streams.video.as_ref().map(|v| {
+            hook.pmt_entry(
+                v.codec,
+                crate::nal::stream_type(v.config.kind),
+                &mut video_desc,
+            )
+        });
         let audio_type = self
             .streams
             .audio

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sealcast_cenc::boxes::{Frma, PiffSenc, Pssh, Saio, Saiz, Schm, Senc, Sinf, Tenc, PIFF_SENC_UUID};
 use sealcast_cenc::init::{protect_init, InitProtection};
-use sealcast_cenc::{iv, ContentKey, IvDeriver, TrackProtection};
+use sealcast_cenc::{iv, ContentKey, IvDeriver, KeyKind, Kid, TrackProtection};
 use sealcast_isobmff::fourcc::types::{MDAT, MOOF, TRAF, TRUN, UUID};
 use sealcast_isobmff::tree::RawBox;
 use sealcast_isobmff::{Atom, FourCC};
@@ -116,7 +116,8 @@ pub fn fuzz_boxes(data: &[u8]) {
 }
 
 /// The content key of [`fuzz_protect`] (fixed: the fuzzer varies the media, not the key).
-const FUZZ_KEY: ContentKey = ContentKey { kid: [0x5c; 16], key: [0xa7; 16] };
+const FUZZ_KEY_BYTES: [u8; 16] = [0xa7; 16];
+const FUZZ_KEY: ContentKey = ContentKey::aes128(Kid([0x5c; 16]), KeyKind::CommonEncryption, FUZZ_KEY_BYTES);
 
 /// Runs `data` as one track file through every encrypting writer: if it indexes and builds
 /// an asset, each track's init goes through `protect_init` (`cenc` with a `pssh`; `cbcs`
@@ -138,13 +139,13 @@ pub fn fuzz_protect(data: &[u8]) {
     for track in &asset.tracks {
         let info = &track.track().info;
         let format = sample_format(info);
-        let cenc = TrackProtection::cenc(&FUZZ_KEY, format, IvDeriver::derive(&FUZZ_KEY.kid, b"fuzz", info.track_id));
-        let cbcs = TrackProtection::cbcs(&FUZZ_KEY, format, iv::constant_iv(&FUZZ_KEY.kid, b"fuzz", info.track_id));
+        let cenc = TrackProtection::cenc(&FUZZ_KEY, format, IvDeriver::derive(FUZZ_KEY.kid().as_bytes(), b"fuzz", info.track_id));
+        let cbcs = TrackProtection::cbcs(&FUZZ_KEY, format, iv::constant_iv(FUZZ_KEY.kid().as_bytes(), b"fuzz", info.track_id));
         // A layout the encryptor cannot take (odd NAL length size) is refused when the
         // server sets up protection, before any request: nothing further to run.
         let (Ok(cenc), Ok(cbcs)) = (cenc, cbcs) else { continue };
         let init = &track.track().init;
-        let mut ip = cenc.init_protection(None, vec![Pssh::common(vec![FUZZ_KEY.kid])]);
+        let mut ip = cenc.init_protection(None, vec![Pssh::common(vec![FUZZ_KEY.kid()])]);
         check_protected_init(init, &ip, &track.name);
         ip = cbcs.init_protection(Some(info.track_id), Vec::new());
         ip.clear_entry = true;
@@ -152,7 +153,7 @@ pub fn fuzz_protect(data: &[u8]) {
 
         let clear_lead = u64::from(info.timescale);
         let trex_index = info.trex.default_sample_description_index;
-        let sample_aes = ts::SampleAesParams { key: FUZZ_KEY.key, iv: [0x3e; 16] };
+        let sample_aes = ts::SampleAesParams { key: FUZZ_KEY_BYTES, iv: [0x3e; 16] };
         for i in 0..track.segments.len() {
             let Some((start, end)) = track.segment_range(i) else { continue };
             if start > end || end > data.len() as u64 {
@@ -337,10 +338,10 @@ pub fn fuzz_cenc_boxes(data: &[u8]) {
     round_trip::<Saiz>(data);
     round_trip::<Saio>(data);
 
-    let cenc = TrackProtection::cenc(&FUZZ_KEY, sealcast_cenc::SampleFormat::Whole, IvDeriver::derive(&FUZZ_KEY.kid, b"fuzz", 1));
+    let cenc = TrackProtection::cenc(&FUZZ_KEY, sealcast_cenc::SampleFormat::Whole, IvDeriver::derive(FUZZ_KEY.kid().as_bytes(), b"fuzz", 1));
     // Fixed, valid parameters: an error here is not a fuzz finding.
     let cenc = cenc.expect("fixed cenc parameters");
-    check_protected_init(data, &cenc.init_protection(None, vec![Pssh::common(vec![FUZZ_KEY.kid])]), "input");
+    check_protected_init(data, &cenc.init_protection(None, vec![Pssh::common(vec![FUZZ_KEY.kid()])]), "input");
     let mut ip = cenc.init_protection(Some(1), Vec::new());
     ip.clear_entry = true;
     check_protected_init(data, &ip, "input");

@@ -83,16 +83,3 @@ pub fn write_segment_with(inputs: &[TsInput<'_>], number: usize, sample_aes: Opt
     sealcast_mpegts::mux_segment(&streams, &mut params, &mut out).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
     Ok(out)
 }
-
-/// HLS `METHOD=AES-128` envelope: `data` encrypted whole with AES-128-CBC and PKCS#7
-/// padding (RFC 8216 4.3.2.4: always 1 to 16 bytes of padding, so the output is the next
-/// multiple of 16 above `data.len()`).
-pub fn aes128_cbc_pkcs7(key: &[u8; 16], iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>> {
-    let pad = 16 - data.len() % 16;
-    let mut out = Vec::with_capacity(data.len() + pad);
-    out.extend_from_slice(data);
-    out.resize(data.len() + pad, pad as u8);
-    let cbc = sealcast_cenc::aes::AesCbc::new(key).map_err(|e| Error::Unsupported(format!("AES-128: {e}")))?;
-    cbc.encrypt(*iv, &mut out).map_err(|e| Error::Unsupported(format!("AES-128: {e}")))?;
-    Ok(out)
-}

@@ -44,7 +44,7 @@ fn cenc_boxes_seeds_and_regressions_do_not_panic() {
 fn write_cenc_boxes_seeds() {
     use sealcast_cenc::boxes::Pssh;
     use sealcast_cenc::init::protect_init;
-    use sealcast_cenc::{iv, ContentKey, IvDeriver, TrackProtection};
+    use sealcast_cenc::{iv, ContentKey, IvDeriver, KeyKind, Kid, TrackProtection};
     use sealcast_isobmff::tree::RawBox;
     use sealcast_package::protect::{sample_format, write_segment_encrypted};
     use sealcast_package::{fmp4, smooth};
@@ -65,7 +65,7 @@ fn write_cenc_boxes_seeds() {
 
     let dir = fuzz_dir().join("seeds/cenc_boxes");
     std::fs::create_dir_all(&dir).unwrap();
-    let key = ContentKey { kid: [0x5c; 16], key: [0xa7; 16] };
+    let key = ContentKey::aes128(Kid([0x5c; 16]), KeyKind::CommonEncryption, [0xa7; 16]);
     for p in inputs("seeds", "protect") {
         let stem = p.file_stem().unwrap().to_string_lossy().into_owned();
         let data = Bytes::from(std::fs::read(&p).unwrap());
@@ -76,9 +76,9 @@ fn write_cenc_boxes_seeds() {
             let info = &t.track().info;
             let name = format!("{stem}_{}", t.name);
             let mut kinds = std::collections::BTreeSet::new();
-            let cenc = TrackProtection::cenc(&key, sample_format(info), IvDeriver::derive(&key.kid, b"fuzz", info.track_id)).unwrap();
-            let cbcs = TrackProtection::cbcs(&key, sample_format(info), iv::constant_iv(&key.kid, b"fuzz", info.track_id)).unwrap();
-            let init = protect_init(&t.track().init, &cenc.init_protection(None, vec![Pssh::common(vec![key.kid])])).unwrap();
+            let cenc = TrackProtection::cenc(&key, sample_format(info), IvDeriver::derive(key.kid().as_bytes(), b"fuzz", info.track_id)).unwrap();
+            let cbcs = TrackProtection::cbcs(&key, sample_format(info), iv::constant_iv(key.kid().as_bytes(), b"fuzz", info.track_id)).unwrap();
+            let init = protect_init(&t.track().init, &cenc.init_protection(None, vec![Pssh::common(vec![key.kid()])])).unwrap();
             std::fs::write(dir.join(format!("{name}_init.mp4")), &init).unwrap();
             for b in RawBox::parse_all(&init).unwrap() {
                 save(&dir, &format!("{name}_init"), &b, &mut kinds);
