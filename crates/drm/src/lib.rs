@@ -30,6 +30,7 @@ pub mod kid;
 pub mod playready;
 pub mod pssh;
 pub mod smooth;
+pub mod usage_rules;
 pub mod widevine;
 mod xml;
 
