@@ -165,6 +165,7 @@
 #![warn(missing_docs)]
 
 mod crc;
+pub mod fuzzing;
 mod mux;
 mod nal;
 mod packet;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_protect};
+use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_protect};
 use sealcast_package::index::index_bytes;
 use sealcast_package::{Asset, PackageOptions};
 
@@ -33,6 +33,30 @@ fn protect_seeds_and_regressions_do_not_panic() {
 #[test]
 fn cenc_boxes_seeds_and_regressions_do_not_panic() {
     replay("cenc_boxes", fuzz_cenc_boxes);
+}
+
+#[test]
+fn ism_seeds_and_regressions_do_not_panic() {
+    replay("ism", fuzz_ism);
+}
+
+/// Every `.ism` seed parses, so the target starts from documents that reach the round trip.
+#[test]
+fn ism_seeds_parse() {
+    for p in inputs("seeds", "ism") {
+        let tracks = sealcast_package::ism::parse(&std::fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert!(!tracks.is_empty());
+    }
+}
+
+proptest::proptest! {
+    // SMIL-shaped text with hostile values (entities, quotes, markup characters, numbers
+    // with signs): the stable stand-in for coverage-guided runs of the `ism` target.
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(1024))]
+    #[test]
+    fn random_smil(doc in "<smil><body>(<(video|audio) src=\"[a-z&;#0-9<>'. ]{0,8}\"( systemBitrate=\"[+0-9]{0,11}\")?( systemLanguage=\"[a-z&;'\"]{0,6}\")?>(<param name=\"(trackID|trackName|other)\" value=\"[a-z0-9&;#x]{0,8}\"/>){0,3}</(video|audio)>){0,3}</body></smil>") {
+        fuzz_ism(doc.as_bytes());
+    }
 }
 
 /// Writes `fuzz/seeds/cenc_boxes/`: from each `protect` seed, the protected init segment
