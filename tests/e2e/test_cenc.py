@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (require_browser, run_cenc_player, CLEARKEY_DASH_SCHEME, E2E_DIR, FIXTURES, NS, PACKAGER, SCHEMAS, SYSTEM_IDS, compare_samples, compare_timestamps, count_equal_samples, decrypt_with_packager,
+from oracle import (oracle_missing, require_browser, run_cenc_player, CLEARKEY_DASH_SCHEME, E2E_DIR, FIXTURES, NS, PACKAGER, SCHEMAS, SYSTEM_IDS, compare_samples, compare_timestamps, count_equal_samples, decrypt_with_packager,
                     decrypted_framemd5, expand_mpd, fetch, framemd5, get_ok, hex_kid, init_protection,
                     parse_pssh, playready_kids, pssh_boxes, require_tool, source_hashes, source_track,
                     source_tracks, start_server_config, stop_server, widevine_kids)
@@ -354,7 +354,7 @@ def _schema():
 @pytest.mark.parametrize("srv,asset", DASH_CASES, ids=[f"{s}-{a}" for s, a in DASH_CASES])
 def test_mpd_validates_against_mpeg_schema(servers, srv, asset):
     if not (SCHEMAS / "DASH-MPD.xsd").exists() or not (SCHEMAS / "xlink.xsd").exists():
-        pytest.skip(f"MPEG's DASH schema not found at {SCHEMAS}: schema validation not run")
+        oracle_missing(f"MPEG's DASH schema not found at {SCHEMAS}: schema validation not run")
     url, text = _mpd(servers[srv].base_url, asset)
     schema = _schema()
     errors = [f"{e.path}: {e.reason}" for e in schema.iter_errors(text)]
@@ -483,11 +483,13 @@ console.log(JSON.stringify(out));
 """
 
 
-def mp4box_report(items: list[tuple[str, Path, Path]]) -> dict:
+def mp4box_report(items: list[tuple[str, Path, Path]], errors: list[str]) -> dict:
+    """mp4box.js's view of each (label, init, segment). `errors`: what the calling test found
+    so far, reported (failing the test) before any skip for a missing mp4box.js."""
     if shutil.which("node") is None:
-        pytest.skip("node not installed")
+        oracle_missing("node not installed: mp4box.js cross-check not run", errors)
     if not (E2E_DIR / "node_modules" / "mp4box").exists():
-        pytest.skip("tests/e2e/node_modules/mp4box missing: run npm install in tests/e2e (scripts/setup.sh)")
+        oracle_missing("tests/e2e/node_modules/mp4box missing: run npm install in tests/e2e (scripts/setup.sh)", errors)
     arg = json.dumps([[label, str(i), str(s)] for label, i, s in items])
     r = subprocess.run(["node", "-e", MP4BOX_PROBE, arg], capture_output=True, text=True, cwd=E2E_DIR, timeout=120)
     assert r.returncode == 0, f"mp4box.js probe failed: {r.stderr[-2000:]}"
@@ -553,7 +555,7 @@ def test_mp4box_reads_protection(servers, work, srv, asset):
         first.write_bytes(body(t.seg_urls[0]))
         init.write_bytes(body(t.init_url))
         items.append((t.what, init, first))
-    report = mp4box_report(items)
+    report = mp4box_report(items, [])
     errors = []
     url, text = _mpd(servers[srv].base_url, asset)
     for t in tracks:
@@ -647,8 +649,9 @@ def test_hls_cbcs_decrypts_to_source(servers, work, srv, asset):
     for t in tracks:
         check_decrypts(t, errors)
     check_kid_assignment(tracks, "cbcs", f"{srv}/{asset} HLS", errors)
+    # Decryption errors found above are reported even when mp4box.js turns out to be missing.
     report = mp4box_report([(t.what, _write(work, t.what + ".init", body(t.init_url)),
-                             _write(work, t.what + ".seg1", body(t.seg_urls[0]))) for t in tracks])
+                             _write(work, t.what + ".seg1", body(t.seg_urls[0]))) for t in tracks], errors)
     for t in tracks:
         check_mp4box(t.what, report[t.what], "cbcs", t.source.codec_type, t.kid, errors)
     _fails(errors)
@@ -665,16 +668,40 @@ def _write(work: Path, name: str, data: bytes) -> Path:
 PIFF_SENC = bytes.fromhex("a2394f525a9b4f14a2446c427c648df4")
 
 
-def test_smooth_protection(servers, work):
-    """PlayReady ProtectionHeader naming the tracks' KIDs; fragments carry PIFF sample
-    encryption and decrypt (ffmpeg) to the source. The init ffmpeg needs is the same
-    track's cenc DASH init (same key kind, same KID) with the fragments' track_ID."""
+# Every asset whose Smooth policy is cenc on server "a", read from the policy table, and for
+# each the server whose DASH for that asset is cenc: its DASH init (same key kind, same KIDs)
+# is the init ffmpeg needs to read the Smooth fragments.
+SMOOTH_CENC = [a for a, p in POLICY_A.items() if p["smooth"] == "cenc"]
+
+
+def _cenc_dash_server(asset: str) -> str:
+    found = [name for name, pol in SERVERS.items() if pol.get(asset, {}).get("dash") == "cenc"]
+    assert found, f"no server serves {asset}'s DASH as cenc: the Smooth check has no init to decrypt with"
+    return found[0]
+
+
+def _piff_senc_count(frag: bytes) -> int:
+    """PIFF SampleEncryptionBox uuid boxes directly under moof/traf."""
+    from oracle import _boxes, _find
+    n = 0
+    for s, e in _find(frag, [b"moof", b"traf"]):
+        n += sum(1 for typ, cs, _ in _boxes(frag, s, e) if typ == b"uuid" and frag[cs:cs + 16] == PIFF_SENC)
+    return n
+
+
+@pytest.mark.parametrize("asset", SMOOTH_CENC)
+def test_smooth_protection(servers, work, asset):
+    """The policy says cenc for Smooth, so the manifest MUST carry <Protection> with a
+    PlayReady ProtectionHeader naming the tracks' KIDs, every fragment MUST carry PIFF sample
+    encryption, and every QualityLevel MUST decrypt (ffmpeg) to a source track's samples,
+    every source track being served. The init ffmpeg needs is the same track's cenc DASH
+    init (same key kind, same KID) with the fragments' track_ID."""
     base = servers["a"].base_url
-    r = get_ok(f"{base}/demo/Manifest")
+    r = get_ok(f"{base}/{asset}/Manifest")
     root = ET.fromstring(r.body)
     prot = root.find("Protection")
-    if prot is None:
-        pytest.skip("/demo/Manifest has no <Protection> element yet: Smooth encryption not served (issue 4, later)")
+    assert prot is not None, (f"/{asset}/Manifest has no <Protection> although {asset}'s Smooth policy is cenc: "
+                              f"Smooth served clear or unprotected:\n{r.body[:600]!r}")
     errors = []
     headers = prot.findall("ProtectionHeader")
     pr = [h for h in headers if hex_kid(h.get("SystemID", "0" * 32)) == SYSTEM_IDS["playready"]]
@@ -683,7 +710,8 @@ def test_smooth_protection(servers, work):
                       f"one PlayReady ({SYSTEM_IDS['playready']})")
         _fails(errors)
     kids = playready_kids(base64.b64decode(pr[0].text.strip()))
-    dash = {t.name: t for t in dash_tracks(servers, "a", "demo", work)}  # demo's DASH is cenc on "a"
+    dash = {t.name: t for t in dash_tracks(servers, _cenc_dash_server(asset), asset, work)}
+    matched_sources = set()
     for si in root.findall("StreamIndex"):
         url_tpl = si.get("Url")
         times, t = [], 0
@@ -693,14 +721,19 @@ def test_smooth_protection(servers, work):
                 times.append(t)
                 t += int(c.get("d"))
         for ql in si.findall("QualityLevel"):
+            what = f"/{asset}/Manifest {si.get('Type')} QualityLevel {ql.get('Bitrate')}"
             frag_urls = [urllib.parse.urljoin(r.url, url_tpl.replace("{bitrate}", ql.get("Bitrate"))
                                               .replace("{start time}", str(x))) for x in times]
+            if not frag_urls:
+                errors.append(f"{what}: no fragments listed")
+                continue
             frags = [body(u) for u in frag_urls]
+            unprotected = [u for u, f in zip(frag_urls, frags) if _piff_senc_count(f) == 0]
+            if unprotected:
+                errors.append(f"{what}: {len(unprotected)} of {len(frags)} fragments carry no PIFF sample-encryption "
+                              f"uuid box in moof/traf, e.g. {unprotected[0]}")
             # which source track: the DASH track of the same type whose samples match after decryption
             cands = [d for d in dash.values() if d.source.codec_type == si.get("Type")]
-            if not any(PIFF_SENC in f for f in frags):
-                errors.append(f"{si.get('Type')} QualityLevel {ql.get('Bitrate')}: fragments carry no PIFF "
-                              f"sample-encryption uuid box")
             matched = False
             for d in cands:
                 if d.kid not in kids:
@@ -710,16 +743,27 @@ def test_smooth_protection(servers, work):
                 data = bytearray(init)
                 for f in frags:
                     data += _set_tfhd_track_id(f, tid)
-                p = _write(work, f"smooth-{si.get('Type')}-{ql.get('Bitrate')}-{d.name}.mp4", bytes(data))
+                p = _write(work, f"smooth-{asset}-{si.get('Type')}-{ql.get('Bitrate')}-{d.name}.mp4", bytes(data))
                 try:
-                    compare_samples(decrypted_framemd5(p, d.key), source_hashes("demo", d.name), "smooth")
-                    matched = True
-                    break
+                    compare_samples(decrypted_framemd5(p, d.key), source_hashes(asset, d.name), "smooth")
                 except AssertionError:
                     continue
+                matched = True
+                matched_sources.add(d.name)
+                # The same fragments read WITHOUT the key must not be the source: they are encrypted.
+                enc = framemd5(str(p), "0:0")
+                want = source_hashes(asset, d.name)
+                big = [i for i, (g, w) in enumerate(zip(enc.packets, want.packets))
+                       if w.size >= 256 and (g.size, g.md5) == (w.size, w.md5)]
+                if big:
+                    errors.append(f"{what}: samples {big[:10]} (≥256 bytes) are the source's without decryption")
+                break
             if not matched:
-                errors.append(f"{si.get('Type')} QualityLevel {ql.get('Bitrate')}: fragments decrypt (ffmpeg, "
-                              f"keys of ProtectionHeader KIDs {kids}) to no source track's samples")
+                errors.append(f"{what}: fragments decrypt (ffmpeg, keys of ProtectionHeader KIDs {kids}) to no "
+                              f"source track's samples")
+    missing = sorted(set(source_tracks(asset)) - matched_sources)
+    if missing:
+        errors.append(f"/{asset}/Manifest: source tracks {missing} are served by no QualityLevel that decrypts to them")
     _fails(errors)
 
 
@@ -865,9 +909,32 @@ def test_browser_fails_with_wrong_key(browser_results, job):
     r = browser_results["results"].get(job[0])
     assert r is not None, f"no result for {job[0]}; stderr:\n{browser_results['stderr'][-2000:]}"
     assert not r["ok"], (f"{job[1]} played {r['url']} past 4 s with WRONG keys (right KIDs): expected a decode "
-                         f"error or no progress:\n{_explain(r)}")
-    assert r.get("mediaKeys") or r.get("error", "").startswith("load failed"), \
-        f"wrong-key run failed before EME was even engaged, so it proves nothing:\n{_explain(r)}"
+                         f"error:\n{_explain(r)}")
+    assert r.get("mediaKeys"), f"wrong-key run failed before EME was even engaged, so it proves nothing:\n{_explain(r)}"
+    # A stall (slow machine, lost request, server hang) is NOT the expected failure: the player
+    # itself must report what wrong keys cause. Chromium's ClearKey CDM cannot tell a wrong key
+    # (cenc/cbcs have no integrity check), so the first thing to notice is the decoder fed the
+    # garbage it decrypted: MEDIA_ERR_DECODE (seen: "PIPELINE_ERROR_DECODE: Failed to send video
+    # packet for decoding"). A DRM/licence error (shaka category 6, dash.js protection codes
+    # 100-114) counts too.
+    why = _decrypt_failure(r, job[1])
+    assert why, (f"{job[1]} did not play {r['url']} with wrong keys but reported no decode or DRM error (a stall or "
+                 f"an unrelated failure proves nothing about the keys):\n{_explain(r)}")
+
+
+def _decrypt_failure(r: dict, engine: str) -> str | None:
+    """The player error that shows decryption with the given keys failed, or None."""
+    for e in r.get("playerErrors") or []:
+        if engine == "shaka":
+            # shaka.util.Error: category 6 = DRM; 3016 VIDEO_ERROR carries the MediaError code first.
+            m = re.match(r"\[(\d+)", e.get("data") or "")
+            if e.get("category") == 6 or (e.get("code") == 3016 and m and int(m.group(1)) == 3):
+                return f"shaka error {e.get('code')} (category {e.get('category')}) {e.get('data')}"
+        else:
+            text = str(e.get("message") or e.get("playback") or "")
+            if "MEDIA_ERR_DECODE" in text or "PIPELINE_ERROR_DECODE" in text or 100 <= int(e.get("code") or 0) <= 114:
+                return f"dash.js error {e}"
+    return None
 
 
 # --------------------------------------------------------------------------- control: the oracles on Shaka Packager's output

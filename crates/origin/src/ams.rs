@@ -249,23 +249,31 @@ pub fn parse(segments: &[String]) -> Result<Option<AmsRequest>, AmsError> {
             Some(k) => k,
             None => return Ok(None),
         },
-        [ql, res] => {
-            let Some(ql_args) = call(ql, "QualityLevels")? else { return Ok(None) };
-            if let Some(args) = call(res, "Fragments")? {
-                let (bitrate, custom) = quality_levels(ql_args)?;
-                fragment(bitrate, custom, args)?
-            } else if let Some(args) = call(res, "Manifest")? {
-                let (bitrate, custom) = quality_levels(ql_args)?;
-                media_playlist(bitrate, custom, args)?
-            } else if let Some(noun) = ["FragmentInfo", "RawFragments", "KeyFrames"].into_iter().find(|n| call(res, n).ok().flatten().is_some()) {
-                return Err(AmsError::Unsupported(format!("{noun}(..) requests")));
-            } else {
-                return Ok(None);
-            }
-        }
+        [ql, res] => match quality_level_resource(ql, res)? {
+            Some(k) => k,
+            None => return Ok(None),
+        },
         _ => return Ok(None),
     };
     Ok(Some(AmsRequest { locator: locator.clone(), ism: ism.clone(), kind }))
+}
+
+/// The resource of the last two segments `QualityLevels(..)/{Fragments|Manifest}(..)`, shared
+/// by the AMS form and the clean Smooth form (`/{asset}/QualityLevels(..)/Fragments(..)`), so
+/// both accept exactly the same URLs. `Ok(None)`: not such a pair.
+pub fn quality_level_resource(ql: &str, res: &str) -> Result<Option<AmsKind>, AmsError> {
+    let Some(ql_args) = call(ql, "QualityLevels")? else { return Ok(None) };
+    if let Some(args) = call(res, "Fragments")? {
+        let (bitrate, custom) = quality_levels(ql_args)?;
+        Ok(Some(fragment(bitrate, custom, args)?))
+    } else if let Some(args) = call(res, "Manifest")? {
+        let (bitrate, custom) = quality_levels(ql_args)?;
+        Ok(Some(media_playlist(bitrate, custom, args)?))
+    } else if let Some(noun) = ["FragmentInfo", "RawFragments", "KeyFrames"].into_iter().find(|n| call(res, n).ok().flatten().is_some()) {
+        Err(AmsError::Unsupported(format!("{noun}(..) requests")))
+    } else {
+        Ok(None)
+    }
 }
 
 fn is_ism(s: &str) -> bool {

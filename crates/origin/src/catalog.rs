@@ -29,7 +29,27 @@ pub enum Delivery {
     DynamicEnvelopeEncryption,
 }
 
+impl std::str::FromStr for Delivery {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Delivery::ALL.into_iter().find(|d| d.as_str() == s).ok_or_else(|| format!("'{s}' is none of {}", Delivery::ALL.map(|d| d.as_str()).join(", ")))
+    }
+}
+
 impl Delivery {
+    /// Every delivery type.
+    pub const ALL: [Delivery; 4] = [Delivery::NoDynamicEncryption, Delivery::DynamicCommonEncryption, Delivery::DynamicCommonEncryptionCbcs, Delivery::DynamicEnvelopeEncryption];
+
+    /// The name the catalog spells it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::NoDynamicEncryption => "NoDynamicEncryption",
+            Delivery::DynamicCommonEncryption => "DynamicCommonEncryption",
+            Delivery::DynamicCommonEncryptionCbcs => "DynamicCommonEncryptionCbcs",
+            Delivery::DynamicEnvelopeEncryption => "DynamicEnvelopeEncryption",
+        }
+    }
+
     /// The key kind this delivery needs, if any.
     pub fn key_kind(self) -> Option<KeyKind> {
         match self {
@@ -61,12 +81,13 @@ pub struct LicenseUrls {
 /// One asset's policy and keys, validated.
 #[derive(Debug)]
 pub struct AssetPolicy {
-    /// DASH delivery.
-    pub dash: Delivery,
-    /// HLS delivery.
-    pub hls: Delivery,
-    /// Smooth Streaming delivery.
-    pub smooth: Delivery,
+    /// DASH delivery; `None`: not named, so blocked (Azure Media Services' rule: an asset with
+    /// a delivery policy serves only the protocols it names; clear needs `NoDynamicEncryption`).
+    pub dash: Option<Delivery>,
+    /// HLS delivery (fMP4 and TS); `None`: blocked.
+    pub hls: Option<Delivery>,
+    /// Smooth Streaming delivery; `None`: blocked.
+    pub smooth: Option<Delivery>,
     /// Seconds served clear at the start of each track.
     pub clear_lead_secs: u32,
     /// License URLs.
@@ -153,7 +174,8 @@ pub struct TomlCatalog {
 /// One validated load of the catalog.
 #[derive(Default)]
 struct Snapshot {
-    assets: HashMap<String, Arc<AssetPolicy>>,
+    /// By lowercased path: (the path as written, its policy).
+    assets: HashMap<String, (String, Arc<AssetPolicy>)>,
     keys: HashMap<Kid, KeyGrant>,
 }
 
@@ -171,12 +193,10 @@ struct FileToml {
 #[serde(deny_unknown_fields)]
 struct AssetToml {
     path: String,
-    #[serde(default)]
-    dash: Delivery,
-    #[serde(default)]
-    hls: Delivery,
-    #[serde(default)]
-    smooth: Delivery,
+    /// Protocols not named are blocked.
+    dash: Option<Delivery>,
+    hls: Option<Delivery>,
+    smooth: Option<Delivery>,
     #[serde(default)]
     clear_lead_secs: u32,
     #[serde(default)]
@@ -262,12 +282,20 @@ impl TomlCatalog {
 }
 
 impl TomlCatalog {
+    /// Every asset of the catalog with its policy, by path.
+    pub fn assets(&self) -> Vec<(String, Arc<AssetPolicy>)> {
+        let cur = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut v: Vec<(String, Arc<AssetPolicy>)> = cur.assets.values().cloned().collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
     /// Every storage-encrypted file of the catalog, by path under the storage root, with its
     /// key and IV: what [`apply_storage_encryption`] registers with the store.
     pub fn storage_files(&self) -> Vec<(String, sealcast_storage::FileEncryption)> {
         let cur = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
         let mut v = Vec::new();
-        for (asset, p) in cur.assets.iter() {
+        for (asset, p) in cur.assets.values() {
             if let Some(s) = &p.storage {
                 for (name, iv) in &s.files {
                     v.push((format!("{asset}/{name}"), sealcast_storage::FileEncryption { key_id: s.key_id.to_string(), key: s.key.clone(), iv: *iv }));
@@ -288,7 +316,9 @@ pub fn apply_storage_encryption(catalog: &TomlCatalog, store: &sealcast_storage:
 
 impl Catalog for TomlCatalog {
     fn policy(&self, path: &str) -> Option<Arc<AssetPolicy>> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).assets.get(path).cloned()
+        // Keyed by the lowercased path: on a case-insensitive store `/VOD/MOVIE/…` reads the
+        // files of `vod/movie`, so it must get that asset's policy too.
+        self.current.read().unwrap_or_else(|e| e.into_inner()).assets.get(&path.to_ascii_lowercase()).map(|(_, p)| p.clone())
     }
 
     fn key(&self, kid: Kid) -> Option<KeyGrant> {
@@ -348,8 +378,8 @@ fn load_all(source: &Path) -> anyhow::Result<Snapshot> {
                     }
                 }
             }
-            if out.insert(path.clone(), Arc::new(policy)).is_some() {
-                bail!("catalog {}: asset '{path}' is listed twice", f.display());
+            if out.insert(path.to_ascii_lowercase(), (path.clone(), Arc::new(policy))).is_some() {
+                bail!("catalog {}: asset '{path}' is listed twice (paths compare case-insensitively)", f.display());
             }
         }
     }
@@ -391,7 +421,7 @@ fn validate(a: AssetToml, dir: &Path, auth: &HashMap<String, Arc<AuthorizationPo
         let xml = std::fs::read(&p).with_context(|| format!("reading CPIX {}", p.display()))?;
         // The CPIX document's per-key scheme decides the kind; the policy's DASH scheme
         // (else cenc) is the default for keys that do not say.
-        let default_kind = [a.dash, a.hls, a.smooth].iter().find_map(|d| d.key_kind()).unwrap_or(KeyKind::CommonEncryption);
+        let default_kind = [a.dash, a.hls, a.smooth].iter().flatten().find_map(|d| d.key_kind()).unwrap_or(KeyKind::CommonEncryption);
         let doc = sealcast_drm::cpix::parse_cpix(&xml, default_kind).map_err(|e| anyhow::anyhow!("CPIX {}: {e}", p.display()))?;
         keys = doc.keys.iter().map(|k| k.key.clone()).collect();
         key_auth = vec![a.authorization.clone(); keys.len()];
@@ -404,6 +434,7 @@ fn validate(a: AssetToml, dir: &Path, auth: &HashMap<String, Arc<AuthorizationPo
         }
     }
     for (proto, d) in [("dash", a.dash), ("hls", a.hls), ("smooth", a.smooth)] {
+        let Some(d) = d else { continue };
         if let Some(kind) = d.key_kind() {
             if !keys.iter().any(|k| k.kind() == kind) {
                 bail!("{proto} uses {d:?} but no {kind} key is given");
@@ -411,7 +442,7 @@ fn validate(a: AssetToml, dir: &Path, auth: &HashMap<String, Arc<AuthorizationPo
         }
     }
     for (proto, d) in [("dash", a.dash), ("smooth", a.smooth)] {
-        if d == Delivery::DynamicEnvelopeEncryption {
+        if d == Some(Delivery::DynamicEnvelopeEncryption) {
             bail!("{proto} cannot use DynamicEnvelopeEncryption (HLS only)");
         }
     }
@@ -507,7 +538,7 @@ keys = [
         let p = write(&dir, "c.toml", GOOD);
         let c = TomlCatalog::load(&p).unwrap();
         let pol = c.policy("vod/movie").unwrap();
-        assert_eq!((pol.dash, pol.hls, pol.smooth), (Delivery::DynamicCommonEncryption, Delivery::DynamicCommonEncryptionCbcs, Delivery::NoDynamicEncryption));
+        assert_eq!((pol.dash, pol.hls, pol.smooth), (Some(Delivery::DynamicCommonEncryption), Some(Delivery::DynamicCommonEncryptionCbcs), None));
         assert_eq!(pol.keys_for(Delivery::DynamicCommonEncryption).len(), 1);
         assert!(c.policy("other").is_none());
         // Keys never show in debug output.

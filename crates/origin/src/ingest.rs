@@ -38,6 +38,34 @@ pub struct IngestArgs {
     pub encrypt: bool,
     /// The catalog TOML file to record the asset in (needed with `encrypt`: it holds the key).
     pub catalog: Option<PathBuf>,
+    /// Delivery policy to record per protocol. A catalog entry serves only the protocols it
+    /// names, so a storage-encrypted asset ingested without any is recorded blocked.
+    pub publish: Publish,
+}
+
+/// What an ingest records as the asset's delivery policy (`None`: leave as it is; a new
+/// entry then does not name the protocol, which blocks it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Publish {
+    /// DASH.
+    pub dash: Option<crate::catalog::Delivery>,
+    /// HLS.
+    pub hls: Option<crate::catalog::Delivery>,
+    /// Smooth Streaming.
+    pub smooth: Option<crate::catalog::Delivery>,
+}
+
+impl Publish {
+    /// Every protocol clear (`NoDynamicEncryption`).
+    pub fn clear() -> Publish {
+        let c = Some(crate::catalog::Delivery::NoDynamicEncryption);
+        Publish { dash: c, hls: c, smooth: c }
+    }
+
+    /// Whether it names no protocol.
+    pub fn is_empty(&self) -> bool {
+        *self == Publish::default()
+    }
 }
 
 /// What was ingested.
@@ -108,7 +136,7 @@ pub async fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<IngestRepor
             let files = plan.iter().filter_map(|(f, e)| e.as_ref().map(|e| (f.name.clone(), e.iv))).collect::<Vec<_>>();
             (kid.clone(), k.to_vec(), files)
         });
-        if let Err(e) = record(cat, &args.asset, storage) {
+        if let Err(e) = record(cat, &args.asset, storage, args.publish) {
             for p in &uploaded {
                 let _ = store.delete(p).await;
             }
@@ -187,9 +215,11 @@ fn index_local(file: &mut std::fs::File, size: u64) -> anyhow::Result<()> {
 type StorageRecord = (String, Vec<u8>, Vec<(String, [u8; 8])>);
 
 /// Writes (or replaces) the asset's entry in the catalog file: keeps its other entries and
-/// the asset's other settings (delivery policies, keys), sets or removes `storage`. The new
-/// file is loaded as the origin would load it before it replaces the old one.
-fn record(catalog: &Path, asset: &str, storage: Option<StorageRecord>) -> anyhow::Result<()> {
+/// the asset's other settings (keys, protocols `publish` does not name), sets or removes
+/// `storage`, sets the protocols `publish` names. A clear ingest that publishes nothing adds
+/// no entry (an entry is a delivery policy, which would block every protocol it does not
+/// name). The new file is loaded as the origin would load it before it replaces the old one.
+fn record(catalog: &Path, asset: &str, storage: Option<StorageRecord>, publish: Publish) -> anyhow::Result<()> {
     if catalog.is_dir() {
         bail!("{} is a folder: give the catalog file to record the asset in", catalog.display());
     }
@@ -203,6 +233,7 @@ fn record(catalog: &Path, asset: &str, storage: Option<StorageRecord>) -> anyhow
     let pos = list.iter().position(|a| a.get("path").and_then(|p| p.as_str()) == Some(asset));
     let entry = match pos {
         Some(i) => &mut list[i],
+        None if storage.is_none() && publish.is_empty() => return Ok(()),
         None => {
             let mut t = toml::Table::new();
             t.insert("path".into(), toml::Value::String(asset.to_string()));
@@ -231,6 +262,11 @@ fn record(catalog: &Path, asset: &str, storage: Option<StorageRecord>) -> anyhow
         }
         None => {
             t.remove("storage");
+        }
+    }
+    for (proto, d) in [("dash", publish.dash), ("hls", publish.hls), ("smooth", publish.smooth)] {
+        if let Some(d) = d {
+            t.insert(proto.into(), toml::Value::String(d.as_str().into()));
         }
     }
     let text = format!("# Written by `sealcast ingest`; storage keys are secrets: keep this file private.\n{}", toml::to_string(&doc)?);

@@ -12,8 +12,6 @@
 //! this key) with a fixed reason, never the token, in the body and the log, and a counter per
 //! reason in [`crate::metrics`].
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -40,10 +38,6 @@ pub fn query_token(query: Option<&str>) -> Option<String> {
         let (k, v) = kv.split_once('=')?;
         (k == "token").then(|| percent_encoding::percent_decode_str(&v.replace('+', " ")).decode_utf8_lossy().into_owned())
     })
-}
-
-fn now_unix() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Why a key is not handed out.
@@ -77,7 +71,7 @@ impl Denied {
 fn grant(st: &AppState, kid: Kid, token: Option<&str>) -> Result<KeyGrant, Denied> {
     let g = st.catalog.key(kid).filter(|g| g.key.kind() != KeyKind::StorageEncryption).ok_or(Denied::Unknown)?;
     let policy = g.policy.as_ref().ok_or(Denied::NoPolicy)?;
-    policy.authorize(token, kid, now_unix()).map_err(Denied::Refused)?;
+    policy.authorize(token, kid, st.now_unix()).map_err(Denied::Refused)?;
     Ok(g)
 }
 

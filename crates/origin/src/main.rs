@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use sealcast_origin::{config, ingest, inspect, server};
+use sealcast_origin::{catalog, config, ingest, inspect, server};
 
 // Many small, short-lived allocations per request (headers, paths): mimalloc measured faster
 // than glibc malloc for them in the load benchmark.
@@ -59,6 +59,21 @@ enum Cmd {
         /// Catalog TOML file to record the asset (and its storage key) in.
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// DASH delivery to record (NoDynamicEncryption, DynamicCommonEncryption, …). An asset
+        /// in the catalog serves only the protocols it names.
+        #[arg(long, value_name = "DELIVERY")]
+        dash: Option<catalog::Delivery>,
+        /// HLS delivery to record.
+        #[arg(long, value_name = "DELIVERY")]
+        hls: Option<catalog::Delivery>,
+        /// Smooth Streaming delivery to record.
+        #[arg(long, value_name = "DELIVERY")]
+        smooth: Option<catalog::Delivery>,
+    },
+    /// Inspect the catalog.
+    Catalog {
+        #[command(subcommand)]
+        cmd: CatalogCmd,
     },
     /// Print the box tree and fragment table of a track file.
     Inspect {
@@ -67,11 +82,40 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum CatalogCmd {
+    /// Print, per asset (the catalog's, and those found in storage) and protocol, what will be
+    /// served: clear, the encryption scheme, or blocked (with why).
+    Check {
+        /// TOML configuration file (its `catalog`, `root`, `[[store]]` routes and
+        /// `allow_clear_without_policy`).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Storage root folder (overrides the config).
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Inspect { file } => inspect::run(&file),
-        Cmd::Ingest { files, asset, root, config, encrypt, catalog } => {
+        Cmd::Catalog { cmd: CatalogCmd::Check { config, root } } => {
+            let mut cfg = match &config {
+                Some(p) => config::Config::from_file(p)?,
+                None => config::Config::default(),
+            };
+            if let Some(r) = root {
+                cfg.root = r;
+            }
+            cfg.fill_from_env(&|k| std::env::var(k).ok());
+            cfg.validate()?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            print!("{}", rt.block_on(server::catalog_check(&cfg))?);
+            Ok(())
+        }
+        Cmd::Ingest { files, asset, root, config, encrypt, catalog, dash, hls, smooth } => {
             let mut cfg = match &config {
                 Some(p) => config::Config::from_file(p)?,
                 None => config::Config::default(),
@@ -86,7 +130,8 @@ fn main() -> anyhow::Result<()> {
             cfg.fill_from_env(&|k| std::env::var(k).ok());
             cfg.validate()?;
             let store = cfg.open_store(sealcast_storage::LocalRead::Pread)?;
-            let args = ingest::IngestArgs { files, asset, encrypt, catalog };
+            let publish = ingest::Publish { dash, hls, smooth };
+            let args = ingest::IngestArgs { files, asset, encrypt, catalog, publish };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
             let r = rt.block_on(ingest::run(&store, &args))?;
             let secs = r.elapsed.as_secs_f64().max(1e-6);
@@ -99,6 +144,14 @@ fn main() -> anyhow::Result<()> {
                 args.asset,
                 r.key_id.map(|k| format!(", storage-encrypted with key {k}")).unwrap_or_default()
             );
+            if encrypt && publish.is_empty() {
+                eprintln!(
+                    "ingest: {} is recorded BLOCKED: its catalog entry names no protocol, so nothing is served. Publish it with \
+                     --dash/--hls/--smooth <DELIVERY> (e.g. --dash DynamicCommonEncryption with keys in its entry, or NoDynamicEncryption \
+                     to serve it clear), or add dash/hls/smooth to its [[asset]] entry, then reload the catalog (SIGHUP).",
+                    args.asset
+                );
+            }
             Ok(())
         }
         Cmd::Serve { config, listen, root, log_json } => {

@@ -51,6 +51,15 @@ impl Encryption {
         }
     }
 
+    /// Its name for people (`cenc`, `cbcs`, `aes-128`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Encryption::Cenc => "cenc",
+            Encryption::Cbcs => "cbcs",
+            Encryption::Aes128 => "aes-128",
+        }
+    }
+
     /// The method named by a path segment.
     pub fn from_path(p: &str) -> Option<Encryption> {
         match p {
@@ -135,6 +144,32 @@ pub struct TrackCrypto {
     pub sample_aes_uri: Option<String>,
     /// `#EXT-X-KEY` lines of the track's TS media playlist.
     pub ts_key_lines: Vec<String>,
+    /// Everything besides the source that this track's encrypted bytes depend on — the
+    /// protected init (KID, `pssh` with licence URLs, clear sample entry), the clear lead, and
+    /// a check value of the key (AES of a zero block: public, reveals nothing of the key) —
+    /// hashed, for ETags: a key re-bound to the same KID, a new clear lead or new licence URLs
+    /// give new ETags, so caches never splice old and new bytes.
+    pub fingerprint: String,
+}
+
+impl TrackCrypto {
+    /// What an encrypted response of this track derives from, for its ETag: the `source`
+    /// identity (files read), the KID and the fingerprint; never the key.
+    pub fn identity(&self, source: &str) -> String {
+        format!("{source}\n{}\n{}", self.kid.to_hex(), self.fingerprint)
+    }
+}
+
+/// The ETag fingerprint of a protected track (see [`TrackCrypto::fingerprint`]).
+fn fingerprint(init: &[u8], clear_until: u64, key: &[u8; 16], extra: &str) -> Result<String, String> {
+    let mut kcv = [0u8; 16];
+    AesCbc::new(key).map_err(|e| e.to_string())?.encrypt([0u8; 16], &mut kcv).map_err(|e| e.to_string())?;
+    let mut h = Vec::with_capacity(init.len() + 64);
+    h.extend_from_slice(init);
+    h.extend_from_slice(&clear_until.to_be_bytes());
+    h.extend_from_slice(&kcv);
+    h.extend_from_slice(extra.as_bytes());
+    Ok(format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&h)))
 }
 
 /// Everything one method needs for one asset.
@@ -180,7 +215,7 @@ impl AssetCrypto {
     /// Builds the protection of `loaded` for every method `policy` uses.
     pub fn build(loaded: &Loaded, policy: Arc<AssetPolicy>) -> Result<AssetCrypto, String> {
         let mut methods: Vec<SchemeCrypto> = Vec::new();
-        for d in [policy.dash, policy.hls, policy.smooth] {
+        for d in [policy.dash, policy.hls, policy.smooth].into_iter().flatten() {
             let Some(m) = Encryption::of(d) else { continue };
             if !methods.iter().any(|x| x.method == m) {
                 methods.push(build_method(loaded, &policy, d, m)?);
@@ -249,15 +284,18 @@ fn build_method(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
     }
 }
 
-/// What a track's IVs derive from: its file name and length and a fingerprint of what the
-/// index read from it (the init segment, and every fragment's times, offset and sizes).
+/// What a track's IVs derive from: the asset's path, the file's name and length, and a
+/// fingerprint of what the index read from it (the init segment, and every fragment's times,
+/// offset and sizes).
 ///
-/// It changes when the content does (a re-encode changes the init or the fragment sizes), so
-/// new content under the same key gets new IVs; it does not depend on where or how the file is
-/// stored (asset path, modification time, ETag, storage encryption), so every node, every
-/// replica and a storage-encrypted copy of the same content serve the same bytes. Two assets
-/// whose files fingerprint alike under one key share IVs only over identical plaintext, which
-/// reveals nothing.
+/// Two assets never share a counter block under one key, even when their files have the same
+/// name, size and fragment table (size-preserving A/B watermark variants): the asset path
+/// differs. New content at the same path under the same key gets new IVs when the re-encode
+/// changes the init or the fragment table. It does not depend on how or on which node the file
+/// is stored (modification time, storage ETag, storage encryption), so every replica and a
+/// storage-encrypted copy serve the same bytes. Left open: a file replaced in place by one
+/// with the same init and fragment table (same sizes everywhere) reuses the IVs; only a hash
+/// of the media bytes, which the index never reads, could tell them apart.
 fn iv_context(loaded: &Loaded, t: &AssetTrack) -> String {
     let ti = t.track();
     let mut h = Vec::with_capacity(ti.init.len() + ti.fragments.len() * 49);
@@ -269,7 +307,7 @@ fn iv_context(loaded: &Loaded, t: &AssetTrack) -> String {
         h.push(f.keyframe as u8);
     }
     let size = loaded.files.get(&t.file).map_or(0, |o| o.size);
-    format!("{}\n{size}\n{:032x}", t.file, xxhash_rust::xxh3::xxh3_128(&h))
+    format!("{}\n{}\n{size}\n{:032x}", loaded.path, t.file, xxhash_rust::xxh3::xxh3_128(&h))
 }
 
 /// The keys of `delivery` and, per track, the index of the one that encrypts it: by the CPIX
@@ -298,7 +336,8 @@ fn build_envelope(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery) -> 
         let env = Envelope { cbc, key_uri: key_uri(policy, key.kid()), iv_context: iv_context(loaded, t), track_id: t.track().info.track_id };
         hls.tracks.push(HlsTrackSignal { key_lines: Vec::new(), path: Encryption::Aes128.path() });
         // The init segment stays clear: the key tags follow EXT-X-MAP.
-        tracks.push(TrackCrypto { prot: None, envelope: Some(env), init: t.track().init.clone(), kid: key.kid(), clear_until: 0, sample_aes: None, sample_aes_uri: None, ts_key_lines: Vec::new() });
+        let fingerprint = fingerprint(&t.track().init, 0, raw, &env.key_uri)?;
+        tracks.push(TrackCrypto { prot: None, envelope: Some(env), init: t.track().init.clone(), kid: key.kid(), clear_until: 0, sample_aes: None, sample_aes_uri: None, ts_key_lines: Vec::new(), fingerprint });
     }
     let slots = ManifestSlot::count(asset.tracks.len());
     Ok(SchemeCrypto { method: Encryption::Aes128, tracks, dash: DashProtection::default(), hls, smooth: None, manifests: (0..slots).map(|_| OnceLock::new()).collect() })
@@ -378,7 +417,8 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
             sample_aes = Some(sealcast_package::ts::SampleAesParams { key: *raw, iv });
             sample_aes_uri = Some(uri);
         }
-        tracks.push(TrackCrypto { prot: Some(prot), envelope: None, init: Bytes::from(init), kid, clear_until, sample_aes, sample_aes_uri, ts_key_lines });
+        let fingerprint = fingerprint(&init, clear_until, raw, &ts_key_lines.concat())?;
+        tracks.push(TrackCrypto { prot: Some(prot), envelope: None, init: Bytes::from(init), kid, clear_until, sample_aes, sample_aes_uri, ts_key_lines, fingerprint });
     }
     // Session keys: one per distinct key, so players can fetch licences before playback.
     for (key, sys) in &by_key {

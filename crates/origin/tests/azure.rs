@@ -7,7 +7,7 @@ mod support;
 
 use sealcast_origin::catalog::TomlCatalog;
 use sealcast_origin::config::{Config, StoreConfig};
-use sealcast_origin::ingest::{self, IngestArgs};
+use sealcast_origin::ingest::{self, IngestArgs, Publish};
 use sealcast_origin::server::AppState;
 use sealcast_storage::Store;
 use support::*;
@@ -29,8 +29,8 @@ async fn ingest_to_azurite_clear_and_encrypted_and_serve_byte_identical() {
     let store = cfg.open_store(sealcast_storage::LocalRead::Pread).unwrap();
 
     let catalog = dir.join("catalog.toml");
-    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "az/clear".into(), encrypt: false, catalog: None }).await.unwrap();
-    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "az/enc".into(), encrypt: true, catalog: Some(catalog.clone()) }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "az/clear".into(), encrypt: false, catalog: None, publish: Publish::default() }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "az/enc".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
 
     // What `serve` builds from the same config: the catalog's storage-encrypted files are
     // registered with the store AppState::new opens.

@@ -11,7 +11,7 @@ use http::StatusCode;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;
 use sealcast_origin::config::{CacheConfig, Config};
-use sealcast_origin::ingest::{self, IngestArgs};
+use sealcast_origin::ingest::{self, IngestArgs, Publish};
 use sealcast_origin::server::AppState;
 use sealcast_storage::remote::{open, RemoteSpec, RemoteTiming};
 use sealcast_storage::Store;
@@ -33,7 +33,7 @@ async fn a_replaced_object_is_reindexed_never_mixed() {
     std::fs::create_dir_all(dir.join("local")).unwrap();
     let s3 = open(&spec, RemoteTiming::default()).unwrap();
     let store = Store::local(&dir.join("local")).unwrap().with_route("vod", s3.clone()).unwrap();
-    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "vod/demo".into(), encrypt: false, catalog: None }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "vod/demo".into(), encrypt: false, catalog: None, publish: Publish::default() }).await.unwrap();
     // Listings trusted for an hour: only the conditional read can notice the change.
     let cfg = Config { root: dir.join("local"), cache: CacheConfig { asset_ttl_secs: 3600, ..CacheConfig::default() }, ..Config::default() };
     let st = AppState::with_store(&cfg, store.clone());

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use http::{header, StatusCode};
 use sealcast_origin::catalog::{apply_storage_encryption, TomlCatalog};
 use sealcast_origin::config::Config;
-use sealcast_origin::ingest::{self, IngestArgs};
+use sealcast_origin::ingest::{self, IngestArgs, Publish};
 use sealcast_origin::server::AppState;
 use sealcast_storage::remote::{open, RemoteSpec, RemoteTiming};
 use sealcast_storage::Store;
@@ -141,7 +141,7 @@ async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() 
     let patient = RemoteTiming::default();
     let store = Store::local(&dir.join("local")).unwrap().with_guarded_route("vod", open(&spec, patient).unwrap(), patient).unwrap();
     let catalog = dir.join("catalog.toml");
-    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "vod/demo".into(), encrypt: true, catalog: Some(catalog.clone()) }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "vod/demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
     let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
     apply_storage_encryption(&cat, &store).unwrap();
     // Listings trusted for an hour: the asset stays loaded, so each fault below hits a segment read.

@@ -255,6 +255,7 @@ const POLICY_CATALOG: &str = r#"
 [[asset]]
 path = "demo"
 dash = "DynamicCommonEncryption"
+hls = "NoDynamicEncryption"
 license = { clearkey = "https://keys.example/clearkey" }
 keys = [
   { kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
@@ -291,6 +292,12 @@ async fn delivery_policy_never_serves_clear_by_mistake() {
     // demo: DASH encrypted (cenc), HLS clear: the clear CMAF segments stay for HLS.
     assert_eq!(get(&st, "/demo/master.m3u8").await.0, StatusCode::OK);
     assert_eq!(get(&st, "/demo/video_180p/1.m4s").await.0, StatusCode::OK);
+    // Smooth is not named by demo's policy: blocked, under every URL form.
+    for uri in ["/demo/Manifest", "/loc1/demo.ism/manifest", "/demo/QualityLevels(125684)/Fragments(video=0)", "/loc1/demo.ism/QualityLevels(125684)/Fragments(video=0)"] {
+        assert_eq!(get(&st, uri).await.0, StatusCode::FORBIDDEN, "{uri}");
+    }
+    // Policy lookup ignores case: a case-insensitive store would read demo's files here.
+    assert_eq!(get(&st, "/DEMO/Manifest").await.0, StatusCode::FORBIDDEN);
     // A scheme the policy does not use is refused, never produced.
     assert_eq!(get(&st, "/demo/video_180p/cbcs/1.m4s").await.0, StatusCode::FORBIDDEN);
     assert_eq!(get(&st, "/demo/video_180p/cenc/index.m3u8").await.0, StatusCode::FORBIDDEN);
@@ -343,7 +350,17 @@ async fn encrypted_output_follows_the_policy() {
     for body in [mpd.as_bytes(), &init, &seg] {
         assert!(!contains(body, &key) && !contains(body, b"69eaa802"), "key bytes leaked");
     }
-    // hevc: cbcs HLS with key tags, cenc Smooth not offered until PIFF is wired or offered.
+    // hevc: cbcs HLS with key tags, and cenc Smooth (its policy): the manifest carries a
+    // PlayReady ProtectionHeader and fragments carry PIFF sample encryption, never clear.
+    let (s, _, ism) = get(&st, "/hevc/Manifest").await;
+    assert_eq!(s, StatusCode::OK);
+    let ism = String::from_utf8(ism).unwrap();
+    assert!(ism.contains("<Protection>") && ism.to_ascii_lowercase().replace('-', "").contains(r#"systemid="9a04f07998404286ab92e65be0885f95""#), "{ism}");
+    let bitrate = ism.split("Bitrate=\"").nth(1).unwrap().split('"').next().unwrap();
+    let (s, _, frag) = get(&st, &format!("/hevc/QualityLevels({bitrate})/Fragments(video=0)")).await;
+    assert_eq!(s, StatusCode::OK, "{ism}");
+    let piff_senc = [0xa2, 0x39, 0x4f, 0x52, 0x5a, 0x9b, 0x4f, 0x14, 0xa2, 0x44, 0x6c, 0x42, 0x7c, 0x64, 0x8d, 0xf4];
+    assert!(contains(&frag, b"uuid") && contains(&frag, &piff_senc), "hevc Smooth fragment without PIFF sample encryption");
     let (s, _, master) = get(&st, "/hevc/master.m3u8").await;
     assert_eq!(s, StatusCode::OK);
     let master = String::from_utf8(master).unwrap();

@@ -9,7 +9,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use sealcast_origin::catalog::{apply_storage_encryption, Catalog, TomlCatalog};
 use sealcast_origin::config::Config;
-use sealcast_origin::ingest::{self, IngestArgs};
+use sealcast_origin::ingest::{self, IngestArgs, Publish};
 use sealcast_origin::server::{router, AppState};
 use sealcast_storage::Store;
 use tower::ServiceExt;
@@ -56,7 +56,7 @@ async fn storage_encrypted_ingest_serves_byte_identical_responses() {
     std::fs::create_dir_all(&store_root).unwrap();
     let catalog = root.join("catalog.toml");
     let store = Store::local(&store_root).unwrap();
-    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(catalog.clone()) };
+    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() };
     let report = ingest::run(&store, &args).await.unwrap();
     assert_eq!(report.files.len(), 5);
     // Stored bytes are not the clear bytes, and the catalog holds key and IVs.
@@ -104,21 +104,26 @@ async fn refuses_unservable_files_before_uploading_anything() {
     let store = Store::local(&store_root).unwrap();
     let mut files = demo_files();
     files.push(sealcast_testkit::fixtures_dir().join("bad/garbage.mp4"));
-    let args = IngestArgs { files, asset: "vod/x".into(), encrypt: true, catalog: Some(catalog.clone()) };
+    let args = IngestArgs { files, asset: "vod/x".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::default() };
     let e = format!("{:#}", ingest::run(&store, &args).await.unwrap_err());
     assert!(e.contains("garbage.mp4") && e.contains("fragmented MP4"), "{e}");
     assert!(!store_root.join("vod").exists(), "nothing uploaded");
     assert!(!catalog.exists(), "nothing registered");
     // --encrypt without a catalog would lose the key.
-    let args = IngestArgs { files: demo_files(), asset: "vod/x".into(), encrypt: true, catalog: None };
+    let args = IngestArgs { files: demo_files(), asset: "vod/x".into(), encrypt: true, catalog: None, publish: Publish::default() };
     assert!(ingest::run(&store, &args).await.is_err());
-    // A clear ingest into an existing catalog keeps the other assets' entries.
+    // A clear ingest into an existing catalog keeps the other assets' entries, and adds none
+    // of its own unless it publishes something (an entry blocks every protocol it does not name).
     std::fs::write(&catalog, "[[asset]]\npath = \"other\"\ndash = \"NoDynamicEncryption\"\n").unwrap();
-    let args = IngestArgs { files: demo_files(), asset: "vod/x".into(), encrypt: false, catalog: Some(catalog.clone()) };
+    let args = IngestArgs { files: demo_files(), asset: "vod/x".into(), encrypt: false, catalog: Some(catalog.clone()), publish: Publish::default() };
     ingest::run(&store, &args).await.unwrap();
     let c = TomlCatalog::load(&catalog).unwrap();
-    assert!(c.policy("other").is_some() && c.policy("vod/x").is_some());
-    assert!(c.policy("vod/x").unwrap().storage.is_none());
+    assert!(c.policy("other").is_some() && c.policy("vod/x").is_none());
+    let publish = Publish { hls: Some(sealcast_origin::catalog::Delivery::NoDynamicEncryption), ..Publish::default() };
+    ingest::run(&store, &IngestArgs { publish, ..args }).await.unwrap();
+    let c = TomlCatalog::load(&catalog).unwrap();
+    let p = c.policy("vod/x").unwrap();
+    assert!(p.storage.is_none() && p.hls == Some(sealcast_origin::catalog::Delivery::NoDynamicEncryption) && p.dash.is_none());
     assert_eq!(std::fs::read(store_root.join("vod/x/demo.ism")).unwrap(), std::fs::read(Path::new(&sealcast_testkit::fixtures_dir()).join("demo/demo.ism")).unwrap());
     std::fs::remove_dir_all(root).unwrap();
 }
@@ -141,8 +146,24 @@ async fn storage_encrypted_copy_gives_identical_encrypted_outputs() {
     std::fs::create_dir_all(&store_root).unwrap();
     let catalog = root.join("catalog.toml");
     let store = Store::local(&store_root).unwrap();
-    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(catalog.clone()) };
+    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::default() };
     ingest::run(&store, &args).await.unwrap();
+    // Recorded blocked: the entry names no protocol, so nothing is served, clear or not.
+    {
+        let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
+        let s = Store::local(&store_root).unwrap();
+        apply_storage_encryption(&cat, &s).unwrap();
+        let st = AppState::with_parts(&Config { root: store_root.clone(), ..Config::default() }, s, cat.clone(), Some(cat));
+        for u in ["/demo/manifest.mpd", "/demo/master.m3u8", "/demo/master-ts.m3u8", "/demo/Manifest", "/demo/video_180p/1.m4s", "/demo/video_180p/init.mp4", "/demo/video_180p/1.ts", "/demo/video_180p/cenc/1.m4s"] {
+            let r = router(st.clone()).oneshot(http::Request::get(u).body(axum::body::Body::empty()).unwrap()).await.unwrap();
+            assert_eq!(r.status(), http::StatusCode::FORBIDDEN, "{u}");
+        }
+        // `sealcast catalog check` says so, per protocol.
+        let cfg = Config { root: store_root.clone(), catalog: Some(catalog.clone()), ..Config::default() };
+        let table = sealcast_origin::server::catalog_check(&cfg).await.unwrap();
+        assert!(table.starts_with("# allow_clear_without_policy = true\ndemo (encrypted at rest)\n"), "{table}");
+        assert_eq!(table.lines().filter(|l| l.contains("blocked: the delivery policy of 'demo' does not name")).count(), 4, "{table}");
+    }
     // The ingest's catalog entry gets a delivery policy; the clear copy gets the same one.
     let text = std::fs::read_to_string(&catalog).unwrap();
     let at = text.find("path = \"demo\"\n").expect("ingest wrote the asset") + "path = \"demo\"\n".len();

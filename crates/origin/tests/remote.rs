@@ -10,7 +10,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use sealcast_origin::catalog::{apply_storage_encryption, TomlCatalog};
 use sealcast_origin::config::Config;
-use sealcast_origin::ingest::{self, IngestArgs};
+use sealcast_origin::ingest::{self, IngestArgs, Publish};
 use sealcast_origin::server::{router, AppState};
 use sealcast_storage::remote::{open, RemoteSpec, RemoteTiming};
 use sealcast_storage::Store;
@@ -46,7 +46,7 @@ async fn ingest_to_s3_and_serve_byte_identical_with_few_requests() {
     let mut files: Vec<_> = std::fs::read_dir(fx.join("demo")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     let catalog = dir.join("catalog.toml");
-    ingest::run(&store, &IngestArgs { files, asset: "vod/demo".into(), encrypt: true, catalog: Some(catalog.clone()) }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files, asset: "vod/demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
 
     let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
     assert_eq!(apply_storage_encryption(&cat, &store).unwrap(), 5);

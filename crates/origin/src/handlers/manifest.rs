@@ -1,0 +1,53 @@
+//! Asset-level manifests: DASH MPD, HLS multivariant playlists (fMP4, TS), Smooth client
+//! manifest, clear or with the protection signalling of the method decided.
+
+use sealcast_package::manifest::hls::{self, HlsProtection};
+use sealcast_package::{manifest as mf, smooth, Asset};
+
+use super::{protection, Ctx, Reply, DASH_TYPE, HLS_TYPE, SMOOTH_TYPE};
+use crate::assets::{Loaded, ManifestSlot};
+use crate::decide::Served;
+use crate::error::ApiError;
+use crate::protection::Encryption;
+use crate::route::{Container, ManifestKind};
+
+fn slot_and_type(kind: ManifestKind) -> (ManifestSlot, &'static str) {
+    match kind {
+        ManifestKind::Mpd => (ManifestSlot::Mpd, DASH_TYPE),
+        ManifestKind::Master(Container::Fmp4) => (ManifestSlot::Master, HLS_TYPE),
+        ManifestKind::Master(Container::Ts) => (ManifestSlot::MasterTs, HLS_TYPE),
+        ManifestKind::Smooth => (ManifestSlot::Smooth, SMOOTH_TYPE),
+    }
+}
+
+/// Serves manifest `kind` of `loaded` from the asset's manifest cache.
+pub fn manifest(ctx: &Ctx<'_>, loaded: &Loaded, kind: ManifestKind, served: Served) -> Result<Reply, ApiError> {
+    let (slot, content_type) = slot_and_type(kind);
+    let reply = |(body, etag)| Reply::Manifest { body, etag, content_type, last_modified: loaded.last_modified_header.clone() };
+    let Some((crypto, m)) = protection(loaded, served)? else {
+        let build: fn(&Asset) -> String = match kind {
+            ManifestKind::Mpd => mf::dash::write_mpd,
+            ManifestKind::Master(Container::Fmp4) => |a| hls::write_master(a, hls::FMP4),
+            ManifestKind::Master(Container::Ts) => |a| hls::write_master(a, hls::TS),
+            ManifestKind::Smooth => smooth::write_manifest,
+        };
+        return Ok(reply(loaded.manifest(slot, build)));
+    };
+    let sc = crypto.method(m).ok_or_else(|| ApiError::Forbidden(format!("this protocol with {} is not offered", m.path())))?;
+    if kind == ManifestKind::Master(Container::Ts) && m == Encryption::Cbcs && sc.tracks.iter().any(|t| t.sample_aes.is_none()) {
+        return Err(ApiError::Forbidden("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only".into()));
+    }
+    let body = sc.manifest(loaded, slot, |a, sc| match kind {
+        ManifestKind::Mpd => mf::dash::write_mpd_with(a, Some(&sc.dash)),
+        ManifestKind::Master(Container::Fmp4) => hls::write_master_with(a, hls::FMP4, Some(&sc.hls)),
+        // Session keys describe the fMP4 (cbcs) keys; TS media playlists carry their own.
+        ManifestKind::Master(Container::Ts) => hls::write_master_with(a, hls::TS, Some(&HlsProtection { session_keys: Vec::new(), tracks: sc.hls.tracks.clone() })),
+        ManifestKind::Smooth => smooth::write_manifest_with(a, sc.smooth.as_deref()),
+    });
+    if let (true, ManifestKind::Master(_), Some(token)) = (crypto.policy.carry_token, kind, crate::keys::query_token(ctx.query)) {
+        // The viewer's token goes on to the media playlists (which put it on their key URIs),
+        // never to segments; the playlist is then the viewer's own.
+        return Ok(Reply::Private(hls::carry_token_master(&body.0, &token)));
+    }
+    Ok(reply(body))
+}

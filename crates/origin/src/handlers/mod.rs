@@ -1,0 +1,150 @@
+//! The per-request path of asset URLs, in a handful of short steps:
+//!
+//! 1. [`crate::route::parse`] has turned the URL into a typed [`AssetRoute`];
+//! 2. [`crate::decide::decide`] says, from the asset's delivery policy alone, whether it is
+//!    served clear, encrypted with which method, or refused — before anything is read;
+//! 3. the asset is loaded (indexes from the cache, or a few ranged reads);
+//! 4. a handler ([`manifest`], [`track`], [`smooth`]) reads the bytes it needs and builds a
+//!    [`Reply`] with the pure crates;
+//! 5. [`Ctx::answer`] turns the reply into the HTTP response (ETag, `Range`, `HEAD`,
+//!    conditionals, caching).
+
+pub mod manifest;
+pub mod smooth;
+pub mod track;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+
+use crate::assets::Loaded;
+use crate::decide::{decide, Served};
+use crate::error::ApiError;
+use crate::protection::AssetCrypto;
+use crate::respond::{etag, http_date, respond, Representation};
+use crate::route::{AssetRoute, Resource};
+use crate::server::AppState;
+
+/// One request: the server state and what the client sent.
+pub struct Ctx<'a> {
+    /// Server state.
+    pub st: &'a AppState,
+    /// `GET` or `HEAD`.
+    pub method: &'a Method,
+    /// Request headers (conditionals, `Range`, `Authorization`).
+    pub headers: &'a HeaderMap,
+    /// The request path as sent (segment ETags derive from it).
+    pub path: &'a str,
+    /// The query string (a viewer's `token`).
+    pub query: Option<&'a str>,
+}
+
+/// What a handler produced.
+pub enum Reply {
+    /// A segment-like body (init, media segment, fragment): long cache lifetime, ETag from the
+    /// source identity and the request path.
+    Media {
+        /// Body chunks (slices of the source read where possible).
+        parts: Vec<Bytes>,
+        /// Content-Type.
+        content_type: &'static str,
+        /// What the bytes derive from (file identities, KID), never secret.
+        identity: String,
+        /// Source modification time.
+        modified: SystemTime,
+    },
+    /// A cached manifest with its ETag.
+    Manifest {
+        /// Body.
+        body: Bytes,
+        /// ETag.
+        etag: HeaderValue,
+        /// Content-Type.
+        content_type: &'static str,
+        /// The asset's `Last-Modified`.
+        last_modified: HeaderValue,
+    },
+    /// A playlist made for one viewer (it carries their token): never stored by shared caches.
+    Private(String),
+}
+
+/// HLS playlists.
+pub const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+/// Smooth client manifests.
+pub const SMOOTH_TYPE: &str = "application/vnd.ms-sstr+xml";
+/// DASH MPDs.
+pub const DASH_TYPE: &str = "application/dash+xml";
+
+impl Ctx<'_> {
+    /// The HTTP response of `reply`.
+    pub fn answer(&self, reply: Reply) -> Response {
+        let rep = match reply {
+            Reply::Media { parts, content_type, identity, modified } => {
+                Representation { parts, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
+            }
+            Reply::Manifest { body, etag, content_type, last_modified } => Representation { parts: vec![body], content_type, etag, last_modified, cache_control: self.st.manifest_cc.clone() },
+            Reply::Private(body) => {
+                let mut r = (StatusCode::OK, body).into_response();
+                let h = r.headers_mut();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+                return r;
+            }
+        };
+        respond(self.method, self.headers, rep)
+    }
+}
+
+/// Answers an asset route: decide, load, build.
+pub async fn asset(ctx: &Ctx<'_>, r: &AssetRoute) -> Result<Reply, ApiError> {
+    let st = ctx.st;
+    // Under an AMS locator the `.ism` name must be the asset's server manifest, when it has one.
+    if let Some(ism) = &r.ism {
+        let loaded = st.assets.get(&r.asset).await?;
+        if loaded.ism_name.as_deref().is_some_and(|n| !n.eq_ignore_ascii_case(ism)) {
+            return Err(ApiError::NotFound(format!("no server manifest '{ism}' under this locator")));
+        }
+    }
+    let served = decide(&r.asset, &r.resource, st.catalog.policy(&r.asset), st.allow_clear)?;
+    let loaded = st.assets.get(&r.asset).await?;
+    match &r.resource {
+        Resource::Manifest { kind, .. } => manifest::manifest(ctx, &loaded, *kind, served),
+        Resource::MediaPlaylist { track, container, .. } => track::playlist(ctx, &loaded, track, *container, served),
+        Resource::Init { track, .. } => track::init(&loaded, track, served),
+        Resource::Segment { track, n, container, .. } => track::segment(ctx, &loaded, track, *n, *container, served).await,
+        Resource::SmoothFragment { stream, bitrate, time } => smooth::fragment(ctx, &loaded, stream, *bitrate, *time, served).await,
+        // Refused by `decide`; never served.
+        Resource::AmsEncryptedFragment(e) => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),
+    }
+}
+
+/// The protection of `loaded` under `policy`, built on first use and whenever the policy
+/// changes (a catalog reload hands out new policy `Arc`s).
+pub fn crypto_of(loaded: &Loaded, policy: Arc<crate::catalog::AssetPolicy>) -> Result<Arc<AssetCrypto>, ApiError> {
+    // A poisoned lock only means a panic elsewhere while swapping an Arc; the value is whole.
+    if let Some(c) = loaded.crypto.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if Arc::ptr_eq(&c.policy, &policy) {
+            return Ok(c.clone());
+        }
+    }
+    // Built outside the lock: a concurrent builder at worst does the same work twice.
+    let built = Arc::new(AssetCrypto::build(loaded, policy).map_err(|detail| ApiError::Content { asset: loaded.path.clone(), detail: format!("protection: {detail}") })?);
+    *loaded.crypto.lock().unwrap_or_else(|e| e.into_inner()) = Some(built.clone());
+    Ok(built)
+}
+
+/// The packaging error of `file` of `loaded`, as a 500 naming the asset.
+pub fn content(loaded: &Loaded, file: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") }
+}
+
+/// Served clear or protected: the method and the asset's protection state for it.
+pub fn protection(loaded: &Loaded, served: Served) -> Result<Option<(Arc<AssetCrypto>, crate::protection::Encryption)>, ApiError> {
+    match served {
+        Served::Clear => Ok(None),
+        Served::Protected { policy, method } => Ok(Some((crypto_of(loaded, policy)?, method))),
+    }
+}

@@ -1,0 +1,161 @@
+//! Per-track resources: HLS media playlists, init segments and media segments (CMAF or
+//! MPEG-TS), clear or encrypted with the method decided.
+
+use bytes::Bytes;
+use sealcast_package::manifest::hls;
+use sealcast_package::{fmp4, protect, ts, AssetTrack, TrackKind};
+
+use super::{content, protection, Ctx, Reply, HLS_TYPE};
+use crate::assets::{Loaded, ManifestSlot};
+use crate::decide::{track_allows, Served};
+use crate::error::ApiError;
+use crate::protection::Encryption;
+use crate::route::Container;
+
+/// The track named `name`, with its index.
+fn find<'a>(loaded: &'a Loaded, name: &str) -> Result<(usize, &'a AssetTrack), ApiError> {
+    loaded.asset.tracks.iter().enumerate().find(|(_, t)| t.name == name).ok_or_else(|| ApiError::NotFound(format!("track '{name}'")))
+}
+
+fn mime(t: &AssetTrack) -> &'static str {
+    match t.kind() {
+        TrackKind::Video => "video/mp4",
+        TrackKind::Audio => "audio/mp4",
+    }
+}
+
+fn file_info<'a>(loaded: &'a Loaded, t: &AssetTrack) -> Result<&'a sealcast_storage::ObjectInfo, ApiError> {
+    loaded.files.get(&t.file).ok_or_else(|| ApiError::NotFound(t.file.clone()))
+}
+
+/// An HLS media playlist.
+pub fn playlist(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, container: Container, served: Served) -> Result<Reply, ApiError> {
+    let (ti, track) = find(loaded, name)?;
+    let (slot, flavor) = match container {
+        Container::Fmp4 => (ManifestSlot::Media(ti), hls::FMP4),
+        Container::Ts => (ManifestSlot::MediaTs(ti), hls::TS),
+    };
+    let reply = |(body, etag)| Reply::Manifest { body, etag, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
+    let Some((crypto, m)) = protection(loaded, served)? else {
+        return Ok(reply(loaded.manifest(slot, |_| hls::write_media(track, flavor))));
+    };
+    let sc = crypto.method(m).ok_or_else(|| not_offered(loaded, m))?;
+    let tc = &sc.tracks[ti];
+    track_allows(name, m, container == Container::Ts, tc.sample_aes.is_some())?;
+    let body = sc.manifest(loaded, slot, |a, sc| {
+        let t = &sc.tracks[ti];
+        match (&t.envelope, container) {
+            (Some(env), _) => {
+                let kid = t.kid;
+                let ext = flavor.segment_ext;
+                let line = |i: usize| sealcast_drm::hls::aes128(&env.key_uri, Some(env.iv(kid, ext, i + 1))).unwrap_or_default();
+                hls::write_media_with(&a.tracks[ti], flavor, &[], Some(&line))
+            }
+            (None, Container::Ts) => hls::write_media_with(&a.tracks[ti], flavor, &t.ts_key_lines, None),
+            (None, Container::Fmp4) => hls::write_media_with(&a.tracks[ti], flavor, &sc.hls.tracks[ti].key_lines, None),
+        }
+    });
+    if let (true, Some(token)) = (crypto.policy.carry_token, crate::keys::query_token(ctx.query)) {
+        let uris: Vec<&str> = tc.envelope.as_ref().map(|e| e.key_uri.as_str()).into_iter().chain(tc.sample_aes_uri.as_deref()).collect();
+        return Ok(Reply::Private(hls::carry_token_keys(&body.0, &uris, &token)));
+    }
+    Ok(reply(body))
+}
+
+fn not_offered(loaded: &Loaded, m: Encryption) -> ApiError {
+    ApiError::Forbidden(format!("the delivery policy of '{}' does not offer {} here", loaded.path, m.path()))
+}
+
+/// A CMAF init segment (protected: `encv`/`enca` + `sinf` and `pssh`; AES-128 keeps it clear).
+pub fn init(loaded: &Loaded, name: &str, served: Served) -> Result<Reply, ApiError> {
+    let (ti, track) = find(loaded, name)?;
+    let info = file_info(loaded, track)?;
+    let (parts, identity) = match protection(loaded, served)? {
+        None => (vec![track.track().init.clone()], info.identity()),
+        Some((crypto, m)) => {
+            let tc = &crypto.method(m).ok_or_else(|| not_offered(loaded, m))?.tracks[ti];
+            (vec![tc.init.clone()], tc.identity(&info.identity()))
+        }
+    };
+    Ok(Reply::Media { parts, content_type: mime(track), identity, modified: info.last_modified })
+}
+
+/// Media segment `n` (from 1).
+pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, container: Container, served: Served) -> Result<Reply, ApiError> {
+    let (ti, track) = find(loaded, name)?;
+    if n > track.segments.len() {
+        return Err(ApiError::NotFound(format!("segment {n} of track '{name}'")));
+    }
+    let info = file_info(loaded, track)?;
+    let prot = protection(loaded, served)?;
+    let tc = match &prot {
+        Some((crypto, m)) => Some(&crypto.method(*m).ok_or_else(|| not_offered(loaded, *m))?.tracks[ti]),
+        None => None,
+    };
+    let identity_of = |id: String| match tc {
+        Some(tc) => tc.identity(&id),
+        None => id,
+    };
+    if container == Container::Ts {
+        let sample_aes = match tc {
+            Some(tc) if tc.envelope.is_none() => {
+                // Sample encryption over MPEG-TS is SAMPLE-AES, H.264 and AAC only.
+                let Some(sa) = tc.sample_aes else {
+                    return Err(ApiError::Forbidden(format!("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only, not track '{name}'")));
+                };
+                Some(sa)
+            }
+            _ => None,
+        };
+        let (body, content_type, identity) = ts_segment(ctx, loaded, ti, n, sample_aes).await?;
+        let parts = match tc.and_then(|t| t.envelope.as_ref().map(|e| (t, e))) {
+            Some((tc, env)) => env.encrypt(env.iv(tc.kid, "ts", n), body).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?,
+            None => vec![Bytes::from(body)],
+        };
+        return Ok(Reply::Media { parts, content_type, identity: identity_of(identity), modified: info.last_modified });
+    }
+    let (start, end) = track.segment_range(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
+    let data = ctx.st.assets.read_source(loaded, &track.file, start..end).await?;
+    let frags = fmp4::read_segment(track, n - 1, &data, start).map_err(|e| content(loaded, &track.file, e))?;
+    let parts = match tc {
+        None => fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.parts,
+        Some(tc) => match (&tc.envelope, &tc.prot) {
+            (Some(env), _) => {
+                let clear = fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.concat();
+                env.encrypt(env.iv(tc.kid, "m4s", n), clear).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?
+            }
+            (None, Some(p)) => {
+                let idx = track.track().info.trex.default_sample_description_index;
+                protect::write_segment_encrypted(&frags, data, start, p, tc.clear_until, idx).map_err(|e| content(loaded, &track.file, e))?.parts
+            }
+            (None, None) => return Err(ApiError::NotFound(format!("no route for '{}'", ctx.path))),
+        },
+    };
+    Ok(Reply::Media { parts, content_type: mime(track), identity: identity_of(info.identity()), modified: info.last_modified })
+}
+
+/// TS segment `n` of track `ti`: planned (which byte ranges of which tracks), read (both
+/// ranges at once), then built. A video segment carries the asset's default audio. Returns
+/// body, type and the identity the ETag derives from (every file read).
+async fn ts_segment(ctx: &Ctx<'_>, loaded: &Loaded, ti: usize, n: usize, sample_aes: Option<ts::SampleAesParams>) -> Result<(Vec<u8>, &'static str, String), ApiError> {
+    let asset = &loaded.asset;
+    let track = &asset.tracks[ti];
+    let plan = ts::plan_segment(asset, ti, n).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
+    let mut identity = loaded.files.get(&track.file).map(|i| i.identity()).unwrap_or_default();
+    let assets = &ctx.st.assets;
+    let main = assets.read_source(loaded, &track.file, plan.bytes.clone());
+    let (main, audio) = match &plan.audio {
+        Some(ap) => {
+            let a = &asset.tracks[ap.track];
+            let ainfo = loaded.files.get(&a.file).ok_or_else(|| ApiError::NotFound(a.file.clone()))?;
+            identity.push('\n');
+            identity.push_str(&ainfo.identity());
+            let (m, au) = tokio::join!(main, assets.read_source(loaded, &a.file, ap.bytes.clone()));
+            (m?, Some(au?))
+        }
+        None => (main.await?, None),
+    };
+    let body = ts::build_segment(asset, &plan, &main, audio.as_ref(), sample_aes).map_err(|(file, e)| content(loaded, &file, e))?;
+    let content_type = if track.kind() == TrackKind::Video { "video/mp2t" } else { "audio/mp2t" };
+    Ok((body, content_type, identity))
+}

@@ -1,0 +1,411 @@
+//! The URL grammar: every URL the server answers, parsed once, with no IO, into a [`Route`].
+//! Handlers never look at the path again; they get typed values.
+//!
+//! ```text
+//! OPTIONS *                                          CORS preflight
+//! POST /clearkey                                     ClearKey licence
+//! GET  /key/{kid}                                    key delivery
+//! GET  /healthz | /metrics
+//! GET  /{asset}/manifest.mpd | master.m3u8 | master-ts.m3u8 | Manifest
+//! GET  /{asset}/{track}[/{cenc|cbcs|aes}]/index.m3u8 | ts.m3u8 | init.mp4 | {n}.m4s | {n}.ts
+//! GET  /{asset}/QualityLevels({bitrate})/Fragments({stream}={time})          Smooth fragment
+//! GET  /{locator}/{name}.ism/…                        Azure Media Services forms (crate::ams);
+//!                                                    other paths under it as /{asset}/…
+//! ```
+//!
+//! The asset is a folder path of any depth; a locator maps to one by configuration. `GET`
+//! and `HEAD` share every route. A track may not be named `cenc`, `cbcs` or `aes`.
+
+use std::collections::BTreeMap;
+
+use http::Method;
+use sealcast_storage::{AssetPath, PathError};
+
+use crate::ams::{self, AmsEncryption, AmsFormat, AmsKind};
+use crate::error::ApiError;
+use crate::protection::Encryption;
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `OPTIONS` on any path: CORS preflight.
+    Preflight,
+    /// `POST /clearkey`: a W3C ClearKey licence request.
+    ClearKey,
+    /// `GET /key/{kid}`: the key bytes (the KID as given; key delivery parses it).
+    Key(String),
+    /// `GET /healthz`.
+    Health,
+    /// `GET /metrics`.
+    Metrics,
+    /// Something of an asset.
+    Asset(AssetRoute),
+}
+
+/// A resource of one asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetRoute {
+    /// The asset's folder path under the storage root (a locator already mapped).
+    pub asset: String,
+    /// For URLs under an AMS locator: the `{name}.ism` given, which must name the asset's
+    /// server manifest when it has one.
+    pub ism: Option<String>,
+    /// What of the asset.
+    pub resource: Resource,
+}
+
+/// Which manifest of an asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ManifestKind {
+    /// DASH MPD.
+    Mpd,
+    /// HLS multivariant playlist over `container`.
+    Master(Container),
+    /// Smooth Streaming client manifest.
+    Smooth,
+}
+
+/// Segment container of HLS outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Container {
+    /// Fragmented MP4 / CMAF.
+    Fmp4,
+    /// MPEG-2 transport stream.
+    Ts,
+}
+
+/// What of an asset a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// An asset-level manifest; `encryption` is the AMS `encryption=` choice, if any.
+    Manifest {
+        /// Which.
+        kind: ManifestKind,
+        /// AMS `encryption=`.
+        encryption: Option<AmsEncryption>,
+    },
+    /// An HLS media playlist of a track.
+    MediaPlaylist {
+        /// Track name.
+        track: String,
+        /// Its segments' container.
+        container: Container,
+        /// `None`: the clear playlist; else under `{track}/{method}/`.
+        method: Option<Encryption>,
+    },
+    /// A track's CMAF init segment.
+    Init {
+        /// Track name.
+        track: String,
+        /// `None`: clear; else under `{track}/{method}/`.
+        method: Option<Encryption>,
+    },
+    /// A track's media segment `n` (from 1).
+    Segment {
+        /// Track name.
+        track: String,
+        /// `None`: clear; else under `{track}/{method}/`.
+        method: Option<Encryption>,
+        /// Segment number, from 1.
+        n: usize,
+        /// `.m4s` or `.ts`.
+        container: Container,
+    },
+    /// A Smooth Streaming fragment: the chunk at `time` of quality level `bitrate` of `stream`.
+    SmoothFragment {
+        /// Stream (track) name.
+        stream: String,
+        /// Quality level bitrate.
+        bitrate: u32,
+        /// Start time in the stream's timescale.
+        time: u64,
+    },
+    /// An AMS fragment asking for `encryption=`: AMS fragments are served as the policy says,
+    /// never chosen by the URL.
+    AmsEncryptedFragment(AmsEncryption),
+}
+
+/// Parses a request line into a route. Refusals: 405 for methods other than `GET`, `HEAD`,
+/// `OPTIONS` (and `POST /clearkey`), 400 for malformed paths and AMS forms, 404 for paths that
+/// name nothing. `locators` maps AMS locator IDs to asset paths.
+pub fn parse(method: &Method, path: &str, locators: &BTreeMap<String, String>) -> Result<Route, RouteError> {
+    if method == Method::OPTIONS {
+        return Ok(Route::Preflight);
+    }
+    if method == Method::POST && path == "/clearkey" {
+        return Ok(Route::ClearKey);
+    }
+    if method != Method::GET && method != Method::HEAD {
+        return Err(RouteError::MethodNotAllowed);
+    }
+    if let Some(kid) = path.strip_prefix("/key/") {
+        return Ok(Route::Key(kid.to_string()));
+    }
+    match path {
+        "/metrics" => return Ok(Route::Metrics),
+        "/healthz" => return Ok(Route::Health),
+        "/" => return Err(ApiError::NotFound("no asset named".into()).into()),
+        _ => {}
+    }
+    let segs = AssetPath::parse(path)
+        .map_err(|e| match e {
+            PathError::Traversal => ApiError::BadRequest("path traversal is not allowed".into()),
+            _ => ApiError::BadRequest("malformed path".into()),
+        })?
+        .into_segments();
+    // Azure Media Services: /{locator}/{name}.ism/...
+    if segs.len() >= 3 && segs[1].to_ascii_lowercase().ends_with(".ism") {
+        if let Some(target) = locators.get(&segs[0]) {
+            let ism = Some(segs[1].clone());
+            let bad = |e: ams::AmsError| ApiError::BadRequest(e.to_string());
+            return match ams::parse(&segs).map_err(bad)? {
+                Some(req) => Ok(Route::Asset(AssetRoute { asset: target.clone(), ism, resource: ams_resource(path, req.kind)? })),
+                // Anything else under the locator is the clean grammar under the asset, so
+                // relative URLs in AMS-served manifests resolve.
+                None => {
+                    let joined: Vec<String> = target.split('/').map(str::to_string).chain(segs[2..].iter().cloned()).collect();
+                    Ok(Route::Asset(AssetRoute { ism, ..clean(path, &joined)? }))
+                }
+            };
+        }
+    }
+    Ok(Route::Asset(clean(path, &segs)?))
+}
+
+/// Why a URL has no route.
+#[derive(Debug, Clone)]
+pub enum RouteError {
+    /// A method the server does not answer (405 with `Allow`).
+    MethodNotAllowed,
+    /// Malformed (400) or naming nothing (404).
+    Api(ApiError),
+}
+
+impl From<ApiError> for RouteError {
+    fn from(e: ApiError) -> Self {
+        RouteError::Api(e)
+    }
+}
+
+fn no_route(path: &str) -> ApiError {
+    ApiError::NotFound(format!("no route for '{path}'"))
+}
+
+/// The resource an AMS form names (only manifests and Smooth fragments are served: our
+/// manifests reference segments by the clean grammar).
+fn ams_resource(path: &str, kind: AmsKind) -> Result<Resource, ApiError> {
+    match kind {
+        AmsKind::Manifest { format, encryption, .. } => {
+            let kind = match format {
+                AmsFormat::Smooth | AmsFormat::SmoothV20 => ManifestKind::Smooth,
+                AmsFormat::HlsTs | AmsFormat::HlsTsV3 => ManifestKind::Master(Container::Ts),
+                AmsFormat::HlsCmaf => ManifestKind::Master(Container::Fmp4),
+                AmsFormat::DashCsf | AmsFormat::DashCmaf => ManifestKind::Mpd,
+            };
+            Ok(Resource::Manifest { kind, encryption })
+        }
+        AmsKind::Fragment { encryption: Some(e), .. } => Ok(Resource::AmsEncryptedFragment(e)),
+        AmsKind::Fragment { bitrate, stream, time, format: None, encryption: None, .. } => Ok(Resource::SmoothFragment { stream, bitrate, time }),
+        _ => Err(ApiError::NotFound(format!("no such resource '{path}'"))),
+    }
+}
+
+/// The clean grammar over decoded path segments.
+fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
+    let n = segs.len();
+    let join = |r: std::ops::Range<usize>| segs[r].join("/");
+    let at = |asset: String, resource: Resource| Ok(AssetRoute { asset, ism: None, resource });
+    let last = segs.last().map(String::as_str).unwrap_or_default();
+    if n >= 2 {
+        let kind = match last {
+            "Manifest" => Some(ManifestKind::Smooth),
+            "manifest.mpd" => Some(ManifestKind::Mpd),
+            "master.m3u8" => Some(ManifestKind::Master(Container::Fmp4)),
+            "master-ts.m3u8" => Some(ManifestKind::Master(Container::Ts)),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return at(join(0..n - 1), Resource::Manifest { kind, encryption: None });
+        }
+    }
+    if n >= 3 && segs[n - 2].starts_with("QualityLevels(") && last.starts_with("Fragments(") {
+        // The clean Smooth form accepts what the AMS form does; an `encryption=` in it is
+        // ignored (the policy decides).
+        return match ams::quality_level_resource(&segs[n - 2], last).map_err(|e| ApiError::BadRequest(e.to_string()))? {
+            Some(AmsKind::Fragment { bitrate, stream, time, format: None, .. }) => at(join(0..n - 2), Resource::SmoothFragment { stream, bitrate, time }),
+            _ => Err(no_route(path)),
+        };
+    }
+    if n < 3 {
+        return Err(no_route(path));
+    }
+    // `{asset}/{track}/{cenc|cbcs|aes}/{file}` or `{asset}/{track}/{file}`.
+    let (asset, track, method) = match Encryption::from_path(&segs[n - 2]) {
+        Some(m) if n >= 4 => (join(0..n - 3), segs[n - 3].clone(), Some(m)),
+        _ => (join(0..n - 2), segs[n - 2].clone(), None),
+    };
+    let resource = match last {
+        "index.m3u8" => Resource::MediaPlaylist { track, container: Container::Fmp4, method },
+        "ts.m3u8" => Resource::MediaPlaylist { track, container: Container::Ts, method },
+        "init.mp4" => Resource::Init { track, method },
+        _ => {
+            let (stem, container) = match (last.strip_suffix(".m4s"), last.strip_suffix(".ts")) {
+                (Some(s), _) => (s, Container::Fmp4),
+                (_, Some(s)) => (s, Container::Ts),
+                _ => return Err(no_route(path)),
+            };
+            let n = segment_number(stem).ok_or_else(|| no_route(path))?;
+            if n == 0 {
+                return Err(ApiError::NotFound(format!("segment 0 of track '{track}'")));
+            }
+            Resource::Segment { track, method, n, container }
+        }
+    };
+    at(asset, resource)
+}
+
+/// The number in a segment name's stem (`{n}` of `{n}.m4s`): 1-9 ASCII digits, nothing else.
+fn segment_number(stem: &str) -> Option<usize> {
+    if stem.is_empty() || stem.len() > 9 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+/// Parses arbitrary bytes as a path and `Range` header without panicking (fuzz entry point:
+/// `fuzz/fuzz_targets/route.rs`, replayed by `tests/fuzz_replay.rs`).
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (path, range) = text.split_once('\n').unwrap_or((&text, ""));
+    let mut locators = BTreeMap::new();
+    locators.insert("loc".to_string(), "vod/movie".to_string());
+    for m in [Method::GET, Method::POST, Method::OPTIONS, Method::DELETE] {
+        if let Ok(Route::Asset(a)) = parse(&m, path, &locators) {
+            // Invariants: no route leaves the root or names an empty asset.
+            assert!(!a.asset.is_empty() && !a.asset.split('/').any(|s| s.is_empty() || s == ".." || s == "."), "{a:?}");
+        }
+    }
+    for len in [0u64, 1, 100, u64::MAX] {
+        if let crate::respond::RangeReq::Part(s, e) = crate::respond::parse_range(range, len) {
+            assert!(s < e && e <= len, "range {range:?} of {len} gave {s}..{e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locs() -> BTreeMap<String, String> {
+        let mut l = BTreeMap::new();
+        l.insert("loc1".to_string(), "vod/demo".to_string());
+        l
+    }
+
+    fn get(path: &str) -> Result<Route, RouteError> {
+        parse(&Method::GET, path, &locs())
+    }
+
+    fn asset(asset: &str, resource: Resource) -> Route {
+        Route::Asset(AssetRoute { asset: asset.into(), ism: None, resource })
+    }
+
+    fn status(r: Result<Route, RouteError>) -> u16 {
+        match r {
+            Ok(r) => panic!("expected a refusal, got {r:?}"),
+            Err(RouteError::MethodNotAllowed) => 405,
+            Err(RouteError::Api(e)) => e.status().as_u16(),
+        }
+    }
+
+    #[test]
+    fn clean_urls() {
+        use Container::*;
+        let t = |s: &str| s.to_string();
+        let table: Vec<(&str, Route)> = vec![
+            ("/healthz", Route::Health),
+            ("/metrics", Route::Metrics),
+            ("/key/abcd", Route::Key(t("abcd"))),
+            ("/demo/manifest.mpd", asset("demo", Resource::Manifest { kind: ManifestKind::Mpd, encryption: None })),
+            ("/vod/2026/movie/master.m3u8", asset("vod/2026/movie", Resource::Manifest { kind: ManifestKind::Master(Fmp4), encryption: None })),
+            ("/demo/master-ts.m3u8", asset("demo", Resource::Manifest { kind: ManifestKind::Master(Ts), encryption: None })),
+            ("/demo/Manifest", asset("demo", Resource::Manifest { kind: ManifestKind::Smooth, encryption: None })),
+            ("/demo/v/index.m3u8", asset("demo", Resource::MediaPlaylist { track: t("v"), container: Fmp4, method: None })),
+            ("/demo/v/ts.m3u8", asset("demo", Resource::MediaPlaylist { track: t("v"), container: Ts, method: None })),
+            ("/demo/v/init.mp4", asset("demo", Resource::Init { track: t("v"), method: None })),
+            ("/demo/v/12.m4s", asset("demo", Resource::Segment { track: t("v"), method: None, n: 12, container: Fmp4 })),
+            ("/a/b/v/7.ts", asset("a/b", Resource::Segment { track: t("v"), method: None, n: 7, container: Ts })),
+            ("/demo/v/cenc/init.mp4", asset("demo", Resource::Init { track: t("v"), method: Some(Encryption::Cenc) })),
+            ("/demo/v/cbcs/3.m4s", asset("demo", Resource::Segment { track: t("v"), method: Some(Encryption::Cbcs), n: 3, container: Fmp4 })),
+            ("/demo/v/aes/3.ts", asset("demo", Resource::Segment { track: t("v"), method: Some(Encryption::Aes128), n: 3, container: Ts })),
+            ("/demo/v/cbcs/ts.m3u8", asset("demo", Resource::MediaPlaylist { track: t("v"), container: Ts, method: Some(Encryption::Cbcs) })),
+            // Three segments: `cenc` is the track name, not a method.
+            ("/demo/cenc/init.mp4", asset("demo", Resource::Init { track: t("cenc"), method: None })),
+            ("/demo/QualityLevels(125684)/Fragments(video=0)", asset("demo", Resource::SmoothFragment { stream: t("video"), bitrate: 125684, time: 0 })),
+            ("/demo/QualityLevels(1)/Fragments(video=9,encryption=cenc)", asset("demo", Resource::SmoothFragment { stream: t("video"), bitrate: 1, time: 9 })),
+            // An unknown locator is just a folder name.
+            ("/other/x.ism/v/1.m4s", asset("other/x.ism", Resource::Segment { track: t("v"), method: None, n: 1, container: Fmp4 })),
+        ];
+        for (url, want) in table {
+            assert_eq!(get(url).unwrap(), want, "{url}");
+        }
+        assert_eq!(parse(&Method::HEAD, "/demo/manifest.mpd", &locs()).unwrap(), get("/demo/manifest.mpd").unwrap());
+        assert_eq!(parse(&Method::POST, "/clearkey", &locs()).unwrap(), Route::ClearKey);
+        assert_eq!(parse(&Method::OPTIONS, "/anything", &locs()).unwrap(), Route::Preflight);
+    }
+
+    #[test]
+    fn ams_urls() {
+        let ams = |resource: Resource| Route::Asset(AssetRoute { asset: "vod/demo".into(), ism: Some("demo.ism".into()), resource });
+        let table = [
+            ("/loc1/demo.ism/manifest", ams(Resource::Manifest { kind: ManifestKind::Smooth, encryption: None })),
+            ("/loc1/demo.ism/manifest(format=mpd-time-csf,encryption=cenc)", ams(Resource::Manifest { kind: ManifestKind::Mpd, encryption: Some(AmsEncryption::Cenc) })),
+            ("/loc1/demo.ism/manifest(format=m3u8-aapl)", ams(Resource::Manifest { kind: ManifestKind::Master(Container::Ts), encryption: None })),
+            ("/loc1/demo.ism/manifest(format=m3u8-cmaf).m3u8", ams(Resource::Manifest { kind: ManifestKind::Master(Container::Fmp4), encryption: None })),
+            ("/loc1/demo.ism/QualityLevels(1)/Fragments(v=5)", ams(Resource::SmoothFragment { stream: "v".into(), bitrate: 1, time: 5 })),
+            ("/loc1/demo.ism/QualityLevels(1)/Fragments(v=5,encryption=cbc)", ams(Resource::AmsEncryptedFragment(AmsEncryption::Cbc))),
+            // Relative URLs of AMS-served manifests: the clean grammar under the asset.
+            ("/loc1/demo.ism/v/cenc/2.m4s", ams(Resource::Segment { track: "v".into(), method: Some(Encryption::Cenc), n: 2, container: Container::Fmp4 })),
+        ];
+        for (url, want) in table {
+            assert_eq!(get(url).unwrap(), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        let table = [
+            ("/", 404),
+            ("/demo", 404),
+            ("/demo/v", 404),
+            ("/demo/v/x.txt", 404),
+            ("/demo/v/0.m4s", 404),
+            ("/demo/v/-1.m4s", 404),
+            ("/demo/v/1234567890.m4s", 404),
+            ("/demo/v/+1.ts", 404),
+            ("/demo/../etc/passwd", 400),
+            ("/demo/%2e%2e/x/1.m4s", 400),
+            ("/demo//v/1.m4s", 400),
+            ("/demo/QualityLevels(x)/Fragments(video=0)", 400),
+            ("/demo/QualityLevels(1)/Fragments(video=i,format=m3u8-cmaf)", 404),
+            ("/loc1/demo.ism/manifest(format=nope)", 400),
+            ("/loc1/demo.ism/QualityLevels(1)/Fragments(v=i,format=mpd-time-csf)", 404),
+            ("/loc1/demo.ism/QualityLevels(1)/Manifest(v,format=m3u8-aapl)", 404),
+        ];
+        for (url, want) in table {
+            assert_eq!(status(get(url)), want, "{url}");
+        }
+        for m in [Method::PUT, Method::DELETE, Method::PATCH] {
+            assert_eq!(status(parse(&m, "/demo/manifest.mpd", &locs())), 405);
+        }
+        assert_eq!(status(parse(&Method::POST, "/demo/manifest.mpd", &locs())), 405);
+    }
+
+    #[test]
+    fn fuzz_entry_survives_odd_input() {
+        for s in ["", "\n", "/\nbytes=", "/a/b/c\nbytes=5-1", "/%ff%fe/x\nbytes=-0", "/loc/x.ism/manifest(\nbytes=0-", "\u{0}/\u{ffff}"] {
+            fuzz_one(s.as_bytes());
+        }
+    }
+}
