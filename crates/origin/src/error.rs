@@ -91,7 +91,16 @@ impl From<sealcast_storage::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.kind(), "message": self.to_string() });
+        // Storage faults name endpoints, buckets and object keys: those stay in the log (see
+        // `server::refused`); the public body says only what kind of fault it was.
+        let message = match &self {
+            ApiError::Storage(_) => "storage is unavailable".to_string(),
+            ApiError::StorageBusy { .. } => "storage is busy".to_string(),
+            ApiError::StorageTimeout(_) => "storage did not answer in time".to_string(),
+            ApiError::StorageUpstream(_) => "storage answered with an error".to_string(),
+            other => other.to_string(),
+        };
+        let mut body = serde_json::json!({ "error": self.kind(), "message": message });
         if let ApiError::Content { asset, detail } = &self {
             body["asset"] = asset.clone().into();
             body["fault"] = detail.clone().into();
@@ -113,5 +122,26 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn storage_details_stay_out_of_public_bodies() {
+        let detail = "GET http://10.0.0.7:9000/media-bucket/vod/movie/video.cmfv: 500 Internal Server Error";
+        for e in [
+            ApiError::Storage(detail.into()),
+            ApiError::StorageTimeout(detail.into()),
+            ApiError::StorageUpstream(detail.into()),
+            ApiError::StorageBusy { detail: detail.into(), retry_after: 1 },
+        ] {
+            let status = e.status();
+            let body = axum::body::to_bytes(e.into_response().into_body(), 4096).await.unwrap();
+            let text = String::from_utf8_lossy(&body);
+            assert!(!text.contains("10.0.0.7") && !text.contains("bucket") && !text.contains("video.cmfv"), "{status}: {text}");
+        }
     }
 }

@@ -272,9 +272,11 @@ fn record(catalog: &Path, asset: &str, storage: Option<StorageRecord>, publish: 
     let text = format!("# Written by `sealcast ingest`; storage keys are secrets: keep this file private.\n{}", toml::to_string(&doc)?);
     let dir = catalog.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let file_name = catalog.file_name().and_then(|n| n.to_str()).unwrap_or("catalog.toml");
-    let tmp = dir.join(format!(".{file_name}.ingest-{}", std::process::id()));
+    // An unguessable name, created exclusively (never through a link someone planted there).
+    let tmp = dir.join(format!(".{file_name}.ingest-{}", hex(&random_id()?)));
     let write = || -> anyhow::Result<()> {
         let mut f = open_private(&tmp)?;
+        keep_owner_and_mode(&f, catalog)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         crate::catalog::TomlCatalog::load(&tmp).context("the new catalog does not validate")?;
@@ -291,13 +293,31 @@ fn record(catalog: &Path, asset: &str, storage: Option<StorageRecord>, publish: 
 #[cfg(unix)]
 fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(p)
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(p)
 }
 
 #[cfg(not(unix))]
 fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::create(p)
+    std::fs::OpenOptions::new().write(true).create_new(true).open(p)
 }
+
+/// Gives the new catalog file the owner, group and mode of the one it replaces (an operator's
+/// `root:sealcast 0640` stays so), when there is one; a new catalog stays `0600`.
+#[cfg(unix)]
+fn keep_owner_and_mode(new: &std::fs::File, old: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(meta) = std::fs::metadata(old) else { return Ok(()) };
+    // Changing the owner needs privileges; when we lack them the file stays ours.
+    let _ = std::os::unix::fs::fchown(new, Some(meta.uid()), Some(meta.gid()));
+    new.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn keep_owner_and_mode(_: &std::fs::File, _: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

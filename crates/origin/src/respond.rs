@@ -32,11 +32,16 @@ pub fn etag(identity: &str, request: &str) -> HeaderValue {
 }
 
 /// An HTTP date header value.
+/// HTTP dates have four-digit years: a file time past 9999-12-31T23:59:59Z (a bad clock, a
+/// hostile store) is sent as that last second rather than panicking the formatter.
 pub fn http_date(t: SystemTime) -> HeaderValue {
+    const LAST: u64 = 253_402_300_799;
+    let t = t.min(std::time::UNIX_EPOCH + std::time::Duration::from_secs(LAST));
     HeaderValue::from_str(&httpdate::fmt_http_date(t)).expect("an HTTP date is a valid header value")
 }
 
-fn matches_any(list: &str, etag: &str) -> bool {
+/// Whether an `If-None-Match` list names `etag` (or is `*`).
+pub(crate) fn matches_any(list: &str, etag: &str) -> bool {
     let bare = etag.trim_matches('"');
     list.split(',').map(str::trim).any(|t| t == "*" || t.trim_start_matches("W/").trim_matches('"') == bare)
 }
@@ -140,6 +145,12 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_past_year_9999_do_not_panic() {
+        let far = std::time::UNIX_EPOCH + std::time::Duration::from_secs(300_000_000_000);
+        assert_eq!(http_date(far), "Fri, 31 Dec 9999 23:59:59 GMT");
+    }
     #[test]
     fn ranges() {
         assert_eq!(parse_range("bytes=0-9", 100), RangeReq::Part(0, 10));

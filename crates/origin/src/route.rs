@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 
 use http::Method;
+use sealcast_package::names;
 use sealcast_storage::{AssetPath, PathError};
 
 use crate::ams::{self, AmsEncryption, AmsFormat, AmsKind};
@@ -218,10 +219,10 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
     let last = segs.last().map(String::as_str).unwrap_or_default();
     if n >= 2 {
         let kind = match last {
-            "Manifest" => Some(ManifestKind::Smooth),
-            "manifest.mpd" => Some(ManifestKind::Mpd),
-            "master.m3u8" => Some(ManifestKind::Master(Container::Fmp4)),
-            "master-ts.m3u8" => Some(ManifestKind::Master(Container::Ts)),
+            names::SMOOTH => Some(ManifestKind::Smooth),
+            names::MPD => Some(ManifestKind::Mpd),
+            names::MASTER => Some(ManifestKind::Master(Container::Fmp4)),
+            names::MASTER_TS => Some(ManifestKind::Master(Container::Ts)),
             _ => None,
         };
         if let Some(kind) = kind {
@@ -245,13 +246,14 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
         _ => (join(0..n - 2), segs[n - 2].clone(), None),
     };
     let resource = match last {
-        "index.m3u8" => Resource::MediaPlaylist { track, container: Container::Fmp4, method },
-        "ts.m3u8" => Resource::MediaPlaylist { track, container: Container::Ts, method },
-        "init.mp4" => Resource::Init { track, method },
+        names::MEDIA_FMP4 => Resource::MediaPlaylist { track, container: Container::Fmp4, method },
+        names::MEDIA_TS => Resource::MediaPlaylist { track, container: Container::Ts, method },
+        names::INIT => Resource::Init { track, method },
         _ => {
-            let (stem, container) = match (last.strip_suffix(".m4s"), last.strip_suffix(".ts")) {
-                (Some(s), _) => (s, Container::Fmp4),
-                (_, Some(s)) => (s, Container::Ts),
+            let (stem, ext) = last.rsplit_once('.').ok_or_else(|| no_route(path))?;
+            let container = match ext {
+                names::SEGMENT_FMP4 => Container::Fmp4,
+                names::SEGMENT_TS => Container::Ts,
                 _ => return Err(no_route(path)),
             };
             let n = segment_number(stem).ok_or_else(|| no_route(path))?;

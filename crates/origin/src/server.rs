@@ -11,7 +11,6 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use http::{header, HeaderValue, StatusCode};
-use sealcast_package::PackageOptions;
 use sealcast_storage::Store;
 
 use crate::assets::Assets;
@@ -85,13 +84,14 @@ impl AppState {
     pub fn with_parts(cfg: &Config, store: Store, catalog: Arc<dyn Catalog>, toml: Option<Arc<TomlCatalog>>) -> Arc<AppState> {
         let assets = Assets::new(
             store,
-            PackageOptions { segment_target_ms: cfg.segment_duration_ms },
+            cfg.package_options(),
             cfg.index_read_ahead,
             cfg.cache.index_bytes,
             cfg.cache.asset_bytes,
             Duration::from_secs(cfg.cache.asset_ttl_secs.max(1)),
         )
         .with_negative_ttl(Duration::from_millis(cfg.cache.negative_ttl_ms))
+        .with_limits(&cfg.content_limits)
         .with_fragment_cache(cfg.cache.fragment_bytes);
         Arc::new(AppState {
             assets,
@@ -135,8 +135,13 @@ pub async fn run(listener: tokio::net::TcpListener, state: Arc<AppState>, shutdo
 }
 
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    // Operators' counters are not for web pages: no CORS on them.
+    let operator = req.uri().path() == "/metrics";
     let mut r = handle_inner(&st, req).await;
     st.metrics.response(r.status().as_u16());
+    if operator {
+        return r;
+    }
     // CORS for browser players: content is public, so any origin may read it. Static headers
     // rather than a layer: no `Vary`, nothing computed per request.
     let h = r.headers_mut();

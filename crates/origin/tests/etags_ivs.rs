@@ -147,3 +147,28 @@ async fn every_input_of_the_bytes_is_in_the_etag() {
     }
     std::fs::remove_dir_all(r).unwrap();
 }
+
+#[tokio::test]
+async fn revalidation_costs_no_read_and_no_encryption() {
+    let r = root("inm", &["demo"]);
+    let cat = r.join("c.toml");
+    std::fs::write(&cat, catalog(&["demo"], K1, 0, "https://pr.example/a")).unwrap();
+    let mut cfg = Config { root: r.clone(), catalog: Some(cat.clone()), ..Config::default() };
+    cfg.cache.fragment_bytes = 0; // every segment would be a storage read
+    let toml = Arc::new(TomlCatalog::load(&cat).unwrap());
+    let st = AppState::with_parts(&cfg, Store::local(&r).unwrap(), toml.clone(), Some(toml));
+    let reads = |st: &Arc<AppState>| st.assets.store().counters().range_reads.load(std::sync::atomic::Ordering::SeqCst);
+    for u in ["/demo/video_180p/cenc/2.m4s", "/demo/video_180p/aes/2.ts", "/demo/video_180p/aes/2.m4s", "/demo/audio_en/cenc/1.m4s"] {
+        let (s, h, _) = get(&st, u, &[]).await;
+        assert_eq!(s, StatusCode::OK, "{u}");
+        let tag = h[header::ETAG].to_str().unwrap().to_string();
+        let before = reads(&st);
+        let (s, h2, body) = get(&st, u, &[(header::IF_NONE_MATCH, &tag)]).await;
+        assert_eq!((s, body.len(), &h2[header::ETAG]), (StatusCode::NOT_MODIFIED, 0, &h[header::ETAG]), "{u}");
+        assert_eq!(reads(&st), before, "{u}: a revalidation read storage");
+        // Another ETag still gets the body (and reads).
+        let (s, _, body) = get(&st, u, &[(header::IF_NONE_MATCH, "\"other\"")]).await;
+        assert!(s == StatusCode::OK && !body.is_empty() && reads(&st) > before, "{u}");
+    }
+    std::fs::remove_dir_all(r).unwrap();
+}

@@ -132,6 +132,7 @@ keys = [
 [[asset]]
 path = "gated/demo"
 dash = "DynamicCommonEncryption"
+hls = "NoDynamicEncryption"
 keys = [
   { kid = "abba271e8bcf552bbd2e86a434a9a5d9", key = "69eaa802a6763af979e8d1940fb88392" },
   { kid = "abba271e8bcf552bbd2e86a434a9a5da", key = "69eaa802a6763af979e8d1940fb88393" },

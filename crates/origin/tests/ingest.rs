@@ -119,8 +119,22 @@ async fn refuses_unservable_files_before_uploading_anything() {
     ingest::run(&store, &args).await.unwrap();
     let c = TomlCatalog::load(&catalog).unwrap();
     assert!(c.policy("other").is_some() && c.policy("vod/x").is_none());
+    // The rewritten catalog keeps the mode (and owner) an operator gave it, and no temporary
+    // file is left beside it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&catalog, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
     let publish = Publish { hls: Some(sealcast_origin::catalog::Delivery::NoDynamicEncryption), ..Publish::default() };
     ingest::run(&store, &IngestArgs { publish, ..args }).await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&catalog).unwrap().permissions().mode() & 0o777, 0o640);
+        let leftovers: Vec<_> = std::fs::read_dir(catalog.parent().unwrap()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains(".ingest-")).collect();
+        assert!(leftovers.is_empty());
+    }
     let c = TomlCatalog::load(&catalog).unwrap();
     let p = c.policy("vod/x").unwrap();
     assert!(p.storage.is_none() && p.hls == Some(sealcast_origin::catalog::Delivery::NoDynamicEncryption) && p.dash.is_none());

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::index::{FileIndex, TrackIndex};
 use crate::ism::IsmTrack;
-use crate::timeline::{plan, Segment};
+use crate::timeline::{plan_within, Segment, SegmentLimits};
 use crate::track::TrackKind;
 
 /// Packaging settings that shape manifests and segments.
@@ -13,11 +13,13 @@ use crate::track::TrackKind;
 pub struct PackageOptions {
     /// Target segment duration in milliseconds (segments are whole fragments, cut on keyframes).
     pub segment_target_ms: u32,
+    /// Caps on one segment's duration and source bytes (see [`crate::timeline`]).
+    pub segment_limits: SegmentLimits,
 }
 
 impl Default for PackageOptions {
     fn default() -> Self {
-        PackageOptions { segment_target_ms: 2000 }
+        PackageOptions { segment_target_ms: 2000, segment_limits: SegmentLimits::default() }
     }
 }
 
@@ -143,7 +145,10 @@ impl Asset {
                 n += 1;
             }
             let ts = t.info.timescale as u128;
-            let segments = plan(&t.fragments, t.info.timescale, opts.segment_target_ms);
+            let segments = plan_within(&t.fragments, t.info.timescale, opts.segment_target_ms, opts.segment_limits).map_err(|e| match e {
+                Error::Limit(m) => Error::Limit(format!("track {}: {m}", t.info.track_id)),
+                other => other,
+            })?;
             // What we will serve: styp, then per fragment our moof (at most ~100 bytes plus 16
             // per sample), the mdat header and this track's samples. Single-track sources
             // already hold their own moof in `bytes`; multi-track ones need the estimate.
@@ -162,7 +167,10 @@ impl Asset {
                 file: f.name.clone(),
                 index: f.index.clone(),
                 slot,
-                language: lang.or_else(|| t.info.language.clone()),
+                // A language from the server manifest is storage metadata: written into MPD and
+                // playlist attributes and Smooth stream names, so anything but a plain language
+                // tag is dropped (as if absent) rather than escaped in each writer.
+                language: lang.filter(|l| crate::lang::is_tag(l)).or_else(|| t.info.language.clone()),
                 segments,
                 bandwidth,
                 avg_bandwidth,

@@ -37,6 +37,10 @@ pub enum Error {
     /// A server manifest (.ism) could not be read.
     #[error("server manifest: {0}")]
     Ism(String),
+    /// The file is over a limit set to bound the memory and work one file may cost
+    /// (index size, samples per fragment, segment size or duration).
+    #[error("over a limit: {0}")]
+    Limit(String),
     /// The caller fed bytes that do not match what was asked for, or asked past the end.
     #[error("read mismatch: {0}")]
     Read(String),

@@ -12,7 +12,7 @@ use sealcast_cenc::boxes::Senc;
 
 use crate::asset::AssetTrack;
 use crate::error::{At, Error, Result};
-use crate::fragment::{read_track_fragment, TrackFragment};
+use crate::fragment::{read_track_fragment_within, FragmentBounds, TrackFragment};
 
 /// A response body as a list of chunks (our headers and slices of the source).
 #[derive(Debug, Clone, Default)]
@@ -80,7 +80,10 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
         if h.typ != MOOF {
             return Err(Error::Unsupported(format!("expected moof at {}, found '{}' (file changed?)", f.offset, h.typ)));
         }
-        let traf = read_track_fragment(&avail[..h.size as usize], f.offset, t.info.track_id, &t.info.trex)?
+        // The samples of a fragment lie in what was read for it: more declared bytes than that
+        // is a lie, refused before it is allocated for.
+        let bounds = FragmentBounds { media_bytes: data.len() as u64, ..FragmentBounds::default() };
+        let traf = read_track_fragment_within(&avail[..h.size as usize], f.offset, t.info.track_id, &t.info.trex, bounds)?
             .ok_or_else(|| Error::Unsupported(format!("track {} missing from fragment at {}", t.info.track_id, f.offset)))?;
         let decode_time = traf.decode_time.unwrap_or(f.decode_time);
         out.push(SourceFragment { traf, decode_time, sequence: fi as u32 + 1 });

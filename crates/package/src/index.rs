@@ -9,7 +9,7 @@ use sealcast_isobmff::fourcc::types::*;
 use sealcast_isobmff::{sidx::Sidx, tree::RawBox, Atom, BoxHeader};
 
 use crate::error::{At, Error, Result};
-use crate::fragment::read_track_fragment;
+use crate::fragment::{read_moof, FragmentBounds, MAX_FRAGMENT_SAMPLES, SAMPLE_COST};
 use crate::track::{build_init, parse_tracks, TrackInfo};
 
 /// One fragment of one track.
@@ -81,6 +81,29 @@ pub enum Need {
 /// Largest `moov`/`moof`/`sidx` we accept; bigger is treated as hostile.
 const MAX_HEADER_BOX: u64 = 64 << 20;
 
+/// Bytes a `moov` may cost per byte of box once parsed: its raw tree holds each box's bytes
+/// plus a [`RawBox`] (about 60 bytes) per box of at least 8 bytes, and the init segments
+/// copy its `trak`s once more.
+const MOOV_COST_PER_BYTE: u64 = 10;
+
+/// What indexing one file may cost, so that memory stays proportional to what the file can
+/// back and below a fixed ceiling whatever it declares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexLimits {
+    /// Most bytes the index of one file may take while it is built and kept: the parsed
+    /// `moov`, the init segments, the fragment tables, and the sample table of the
+    /// fragment being read. Over it, indexing fails with [`Error::Limit`].
+    pub max_bytes: u64,
+}
+
+impl Default for IndexLimits {
+    /// 64 MiB: a two-hour title with one fragment per video frame at 30 fps indexes in
+    /// about 16 MiB.
+    fn default() -> Self {
+        IndexLimits { max_bytes: 64 << 20 }
+    }
+}
+
 /// Builds a [`FileIndex`] from ranged reads.
 pub struct IndexBuilder {
     file_len: u64,
@@ -96,6 +119,9 @@ pub struct IndexBuilder {
     sidx: Option<(Sidx, u64)>,
     done: bool,
     reads: u32,
+    limits: IndexLimits,
+    /// What the parsed `moov` and the init segments it will give cost (see [`Self::cost`]).
+    moov_cost: u64,
 }
 
 impl IndexBuilder {
@@ -115,7 +141,31 @@ impl IndexBuilder {
             sidx: None,
             done: file_len == 0,
             reads: 0,
+            limits: IndexLimits::default(),
+            moov_cost: 0,
         }
+    }
+
+    /// Builds within `limits` instead of [`IndexLimits::default`].
+    pub fn with_limits(mut self, limits: IndexLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Bytes the index holds so far: the `moov` estimate and the fragment tables as
+    /// allocated (capacity, not length: that is what the allocator gave).
+    fn cost(&self) -> u64 {
+        let frags: usize = self.frags.iter().map(|v| v.capacity() * std::mem::size_of::<Fragment>()).sum();
+        self.moov_cost.saturating_add(frags as u64)
+    }
+
+    /// Fails with [`Error::Limit`] once the index costs more than the limit.
+    fn check_cost(&self) -> Result<()> {
+        let c = self.cost();
+        if c > self.limits.max_bytes {
+            return Err(Error::Limit(format!("index of the file needs more than {} bytes (at byte {} of {}); limit {}", c, self.pos, self.file_len, self.limits.max_bytes)));
+        }
+        Ok(())
     }
 
     /// The next read, or `Done`.
@@ -169,6 +219,11 @@ impl IndexBuilder {
                 if h.size > MAX_HEADER_BOX {
                     return Err(Error::Unsupported(format!("'{}' box of {} bytes at {}", h.typ, h.size, self.pos)));
                 }
+                // Checked before the box is read whole: reading it is already its cost.
+                let cost = if h.typ == MOOV { h.size.saturating_mul(MOOV_COST_PER_BYTE) } else { h.size };
+                if self.cost().saturating_add(cost) > self.limits.max_bytes {
+                    return Err(Error::Limit(format!("'{}' box of {} bytes at {} would take the index over {} bytes", h.typ, h.size, self.pos, self.limits.max_bytes)));
+                }
                 if (avail.len() as u64) < h.size {
                     self.need_len = h.size;
                     return Ok(());
@@ -201,8 +256,9 @@ impl IndexBuilder {
             return Err(Error::Unsupported("no audio or video track".into()));
         }
         self.frags = vec![Vec::new(); self.tracks.len()];
+        self.moov_cost = whole.len() as u64 * 2 + count_boxes(&tree) * std::mem::size_of::<RawBox<'static>>() as u64;
         self.moov = Some(tree);
-        Ok(())
+        self.check_cost()
     }
 
     fn on_sidx(&mut self, whole: &Bytes, h: BoxHeader) -> Result<()> {
@@ -220,8 +276,19 @@ impl IndexBuilder {
             return Err(Error::Unsupported("moof before moov".into()));
         }
         self.close_open(self.pos);
+        // Every count in the moof is bounded by the file (its samples cannot add up to more
+        // bytes than it holds) and by what is left of the memory budget.
+        let left = self.limits.max_bytes.saturating_sub(self.cost());
+        let bounds = FragmentBounds { media_bytes: self.file_len, max_samples: (left / SAMPLE_COST).min(MAX_FRAGMENT_SAMPLES) };
+        let tracks = &self.tracks;
+        let trex_of = |id: u32| tracks.iter().find(|t| t.track_id == id).map_or_else(Default::default, |t| t.trex);
+        let trafs = read_moof(whole, self.pos, &trex_of, bounds)?;
         for (i, t) in self.tracks.iter().enumerate() {
-            let Some(tf) = read_track_fragment(whole, self.pos, t.track_id, &t.trex)? else { continue };
+            let mut mine = trafs.iter().filter(|tf| tf.tfhd.track_id == t.track_id);
+            let Some(tf) = mine.next() else { continue };
+            if mine.next().is_some() {
+                return Err(Error::Unsupported(format!("track {}: several trafs in one moof", t.track_id)));
+            }
             if tf.samples.is_empty() {
                 continue;
             }
@@ -245,11 +312,19 @@ impl IndexBuilder {
             });
             self.open.push(i);
         }
+        drop(trafs);
+        self.check_cost()?;
         // With a usable sidx, the first fragment gives the base decode time; sidx the rest.
         if let Some((sidx, sidx_end)) = self.sidx.take() {
             if let Some(first) = self.frags[0].first().copied() {
                 if let Some(table) = self.fragments_from_sidx(&sidx, sidx_end, first) {
                     self.open.clear();
+                    // A sidx holds at most 65535 references (under 5 MiB of table), but the
+                    // budget is per file.
+                    let cost = (table.capacity() * std::mem::size_of::<Fragment>()) as u64;
+                    if self.cost().saturating_add(cost) > self.limits.max_bytes {
+                        return Err(Error::Limit(format!("sidx fragment table of {} entries would take the index over {} bytes", table.len(), self.limits.max_bytes)));
+                    }
                     self.frags[0] = table;
                     self.done = true;
                 }
@@ -314,9 +389,20 @@ impl IndexBuilder {
     }
 }
 
-/// Indexes a file held wholly in memory (tests, `inspect`, fuzzing).
+/// Boxes in a tree, the tree's own root included.
+fn count_boxes(b: &RawBox<'_>) -> u64 {
+    1 + b.children.iter().flatten().map(count_boxes).sum::<u64>()
+}
+
+/// Indexes a file held wholly in memory (tests, `inspect`, fuzzing), within
+/// [`IndexLimits::default`].
 pub fn index_bytes(data: &Bytes, read_ahead: u64) -> Result<FileIndex> {
-    let mut b = IndexBuilder::new(data.len() as u64, read_ahead);
+    index_bytes_within(data, read_ahead, IndexLimits::default())
+}
+
+/// [`index_bytes`] within `limits`.
+pub fn index_bytes_within(data: &Bytes, read_ahead: u64, limits: IndexLimits) -> Result<FileIndex> {
+    let mut b = IndexBuilder::new(data.len() as u64, read_ahead).with_limits(limits);
     while let Need::Read { offset, len } = b.next_read() {
         b.feed(offset, data.slice(offset as usize..(offset + len) as usize))?;
     }

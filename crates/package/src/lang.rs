@@ -27,6 +27,13 @@ const TABLE: &[(&str, &str, &str, &str)] = &[
     ("heb", "heb", "he", "Hebrew"),
 ];
 
+/// Whether `s` is usable as a language tag in manifests: 1 to 35 ASCII letters, digits and
+/// hyphens, starting with a letter (the shape of BCP 47 and ISO 639 codes; nothing that could
+/// close an attribute, start a line or name a path).
+pub fn is_tag(s: &str) -> bool {
+    (1..=35).contains(&s.len()) && s.starts_with(|c: char| c.is_ascii_alphabetic()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 /// BCP 47 tag for an ISO 639-2 code (two-letter when known, else the code itself).
 pub fn bcp47(code: &str) -> String {
     TABLE.iter().find(|t| t.0 == code || t.1 == code || t.2 == code).map_or_else(|| code.to_string(), |t| t.2.to_string())

@@ -13,6 +13,7 @@ pub mod index;
 pub mod ism;
 pub mod lang;
 pub mod manifest;
+pub mod names;
 pub mod protect;
 pub mod smooth;
 pub mod timeline;

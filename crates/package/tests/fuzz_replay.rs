@@ -11,6 +11,102 @@ use sealcast_package::{Asset, PackageOptions};
 
 use sealcast_testkit::{fuzz_inputs as inputs, replay_fuzz_inputs as replay};
 
+/// Counts the bytes each thread has allocated and the most it held at once, so a test can
+/// bound what one input costs. libFuzzer's `-malloc_limit_mb` does the same for the fuzz
+/// targets on nightly; this is its stable counterpart. Per thread, because the test harness
+/// runs tests on several threads at once.
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static NOW: Cell<usize> = const { Cell::new(0) };
+        static PEAK: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Most bytes one thread may hold: past it an allocation fails (and the test binary
+    /// aborts, naming the input in the `measuring` line before), like `-malloc_limit_mb` in
+    /// a fuzz run, instead of an allocation bomb taking the machine's memory.
+    const CEILING: usize = 1 << 30;
+
+    /// Counts `n` more bytes; false (counting nothing) when that would pass [`CEILING`].
+    fn add(n: usize) -> bool {
+        // try_with: the thread-locals may be gone while a thread is torn down.
+        NOW.try_with(|c| {
+            let v = c.get().saturating_add(n);
+            if v > CEILING {
+                return false;
+            }
+            c.set(v);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(v)));
+            true
+        })
+        .unwrap_or(true)
+    }
+
+    fn sub(n: usize) {
+        // Memory freed on another thread than it was allocated on would go below zero.
+        let _ = NOW.try_with(|c| c.set(c.get().saturating_sub(n)));
+    }
+
+    // SAFETY: every call is passed straight to the system allocator; the bookkeeping only
+    // touches const-initialised thread-locals, which do not allocate.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            if !add(l.size()) {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            sub(l.size());
+            // SAFETY: same contract as ours.
+            unsafe { System.dealloc(p, l) }
+        }
+        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+            if !add(l.size()) {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: same contract as ours.
+            unsafe { System.alloc_zeroed(l) }
+        }
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+            if !add(new) {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: same contract as ours.
+            let q = unsafe { System.realloc(p, l, new) };
+            // On failure the old block is still held: take back the new size only.
+            sub(if q.is_null() { new } else { l.size() });
+            q
+        }
+    }
+
+    /// Most bytes this thread held at once while `f` ran, above what it held before.
+    pub fn peak_of(f: impl FnOnce()) -> usize {
+        let base = NOW.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        f();
+        PEAK.with(Cell::get) - base
+    }
+}
+
+#[global_allocator]
+static ALLOC: counting::Counting = counting::Counting;
+
+/// What the whole pipeline of [`fuzz_file`] (two indexes, every manifest, every segment in
+/// three formats) may hold at once for an input of `len` bytes: proportional to the input,
+/// plus a constant for the writers' fixed buffers. A sample costs about 72 bytes while its
+/// fragment is read, and is backed by 4 bytes of its `trun` entry or, when it has none, by at
+/// least one byte of the file: hence up to 72 bytes per input byte (measured: 67x for
+/// `hostile/many_trafs`, whose samples are one byte each; 2-4x for real fragments).
+fn allocation_bound(len: usize) -> usize {
+    80 * len + (4 << 20)
+}
+
 fn fuzz_dir() -> PathBuf {
     sealcast_testkit::repo_root().join("fuzz")
 }
@@ -123,6 +219,38 @@ fn write_cenc_boxes_seeds() {
             }
         }
     }
+}
+
+/// Every index seed and regression, and every file of the hostile corpus
+/// (`fixtures/hostile/`, issue 11), goes through the whole pipeline holding at most
+/// [`allocation_bound`] bytes at once. Before the counts in a `moof` were bounded by the
+/// bytes behind them, the 16 KB `trun` bomb asked for tens of gigabytes.
+#[test]
+fn index_inputs_allocate_in_proportion_to_their_size() {
+    let hostile = sealcast_testkit::repo_root().join("fixtures/hostile");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&hostile).unwrap().map(|e| e.unwrap().path().join("video.cmfv")).filter(|p| p.is_file()).collect();
+    files.sort();
+    assert!(files.len() >= 10, "hostile corpus missing: run fixtures/hostile/generate.py");
+    files.extend(inputs("seeds", "index"));
+    files.extend(inputs("regressions", "index"));
+    let mut over = Vec::new();
+    for p in &files {
+        let data = std::fs::read(p).unwrap();
+        eprintln!("measuring {}", p.display());
+        let peak = counting::peak_of(|| fuzz_file(&data));
+        eprintln!("  {} bytes in, {peak} bytes held at most", data.len());
+        if peak > allocation_bound(data.len()) {
+            over.push(format!("{}: {} bytes in, {peak} bytes held at once (bound {})", p.display(), data.len(), allocation_bound(data.len())));
+        }
+    }
+    assert!(over.is_empty(), "inputs over the allocation bound:\n  {}", over.join("\n  "));
+}
+
+/// The counter sees what it must: a test of the test.
+#[test]
+fn the_allocation_counter_counts() {
+    let peak = counting::peak_of(|| drop(std::hint::black_box(vec![0u8; 10 << 20])));
+    assert!((10 << 20..11 << 20).contains(&peak), "{peak}");
 }
 
 /// The seeds are only worth having if some of them get past the index into the segment

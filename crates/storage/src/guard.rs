@@ -11,6 +11,12 @@
 //!   circuit, its failure opens it again. Nothing else has to happen for the origin to
 //!   recover when storage comes back.
 //!
+//! A listing that runs out of time is not counted either way ([`Guard::run_listing`]): how
+//! long a listing takes depends on how many objects the folder holds, and which folder is
+//! listed is the client's choice (any asset path), so a client asking for huge folders must
+//! not be able to open the circuit for everyone. A store that is really down still fails
+//! its reads, and refused connections or error answers to a listing still count.
+//!
 //! Retries with exponential backoff and jitter happen below, inside `object_store`
 //! (its `RetryConfig`, set up in [`crate::remote::open`]); they only repeat safe requests.
 
@@ -73,6 +79,16 @@ impl Guard {
 
     /// Runs `op` (one `object_store` call on `what`) under the guard.
     pub(crate) async fn run<T>(&self, what: &str, op: impl Future<Output = Result<T, object_store::Error>>) -> Result<T, Error> {
+        self.run_as(what, op, false).await
+    }
+
+    /// Runs a listing under the guard: like [`Guard::run`], except that a timeout leaves the
+    /// breaker as it was (see the module comment).
+    pub(crate) async fn run_listing<T>(&self, what: &str, op: impl Future<Output = Result<T, object_store::Error>>) -> Result<T, Error> {
+        self.run_as(what, op, true).await
+    }
+
+    async fn run_as<T>(&self, what: &str, op: impl Future<Output = Result<T, object_store::Error>>, listing: bool) -> Result<T, Error> {
         let admission = self.admit(what)?;
         let mut reset = ProbeReset { guard: self, armed: admission == Admission::Probe };
         let permit = match tokio::time::timeout(self.timing.queue_timeout, self.permits.acquire()).await {
@@ -89,6 +105,11 @@ impl Guard {
         };
         drop(permit);
         reset.armed = false;
+        if listing && matches!(r, Err(Error::Timeout(_))) {
+            // Neither a success nor a failure: only release a probe so another can go.
+            self.lock().probing = false;
+            return r;
+        }
         // A missing or changed object is an answer from a healthy store, not a fault.
         self.record(matches!(r, Ok(_) | Err(Error::NotFound(_) | Error::Changed(_))));
         r
@@ -199,6 +220,32 @@ mod tests {
             assert!(matches!(g.run("x", async { Err::<(), _>(nf) }).await, Err(Error::NotFound(_))));
         }
         g.run("x", async { Ok::<_, object_store::Error>(()) }).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn slow_listings_do_not_open_the_circuit() {
+        let t = RemoteTiming {
+            connect_timeout: Duration::from_millis(5),
+            request_timeout: Duration::from_millis(5),
+            max_retries: 0,
+            breaker_failures: 2,
+            breaker_cooldown: Duration::from_secs(600),
+            ..RemoteTiming::default()
+        };
+        let g = Guard::new(t);
+        let slow = || async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, object_store::Error>(())
+        };
+        for _ in 0..5 {
+            assert!(matches!(g.run_listing("big/folder", slow()).await, Err(Error::Timeout(_))));
+        }
+        // Still closed: the next read runs.
+        g.run("x", async { Ok::<_, object_store::Error>(()) }).await.unwrap();
+        // A listing the store answers with an error still counts, and so do slow reads.
+        assert!(g.run_listing("x", async { Err::<(), _>(fail()) }).await.is_err());
+        assert!(matches!(g.run("x", slow()).await, Err(Error::Timeout(_))));
+        assert!(matches!(g.run("x", async { Ok::<_, object_store::Error>(()) }).await, Err(Error::Overloaded { .. })));
     }
 
     #[tokio::test]

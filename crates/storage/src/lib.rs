@@ -439,7 +439,7 @@ impl Store {
         let mut v: Vec<ObjectInfo> = match self.route(dir) {
             Some((r, inner)) => {
                 let p = (!inner.is_empty()).then(|| Path::from(inner));
-                let l = r.guard.run(dir, r.store.list_with_delimiter(p.as_ref())).await?;
+                let l = r.guard.run_listing(dir, r.store.list_with_delimiter(p.as_ref())).await?;
                 l.objects.into_iter().map(|m| prefixed(&r.prefix, info(m))).collect()
             }
             None => self.inner.list_with_delimiter(Some(&Path::from(dir))).await?.objects.into_iter().map(info).collect(),
@@ -454,7 +454,7 @@ impl Store {
         let mut v: Vec<String> = match self.route(dir) {
             Some((r, inner)) => {
                 let p = (!inner.is_empty()).then(|| Path::from(inner));
-                let l = r.guard.run(dir, r.store.list_with_delimiter(p.as_ref())).await?;
+                let l = r.guard.run_listing(dir, r.store.list_with_delimiter(p.as_ref())).await?;
                 l.common_prefixes.into_iter().map(|p| format!("{}/{p}", r.prefix)).collect()
             }
             None => {

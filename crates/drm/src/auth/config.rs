@@ -129,6 +129,11 @@ impl AuthorizationPolicyConfig {
         if cfg.audience.is_empty() {
             return Err(PolicyError::Invalid("audience is empty"));
         }
+        // Skew forgives clocks that disagree by seconds or minutes; more than an hour would
+        // keep expired tokens working (and make `nbf` meaningless).
+        if cfg.skew_secs > MAX_SKEW_SECS {
+            return Err(PolicyError::Invalid("skew_secs is over 3600 (one hour)"));
+        }
         if cfg.keys.is_empty() {
             return Err(PolicyError::NoKeys);
         }
@@ -178,3 +183,6 @@ impl AuthorizationPolicyConfig {
         self.build(|_| Err(std::io::Error::other("file keys need a loader (use build)")))
     }
 }
+
+/// The largest allowed clock skew of a token policy, seconds.
+pub const MAX_SKEW_SECS: u64 = 3600;

@@ -107,12 +107,19 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
             }
             _ => None,
         };
-        let (body, content_type, identity) = ts_segment(ctx, loaded, ti, n, sample_aes).await?;
+        let Some((body, content_type, identity)) = ts_segment(ctx, loaded, ti, n, sample_aes, &identity_of).await? else {
+            let identity = identity_of(ts_identity(loaded, ti, n));
+            return Ok(ctx.unchanged(&identity, ts_type(track), info.last_modified).expect("ts_segment found the client's copy current"));
+        };
         let parts = match tc.and_then(|t| t.envelope.as_ref().map(|e| (t, e))) {
             Some((tc, env)) => env.encrypt(env.iv(tc.kid, "ts", n), body).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?,
             None => vec![Bytes::from(body)],
         };
         return Ok(Reply::Media { parts, content_type, identity: identity_of(identity), modified: info.last_modified });
+    }
+    let identity = identity_of(info.identity());
+    if let Some(r) = ctx.unchanged(&identity, mime(track), info.last_modified) {
+        return Ok(r);
     }
     let (start, end) = track.segment_range(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
     let data = ctx.st.assets.read_source(loaded, &track.file, start..end).await?;
@@ -131,31 +138,62 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
             (None, None) => return Err(ApiError::NotFound(format!("no route for '{}'", ctx.path))),
         },
     };
-    Ok(Reply::Media { parts, content_type: mime(track), identity: identity_of(info.identity()), modified: info.last_modified })
+    Ok(Reply::Media { parts, content_type: mime(track), identity, modified: info.last_modified })
+}
+
+/// The identity of TS segment `n` of track `ti`: its file's and, when audio is muxed in, the
+/// audio file's (every file read).
+fn ts_identity(loaded: &Loaded, ti: usize, n: usize) -> String {
+    let asset = &loaded.asset;
+    let mut identity = loaded.files.get(&asset.tracks[ti].file).map(|i| i.identity()).unwrap_or_default();
+    if let Some(ap) = ts::plan_segment(asset, ti, n).and_then(|p| p.audio) {
+        if let Some(ainfo) = loaded.files.get(&asset.tracks[ap.track].file) {
+            identity.push('\n');
+            identity.push_str(&ainfo.identity());
+        }
+    }
+    identity
+}
+
+fn ts_type(t: &AssetTrack) -> &'static str {
+    if t.kind() == TrackKind::Video {
+        "video/mp2t"
+    } else {
+        "audio/mp2t"
+    }
 }
 
 /// TS segment `n` of track `ti`: planned (which byte ranges of which tracks), read (both
 /// ranges at once), then built. A video segment carries the asset's default audio. Returns
-/// body, type and the identity the ETag derives from (every file read).
-async fn ts_segment(ctx: &Ctx<'_>, loaded: &Loaded, ti: usize, n: usize, sample_aes: Option<ts::SampleAesParams>) -> Result<(Vec<u8>, &'static str, String), ApiError> {
+/// body, type and the identity the ETag derives from (every file read); `None`, before any
+/// read, when the client's copy is current (`protected` maps the source identity to the
+/// response's, see [`Ctx::unchanged`]).
+async fn ts_segment(
+    ctx: &Ctx<'_>,
+    loaded: &Loaded,
+    ti: usize,
+    n: usize,
+    sample_aes: Option<ts::SampleAesParams>,
+    protected: &(dyn Fn(String) -> String + Sync),
+) -> Result<Option<(Vec<u8>, &'static str, String)>, ApiError> {
     let asset = &loaded.asset;
     let track = &asset.tracks[ti];
     let plan = ts::plan_segment(asset, ti, n).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
-    let mut identity = loaded.files.get(&track.file).map(|i| i.identity()).unwrap_or_default();
+    let identity = ts_identity(loaded, ti, n);
+    let modified = loaded.files.get(&track.file).map_or(std::time::UNIX_EPOCH, |i| i.last_modified);
+    if ctx.unchanged(&protected(identity.clone()), ts_type(track), modified).is_some() {
+        return Ok(None);
+    }
     let assets = &ctx.st.assets;
     let main = assets.read_source(loaded, &track.file, plan.bytes.clone());
     let (main, audio) = match &plan.audio {
         Some(ap) => {
             let a = &asset.tracks[ap.track];
-            let ainfo = loaded.files.get(&a.file).ok_or_else(|| ApiError::NotFound(a.file.clone()))?;
-            identity.push('\n');
-            identity.push_str(&ainfo.identity());
             let (m, au) = tokio::join!(main, assets.read_source(loaded, &a.file, ap.bytes.clone()));
             (m?, Some(au?))
         }
         None => (main.await?, None),
     };
     let body = ts::build_segment(asset, &plan, &main, audio.as_ref(), sample_aes).map_err(|(file, e)| content(loaded, &file, e))?;
-    let content_type = if track.kind() == TrackKind::Video { "video/mp2t" } else { "audio/mp2t" };
-    Ok((body, content_type, identity))
+    Ok(Some((body, ts_type(track), identity)))
 }

@@ -124,10 +124,12 @@ fn write_representation(s: &mut String, t: &AssetTrack, sub: &str) {
     }
     let _ = writeln!(
         s,
-        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" initialization=\"{n}/init.mp4\" media=\"{n}/$Number$.m4s\" startNumber=\"1\">",
+        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" initialization=\"{n}/{init}\" media=\"{n}/$Number$.{ext}\" startNumber=\"1\">",
         i.timescale,
         i.media_time.max(0),
-        n = if sub.is_empty() { t.name.clone() } else { format!("{}/{sub}", t.name) }
+        n = if sub.is_empty() { t.name.clone() } else { format!("{}/{sub}", t.name) },
+        init = crate::names::INIT,
+        ext = crate::names::SEGMENT_FMP4,
     );
     s.push_str("          <SegmentTimeline>\n");
     // Presentation times are made contiguous: each S lasts until the next one starts.

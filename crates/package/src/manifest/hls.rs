@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::asset::{Asset, AssetTrack};
+use crate::names;
 use crate::lang::{bcp47, display_name};
 use crate::track::TrackKind;
 
@@ -24,10 +25,10 @@ pub struct HlsFlavor {
 }
 
 /// fMP4/CMAF segments.
-pub const FMP4: HlsFlavor = HlsFlavor { playlist: "index.m3u8", segment_ext: "m4s", init: Some("init.mp4"), version: 7, muxed_audio: false };
+pub const FMP4: HlsFlavor = HlsFlavor { playlist: names::MEDIA_FMP4, segment_ext: names::SEGMENT_FMP4, init: Some(names::INIT), version: 7, muxed_audio: false };
 
 /// MPEG-TS segments (video with the default audio muxed in; other languages audio-only).
-pub const TS: HlsFlavor = HlsFlavor { playlist: "ts.m3u8", segment_ext: "ts", init: None, version: 3, muxed_audio: true };
+pub const TS: HlsFlavor = HlsFlavor { playlist: names::MEDIA_TS, segment_ext: names::SEGMENT_TS, init: None, version: 3, muxed_audio: true };
 
 /// TS bitrates of a variant, (peak, average), from a per-segment model of what the muxer
 /// writes: payload grows by 188/184 (packet headers); each segment adds PAT, PMT and up to 15

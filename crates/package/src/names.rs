@@ -1,0 +1,21 @@
+//! The file names of every output, in one place: the manifest writers reference them and the
+//! origin's URL grammar (`route.rs`) parses them, so the two cannot drift apart.
+
+/// DASH MPD of an asset.
+pub const MPD: &str = "manifest.mpd";
+/// HLS multivariant playlist over fMP4.
+pub const MASTER: &str = "master.m3u8";
+/// HLS multivariant playlist over MPEG-TS.
+pub const MASTER_TS: &str = "master-ts.m3u8";
+/// Smooth Streaming client manifest.
+pub const SMOOTH: &str = "Manifest";
+/// HLS media playlist of a track, fMP4 segments.
+pub const MEDIA_FMP4: &str = "index.m3u8";
+/// HLS media playlist of a track, TS segments.
+pub const MEDIA_TS: &str = "ts.m3u8";
+/// CMAF init segment of a track.
+pub const INIT: &str = "init.mp4";
+/// Extension of CMAF media segments (`{n}.m4s`).
+pub const SEGMENT_FMP4: &str = "m4s";
+/// Extension of TS media segments (`{n}.ts`).
+pub const SEGMENT_TS: &str = "ts";
