@@ -9,6 +9,9 @@
 #   cenc_boxes/: from each protect/ seed, the protected init and the protection boxes of its
 #           first encrypted segment (cenc, cbcs, PIFF): written by an ignored test.
 #   token/, clearkey/, cpix/, pssh/: written by an ignored test of sealcast-drm.
+#   ism/: demo.ism, a Unified Origin style manifest (prefixed namespace, trackName, escaped
+#           values) and a minimal one per track kind.
+#   ts_mux/: sample tables for the TS muxer: written by an ignored test of sealcast-mpegts.
 #   index/hostile_*: the hostile corpus files up to 20 KB (trun bombs, lying sidx, size-0 and
 #           64-bit sizes, deep nesting), written by fixtures/hostile/generate.py.
 set -euo pipefail
@@ -33,6 +36,20 @@ ff "${V[@]}" -f lavfi -i "sine=frequency=330:sample_rate=8000:duration=4" "${X26
 cp $I/avc_64x64.cmfv $B/
 cp ../fixtures/bad/garbage.mp4 $I/
 cp ../fixtures/demo/demo.ism $B/
+mkdir -p seeds/ism
+cp ../fixtures/demo/demo.ism seeds/ism/
+cat > seeds/ism/unified_origin.ism <<'ISM'
+<?xml version="1.0" encoding="utf-8"?>
+<s:smil xmlns:s="http://www.w3.org/2001/SMIL20/Language">
+  <s:head><s:meta name="clientManifestRelativePath" content="movie.ismc"/></s:head>
+  <s:body><s:switch>
+    <s:video src="movie&amp;trailer.ismv" systemBitrate="1500000"><s:param name="trackID" value="2" valuetype="data"/><s:param name="trackName" value="video &quot;main&quot;" valuetype="data"/></s:video>
+    <s:audio src="movie.isma" systemBitrate="128000" systemLanguage="en-GB"><s:param name="trackID" value="1" valuetype="data"/><s:param name="trackName" value="audio_en&lt;1&gt;" valuetype="data"/></s:audio>
+  </s:switch></s:body>
+</s:smil>
+ISM
+printf '<smil><body><switch><video src="v.mp4"/></switch></body></smil>' > seeds/ism/minimal_video.ism
+printf '<smil><audio src="a.cmfa" systemBitrate="64000" systemLanguage="fra"><param name="trackID" value="7"/></audio></smil>' > seeds/ism/minimal_audio.ism
 python3 - <<'PY'
 import struct
 def boxes(d):
@@ -60,4 +77,5 @@ mkdir -p seeds/protect
 cp $I/avc_64x64.cmfv $I/aac_8k.cmfa $I/hevc_64x64.mp4 $I/multi_64x64.ismv seeds/protect/
 cargo test -q -p sealcast-package --test fuzz_replay -- --ignored write_cenc_boxes_seeds
 cargo test -q -p sealcast-drm --test fuzz_replay -- --ignored write_drm_seeds
+cargo test -q -p sealcast-mpegts --test fuzz_replay -- --ignored write_ts_mux_seeds
 ls -l seeds/*

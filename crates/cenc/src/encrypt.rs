@@ -8,7 +8,7 @@ use crate::boxes::{Senc, SencSample, Sinf, Tenc};
 use crate::error::{Error, Result};
 use crate::iv::IvDeriver;
 use crate::subsample::{check_cover, nal_subsamples, SampleFormat, SliceRule, Subsample, DEFAULT_CLEAR_PREFIX};
-use crate::{ContentKey, Pattern, Scheme};
+use crate::{ContentKey, Kid, Pattern, Scheme};
 
 enum Cipher {
     Cenc { key: AesCtr, ivs: IvDeriver, iv_size: u8 },
@@ -19,7 +19,7 @@ enum Cipher {
 /// init segment's codec configuration and the content key, then shared read-only (it is
 /// `Send + Sync`) by every request for the track.
 pub struct TrackProtection {
-    kid: [u8; 16],
+    kid: Kid,
     format: SampleFormat,
     clear_prefix: usize,
     cipher: Cipher,
@@ -29,7 +29,7 @@ impl std::fmt::Debug for TrackProtection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TrackProtection")
             .field("scheme", &self.scheme())
-            .field("kid", &crate::hex(&self.kid))
+            .field("kid", &crate::kid::hex(self.kid.as_bytes()))
             .field("format", &self.format)
             .field("clear_prefix", &self.clear_prefix)
             .finish_non_exhaustive()
@@ -50,10 +50,10 @@ impl TrackProtection {
             return Err(Error::Param("cenc IV size must be 8 or 16"));
         }
         Ok(TrackProtection {
-            kid: key.kid,
+            kid: key.kid(),
             format,
             clear_prefix: DEFAULT_CLEAR_PREFIX,
-            cipher: Cipher::Cenc { key: AesCtr::new(&key.key)?, ivs, iv_size },
+            cipher: Cipher::Cenc { key: AesCtr::new(key.aes128_bytes()?)?, ivs, iv_size },
         })
     }
 
@@ -62,10 +62,10 @@ impl TrackProtection {
         format.validate()?;
         let pattern = if format.is_video() { Pattern::VIDEO } else { Pattern::FULL };
         Ok(TrackProtection {
-            kid: key.kid,
+            kid: key.kid(),
             format,
             clear_prefix: DEFAULT_CLEAR_PREFIX,
-            cipher: Cipher::Cbcs { key: AesCbc::new(&key.key)?, iv: constant_iv, pattern },
+            cipher: Cipher::Cbcs { key: AesCbc::new(key.aes128_bytes()?)?, iv: constant_iv, pattern },
         })
     }
 
@@ -93,7 +93,7 @@ impl TrackProtection {
     }
 
     /// The key ID.
-    pub fn kid(&self) -> [u8; 16] {
+    pub fn kid(&self) -> Kid {
         self.kid
     }
 
@@ -113,8 +113,8 @@ impl TrackProtection {
     /// The track's `tenc`.
     pub fn tenc(&self) -> Tenc {
         match &self.cipher {
-            Cipher::Cenc { iv_size, .. } => Tenc::cenc(self.kid, *iv_size),
-            Cipher::Cbcs { iv, pattern, .. } => Tenc::cbcs(self.kid, pattern.crypt, pattern.skip, *iv),
+            Cipher::Cenc { iv_size, .. } => Tenc::cenc(self.kid.0, *iv_size),
+            Cipher::Cbcs { iv, pattern, .. } => Tenc::cbcs(self.kid.0, pattern.crypt, pattern.skip, *iv),
         }
     }
 
@@ -174,14 +174,6 @@ impl FragmentEncryptor<'_> {
             s.iv = self.crypt(&mut buf[r.offset..r.offset + r.len], r.iv_index, &s.subsamples)?;
         }
         Ok(senc)
-    }
-
-    /// Encrypts one sample in place; `sample_index` only names it in errors. On error the
-    /// sample is untouched.
-    pub fn encrypt_sample(&mut self, sample: &mut [u8], iv_index: u64, sample_index: usize) -> Result<SencSample> {
-        let mut s = self.map(sample, sample_index)?;
-        s.iv = self.crypt(sample, iv_index, &s.subsamples)?;
-        Ok(s)
     }
 
     /// Encrypts one sample in place following a subsample map the caller made (for video
@@ -328,7 +320,7 @@ mod tests {
     use super::*;
 
     fn key() -> ContentKey {
-        ContentKey { kid: [0x11; 16], key: [0x22; 16] }
+        ContentKey::aes128(Kid([0x11; 16]), crate::KeyKind::CommonEncryption, [0x22; 16])
     }
 
     #[test]

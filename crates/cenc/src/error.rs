@@ -2,6 +2,8 @@
 
 use sealcast_isobmff::FourCC;
 
+use crate::kid::Kid;
+
 /// A fault found while building subsample maps, encrypting samples or rewriting boxes.
 ///
 /// Sample and box faults are the content's (the source file's); parameter faults are the
@@ -64,10 +66,49 @@ pub enum Error {
     /// A box could not be decoded.
     #[error("{0}")]
     Box(#[from] sealcast_isobmff::Error),
+    /// A content key cannot be used here (e.g. an AES-256 storage key given to a sample
+    /// encryptor).
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// The AES library refused an operation (it only does so for sizes we check first, so
     /// this means a bug here, not bad input).
     #[error("AES {0} failed")]
     Crypto(&'static str),
+}
+
+/// A KID that does not parse, or a content key of the wrong size: the key vocabulary's
+/// faults (see [`crate::kid`], [`crate::key`]). `sealcast-drm` passes these on unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A KID (or system ID) string is not a GUID or 32 hex digits.
+    #[error("invalid key id {input:?}: {reason}")]
+    InvalidKid {
+        /// The offending text (truncated to 64 characters).
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// Key bytes have a length the key kind does not allow.
+    #[error("key {kid}: {kind} needs {expected} key bytes, got {got}")]
+    InvalidKeyLength {
+        /// The key concerned.
+        kid: Kid,
+        /// The key kind's name.
+        kind: &'static str,
+        /// The allowed length(s), as text (`"16"`, `"16 or 32"`).
+        expected: &'static str,
+        /// What was given.
+        got: usize,
+    },
+
+    /// An operation needed a 128-bit key and the key is another size.
+    #[error("key {kid}: a 128-bit AES key is required here")]
+    NotAes128 {
+        /// The key concerned.
+        kid: Kid,
+    },
 }
 
 /// Result alias for this crate.

@@ -5,6 +5,10 @@
 //!
 //! Pure code: no IO, no clock, no key lookup. Same inputs, same bytes, on every node.
 //!
+//! The key vocabulary ([`Kid`], [`SystemId`], [`ContentKey`], [`KeyKind`], [`Scheme`]) and
+//! the one `pssh` box type ([`boxes::Pssh`]) live here, the lowest crate that needs them;
+//! `sealcast-drm` builds its key sources and DRM signalling on the same types.
+//!
 //! How the pieces fit (mirroring mp4ff's `InitProtectData` / `FragmentEncryptor` split):
 //!
 //! * [`TrackProtection`] is built once per (track, key, scheme) and shared read-only: it
@@ -24,36 +28,18 @@ pub mod encrypt;
 pub mod error;
 pub mod init;
 pub mod iv;
+pub mod key;
+pub mod kid;
 pub mod storage;
 pub mod subsample;
 pub mod traf;
 
 pub use encrypt::{encrypt_samples, FragmentEncryptor, SampleRange, TrackProtection};
-pub use error::{Error, Result};
+pub use error::{Error, KeyError, Result};
 pub use iv::IvDeriver;
+pub use key::{ContentKey, KeyBytes, KeyKind, Scheme};
+pub use kid::{Kid, SystemId};
 pub use subsample::{SampleFormat, Subsample};
-
-use sealcast_isobmff::FourCC;
-
-/// A Common Encryption scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Scheme {
-    /// AES-128-CTR, per-sample IVs, full protected ranges (DASH, Widevine, PlayReady).
-    Cenc,
-    /// AES-128-CBC, constant IV, 1:9 pattern for video (FairPlay, HLS fMP4, Widevine).
-    Cbcs,
-}
-
-impl Scheme {
-    /// The `schm` scheme type.
-    pub fn fourcc(self) -> FourCC {
-        match self {
-            Scheme::Cenc => FourCC::new(b"cenc"),
-            Scheme::Cbcs => FourCC::new(b"cbcs"),
-        }
-    }
-}
 
 /// A `cbcs` pattern: encrypt `crypt` 16-byte blocks, leave `skip` clear, repeat. `0:0`
 /// means every whole block is encrypted (audio).
@@ -85,25 +71,6 @@ impl Pattern {
         }
         Ok(())
     }
-}
-
-/// A content key: its ID and the AES-128 key bytes. `Debug` never shows the key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ContentKey {
-    /// Key ID (the `tenc` default_KID).
-    pub kid: [u8; 16],
-    /// AES-128 key.
-    pub key: [u8; 16],
-}
-
-impl std::fmt::Debug for ContentKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContentKey").field("kid", &hex(&self.kid)).field("key", &"<redacted>").finish()
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -35,7 +35,7 @@ pub struct StorageCipher {
 
 impl std::fmt::Debug for StorageCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StorageCipher").field("key", &"<redacted>").field("iv", &crate::hex(&self.iv)).finish()
+        f.debug_struct("StorageCipher").field("key", &"<redacted>").field("iv", &crate::kid::hex(&self.iv)).finish()
     }
 }
 

@@ -28,6 +28,8 @@
 //! and mp4ff do. A non-empty sample always gets at least one entry: a subsample count of 0
 //! means "whole sample encrypted" to ffmpeg.
 
+use sealcast_codecs::nal::NalCodec;
+
 use crate::error::{Error, Result};
 
 /// One subsample: `clear` bytes left as they are, then `protected` encrypted bytes.
@@ -78,22 +80,21 @@ impl SampleFormat {
         }
     }
 
-    /// Whether a NAL unit whose first header byte is `b0` is a coded slice (VCL).
-    fn is_slice(self, b0: u8) -> bool {
+    fn nal_codec(self) -> Option<NalCodec> {
         match self {
-            // 1 non-IDR slice, 2-4 data partitions A-C, 5 IDR slice.
-            SampleFormat::Avc { .. } => matches!(b0 & 0x1f, 1..=5),
-            // nal_unit_type 0-31 are VCL (0-9 and 16-21 in use, the rest reserved VCL).
-            SampleFormat::Hevc { .. } => (b0 >> 1) & 0x3f < 32,
-            SampleFormat::Whole => false,
+            SampleFormat::Avc { .. } => Some(NalCodec::Avc),
+            SampleFormat::Hevc { .. } => Some(NalCodec::Hevc),
+            SampleFormat::Whole => None,
         }
     }
 
+    /// Whether a NAL unit whose first header byte is `b0` is a coded slice (VCL).
+    fn is_slice(self, b0: u8) -> bool {
+        self.nal_codec().is_some_and(|c| c.is_vcl(c.nal_type(b0)))
+    }
+
     fn nal_header_len(self) -> usize {
-        match self {
-            SampleFormat::Hevc { .. } => 2,
-            _ => 1,
-        }
+        self.nal_codec().map_or(1, NalCodec::header_len)
     }
 }
 

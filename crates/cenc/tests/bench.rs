@@ -14,9 +14,10 @@ use std::time::Instant;
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use sealcast_cenc::aes::{AesCbc, AesCtr};
 use sealcast_cenc::encrypt::{cbcs_range_gather, cbcs_range_per_run};
-use sealcast_cenc::{ContentKey, IvDeriver, Pattern, SampleFormat, SampleRange, TrackProtection};
+use sealcast_cenc::{ContentKey, IvDeriver, KeyKind, Kid, Pattern, SampleFormat, SampleRange, TrackProtection};
 
-const KEY: ContentKey = ContentKey { kid: [1; 16], key: [2; 16] };
+const KEY_BYTES: [u8; 16] = [2; 16];
+const KEY: ContentKey = ContentKey::aes128(Kid([1; 16]), KeyKind::CommonEncryption, KEY_BYTES);
 
 /// Best GB/s of `f` over `bytes` bytes, a few rounds of at least ~0.2 s each.
 fn measure(bytes: usize, mut f: impl FnMut()) -> f64 {
@@ -55,12 +56,12 @@ fn video_fragment(count: usize, slice: usize) -> (Vec<u8>, Vec<SampleRange>) {
 fn throughput() {
     let mut buf = vec![0x5au8; 8 << 20];
     let len = buf.len();
-    let ctr_key = AesCtr::new(&KEY.key).unwrap();
+    let ctr_key = AesCtr::new(&KEY_BYTES).unwrap();
     let raw = measure(len, || ctr_key.apply([7; 16], &mut buf).unwrap());
     println!("raw AES-128-CTR aws-lc-rs, 8 MiB buffer:  {raw:6.2} GB/s");
-    let rc = measure(len, || ctr::Ctr64BE::<aes::Aes128>::new(&KEY.key.into(), &[7u8; 16].into()).apply_keystream(&mut buf));
+    let rc = measure(len, || ctr::Ctr64BE::<aes::Aes128>::new(&KEY_BYTES.into(), &[7u8; 16].into()).apply_keystream(&mut buf));
     println!("raw AES-128-CTR RustCrypto, 8 MiB buffer: {rc:6.2} GB/s");
-    let cbc_key = AesCbc::new(&KEY.key).unwrap();
+    let cbc_key = AesCbc::new(&KEY_BYTES).unwrap();
     let cbc = measure(len, || cbc_key.encrypt([7; 16], &mut buf).unwrap());
     println!("raw AES-128-CBC aws-lc-rs, 8 MiB buffer:  {cbc:6.2} GB/s");
 

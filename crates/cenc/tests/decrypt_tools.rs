@@ -13,7 +13,7 @@ use std::process::Command;
 use sealcast_cenc::boxes::Pssh;
 use sealcast_cenc::init::protect_init;
 use sealcast_cenc::traf::{aux_boxes_len, write_aux_boxes};
-use sealcast_cenc::{ContentKey, IvDeriver, SampleFormat, SampleRange, TrackProtection};
+use sealcast_cenc::{ContentKey, IvDeriver, KeyKind, Kid, SampleFormat, SampleRange, TrackProtection};
 use sealcast_codecs::{avc::AvcConfig, hevc::HevcConfig};
 use sealcast_isobmff::fourcc::types::*;
 use sealcast_isobmff::tree::{RawBox, STSD_PATH};
@@ -28,7 +28,7 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn key() -> ContentKey {
-    ContentKey { kid: hex(KID_HEX).try_into().unwrap(), key: hex(KEY_HEX).try_into().unwrap() }
+    ContentKey::aes128(Kid(hex(KID_HEX).try_into().unwrap()), KeyKind::CommonEncryption, hex(KEY_HEX).try_into().unwrap())
 }
 
 fn fixture(rel: &str) -> Vec<u8> {
@@ -188,7 +188,7 @@ fn shaka_packager_and_ffmpeg_decrypt_our_output() {
         let (track_id, format, _) = layout(tree.iter().find(|b| b.typ == MOOV).unwrap());
         let schemes: Vec<(&str, TrackProtection)> = vec![
             ("cenc8", TrackProtection::cenc(&k, format, iv8).unwrap()),
-            ("cenc16-derived", TrackProtection::cenc_with_iv_size(&k, format, IvDeriver::derive(&k.kid, rel.as_bytes(), track_id), 16).unwrap()),
+            ("cenc16-derived", TrackProtection::cenc_with_iv_size(&k, format, IvDeriver::derive(k.kid().as_bytes(), rel.as_bytes(), track_id), 16).unwrap()),
             ("cbcs", TrackProtection::cbcs(&k, format, const_iv).unwrap()),
         ];
         for (name, p) in schemes {

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use sealcast_cenc::boxes::{Frma, Pssh, Saio, Saiz, Schm, Senc, Sinf, Tenc};
 use sealcast_cenc::init::protect_init;
 use sealcast_cenc::subsample::{nal_subsamples, SliceRule};
-use sealcast_cenc::{ContentKey, IvDeriver, SampleFormat, SampleRange, TrackProtection};
+use sealcast_cenc::{ContentKey, IvDeriver, KeyKind, Kid, SampleFormat, SampleRange, TrackProtection};
 use sealcast_isobmff::Atom;
 
 fn boxed(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
@@ -62,7 +62,7 @@ proptest! {
         // Two samples, the second possibly malformed: on error neither is touched.
         let mut two = vec![0u8, 0, 0, 5, 0x65, 1, 2, 3, 4];
         two.extend_from_slice(&data);
-        let k = ContentKey { kid: [1; 16], key: [2; 16] };
+        let k = ContentKey::aes128(Kid([1; 16]), KeyKind::CommonEncryption, [2; 16]);
         for p in [TrackProtection::cenc(&k, f, IvDeriver::from_base(0)).unwrap(), TrackProtection::cbcs(&k, f, [0; 16]).unwrap().with_clear_prefix(0)] {
             let mut d = data.clone();
             let r = [SampleRange { offset: 0, len: d.len(), iv_index: 0 }];
@@ -82,7 +82,7 @@ proptest! {
 
     #[test]
     fn init_segments(data in prop::collection::vec(any::<u8>(), 0..300)) {
-        let k = ContentKey { kid: [1; 16], key: [2; 16] };
+        let k = ContentKey::aes128(Kid([1; 16]), KeyKind::CommonEncryption, [2; 16]);
         let p = TrackProtection::cbcs(&k, SampleFormat::Whole, [0; 16]).unwrap();
         let _ = protect_init(&data, &p.init_protection(None, vec![]));
         let _ = protect_init(&boxed(b"moov", &data), &p.init_protection(Some(1), vec![]));

@@ -6,15 +6,16 @@ use std::path::Path;
 use sealcast_cenc::boxes::types::{ENCA, ENCV, SINF};
 use sealcast_cenc::boxes::{Pssh, Sinf};
 use sealcast_cenc::init::{protect_init, InitProtection};
-use sealcast_cenc::{ContentKey, Error, IvDeriver, SampleFormat, Scheme, TrackProtection};
+use sealcast_cenc::{ContentKey, Error, IvDeriver, KeyKind, Kid, SampleFormat, Scheme, TrackProtection};
 use sealcast_isobmff::fourcc::types::*;
 use sealcast_isobmff::tree::{RawBox, STSD_PATH};
 use sealcast_isobmff::{Atom, FourCC};
 
-const KEY: ContentKey = ContentKey {
-    kid: [0xab, 0xba, 0x27, 0x1e, 0x8b, 0xcf, 0x55, 0x2b, 0xbd, 0x2e, 0x86, 0xa4, 0x34, 0xa9, 0xa5, 0xd9],
-    key: [0x69, 0xea, 0xa8, 0x02, 0xa6, 0x76, 0x3a, 0xf9, 0x79, 0xe8, 0xd1, 0x94, 0x0f, 0xb8, 0x83, 0x92],
-};
+const KEY: ContentKey = ContentKey::aes128(
+    Kid([0xab, 0xba, 0x27, 0x1e, 0x8b, 0xcf, 0x55, 0x2b, 0xbd, 0x2e, 0x86, 0xa4, 0x34, 0xa9, 0xa5, 0xd9]),
+    KeyKind::CommonEncryption,
+    [0x69, 0xea, 0xa8, 0x02, 0xa6, 0x76, 0x3a, 0xf9, 0x79, 0xe8, 0xd1, 0x94, 0x0f, 0xb8, 0x83, 0x92],
+);
 const IV: [u8; 16] = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
 
 /// `ftyp` + `moov` of a fixture.
@@ -61,12 +62,12 @@ fn only_the_entry_type_and_sinf_change() {
     ] {
         let init = init_of(rel);
         for p in [TrackProtection::cenc(&KEY, format, IvDeriver::from_base(1)).unwrap(), TrackProtection::cbcs(&KEY, format, IV).unwrap()] {
-            let ip = p.init_protection(None, vec![Pssh::common(vec![KEY.kid])]);
+            let ip = p.init_protection(None, vec![Pssh::common(vec![KEY.kid()])]);
             let out = protect_init(&init, &ip).unwrap();
             let (back, sinf) = unprotect(&out);
             assert_eq!(back, init, "{rel}: bytes other than the entry type and sinf changed");
             assert_eq!(sinf, p.sinf(original));
-            assert_eq!(out.len(), init.len() + p.sinf(original).to_vec().len() + Pssh::common(vec![KEY.kid]).to_vec().len());
+            assert_eq!(out.len(), init.len() + p.sinf(original).to_vec().len() + Pssh::common(vec![KEY.kid()]).to_vec().len());
             // Protecting twice is refused.
             assert!(matches!(protect_init(&out, &ip), Err(Error::Init(_))));
         }

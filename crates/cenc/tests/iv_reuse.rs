@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use sealcast_cenc::{ContentKey, IvDeriver, SampleFormat, SampleRange, TrackProtection};
+use sealcast_cenc::{ContentKey, IvDeriver, KeyKind, Kid, SampleFormat, SampleRange, TrackProtection};
 
-const KEY: ContentKey = ContentKey { kid: [0xab; 16], key: [0x69; 16] };
+const KEY: ContentKey = ContentKey::aes128(Kid([0xab; 16]), KeyKind::CommonEncryption, [0x69; 16]);
 
 /// Spans are (IV = counter block high half, first low half, end low half, track, sample).
 /// Every sample's counter blocks start at low half 0, so two samples overlap iff their high
@@ -29,7 +29,7 @@ fn no_counter_block_shared_over_100k_samples_per_track() {
     let mut spans = Vec::with_capacity(4 * N as usize);
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     for (ctx, id, step, name) in tracks {
-        let ivs = IvDeriver::derive(&KEY.kid, ctx, id);
+        let ivs = IvDeriver::derive(KEY.kid().as_bytes(), ctx, id);
         for i in 0..N {
             // Sample sizes up to 1 MiB (65536 blocks).
             rng ^= rng << 13;
@@ -46,7 +46,7 @@ fn no_counter_block_shared_over_100k_samples_per_track() {
 #[test]
 fn the_encryptor_uses_the_derived_iv_of_each_sample() {
     // What senc carries must be exactly what the derivation promises, for both IV sizes.
-    let ivs = IvDeriver::derive(&KEY.kid, b"movie/audio.cmfa", 2);
+    let ivs = IvDeriver::derive(KEY.kid().as_bytes(), b"movie/audio.cmfa", 2);
     for iv_size in [8u8, 16] {
         let p = TrackProtection::cenc_with_iv_size(&KEY, SampleFormat::Whole, ivs, iv_size).unwrap();
         let mut buf = vec![0u8; 64 * 100];

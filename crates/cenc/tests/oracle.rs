@@ -5,16 +5,17 @@ use aes::cipher::{BlockDecrypt, KeyInit};
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use proptest::prelude::*;
 use sealcast_cenc::boxes::{Senc, SencSample};
-use sealcast_cenc::{ContentKey, IvDeriver, Pattern, SampleFormat, SampleRange, Subsample, TrackProtection};
+use sealcast_cenc::{ContentKey, IvDeriver, KeyKind, Kid, Pattern, SampleFormat, SampleRange, Subsample, TrackProtection};
 
-const KEY: ContentKey = ContentKey { kid: [0xab; 16], key: [0x69, 0xea, 0xa8, 0x02, 0xa6, 0x76, 0x3a, 0xf9, 0x79, 0xe8, 0xd1, 0x94, 0x0f, 0xb8, 0x83, 0x92] };
+const KEY_BYTES: [u8; 16] = [0x69, 0xea, 0xa8, 0x02, 0xa6, 0x76, 0x3a, 0xf9, 0x79, 0xe8, 0xd1, 0x94, 0x0f, 0xb8, 0x83, 0x92];
+const KEY: ContentKey = ContentKey::aes128(Kid([0xab; 16]), KeyKind::CommonEncryption, KEY_BYTES);
 const CONST_IV: [u8; 16] = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef];
 
 /// ISO/IEC 23001-7 `cenc` decryption of one sample, as a player does it.
 fn decrypt_cenc(iv_size: u8, s: &SencSample, subsamples: bool, data: &mut [u8]) {
     let mut counter = [0u8; 16];
     counter[..iv_size as usize].copy_from_slice(&s.iv[..iv_size as usize]);
-    let mut c = ctr::Ctr64BE::<aes::Aes128>::new(&KEY.key.into(), &counter.into());
+    let mut c = ctr::Ctr64BE::<aes::Aes128>::new(&KEY_BYTES.into(), &counter.into());
     if !subsamples {
         c.apply_keystream(data);
         return;
@@ -31,7 +32,7 @@ fn decrypt_cenc(iv_size: u8, s: &SencSample, subsamples: bool, data: &mut [u8]) 
 /// `cbcs` decryption of one protected range, block by block: block `i` is encrypted when
 /// `i mod (crypt + skip) < crypt` (every whole block for 0:0); one CBC chain per range.
 fn decrypt_cbcs_range(p: Pattern, data: &mut [u8]) {
-    let aes = aes::Aes128::new(&KEY.key.into());
+    let aes = aes::Aes128::new(&KEY_BYTES.into());
     let period = (p.crypt + p.skip) as usize;
     let mut chain = CONST_IV;
     for (i, b) in data.chunks_exact_mut(16).enumerate() {
@@ -61,7 +62,7 @@ fn decrypt_cbcs(p: Pattern, s: &SencSample, subsamples: bool, data: &mut [u8]) {
 }
 
 fn protections(format: SampleFormat) -> Vec<(TrackProtection, &'static str)> {
-    let ivs = IvDeriver::derive(&KEY.kid, b"oracle", 1);
+    let ivs = IvDeriver::derive(KEY.kid().as_bytes(), b"oracle", 1);
     vec![
         (TrackProtection::cenc(&KEY, format, ivs).unwrap(), "cenc8"),
         (TrackProtection::cenc_with_iv_size(&KEY, format, ivs, 16).unwrap(), "cenc16"),
@@ -207,7 +208,7 @@ fn known_answer_cenc_audio() {
     let senc = p.encryptor().encrypt_samples(&mut buf, &[SampleRange { offset: 0, len: 20, iv_index: 0 }]).unwrap();
     assert_eq!(senc.samples[0].iv[..8], 0x0123_4567_89ab_cdefu64.to_be_bytes());
     let mut want = [0u8; 20];
-    ctr::Ctr64BE::<aes::Aes128>::new(&KEY.key.into(), &CONST_IV_CTR.into()).apply_keystream(&mut want);
+    ctr::Ctr64BE::<aes::Aes128>::new(&KEY_BYTES.into(), &CONST_IV_CTR.into()).apply_keystream(&mut want);
     assert_eq!(buf, want);
 }
 

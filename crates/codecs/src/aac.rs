@@ -95,18 +95,15 @@ impl EsdsInfo {
 impl AudioSpecificConfig {
     /// Parses the leading fields of an AudioSpecificConfig.
     pub fn parse(b: &[u8]) -> Result<Self> {
-        let mut bits = Bits { b, pos: 0 };
-        let mut object_type = bits.read(5)? as u8;
-        if object_type == 31 {
-            object_type = 32 + bits.read(6)? as u8;
-        }
-        let frequency_index = bits.read(4)? as u8;
+        let mut bits = Bits::new(b);
+        let object_type = read_object_type(&mut bits).ok_or(TRUNCATED)?;
+        let frequency_index = bits.read(4).ok_or(TRUNCATED)? as u8;
         let sample_rate = if frequency_index == 15 {
-            bits.read(24)?
+            bits.read(24).ok_or(TRUNCATED)?
         } else {
             *SAMPLE_RATES.get(frequency_index as usize).ok_or(Error::Invalid("AudioSpecificConfig", "samplingFrequencyIndex"))?
         };
-        let channel_config = bits.read(4)? as u8;
+        let channel_config = bits.read(4).ok_or(TRUNCATED)? as u8;
         Ok(AudioSpecificConfig { object_type, frequency_index, sample_rate, channel_config })
     }
 
@@ -116,20 +113,37 @@ impl AudioSpecificConfig {
     }
 }
 
-struct Bits<'a> {
+const TRUNCATED: Error = Error::Truncated("AudioSpecificConfig");
+
+/// audioObjectType, with the escape for types 32 and up; `None` when truncated.
+pub(crate) fn read_object_type(bits: &mut Bits<'_>) -> Option<u8> {
+    let t = bits.read(5)? as u8;
+    if t == 31 {
+        return Some(32 + bits.read(6)? as u8);
+    }
+    Some(t)
+}
+
+/// MSB-first bit reader over a short configuration record.
+pub(crate) struct Bits<'a> {
     b: &'a [u8],
     pos: usize,
 }
 
-impl Bits<'_> {
-    fn read(&mut self, n: usize) -> Result<u32> {
+impl<'a> Bits<'a> {
+    pub(crate) fn new(b: &'a [u8]) -> Self {
+        Bits { b, pos: 0 }
+    }
+
+    /// The next `n` bits (at most 32), or `None` past the end.
+    pub(crate) fn read(&mut self, n: usize) -> Option<u32> {
         let mut v = 0u32;
         for _ in 0..n {
-            let byte = *self.b.get(self.pos / 8).ok_or(Error::Truncated("AudioSpecificConfig"))?;
+            let byte = *self.b.get(self.pos / 8)?;
             v = (v << 1) | ((byte >> (7 - self.pos % 8)) & 1) as u32;
             self.pos += 1;
         }
-        Ok(v)
+        Some(v)
     }
 }
 

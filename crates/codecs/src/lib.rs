@@ -2,8 +2,31 @@
 //! TS muxer need from `avcC`, `hvcC` and `esds`. Pure code, no IO.
 
 pub mod aac;
+pub mod adts;
 pub mod avc;
 pub mod hevc;
+pub mod nal;
+
+/// Media type of a track: what packaging (manifests, MIME types) and key assignment (an
+/// audio key, video keys by quality) both decide on. The order (video first) is the order
+/// manifests list adaptation sets in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TrackKind {
+    /// Video.
+    Video,
+    /// Audio.
+    Audio,
+}
+
+impl TrackKind {
+    /// `video` / `audio`, as DASH contentType and MIME types use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+        }
+    }
+}
 
 /// A fault in a codec configuration record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

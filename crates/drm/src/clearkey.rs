@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{snippet, Error, Result};
 use crate::key::ContentKey;
-use crate::kid::{Kid, SystemId};
-use crate::pssh::PsshBox;
+use crate::kid::Kid;
+use crate::pssh::{bounded, Pssh};
 
 /// Largest licence request body we parse. A request for 64 KIDs is under 2 KiB.
 pub const MAX_LICENSE_REQUEST_BYTES: usize = 16 * 1024;
@@ -27,11 +27,11 @@ const URL_SAFE_ANY_PAD: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// The W3C Common `pssh` box for ClearKey: version 1, the KIDs, empty data.
-pub fn common_pssh_box(kids: &[Kid]) -> Result<PsshBox> {
+pub fn common_pssh_box(kids: &[Kid]) -> Result<Pssh> {
     if kids.is_empty() {
         return Err(Error::NoKids { what: "W3C Common pssh" });
     }
-    PsshBox::v1(SystemId::W3C_COMMON, kids.to_vec(), Vec::new())
+    bounded(Pssh::common(kids.to_vec()))
 }
 
 /// EME session type of a licence request, echoed in the response.
@@ -196,8 +196,8 @@ mod tests {
     #[test]
     fn common_pssh() {
         let b = common_pssh_box(&[Kid::parse(KID).unwrap()]).unwrap();
-        assert_eq!(b.version(), 1);
-        assert!(b.data().is_empty());
+        assert_eq!(b.version, 1);
+        assert!(b.data.is_empty());
         assert!(common_pssh_box(&[]).is_err());
     }
 }

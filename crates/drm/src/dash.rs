@@ -25,7 +25,7 @@ use crate::cpix::DrmSystemSignalling;
 use crate::error::Result;
 use crate::key::Scheme;
 use crate::kid::{Kid, SystemId};
-use crate::pssh::PsshBox;
+use crate::pssh::{to_base64, Pssh};
 use crate::xml::{check_embeddable, escape};
 
 /// `schemeIdUri` announcing Common Encryption.
@@ -72,23 +72,23 @@ pub fn mp4protection(scheme: Scheme, default_kid: Kid, ns: Namespaces) -> String
 }
 
 /// Widevine: `<ContentProtection schemeIdUri="urn:uuid:edef8ba9-…"><cenc:pssh>…</cenc:pssh></ContentProtection>`.
-pub fn widevine(pssh: &PsshBox, ns: Namespaces) -> String {
+pub fn widevine(pssh: &Pssh, ns: Namespaces) -> String {
     format!(
         r#"<ContentProtection{} schemeIdUri="{}"><cenc:pssh>{}</cenc:pssh></ContentProtection>"#,
         ns.decl("cenc", CENC_NS),
         SystemId::WIDEVINE.urn(),
-        pssh.to_base64(),
+        to_base64(pssh),
     )
 }
 
 /// PlayReady: `value="MSPR 2.0"`, `<cenc:pssh>` (when given) and `<mspr:pro>`.
-pub fn playready(pro: &[u8], pssh: Option<&PsshBox>, ns: Namespaces) -> String {
+pub fn playready(pro: &[u8], pssh: Option<&Pssh>, ns: Namespaces) -> String {
     let mut decls = String::new();
     if pssh.is_some() {
         decls.push_str(&ns.decl("cenc", CENC_NS));
     }
     decls.push_str(&ns.decl("mspr", MSPR_NS));
-    let pssh_el = pssh.map(|p| format!("<cenc:pssh>{}</cenc:pssh>", p.to_base64())).unwrap_or_default();
+    let pssh_el = pssh.map(|p| format!("<cenc:pssh>{}</cenc:pssh>", to_base64(p))).unwrap_or_default();
     format!(
         r#"<ContentProtection{decls} schemeIdUri="{}" value="{PLAYREADY_VALUE}">{pssh_el}<mspr:pro>{}</mspr:pro></ContentProtection>"#,
         SystemId::PLAYREADY.urn(),
@@ -110,12 +110,12 @@ pub fn clearkey(license_url: &str, ns: Namespaces) -> Result<String> {
 
 /// W3C Common system (`urn:uuid:1077efec-…`) with its `pssh` box, which browsers use as
 /// ClearKey initialization data when the init segment carries none.
-pub fn common_system(pssh: &PsshBox, ns: Namespaces) -> String {
+pub fn common_system(pssh: &Pssh, ns: Namespaces) -> String {
     format!(
         r#"<ContentProtection{} schemeIdUri="{}"><cenc:pssh>{}</cenc:pssh></ContentProtection>"#,
         ns.decl("cenc", CENC_NS),
         SystemId::W3C_COMMON.urn(),
-        pssh.to_base64(),
+        to_base64(pssh),
     )
 }
 
@@ -127,7 +127,7 @@ pub fn common_system(pssh: &PsshBox, ns: Namespaces) -> String {
 pub fn from_cpix(sig: &DrmSystemSignalling, ns: Namespaces) -> Option<String> {
     let inner = match (&sig.content_protection_data, &sig.pssh) {
         (Some(fragment), _) => fragment.clone(),
-        (None, Some(pssh)) => format!("<cenc:pssh>{}</cenc:pssh>", pssh.to_base64()),
+        (None, Some(pssh)) => format!("<cenc:pssh>{}</cenc:pssh>", to_base64(pssh)),
         (None, None) => return None,
     };
     let decls: String = MPD_NAMESPACES.iter().map(|(p, u)| ns.decl(p, u)).collect();
@@ -170,7 +170,7 @@ mod tests {
             widevine(&wv, Namespaces::OnRoot),
             format!(
                 r#"<ContentProtection schemeIdUri="urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"><cenc:pssh>{}</cenc:pssh></ContentProtection>"#,
-                wv.to_base64()
+                to_base64(&wv)
             )
         );
         let ck = clearkey("https://origin.example/clearkey?asset=a&b=1", Namespaces::OnRoot).unwrap();
@@ -228,7 +228,7 @@ mod tests {
         let inline =
             from_cpix(&DrmSystemSignalling { content_protection_data: None, ..sig.clone() }, Namespaces::Inline);
         let inline = inline.unwrap();
-        assert!(inline.contains(&format!("<cenc:pssh>{}</cenc:pssh>", common.to_base64())));
+        assert!(inline.contains(&format!("<cenc:pssh>{}</cenc:pssh>", to_base64(&common))));
         parse_tree(inline.as_bytes(), limits).unwrap();
         assert!(from_cpix(
             &DrmSystemSignalling { content_protection_data: None, pssh: None, ..sig },
@@ -237,6 +237,6 @@ mod tests {
         .is_none());
         assert!(p.contains(r#"value="MSPR 2.0""#));
         assert!(p.contains(&format!("<mspr:pro>{}</mspr:pro>", STANDARD.encode(&pro))));
-        assert!(p.contains(&format!("<cenc:pssh>{}</cenc:pssh>", pr_pssh.to_base64())));
+        assert!(p.contains(&format!("<cenc:pssh>{}</cenc:pssh>", to_base64(&pr_pssh))));
     }
 }

@@ -9,34 +9,10 @@ use crate::kid::Kid;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// A KID (or system ID) string is not a GUID or 32 hex digits.
-    #[error("invalid key id {input:?}: {reason}")]
-    InvalidKid {
-        /// The offending text (truncated to 64 characters).
-        input: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-
-    /// Key bytes have a length the key kind does not allow.
-    #[error("key {kid}: {kind} needs {expected} key bytes, got {got}")]
-    InvalidKeyLength {
-        /// The key concerned.
-        kid: Kid,
-        /// The key kind's name.
-        kind: &'static str,
-        /// The allowed length(s), as text (`"16"`, `"16 or 32"`).
-        expected: &'static str,
-        /// What was given.
-        got: usize,
-    },
-
-    /// An operation needed a 128-bit key and the key is another size.
-    #[error("key {kid}: a 128-bit AES key is required here")]
-    NotAes128 {
-        /// The key concerned.
-        kid: Kid,
-    },
+    /// A KID does not parse, or a content key has a length its kind does not allow or is
+    /// not the 128-bit key an operation needs (the key vocabulary's own faults).
+    #[error(transparent)]
+    Key(#[from] sealcast_cenc::KeyError),
 
     /// Key assignment was asked for tracks but no content key was given.
     #[error("no content keys to assign to {tracks} track(s)")]
@@ -75,7 +51,7 @@ pub enum Error {
 
     /// A `pssh` box could not be decoded.
     #[error("malformed pssh box: {0}")]
-    MalformedPssh(&'static str),
+    MalformedPssh(String),
 
     /// The CPIX document is not well-formed XML or has the wrong shape.
     #[error("CPIX: {0}")]

@@ -36,14 +36,7 @@ pub const HD_MAX_PIXELS: u64 = 1920 * 1080;
 /// Largest UHD1 picture, in pixels (4096×2160).
 pub const UHD1_MAX_PIXELS: u64 = 4096 * 2160;
 
-/// Audio or video.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TrackKind {
-    /// An audio track.
-    Audio,
-    /// A video track.
-    Video,
-}
+pub use sealcast_codecs::TrackKind;
 
 /// What key assignment needs to know about a track.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

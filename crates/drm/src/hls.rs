@@ -16,8 +16,9 @@ use base64::Engine as _;
 
 use crate::error::{snippet, Error, Result};
 use crate::key::Scheme;
-use crate::kid::{hex, Kid, SystemId};
-use crate::pssh::PsshBox;
+use crate::kid::{Kid, SystemId};
+use sealcast_cenc::kid::hex;
+use crate::pssh::{to_base64, Pssh};
 use crate::xml::check_embeddable;
 
 /// `KEYFORMAT` of FairPlay.
@@ -63,12 +64,12 @@ pub fn fairplay(tag: KeyTag, skd_uri: &str) -> Result<String> {
 }
 
 /// Widevine: the whole `pssh` box as a base64 data URI, and the KID.
-pub fn widevine(tag: KeyTag, scheme: Scheme, pssh: &PsshBox, kid: Kid, iv: Option<[u8; 16]>) -> String {
+pub fn widevine(tag: KeyTag, scheme: Scheme, pssh: &Pssh, kid: Kid, iv: Option<[u8; 16]>) -> String {
     format!(
         r#"{}:METHOD={},URI="data:text/plain;base64,{}",KEYID=0x{}{},KEYFORMAT="{}",KEYFORMATVERSIONS="1""#,
         tag.as_str(),
         scheme.hls_method(),
-        pssh.to_base64(),
+        to_base64(pssh),
         kid.to_hex(),
         iv_attr(iv),
         SystemId::WIDEVINE.urn(),
@@ -129,7 +130,7 @@ mod tests {
             widevine(KeyTag::Key, Scheme::Cenc, &pssh, kid(), None),
             format!(
                 r#"#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,URI="data:text/plain;base64,{}",KEYID=0xabba271e8bcf552bbd2e86a434a9a5d9,KEYFORMAT="urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed",KEYFORMATVERSIONS="1""#,
-                pssh.to_base64()
+                to_base64(&pssh)
             )
         );
         let l = widevine(KeyTag::SessionKey, Scheme::Cbcs, &pssh, kid(), Some([0x01; 16]));

@@ -1,9 +1,11 @@
 //! Content keys and DRM signalling for sealcast: pure code, no IO, no clock.
 //!
 //! * [`kid`], [`key`]: KIDs in their spellings (GUID, hex, PlayReady byte order) and
-//!   content keys whose `Debug` never shows key bytes.
+//!   content keys whose `Debug` never shows key bytes (re-exported from `sealcast-cenc`, so
+//!   the encryptors take the same types).
 //! * [`groups`]: which key encrypts which track (audio + SD/HD/UHD1/UHD2 groups).
-//! * [`pssh`], [`widevine`], [`playready`], [`clearkey`]: `pssh` boxes and the system
+//! * [`pssh`], [`widevine`], [`playready`], [`clearkey`]: `pssh` boxes (the one box type
+//!   of `sealcast-cenc`, bounded and base64-encoded here) and the system
 //!   data inside them (Widevine protobuf, PlayReady Object, W3C Common).
 //! * [`dash`], [`hls`], [`smooth`]: the strings manifest writers embed
 //!   (`ContentProtection`, `#EXT-X-KEY`/`#EXT-X-SESSION-KEY`, `<Protection>`).
@@ -28,6 +30,7 @@ pub mod kid;
 pub mod playready;
 pub mod pssh;
 pub mod smooth;
+pub mod usage_rules;
 pub mod widevine;
 mod xml;
 
@@ -35,4 +38,4 @@ pub use error::{Error, Result};
 pub use groups::{assign_keys, QualityGroup, TrackDesc, TrackKind};
 pub use key::{ContentKey, KeyBytes, KeyKind, Scheme};
 pub use kid::{Kid, SystemId};
-pub use pssh::PsshBox;
+pub use pssh::{Pssh, PsshBox};

@@ -8,9 +8,9 @@
 //! Header version per use:
 //!
 //! * `cenc`, one key → **4.0.0.0** (readable by every PlayReady client):
-//!   `PROTECTINFO{KEYLEN=16, ALGID=AESCTR}`, then `KID`, `CHECKSUM`, `LA_URL`, `LUI_URL`.
+//!   `PROTECTINFO{KEYLEN=16, ALGID=AESCTR}`, then `KID`, `CHECKSUM`, `LA_URL`.
 //! * `cenc` with several keys, or `cbcs` → **4.3.0.0** (PlayReady 4+, the first version
-//!   with `AESCBC`): `PROTECTINFO{KIDS{KID ALGID CHECKSUM? VALUE}}`, then `LA_URL`, `LUI_URL`.
+//!   with `AESCBC`): `PROTECTINFO{KIDS{KID ALGID CHECKSUM? VALUE}}`, then `LA_URL`.
 //!   `AESCBC` KIDs carry no checksum.
 //!
 //! KID values are base64 of the Microsoft GUID byte layout ([`Kid::to_playready_bytes`]).
@@ -25,7 +25,7 @@ use base64::Engine as _;
 use crate::error::{Error, Result};
 use crate::key::{ContentKey, Scheme};
 use crate::kid::{Kid, SystemId};
-use crate::pssh::PsshBox;
+use crate::pssh::{bounded, Pssh};
 use crate::xml::{check_embeddable, escape};
 
 /// XML namespace of `WRMHEADER`.
@@ -54,7 +54,6 @@ pub struct PlayReadyHeader {
     /// KIDs with their checksums (`None` for `cbcs`).
     kids: Vec<(Kid, Option<[u8; 8]>)>,
     la_url: Option<String>,
-    lui_url: Option<String>,
 }
 
 impl PlayReadyHeader {
@@ -72,20 +71,13 @@ impl PlayReadyHeader {
         if kids.is_empty() {
             return Err(Error::NoKids { what: "PlayReady header" });
         }
-        Ok(PlayReadyHeader { scheme, kids, la_url: None, lui_url: None })
+        Ok(PlayReadyHeader { scheme, kids, la_url: None })
     }
 
     /// Sets the licence acquisition URL (`LA_URL`).
     pub fn with_la_url(mut self, url: &str) -> Result<Self> {
         check_embeddable("PlayReady LA_URL", url, false)?;
         self.la_url = Some(url.to_owned());
-        Ok(self)
-    }
-
-    /// Sets the licence UI URL (`LUI_URL`).
-    pub fn with_lui_url(mut self, url: &str) -> Result<Self> {
-        check_embeddable("PlayReady LUI_URL", url, false)?;
-        self.lui_url = Some(url.to_owned());
         Ok(self)
     }
 
@@ -129,9 +121,6 @@ impl PlayReadyHeader {
         if let Some(u) = &self.la_url {
             x.push_str(&format!("<LA_URL>{}</LA_URL>", escape(u)));
         }
-        if let Some(u) = &self.lui_url {
-            x.push_str(&format!("<LUI_URL>{}</LUI_URL>", escape(u)));
-        }
         x.push_str("</DATA></WRMHEADER>");
         x
     }
@@ -155,8 +144,8 @@ impl PlayReadyHeader {
     }
 
     /// A version 0 PlayReady `pssh` box whose data is the PRO (as Shaka Packager writes it).
-    pub fn to_pssh_box(&self) -> Result<PsshBox> {
-        PsshBox::v0(SystemId::PLAYREADY, self.to_pro()?)
+    pub fn to_pssh_box(&self) -> Result<Pssh> {
+        bounded(Pssh::new(SystemId::PLAYREADY, Vec::new(), self.to_pro()?))
     }
 }
 
@@ -164,7 +153,7 @@ impl PlayReadyHeader {
 mod tests {
     use super::*;
     use crate::key::KeyKind;
-    use crate::kid::hex;
+    use sealcast_cenc::kid::hex;
 
     // FORMATS.md 3.3 verified vector.
     const KID: &str = "abba271e-8bcf-552b-bd2e-86a434a9a5d9";
@@ -239,9 +228,9 @@ mod tests {
         assert_eq!(u16::from_le_bytes([pro[8], pro[9]]) as usize, xml_len);
         assert_eq!(&pro[10..14], &[b'<', 0, b'W', 0]);
         let pssh = h.to_pssh_box().unwrap();
-        assert_eq!(pssh.system_id(), SystemId::PLAYREADY);
-        assert_eq!(pssh.data(), &pro[..]);
-        assert!(hex(&pssh.to_bytes()).starts_with("00000"));
+        assert_eq!(pssh.system_id, SystemId::PLAYREADY);
+        assert_eq!(pssh.data, pro);
+        assert!(hex(&sealcast_isobmff::Atom::to_vec(&pssh)).starts_with("00000"));
     }
 
     #[test]

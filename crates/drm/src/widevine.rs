@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use crate::key::Scheme;
 use crate::kid::{Kid, SystemId};
-use crate::pssh::PsshBox;
+use crate::pssh::{bounded, Pssh};
 
 /// The Widevine header carried in the `pssh` data and in HLS `data:` URIs.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -47,17 +47,17 @@ impl WidevinePsshData {
         }
         if let Some(s) = self.protection_scheme {
             varint(&mut out, (9 << 3) as u64);
-            varint(&mut out, u64::from(u32::from_be_bytes(s.fourcc())));
+            varint(&mut out, u64::from(s.fourcc().as_u32()));
         }
         out
     }
 
     /// A version 0 Widevine `pssh` box (as Shaka Packager writes it) carrying this data.
-    pub fn to_pssh_box(&self) -> Result<PsshBox> {
+    pub fn to_pssh_box(&self) -> Result<Pssh> {
         if self.key_ids.is_empty() {
             return Err(Error::NoKids { what: "Widevine pssh" });
         }
-        PsshBox::v0(SystemId::WIDEVINE, self.encode())
+        bounded(Pssh::new(SystemId::WIDEVINE, Vec::new(), self.encode()))
     }
 }
 
@@ -78,7 +78,7 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kid::hex;
+    use sealcast_cenc::kid::hex;
 
     fn kid() -> Kid {
         Kid::parse("abba271e-8bcf-552b-bd2e-86a434a9a5d9").unwrap()
@@ -126,10 +126,10 @@ mod tests {
     #[test]
     fn pssh_box_is_v0() {
         let b = WidevinePsshData::new(vec![kid()], Scheme::Cenc).to_pssh_box().unwrap();
-        assert_eq!(b.version(), 0);
-        assert_eq!(b.system_id(), SystemId::WIDEVINE);
+        assert_eq!(b.version, 0);
+        assert_eq!(b.system_id, SystemId::WIDEVINE);
         assert_eq!(
-            hex(&b.to_bytes()),
+            hex(&sealcast_isobmff::Atom::to_vec(&b)),
             concat!(
                 "00000038",
                 "70737368",

@@ -63,7 +63,8 @@ fn write_drm_seeds() {
     use sealcast_drm::auth::CONTENT_KEY_CLAIM;
     use sealcast_drm::fuzzing::{FUZZ_AUDIENCE as AUD, FUZZ_ISSUER as ISS, FUZZ_KID, FUZZ_NOW as NOW};
     use sealcast_drm::widevine::WidevinePsshData;
-    use sealcast_drm::{clearkey, Kid, PsshBox, Scheme, SystemId};
+    use sealcast_drm::{clearkey, Kid, Pssh, Scheme, SystemId};
+    use sealcast_isobmff::Atom as _;
     use serde_json::json;
 
     let write = |target: &str, name: &str, bytes: &[u8]| {
@@ -150,11 +151,11 @@ fn write_drm_seeds() {
 
     // pssh boxes: Widevine v0, W3C Common v1 with two KIDs, v1 with data.
     let wv = WidevinePsshData::new(vec![FUZZ_KID], Scheme::Cenc).to_pssh_box().unwrap();
-    write("pssh", "widevine_v0.bin", &wv.to_bytes());
+    write("pssh", "widevine_v0.bin", &wv.to_vec());
     let common = clearkey::common_pssh_box(&[FUZZ_KID, k2]).unwrap();
-    write("pssh", "common_v1.bin", &common.to_bytes());
-    let pr = PsshBox::v1(SystemId::PLAYREADY, vec![k2], b"<WRMHEADER/>".to_vec()).unwrap();
-    write("pssh", "v1_with_data.bin", &pr.to_bytes());
+    write("pssh", "common_v1.bin", &common.to_vec());
+    let pr = Pssh::new(SystemId::PLAYREADY, vec![k2], b"<WRMHEADER/>".to_vec());
+    write("pssh", "v1_with_data.bin", &pr.to_vec());
 
     // CPIX: keys with and without scheme and IV, signalling for two systems, usage rules of
     // every filter kind we evaluate.
@@ -196,7 +197,7 @@ fn write_drm_seeds() {
         v1 = b64(&[0x22; 16]),
         v2 = b64(&[0x33; 16]),
         iv = b64(&[0xcd; 16]),
-        wv = wv2.to_base64(),
+        wv = sealcast_drm::pssh::to_base64(&wv2),
         uri = b64(b"skd://key-1"),
     );
     write("cpix", "keys_signalling_rules.xml", cpix.as_bytes());

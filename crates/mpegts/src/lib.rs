@@ -164,8 +164,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod adts;
 mod crc;
+pub mod fuzzing;
 mod mux;
 mod nal;
 mod packet;
@@ -175,7 +175,6 @@ mod sample_aes;
 
 use bytes::Bytes;
 
-pub use adts::AdtsConfig;
 pub use crc::crc32_mpeg2;
 pub use mux::{count_packets, estimate_size, mux_segment};
 pub use pes::rescale_to_90k;
@@ -183,6 +182,7 @@ pub use sample_aes::{
     SampleAes, STREAM_TYPE_AAC as SAMPLE_AES_STREAM_TYPE_AAC,
     STREAM_TYPE_H264 as SAMPLE_AES_STREAM_TYPE_H264,
 };
+pub use sealcast_codecs::adts::{AdtsConfig, AudioConfigError};
 
 /// Size of one transport stream packet.
 pub const TS_PACKET_SIZE: usize = 188;
@@ -461,25 +461,4 @@ pub enum Error {
     /// A bug in this crate: the writer produced a different size than it planned.
     #[error("internal error: {0}")]
     Internal(&'static str),
-}
-
-/// Why an AudioSpecificConfig cannot become an ADTS header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AudioConfigError {
-    /// Fewer bits than the syntax needs.
-    #[error("truncated")]
-    Truncated,
-    /// ADTS carries only object types 1..=4 (Main, LC, SSR, LTP), also as the core of HE-AAC.
-    #[error("audio object type {0} has no ADTS profile")]
-    UnsupportedObjectType(u8),
-    /// A reserved sampling_frequency_index (13 or 14).
-    #[error("reserved sampling frequency index {0}")]
-    ReservedFrequencyIndex(u8),
-    /// An explicit sampling frequency that matches none of the 13 ADTS rates.
-    #[error("sampling frequency {0} Hz has no ADTS index")]
-    UnsupportedFrequency(u32),
-    /// channelConfiguration 0 (program config element) or above 7.
-    #[error("channel configuration {0} cannot be carried in ADTS")]
-    UnsupportedChannelConfiguration(u8),
 }

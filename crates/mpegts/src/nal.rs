@@ -2,51 +2,23 @@
 //! H.265 Annex B) with access unit delimiters and in-band parameter sets.
 
 use bytes::Bytes;
+use sealcast_codecs::nal::NalCodec;
 
 /// Start code written before every NAL unit. Always four bytes, so a sample with
 /// 4-byte length prefixes keeps its size.
 pub(crate) const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum VideoKind {
-    H264,
-    Hevc,
-}
-
-impl VideoKind {
-    fn nal_type(self, nal: &[u8]) -> u8 {
-        match self {
-            VideoKind::H264 => nal[0] & 0x1F,
-            VideoKind::Hevc => (nal[0] >> 1) & 0x3F,
-        }
-    }
-
-    fn is_aud(self, t: u8) -> bool {
-        match self {
-            VideoKind::H264 => t == 9,
-            VideoKind::Hevc => t == 35,
-        }
-    }
-
-    fn is_sps(self, t: u8) -> bool {
-        match self {
-            VideoKind::H264 => t == 7,
-            VideoKind::Hevc => t == 33,
-        }
-    }
-
-    /// PMT stream_type.
-    pub(crate) fn stream_type(self) -> u8 {
-        match self {
-            VideoKind::H264 => 0x1B,
-            VideoKind::Hevc => 0x24,
-        }
+/// PMT stream_type of a video stream.
+pub(crate) fn stream_type(kind: NalCodec) -> u8 {
+    match kind {
+        NalCodec::Avc => 0x1B,
+        NalCodec::Hevc => 0x24,
     }
 }
 
 /// Per-stream video settings resolved once per segment.
 pub(crate) struct VideoConfig<'a> {
-    pub kind: VideoKind,
+    pub kind: NalCodec,
     pub nal_length_size: usize,
     /// VPS, SPS, PPS in that order (H.264 has no VPS).
     param_sets: [&'a [Bytes]; 3],
@@ -80,7 +52,7 @@ pub(crate) enum FramingError {
 
 impl<'a> VideoConfig<'a> {
     pub(crate) fn h264(sps: &'a [Bytes], pps: &'a [Bytes], nal_length_size: u8) -> Self {
-        Self::new(VideoKind::H264, [&[], sps, pps], nal_length_size)
+        Self::new(NalCodec::Avc, [&[], sps, pps], nal_length_size)
     }
 
     pub(crate) fn hevc(
@@ -89,10 +61,10 @@ impl<'a> VideoConfig<'a> {
         pps: &'a [Bytes],
         nal_length_size: u8,
     ) -> Self {
-        Self::new(VideoKind::Hevc, [vps, sps, pps], nal_length_size)
+        Self::new(NalCodec::Hevc, [vps, sps, pps], nal_length_size)
     }
 
-    fn new(kind: VideoKind, param_sets: [&'a [Bytes]; 3], nal_length_size: u8) -> Self {
+    fn new(kind: NalCodec, param_sets: [&'a [Bytes]; 3], nal_length_size: u8) -> Self {
         let param_sets_len = param_sets
             .iter()
             .flat_map(|s| s.iter())
@@ -129,7 +101,7 @@ impl<'a> VideoConfig<'a> {
             size: self.nal_length_size,
         }
         .filter(move |r| match r {
-            Ok(nal) => !nal.is_empty() && !kind.is_aud(kind.nal_type(nal)),
+            Ok(nal) => !nal.is_empty() && !kind.is_aud(kind.nal_type(nal[0])),
             Err(_) => true,
         })
     }
@@ -141,9 +113,13 @@ impl<'a> VideoConfig<'a> {
         let mut temporal_id_plus1 = 0;
         for nal in self.nals(data) {
             let nal = nal?;
-            let t = self.kind.nal_type(nal);
+            let t = self.kind.nal_type(nal[0]);
             has_sps |= self.kind.is_sps(t);
-            if self.kind == VideoKind::Hevc && temporal_id_plus1 == 0 && t < 32 && nal.len() > 1 {
+            if self.kind == NalCodec::Hevc
+                && temporal_id_plus1 == 0
+                && self.kind.is_vcl(t)
+                && nal.len() > 1
+            {
                 temporal_id_plus1 = nal[1] & 0x07;
             }
             es_len += START_CODE.len() + nal.len();
@@ -162,8 +138,8 @@ impl<'a> VideoConfig<'a> {
 
     fn aud_len(&self) -> usize {
         match self.kind {
-            VideoKind::H264 => 6,
-            VideoKind::Hevc => 7,
+            NalCodec::Avc => 6,
+            NalCodec::Hevc => 7,
         }
     }
 
@@ -171,8 +147,8 @@ impl<'a> VideoConfig<'a> {
     /// HEVC pic_type 2 (I, P and B slices), each followed by the RBSP stop bit.
     pub(crate) fn aud(&self, plan: &AuPlan) -> ([u8; 7], usize) {
         match self.kind {
-            VideoKind::H264 => ([0, 0, 0, 1, 0x09, 0xF0, 0], 6),
-            VideoKind::Hevc => ([0, 0, 0, 1, 35 << 1, plan.temporal_id_plus1, 0x50], 7),
+            NalCodec::Avc => ([0, 0, 0, 1, 0x09, 0xF0, 0], 6),
+            NalCodec::Hevc => ([0, 0, 0, 1, 35 << 1, plan.temporal_id_plus1, 0x50], 7),
         }
     }
 }

@@ -41,6 +41,7 @@
 use std::fmt;
 
 use sealcast_cenc::aes::AesCbc;
+use sealcast_codecs::nal::NalCodec;
 
 use crate::mux::EsHook;
 use crate::{Codec, Error};
@@ -85,7 +86,7 @@ pub const STREAM_TYPE_AAC: u8 = 0xCF;
 
 /// Whether SAMPLE-AES encrypts this H.264 NAL unit (types 1 and 5, more than 48 bytes).
 pub(crate) fn is_encrypted_nal(nal: &[u8]) -> bool {
-    nal.len() > NAL_CLEAR_LEADER + BLOCK && matches!(nal[0] & 0x1F, 1 | 5)
+    nal.len() > NAL_CLEAR_LEADER + BLOCK && matches!(NalCodec::Avc.nal_type(nal[0]), 1 | 5)
 }
 
 /// Offsets of the encrypted 16-byte blocks in a NAL unit of `len` bytes, following

@@ -13,7 +13,6 @@
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use sealcast_cenc::boxes::Pssh;
 use sealcast_cenc::init::protect_init;
 use sealcast_cenc::aes::AesCbc;
 use sealcast_cenc::{iv, IvDeriver, TrackProtection};
@@ -239,10 +238,6 @@ fn desc(t: &AssetTrack) -> TrackDesc {
     }
 }
 
-fn to_box(p: &PsshBox) -> Pssh {
-    Pssh::new(*p.system_id().as_bytes(), p.kids().iter().map(|k| *k.as_bytes()).collect(), p.data().to_vec())
-}
-
 /// The DRM system data for one set of keys: Widevine and W3C Common `pssh` boxes, the
 /// PlayReady Object and its `pssh`.
 struct Systems {
@@ -270,7 +265,7 @@ fn systems(scheme: Scheme, keys: &[&ContentKey], policy: &AssetPolicy, content_i
             sys.widevine = p;
         }
         if let Some(p) = doc.signalling(*kid, SystemId::PLAYREADY).and_then(|s| s.pssh.clone()) {
-            sys.pro = p.data().to_vec();
+            sys.pro = p.data.clone();
             sys.playready = p;
         }
     }
@@ -362,19 +357,18 @@ fn build_scheme(loaded: &Loaded, policy: &AssetPolicy, delivery: Delivery, metho
         let kid = key.kid();
         let info = &t.track().info;
         let raw = key.aes128_bytes().map_err(|e| e.to_string())?;
-        let ck = sealcast_cenc::ContentKey { kid: *kid.as_bytes(), key: *raw };
         let context = iv_context(loaded, t);
         let format = sample_format(info);
         let prot = match scheme {
-            Scheme::Cenc => TrackProtection::cenc(&ck, format, IvDeriver::derive(kid.as_bytes(), context.as_bytes(), info.track_id)),
-            Scheme::Cbcs => TrackProtection::cbcs(&ck, format, iv::constant_iv(kid.as_bytes(), context.as_bytes(), info.track_id)),
+            Scheme::Cenc => TrackProtection::cenc(key, format, IvDeriver::derive(kid.as_bytes(), context.as_bytes(), info.track_id)),
+            Scheme::Cbcs => TrackProtection::cbcs(key, format, iv::constant_iv(kid.as_bytes(), context.as_bytes(), info.track_id)),
         }
         .map_err(|e| format!("{}: {e}", t.name))?;
         if !by_key.iter().any(|(k, _)| k.kid() == kid) {
             by_key.push((key, systems(scheme, &[key], policy, &loaded.path)?));
         }
         let sys = &by_key.iter().find(|(k, _)| k.kid() == kid).ok_or("systems of a key just added")?.1;
-        let pssh = vec![to_box(&sys.widevine), to_box(&sys.playready), to_box(&sys.common)];
+        let pssh = vec![sys.widevine.clone(), sys.playready.clone(), sys.common.clone()];
         let clear_until = (policy.clear_lead_secs as u64).saturating_mul(info.timescale as u64);
         let mut ip = prot.init_protection(None, pssh);
         ip.clear_entry = clear_until > 0;

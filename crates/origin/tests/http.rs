@@ -570,7 +570,7 @@ async fn cpix_usage_rules_and_vendor_signalling_decide() {
         a = b64(&[0x11; 16]),
         b = b64(&[0x22; 16]),
         c = b64(&[0x33; 16]),
-        wv = vendor.to_base64(),
+        wv = sealcast_drm::pssh::to_base64(&vendor),
     );
     let dir = std::env::temp_dir().join(format!("sealcast-cpix-doc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -588,7 +588,7 @@ async fn cpix_usage_rules_and_vendor_signalling_decide() {
         assert!(contains(&init, sealcast_drm::Kid::parse(kid).unwrap().as_bytes()), "{track} init lacks its KID");
     }
     // The vendor's Widevine pssh (provider, content ID) is the one signalled for k1.
-    assert!(mpd.contains(&vendor.to_base64()), "vendor pssh not used");
+    assert!(mpd.contains(&sealcast_drm::pssh::to_base64(&vendor)), "vendor pssh not used");
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(dir2).unwrap();
 }

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sealcast_cenc::boxes::{Frma, PiffSenc, Pssh, Saio, Saiz, Schm, Senc, Sinf, Tenc, PIFF_SENC_UUID};
 use sealcast_cenc::init::{protect_init, InitProtection};
-use sealcast_cenc::{iv, ContentKey, IvDeriver, TrackProtection};
+use sealcast_cenc::{iv, ContentKey, IvDeriver, KeyKind, Kid, TrackProtection};
 use sealcast_isobmff::fourcc::types::{MDAT, MOOF, TRAF, TRUN, UUID};
 use sealcast_isobmff::tree::RawBox;
 use sealcast_isobmff::{Atom, FourCC};
@@ -115,8 +115,51 @@ pub fn fuzz_boxes(data: &[u8]) {
     let _ = ism::parse(data);
 }
 
+/// One `.ism` server manifest. Asserts that a manifest that parses names at least one
+/// track, and that its tracks written back as SMIL (every value escaped) parse to the same
+/// tracks: names, languages and track names survive XML escaping both ways.
+pub fn fuzz_ism(data: &[u8]) {
+    let Ok(tracks) = ism::parse(data) else { return };
+    assert!(!tracks.is_empty(), "a parsed .ism names no track");
+    let smil = ism_to_smil(&tracks);
+    match ism::parse(smil.as_bytes()) {
+        Ok(again) => assert_eq!(again, tracks, "tracks changed through SMIL:\n{smil}"),
+        Err(e) => panic!("SMIL of parsed tracks does not parse ({e}):\n{smil}"),
+    }
+}
+
+/// `tracks` as an AMS-style SMIL document: one element per track, `trackID` and
+/// `trackName` as `param` children. Written here, independently of the parser.
+fn ism_to_smil(tracks: &[ism::IsmTrack]) -> String {
+    fn esc(v: &str) -> String {
+        v.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+    }
+    let mut s = String::from("<?xml version=\"1.0\"?><smil xmlns=\"http://www.w3.org/2001/SMIL20/Language\"><body><switch>");
+    for t in tracks {
+        let el = t.kind.as_str();
+        s.push_str(&format!("<{el} src=\"{}\"", esc(&t.src)));
+        if let Some(b) = t.bitrate {
+            s.push_str(&format!(" systemBitrate=\"{b}\""));
+        }
+        if let Some(l) = &t.language {
+            s.push_str(&format!(" systemLanguage=\"{}\"", esc(l)));
+        }
+        s.push('>');
+        if let Some(id) = t.track_id {
+            s.push_str(&format!("<param name=\"trackID\" value=\"{id}\" valuetype=\"data\"/>"));
+        }
+        if let Some(n) = &t.track_name {
+            s.push_str(&format!("<param name=\"trackName\" value=\"{}\" valuetype=\"data\"/>", esc(n)));
+        }
+        s.push_str(&format!("</{el}>"));
+    }
+    s.push_str("</switch></body></smil>");
+    s
+}
+
 /// The content key of [`fuzz_protect`] (fixed: the fuzzer varies the media, not the key).
-const FUZZ_KEY: ContentKey = ContentKey { kid: [0x5c; 16], key: [0xa7; 16] };
+const FUZZ_KEY_BYTES: [u8; 16] = [0xa7; 16];
+const FUZZ_KEY: ContentKey = ContentKey::aes128(Kid([0x5c; 16]), KeyKind::CommonEncryption, FUZZ_KEY_BYTES);
 
 /// Runs `data` as one track file through every encrypting writer: if it indexes and builds
 /// an asset, each track's init goes through `protect_init` (`cenc` with a `pssh`; `cbcs`
@@ -138,13 +181,13 @@ pub fn fuzz_protect(data: &[u8]) {
     for track in &asset.tracks {
         let info = &track.track().info;
         let format = sample_format(info);
-        let cenc = TrackProtection::cenc(&FUZZ_KEY, format, IvDeriver::derive(&FUZZ_KEY.kid, b"fuzz", info.track_id));
-        let cbcs = TrackProtection::cbcs(&FUZZ_KEY, format, iv::constant_iv(&FUZZ_KEY.kid, b"fuzz", info.track_id));
+        let cenc = TrackProtection::cenc(&FUZZ_KEY, format, IvDeriver::derive(FUZZ_KEY.kid().as_bytes(), b"fuzz", info.track_id));
+        let cbcs = TrackProtection::cbcs(&FUZZ_KEY, format, iv::constant_iv(FUZZ_KEY.kid().as_bytes(), b"fuzz", info.track_id));
         // A layout the encryptor cannot take (odd NAL length size) is refused when the
         // server sets up protection, before any request: nothing further to run.
         let (Ok(cenc), Ok(cbcs)) = (cenc, cbcs) else { continue };
         let init = &track.track().init;
-        let mut ip = cenc.init_protection(None, vec![Pssh::common(vec![FUZZ_KEY.kid])]);
+        let mut ip = cenc.init_protection(None, vec![Pssh::common(vec![FUZZ_KEY.kid()])]);
         check_protected_init(init, &ip, &track.name);
         ip = cbcs.init_protection(Some(info.track_id), Vec::new());
         ip.clear_entry = true;
@@ -152,7 +195,7 @@ pub fn fuzz_protect(data: &[u8]) {
 
         let clear_lead = u64::from(info.timescale);
         let trex_index = info.trex.default_sample_description_index;
-        let sample_aes = ts::SampleAesParams { key: FUZZ_KEY.key, iv: [0x3e; 16] };
+        let sample_aes = ts::SampleAesParams { key: FUZZ_KEY_BYTES, iv: [0x3e; 16] };
         for i in 0..track.segments.len() {
             let Some((start, end)) = track.segment_range(i) else { continue };
             if start > end || end > data.len() as u64 {
@@ -337,10 +380,10 @@ pub fn fuzz_cenc_boxes(data: &[u8]) {
     round_trip::<Saiz>(data);
     round_trip::<Saio>(data);
 
-    let cenc = TrackProtection::cenc(&FUZZ_KEY, sealcast_cenc::SampleFormat::Whole, IvDeriver::derive(&FUZZ_KEY.kid, b"fuzz", 1));
+    let cenc = TrackProtection::cenc(&FUZZ_KEY, sealcast_cenc::SampleFormat::Whole, IvDeriver::derive(FUZZ_KEY.kid().as_bytes(), b"fuzz", 1));
     // Fixed, valid parameters: an error here is not a fuzz finding.
     let cenc = cenc.expect("fixed cenc parameters");
-    check_protected_init(data, &cenc.init_protection(None, vec![Pssh::common(vec![FUZZ_KEY.kid])]), "input");
+    check_protected_init(data, &cenc.init_protection(None, vec![Pssh::common(vec![FUZZ_KEY.kid()])]), "input");
     let mut ip = cenc.init_protection(Some(1), Vec::new());
     ip.clear_entry = true;
     check_protected_init(data, &ip, "input");

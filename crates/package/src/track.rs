@@ -7,24 +7,7 @@ use sealcast_isobmff::{elst::Elst, ftyp::Ftyp, hdlr::Hdlr, mdhd::Mdhd, stsd, tkh
 
 use crate::error::{At, Error, Result};
 
-/// Media type of a track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TrackKind {
-    /// Video.
-    Video,
-    /// Audio.
-    Audio,
-}
-
-impl TrackKind {
-    /// `video` / `audio`, as DASH contentType and MIME types use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TrackKind::Video => "video",
-            TrackKind::Audio => "audio",
-        }
-    }
-}
+pub use sealcast_codecs::TrackKind;
 
 /// Codec configuration, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -154,16 +154,3 @@ pub fn build_segment(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Opt
     }
     write_segment_with(&inputs, plan.number, sample_aes).map_err(|e| (t.file.clone(), e))
 }
-
-/// HLS `METHOD=AES-128` envelope: `data` encrypted whole with AES-128-CBC and PKCS#7
-/// padding (RFC 8216 4.3.2.4: always 1 to 16 bytes of padding, so the output is the next
-/// multiple of 16 above `data.len()`).
-pub fn aes128_cbc_pkcs7(key: &[u8; 16], iv: &[u8; 16], data: &[u8]) -> Result<Vec<u8>> {
-    let pad = 16 - data.len() % 16;
-    let mut out = Vec::with_capacity(data.len() + pad);
-    out.extend_from_slice(data);
-    out.resize(data.len() + pad, pad as u8);
-    let cbc = sealcast_cenc::aes::AesCbc::new(key).map_err(|e| Error::Unsupported(format!("AES-128: {e}")))?;
-    cbc.encrypt(*iv, &mut out).map_err(|e| Error::Unsupported(format!("AES-128: {e}")))?;
-    Ok(out)
-}

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use quick_xml::events::Event;
 use sealcast_cenc::boxes::{PiffSenc, Saio, Saiz, PIFF_SENC_UUID};
 use sealcast_cenc::init::protect_init;
-use sealcast_cenc::{ContentKey, IvDeriver, TrackProtection};
+use sealcast_cenc::{ContentKey, IvDeriver, KeyKind, Kid, TrackProtection};
 use sealcast_isobmff::fourcc::types::*;
 use sealcast_isobmff::trex::Trex;
 use sealcast_isobmff::{Atom, BoxIter, FourCC};
@@ -47,7 +47,7 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 fn key() -> ContentKey {
-    ContentKey { kid: unhex(KID_HEX).try_into().unwrap(), key: unhex(KEY_HEX).try_into().unwrap() }
+    ContentKey::aes128(Kid(unhex(KID_HEX).try_into().unwrap()), KeyKind::CommonEncryption, unhex(KEY_HEX).try_into().unwrap())
 }
 
 fn asset(dir: &str, files: &[&str], with_ism: Option<&str>) -> Asset {
@@ -69,7 +69,7 @@ fn all() -> Vec<(&'static str, Asset)> {
 }
 
 fn ivs(dir: &str, t: &AssetTrack) -> IvDeriver {
-    IvDeriver::derive(&key().kid, format!("{dir}/{}", t.file).as_bytes(), t.track().info.track_id)
+    IvDeriver::derive(key().kid().as_bytes(), format!("{dir}/{}", t.file).as_bytes(), t.track().info.track_id)
 }
 
 fn protection(dir: &str, t: &AssetTrack) -> TrackProtection {

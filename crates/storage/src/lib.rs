@@ -17,19 +17,19 @@
 //! so bytes of two versions are never mixed. [`Store::read_fragment`] keeps hot source ranges
 //! in a byte-bounded cache ([`Store::with_fragment_cache`]) keyed by the object's version.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::future::FutureExt;
 use moka::sync::Cache;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt};
 
 pub mod crypt;
+mod flight;
 mod guard;
 mod mmap;
 pub mod remote;
@@ -139,7 +139,7 @@ pub struct Store {
     /// Path prefixes served by other backends (longest first), e.g. `vod` → an S3 bucket.
     routes: Arc<Vec<Route>>,
     /// Range reads in flight, shared by identical concurrent requests.
-    inflight: Arc<std::sync::Mutex<Flights>>,
+    inflight: Arc<flight::Flights>,
     /// Hot source fragments (clear bytes, before any output encryption), by object version
     /// and range; `None` when disabled.
     fragments: Option<Cache<FragmentKey, Bytes>>,
@@ -151,15 +151,6 @@ type FragmentKey = (Arc<str>, u64, u64);
 
 /// Bookkeeping per cached fragment besides its bytes (key, moka's entry), for the weigher.
 const FRAGMENT_OVERHEAD: u64 = 160;
-
-/// Range reads in flight by (path or version, start, end).
-type Flights = HashMap<FlightKey, Flight>;
-
-/// What a flight reads: the path (or path and version), start and end.
-type FlightKey = (String, u64, u64);
-
-/// One remote range read, awaited by every request that wants the same bytes.
-type Flight = Shared<BoxFuture<'static, Result<Bytes>>>;
 
 /// A path prefix mapped to a backend; the backend holds paths without the prefix.
 #[derive(Clone)]
@@ -375,7 +366,7 @@ impl Store {
             .boxed()
             .shared()
         };
-        self.single_flight((format!("fragment\n{id}"), key.1, key.2), hit, start).await
+        self.inflight.run((format!("fragment\n{id}"), key.1, key.2), hit, start, || self.joined()).await
     }
 
     /// Drops every cached fragment of `object`'s version (it changed in storage).
@@ -399,37 +390,12 @@ impl Store {
             let (s, p, v) = (self.clone(), path.to_string(), version.cloned());
             async move { s.read_range_once(&p, range, v.as_ref()).await }.boxed().shared()
         };
-        self.single_flight(key, || None, start).await
+        self.inflight.run(key, || None, start, || self.joined()).await
     }
 
-    /// Joins the flight for `key`, or starts one with `start`. `done` is asked under the
-    /// flights lock first: a flight that finished (and filled a cache) just before is answered
-    /// from there, without a second read.
-    async fn single_flight(&self, key: FlightKey, done: impl Fn() -> Option<Bytes>, start: impl FnOnce() -> Flight) -> Result<Bytes> {
-        let flight = {
-            let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-            match m.get(&key) {
-                Some(f) => {
-                    self.counters.coalesced_reads.fetch_add(1, Ordering::Relaxed);
-                    f.clone()
-                }
-                None => {
-                    if let Some(b) = done() {
-                        return Ok(b);
-                    }
-                    let f = start();
-                    m.insert(key.clone(), f.clone());
-                    f
-                }
-            }
-        };
-        let r = flight.clone().await;
-        // The first waiter to finish retires the flight; later requests start a fresh read.
-        let mut m = self.inflight.lock().unwrap_or_else(|e| e.into_inner());
-        if m.get(&key).is_some_and(|f| f.ptr_eq(&flight)) {
-            m.remove(&key);
-        }
-        r
+    /// Counts a read that joined one in flight.
+    fn joined(&self) {
+        self.counters.coalesced_reads.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One read, not shared; of `version` when given.

@@ -1,19 +1,13 @@
 //! `pssh`: protection system specific header (ISO/IEC 23001-7 §8.1).
+//!
+//! The one `pssh` type: the init segment, DASH `cenc:pssh`, HLS `data:` URIs and CPIX all
+//! carry these bytes. `sealcast_drm::pssh` adds the size bound and base64 those need.
 
 use sealcast_isobmff::writer::Put;
 use sealcast_isobmff::{Atom, Error, FourCC, Reader, Result};
 
 use super::types::PSSH;
-
-/// Well-known DRM system IDs.
-pub mod system {
-    /// W3C Common PSSH box format (ClearKey): version 1, KIDs, empty data.
-    pub const COMMON: [u8; 16] = [0x10, 0x77, 0xef, 0xec, 0xc0, 0xb2, 0x4d, 0x02, 0xac, 0xe3, 0x3c, 0x1e, 0x52, 0xe2, 0xfb, 0x4b];
-    /// Widevine.
-    pub const WIDEVINE: [u8; 16] = [0xed, 0xef, 0x8b, 0xa9, 0x79, 0xd6, 0x4a, 0xce, 0xa3, 0xc8, 0x27, 0xdc, 0xd5, 0x1d, 0x21, 0xed];
-    /// PlayReady.
-    pub const PLAYREADY: [u8; 16] = [0x9a, 0x04, 0xf0, 0x79, 0x98, 0x40, 0x42, 0x86, 0xab, 0x92, 0xe6, 0x5b, 0xe0, 0x88, 0x5f, 0x95];
-}
+use crate::kid::{Kid, SystemId};
 
 /// Protection system specific header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,22 +17,22 @@ pub struct Pssh {
     /// Flags (0; kept as read).
     pub flags: u32,
     /// SystemID.
-    pub system_id: [u8; 16],
+    pub system_id: SystemId,
     /// KIDs (version 1).
-    pub kids: Vec<[u8; 16]>,
+    pub kids: Vec<Kid>,
     /// System-specific data.
     pub data: Vec<u8>,
 }
 
 impl Pssh {
     /// A `pssh` in version 1 when `kids` is not empty, else version 0.
-    pub fn new(system_id: [u8; 16], kids: Vec<[u8; 16]>, data: Vec<u8>) -> Self {
+    pub fn new(system_id: SystemId, kids: Vec<Kid>, data: Vec<u8>) -> Self {
         Pssh { version: if kids.is_empty() { 0 } else { 1 }, flags: 0, system_id, kids, data }
     }
 
     /// The W3C common `pssh` for `kids` (what EME ClearKey reads): version 1, no data.
-    pub fn common(kids: Vec<[u8; 16]>) -> Self {
-        Pssh { version: 1, flags: 0, system_id: system::COMMON, kids, data: Vec::new() }
+    pub fn common(kids: Vec<Kid>) -> Self {
+        Pssh { version: 1, flags: 0, system_id: SystemId::W3C_COMMON, kids, data: Vec::new() }
     }
 }
 
@@ -49,17 +43,14 @@ impl Atom for Pssh {
         if version > 1 {
             return Err(Error::Unsupported { what: PSSH, detail: "version" });
         }
-        let mut system_id = [0u8; 16];
-        system_id.copy_from_slice(r.take(16)?);
+        let system_id = SystemId(read16(r)?);
         let mut kids = Vec::new();
         if version == 1 {
             let n = r.u32()?;
             let n = r.check_count(n as u64, 16)?;
             kids.reserve_exact(n);
             for _ in 0..n {
-                let mut k = [0u8; 16];
-                k.copy_from_slice(r.take(16)?);
-                kids.push(k);
+                kids.push(Kid(read16(r)?));
             }
         }
         let n = r.u32()? as usize;
@@ -69,16 +60,22 @@ impl Atom for Pssh {
     }
     fn encode_body(&self, out: &mut Vec<u8>) {
         out.put_u32(((self.version as u32) << 24) | (self.flags & 0x00ff_ffff));
-        out.extend_from_slice(&self.system_id);
+        out.extend_from_slice(self.system_id.as_bytes());
         if self.version == 1 {
             out.put_u32(self.kids.len() as u32);
             for k in &self.kids {
-                out.extend_from_slice(k);
+                out.extend_from_slice(k.as_bytes());
             }
         }
         out.put_u32(self.data.len() as u32);
         out.extend_from_slice(&self.data);
     }
+}
+
+fn read16(r: &mut Reader<'_>) -> Result<[u8; 16]> {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(r.take(16)?);
+    Ok(b)
 }
 
 #[cfg(test)]
@@ -90,10 +87,10 @@ mod tests {
     fn round_trips() {
         // The common-system pssh Shaka Packager 3.8 puts in the init segment.
         let p: Pssh = round_trip("00000034 70737368 01000000 1077efecc0b24d02ace33c1e52e2fb4b 00000001 abba271e8bcf552bbd2e86a434a9a5d9 00000000");
-        assert_eq!(p, Pssh::common(vec![hex("abba271e8bcf552bbd2e86a434a9a5d9").try_into().unwrap()]));
+        assert_eq!(p, Pssh::common(vec![Kid(hex("abba271e8bcf552bbd2e86a434a9a5d9").try_into().unwrap())]));
         // Version 0 with data.
         let p: Pssh = round_trip("00000024 70737368 00000000 edef8ba979d64acea3c827dcd51d21ed 00000004 08011234");
-        assert_eq!(p, Pssh::new(system::WIDEVINE, vec![], hex("08011234")));
+        assert_eq!(p, Pssh::new(SystemId::WIDEVINE, vec![], hex("08011234")));
         // A KID count past the end of the box.
         assert!(Pssh::decode(&hex("00000024 70737368 01000000 1077efecc0b24d02ace33c1e52e2fb4b 10000000 00000000")).is_err());
     }

@@ -1,6 +1,8 @@
 //! Synthetic streams for the integration tests.
 #![allow(dead_code)]
 
+pub mod demux;
+
 use bytes::Bytes;
 use sealcast_mpegts::{Codec, Sample, Stream};
 

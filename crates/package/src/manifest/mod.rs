@@ -3,6 +3,7 @@
 
 pub mod dash;
 pub mod hls;
+pub mod smooth;
 
 /// ISO 8601 duration with millisecond precision, as DASH wants it (`PT12.345S`).
 pub(crate) fn iso_duration(secs: f64) -> String {

@@ -1,17 +1,15 @@
 //! ADTS headers from an AudioSpecificConfig (ISO/IEC 14496-3 1.6.2.1 and 1.A.2.2).
+//!
+//! The AudioSpecificConfig is read with the same bit reader and object-type rule as
+//! [`crate::aac::AudioSpecificConfig`], but strictly: ADTS can only carry what maps onto
+//! its fixed fields, and a wrong rate would play at the wrong speed.
 
-use crate::AudioConfigError;
-
-/// Sampling rates by sampling_frequency_index (ISO/IEC 14496-3 Table 1.18).
-const FREQUENCIES: [u32; 13] = [
-    96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025, 8_000,
-    7_350,
-];
+use crate::aac::{read_object_type, Bits, SAMPLE_RATES};
 
 /// Largest raw AAC frame an ADTS header can describe (13-bit frame_length, 7-byte header).
-pub(crate) const MAX_RAW_FRAME: usize = (1 << 13) - 1 - ADTS_HEADER_LEN;
+pub const MAX_RAW_FRAME: usize = (1 << 13) - 1 - ADTS_HEADER_LEN;
 /// ADTS header without CRC (protection_absent = 1).
-pub(crate) const ADTS_HEADER_LEN: usize = 7;
+pub const ADTS_HEADER_LEN: usize = 7;
 
 /// The three fields an ADTS header takes from the AudioSpecificConfig.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -33,14 +31,14 @@ impl AdtsConfig {
     /// accepted only when it equals one of the 13 indexed rates; anything else is an
     /// error rather than a guess, since a wrong rate would play at the wrong speed.
     pub fn from_audio_specific_config(asc: &[u8]) -> Result<Self, AudioConfigError> {
-        let mut r = BitReader { data: asc, pos: 0 };
-        let mut object_type = read_object_type(&mut r)?;
+        let mut r = Bits::new(asc);
+        let mut object_type = read_object_type(&mut r).ok_or(AudioConfigError::Truncated)?;
         let sampling_frequency_index = read_frequency_index(&mut r)?;
-        let channel_configuration = r.read(4)? as u8;
+        let channel_configuration = r.read(4).ok_or(AudioConfigError::Truncated)? as u8;
         if object_type == 5 || object_type == 29 {
             // Explicit hierarchical signalling: extension rate, then the core type.
             read_frequency_index(&mut r)?;
-            object_type = read_object_type(&mut r)?;
+            object_type = read_object_type(&mut r).ok_or(AudioConfigError::Truncated)?;
         }
         if !(1..=4).contains(&object_type) {
             return Err(AudioConfigError::UnsupportedObjectType(object_type));
@@ -80,19 +78,11 @@ impl AdtsConfig {
     }
 }
 
-fn read_object_type(r: &mut BitReader<'_>) -> Result<u8, AudioConfigError> {
-    let t = r.read(5)? as u8;
-    if t == 31 {
-        return Ok(32 + r.read(6)? as u8);
-    }
-    Ok(t)
-}
-
-fn read_frequency_index(r: &mut BitReader<'_>) -> Result<u8, AudioConfigError> {
-    match r.read(4)? as u8 {
+fn read_frequency_index(r: &mut Bits<'_>) -> Result<u8, AudioConfigError> {
+    match r.read(4).ok_or(AudioConfigError::Truncated)? as u8 {
         15 => {
-            let hz = r.read(24)?;
-            FREQUENCIES
+            let hz = r.read(24).ok_or(AudioConfigError::Truncated)?;
+            SAMPLE_RATES
                 .iter()
                 .position(|&f| f == hz)
                 .map(|i| i as u8)
@@ -103,25 +93,25 @@ fn read_frequency_index(r: &mut BitReader<'_>) -> Result<u8, AudioConfigError> {
     }
 }
 
-/// MSB-first bit reader over a short config.
-struct BitReader<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl BitReader<'_> {
-    fn read(&mut self, bits: usize) -> Result<u32, AudioConfigError> {
-        let mut v = 0u32;
-        for _ in 0..bits {
-            let byte = *self
-                .data
-                .get(self.pos / 8)
-                .ok_or(AudioConfigError::Truncated)?;
-            v = (v << 1) | u32::from((byte >> (7 - self.pos % 8)) & 1);
-            self.pos += 1;
-        }
-        Ok(v)
-    }
+/// Why an AudioSpecificConfig cannot become an ADTS header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AudioConfigError {
+    /// Fewer bits than the syntax needs.
+    #[error("truncated")]
+    Truncated,
+    /// ADTS carries only object types 1..=4 (Main, LC, SSR, LTP), also as the core of HE-AAC.
+    #[error("audio object type {0} has no ADTS profile")]
+    UnsupportedObjectType(u8),
+    /// A reserved sampling_frequency_index (13 or 14).
+    #[error("reserved sampling frequency index {0}")]
+    ReservedFrequencyIndex(u8),
+    /// An explicit sampling frequency that matches none of the 13 ADTS rates.
+    #[error("sampling frequency {0} Hz has no ADTS index")]
+    UnsupportedFrequency(u32),
+    /// channelConfiguration 0 (program config element) or above 7.
+    #[error("channel configuration {0} cannot be carried in ADTS")]
+    UnsupportedChannelConfiguration(u8),
 }
 
 #[cfg(test)]

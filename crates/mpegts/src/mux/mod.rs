@@ -1,0 +1,431 @@
+//! Segment muxing: stream setup, DTS-ordered interleaving, PES grouping, and the two
+//! consumers of that schedule (packet counting and packet writing).
+//!
+//! The parts, in the order a segment goes through them: [`setup`] checks and resolves the
+//! streams; [`hooks`] is where SAMPLE-AES transforms payloads; [`schedule`] walks the
+//! samples in DTS order; [`continuity`] counts packets and plans the padding that aligns
+//! continuity counters; [`writer`] writes the packets.
+
+use crate::sample_aes::SampleAesHook;
+use crate::{Error, MuxParams, PacketCounts, Stream, TS_PACKET_SIZE};
+
+mod continuity;
+mod hooks;
+mod schedule;
+mod setup;
+mod writer;
+
+use continuity::{Counter, Padding, PidCount};
+use hooks::Transformed;
+pub(crate) use hooks::{Clear, EsHook};
+use schedule::schedule;
+use setup::Setup;
+use writer::{PidCursor, Writer};
+
+/// Muxes one HLS segment and appends it to `out`.
+///
+/// `streams` holds at most one video (H.264 or HEVC) and one audio (AAC) stream, in any
+/// order; a stream may have no samples in this segment. The output starts with a PAT
+/// and a PMT, then the PES packets of all streams in DTS order. On success
+/// `params.continuity` is advanced past the written packets; on error `out` and `params`
+/// are left as they were.
+///
+/// All input is validated before anything is written; see [`Error`] for what is
+/// rejected. Every other outcome is deterministic in the inputs.
+pub fn mux_segment(
+    streams: &[Stream<'_>],
+    params: &mut MuxParams,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    match &params.sample_aes {
+        None => mux_with_hook(streams, params, out, &mut Clear),
+        Some(k) => mux_with_hook(streams, params, out, &mut SampleAesHook::new(k)?),
+    }
+}
+
+/// Number of TS packets per PID that [`mux_segment`] writes for these streams with
+/// these `params`, without writing them. Validates the input exactly as [`mux_segment`]
+/// does. Of `params`, `pts_offset_90k` only matters for rejecting negative times (the
+/// counts do not depend on it), `align_continuity` adds the alignment packets (video and
+/// audio counts are then multiples of 16), and `continuity` is ignored.
+///
+/// Use it to carry continuity counters across HLS segments: the counters at the start
+/// of segment N are those of segment 0 advanced ([`crate::ContinuityState::advance`])
+/// by the counts of segments 0..N-1. The PAT and PMT always take one packet each.
+///
+/// With [`MuxParams::sample_aes`] the count depends on the ciphertext (emulation
+/// prevention after encryption changes the size of H.264 slices), so this encrypts the
+/// segment just as [`mux_segment`] does and costs about as much.
+pub fn count_packets(streams: &[Stream<'_>], params: &MuxParams) -> Result<PacketCounts, Error> {
+    let setup = Setup::new(streams)?;
+    let plan = match &params.sample_aes {
+        None => make_plan(&setup, params, &mut Clear)?,
+        Some(k) => make_plan(&setup, params, &mut SampleAesHook::new(k)?)?,
+    };
+    Ok(PacketCounts {
+        pat: 1,
+        pmt: 1,
+        video: plan.video.packets,
+        audio: plan.audio.packets,
+    })
+}
+
+/// Exact size in bytes of what [`mux_segment`] writes for these streams with these
+/// `params` (see [`count_packets`] for which fields matter).
+pub fn estimate_size(streams: &[Stream<'_>], params: &MuxParams) -> Result<usize, Error> {
+    let bytes = count_packets(streams, params)?.bytes();
+    usize::try_from(bytes).map_err(|_| Error::Internal("segment size exceeds usize"))
+}
+
+/// Everything decided before the first byte is written.
+struct Plan {
+    video: Padding,
+    audio: Padding,
+    /// PES payloads of a transforming hook, in schedule order (empty for the clear hook).
+    es: Transformed,
+}
+
+/// Counts (and, for a transforming hook, transforms) the segment and places the
+/// continuity padding.
+fn make_plan<H: EsHook>(
+    setup: &Setup<'_>,
+    params: &MuxParams,
+    hook: &mut H,
+) -> Result<Plan, Error> {
+    let tracks = [
+        setup.video.as_ref().map(|v| (v.index, v.codec)),
+        setup.audio.as_ref().map(|a| (a.index, a.codec)),
+    ];
+    for (stream, codec) in tracks.into_iter().flatten() {
+        hook.accepts(codec)
+            .map_err(|what| Error::SampleAesUnsupported { stream, what })?;
+    }
+    let mut counter = Counter {
+        video: PidCount::default(),
+        audio: PidCount::default(),
+        hook,
+        es: Transformed::default(),
+    };
+    schedule(setup, params.pts_offset_90k, &mut counter)?;
+    Ok(Plan {
+        video: counter.video.plan(params)?,
+        audio: counter.audio.plan(params)?,
+        es: counter.es,
+    })
+}
+
+/// [`mux_segment`] with a payload hook.
+pub(crate) fn mux_with_hook<H: EsHook>(
+    streams: &[Stream<'_>],
+    params: &mut MuxParams,
+    out: &mut Vec<u8>,
+    hook: &mut H,
+) -> Result<(), Error> {
+    let setup = Setup::new(streams)?;
+    // The counting pass validates everything, so the writing pass below cannot fail on
+    // input and `out` is never left half-written. It also sizes the output exactly (a
+    // transforming hook runs there, once, and its output is kept), so the buffer grows
+    // once. The padding for continuity alignment is decided here too, on those sizes.
+    let plan = make_plan(&setup, params, hook)?;
+    let planned = (2 + plan.video.packets + plan.audio.packets) as usize * TS_PACKET_SIZE;
+    out.reserve(planned);
+
+    let start = out.len();
+    let mut writer = Writer {
+        out,
+        cc: params.continuity,
+        hook,
+        es: &plan.es,
+        es_next: 0,
+        streams: &setup,
+        video: PidCursor {
+            pes: 0,
+            plan: plan.video,
+        },
+        audio: PidCursor {
+            pes: 0,
+            plan: plan.audio,
+        },
+    };
+    let result = writer
+        .write_psi()
+        .and_then(|()| schedule(&setup, params.pts_offset_90k, &mut writer));
+    let continuity = writer.cc;
+    let written = out.len() - start;
+    let start_cc = params.continuity;
+    let result = match result {
+        Ok(()) if written != planned => Err(Error::Internal("written size differs from count")),
+        // A multiple of 16 packets per PID leaves each counter where it started.
+        Ok(())
+            if params.align_continuity
+                && (continuity.video & 0x0F != start_cc.video & 0x0F
+                    || continuity.audio & 0x0F != start_cc.audio & 0x0F) =>
+        {
+            Err(Error::Internal("continuity alignment missed"))
+        }
+        other => other,
+    };
+    if result.is_ok() {
+        params.continuity = continuity;
+    } else {
+        out.truncate(start);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::FirstPacket;
+    use crate::{Codec, Sample};
+    use bytes::Bytes;
+    use mpeg2ts::pes::{PesPacketReader, ReadPesPacket};
+    use mpeg2ts::ts::{ReadTsPacket, TsPacketReader, TsPayload};
+    use writer::VIDEO_STREAM_ID;
+
+    /// Copies like `Clear` but through the scratch path.
+    struct ScratchCopy;
+    impl EsHook for ScratchCopy {
+        const IDENTITY: bool = false;
+        fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+            out.extend_from_slice(nal);
+            Ok(())
+        }
+        fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+            out.extend_from_slice(frame);
+            Ok(())
+        }
+        fn pmt_entry(&self, _: &Codec, clear: u8, _: &mut Vec<u8>) -> u8 {
+            clear
+        }
+    }
+
+    /// Stands in for SAMPLE-AES: changes sizes and signals its own stream types.
+    struct Grow;
+    impl EsHook for Grow {
+        const IDENTITY: bool = false;
+        fn video_nal(&mut self, nal: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+            out.extend_from_slice(nal);
+            if matches!(nal[0] & 0x1F, 1 | 5) {
+                out.extend_from_slice(&[0xEE, 0xEE]);
+            }
+            Ok(())
+        }
+        fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+            out.extend(frame.iter().map(|b| b ^ 0xFF));
+            Ok(())
+        }
+        fn pmt_entry(&self, codec: &Codec, _: u8, d: &mut Vec<u8>) -> u8 {
+            if codec.is_video() {
+                d.extend_from_slice(&[0x0F, 4, b'z', b'a', b'v', b'c']);
+                0xDB
+            } else {
+                d.extend_from_slice(&[0x0F, 4, b'a', b'a', b'c', b'd']);
+                0xCF
+            }
+        }
+    }
+
+    fn fixture() -> (Codec, Codec, Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        let v = Codec::H264 {
+            sps: vec![Bytes::from_static(&[0x67, 0x42, 0x00, 0x1E])],
+            pps: vec![Bytes::from_static(&[0x68, 0xCE])],
+            nal_length_size: 4,
+        };
+        let a = Codec::Aac {
+            audio_specific_config: Bytes::from_static(&[0x11, 0x90]),
+        };
+        let video = (0..20usize)
+            .map(|i| {
+                let n = 1 + i * 97;
+                let mut d = (n as u32 + 1).to_be_bytes().to_vec();
+                d.push(if i % 10 == 0 { 0x65 } else { 0x41 });
+                d.extend((0..n).map(|j| (i + j) as u8));
+                d
+            })
+            .collect();
+        let audio = (0..30usize).map(|i| vec![i as u8; 10 + i * 13]).collect();
+        (v, a, video, audio)
+    }
+
+    fn run<H: EsHook>(hook: &mut H) -> Vec<u8> {
+        let (v, a, video, audio) = fixture();
+        let vs: Vec<Sample<'_>> = video
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Sample {
+                dts: i as i64 * 3000,
+                pts: i as i64 * 3000,
+                keyframe: i % 10 == 0,
+                data: d,
+            })
+            .collect();
+        let as_: Vec<Sample<'_>> = audio
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Sample {
+                dts: i as i64 * 1024,
+                pts: i as i64 * 1024,
+                keyframe: true,
+                data: d,
+            })
+            .collect();
+        let streams = [
+            Stream {
+                codec: &v,
+                timescale: 90_000,
+                samples: &vs,
+            },
+            Stream {
+                codec: &a,
+                timescale: 48_000,
+                samples: &as_,
+            },
+        ];
+        let mut params = MuxParams {
+            pts_offset_90k: 10_000,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        mux_with_hook(&streams, &mut params, &mut out, hook).unwrap();
+        out
+    }
+
+    const NO_AF: FirstPacket = FirstPacket {
+        pcr_base: None,
+        random_access: false,
+    };
+
+    fn aligned(on: bool) -> MuxParams {
+        MuxParams {
+            align_continuity: on,
+            ..Default::default()
+        }
+    }
+
+    /// Extra packets of the last `n` PES, oldest first.
+    fn tail(p: &Padding, n: u64) -> Vec<usize> {
+        (p.pes - n..p.pes).map(|k| p.extra(k)).collect()
+    }
+
+    #[test]
+    fn padding_plan() {
+        // 14-byte headers; PES of 14 + es bytes, one packet each while es <= 170.
+        let count = |es: &[usize]| {
+            let mut c = PidCount::default();
+            for &e in es {
+                c.add(14, 14 + e, NO_AF);
+            }
+            c
+        };
+        // Off, or nothing on the PID: no padding.
+        let c = count(&[100, 100]);
+        assert_eq!(c.plan(&aligned(false)).unwrap().packets, 2);
+        assert_eq!(tail(&c.plan(&aligned(false)).unwrap(), 2), [0, 0]);
+        assert_eq!(count(&[]).plan(&aligned(true)).unwrap().packets, 0);
+        // A big last PES takes all 14.
+        let p = count(&[100, 100]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 2)), (16, vec![0, 14]));
+        // Already a multiple of 16.
+        let p = count(&[170; 16]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 16)), (16, vec![0; 16]));
+        // Last PES with 8 bytes after its header takes 8, the one before the rest.
+        let p = count(&[30, 8, 8]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 3)), (16, vec![0, 5, 8]));
+        let p = count(&[9, 6, 6, 6]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 4)), (16, vec![0, 0, 6, 6]));
+        let p = count(&[5, 6, 6, 6, 6]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 5)), (16, vec![0, 0, 0, 5, 6]));
+        // Too little payload on the whole PID: the last PES takes all of it, header
+        // spread over packets (22 bytes, so up to 21 extra packets).
+        let p = count(&[8]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 1)), (16, vec![15]));
+        let p = count(&[6, 6]).plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 2)), (16, vec![0, 14]));
+        // Impossible only for a PES under 16 bytes, which the muxer never makes.
+        let mut c = PidCount::default();
+        c.add(14, 15, NO_AF);
+        assert_eq!(
+            c.plan(&aligned(true)).map(|p| p.packets),
+            Err(Error::Internal("PES too short for continuity alignment"))
+        );
+        // Many PES: only the tail of the ring is padded; earlier PES numbers get 0.
+        let mut es = vec![170; 36];
+        es.extend([8, 8, 8]);
+        let p = count(&es).plan(&aligned(true)).unwrap();
+        assert_eq!(p.packets, 48);
+        assert_eq!(tail(&p, 4), [0, 0, 1, 8][..]);
+        assert_eq!((0..p.pes - 3).map(|k| p.extra(k)).sum::<usize>(), 0);
+        assert_eq!(p.extra(p.pes), 0);
+        // Multi-packet PES: 400 bytes with a PCR take 3 packets, room is capped at 15.
+        let mut c = PidCount::default();
+        let pcr = FirstPacket {
+            pcr_base: Some(0),
+            random_access: true,
+        };
+        c.add(19, 400, pcr);
+        let p = c.plan(&aligned(true)).unwrap();
+        assert_eq!((p.packets, tail(&p, 1)), (16, vec![13]));
+    }
+
+    #[test]
+    fn scratch_path_matches_zero_copy_path() {
+        assert_eq!(run(&mut ScratchCopy), run(&mut Clear));
+    }
+
+    #[test]
+    fn hook_changes_payload_and_pmt() {
+        let out = run(&mut Grow);
+        let clear = run(&mut Clear);
+        let mut reader = TsPacketReader::new(&out[..]);
+        let mut pmt = None;
+        while let Some(p) = reader.read_ts_packet().unwrap() {
+            if let Some(TsPayload::Pmt(t)) = p.payload {
+                pmt = Some(t);
+            }
+        }
+        let es = pmt.unwrap().es_info;
+        assert_eq!(es[0].stream_type as u8, 0xDB);
+        assert_eq!(
+            (es[0].descriptors[0].tag, &es[0].descriptors[0].data[..]),
+            (0x0F, &b"zavc"[..])
+        );
+        assert_eq!(es[1].stream_type as u8, 0xCF);
+        assert_eq!(&es[1].descriptors[0].data[..], b"aacd");
+
+        let pes = |ts: &[u8]| {
+            let mut r = PesPacketReader::new(TsPacketReader::new(ts));
+            let (mut v, mut a) = (Vec::new(), Vec::new());
+            while let Some(p) = r.read_pes_packet().unwrap() {
+                if p.header.stream_id.as_u8() == VIDEO_STREAM_ID {
+                    v.push(p.data)
+                } else {
+                    a.push(p.data)
+                }
+            }
+            (v, a)
+        };
+        let (gv, ga) = pes(&out);
+        let (cv, ca) = pes(&clear);
+        for (g, c) in gv.iter().zip(&cv) {
+            // One slice per sample: two bytes longer, and ends with them.
+            assert_eq!(g.len(), c.len() + 2);
+            assert!(g.ends_with(&[0xEE, 0xEE]));
+        }
+        // Audio: same frame sizes, ADTS headers intact, bodies inverted.
+        assert_eq!(ga.concat().len(), ca.concat().len());
+        let (g, c) = (ga.concat(), ca.concat());
+        let mut at = 0;
+        while at < g.len() {
+            assert_eq!(&g[at..at + 7], &c[at..at + 7]);
+            let len = (usize::from(g[at + 3] & 3) << 11)
+                | (usize::from(g[at + 4]) << 3)
+                | usize::from(g[at + 5] >> 5);
+            assert!(g[at + 7..at + len]
+                .iter()
+                .zip(&c[at + 7..at + len])
+                .all(|(x, y)| x ^ y == 0xFF));
+            at += len;
+        }
+    }
+}
