@@ -150,6 +150,24 @@ impl AesCbc {
         self.key.less_safe_encrypt(data, ctx).map_err(|_| Error::Crypto("CBC"))?;
         Ok(())
     }
+
+    /// HLS AES-128 whole-segment encryption (RFC 8216 §4.3.2.4: AES-128-CBC with PKCS#7
+    /// padding), in place and without growing the buffer: the whole blocks are encrypted where
+    /// they lie and returned, and the last partial block plus its padding is the second,
+    /// 16-byte result. Their concatenation is the encrypted segment.
+    pub fn encrypt_padded(&self, iv: [u8; 16], mut data: Vec<u8>) -> Result<(Vec<u8>, [u8; 16])> {
+        let whole = data.len() - data.len() % BLOCK;
+        let rest = data.len() - whole;
+        let mut tail = [0u8; BLOCK];
+        tail[..rest].copy_from_slice(&data[whole..]);
+        tail[rest..].fill((BLOCK - rest) as u8);
+        data.truncate(whole);
+        self.encrypt(iv, &mut data)?;
+        // CBC chains on: the tail's IV is the last ciphertext block (`iv` for a short input).
+        let chain: [u8; BLOCK] = data.last_chunk::<BLOCK>().copied().unwrap_or(iv);
+        self.encrypt(chain, &mut tail)?;
+        Ok((data, tail))
+    }
 }
 
 #[cfg(test)]
@@ -161,6 +179,23 @@ mod tests {
 
     fn oracle(key: &[u8; 16], iv: [u8; 16], data: &mut [u8]) {
         Oracle::new(key.into(), &iv.into()).apply_keystream(data);
+    }
+
+    #[test]
+    fn padded_cbc_matches_rustcrypto_pkcs7() {
+        use cbc::cipher::{BlockEncryptMut, KeyIvInit};
+        let key = [7u8; 16];
+        let iv = [9u8; 16];
+        for n in [0usize, 1, 15, 16, 17, 100, 4096] {
+            let data: Vec<u8> = (0..n).map(|i| (i * 7) as u8).collect();
+            let (body, tail) = AesCbc::new(&key).unwrap().encrypt_padded(iv, data.clone()).unwrap();
+            let mut buf = data.clone();
+            buf.resize(n + 16, 0);
+            let want = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+                .encrypt_padded_mut::<cbc::cipher::block_padding::Pkcs7>(&mut buf, n)
+                .unwrap();
+            assert_eq!([body, tail.to_vec()].concat(), want, "length {n}");
+        }
     }
 
     #[test]

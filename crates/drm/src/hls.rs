@@ -94,6 +94,15 @@ pub fn aes128(key_uri: &str, iv: Option<[u8; 16]>) -> Result<String> {
     Ok(format!(r#"#EXT-X-KEY:METHOD=AES-128,URI="{key_uri}"{}"#, iv_attr(iv)))
 }
 
+/// SAMPLE-AES over MPEG-TS with the key from a key delivery URL (the `identity` key format):
+/// `#EXT-X-KEY:METHOD=SAMPLE-AES,URI="…",IV=0x…,KEYFORMAT="identity",KEYFORMATVERSIONS="1"`.
+/// The IV is stated: it is constant per track (RFC 8216 §5.2 lets players derive one from
+/// the media sequence number only when it is absent).
+pub fn sample_aes_identity(key_uri: &str, iv: [u8; 16]) -> Result<String> {
+    check_embeddable("SAMPLE-AES key URI", key_uri, true)?;
+    Ok(format!(r#"#EXT-X-KEY:METHOD=SAMPLE-AES,URI="{key_uri}"{},KEYFORMAT="identity",KEYFORMATVERSIONS="1""#, iv_attr(Some(iv))))
+}
+
 fn iv_attr(iv: Option<[u8; 16]>) -> String {
     iv.map(|iv| format!(",IV=0x{}", hex(&iv))).unwrap_or_default()
 }
@@ -107,6 +116,17 @@ mod tests {
 
     fn kid() -> Kid {
         Kid::parse("abba271e-8bcf-552b-bd2e-86a434a9a5d9").unwrap()
+    }
+
+    #[test]
+    fn sample_aes_identity_line() {
+        let mut iv = [0u8; 16];
+        iv[15] = 0xab;
+        assert_eq!(
+            sample_aes_identity("/key/00", iv).unwrap(),
+            r#"#EXT-X-KEY:METHOD=SAMPLE-AES,URI="/key/00",IV=0x000000000000000000000000000000ab,KEYFORMAT="identity",KEYFORMATVERSIONS="1""#
+        );
+        assert!(sample_aes_identity("/key/\"\n#EXT-X-ENDLIST", iv).is_err());
     }
 
     #[test]

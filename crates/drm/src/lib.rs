@@ -9,6 +9,7 @@
 //!   data inside them (Widevine protobuf, PlayReady Object, W3C Common).
 //! * [`dash`], [`hls`], [`smooth`]: the strings manifest writers embed
 //!   (`ContentProtection`, `#EXT-X-KEY`/`#EXT-X-SESSION-KEY`, `<Protection>`).
+//! * [`policy`]: per-protocol delivery types and licence URLs (the catalog's model).
 //! * [`cpix`]: DASH-IF CPIX 2.3 documents with clear keys, including usage rules.
 //! * [`clearkey`]: the W3C ClearKey licence request/response JSON.
 //!
@@ -28,6 +29,7 @@ pub mod hls;
 pub mod key;
 pub mod kid;
 pub mod playready;
+pub mod policy;
 pub mod pssh;
 pub mod smooth;
 pub mod usage_rules;
@@ -38,4 +40,5 @@ pub use error::{Error, Result};
 pub use groups::{assign_keys, QualityGroup, TrackDesc, TrackKind};
 pub use key::{ContentKey, KeyBytes, KeyKind, Scheme};
 pub use kid::{Kid, SystemId};
+pub use policy::{Delivery, LicenseUrls};
 pub use pssh::{Pssh, PsshBox};

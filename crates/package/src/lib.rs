@@ -2,7 +2,8 @@
 //!
 //! Pure code: bytes in, bytes out, no IO and no clock. The index builder ([`index`]) is a
 //! sans-IO state machine that tells its caller which byte ranges to read; segment and
-//! manifest writers work on the resulting tables and on the bytes the caller read.
+//! manifest writers work on the resulting tables and on the bytes the caller read;
+//! [`protection`] plans what each track is encrypted with and how manifests signal it.
 
 pub mod asset;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod lang;
 pub mod manifest;
 pub mod names;
 pub mod protect;
+pub mod protection;
 pub mod smooth;
 pub mod timeline;
 pub mod track;
