@@ -10,8 +10,8 @@
 //! 3. only then is the catalog rewritten, atomically (temporary file, validated by loading it
 //!    as the origin will, then renamed over the old one).
 
-use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Read, Seek, SeekFrom};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use bytes::Bytes;
 use sealcast_package::{ism, IndexBuilder, Need};
 use sealcast_storage::upload::{random_id, random_iv, random_key};
 use sealcast_storage::{AssetPath, FileEncryption, Store};
+use sealcast_cenc::kid::hex;
 
 /// Extensions of track files (as the origin lists them).
 const TRACK_EXTS: [&str; 5] = ["mp4", "cmfv", "cmfa", "ismv", "isma"];
@@ -43,30 +44,7 @@ pub struct IngestArgs {
     pub publish: Publish,
 }
 
-/// What an ingest records as the asset's delivery policy (`None`: leave as it is; a new
-/// entry then does not name the protocol, which blocks it).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Publish {
-    /// DASH.
-    pub dash: Option<crate::catalog::Delivery>,
-    /// HLS.
-    pub hls: Option<crate::catalog::Delivery>,
-    /// Smooth Streaming.
-    pub smooth: Option<crate::catalog::Delivery>,
-}
-
-impl Publish {
-    /// Every protocol clear (`NoDynamicEncryption`).
-    pub fn clear() -> Publish {
-        let c = Some(crate::catalog::Delivery::NoDynamicEncryption);
-        Publish { dash: c, hls: c, smooth: c }
-    }
-
-    /// Whether it names no protocol.
-    pub fn is_empty(&self) -> bool {
-        *self == Publish::default()
-    }
-}
+pub use crate::catalog::write::Publish;
 
 /// What was ingested.
 #[derive(Debug)]
@@ -136,7 +114,7 @@ pub async fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<IngestRepor
             let files = plan.iter().filter_map(|(f, e)| e.as_ref().map(|e| (f.name.clone(), e.iv))).collect::<Vec<_>>();
             (kid.clone(), k.to_vec(), files)
         });
-        if let Err(e) = record(cat, &args.asset, storage, args.publish) {
+        if let Err(e) = crate::catalog::write::record(cat, &args.asset, storage, args.publish) {
             for p in &uploaded {
                 let _ = store.delete(p).await;
             }
@@ -212,117 +190,6 @@ fn index_local(file: &mut std::fs::File, size: u64) -> anyhow::Result<()> {
 }
 
 /// What the catalog records of a storage-encrypted asset: key ID, key, and each file's IV.
-type StorageRecord = (String, Vec<u8>, Vec<(String, [u8; 8])>);
-
-/// Writes (or replaces) the asset's entry in the catalog file: keeps its other entries and
-/// the asset's other settings (keys, protocols `publish` does not name), sets or removes
-/// `storage`, sets the protocols `publish` names. A clear ingest that publishes nothing adds
-/// no entry (an entry is a delivery policy, which would block every protocol it does not
-/// name). The new file is loaded as the origin would load it before it replaces the old one.
-fn record(catalog: &Path, asset: &str, storage: Option<StorageRecord>, publish: Publish) -> anyhow::Result<()> {
-    if catalog.is_dir() {
-        bail!("{} is a folder: give the catalog file to record the asset in", catalog.display());
-    }
-    let mut doc: toml::Table = match std::fs::read_to_string(catalog) {
-        Ok(t) => toml::from_str(&t).with_context(|| format!("parsing catalog {}", catalog.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
-        Err(e) => return Err(e).with_context(|| format!("reading catalog {}", catalog.display())),
-    };
-    let assets = doc.entry("asset").or_insert_with(|| toml::Value::Array(Vec::new()));
-    let Some(list) = assets.as_array_mut() else { bail!("catalog {}: 'asset' is not a list of tables", catalog.display()) };
-    let pos = list.iter().position(|a| a.get("path").and_then(|p| p.as_str()) == Some(asset));
-    let entry = match pos {
-        Some(i) => &mut list[i],
-        None if storage.is_none() && publish.is_empty() => return Ok(()),
-        None => {
-            let mut t = toml::Table::new();
-            t.insert("path".into(), toml::Value::String(asset.to_string()));
-            list.push(toml::Value::Table(t));
-            let last = list.len() - 1;
-            &mut list[last]
-        }
-    };
-    let Some(t) = entry.as_table_mut() else { bail!("catalog {}: asset '{asset}' is not a table", catalog.display()) };
-    match storage {
-        Some((key_id, key, files)) => {
-            let mut s = toml::Table::new();
-            s.insert("key_id".into(), toml::Value::String(key_id));
-            s.insert("key".into(), toml::Value::String(hex(&key)));
-            let files = files
-                .into_iter()
-                .map(|(name, iv)| {
-                    let mut f = toml::Table::new();
-                    f.insert("name".into(), toml::Value::String(name));
-                    f.insert("iv".into(), toml::Value::String(hex(&iv)));
-                    toml::Value::Table(f)
-                })
-                .collect();
-            s.insert("files".into(), toml::Value::Array(files));
-            t.insert("storage".into(), toml::Value::Table(s));
-        }
-        None => {
-            t.remove("storage");
-        }
-    }
-    for (proto, d) in [("dash", publish.dash), ("hls", publish.hls), ("smooth", publish.smooth)] {
-        if let Some(d) = d {
-            t.insert(proto.into(), toml::Value::String(d.as_str().into()));
-        }
-    }
-    let text = format!("# Written by `sealcast ingest`; storage keys are secrets: keep this file private.\n{}", toml::to_string(&doc)?);
-    let dir = catalog.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let file_name = catalog.file_name().and_then(|n| n.to_str()).unwrap_or("catalog.toml");
-    // An unguessable name, created exclusively (never through a link someone planted there).
-    let tmp = dir.join(format!(".{file_name}.ingest-{}", hex(&random_id()?)));
-    let write = || -> anyhow::Result<()> {
-        let mut f = open_private(&tmp)?;
-        keep_owner_and_mode(&f, catalog)?;
-        f.write_all(text.as_bytes())?;
-        f.sync_all()?;
-        crate::catalog::TomlCatalog::load(&tmp).context("the new catalog does not validate")?;
-        std::fs::rename(&tmp, catalog)?;
-        Ok(())
-    };
-    let r = write();
-    if r.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    r.with_context(|| format!("writing catalog {}", catalog.display()))
-}
-
-#[cfg(unix)]
-fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(p)
-}
-
-#[cfg(not(unix))]
-fn open_private(p: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(p)
-}
-
-/// Gives the new catalog file the owner, group and mode of the one it replaces (an operator's
-/// `root:sealcast 0640` stays so), when there is one; a new catalog stays `0600`.
-#[cfg(unix)]
-fn keep_owner_and_mode(new: &std::fs::File, old: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Ok(meta) = std::fs::metadata(old) else { return Ok(()) };
-    // Changing the owner needs privileges; when we lack them the file stays ours.
-    let _ = std::os::unix::fs::fchown(new, Some(meta.uid()), Some(meta.gid()));
-    new.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn keep_owner_and_mode(_: &std::fs::File, _: &Path) -> anyhow::Result<()> {
-    Ok(())
-}
-
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// A random (version 4) GUID string.
 fn guid(mut b: [u8; 16]) -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
