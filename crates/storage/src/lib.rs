@@ -28,6 +28,7 @@ use moka::sync::Cache;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt};
 
+mod confine;
 pub mod crypt;
 mod flight;
 mod guard;
@@ -429,8 +430,29 @@ impl Store {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
         match self.route(path) {
             Some((r, inner)) => Ok(prefixed(&r.prefix, info(r.guard.run(path, r.store.head(&Path::from(inner))).await?))),
-            None => Ok(info(self.inner.head(&Path::from(path)).await?)),
+            None => {
+                self.confine(path).await?;
+                Ok(info(self.inner.head(&Path::from(path)).await?))
+            }
         }
+    }
+
+    /// For a local root: `Err(NotFound)` unless `path` resolves inside it (see `confine.rs`).
+    async fn confine(&self, path: &str) -> Result<()> {
+        let Some(root) = self.local_root.clone() else { return Ok(()) };
+        let rel = path.to_string();
+        tokio::task::spawn_blocking(move || confine::resolve(&root, &rel).map(drop))
+            .await
+            .map_err(|e| Error::Unavailable(format!("path check failed: {e}")))?
+    }
+
+    /// For a local root: the listed `items` whose path (by `path_of`) resolves inside it;
+    /// symlinks out of the root are left out (and logged).
+    async fn keep_inside<T: Send + 'static>(&self, items: Vec<T>, path_of: fn(&T) -> &str) -> Result<Vec<T>> {
+        let Some(root) = self.local_root.clone() else { return Ok(items) };
+        tokio::task::spawn_blocking(move || items.into_iter().filter(|i| confine::is_inside(&root, path_of(i))).collect())
+            .await
+            .map_err(|e| Error::Unavailable(format!("path check failed: {e}")))
     }
 
     /// The objects directly inside folder `dir` (not recursive), sorted by path.
@@ -442,7 +464,11 @@ impl Store {
                 let l = r.guard.run_listing(dir, r.store.list_with_delimiter(p.as_ref())).await?;
                 l.objects.into_iter().map(|m| prefixed(&r.prefix, info(m))).collect()
             }
-            None => self.inner.list_with_delimiter(Some(&Path::from(dir))).await?.objects.into_iter().map(info).collect(),
+            None => {
+                self.confine(dir).await?;
+                let all = self.inner.list_with_delimiter(Some(&Path::from(dir))).await?.objects.into_iter().map(info).collect();
+                self.keep_inside(all, |o: &ObjectInfo| &o.path).await?
+            }
         };
         v.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(v)
@@ -460,10 +486,14 @@ impl Store {
             None => {
                 let prefix = if dir.is_empty() { None } else { Some(Path::from(dir)) };
                 // A local root without the folder a route hangs from is fine.
-                match self.inner.list_with_delimiter(prefix.as_ref()).await {
-                    Ok(r) => r.common_prefixes.into_iter().map(|p| p.to_string()).collect(),
-                    Err(object_store::Error::NotFound { .. }) if !self.routes.is_empty() => Vec::new(),
-                    Err(e) => return Err(e.into()),
+                let listed = match self.confine(dir).await {
+                    Ok(()) => self.inner.list_with_delimiter(prefix.as_ref()).await.map_err(Error::from),
+                    Err(e) => Err(e),
+                };
+                match listed {
+                    Ok(r) => self.keep_inside(r.common_prefixes.into_iter().map(|p| p.to_string()).collect(), |p: &String| p.as_str()).await?,
+                    Err(Error::NotFound(_)) if !self.routes.is_empty() => Vec::new(),
+                    Err(e) => return Err(e),
                 }
             }
         };
@@ -510,7 +540,8 @@ async fn get_range(store: &dyn ObjectStore, path: String, range: Range<u64>, if_
 }
 
 /// One blocking-pool trip: open, seek, read into uninitialised capacity (no zero-fill).
-/// `path` was validated by [`AssetPath`] (plain segments), so joining cannot leave `root`.
+/// `path` was validated by [`AssetPath`] (plain segments), so joining cannot leave `root` by
+/// name, and [`confine::open`] refuses a symlink that leads out of it.
 /// With `version`, the open file must be that version (checked on the open descriptor, so a
 /// file replaced by rename after the check is still read whole from the checked one).
 async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>, version: Option<LocalVersion>) -> Result<Bytes> {
@@ -524,11 +555,7 @@ async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>
     let mut v: Vec<u8> = Vec::new();
     v.try_reserve_exact(cap).map_err(|_| Error::Unavailable(format!("cannot allocate {len} bytes")))?;
     tokio::task::spawn_blocking(move || {
-        let full = root.join(&rel);
-        let mut f = std::fs::File::open(&full).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound(rel.clone()),
-            _ => Error::Unavailable(format!("{rel}: {e}")),
-        })?;
+        let (mut f, _) = confine::open(&root, &rel)?;
         if let Some(v) = version {
             let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
             v.check(&rel, &meta)?;

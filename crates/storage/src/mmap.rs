@@ -43,7 +43,8 @@ impl MapCache {
     /// Bytes `range` of `root/path`. `path` was validated by `AssetPath` (plain segments).
     /// With `version`, the file must be that version ([`Error::Changed`] otherwise).
     pub(crate) fn read(&self, root: &Path, path: &str, range: Range<u64>, version: Option<crate::LocalVersion>) -> Result<Bytes> {
-        let full = root.join(path);
+        // A symlink out of the root is not found (see `confine.rs`).
+        let full = crate::confine::resolve(root, path)?;
         // One stat per read: a replaced or changed file is remapped, never mixed.
         let meta = std::fs::metadata(&full).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(path.to_string()),
@@ -61,7 +62,7 @@ impl MapCache {
             match maps.get(path) {
                 Some(m) if m.len == len && m.modified == modified => m.map.clone(),
                 _ => {
-                    let f = std::fs::File::open(&full).map_err(|e| Error::Unavailable(format!("{path}: {e}")))?;
+                    let (f, _) = crate::confine::open(root, path)?;
                     // SAFETY: the mapping is read-only and private to this process. Its contents
                     // may change if the file is rewritten in place (we re-check size and mtime on
                     // every read, and document that served files must be replaced, not
