@@ -168,7 +168,8 @@ pub enum LocalRead {
     #[default]
     Pread,
     /// Map each file once and hand out slices of the mapping: no copy, no allocation, no
-    /// blocking-pool trip. Files must be replaced (new file, rename), never truncated in place
+    /// blocking-pool trip once a file is mapped (opening and mapping it runs on the blocking
+    /// pool, once per file version, without holding up reads of other files). Files must be replaced (new file, rename), never truncated in place
     /// while served: a read of pages cut off by truncation kills the process (SIGBUS). Each
     /// read re-checks the file's size and modification time and remaps on change.
     Mmap,
@@ -408,7 +409,7 @@ impl Store {
         let local = version.map(|v| LocalVersion { size: v.size, modified_secs: secs(v.last_modified) });
         let b = match (self.route(path), &self.local_root, &self.maps) {
             (Some((r, inner)), _, _) => r.guard.run(path, get_range(r.store.as_ref(), inner, range, if_match)).await?,
-            (None, Some(root), Some(maps)) => maps.read(root, path, range, local)?,
+            (None, Some(root), Some(maps)) => maps.read(root, path, range, local).await?,
             (None, Some(root), None) => read_local(root.clone(), path, range, local).await?,
             (None, None, _) => get_range(self.inner.as_ref(), path.to_string(), range, if_match).await?,
         };
@@ -643,6 +644,80 @@ mod tests {
         let v2 = s.list_dir("a").await.unwrap().remove(0);
         assert!(s.read_fragment(&v2, 100..1100).await.unwrap().iter().all(|&x| x == 9));
         assert_eq!(s.counters().changed.load(Ordering::Relaxed), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A temp folder of `n` files, `f{i}.mp4`, each `len` bytes of [`pattern`].
+    fn many_files(name: &str, n: usize, len: usize) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sealcast-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..n {
+            std::fs::write(dir.join(format!("f{i}.mp4")), (0..len).map(|o| pattern(i, o)).collect::<Vec<u8>>()).unwrap();
+        }
+        dir
+    }
+
+    fn pattern(file: usize, offset: usize) -> u8 {
+        (file.wrapping_mul(131) ^ offset.wrapping_mul(7) ^ (offset >> 8)) as u8
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mmap_concurrent_reads_of_many_files_return_their_bytes() {
+        let (n, len) = (48, 8192);
+        let dir = many_files("mmap-many", n, len);
+        let mut s = Store::local_with(&dir, LocalRead::Mmap).unwrap();
+        // Fewer mappings than files: entries are dropped and files remapped while read.
+        s.maps = Some(Arc::new(mmap::MapCache::new(8)));
+        let reads = (0..n * 8).map(|k| {
+            let (i, start) = (k % n, (k * 997) % (len - 1000));
+            let s = s.clone();
+            tokio::spawn(async move { (i, start, s.read_range(&format!("f{i}.mp4"), start as u64..start as u64 + 1000).await) })
+        });
+        for r in futures::future::join_all(reads).await {
+            let (i, start, got) = r.unwrap();
+            let got = got.unwrap();
+            assert!(got.iter().enumerate().all(|(o, &b)| b == pattern(i, start + o)), "f{i}.mp4 at {start}: wrong bytes");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A file whose open blocks (a slow disk, a hung network mount; here a hook that waits)
+    /// holds up only the reads of that file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mmap_a_blocked_open_does_not_hold_up_other_files() {
+        use std::sync::mpsc;
+        let dir = many_files("mmap-blocked", 2, 4096);
+        let s = Store::local_with(&dir, LocalRead::Mmap).unwrap();
+        let (entered_tx, entered) = mpsc::channel::<()>();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        let hook: mmap::OpenHook = Arc::new(move |p: &std::path::Path| {
+            if p.ends_with("f0.mp4") {
+                let _ = entered_tx.send(());
+                let _ = release_rx.lock().unwrap().recv();
+            }
+        });
+        *s.maps.as_ref().unwrap().open_hook.lock().unwrap() = Some(hook);
+        let blocked = tokio::spawn({
+            let s = s.clone();
+            async move { s.read_range("f0.mp4", 0..16).await }
+        });
+        entered.recv_timeout(Duration::from_secs(30)).expect("the open of f0.mp4 started");
+        // Read the other file from a thread of its own, so that a read stuck behind the
+        // blocked open shows as a missing answer rather than a hung test.
+        let (done_tx, done) = mpsc::channel();
+        let other = s.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _ = done_tx.send(rt.block_on(other.read_range("f1.mp4", 100..116)));
+        });
+        let got = done.recv_timeout(Duration::from_secs(20));
+        release.send(()).unwrap();
+        let got = got.expect("reading f1.mp4 waited for the blocked open of f0.mp4").unwrap();
+        assert!(got.iter().enumerate().all(|(o, &b)| b == pattern(1, 100 + o)));
+        let first = blocked.await.unwrap().unwrap();
+        assert!(first.iter().enumerate().all(|(o, &b)| b == pattern(0, o)));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
