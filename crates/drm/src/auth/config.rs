@@ -131,6 +131,18 @@ impl<'de> Deserialize<'de> for KeyConfig {
     }
 }
 
+/// The symmetric secret's text is wiped when the configuration is dropped (after the policy
+/// is built, the built key holds the only copy, and wipes it in turn).
+impl Drop for KeySpec {
+    fn drop(&mut self) {
+        if let KeySpec::Symmetric(text) = self {
+            zeroize::Zeroize::zeroize(text);
+        }
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for KeySpec {}
+
 impl KeySpec {
     /// The table names of the variants (`hs256` is another name for `symmetric`).
     const NAMES: &'static [&'static str] =

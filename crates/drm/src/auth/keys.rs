@@ -79,6 +79,7 @@ impl VerificationKey {
         let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
             .iter()
             .find_map(|engine| engine.decode(text).ok())
+            .map(zeroize::Zeroizing::new)
             .ok_or_else(|| PolicyError::key("symmetric", "not base64"))?;
         Self::symmetric(&bytes)
     }
@@ -206,6 +207,11 @@ impl VerificationKey {
         matches!(self.material, KeyMaterial::Symmetric { .. })
     }
 }
+
+/// Every secret a key holds wipes itself when dropped: `jsonwebtoken`'s `DecodingKey`
+/// zeroizes its bytes, and aws-lc's HMAC key state is cleansed (`HMAC_CTX_cleanup`). Public
+/// keys are not secret but go the same way.
+impl zeroize::ZeroizeOnDrop for VerificationKey {}
 
 impl fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -363,6 +369,13 @@ mod tests {
         assert!(tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
         assert!(tlv(&[0x30, 0x82, 0xff, 0xff, 0x00]).is_none());
         assert_eq!(tlv(&[0x02, 0x01, 0x05, 0xaa]), Some((0x02, &[0x05][..], &[0xaa][..])));
+    }
+
+    #[test]
+    fn verification_keys_zeroize_on_drop() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<VerificationKey>();
+        zeroized_on_drop::<DecodingKey>();
     }
 
     #[test]
