@@ -13,107 +13,7 @@ use sealcast_origin::server::{serve_announced, AppState};
 use sealcast_storage::Store;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod gate {
-    //! An in-memory object store whose listings wait while its gate is closed: it holds
-    //! start-up discovery for as long as the test needs (no timing).
-
-    use std::fmt;
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use futures::stream::BoxStream;
-    use object_store::memory::InMemory;
-    use object_store::path::Path;
-    use object_store::{CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result};
-    use tokio::sync::watch;
-
-    type Fut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
-
-    /// [`InMemory`] with a gate on listings (`ObjectStore` written out by hand: its
-    /// `async_trait` methods as the boxed futures they expand to).
-    #[derive(Debug)]
-    pub struct Gated {
-        inner: InMemory,
-        open: watch::Sender<bool>,
-        /// Listings that arrived while the gate was closed.
-        pub held: AtomicUsize,
-    }
-
-    impl Gated {
-        pub fn new() -> Gated {
-            Gated { inner: InMemory::new(), open: watch::channel(true).0, held: AtomicUsize::new(0) }
-        }
-        pub fn set_open(&self, open: bool) {
-            self.open.send_replace(open);
-        }
-    }
-
-    impl fmt::Display for Gated {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            write!(f, "Gated({})", self.inner)
-        }
-    }
-
-    impl ObjectStore for Gated {
-        fn put_opts<'a, 'b, 'c>(&'a self, location: &'b Path, payload: PutPayload, opts: PutOptions) -> Fut<'c, PutResult>
-        where
-            'a: 'c,
-            'b: 'c,
-            Self: 'c,
-        {
-            self.inner.put_opts(location, payload, opts)
-        }
-        fn put_multipart_opts<'a, 'b, 'c>(&'a self, location: &'b Path, opts: PutMultipartOptions) -> Fut<'c, Box<dyn MultipartUpload>>
-        where
-            'a: 'c,
-            'b: 'c,
-            Self: 'c,
-        {
-            self.inner.put_multipart_opts(location, opts)
-        }
-        fn get_opts<'a, 'b, 'c>(&'a self, location: &'b Path, options: GetOptions) -> Fut<'c, GetResult>
-        where
-            'a: 'c,
-            'b: 'c,
-            Self: 'c,
-        {
-            self.inner.get_opts(location, options)
-        }
-        fn delete_stream(&self, locations: BoxStream<'static, Result<Path>>) -> BoxStream<'static, Result<Path>> {
-            self.inner.delete_stream(locations)
-        }
-        fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-            self.inner.list(prefix)
-        }
-        fn list_with_delimiter<'a, 'b, 'c>(&'a self, prefix: Option<&'b Path>) -> Fut<'c, ListResult>
-        where
-            'a: 'c,
-            'b: 'c,
-            Self: 'c,
-        {
-            Box::pin(async move {
-                let mut rx = self.open.subscribe();
-                if !*rx.borrow_and_update() {
-                    self.held.fetch_add(1, Ordering::SeqCst);
-                    // The sender lives in `self`: waiting cannot fail while we borrow it.
-                    rx.wait_for(|open| *open).await.expect("gate sender alive");
-                }
-                self.inner.list_with_delimiter(prefix).await
-            })
-        }
-        fn copy_opts<'a, 'b, 'd, 'c>(&'a self, from: &'b Path, to: &'d Path, options: CopyOptions) -> Fut<'c, ()>
-        where
-            'a: 'c,
-            'b: 'c,
-            'd: 'c,
-            Self: 'c,
-        {
-            self.inner.copy_opts(from, to, options)
-        }
-    }
-}
-
+mod gate;
 
 /// `GET path` over a plain TCP connection; the whole response as text.
 async fn get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -128,7 +28,7 @@ async fn get(addr: std::net::SocketAddr, path: &str) -> String {
 async fn healthz_answers_while_discovery_is_still_running() {
     let dir = std::env::temp_dir().join(format!("sealcast-startup-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let gated = Arc::new(gate::Gated::new());
+    let gated = Arc::new(gate::Gated::on_listings());
     gated.put(&Path::from("movie/video.cmfv"), vec![0u8; 8].into()).await.unwrap();
     gated.set_open(false);
     let store = Store::local(&dir).unwrap().with_route("remote", gated.clone()).unwrap();
