@@ -32,9 +32,8 @@ pub(crate) fn is_inside(root: &Path, rel: &str) -> bool {
     !matches!(resolve(root, rel), Err(Error::NotFound(_)))
 }
 
-/// Opens `root/rel` for reading if it resolves inside `root`; returns the file and its real
-/// path.
-pub(crate) fn open(root: &Path, rel: &str) -> Result<(File, PathBuf)> {
+/// Opens `root/rel` for reading if it resolves inside `root`.
+pub(crate) fn open(root: &Path, rel: &str) -> Result<File> {
     let real = resolve(root, rel)?;
     let f = File::open(&real).map_err(|e| io_error(rel, e))?;
     if let Some(opened) = opened_path(&f) {
@@ -42,7 +41,7 @@ pub(crate) fn open(root: &Path, rel: &str) -> Result<(File, PathBuf)> {
             return Err(outside(rel, &opened));
         }
     }
-    Ok((f, real))
+    Ok(f)
 }
 
 /// Where the kernel says the open file is (`None` where we cannot ask).

@@ -169,9 +169,10 @@ pub enum LocalRead {
     Pread,
     /// Map each file once and hand out slices of the mapping: no copy, no allocation, no
     /// blocking-pool trip once a file is mapped (opening and mapping it runs on the blocking
-    /// pool, once per file version, without holding up reads of other files). Files must be replaced (new file, rename), never truncated in place
-    /// while served: a read of pages cut off by truncation kills the process (SIGBUS). Each
-    /// read re-checks the file's size and modification time and remaps on change.
+    /// pool, once per file version, without holding up reads of other files). Files must be
+    /// replaced (new file, rename), never truncated in place while served: a read of pages
+    /// cut off by truncation kills the process (SIGBUS). Each read re-checks the file's size
+    /// and modification time and remaps on change.
     Mmap,
 }
 
@@ -556,7 +557,7 @@ async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>
     let mut v: Vec<u8> = Vec::new();
     v.try_reserve_exact(cap).map_err(|_| Error::Unavailable(format!("cannot allocate {len} bytes")))?;
     tokio::task::spawn_blocking(move || {
-        let (mut f, _) = confine::open(&root, &rel)?;
+        let mut f = confine::open(&root, &rel)?;
         if let Some(v) = version {
             let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
             v.check(&rel, &meta)?;

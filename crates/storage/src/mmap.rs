@@ -134,7 +134,7 @@ impl MapCache {
 /// Opens and maps `root/rel` (blocking): the open file must be inside the root and, with
 /// `version`, that version; size and time are the open file's own.
 fn map_file(root: &Path, rel: &str, version: Option<LocalVersion>) -> Result<Arc<Mapped>> {
-    let (f, _) = crate::confine::open(root, rel)?;
+    let f = crate::confine::open(root, rel)?;
     let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
     if let Some(v) = version {
         v.check(rel, &meta)?;
