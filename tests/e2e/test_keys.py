@@ -43,6 +43,8 @@ from oracle import (require_browser, run_cenc_player, FFMPEG, FIXTURES, FrameHas
 ISSUER, AUDIENCE = "https://sts.example", "urn:sealcast"
 SECRET = b"sealcast-e2e-primary-hs256-secret"        # primary verification key
 SECRET_ALT = b"sealcast-e2e-alternate-hs256-key!"     # alternate (rotation)
+# Two HS256 keys in one policy: tokens name theirs with the JWT header's kid.
+KID_PRIMARY, KID_ALT = "e2e-primary", "e2e-alternate"
 SECRET_OTHER = b"not-the-policy-key-at-all-0123456"   # signs "bad signature" tokens
 SWT_SECRET = b"sealcast-e2e-swt-hmacsha256-secret"
 
@@ -84,7 +86,7 @@ type = "TokenRestricted"
 token_type = "Jwt"
 issuer = "{ISSUER}"
 audience = "{AUDIENCE}"
-keys = [ {{ symmetric = "{b64(SECRET)}" }}, {{ symmetric = "{b64(SECRET_ALT)}" }} ]
+keys = [ {{ symmetric = "{b64(SECRET)}", kid = "{KID_PRIMARY}" }}, {{ symmetric = "{b64(SECRET_ALT)}", kid = "{KID_ALT}" }} ]
 required_claims = [ {{ name = "sub" }} ]
 
 [authorization.rsa]
@@ -145,7 +147,10 @@ def claims(**over) -> dict:
 
 
 def jwt_hs256(payload: dict, secret: bytes, header: dict | None = None) -> str:
-    h = b64u(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
+    """HS256; the header names the key (`kid`) as an STS with two keys would, unless given."""
+    if header is None:
+        header = {"alg": "HS256", "typ": "JWT", "kid": KID_ALT if secret == SECRET_ALT else KID_PRIMARY}
+    h = b64u(json.dumps(header).encode())
     p = b64u(json.dumps(payload).encode())
     return f"{h}.{p}.{b64u(hmac.new(secret, f'{h}.{p}'.encode(), hashlib.sha256).digest())}"
 
@@ -624,6 +629,8 @@ def _cases(d: Path) -> list[tuple]:
         ("hs256-query", kv, "query", good, 200, None),
         ("hs256-guid-kid", uuid_kid(kv), "bearer", good, 200, None),
         ("hs256-alternate-key", kv, "bearer", jwt_hs256(claims(), SECRET_ALT), 200, None),
+        ("hs256-no-kid-two-keys", kv, "bearer", jwt_hs256(claims(), SECRET, {"alg": "HS256", "typ": "JWT"}), 401,
+         "token_kid_missing"),
         ("hs256-aud-array", kv, "bearer", jwt_hs256(claims(aud=["urn:other", AUDIENCE]), SECRET), 200, None),
         ("no-token", kv, "none", None, 401, "token_missing"),
         ("basic-auth-not-bearer", kv, "basic", good, 401, "token_missing"),

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use sealcast_isobmff::FourCC;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::error::KeyError;
 use crate::kid::Kid;
@@ -97,8 +98,9 @@ impl Scheme {
     }
 }
 
-/// Key material. Never printed: `Debug` shows only the length.
-#[derive(Clone, PartialEq, Eq)]
+/// Key material. Never printed: `Debug` shows only the length. Wiped (zeroized) when
+/// dropped, every clone too; copies the caller makes of [`KeyBytes::as_slice`] are its own.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub enum KeyBytes {
     /// A 128-bit AES key (every kind).
     Aes128([u8; 16]),
@@ -128,11 +130,14 @@ impl fmt::Debug for KeyBytes {
 /// A content key: its ID, the secret and its kind.
 ///
 /// Fields are private so a `ContentKey` always has a key length its kind allows.
-/// `Debug` never prints the key bytes (there is deliberately no `Display`).
-#[derive(Clone, PartialEq, Eq)]
+/// `Debug` never prints the key bytes (there is deliberately no `Display`); the key bytes
+/// are wiped when the key is dropped.
+#[derive(Clone, PartialEq, Eq, ZeroizeOnDrop)]
 pub struct ContentKey {
+    #[zeroize(skip)]
     kid: Kid,
     key: KeyBytes,
+    #[zeroize(skip)]
     kind: KeyKind,
 }
 
@@ -140,16 +145,21 @@ impl ContentKey {
     /// Builds a key, checking the length: 16 bytes for every kind, or 32 for
     /// [`KeyKind::StorageEncryption`].
     pub fn new(kid: Kid, kind: KeyKind, key: &[u8]) -> Result<Self> {
+        // Filled in place, so no stack copy of the key is left behind.
         let key = match (kind, key.len()) {
             (_, 16) => {
-                let mut k = [0u8; 16];
-                k.copy_from_slice(key);
-                KeyBytes::Aes128(k)
+                let mut k = KeyBytes::Aes128([0u8; 16]);
+                if let KeyBytes::Aes128(b) = &mut k {
+                    b.copy_from_slice(key);
+                }
+                k
             }
             (KeyKind::StorageEncryption, 32) => {
-                let mut k = [0u8; 32];
-                k.copy_from_slice(key);
-                KeyBytes::Aes256(k)
+                let mut k = KeyBytes::Aes256([0u8; 32]);
+                if let KeyBytes::Aes256(b) = &mut k {
+                    b.copy_from_slice(key);
+                }
+                k
             }
             (_, got) => {
                 let expected = if kind == KeyKind::StorageEncryption { "16 or 32" } else { "16" };
@@ -216,6 +226,19 @@ mod tests {
             assert!(dbg.contains("redacted"), "{dbg}");
         }
         assert!(format!("{k:?}").contains("abba271e-8bcf-552b-bd2e-86a434a9a5d9"));
+    }
+
+    /// Key material is wiped on drop (a compile-time check: reading freed memory would prove
+    /// nothing reliable).
+    #[test]
+    fn key_types_zeroize_on_drop() {
+        fn zeroized_on_drop<T: ZeroizeOnDrop>() {}
+        zeroized_on_drop::<KeyBytes>();
+        zeroized_on_drop::<ContentKey>();
+        // And `zeroize` really clears the bytes.
+        let mut k = KeyBytes::Aes256([0xa5; 32]);
+        k.zeroize();
+        assert_eq!(k.as_slice(), &[0u8; 32][..]);
     }
 
     #[test]

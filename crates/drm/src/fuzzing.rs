@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde_json::Value;
 
 use crate::auth::{
-    AuthorizationPolicy, AuthorizationPolicyConfig, KeySpec, Refusal, TokenRequirementsConfig, TokenType,
+    AuthorizationPolicy, AuthorizationPolicyConfig, KeyConfig, KeySpec, Refusal, TokenRequirementsConfig, TokenType,
 };
 use crate::clearkey::{license_response, parse_license_request, MAX_REQUEST_KIDS};
 use crate::cpix::parse_cpix;
@@ -51,7 +51,7 @@ struct Policies {
 static POLICIES: LazyLock<Policies> = LazyLock::new(|| {
     let secret = STANDARD.encode(FUZZ_SECRET);
     let other = STANDARD.encode(b"a-different-secret-of-32-bytes!!");
-    let policy = |token_type, keys: Vec<KeySpec>, claims: &str, content_key_claim| {
+    let policy = |token_type, keys: Vec<KeyConfig>, claims: &str, content_key_claim| {
         let required_claims = serde_json::from_str(claims).expect("fixed claim list is valid JSON");
         let cfg = AuthorizationPolicyConfig::TokenRestricted(TokenRequirementsConfig {
             token_type,
@@ -69,17 +69,18 @@ static POLICIES: LazyLock<Policies> = LazyLock::new(|| {
     Policies {
         hs256: policy(
             TokenType::Jwt,
-            vec![KeySpec::Symmetric(secret.clone())],
+            vec![KeySpec::Symmetric(secret.clone()).into()],
             r#"[{"name":"sub"},{"name":"role","value":"premium"}]"#,
             false,
         ),
-        swt: policy(TokenType::Swt, vec![KeySpec::Symmetric(other), KeySpec::Symmetric(secret)], "[]", true),
+        swt: policy(TokenType::Swt, vec![KeySpec::Symmetric(other).into(), KeySpec::Symmetric(secret).into()], "[]", true),
         public: policy(
             TokenType::Jwt,
+            // Two RS256 and two ES256 keys: the PEM and the certificate need kids of their own.
             vec![
-                KeySpec::RsaPem(include_str!("../tests/keys/rsa_public.pem").into()),
-                KeySpec::Jwks(include_str!("../tests/keys/jwks.json").into()),
-                KeySpec::X509Pem(include_str!("../tests/keys/ec_cert.pem").into()),
+                KeyConfig { spec: KeySpec::RsaPem(include_str!("../tests/keys/rsa_public.pem").into()), kid: Some("rsa-1".into()) },
+                KeySpec::Jwks(include_str!("../tests/keys/jwks.json").into()).into(),
+                KeyConfig { spec: KeySpec::X509Pem(include_str!("../tests/keys/ec_cert.pem").into()), kid: Some("ec-cert".into()) },
             ],
             "[]",
             false,

@@ -111,6 +111,12 @@ fn es256(claims: &Value, kid: Option<&str>) -> String {
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&pem_der("ec_private.pem"))).unwrap()
 }
 
+fn hs256_kid(claims: &Value, secret: &[u8], kid: &str) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret).unwrap()).unwrap()
+}
+
 /// A JWT from raw header and payload bytes, HS256-signed over whatever they are.
 fn hs256_raw(header: &[u8], payload: &[u8], secret: &[u8]) -> String {
     let signing_input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
@@ -180,15 +186,16 @@ fn cases() -> Vec<Case> {
     let rsa_cert = jwt_policy(r#"{ x509_pem_file = "rsa_cert.pem" }"#, "");
     let ec_cert = jwt_policy(r#"{ x509_pem_file = "ec_cert.pem" }"#, "");
     let jwks = jwt_policy(r#"{ jwks_file = "jwks.json" }"#, "");
+    // Rotation: several keys of one algorithm, told apart by `kid`.
     let rotated = jwt_policy(
         &format!(
-            r#"{{ rsa_pem_file = "rsa2_public.pem" }}, {{ hs256 = "{}" }}, {{ rsa_pem_file = "rsa_public.pem" }}"#,
+            r#"{{ rsa_pem_file = "rsa2_public.pem", kid = "rsa-old" }}, {{ hs256 = "{}" }}, {{ rsa_pem_file = "rsa_public.pem", kid = "rsa-new" }}"#,
             secret_b64(OTHER_SECRET)
         ),
         "",
     );
     let hs_rotated = jwt_policy(
-        &format!(r#"{{ hs256 = "{}" }}, {{ hs256 = "{}" }}"#, secret_b64(OTHER_SECRET), secret_b64(SECRET)),
+        &format!(r#"{{ hs256 = "{}", kid = "old" }}, {{ hs256 = "{}", kid = "new" }}"#, secret_b64(OTHER_SECRET), secret_b64(SECRET)),
         "",
     );
     let claims_policy = jwt_policy(
@@ -225,8 +232,29 @@ fn cases() -> Vec<Case> {
         case("valid RS256 via JWKS kid", &jwks, rs256(&claims(), "rsa2_private.pem", Some("rsa-2")), OK),
         case("valid ES256 via JWKS kid", &jwks, es256(&claims(), Some("ec-1")), OK),
         case("valid via JWKS without kid", &jwks, rs256(&claims(), "rsa2_private.pem", None), OK),
-        case("valid via alternate RSA key", &rotated, rs256(&claims(), "rsa_private.pem", None), OK),
-        case("valid via alternate symmetric key", &hs_rotated, hs256(&claims(), SECRET), OK),
+        case("valid via alternate RSA key", &rotated, rs256(&claims(), "rsa_private.pem", Some("rsa-new")), OK),
+        case("valid via alternate symmetric key", &hs_rotated, hs256_kid(&claims(), SECRET, "new"), OK),
+        case("valid via the one HS256 key of a rotated policy", &rotated, hs256(&claims(), OTHER_SECRET), OK),
+        case(
+            "rotated RSA keys, no kid",
+            &rotated,
+            rs256(&claims(), "rsa_private.pem", None),
+            Some((401, "token_kid_missing")),
+        ),
+        case("rotated symmetric keys, no kid", &hs_rotated, hs256(&claims(), SECRET), Some((401, "token_kid_missing"))),
+        case(
+            "rotated symmetric keys, kid of the other key",
+            &hs_rotated,
+            hs256_kid(&claims(), SECRET, "old"),
+            Some((401, "token_signature")),
+        ),
+        case(
+            "rotated symmetric keys, unknown kid",
+            &hs_rotated,
+            hs256_kid(&claims(), SECRET, "newer"),
+            Some((401, "token_unknown_key")),
+        ),
+        case("one key without kid, token with any kid", &hs, hs256_kid(&claims(), SECRET, "whatever"), OK),
         case("audience in an array", &hs, hs256(&with(claims(), "aud", json!(["other", AUD])), SECRET), OK),
         case("no nbf at all", &hs, hs256(&without(claims(), "nbf"), SECRET), OK),
         case("open policy, no token", &AuthorizationPolicy::Open, None, OK),
@@ -633,11 +661,32 @@ fn bad_policies_are_refused_at_build() {
         PolicyError::Key { index: Some(1), .. }
     ));
 
+    // Several JWT keys of one algorithm need a kid each, and kids are unique per policy.
+    let two_hs = format!(r#"{{ hs256 = "{}" }}, {{ hs256 = "{}", kid = "b" }}"#, secret_b64(SECRET), secret_b64(OTHER_SECRET));
+    assert!(matches!(err("Jwt", &two_hs), PolicyError::Invalid(m) if m.contains("kid")));
+    let same_kid = format!(r#"{{ hs256 = "{}", kid = "a" }}, {{ rsa_pem_file = "rsa_public.pem", kid = "a" }}"#, secret_b64(SECRET));
+    assert!(matches!(err("Jwt", &same_kid), PolicyError::Invalid(m) if m.contains("same kid")));
+    let jwks_kid = r#"{ rsa_pem_file = "rsa_public.pem", kid = "rsa-2" }, { jwks_file = "jwks.json" }"#;
+    assert!(matches!(err("Jwt", jwks_kid), PolicyError::Invalid(m) if m.contains("same kid")));
+    assert!(matches!(err("Jwt", r#"{ jwks_file = "jwks.json", kid = "x" }"#), PolicyError::Key { index: Some(0), what: "jwks", .. }));
+    assert!(matches!(err("Jwt", r#"{ rsa_pem_file = "rsa_public.pem", kid = "" }"#), PolicyError::Key { what: "kid", .. }));
+    // SWT tokens name no key: several symmetric keys are tried in order, no kids needed.
+    policy(&base("Swt", &format!(r#"{{ hs256 = "{}" }}, {{ hs256 = "{}" }}"#, secret_b64(SECRET), secret_b64(OTHER_SECRET))));
+    // A key table holds one key.
+    let two_in_one = format!(r#"authorization = {{ type = "TokenRestricted", token_type = "Jwt", issuer = "i", audience = "a", keys = [ {{ hs256 = "{}", rsa_pem_file = "rsa_public.pem" }} ] }}"#, secret_b64(SECRET));
+    assert!(toml::from_str::<toml::Value>(&two_in_one).is_ok());
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Doc {
+        authorization: AuthorizationPolicyConfig,
+    }
+    assert!(toml::from_str::<Doc>(&two_in_one).is_err());
+
     // Inline PEM and JWKS text work as well as files; build_inline refuses file keys.
-    let inline = format!("{{ rsa_pem = {:?} }}, {{ jwks = {:?} }}", read_key("rsa_public.pem"), read_key("jwks.json"));
+    let inline = format!("{{ rsa_pem = {:?}, kid = \"rsa-1\" }}, {{ jwks = {:?} }}", read_key("rsa_public.pem"), read_key("jwks.json"));
     let cfg = base("Jwt", &inline);
     let p = policy(&cfg);
-    assert_eq!(authorize(&p, Some(&rs256(&claims_ia(), "rsa_private.pem", None)), kid(), NOW), Ok(()));
+    assert_eq!(authorize(&p, Some(&rs256(&claims_ia(), "rsa_private.pem", Some("rsa-1"))), kid(), NOW), Ok(()));
     assert_eq!(authorize(&p, Some(&es256(&claims_ia(), Some("ec-1"))), kid(), NOW), Ok(()));
     let cfg: AuthorizationPolicyConfig = toml::from_str(
         r#"type = "TokenRestricted"
@@ -648,6 +697,40 @@ keys = [ { rsa_pem_file = "rsa_public.pem" } ]"#,
     )
     .unwrap();
     assert!(matches!(cfg.build_inline(), Err(PolicyError::Load { .. })));
+}
+
+/// A JWT is checked against one key. A JWKS with two RS256 keys cannot tell which one a JWT
+/// without `kid` means: it is refused (401), not tried against each key in turn.
+#[test]
+fn a_jwt_without_kid_is_refused_when_several_keys_could_check_it() {
+    let two = jwt_policy(r#"{ jwks_file = "jwks_two_rsa.json" }"#, "");
+    let verdict = |private: &str, kid: Option<&str>| {
+        authorize(&two, Some(&rs256(&claims(), private, kid)), self::kid(), NOW).map_err(|r| (r.status(), r.reason()))
+    };
+    assert_eq!(verdict("rsa2_private.pem", None), Err((401, "token_kid_missing")));
+    assert_eq!(verdict("rsa_private.pem", None), Err((401, "token_kid_missing")));
+    assert_eq!(verdict("rsa2_private.pem", Some("rsa-2")), Ok(()));
+    assert_eq!(verdict("rsa_private.pem", Some("rsa-1")), Ok(()));
+    // The kid picks one key; it is the only one tried.
+    assert_eq!(verdict("rsa2_private.pem", Some("rsa-1")), Err((401, "token_signature")));
+    assert_eq!(verdict("rsa2_private.pem", Some("rsa-9")), Err((401, "token_unknown_key")));
+}
+
+/// A token is checked once for a request of several keys; what it grants is then asked per
+/// key (the content-key claim).
+#[test]
+fn a_checked_token_is_asked_per_key() {
+    let p = jwt_policy(&format!(r#"{{ hs256 = "{}" }}"#, secret_b64(SECRET)), ", content_key_claim = true");
+    let other = Kid::parse(OTHER_KID).unwrap();
+    let granted = p.check_token(Some(&hs256(&with(claims(), CONTENT_KEY_CLAIM, json!(KID)), SECRET)), NOW).unwrap();
+    assert_eq!(granted.permits(kid()), Ok(()));
+    assert_eq!(granted.permits(other), Err(Refusal::WrongContentKey));
+    let any = hs_policy().check_token(Some(&hs256(&claims(), SECRET)), NOW).unwrap();
+    assert_eq!((any.permits(kid()), any.permits(other)), (Ok(()), Ok(())));
+    let missing = p.check_token(Some(&hs256(&claims(), SECRET)), NOW).unwrap();
+    assert_eq!(missing.permits(kid()), Err(Refusal::MissingContentKeyClaim));
+    assert_eq!(p.check_token(Some(&hs256(&claims(), OTHER_SECRET)), NOW), Err(Refusal::BadSignature));
+    assert!(AuthorizationPolicy::Open.check_token(None, NOW).unwrap().permits(other).is_ok());
 }
 
 fn claims_ia() -> Value {

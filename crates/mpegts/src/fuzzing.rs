@@ -212,7 +212,7 @@ pub fn fuzz_mux(data: &[u8]) -> Option<(Vec<u8>, usize)> {
         .collect();
     let counts = count_packets(&streams, &seg.params);
     let size = estimate_size(&streams, &seg.params);
-    let mut params = seg.params;
+    let mut params = seg.params.clone();
     let mut out = b"kept".to_vec();
     let muxed = mux_segment(&streams, &mut params, &mut out);
     match (counts, size, muxed) {

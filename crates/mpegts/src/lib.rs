@@ -333,7 +333,7 @@ impl PacketCounts {
 /// of 16 payload packets on the video PID and on the audio PID (so those counters end
 /// each segment where they started). `video`/`audio` may be any fixed value rather
 /// than 0, as long as every segment uses the same one.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MuxParams {
     /// Added to every PTS and DTS after conversion to 90 kHz, so nothing is negative.
     pub pts_offset_90k: u64,

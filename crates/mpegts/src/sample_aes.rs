@@ -42,14 +42,16 @@ use std::fmt;
 
 use sealcast_cenc::aes::AesCbc;
 use sealcast_codecs::nal::NalCodec;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::mux::EsHook;
 use crate::{Codec, Error};
 
 /// Key and IV of an HLS SAMPLE-AES segment (`EXT-X-KEY:METHOD=SAMPLE-AES`).
 ///
-/// `Debug` prints the IV (the playlist carries it) but never the key.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// `Debug` prints the IV (the playlist carries it) but never the key. Not `Copy`: the key is
+/// wiped when a value is dropped, which a bitwise copy would escape.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct SampleAes {
     /// AES-128 content key.
     pub key: [u8; 16],
@@ -310,6 +312,12 @@ mod tests {
     /// No start code prefix (00 00 00/01/02) anywhere inside.
     fn no_start_code(b: &[u8]) -> bool {
         b.windows(3).all(|w| !(w[0] == 0 && w[1] == 0 && w[2] <= 2))
+    }
+
+    #[test]
+    fn the_key_is_zeroized_on_drop() {
+        fn zeroized_on_drop<T: ZeroizeOnDrop>() {}
+        zeroized_on_drop::<SampleAes>();
     }
 
     #[test]

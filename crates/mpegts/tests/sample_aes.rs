@@ -244,7 +244,7 @@ fn hevc_and_oversized_config_are_refused_before_writing() {
     let as_ = samples(&audio);
     let streams = [stream(&a, 48_000, &as_), stream(&hevc, 30_000, &vs)];
     let mut p = params(0, true, true);
-    let before = p;
+    let before = p.clone();
     let mut out = vec![1, 2, 3];
     let err = mux_segment(&streams, &mut p, &mut out).unwrap_err();
     assert!(

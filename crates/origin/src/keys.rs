@@ -12,10 +12,12 @@
 //! this key) with a fixed reason, never the token, in the body and the log, and a counter per
 //! reason in [`crate::metrics`].
 
+use std::sync::Arc;
+
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, StatusCode};
-use sealcast_drm::auth::Refusal;
+use sealcast_drm::auth::{AuthorizationPolicy, Granted, Refusal};
 use sealcast_drm::{KeyKind, Kid};
 
 use crate::catalog::KeyGrant;
@@ -67,11 +69,25 @@ impl Denied {
     }
 }
 
-/// Checks that `token` may receive `kid`.
-fn grant(st: &AppState, kid: Kid, token: Option<&str>) -> Result<KeyGrant, Denied> {
+/// Checks that `token` may receive `kid`. `checked` remembers, per policy, what the token was
+/// found to grant, so a request for several keys checks its token once per policy (one
+/// signature check and one set of claims for a ClearKey licence of many keys), not once per
+/// key.
+fn grant(st: &AppState, kid: Kid, token: Option<&str>, checked: &mut Vec<(Arc<AuthorizationPolicy>, Result<Granted, Refusal>)>) -> Result<KeyGrant, Denied> {
     let g = st.catalog.key(kid).filter(|g| g.key.kind() != KeyKind::StorageEncryption).ok_or(Denied::Unknown)?;
     let policy = g.policy.as_ref().ok_or(Denied::NoPolicy)?;
-    policy.authorize(token, kid, st.now_unix()).map_err(Denied::Refused)?;
+    let granted = match checked.iter().find(|(p, _)| Arc::ptr_eq(p, policy)) {
+        Some((_, r)) => r.clone(),
+        None => {
+            if matches!(**policy, AuthorizationPolicy::TokenRestricted(_)) {
+                st.metrics.token_checked();
+            }
+            let r = policy.check_token(token, st.now_unix());
+            checked.push((policy.clone(), r.clone()));
+            r
+        }
+    };
+    granted.and_then(|g| g.permits(kid)).map_err(Denied::Refused)?;
     Ok(g)
 }
 
@@ -110,7 +126,7 @@ pub fn key_route(st: &AppState, headers: &HeaderMap, query: Option<&str>, kid: &
         return refuse(st, "key", None, &Denied::Unknown);
     };
     let token = request_token(headers, query);
-    match grant(st, kid, token.as_deref()) {
+    match grant(st, kid, token.as_deref(), &mut Vec::new()) {
         Ok(g) => match g.key.aes128_bytes() {
             Ok(k) => {
                 st.metrics.key_delivered("key");
@@ -135,8 +151,9 @@ pub fn clearkey_route(st: &AppState, headers: &HeaderMap, query: Option<&str>, b
     };
     let token = request_token(headers, query);
     let mut keys = Vec::with_capacity(req.kids.len());
+    let mut checked = Vec::new();
     for &kid in &req.kids {
-        match grant(st, kid, token.as_deref()) {
+        match grant(st, kid, token.as_deref(), &mut checked) {
             Ok(g) => keys.push(g.key),
             Err(d) => return refuse(st, "clearkey", Some(kid), &d),
         }

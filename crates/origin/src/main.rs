@@ -190,14 +190,6 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     let tls = cfg.tls.as_ref().map(|t| sealcast_origin::tls::server_config(&t.cert, &t.key)).transpose()?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    // The first line is a contract with scripts and tests: they read the port from it.
-    println!("sealcast listening on {scheme}://{addr}");
-    for a in server::discover(state.assets.store(), 4, 50).await {
-        println!("  {a}:  DASH {scheme}://{addr}/{a}/manifest.mpd   HLS {scheme}://{addr}/{a}/master.m3u8");
-    }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
     tracing::info!(root = %cfg.root.display(), %addr, "serving");
     #[cfg(unix)]
     if let Some(path) = cfg.catalog.clone() {
@@ -218,10 +210,18 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
     // Validated by `cfg.validate()` already; this only converts.
     let limits = cfg.limits.limits()?;
     let drain = limits.drain_timeout;
-    sealcast_origin::listen::serve(listener, state, tls, limits, async move {
+    // The first stdout line (listening on …) is a contract with scripts and tests; the asset
+    // lines follow once storage discovery is done, while requests are already answered.
+    let announce = std::sync::Arc::new(|line: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    });
+    server::serve_announced(listener, state, tls, limits, async move {
         shutdown_signal().await;
         tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: no new connections, draining");
-    })
+    }, announce)
     .await?;
     Ok(())
 }

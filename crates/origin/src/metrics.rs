@@ -20,6 +20,8 @@ pub struct Metrics {
     connections_open: std::sync::atomic::AtomicI64,
     /// Connection limits enforced, by limit name (see [`crate::listen`]).
     limits_hit: Mutex<BTreeMap<&'static str, u64>>,
+    /// Tokens checked (signature and claims) for token-restricted keys.
+    token_checks: AtomicU64,
 }
 
 impl Metrics {
@@ -31,6 +33,16 @@ impl Metrics {
     /// `service` refused a key for `reason`.
     pub fn key_refused(&self, service: &'static str, reason: &'static str) {
         *self.keys_refused.lock().unwrap_or_else(|e| e.into_inner()).entry((service, reason)).or_default() += 1;
+    }
+
+    /// A token was checked (signature and claims) for a token-restricted key.
+    pub fn token_checked(&self) {
+        self.token_checks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Tokens checked so far.
+    pub fn token_checks(&self) -> u64 {
+        self.token_checks.load(Ordering::Relaxed)
     }
 
     /// Counts a response status.
@@ -76,6 +88,8 @@ impl Metrics {
         for ((svc, reason), n) in self.keys_refused.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ = writeln!(s, "sealcast_keys_refused_total{{service=\"{svc}\",reason=\"{reason}\"}} {n}");
         }
+        s.push_str("# HELP sealcast_token_checks_total Tokens checked (signature and claims) for token-restricted keys.\n# TYPE sealcast_token_checks_total counter\n");
+        let _ = writeln!(s, "sealcast_token_checks_total {}", self.token_checks());
         s.push_str("# HELP sealcast_connections_open Connections open now.\n# TYPE sealcast_connections_open gauge\n");
         let _ = writeln!(s, "sealcast_connections_open {}", self.connections_open.load(Ordering::Relaxed));
         s.push_str("# HELP sealcast_limits_total Connections refused or closed, and requests timed out, by the limit enforced.\n# TYPE sealcast_limits_total counter\n");

@@ -129,6 +129,37 @@ pub async fn run(listener: tokio::net::TcpListener, state: Arc<AppState>, shutdo
     crate::listen::serve(listener, state, None, crate::listen::Limits::default(), shutdown).await
 }
 
+/// Serves `state` on `listener` (TLS when `tls` is given) under `limits` until `shutdown`,
+/// as `sealcast serve` does, telling the operator through `announce`: the
+/// `sealcast listening on …` line (a contract with scripts and tests: they read the port
+/// from it), then one line per asset found under the root.
+///
+/// The listening line comes when nothing is left between it and the accept loop (the socket
+/// is bound and listening already). Finding the assets walks the storage, which on a large
+/// or remote store takes long, so it runs in the background and requests — `/healthz` first
+/// of all — are answered meanwhile; its lines follow when it is done.
+pub async fn serve_announced(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: crate::listen::Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    announce: Arc<dyn Fn(String) + Send + Sync>,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    announce(format!("sealcast listening on {scheme}://{addr}"));
+    let store = state.assets.store().clone();
+    let discovery = tokio::spawn(async move {
+        for a in discover(&store, 4, 50).await {
+            announce(format!("  {a}:  DASH {scheme}://{addr}/{a}/manifest.mpd   HLS {scheme}://{addr}/{a}/master.m3u8"));
+        }
+    });
+    let served = crate::listen::serve(listener, state, tls, limits, shutdown).await;
+    discovery.abort();
+    served
+}
+
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     // Operators' counters are not for web pages: no CORS on them.
     let operator = req.uri().path() == "/metrics";

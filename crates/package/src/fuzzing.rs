@@ -227,7 +227,7 @@ pub fn fuzz_protect(data: &[u8]) {
                     assert!(enc.protected_trafs > 0, "{}: no PIFF sample encryption box", what("cenc Smooth fragment"));
                 }
             }
-            check_sample_aes(track, &frags, &range, start, i, sample_aes);
+            check_sample_aes(track, &frags, &range, start, i, sample_aes.clone());
         }
     }
 }

@@ -13,10 +13,12 @@ use sealcast_cenc::storage::{StorageCipher, IV_LEN};
 
 use crate::{Error, Result};
 
-/// How one stored file is encrypted at rest. `Debug` never shows the key.
-#[derive(Clone, PartialEq, Eq)]
+/// How one stored file is encrypted at rest. `Debug` never shows the key; the key is wiped
+/// when dropped.
+#[derive(Clone, PartialEq, Eq, zeroize::ZeroizeOnDrop)]
 pub struct FileEncryption {
     /// The storage key's ID (as the catalog names it; logged, never secret).
+    #[zeroize(skip)]
     pub key_id: String,
     /// AES-256 (32 bytes) or AES-128 (16 bytes) key.
     pub key: Vec<u8>,
@@ -40,7 +42,7 @@ pub(crate) struct Decryptor {
 impl Decryptor {
     fn new(path: &str, f: FileEncryption) -> Result<Decryptor> {
         let cipher = StorageCipher::new(&f.key, f.iv).map_err(|e| Error::Encryption { path: path.to_string(), detail: e.to_string() })?;
-        Ok(Decryptor { key_id: f.key_id, cipher })
+        Ok(Decryptor { key_id: f.key_id.clone(), cipher })
     }
 
     pub(crate) fn key_id(&self) -> &str {
@@ -108,6 +110,12 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn storage_keys_zeroize_on_drop() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<FileEncryption>();
+    }
 
     #[test]
     fn owned_buffers_are_decrypted_in_place_and_shared_ones_copied() {

@@ -28,6 +28,7 @@ use moka::sync::Cache;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt};
 
+mod confine;
 pub mod crypt;
 mod flight;
 mod guard;
@@ -167,9 +168,11 @@ pub enum LocalRead {
     #[default]
     Pread,
     /// Map each file once and hand out slices of the mapping: no copy, no allocation, no
-    /// blocking-pool trip. Files must be replaced (new file, rename), never truncated in place
-    /// while served: a read of pages cut off by truncation kills the process (SIGBUS). Each
-    /// read re-checks the file's size and modification time and remaps on change.
+    /// blocking-pool trip once a file is mapped (opening and mapping it runs on the blocking
+    /// pool, once per file version, without holding up reads of other files). Files must be
+    /// replaced (new file, rename), never truncated in place while served: a read of pages
+    /// cut off by truncation kills the process (SIGBUS). Each read re-checks the file's size
+    /// and modification time and remaps on change.
     Mmap,
 }
 
@@ -407,7 +410,7 @@ impl Store {
         let local = version.map(|v| LocalVersion { size: v.size, modified_secs: secs(v.last_modified) });
         let b = match (self.route(path), &self.local_root, &self.maps) {
             (Some((r, inner)), _, _) => r.guard.run(path, get_range(r.store.as_ref(), inner, range, if_match)).await?,
-            (None, Some(root), Some(maps)) => maps.read(root, path, range, local)?,
+            (None, Some(root), Some(maps)) => maps.read(root, path, range, local).await?,
             (None, Some(root), None) => read_local(root.clone(), path, range, local).await?,
             (None, None, _) => get_range(self.inner.as_ref(), path.to_string(), range, if_match).await?,
         };
@@ -429,8 +432,29 @@ impl Store {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
         match self.route(path) {
             Some((r, inner)) => Ok(prefixed(&r.prefix, info(r.guard.run(path, r.store.head(&Path::from(inner))).await?))),
-            None => Ok(info(self.inner.head(&Path::from(path)).await?)),
+            None => {
+                self.confine(path).await?;
+                Ok(info(self.inner.head(&Path::from(path)).await?))
+            }
         }
+    }
+
+    /// For a local root: `Err(NotFound)` unless `path` resolves inside it (see `confine.rs`).
+    async fn confine(&self, path: &str) -> Result<()> {
+        let Some(root) = self.local_root.clone() else { return Ok(()) };
+        let rel = path.to_string();
+        tokio::task::spawn_blocking(move || confine::resolve(&root, &rel).map(drop))
+            .await
+            .map_err(|e| Error::Unavailable(format!("path check failed: {e}")))?
+    }
+
+    /// For a local root: the listed `items` whose path (by `path_of`) resolves inside it;
+    /// symlinks out of the root are left out (and logged).
+    async fn keep_inside<T: Send + 'static>(&self, items: Vec<T>, path_of: fn(&T) -> &str) -> Result<Vec<T>> {
+        let Some(root) = self.local_root.clone() else { return Ok(items) };
+        tokio::task::spawn_blocking(move || items.into_iter().filter(|i| confine::is_inside(&root, path_of(i))).collect())
+            .await
+            .map_err(|e| Error::Unavailable(format!("path check failed: {e}")))
     }
 
     /// The objects directly inside folder `dir` (not recursive), sorted by path.
@@ -442,7 +466,11 @@ impl Store {
                 let l = r.guard.run_listing(dir, r.store.list_with_delimiter(p.as_ref())).await?;
                 l.objects.into_iter().map(|m| prefixed(&r.prefix, info(m))).collect()
             }
-            None => self.inner.list_with_delimiter(Some(&Path::from(dir))).await?.objects.into_iter().map(info).collect(),
+            None => {
+                self.confine(dir).await?;
+                let all = self.inner.list_with_delimiter(Some(&Path::from(dir))).await?.objects.into_iter().map(info).collect();
+                self.keep_inside(all, |o: &ObjectInfo| &o.path).await?
+            }
         };
         v.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(v)
@@ -460,10 +488,14 @@ impl Store {
             None => {
                 let prefix = if dir.is_empty() { None } else { Some(Path::from(dir)) };
                 // A local root without the folder a route hangs from is fine.
-                match self.inner.list_with_delimiter(prefix.as_ref()).await {
-                    Ok(r) => r.common_prefixes.into_iter().map(|p| p.to_string()).collect(),
-                    Err(object_store::Error::NotFound { .. }) if !self.routes.is_empty() => Vec::new(),
-                    Err(e) => return Err(e.into()),
+                let listed = match self.confine(dir).await {
+                    Ok(()) => self.inner.list_with_delimiter(prefix.as_ref()).await.map_err(Error::from),
+                    Err(e) => Err(e),
+                };
+                match listed {
+                    Ok(r) => self.keep_inside(r.common_prefixes.into_iter().map(|p| p.to_string()).collect(), |p: &String| p.as_str()).await?,
+                    Err(Error::NotFound(_)) if !self.routes.is_empty() => Vec::new(),
+                    Err(e) => return Err(e),
                 }
             }
         };
@@ -510,7 +542,8 @@ async fn get_range(store: &dyn ObjectStore, path: String, range: Range<u64>, if_
 }
 
 /// One blocking-pool trip: open, seek, read into uninitialised capacity (no zero-fill).
-/// `path` was validated by [`AssetPath`] (plain segments), so joining cannot leave `root`.
+/// `path` was validated by [`AssetPath`] (plain segments), so joining cannot leave `root` by
+/// name, and [`confine::open`] refuses a symlink that leads out of it.
 /// With `version`, the open file must be that version (checked on the open descriptor, so a
 /// file replaced by rename after the check is still read whole from the checked one).
 async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>, version: Option<LocalVersion>) -> Result<Bytes> {
@@ -524,11 +557,7 @@ async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>
     let mut v: Vec<u8> = Vec::new();
     v.try_reserve_exact(cap).map_err(|_| Error::Unavailable(format!("cannot allocate {len} bytes")))?;
     tokio::task::spawn_blocking(move || {
-        let full = root.join(&rel);
-        let mut f = std::fs::File::open(&full).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound(rel.clone()),
-            _ => Error::Unavailable(format!("{rel}: {e}")),
-        })?;
+        let mut f = confine::open(&root, &rel)?;
         if let Some(v) = version {
             let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
             v.check(&rel, &meta)?;
@@ -616,6 +645,80 @@ mod tests {
         let v2 = s.list_dir("a").await.unwrap().remove(0);
         assert!(s.read_fragment(&v2, 100..1100).await.unwrap().iter().all(|&x| x == 9));
         assert_eq!(s.counters().changed.load(Ordering::Relaxed), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A temp folder of `n` files, `f{i}.mp4`, each `len` bytes of [`pattern`].
+    fn many_files(name: &str, n: usize, len: usize) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("sealcast-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..n {
+            std::fs::write(dir.join(format!("f{i}.mp4")), (0..len).map(|o| pattern(i, o)).collect::<Vec<u8>>()).unwrap();
+        }
+        dir
+    }
+
+    fn pattern(file: usize, offset: usize) -> u8 {
+        (file.wrapping_mul(131) ^ offset.wrapping_mul(7) ^ (offset >> 8)) as u8
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mmap_concurrent_reads_of_many_files_return_their_bytes() {
+        let (n, len) = (48, 8192);
+        let dir = many_files("mmap-many", n, len);
+        let mut s = Store::local_with(&dir, LocalRead::Mmap).unwrap();
+        // Fewer mappings than files: entries are dropped and files remapped while read.
+        s.maps = Some(Arc::new(mmap::MapCache::new(8)));
+        let reads = (0..n * 8).map(|k| {
+            let (i, start) = (k % n, (k * 997) % (len - 1000));
+            let s = s.clone();
+            tokio::spawn(async move { (i, start, s.read_range(&format!("f{i}.mp4"), start as u64..start as u64 + 1000).await) })
+        });
+        for r in futures::future::join_all(reads).await {
+            let (i, start, got) = r.unwrap();
+            let got = got.unwrap();
+            assert!(got.iter().enumerate().all(|(o, &b)| b == pattern(i, start + o)), "f{i}.mp4 at {start}: wrong bytes");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A file whose open blocks (a slow disk, a hung network mount; here a hook that waits)
+    /// holds up only the reads of that file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mmap_a_blocked_open_does_not_hold_up_other_files() {
+        use std::sync::mpsc;
+        let dir = many_files("mmap-blocked", 2, 4096);
+        let s = Store::local_with(&dir, LocalRead::Mmap).unwrap();
+        let (entered_tx, entered) = mpsc::channel::<()>();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        let hook: mmap::OpenHook = Arc::new(move |p: &std::path::Path| {
+            if p.ends_with("f0.mp4") {
+                let _ = entered_tx.send(());
+                let _ = release_rx.lock().unwrap().recv();
+            }
+        });
+        *s.maps.as_ref().unwrap().open_hook.lock().unwrap() = Some(hook);
+        let blocked = tokio::spawn({
+            let s = s.clone();
+            async move { s.read_range("f0.mp4", 0..16).await }
+        });
+        entered.recv_timeout(Duration::from_secs(30)).expect("the open of f0.mp4 started");
+        // Read the other file from a thread of its own, so that a read stuck behind the
+        // blocked open shows as a missing answer rather than a hung test.
+        let (done_tx, done) = mpsc::channel();
+        let other = s.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let _ = done_tx.send(rt.block_on(other.read_range("f1.mp4", 100..116)));
+        });
+        let got = done.recv_timeout(Duration::from_secs(20));
+        release.send(()).unwrap();
+        let got = got.expect("reading f1.mp4 waited for the blocked open of f0.mp4").unwrap();
+        assert!(got.iter().enumerate().all(|(o, &b)| b == pattern(1, 100 + o)));
+        let first = blocked.await.unwrap().unwrap();
+        assert!(first.iter().enumerate().all(|(o, &b)| b == pattern(0, o)));
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -112,7 +112,8 @@ async fn edges_registration_and_counters() {
     assert!(s.encryption_key_id("vod/a/video.cmfv").is_none());
     // A bad key is refused whole, naming the file, and the current set stays.
     s.register_encrypted("vod/a/video.cmfv", enc()).unwrap();
-    let bad = FileEncryption { key: vec![0; 31], ..enc() };
+    let mut bad = enc();
+    bad.key = vec![0; 31];
     let e = s.set_encrypted_files([("vod/a/other.cmfv".to_string(), bad.clone())]).unwrap_err();
     assert!(e.to_string().contains("vod/a/other.cmfv"));
     assert!(!format!("{bad:?}").contains("000000"), "keys never in Debug output");

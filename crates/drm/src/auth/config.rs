@@ -32,7 +32,7 @@ pub struct TokenRequirementsConfig {
     /// Required audience.
     pub audience: String,
     /// Primary verification key first, then alternates (rotation).
-    pub keys: Vec<KeySpec>,
+    pub keys: Vec<KeyConfig>,
     /// Claims the token must carry (`{ name = "sub" }`, `{ name = "role", value = "premium" }`).
     #[serde(default)]
     pub required_claims: Vec<RequiredClaim>,
@@ -83,7 +83,100 @@ pub enum KeySpec {
     JwksFile(String),
 }
 
+/// One verification key as configured: a [`KeySpec`] and, for JWT policies, the `kid` that
+/// tokens signed with it name in their header — `{ hs256 = "…", kid = "2026-06" }`.
+///
+/// A JWT is checked against one key only (see [`crate::auth`], step 2), so a JWT policy
+/// with several keys of one algorithm (say two HS256 keys during a rotation) needs a `kid`
+/// on each of them; JWKS keys carry theirs in the document. `kid`s are unique per policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyConfig {
+    /// The key.
+    pub spec: KeySpec,
+    /// The JWT header `kid` naming it (not for JWKS keys; SWT tokens name no key).
+    pub kid: Option<String>,
+}
+
+impl From<KeySpec> for KeyConfig {
+    fn from(spec: KeySpec) -> Self {
+        KeyConfig { spec, kid: None }
+    }
+}
+
+/// As a table: the one key name of [`KeySpec`] with its value, and `kid` when set. Anything
+/// else in the table (an unknown name, two keys) is refused.
+impl Serialize for KeyConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1 + usize::from(self.kid.is_some())))?;
+        m.serialize_entry(self.spec.name(), self.spec.value())?;
+        if let Some(kid) = &self.kid {
+            m.serialize_entry("kid", kid)?;
+        }
+        m.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        let kid = table.remove("kid");
+        let mut entries = table.into_iter();
+        let (Some((name, value)), None) = (entries.next(), entries.next()) else {
+            return Err(D::Error::custom("a verification key is one of symmetric, rsa_pem, rsa_pem_file, ec_pem, ec_pem_file, x509_pem, x509_pem_file, jwks, jwks_file, with an optional kid"));
+        };
+        let spec = KeySpec::from_name(&name, value).ok_or_else(|| D::Error::unknown_field(&name, KeySpec::NAMES))?;
+        Ok(KeyConfig { spec, kid })
+    }
+}
+
+/// The symmetric secret's text is wiped when the configuration is dropped (after the policy
+/// is built, the built key holds the only copy, and wipes it in turn).
+impl Drop for KeySpec {
+    fn drop(&mut self) {
+        if let KeySpec::Symmetric(text) = self {
+            zeroize::Zeroize::zeroize(text);
+        }
+    }
+}
+
+impl zeroize::ZeroizeOnDrop for KeySpec {}
+
 impl KeySpec {
+    /// The table names of the variants (`hs256` is another name for `symmetric`).
+    const NAMES: &'static [&'static str] =
+        &["symmetric", "hs256", "rsa_pem", "rsa_pem_file", "ec_pem", "ec_pem_file", "x509_pem", "x509_pem_file", "jwks", "jwks_file"];
+
+    fn from_name(name: &str, v: String) -> Option<KeySpec> {
+        Some(match name {
+            "symmetric" | "hs256" => KeySpec::Symmetric(v),
+            "rsa_pem" => KeySpec::RsaPem(v),
+            "rsa_pem_file" => KeySpec::RsaPemFile(v),
+            "ec_pem" => KeySpec::EcPem(v),
+            "ec_pem_file" => KeySpec::EcPemFile(v),
+            "x509_pem" => KeySpec::X509Pem(v),
+            "x509_pem_file" => KeySpec::X509PemFile(v),
+            "jwks" => KeySpec::Jwks(v),
+            "jwks_file" => KeySpec::JwksFile(v),
+            _ => return None,
+        })
+    }
+
+    fn value(&self) -> &str {
+        match self {
+            KeySpec::Symmetric(v)
+            | KeySpec::RsaPem(v)
+            | KeySpec::RsaPemFile(v)
+            | KeySpec::EcPem(v)
+            | KeySpec::EcPemFile(v)
+            | KeySpec::X509Pem(v)
+            | KeySpec::X509PemFile(v)
+            | KeySpec::Jwks(v)
+            | KeySpec::JwksFile(v) => v,
+        }
+    }
+
     fn name(&self) -> &'static str {
         match self {
             KeySpec::Symmetric(_) => "symmetric",
@@ -141,7 +234,7 @@ impl AuthorizationPolicyConfig {
             return Err(PolicyError::Invalid("required claim with an empty name"));
         }
         let mut keys = Vec::with_capacity(cfg.keys.len());
-        for (index, spec) in cfg.keys.iter().enumerate() {
+        for (index, KeyConfig { spec, kid }) in cfg.keys.iter().enumerate() {
             let mut read = |path: &str| {
                 load(path).map_err(|e| PolicyError::Load { index, path: path.to_owned(), reason: e.to_string() })
             };
@@ -156,6 +249,10 @@ impl AuthorizationPolicyConfig {
                 KeySpec::Jwks(json) => VerificationKey::jwks_json(json),
                 KeySpec::JwksFile(path) => VerificationKey::jwks_json(&read(path)?),
             }
+            .and_then(|k| match kid {
+                Some(kid) => k.with_kid(kid),
+                None => Ok(k),
+            })
             .map_err(|e| match e {
                 PolicyError::Key { what, reason, .. } => PolicyError::Key { index: Some(index), what, reason },
                 other => other,
@@ -164,6 +261,9 @@ impl AuthorizationPolicyConfig {
                 return Err(PolicyError::SwtNeedsSymmetric { index });
             }
             keys.push(key);
+        }
+        if cfg.token_type == TokenType::Jwt {
+            check_jwt_kids(&keys)?;
         }
         Ok(AuthorizationPolicy::TokenRestricted(TokenRequirements {
             token_type: cfg.token_type,
@@ -182,6 +282,24 @@ impl AuthorizationPolicyConfig {
     pub fn build_inline(&self) -> Result<AuthorizationPolicy, PolicyError> {
         self.build(|_| Err(std::io::Error::other("file keys need a loader (use build)")))
     }
+}
+
+/// A JWT is checked against one key (see `jwt::select`): refuses policies where that key
+/// could be ambiguous (a `kid` used twice) or unreachable (a key without a `kid` next to
+/// another of its algorithm).
+fn check_jwt_kids(keys: &[VerificationKey]) -> Result<(), PolicyError> {
+    let slots: Vec<_> = keys.iter().flat_map(|k| k.slots()).map(|(alg, kid, _)| (alg, kid)).collect();
+    for (i, (alg, kid)) in slots.iter().enumerate() {
+        if kid.is_some() && slots[..i].iter().any(|(_, k)| k == kid) {
+            return Err(PolicyError::Invalid("two verification keys have the same kid"));
+        }
+        if kid.is_none() && slots.iter().filter(|(a, _)| a == alg).count() > 1 {
+            return Err(PolicyError::Invalid(
+                "several JWT keys of one algorithm need a kid each (tokens name their key with the header's kid)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The largest allowed clock skew of a token policy, seconds.

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::keys::{KeyMaterial, VerificationKey};
+use super::keys::VerificationKey;
 use super::Refusal;
 
 /// The header fields we route on; everything else is left to `jsonwebtoken`, which also
@@ -23,8 +23,8 @@ struct HeaderView {
     kid: Option<String>,
 }
 
-/// Verifies the signature with the first of `keys` that fits the header and returns the
-/// claims object.
+/// Verifies the signature with the one key of `keys` the header selects (see [`select`]) and
+/// returns the claims object.
 pub(super) fn verify(keys: &[VerificationKey], token: &str) -> Result<Map<String, Value>, Refusal> {
     let mut parts = token.split('.');
     let (Some(header), Some(_payload), Some(_signature), None) =
@@ -49,51 +49,45 @@ pub(super) fn verify(keys: &[VerificationKey], token: &str) -> Result<Map<String
     validation.required_spec_claims.clear();
     validation.leeway = 0;
 
-    let (candidates, kid_miss) = candidates(keys, alg, header.kid.as_deref());
-    for key in &candidates {
-        match jsonwebtoken::decode::<Value>(token, key, &validation) {
-            Ok(data) => {
-                return match data.claims {
-                    Value::Object(claims) => Ok(claims),
-                    _ => Err(Refusal::Malformed),
-                }
-            }
-            // Wrong key (rotation) or forged: try the next candidate.
-            Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => {}
-            // Structure, base64 or JSON faults: no other key will do better.
-            Err(_) => return Err(Refusal::Malformed),
-        }
-    }
-    match (candidates.is_empty(), kid_miss) {
-        (true, true) => Err(Refusal::UnknownKey),
-        (true, false) => Err(Refusal::Algorithm),
-        (false, _) => Err(Refusal::BadSignature),
+    // One key, one signature check per token: a token cannot make us try every key.
+    let key = select(keys, alg, header.kid.as_deref())?;
+    match jsonwebtoken::decode::<Value>(token, key, &validation) {
+        Ok(data) => match data.claims {
+            Value::Object(claims) => Ok(claims),
+            _ => Err(Refusal::Malformed),
+        },
+        Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => Err(Refusal::BadSignature),
+        // Structure, base64 or JSON faults.
+        Err(_) => Err(Refusal::Malformed),
     }
 }
 
-/// The decoding keys whose fixed algorithm is `alg`, in policy order. JWKS keys are also
-/// filtered by the header's `kid` when it has one. The flag tells that a JWKS had keys of
-/// this algorithm but none with that `kid`.
-fn candidates<'a>(keys: &'a [VerificationKey], alg: Algorithm, kid: Option<&str>) -> (Vec<&'a DecodingKey>, bool) {
-    let mut picked = Vec::new();
-    let mut kid_miss = false;
-    for key in keys {
-        match (&key.material, alg) {
-            (KeyMaterial::Symmetric { jwt, .. }, Algorithm::HS256) => picked.push(jwt),
-            (KeyMaterial::Rsa(k), Algorithm::RS256) | (KeyMaterial::Ec(k), Algorithm::ES256) => picked.push(k),
-            (KeyMaterial::Jwks(entries), _) => {
-                let before = picked.len();
-                let mut same_alg = false;
-                for e in entries.iter().filter(|e| e.alg == alg) {
-                    same_alg = true;
-                    if kid.is_none() || e.kid.as_deref() == kid {
-                        picked.push(&e.key);
-                    }
-                }
-                kid_miss |= same_alg && picked.len() == before;
-            }
-            _ => {}
-        }
+/// The one key that checks a token signed with `alg` and naming `kid` in its header.
+///
+/// The algorithm is fixed by the key type (a JWKS entry's by its key), so only keys of
+/// `alg` count. Among them:
+///
+/// * a token with a `kid` gets the key with that `kid`; if there is none, a lone key of
+///   `alg` without a `kid` of its own still checks it (one-key policies need no `kid`s);
+/// * a token without a `kid` gets the lone key of `alg`, and is refused
+///   ([`Refusal::KeyIdRequired`]) when there are several: trying each in turn would let one
+///   token cost as many signature checks as the policy has keys.
+///
+/// `kid`s are unique within a policy and every key of an algorithm that has several has one
+/// (checked when the policy is built), so at most one key is ever picked.
+fn select<'a>(keys: &'a [VerificationKey], alg: Algorithm, kid: Option<&str>) -> Result<&'a DecodingKey, Refusal> {
+    let of_alg: Vec<(Option<&str>, &DecodingKey)> =
+        keys.iter().flat_map(|k| k.slots()).filter(|(a, ..)| *a == alg).map(|(_, kid, key)| (kid, key)).collect();
+    match (kid, of_alg.as_slice()) {
+        (_, []) => Err(Refusal::Algorithm),
+        (Some(want), slots) => match slots.iter().find(|(k, _)| *k == Some(want)) {
+            Some((_, key)) => Ok(key),
+            None => match slots {
+                [(None, key)] => Ok(key),
+                _ => Err(Refusal::UnknownKey),
+            },
+        },
+        (None, [(_, key)]) => Ok(key),
+        (None, _) => Err(Refusal::KeyIdRequired),
     }
-    (picked, kid_miss)
 }

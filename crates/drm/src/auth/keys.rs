@@ -30,10 +30,16 @@ pub const MIN_SYMMETRIC_KEY_BYTES: usize = 16;
 
 /// One verification key of a token-restricted policy (primary or alternate).
 ///
-/// `Debug` prints the kind of key and, for a JWKS, its `kid`s — never key bytes.
+/// A JWT names the key that signed it with its header's `kid`: the key's own
+/// ([`VerificationKey::with_kid`]) or, for a JWKS, an entry's. See `jwt.rs` for how exactly
+/// one key is picked per token.
+///
+/// `Debug` prints the kind of key and its `kid`s — never key bytes.
 #[derive(Clone)]
 pub struct VerificationKey {
     pub(crate) material: KeyMaterial,
+    /// The `kid` tokens signed with this key carry (JWKS keys have theirs per entry).
+    pub(crate) kid: Option<String>,
 }
 
 #[derive(Clone)]
@@ -63,7 +69,7 @@ impl VerificationKey {
         }
         let jwt = DecodingKey::from_secret(bytes).map_err(|_| PolicyError::key("symmetric", "empty"))?;
         let swt = Box::new(hmac::Key::new(hmac::HMAC_SHA256, bytes));
-        Ok(VerificationKey { material: KeyMaterial::Symmetric { jwt, swt } })
+        Ok(VerificationKey { material: KeyMaterial::Symmetric { jwt, swt }, kid: None })
     }
 
     /// A symmetric key given as base64 (standard or URL-safe alphabet, padded or not), as
@@ -73,6 +79,7 @@ impl VerificationKey {
         let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
             .iter()
             .find_map(|engine| engine.decode(text).ok())
+            .map(zeroize::Zeroizing::new)
             .ok_or_else(|| PolicyError::key("symmetric", "not base64"))?;
         Self::symmetric(&bytes)
     }
@@ -89,7 +96,7 @@ impl VerificationKey {
             "RSA PUBLIC KEY" => der,
             _ => return Err(PolicyError::key(WHAT, "expected PUBLIC KEY or RSA PUBLIC KEY")),
         };
-        Ok(VerificationKey { material: KeyMaterial::Rsa(rsa_key(WHAT, &pkcs1)?) })
+        Ok(VerificationKey { material: KeyMaterial::Rsa(rsa_key(WHAT, &pkcs1)?), kid: None })
     }
 
     /// An EC P-256 public key (ES256) in PEM (SPKI `PUBLIC KEY`).
@@ -100,7 +107,7 @@ impl VerificationKey {
             return Err(PolicyError::key(WHAT, "expected PUBLIC KEY"));
         }
         match spki(&der).ok_or_else(|| PolicyError::key(WHAT, "bad SubjectPublicKeyInfo or not P-256"))? {
-            Spki::EcP256(point) => Ok(VerificationKey { material: KeyMaterial::Ec(DecodingKey::from_ec_der(point)) }),
+            Spki::EcP256(point) => Ok(VerificationKey { material: KeyMaterial::Ec(DecodingKey::from_ec_der(point)), kid: None }),
             Spki::Rsa(_) => Err(PolicyError::key(WHAT, "an RSA key, not EC (use rsa_pem)")),
         }
     }
@@ -119,7 +126,7 @@ impl VerificationKey {
             Spki::Rsa(pkcs1) => KeyMaterial::Rsa(rsa_key(WHAT, pkcs1)?),
             Spki::EcP256(point) => KeyMaterial::Ec(DecodingKey::from_ec_der(point)),
         };
-        Ok(VerificationKey { material })
+        Ok(VerificationKey { material, kid: None })
     }
 
     /// A JSON Web Key Set. RSA keys verify RS256 and EC P-256 keys ES256; keys marked for
@@ -168,7 +175,31 @@ impl VerificationKey {
         if entries.is_empty() {
             return Err(PolicyError::key(WHAT, "no RS256 or ES256 (P-256) signing key"));
         }
-        Ok(VerificationKey { material: KeyMaterial::Jwks(entries) })
+        Ok(VerificationKey { material: KeyMaterial::Jwks(entries), kid: None })
+    }
+
+    /// Names this key `kid`, as the JWT header of tokens signed with it will. A JWKS's keys
+    /// are named by their entries, not here.
+    pub fn with_kid(mut self, kid: &str) -> Result<Self, PolicyError> {
+        if kid.is_empty() {
+            return Err(PolicyError::key("kid", "empty"));
+        }
+        if matches!(self.material, KeyMaterial::Jwks(_)) {
+            return Err(PolicyError::key("jwks", "a JWKS names its keys itself (each entry's kid)"));
+        }
+        self.kid = Some(kid.to_owned());
+        Ok(self)
+    }
+
+    /// The algorithms this key verifies with the `kid` of each, one pair per key it holds (a
+    /// JWKS holds several).
+    pub(crate) fn slots(&self) -> Vec<(Algorithm, Option<&str>, &DecodingKey)> {
+        match &self.material {
+            KeyMaterial::Symmetric { jwt, .. } => vec![(Algorithm::HS256, self.kid.as_deref(), jwt)],
+            KeyMaterial::Rsa(k) => vec![(Algorithm::RS256, self.kid.as_deref(), k)],
+            KeyMaterial::Ec(k) => vec![(Algorithm::ES256, self.kid.as_deref(), k)],
+            KeyMaterial::Jwks(entries) => entries.iter().map(|e| (e.alg, e.kid.as_deref(), &e.key)).collect(),
+        }
     }
 
     /// Whether this key can check SWT tokens (only symmetric keys can).
@@ -177,12 +208,18 @@ impl VerificationKey {
     }
 }
 
+/// Every secret a key holds wipes itself when dropped: `jsonwebtoken`'s `DecodingKey`
+/// zeroizes its bytes, and aws-lc's HMAC key state is cleansed (`HMAC_CTX_cleanup`). Public
+/// keys are not secret but go the same way.
+impl zeroize::ZeroizeOnDrop for VerificationKey {}
+
 impl fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kid = self.kid.as_deref().unwrap_or("-");
         match &self.material {
-            KeyMaterial::Symmetric { .. } => f.write_str("VerificationKey::Symmetric([redacted])"),
-            KeyMaterial::Rsa(_) => f.write_str("VerificationKey::Rsa(RS256)"),
-            KeyMaterial::Ec(_) => f.write_str("VerificationKey::Ec(ES256)"),
+            KeyMaterial::Symmetric { .. } => write!(f, "VerificationKey::Symmetric(kid {kid:?}, [redacted])"),
+            KeyMaterial::Rsa(_) => write!(f, "VerificationKey::Rsa(kid {kid:?}, RS256)"),
+            KeyMaterial::Ec(_) => write!(f, "VerificationKey::Ec(kid {kid:?}, ES256)"),
             KeyMaterial::Jwks(entries) => {
                 let kids: Vec<&str> = entries.iter().map(|e| e.kid.as_deref().unwrap_or("-")).collect();
                 f.debug_tuple("VerificationKey::Jwks").field(&kids).finish()
@@ -332,6 +369,13 @@ mod tests {
         assert!(tlv(&[0x30, 0x85, 1, 1, 1, 1, 1]).is_none());
         assert!(tlv(&[0x30, 0x82, 0xff, 0xff, 0x00]).is_none());
         assert_eq!(tlv(&[0x02, 0x01, 0x05, 0xaa]), Some((0x02, &[0x05][..], &[0xaa][..])));
+    }
+
+    #[test]
+    fn verification_keys_zeroize_on_drop() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<VerificationKey>();
+        zeroized_on_drop::<DecodingKey>();
     }
 
     #[test]

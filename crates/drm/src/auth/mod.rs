@@ -5,10 +5,13 @@
 //! or [`AuthorizationPolicy::TokenRestricted`] with a JWT or SWT that
 //!
 //! 1. is at most [`MAX_TOKEN_BYTES`] long (checked before anything is parsed);
-//! 2. is signed by one of the policy's [`VerificationKey`]s — primary first, then the
-//!    alternates (rotation). The algorithm is fixed by the key type (HS256/HMACSHA256 for a
-//!    symmetric key, RS256 for RSA, ES256 for EC P-256; JWKS keys by `kid`), so `alg: none`
-//!    and HS256-signed-with-the-public-key tokens find no key. MACs are compared in constant
+//! 2. is signed by one of the policy's [`VerificationKey`]s. The algorithm is fixed by the
+//!    key type (HS256/HMACSHA256 for a symmetric key, RS256 for RSA, ES256 for EC P-256), so
+//!    `alg: none` and HS256-signed-with-the-public-key tokens find no key. A JWT is checked
+//!    against exactly one key: the one its header's `kid` names, or the only key of its
+//!    algorithm; with several keys of that algorithm a JWT without `kid` is refused. An SWT
+//!    has no header to name a key: its MAC is checked with the primary key, then the
+//!    alternates (rotation, as AMS does; HMACs are cheap). MACs are compared in constant
 //!    time (aws-lc);
 //! 3. has not expired and is already valid at `now_unix`, within `skew_secs`
 //!    (JWT `exp`/`nbf`, SWT `ExpiresOn`), and carries an expiry unless the policy waives it;
@@ -31,7 +34,7 @@
 //! ```toml
 //! authorization = { type = "TokenRestricted", token_type = "Jwt", issuer = "https://sts.example",
 //!   audience = "urn:sealcast", keys = [ { symmetric = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0IQ==" },
-//!   { rsa_pem_file = "keys/rsa_public.pem" } ], required_claims = [ { name = "sub" },
+//!   { rsa_pem_file = "keys/rsa_public.pem", kid = "sts-2026" } ], required_claims = [ { name = "sub" },
 //!   { name = "role", value = "premium" } ], skew_secs = 60, content_key_claim = true }
 //! ```
 
@@ -47,7 +50,7 @@ use serde_json::{Map, Value};
 
 use crate::kid::Kid;
 
-pub use config::{AuthorizationPolicyConfig, KeySpec, TokenRequirementsConfig};
+pub use config::{AuthorizationPolicyConfig, KeyConfig, KeySpec, TokenRequirementsConfig};
 pub use keys::{VerificationKey, MAX_JWKS_KEYS, MAX_KEY_DOCUMENT_BYTES, MIN_SYMMETRIC_KEY_BYTES};
 
 /// Longest token examined; longer ones are refused ([`Refusal::TooLarge`]) unparsed.
@@ -128,8 +131,10 @@ pub enum Refusal {
     /// The token's algorithm is not one the policy's keys verify (`none`, HS256 against an
     /// RSA/EC key, anything but HS256/RS256/ES256).
     Algorithm,
-    /// The JWT's `kid` names no key of the policy's JWKS.
+    /// The JWT's `kid` names no key of the policy.
     UnknownKey,
+    /// The JWT has no `kid` and the policy has several keys for its algorithm.
+    KeyIdRequired,
     /// No verification key accepts the signature.
     BadSignature,
     /// Expired (beyond the allowed skew).
@@ -154,12 +159,13 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every refusal, e.g. to register one metric series per reason up front.
-    pub const ALL: [Refusal; 15] = [
+    pub const ALL: [Refusal; 16] = [
         Refusal::MissingToken,
         Refusal::TooLarge,
         Refusal::Malformed,
         Refusal::Algorithm,
         Refusal::UnknownKey,
+        Refusal::KeyIdRequired,
         Refusal::BadSignature,
         Refusal::Expired,
         Refusal::NotYetValid,
@@ -192,6 +198,7 @@ impl Refusal {
             Refusal::Malformed => "token_malformed",
             Refusal::Algorithm => "token_algorithm",
             Refusal::UnknownKey => "token_unknown_key",
+            Refusal::KeyIdRequired => "token_kid_missing",
             Refusal::BadSignature => "token_signature",
             Refusal::Expired => "token_expired",
             Refusal::NotYetValid => "token_not_yet_valid",
@@ -264,26 +271,72 @@ impl AuthorizationPolicy {
     pub fn authorize(&self, token: Option<&str>, kid: Kid, now_unix: u64) -> Result<(), Refusal> {
         authorize(self, token, kid, now_unix)
     }
+
+    /// Checks `token` once (steps 1–5: signature, times, issuer, audience, required claims)
+    /// and returns what it grants, to be asked per key with [`Granted::permits`] (step 6).
+    /// A request for several keys under one policy (a ClearKey licence) verifies its token
+    /// once this way rather than once per key.
+    pub fn check_token(&self, token: Option<&str>, now_unix: u64) -> Result<Granted, Refusal> {
+        let req = match self {
+            AuthorizationPolicy::Open => return Ok(Granted { keys: KeyLimit::Any }),
+            AuthorizationPolicy::TokenRestricted(req) => req,
+        };
+        let token = match token {
+            None | Some("") => return Err(Refusal::MissingToken),
+            Some(t) if t.len() > MAX_TOKEN_BYTES => return Err(Refusal::TooLarge),
+            Some(t) => t,
+        };
+        let (claims, names) = match req.token_type {
+            TokenType::Jwt => (jwt::verify(&req.keys, token)?, &JWT_NAMES),
+            TokenType::Swt => (swt::verify(&req.keys, token)?, &SWT_NAMES),
+        };
+        check_claims(req, &claims, names, now_unix)?;
+        let keys = match present(&claims, CONTENT_KEY_CLAIM) {
+            None if req.content_key_claim => KeyLimit::ClaimMissing,
+            None => KeyLimit::Any,
+            Some(Value::String(s)) => Kid::parse(s.trim()).map_or(KeyLimit::Unusable, KeyLimit::Only),
+            Some(_) => KeyLimit::Unusable,
+        };
+        Ok(Granted { keys })
+    }
+}
+
+/// What a checked token (or an open policy) grants: the keys it may receive.
+/// From [`AuthorizationPolicy::check_token`]; holds no token content but the KID it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Granted {
+    keys: KeyLimit,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum KeyLimit {
+    /// Any key of the policy.
+    Any,
+    /// Only the key its content-key claim names.
+    Only(Kid),
+    /// None: the policy requires the content-key claim and the token has none.
+    ClaimMissing,
+    /// None: the content-key claim is not a KID.
+    Unusable,
+}
+
+impl Granted {
+    /// Whether the grant covers key `kid` (step 6: the content-key claim).
+    pub fn permits(&self, kid: Kid) -> Result<(), Refusal> {
+        match &self.keys {
+            KeyLimit::Any => Ok(()),
+            KeyLimit::Only(k) if *k == kid => Ok(()),
+            KeyLimit::ClaimMissing => Err(Refusal::MissingContentKeyClaim),
+            KeyLimit::Only(_) | KeyLimit::Unusable => Err(Refusal::WrongContentKey),
+        }
+    }
 }
 
 /// Decides whether the bearer of `token` (already taken out of the `Authorization: Bearer`
 /// header or the `token` query parameter, and URL-decoded) may receive key `kid` at
 /// `now_unix` (seconds since the Unix epoch, from the caller's clock).
 pub fn authorize(policy: &AuthorizationPolicy, token: Option<&str>, kid: Kid, now_unix: u64) -> Result<(), Refusal> {
-    let req = match policy {
-        AuthorizationPolicy::Open => return Ok(()),
-        AuthorizationPolicy::TokenRestricted(req) => req,
-    };
-    let token = match token {
-        None | Some("") => return Err(Refusal::MissingToken),
-        Some(t) if t.len() > MAX_TOKEN_BYTES => return Err(Refusal::TooLarge),
-        Some(t) => t,
-    };
-    let (claims, names) = match req.token_type {
-        TokenType::Jwt => (jwt::verify(&req.keys, token)?, &JWT_NAMES),
-        TokenType::Swt => (swt::verify(&req.keys, token)?, &SWT_NAMES),
-    };
-    check_claims(req, &claims, names, kid, now_unix)
+    policy.check_token(token, now_unix)?.permits(kid)
 }
 
 /// Where a token type keeps its registered claims.
@@ -301,15 +354,9 @@ const JWT_NAMES: ClaimNames =
 const SWT_NAMES: ClaimNames =
     ClaimNames { issuer: "Issuer", audience: "Audience", expiry: "ExpiresOn", not_before: None, string_dates: true };
 
-/// Everything after the signature: times, issuer, audience (401), then required claims
-/// and the content-key claim (403).
-fn check_claims(
-    req: &TokenRequirements,
-    claims: &Map<String, Value>,
-    names: &ClaimNames,
-    kid: Kid,
-    now: u64,
-) -> Result<(), Refusal> {
+/// Everything after the signature but the content-key claim: times, issuer, audience (401),
+/// then required claims (403).
+fn check_claims(req: &TokenRequirements, claims: &Map<String, Value>, names: &ClaimNames, now: u64) -> Result<(), Refusal> {
     match present(claims, names.expiry) {
         None if req.require_expiry => return Err(Refusal::NoExpiry),
         None => {}
@@ -344,12 +391,7 @@ fn check_claims(
             }
         }
     }
-    match present(claims, CONTENT_KEY_CLAIM) {
-        None if req.content_key_claim => Err(Refusal::MissingContentKeyClaim),
-        None => Ok(()),
-        Some(Value::String(s)) if Kid::parse(s.trim()).is_ok_and(|k| k == kid) => Ok(()),
-        Some(_) => Err(Refusal::WrongContentKey),
-    }
+    Ok(())
 }
 
 /// A claim's value; JSON `null` counts as absent.

@@ -57,14 +57,16 @@ pub struct KeyGrant {
 }
 
 /// An asset's storage encryption at rest: one key, one IV per encrypted file (files not
-/// listed are stored clear). `Debug` never shows the key.
-#[derive(Clone, PartialEq, Eq)]
+/// listed are stored clear). `Debug` never shows the key; the key is wiped when dropped.
+#[derive(Clone, PartialEq, Eq, zeroize::ZeroizeOnDrop)]
 pub struct StorageEncryption {
     /// The storage key's ID.
+    #[zeroize(skip)]
     pub key_id: Kid,
     /// AES-256 (32 bytes) or AES-128 (16 bytes) key.
     pub key: Vec<u8>,
     /// File name (inside the asset folder) and its 8-byte IV.
+    #[zeroize(skip)]
     pub files: Vec<(String, [u8; 8])>,
 }
 
@@ -102,5 +104,16 @@ pub struct NoCatalog;
 impl Catalog for NoCatalog {
     fn policy(&self, _: &str) -> Option<Arc<AssetPolicy>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn storage_keys_zeroize_on_drop() {
+        fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        zeroized_on_drop::<StorageEncryption>();
     }
 }

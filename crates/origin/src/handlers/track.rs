@@ -100,7 +100,7 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
         let sample_aes = match tc {
             Some(tc) if tc.envelope.is_none() => {
                 // Sample encryption over MPEG-TS is SAMPLE-AES, H.264 and AAC only.
-                let Some(sa) = tc.sample_aes else {
+                let Some(sa) = tc.sample_aes.clone() else {
                     return Err(ApiError::Forbidden(format!("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only, not track '{name}'")));
                 };
                 Some(sa)
