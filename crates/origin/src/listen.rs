@@ -275,9 +275,12 @@ impl Conn {
         tokio::pin!(conn);
         let mut tick = tokio::time::interval(self.limits.tick());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // (time, bytes written) at each tick, back to one at least `write_timeout` old.
+        // (time, bytes written) at accept and at each tick, back to one at least `write_timeout`
+        // old. The accept entry matters: without it, for up to a tick after the connection is
+        // `write_timeout` old no entry is old enough, its progress counts for nothing, and an
+        // HTTP/2 stream waiting behind busy siblings since the start looks stalled.
         let window = self.limits.write_timeout.as_millis() as u64;
-        let mut history: std::collections::VecDeque<(u64, u64)> = std::collections::VecDeque::new();
+        let mut history: std::collections::VecDeque<(u64, u64)> = std::collections::VecDeque::from([(0, 0)]);
         // When a graceful shutdown of this connection was started (drain or idle).
         let mut closing: Option<Instant> = None;
         if *self.drain.borrow() {

@@ -334,6 +334,10 @@ async fn server_response_budget_answers_503_until_memory_is_given_back() {
 async fn http2_stream_queued_behind_progressing_siblings_is_not_cut() {
     let r = start(Limits { write_timeout: Duration::from_secs(1), ..lax() }).await;
     let seg = big_segment(&r.state).await;
+    // The body size is known before the streams open: building it while they wait (a debug
+    // build on a busy machine can take over a second) would leave the connection with nothing
+    // to send for a write timeout, a real stall.
+    let size = support::get(&r.state, &seg).await.2.len();
     // Streams 1, 3, ..., 121 all ask for the segment with zero windows; the client then opens
     // the window of one stream at a time, so the later ones wait several write timeouts while
     // the connection as a whole keeps moving.
@@ -367,7 +371,6 @@ async fn http2_stream_queued_behind_progressing_siblings_is_not_cut() {
     // 16 KiB every 10 ms to the first stream until it has its body, then the next: about
     // 1.6 MB/s, 25 times the least the limit asks for, so a slow test machine does not make it
     // look stalled. Streams 1..119 take several write timeouts; 121 never gets a window.
-    let size = support::get(&r.state, &seg).await.2.len();
     let per_stream = size.div_ceil(16384) * 16384;
     for stream in (1..=119).step_by(2) {
         let mut granted = 0;
