@@ -100,7 +100,9 @@ const URLS: &[(&str, Option<&str>)] = &[
     ("/hevc/video/cbcs/index.m3u8", Some("hevc_video_cbcs.m3u8")),
     ("/hevc/video/cbcs/init.mp4", Some("hevc_video_cbcs_init.mp4")),
     ("/hevc/video/cbcs/2.m4s", Some("hevc_video_cbcs_2.m4s")),
-    ("/hevc/master-ts.m3u8", None),
+    // SAMPLE-AES TS without the HEVC video (fMP4 only); its TS resources do not exist.
+    ("/hevc/master-ts.m3u8", Some("hevc_master-ts.m3u8")),
+    ("/hevc/video/cbcs/ts.m3u8", None),
     ("/hevc/video/cbcs/1.ts", None),
     // multi: one file with several tracks; cbcs DASH and HLS, PIFF Smooth.
     ("/multi/manifest.mpd", Some("multi.mpd")),
