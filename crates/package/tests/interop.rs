@@ -131,3 +131,39 @@ fn clearkey_signalled_with_and_without_licence_url() {
         assert!(s.contains(&format!("<ContentProtection {ck}><dashif:Laurl>https://lic.example/ck</dashif:Laurl></ContentProtection>")), "{s}");
     }
 }
+
+/// I-frame playlists: one EXT-X-I-FRAME-STREAM-INF per listed video rendition (no HEVC over
+/// TS), an I-frames-only playlist per track, and I-frame segments that are the key frame alone.
+#[test]
+fn iframe_playlists_and_segments() {
+    let a = ladder();
+    for (flavor, name, videos) in [(hls::FMP4, "iframes.m3u8", 3), (hls::TS, "iframes-ts.m3u8", 2)] {
+        let m = hls::write_master(&a, flavor);
+        let lines: Vec<&str> = m.lines().filter(|l| l.starts_with("#EXT-X-I-FRAME-STREAM-INF:")).collect();
+        assert_eq!(lines.len(), videos, "{m}");
+        for l in lines {
+            assert!(l.contains("BANDWIDTH=") && l.contains("RESOLUTION=") && l.ends_with(&format!("/{name}\"")), "{l}");
+            assert!(!l.contains("mp4a"), "video codec only: {l}");
+        }
+    }
+    let v = a.track("video_720p").unwrap();
+    let p = hls::write_iframes_with(v, hls::FMP4, &[], None);
+    assert!(p.contains("#EXT-X-I-FRAMES-ONLY\n#EXT-X-MAP:URI=\"init.mp4\"\n"), "{p}");
+    assert_eq!(p.matches("#EXTINF:").count(), v.segments.len(), "{p}");
+    assert!(p.contains("\ni1.m4s\n") && p.contains(&format!("\ni{}.m4s\n", v.segments.len())), "{p}");
+    let t = hls::write_iframes_with(v, hls::TS, &[], None);
+    assert!(t.contains("#EXT-X-VERSION:4\n") && !t.contains("EXT-X-MAP") && t.contains("\ni1.ts\n"), "{t}");
+    let file = fixture("ladder/video_720p.cmfv");
+    for seg in 0..v.segments.len() {
+        let (s, e) = sealcast_package::fmp4::iframe_range(v, seg).unwrap();
+        let data = file.slice(s as usize..e as usize);
+        let frags = sealcast_package::fmp4::read_iframe(v, seg, &data, s).unwrap();
+        assert_eq!(frags.len(), 1);
+        let tf = &frags[0].traf;
+        assert_eq!((tf.samples.len(), tf.runs.len(), tf.runs[0].trun.entries.len()), (1, 1, 1));
+        assert!(tf.samples[0].is_sync());
+        assert_eq!(tf.runs[0].data_len, tf.samples[0].size as u64);
+        let out = sealcast_package::fmp4::write_segment(&frags, &data, s).unwrap().concat();
+        assert!(out.len() < (e - s) as usize, "an I-frame segment is smaller than its fragment");
+    }
+}
