@@ -63,7 +63,11 @@ function startInPage({ engine, url, keys, clearkeysB64, switchUp }) {
     if (Object.keys(keys).length) cfg.drm = { clearKeys: keys };
     // ABR restrictions steer what the ABR manager picks (app `restrictions` would also drop
     // variants from the presentation).
-    if (switchUp) cfg.abr = { restrictions: { maxHeight: 400 } };
+    // A short buffer and clearBufferSwitch, so the switch shows within the 10 s ladder.
+    if (switchUp) {
+      cfg.abr = { restrictions: { maxHeight: 400 }, clearBufferSwitch: true, safeMarginSwitch: 1 };
+      cfg.streaming.bufferingGoal = 2;
+    }
     player.configure(cfg);
     window.__forceUp = () => player.configure({ abr: { restrictions: { minHeight: 401, maxHeight: Infinity } } });
     return player.attach(video).then(() => player.load(url)).then(playSoon).then(() => ({ ok: true }),
