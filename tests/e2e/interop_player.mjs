@@ -157,12 +157,14 @@ async function playOne(browser, job, opts) {
     const playAfter = job.playAfter || 2;
     let sw = null;
     for (;;) {
-      const st = await page.evaluate(() => {
+      const st = await page.evaluate((dash) => {
         const v = document.getElementById('v');
-        return { t: v.currentTime, h: v.videoHeight, err: v.error ? `${v.error.code} ${v.error.message}` : null, ended: v.ended };
-      });
+        // An error the player gives up on ends the wait early (wrong-key jobs).
+        const fatal = (window.__errors || []).some((e) => e.severity === 2 || e.fatal || (dash && e.playback));
+        return { t: v.currentTime, h: v.videoHeight, err: v.error ? `${v.error.code} ${v.error.message}` : null, ended: v.ended, fatal };
+      }, job.engine.startsWith('dashjs'));
       if (st.h && (!heights.length || heights[heights.length - 1][1] !== st.h)) heights.push([Math.round(st.t * 100) / 100, st.h]);
-      if (st.err) break;
+      if (st.err || (st.fatal && st.t <= threshold && !job.switchUp)) break;
       if (job.switchUp) {
         if (!sw && st.t > switchAt) {
           sw = { at: st.t, heightBefore: st.h };
