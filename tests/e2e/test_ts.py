@@ -27,7 +27,7 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from oracle import (require_browser, ASSETS, E2E_DIR, FFMPEG, FFPROBE, compare_samples, decoded_framemd5, fetch, get_bytes, get_ok,
+from oracle import (require_browser, E2E_DIR, FFMPEG, FFPROBE, compare_samples, decoded_framemd5, fetch, get_bytes, get_ok,
                     normalize_codecs, normalize_lang, reference_codecs, require_tool, source_decoded_hashes,
                     source_hashes, source_sample_times, source_track, source_tracks, track_duration,
                     track_name_from_url)
@@ -40,6 +40,10 @@ TICK = Fraction(1, 90000)          # one PES/PCR-base tick
 PAT_PID, PMT_PID, VIDEO_PID, AUDIO_PID, NULL_PID = 0x0000, 0x1000, 0x100, 0x101, 0x1FFF
 # ISO/IEC 13818-1 Table 2-34 (0x24: HEVC, H.222.0 Amd.3); AAC in ADTS is 0x0F.
 STREAM_TYPES = {"h264": 0x1B, "hevc": 0x24, "aac": 0x0F}
+# TS carries H.264 and AAC only (issue 12: Apple's authoring rules put HEVC in fMP4): `hevc`
+# (HEVC video + AAC) is checked below for what its TS presentation is, the audio only; the HEVC
+# muxer itself stays tested in Rust (crates/package/tests/ts.rs).
+ASSETS = ["demo", "multi"]
 _TMP = tempfile.TemporaryDirectory(prefix="sealcast-ts-")  # concatenated segments; removed at exit
 CORRUPTION_RE = re.compile(r"Continuity check failed|Packet corrupt|corrupt (input )?packet", re.I)
 
@@ -864,3 +868,26 @@ def test_hlsjs_switches_audio_language(server, hlsjs_played, asset):
     assert fetched, f"{url}: after the switch hls.js fetched no segment under {alt_dir}:\n{_explain_hlsjs(r)}"
     assert sw.get("continued"), (f"{url}: playback did not continue 2 s after switching to {r['alt']['name']!r}:"
                                  f"\n{_explain_hlsjs(r)}")
+
+
+def test_hevc_left_out_of_ts(server):
+    """`hevc` over TS: the multivariant playlist holds the AAC audio alone (an audio-only
+    variant, CODECS = Shaka Packager's string for it); the HEVC video's TS playlist and segments
+    are 404 while its fMP4 ones are served."""
+    errors = []
+    master = _master_ts(server.base_url, "hevc")
+    audio = _source_audio("hevc")
+    video = sorted(n for n, t in source_tracks("hevc").items() if t.codec_type == "video")
+    got = sorted(track_name_from_url(v.absolute_uri, "hevc") for v in master.playlists)
+    if got != audio:
+        errors.append(f"/hevc/master-ts.m3u8 variants {got}, expected the audio alone {audio}")
+    for v in master.playlists:
+        want = normalize_codecs(reference_codecs("hevc", audio[0]))
+        if normalize_codecs(v.stream_info.codecs or "") != want:
+            errors.append(f"variant {v.uri}: CODECS {v.stream_info.codecs}, want {want}")
+    for name in video:
+        for leaf, status in (("ts.m3u8", 404), ("1.ts", 404), ("index.m3u8", 200), ("1.m4s", 200)):
+            r = fetch(server.url(f"/hevc/{name}/{leaf}"))
+            if r.status != status:
+                errors.append(f"/hevc/{name}/{leaf}: {r.status}, expected {status}")
+    _fails(errors)

@@ -96,15 +96,21 @@ pub fn playready(pro: &[u8], pssh: Option<&Pssh>, ns: Namespaces) -> String {
     )
 }
 
-/// DASH-IF ClearKey: `schemeIdUri="urn:uuid:e2719d58-…" value="ClearKey1.0"` with
-/// `<dashif:Laurl>` giving the licence URL (refuses control characters in the URL).
-pub fn clearkey(license_url: &str, ns: Namespaces) -> Result<String> {
-    check_embeddable("ClearKey licence URL", license_url, false)?;
+/// DASH-IF ClearKey: `schemeIdUri="urn:uuid:e2719d58-…" value="ClearKey1.0"`, with
+/// `<dashif:Laurl>` giving the licence URL when there is one (refuses control characters in
+/// the URL). Written for every protected AdaptationSet, licence URL or not: players map only
+/// this element (or the W3C Common one) to EME `org.w3.clearkey`, and dash.js finds no
+/// playable stream without one even when the application hands it the keys.
+pub fn clearkey(license_url: Option<&str>, ns: Namespaces) -> Result<String> {
+    let Some(url) = license_url else {
+        return Ok(format!(r#"<ContentProtection schemeIdUri="{}" value="{CLEARKEY_VALUE}"/>"#, SystemId::DASHIF_CLEARKEY.urn()));
+    };
+    check_embeddable("ClearKey licence URL", url, false)?;
     Ok(format!(
         r#"<ContentProtection{} schemeIdUri="{}" value="{CLEARKEY_VALUE}"><dashif:Laurl>{}</dashif:Laurl></ContentProtection>"#,
         ns.decl("dashif", DASHIF_NS),
         SystemId::DASHIF_CLEARKEY.urn(),
-        escape(license_url),
+        escape(url),
     ))
 }
 
@@ -173,12 +179,17 @@ mod tests {
                 to_base64(&wv)
             )
         );
-        let ck = clearkey("https://origin.example/clearkey?asset=a&b=1", Namespaces::OnRoot).unwrap();
+        let ck = clearkey(Some("https://origin.example/clearkey?asset=a&b=1"), Namespaces::OnRoot).unwrap();
         assert_eq!(
             ck,
             r#"<ContentProtection schemeIdUri="urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e" value="ClearKey1.0"><dashif:Laurl>https://origin.example/clearkey?asset=a&amp;b=1</dashif:Laurl></ContentProtection>"#
         );
-        assert!(clearkey("https://x\r\n", Namespaces::OnRoot).is_err());
+        assert!(clearkey(Some("https://x\r\n"), Namespaces::OnRoot).is_err());
+        // Without a licence URL the element is still there (players need it to pick ClearKey).
+        assert_eq!(
+            clearkey(None, Namespaces::Inline).unwrap(),
+            r#"<ContentProtection schemeIdUri="urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e" value="ClearKey1.0"/>"#
+        );
     }
 
     /// Every inline fragment is well-formed standalone XML with children in foreign namespaces.
@@ -196,7 +207,8 @@ mod tests {
             widevine(&wv, Namespaces::Inline),
             playready(&pro, Some(&pr_pssh), Namespaces::Inline),
             playready(&pro, None, Namespaces::Inline),
-            clearkey("https://l.example/ck", Namespaces::Inline).unwrap(),
+            clearkey(Some("https://l.example/ck"), Namespaces::Inline).unwrap(),
+            clearkey(None, Namespaces::Inline).unwrap(),
             common_system(&common, Namespaces::Inline),
         ] {
             let wrapped = format!(r#"<AdaptationSet xmlns="urn:mpeg:dash:schema:mpd:2011">{frag}</AdaptationSet>"#);

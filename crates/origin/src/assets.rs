@@ -64,12 +64,16 @@ pub enum ManifestSlot {
     Media(usize),
     /// HLS media playlist (TS) of track `i`.
     MediaTs(usize),
+    /// HLS I-frame playlist (fMP4) of track `i`.
+    IFrames(usize),
+    /// HLS I-frame playlist (TS) of track `i`.
+    IFramesTs(usize),
 }
 
 impl ManifestSlot {
     /// Number of slots of an asset with `tracks` tracks.
     pub fn count(tracks: usize) -> usize {
-        4 + 2 * tracks
+        4 + 4 * tracks
     }
 
     /// Position in a table of [`ManifestSlot::count`] slots.
@@ -81,6 +85,8 @@ impl ManifestSlot {
             ManifestSlot::Smooth => 3,
             ManifestSlot::Media(t) => 4 + t,
             ManifestSlot::MediaTs(t) => 4 + tracks + t,
+            ManifestSlot::IFrames(t) => 4 + 2 * tracks + t,
+            ManifestSlot::IFramesTs(t) => 4 + 3 * tracks + t,
         }
     }
 }

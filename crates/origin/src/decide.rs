@@ -107,7 +107,7 @@ pub fn decide(asset: &str, resource: &Resource, policy: Option<Arc<AssetPolicy>>
                 Some(m) => Err(ApiError::Forbidden(format!("Smooth Streaming with {} is not offered", m.path()))),
             }
         }
-        Resource::MediaPlaylist { method: None, .. } | Resource::Init { method: None, .. } | Resource::Segment { method: None, .. } => {
+        Resource::MediaPlaylist { method: None, .. } | Resource::Init { method: None, .. } | Resource::Segment { method: None, .. } | Resource::IFramePlaylist { method: None, .. } | Resource::IFrameSegment { method: None, .. } => {
             let Some(p) = policy else { return if allow_clear { Ok(Served::Clear) } else { Err(no_policy()) } };
             // Clear CMAF segments serve whichever of DASH and HLS-fMP4 is clear.
             let proto = if is_hls_only(resource) { Proto::Hls } else { Proto::Cmaf };
@@ -122,7 +122,11 @@ pub fn decide(asset: &str, resource: &Resource, policy: Option<Arc<AssetPolicy>>
                 Err(ApiError::Forbidden(format!("the delivery policy of '{asset}' does not allow clear {proto:?} output")))
             }
         }
-        Resource::MediaPlaylist { method: Some(m), .. } | Resource::Init { method: Some(m), .. } | Resource::Segment { method: Some(m), .. } => {
+        Resource::MediaPlaylist { method: Some(m), .. }
+        | Resource::Init { method: Some(m), .. }
+        | Resource::Segment { method: Some(m), .. }
+        | Resource::IFramePlaylist { method: Some(m), .. }
+        | Resource::IFrameSegment { method: Some(m), .. } => {
             let m = *m;
             let policy = policy.ok_or_else(|| if allow_clear { ApiError::NotFound(format!("asset '{asset}' is not encrypted")) } else { no_policy() })?;
             let uses = |d: Option<Delivery>| d.and_then(Encryption::of) == Some(m);
@@ -131,7 +135,7 @@ pub fn decide(asset: &str, resource: &Resource, policy: Option<Arc<AssetPolicy>>
             if !allowed {
                 return Err(ApiError::Forbidden(format!("the delivery policy of '{asset}' does not offer {} here", m.path())));
             }
-            if m == Encryption::Cenc && matches!(resource, Resource::MediaPlaylist { container: Container::Ts, .. }) {
+            if m == Encryption::Cenc && matches!(resource, Resource::MediaPlaylist { container: Container::Ts, .. } | Resource::IFramePlaylist { container: Container::Ts, .. }) {
                 return Err(ApiError::Forbidden("HLS over MPEG-TS with cenc is not offered".into()));
             }
             Ok(Served::Protected { policy, method: m })
@@ -139,9 +143,9 @@ pub fn decide(asset: &str, resource: &Resource, policy: Option<Arc<AssetPolicy>>
     }
 }
 
-/// Whether a track resource belongs to HLS alone (playlists and TS segments).
+/// Whether a track resource belongs to HLS alone (playlists, TS segments, I-frame segments).
 fn is_hls_only(r: &Resource) -> bool {
-    matches!(r, Resource::MediaPlaylist { .. } | Resource::Segment { container: Container::Ts, .. })
+    matches!(r, Resource::MediaPlaylist { .. } | Resource::Segment { container: Container::Ts, .. } | Resource::IFramePlaylist { .. } | Resource::IFrameSegment { .. })
 }
 
 /// The method an AMS `encryption=` names.
@@ -210,6 +214,10 @@ mod tests {
                 Resource::Init { track: t(), method: m },
                 Resource::Segment { track: t(), method: m, n: 1, container: Container::Fmp4 },
                 Resource::Segment { track: t(), method: m, n: 1, container: Container::Ts },
+                Resource::IFramePlaylist { track: t(), container: Container::Fmp4, method: m },
+                Resource::IFramePlaylist { track: t(), container: Container::Ts, method: m },
+                Resource::IFrameSegment { track: t(), method: m, n: 1, container: Container::Fmp4 },
+                Resource::IFrameSegment { track: t(), method: m, n: 1, container: Container::Ts },
             ]
         };
         for dash in options {
@@ -236,16 +244,16 @@ mod tests {
                     }
                     // Clear track resources: only if a protocol serving them is named clear.
                     for r in resources(None) {
-                        let hls_only = matches!(r, Resource::MediaPlaylist { .. } | Resource::Segment { container: Container::Ts, .. });
+                        let hls_only = matches!(r, Resource::MediaPlaylist { .. } | Resource::Segment { container: Container::Ts, .. } | Resource::IFramePlaylist { .. } | Resource::IFrameSegment { .. });
                         let clear_ok = hls == Some(NoDynamicEncryption) || (!hls_only && dash == Some(NoDynamicEncryption));
                         assert_eq!(decide("a", &r, p.clone(), true).is_ok(), clear_ok, "{r:?} under {dash:?}/{hls:?}");
                     }
                     // Encrypted track resources: only with a method a serving protocol names.
                     for m in [Encryption::Cenc, Encryption::Cbcs, Encryption::Aes128] {
                         for r in resources(Some(m)) {
-                            let hls_only = matches!(r, Resource::MediaPlaylist { .. } | Resource::Segment { container: Container::Ts, .. }) || m == Encryption::Aes128;
+                            let hls_only = matches!(r, Resource::MediaPlaylist { .. } | Resource::Segment { container: Container::Ts, .. } | Resource::IFramePlaylist { .. } | Resource::IFrameSegment { .. }) || m == Encryption::Aes128;
                             let ok = named(hls) == Some(m) || (!hls_only && named(dash) == Some(m));
-                            let ok = ok && !(m == Encryption::Cenc && matches!(r, Resource::MediaPlaylist { container: Container::Ts, .. }));
+                            let ok = ok && !(m == Encryption::Cenc && matches!(r, Resource::MediaPlaylist { container: Container::Ts, .. } | Resource::IFramePlaylist { container: Container::Ts, .. }));
                             match decide("a", &r, p.clone(), true) {
                                 Ok(Served::Protected { method, .. }) => assert!(ok && method == m, "{r:?} under {dash:?}/{hls:?}"),
                                 Ok(Served::Clear) => panic!("{r:?} clear"),

@@ -8,6 +8,7 @@
 //! GET  /healthz | /metrics
 //! GET  /{asset}/manifest.mpd | master.m3u8 | master-ts.m3u8 | Manifest
 //! GET  /{asset}/{track}[/{cenc|cbcs|aes}]/index.m3u8 | ts.m3u8 | init.mp4 | {n}.m4s | {n}.ts
+//!      | iframes.m3u8 | iframes-ts.m3u8 | i{n}.m4s | i{n}.ts        (HLS I-frame playlists)
 //! GET  /{asset}/QualityLevels({bitrate})/Fragments({stream}={time})          Smooth fragment
 //! GET  /{locator}/{name}.ism/…                        Azure Media Services forms (crate::ams);
 //!                                                    other paths under it as /{asset}/…
@@ -103,6 +104,26 @@ pub enum Resource {
     },
     /// A track's media segment `n` (from 1).
     Segment {
+        /// Track name.
+        track: String,
+        /// `None`: clear; else under `{track}/{method}/`.
+        method: Option<Encryption>,
+        /// Segment number, from 1.
+        n: usize,
+        /// `.m4s` or `.ts`.
+        container: Container,
+    },
+    /// The HLS I-frame playlist of a video track (`iframes.m3u8`, `iframes-ts.m3u8`).
+    IFramePlaylist {
+        /// Track name.
+        track: String,
+        /// Its I-frame segments' container.
+        container: Container,
+        /// `None`: clear; else under `{track}/{method}/`.
+        method: Option<Encryption>,
+    },
+    /// The I-frame segment of segment `n` (`i{n}.m4s`, `i{n}.ts`): the key frame starting it.
+    IFrameSegment {
         /// Track name.
         track: String,
         /// `None`: clear; else under `{track}/{method}/`.
@@ -249,6 +270,8 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
         names::MEDIA_FMP4 => Resource::MediaPlaylist { track, container: Container::Fmp4, method },
         names::MEDIA_TS => Resource::MediaPlaylist { track, container: Container::Ts, method },
         names::INIT => Resource::Init { track, method },
+        names::IFRAMES_FMP4 => Resource::IFramePlaylist { track, container: Container::Fmp4, method },
+        names::IFRAMES_TS => Resource::IFramePlaylist { track, container: Container::Ts, method },
         _ => {
             let (stem, ext) = last.rsplit_once('.').ok_or_else(|| no_route(path))?;
             let container = match ext {
@@ -256,11 +279,19 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
                 names::SEGMENT_TS => Container::Ts,
                 _ => return Err(no_route(path)),
             };
+            let (iframe, stem) = match stem.strip_prefix(names::IFRAME_PREFIX) {
+                Some(rest) => (true, rest),
+                None => (false, stem),
+            };
             let n = segment_number(stem).ok_or_else(|| no_route(path))?;
             if n == 0 {
                 return Err(ApiError::NotFound(format!("segment 0 of track '{track}'")));
             }
-            Resource::Segment { track, method, n, container }
+            if iframe {
+                Resource::IFrameSegment { track, method, n, container }
+            } else {
+                Resource::Segment { track, method, n, container }
+            }
         }
     };
     at(asset, resource)
@@ -342,6 +373,10 @@ mod tests {
             ("/demo/v/cbcs/3.m4s", asset("demo", Resource::Segment { track: t("v"), method: Some(Encryption::Cbcs), n: 3, container: Fmp4 })),
             ("/demo/v/aes/3.ts", asset("demo", Resource::Segment { track: t("v"), method: Some(Encryption::Aes128), n: 3, container: Ts })),
             ("/demo/v/cbcs/ts.m3u8", asset("demo", Resource::MediaPlaylist { track: t("v"), container: Ts, method: Some(Encryption::Cbcs) })),
+            ("/demo/v/iframes.m3u8", asset("demo", Resource::IFramePlaylist { track: t("v"), container: Fmp4, method: None })),
+            ("/demo/v/aes/iframes-ts.m3u8", asset("demo", Resource::IFramePlaylist { track: t("v"), container: Ts, method: Some(Encryption::Aes128) })),
+            ("/demo/v/i3.m4s", asset("demo", Resource::IFrameSegment { track: t("v"), method: None, n: 3, container: Fmp4 })),
+            ("/demo/v/cbcs/i12.ts", asset("demo", Resource::IFrameSegment { track: t("v"), method: Some(Encryption::Cbcs), n: 12, container: Ts })),
             // Three segments: `cenc` is the track name, not a method.
             ("/demo/cenc/init.mp4", asset("demo", Resource::Init { track: t("cenc"), method: None })),
             ("/demo/QualityLevels(125684)/Fragments(video=0)", asset("demo", Resource::SmoothFragment { stream: t("video"), bitrate: 125684, time: 0 })),
@@ -386,6 +421,9 @@ mod tests {
             ("/demo/v/-1.m4s", 404),
             ("/demo/v/1234567890.m4s", 404),
             ("/demo/v/+1.ts", 404),
+            ("/demo/v/i0.m4s", 404),
+            ("/demo/v/i.ts", 404),
+            ("/demo/v/ii1.ts", 404),
             ("/demo/../etc/passwd", 400),
             ("/demo/%2e%2e/x/1.m4s", 400),
             ("/demo//v/1.m4s", 400),

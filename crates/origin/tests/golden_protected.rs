@@ -50,6 +50,9 @@ const URLS: &[(&str, Option<&str>)] = &[
     ("/demo/video_180p/cbcs/1.ts", Some("demo_video_180p_sample-aes_1.ts")),
     ("/demo/audio_fr/cbcs/ts.m3u8", Some("demo_audio_fr_cbcs-ts.m3u8")),
     ("/demo/audio_fr/cbcs/2.ts", Some("demo_audio_fr_sample-aes_2.ts")),
+    ("/demo/video_180p/cbcs/iframes.m3u8", Some("demo_video_180p_cbcs_iframes.m3u8")),
+    ("/demo/video_180p/cbcs/iframes-ts.m3u8", Some("demo_video_180p_cbcs_iframes-ts.m3u8")),
+    ("/demo/audio_fr/cbcs/iframes.m3u8", None),
     ("/demo/QualityLevels(125684)/Fragments(video=0)", Some("demo_video_piff_0.piff")),
     ("/demo/QualityLevels(66915)/Fragments(audio_eng=3840)", Some("demo_audio_eng_piff_3840.piff")),
     // The same asset under Azure Media Services forms.
@@ -81,6 +84,9 @@ const URLS: &[(&str, Option<&str>)] = &[
     ("/demo_aes/video_180p/aes/1.m4s", Some("demo_aes_video_180p_aes_1.m4s.aes")),
     ("/demo_aes/video_180p/aes/1.ts", Some("demo_aes_video_180p_aes_1.ts.aes")),
     ("/demo_aes/audio_fr/aes/ts.m3u8", Some("demo_aes_audio_fr_aes-ts.m3u8")),
+    ("/demo_aes/video_180p/aes/iframes-ts.m3u8", Some("demo_aes_video_180p_aes_iframes-ts.m3u8")),
+    ("/demo_aes/video_180p/aes/i1.ts", None),
+    ("/demo_aes/video_180p/i1.ts", None),
     ("/demo_aes/audio_fr/aes/3.ts", Some("demo_aes_audio_fr_aes_3.ts.aes")),
     ("/demo_aes/manifest.mpd", None),
     ("/demo_aes/Manifest", None),
@@ -100,7 +106,9 @@ const URLS: &[(&str, Option<&str>)] = &[
     ("/hevc/video/cbcs/index.m3u8", Some("hevc_video_cbcs.m3u8")),
     ("/hevc/video/cbcs/init.mp4", Some("hevc_video_cbcs_init.mp4")),
     ("/hevc/video/cbcs/2.m4s", Some("hevc_video_cbcs_2.m4s")),
-    ("/hevc/master-ts.m3u8", None),
+    // SAMPLE-AES TS without the HEVC video (fMP4 only); its TS resources do not exist.
+    ("/hevc/master-ts.m3u8", Some("hevc_master-ts.m3u8")),
+    ("/hevc/video/cbcs/ts.m3u8", None),
     ("/hevc/video/cbcs/1.ts", None),
     // multi: one file with several tracks; cbcs DASH and HLS, PIFF Smooth.
     ("/multi/manifest.mpd", Some("multi.mpd")),

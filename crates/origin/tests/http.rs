@@ -302,11 +302,23 @@ async fn delivery_policy_never_serves_clear_by_mistake() {
     assert_eq!(get(&st, "/demo/video_180p/cbcs/1.m4s").await.0, StatusCode::FORBIDDEN);
     assert_eq!(get(&st, "/demo/video_180p/cenc/index.m3u8").await.0, StatusCode::FORBIDDEN);
     // hevc: every protocol encrypted, so nothing clear anywhere, TS included (not offered).
-    for uri in ["/hevc/master-ts.m3u8", "/hevc/video/init.mp4", "/hevc/video/1.m4s", "/hevc/video/1.ts", "/hevc/video/index.m3u8", "/hevc/video/ts.m3u8"] {
+    for uri in ["/hevc/video/init.mp4", "/hevc/video/1.m4s", "/hevc/video/1.ts", "/hevc/video/index.m3u8", "/hevc/video/ts.m3u8", "/hevc/audio/1.ts"] {
         let (s, _, b) = get(&st, uri).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{uri}");
         assert!(String::from_utf8(b).unwrap().contains("forbidden"));
     }
+    // Its SAMPLE-AES TS presentation leaves the HEVC video out (HLS fMP4 keeps it) and offers
+    // the AAC audio; the HEVC video has no TS playlist or segment under any method.
+    let (s, _, b) = get(&st, "/hevc/master-ts.m3u8").await;
+    let ts = String::from_utf8(b).unwrap();
+    assert_eq!(s, StatusCode::OK, "{ts}");
+    assert!(ts.contains("audio/cbcs/ts.m3u8") && !ts.contains("video/") && !ts.contains("hvc1"), "{ts}");
+    let (_, _, b) = get(&st, "/hevc/master.m3u8").await;
+    assert!(String::from_utf8(b).unwrap().contains("video/cbcs/index.m3u8"));
+    for uri in ["/hevc/video/cbcs/ts.m3u8", "/hevc/video/cbcs/1.ts"] {
+        assert_eq!(get(&st, uri).await.0, StatusCode::NOT_FOUND, "{uri}");
+    }
+    assert_eq!(get(&st, "/hevc/audio/cbcs/ts.m3u8").await.0, StatusCode::OK);
     // multi has no policy and clear-without-policy is off.
     assert_eq!(get(&st, "/multi/manifest.mpd").await.0, StatusCode::FORBIDDEN);
     assert_eq!(get(&st, "/multi/movie_1/cenc/init.mp4").await.0, StatusCode::FORBIDDEN);

@@ -91,6 +91,36 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
     Ok(out)
 }
 
+/// The file byte range of the fragment that starts segment `seg` of `track`: where its key
+/// frame is (segments start on key frames). `None` when there is no such segment or its first
+/// fragment does not start with a sync sample.
+pub fn iframe_range(track: &AssetTrack, seg: usize) -> Option<(u64, u64)> {
+    let s = track.segments.get(seg)?;
+    let f = track.track().fragments.get(s.first).filter(|f| f.keyframe)?;
+    Some((f.offset, f.offset.checked_add(f.size)?))
+}
+
+/// The I-frame of segment `seg`: its first fragment (read from `data`, the bytes of
+/// [`iframe_range`] at file offset `data_offset`) cut to its first sample, the key frame. Its
+/// `traf` keeps only what describes that sample (`sdtp`, `sbgp`, `subs` describing the whole
+/// run are dropped). What [`write_segment`] and the encryptors take, so an I-frame segment is
+/// written, and encrypted, exactly like a media segment of one sample.
+pub fn read_iframe(track: &AssetTrack, seg: usize, data: &Bytes, data_offset: u64) -> Result<Vec<SourceFragment>> {
+    let s = track.segments.get(seg).ok_or_else(|| Error::Read(format!("no segment {seg}")))?;
+    let mut frags = read_fragments(track, s.first..s.first + 1, data, data_offset)?;
+    let sf = frags.pop().ok_or_else(|| Error::Read("no fragment".into()))?;
+    let first = *sf.traf.samples.first().ok_or_else(|| Error::Read("fragment without samples".into()))?;
+    if !first.is_sync() {
+        return Err(Error::Read(format!("segment {} does not start with a key frame", seg + 1)));
+    }
+    let run = sf.traf.runs.first().filter(|r| !r.trun.entries.is_empty() && r.data_start == first.offset).ok_or_else(|| Error::Read("first run does not hold the first sample".into()))?;
+    let mut trun = run.trun.clone();
+    trun.entries.truncate(1);
+    let run = crate::fragment::Run { trun, data_start: run.data_start, data_len: first.size as u64 };
+    let traf = crate::fragment::TrackFragment { samples: vec![first], runs: vec![run], extra: Vec::new(), ..sf.traf };
+    Ok(vec![SourceFragment { traf, ..sf }])
+}
+
 /// Writes a CMAF media segment from the fragments [`read_segment`] returned.
 pub fn write_segment(frags: &[SourceFragment], data: &Bytes, data_offset: u64) -> Result<Chunks> {
     write_segment_with(frags, data, data_offset, &[], 1)

@@ -19,3 +19,9 @@ pub const INIT: &str = "init.mp4";
 pub const SEGMENT_FMP4: &str = "m4s";
 /// Extension of TS media segments (`{n}.ts`).
 pub const SEGMENT_TS: &str = "ts";
+/// HLS I-frame playlist of a video track, fMP4 I-frame segments.
+pub const IFRAMES_FMP4: &str = "iframes.m3u8";
+/// HLS I-frame playlist of a video track, TS I-frame segments.
+pub const IFRAMES_TS: &str = "iframes-ts.m3u8";
+/// Prefix of I-frame segment names (`i{n}.m4s`, `i{n}.ts`: the key frame that starts segment `n`).
+pub const IFRAME_PREFIX: &str = "i";

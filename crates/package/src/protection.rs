@@ -388,14 +388,14 @@ fn plan_scheme(method: Encryption, scheme: Scheme, input: &PlanInput<'_>) -> Res
         let init = protect_init(&t.track().init, &ip).map_err(on_track)?;
 
         let mut cp = String::new();
-        let mut elements = vec![
+        // ClearKey always: without it dash.js finds no stream it can play with keys it is
+        // given (issue 12); its licence URL when the policy names one.
+        let elements = [
             sealcast_drm::dash::mp4protection(scheme, kid, ns),
             sealcast_drm::dash::widevine(&sys.widevine, ns),
             sealcast_drm::dash::playready(&sys.pro, Some(&sys.playready), ns),
+            sealcast_drm::dash::clearkey(license.clearkey.as_deref(), ns)?,
         ];
-        if let Some(u) = &license.clearkey {
-            elements.push(sealcast_drm::dash::clearkey(u, ns)?);
-        }
         for el in elements {
             cp.push_str("      ");
             cp.push_str(&el);

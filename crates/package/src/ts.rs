@@ -26,6 +26,15 @@ use crate::track::CodecConfig;
 /// Constant added to every timestamp (10 s at 90 kHz).
 pub const PTS_OFFSET_90K: u64 = 900_000;
 
+/// Whether HLS over MPEG-TS carries track `t`: H.264 video and AAC audio only. Apple's HLS
+/// authoring specification puts HEVC in fMP4 segments only (and SAMPLE-AES over TS is defined
+/// for H.264 and AAC alone), so the TS playlists leave other renditions out (they stay in the
+/// fMP4 ones) and their TS resources do not exist: one HEVC rendition never withholds the
+/// H.264 ladder from TS-only clients.
+pub fn carries(t: &AssetTrack) -> bool {
+    matches!(t.track().info.config, CodecConfig::Avc(_) | CodecConfig::Aac { .. })
+}
+
 /// The muxer's codec description of a track.
 pub fn codec(t: &AssetTrack) -> Codec {
     let b = |v: &Vec<Vec<u8>>| v.iter().map(|x| Bytes::from(x.clone())).collect::<Vec<_>>();
@@ -116,16 +125,16 @@ pub struct AudioPlan {
 }
 
 /// Plans TS segment `number` (from 1) of track `track` of `asset`; `None` when there is no
-/// such track or segment.
+/// such track or segment, or TS does not carry the track ([`carries`]).
 pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<SegmentPlan> {
-    let t = asset.tracks.get(track)?;
+    let t = asset.tracks.get(track).filter(|t| carries(t))?;
     let seg = t.segments.get(number.checked_sub(1)?)?;
     let (start, end) = t.segment_range(number - 1)?;
     let mut plan = SegmentPlan { track, number, bytes: start..end, audio: None };
     if t.kind() != TrackKind::Video {
         return Some(plan);
     }
-    let Some(ai) = asset.tracks.iter().position(|x| x.kind() == TrackKind::Audio) else { return Some(plan) };
+    let Some(ai) = asset.tracks.iter().position(|x| x.kind() == TrackKind::Audio && carries(x)) else { return Some(plan) };
     let a = &asset.tracks[ai];
     // The video segment's decode span in the audio timescale; first and last segments are
     // open-ended so every audio sample lands in exactly one segment.
@@ -153,4 +162,16 @@ pub fn build_segment(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Opt
         inputs.push(TsInput { codec: codec(a), timescale: a.track().info.timescale, samples: samples(&af, data, ap.bytes.start, ap.from, ap.to, 0).map_err(|e| (a.file.clone(), e))? });
     }
     write_segment_with(&inputs, plan.number, sample_aes).map_err(|e| (t.file.clone(), e))
+}
+
+/// Builds the TS I-frame segment of segment `number` (from 1) of video track `track`: PAT, PMT
+/// and the key frame that starts the segment, no audio (`main` holds
+/// [`crate::fmp4::iframe_range`] of the segment, at file offset `data_offset`). SAMPLE-AES
+/// encrypted when `sample_aes` is given.
+pub fn build_iframe(asset: &Asset, track: usize, number: usize, main: &Bytes, data_offset: u64, sample_aes: Option<SampleAesParams>) -> std::result::Result<Vec<u8>, (String, Error)> {
+    let t = asset.tracks.get(track).ok_or_else(|| (String::new(), Error::Read(format!("no track {track}"))))?;
+    let at = |e| (t.file.clone(), e);
+    let frags = crate::fmp4::read_iframe(t, number.checked_sub(1).ok_or_else(|| at(Error::Read("segment 0".into())))?, main, data_offset).map_err(at)?;
+    let input = TsInput { codec: codec(t), timescale: t.track().info.timescale, samples: samples(&frags, main, data_offset, 0, u64::MAX, t.dts_shift()).map_err(at)? };
+    write_segment_with(&[input], number, sample_aes).map_err(at)
 }

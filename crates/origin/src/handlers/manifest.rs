@@ -2,7 +2,7 @@
 //! manifest, clear or with the protection signalling of the method decided.
 
 use sealcast_package::manifest::hls::{self, HlsProtection};
-use sealcast_package::{manifest as mf, smooth, Asset};
+use sealcast_package::{manifest as mf, smooth, ts, Asset};
 
 use super::{protection, Ctx, Reply, DASH_TYPE, HLS_TYPE, SMOOTH_TYPE};
 use crate::assets::{Loaded, ManifestSlot};
@@ -24,6 +24,11 @@ fn slot_and_type(kind: ManifestKind) -> (ManifestSlot, &'static str) {
 pub fn manifest(ctx: &Ctx<'_>, loaded: &Loaded, kind: ManifestKind, served: Served) -> Result<Reply, ApiError> {
     let (slot, content_type) = slot_and_type(kind);
     let reply = |(body, etag)| Reply::Manifest { body, etag, content_type, last_modified: loaded.last_modified_header.clone() };
+    // TS playlists list only what TS carries (H.264, AAC); an asset with nothing of that has
+    // no TS presentation at all.
+    if kind == ManifestKind::Master(Container::Ts) && !loaded.asset.tracks.iter().any(ts::carries) {
+        return Err(ApiError::NotFound(format!("no rendition of '{}' can be carried over MPEG-TS", loaded.path)));
+    }
     let Some((crypto, m)) = protection(loaded, served)? else {
         let build: fn(&Asset) -> String = match kind {
             ManifestKind::Mpd => mf::dash::write_mpd,
@@ -34,7 +39,7 @@ pub fn manifest(ctx: &Ctx<'_>, loaded: &Loaded, kind: ManifestKind, served: Serv
         return Ok(reply(loaded.manifest(slot, build)));
     };
     let sc = crypto.method(m).ok_or_else(|| ApiError::Forbidden(format!("this protocol with {} is not offered", m.path())))?;
-    if kind == ManifestKind::Master(Container::Ts) && m == Encryption::Cbcs && sc.tracks.iter().any(|t| t.sample_aes.is_none()) {
+    if kind == ManifestKind::Master(Container::Ts) && m == Encryption::Cbcs && sc.tracks.iter().zip(&loaded.asset.tracks).any(|(t, a)| ts::carries(a) && t.sample_aes.is_none()) {
         return Err(ApiError::Forbidden("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only".into()));
     }
     let body = sc.manifest(loaded, slot, |a, sc| match kind {

@@ -124,6 +124,8 @@ pub async fn asset(ctx: &Ctx<'_>, r: &AssetRoute) -> Result<Reply, ApiError> {
         Resource::MediaPlaylist { track, container, .. } => track::playlist(ctx, &loaded, track, *container, served),
         Resource::Init { track, .. } => track::init(&loaded, track, served),
         Resource::Segment { track, n, container, .. } => track::segment(ctx, &loaded, track, *n, *container, served).await,
+        Resource::IFramePlaylist { track, container, .. } => track::iframe_playlist(ctx, &loaded, track, *container, served),
+        Resource::IFrameSegment { track, n, container, .. } => track::iframe_segment(ctx, &loaded, track, *n, *container, served).await,
         Resource::SmoothFragment { stream, bitrate, time } => smooth::fragment(ctx, &loaded, stream, *bitrate, *time, served).await,
         // Refused by `decide`; never served.
         Resource::AmsEncryptedFragment(e) => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),

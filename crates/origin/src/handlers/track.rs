@@ -24,6 +24,15 @@ fn mime(t: &AssetTrack) -> &'static str {
     }
 }
 
+/// HLS over MPEG-TS carries H.264 and AAC only ([`ts::carries`]): the TS playlist and segments
+/// of any other track (HEVC) do not exist, clear or protected, so nothing of it is read.
+fn ts_carries(track: &AssetTrack, container: Container) -> Result<(), ApiError> {
+    if container == Container::Ts && !ts::carries(track) {
+        return Err(ApiError::NotFound(format!("track '{}' is not offered over MPEG-TS (HEVC is HLS fMP4 only)", track.name)));
+    }
+    Ok(())
+}
+
 fn file_info<'a>(loaded: &'a Loaded, t: &AssetTrack) -> Result<&'a sealcast_storage::ObjectInfo, ApiError> {
     loaded.files.get(&t.file).ok_or_else(|| ApiError::NotFound(t.file.clone()))
 }
@@ -31,6 +40,7 @@ fn file_info<'a>(loaded: &'a Loaded, t: &AssetTrack) -> Result<&'a sealcast_stor
 /// An HLS media playlist.
 pub fn playlist(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, container: Container, served: Served) -> Result<Reply, ApiError> {
     let (ti, track) = find(loaded, name)?;
+    ts_carries(track, container)?;
     let (slot, flavor) = match container {
         Container::Fmp4 => (ManifestSlot::Media(ti), hls::FMP4),
         Container::Ts => (ManifestSlot::MediaTs(ti), hls::TS),
@@ -83,6 +93,7 @@ pub fn init(loaded: &Loaded, name: &str, served: Served) -> Result<Reply, ApiErr
 /// Media segment `n` (from 1).
 pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, container: Container, served: Served) -> Result<Reply, ApiError> {
     let (ti, track) = find(loaded, name)?;
+    ts_carries(track, container)?;
     if n > track.segments.len() {
         return Err(ApiError::NotFound(format!("segment {n} of track '{name}'")));
     }
@@ -196,4 +207,115 @@ async fn ts_segment(
     };
     let body = ts::build_segment(asset, &plan, &main, audio.as_ref(), sample_aes).map_err(|(file, e)| content(loaded, &file, e))?;
     Ok(Some((body, ts_type(track), identity)))
+}
+
+/// The track named `name` if it is a video track whose I-frames `container` carries.
+fn iframe_track<'a>(loaded: &'a Loaded, name: &str, container: Container) -> Result<(usize, &'a AssetTrack), ApiError> {
+    let (ti, track) = find(loaded, name)?;
+    if track.kind() != TrackKind::Video {
+        return Err(ApiError::NotFound(format!("track '{name}' is not video: no I-frame playlist")));
+    }
+    ts_carries(track, container)?;
+    Ok((ti, track))
+}
+
+/// The IV format tag of AES-128 I-frame segments: not the media segments' (`m4s`, `ts`), so no
+/// IV is shared by an I-frame segment and the media segment it is cut from.
+fn iframe_iv_tag(container: Container) -> &'static str {
+    match container {
+        Container::Fmp4 => "i-m4s",
+        Container::Ts => "i-ts",
+    }
+}
+
+/// An HLS I-frame playlist (RFC 8216 4.3.3.6) of a video track, clear or with the track's key
+/// lines (AES-128: one IV per I-frame segment).
+pub fn iframe_playlist(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, container: Container, served: Served) -> Result<Reply, ApiError> {
+    let (ti, track) = iframe_track(loaded, name, container)?;
+    let (slot, flavor) = match container {
+        Container::Fmp4 => (ManifestSlot::IFrames(ti), hls::FMP4),
+        Container::Ts => (ManifestSlot::IFramesTs(ti), hls::TS),
+    };
+    let reply = |(body, etag)| Reply::Manifest { body, etag, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
+    let Some((crypto, m)) = protection(loaded, served)? else {
+        return Ok(reply(loaded.manifest(slot, |_| hls::write_iframes_with(track, flavor, &[], None))));
+    };
+    let sc = crypto.method(m).ok_or_else(|| not_offered(loaded, m))?;
+    let tc = &sc.tracks[ti];
+    track_allows(name, m, container == Container::Ts, tc.sample_aes.is_some())?;
+    let body = sc.manifest(loaded, slot, |a, sc| {
+        let t = &sc.tracks[ti];
+        match (&t.envelope, container) {
+            (Some(env), _) => {
+                let kid = t.kid;
+                let tag = iframe_iv_tag(container);
+                let line = |i: usize| sealcast_drm::hls::aes128(&env.key_uri, Some(env.iv(kid, tag, i + 1))).unwrap_or_default();
+                hls::write_iframes_with(&a.tracks[ti], flavor, &[], Some(&line))
+            }
+            (None, Container::Ts) => hls::write_iframes_with(&a.tracks[ti], flavor, &t.ts_key_lines, None),
+            (None, Container::Fmp4) => hls::write_iframes_with(&a.tracks[ti], flavor, &sc.hls.tracks[ti].key_lines, None),
+        }
+    });
+    if let (true, Some(token)) = (crypto.policy.carry_token, crate::keys::query_token(ctx.query)) {
+        let uris: Vec<&str> = tc.envelope.as_ref().map(|e| e.key_uri.as_str()).into_iter().chain(tc.sample_aes_uri.as_deref()).collect();
+        return Ok(Reply::Private(hls::carry_token_keys(&body.0, &uris, &token)));
+    }
+    Ok(reply(body))
+}
+
+/// The I-frame segment of segment `n` (from 1): the key frame that starts it, alone — one
+/// ranged read of the segment's first fragment, written (and encrypted) like a media segment
+/// of one sample; TS without audio.
+pub async fn iframe_segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, container: Container, served: Served) -> Result<Reply, ApiError> {
+    let (ti, track) = iframe_track(loaded, name, container)?;
+    let (start, end) = n.checked_sub(1).and_then(|s| fmp4::iframe_range(track, s)).ok_or_else(|| ApiError::NotFound(format!("I-frame {n} of track '{name}'")))?;
+    let info = file_info(loaded, track)?;
+    let prot = protection(loaded, served)?;
+    let tc = match &prot {
+        Some((crypto, m)) => Some(&crypto.method(*m).ok_or_else(|| not_offered(loaded, *m))?.tracks[ti]),
+        None => None,
+    };
+    let source = format!("{}\niframe", info.identity());
+    let identity = match tc {
+        Some(tc) => tc.identity(&source),
+        None => source,
+    };
+    let content_type = if container == Container::Ts { ts_type(track) } else { mime(track) };
+    if let Some(r) = ctx.unchanged(&identity, content_type, info.last_modified) {
+        return Ok(r);
+    }
+    let sample_aes = match (tc, container) {
+        (Some(tc), Container::Ts) if tc.envelope.is_none() => {
+            Some(tc.sample_aes.ok_or_else(|| ApiError::Forbidden(format!("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only, not track '{name}'")))?)
+        }
+        _ => None,
+    };
+    let data = ctx.st.assets.read_source(loaded, &track.file, start..end).await?;
+    let aes = |e: sealcast_cenc::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") };
+    let envelope = tc.and_then(|t| t.envelope.as_ref().map(|e| (t, e)));
+    let parts = match container {
+        Container::Ts => {
+            let body = ts::build_iframe(&loaded.asset, ti, n, &data, start, sample_aes).map_err(|(file, e)| content(loaded, &file, e))?;
+            match envelope {
+                Some((tc, env)) => env.encrypt(env.iv(tc.kid, iframe_iv_tag(container), n), body).map_err(aes)?,
+                None => vec![Bytes::from(body)],
+            }
+        }
+        Container::Fmp4 => {
+            let frags = fmp4::read_iframe(track, n - 1, &data, start).map_err(|e| content(loaded, &track.file, e))?;
+            match (tc, envelope) {
+                (None, _) => fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.parts,
+                (Some(_), Some((tc, env))) => {
+                    let clear = fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.concat();
+                    env.encrypt(env.iv(tc.kid, iframe_iv_tag(container), n), clear).map_err(aes)?
+                }
+                (Some(tc), None) => {
+                    let p = tc.prot.as_ref().ok_or_else(|| ApiError::NotFound(format!("no route for '{}'", ctx.path)))?;
+                    let idx = track.track().info.trex.default_sample_description_index;
+                    protect::write_segment_encrypted(&frags, data, start, p, tc.clear_until, idx).map_err(|e| content(loaded, &track.file, e))?.parts
+                }
+            }
+        }
+    };
+    Ok(Reply::Media { parts, content_type, identity, modified: info.last_modified })
 }

@@ -9,6 +9,10 @@ use crate::lang::bcp47;
 use crate::manifest::{frame_rate_str, iso_duration};
 use crate::track::TrackKind;
 
+/// `@schemeIdUri` of the SupplementalProperty linking AdaptationSets a player may switch
+/// between seamlessly (ISO/IEC 23009-1 5.3.3.5; DASH-IF IOP 3.8).
+pub const ADAPTATION_SET_SWITCHING: &str = "urn:mpeg:dash:adaptation-set-switching:2016";
+
 /// How one track is protected in an MPD: its `ContentProtection` elements, the key it is
 /// encrypted with (tracks only share an AdaptationSet when they share a key), and the path
 /// segment its encrypted init and media segments live under (`cenc`, `cbcs`).
@@ -67,6 +71,18 @@ pub fn write_mpd_with(asset: &Asset, prot: Option<&DashProtection>) -> String {
             None => groups.push((t.kind(), lang, vec![t])),
         }
     }
+    // Video sets that differ only by key (DASH-IF keeps different default_KIDs apart) are
+    // linked for switching, as Shaka Packager links them: each names the others of the same
+    // language and codec family in an adaptation-set-switching property. Without it dash.js and
+    // ExoPlayer adapt only inside one set, so within one key group.
+    let switch_targets = |id: usize| -> Vec<usize> {
+        let (kind, lang, tracks) = &groups[id];
+        if *kind != TrackKind::Video {
+            return Vec::new();
+        }
+        let fourcc = tracks[0].track().info.fourcc;
+        groups.iter().enumerate().filter(|(j, g)| *j != id && g.0 == *kind && g.1 == *lang && g.2[0].track().info.fourcc == fourcc).map(|(j, _)| j).collect()
+    };
     let first_audio_lang = asset.tracks.iter().find(|t| t.kind() == TrackKind::Audio).map(|t| t.language.clone());
     for (id, (kind, lang, tracks)) in groups.iter().enumerate() {
         let _ = write!(s, "    <AdaptationSet id=\"{id}\" contentType=\"{}\" mimeType=\"{}/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\"", kind.as_str(), kind.as_str());
@@ -88,6 +104,12 @@ pub fn write_mpd_with(asset: &Asset, prot: Option<&DashProtection>) -> String {
             if !sig.content_protection.ends_with('\n') {
                 s.push('\n');
             }
+        }
+        // SupplementalProperty follows ContentProtection and precedes Role (schema order).
+        let targets = switch_targets(id);
+        if !targets.is_empty() {
+            let ids: Vec<String> = targets.iter().map(|j| j.to_string()).collect();
+            let _ = writeln!(s, "      <SupplementalProperty schemeIdUri=\"{ADAPTATION_SET_SWITCHING}\" value=\"{}\"/>", ids.join(","));
         }
         if *kind == TrackKind::Audio {
             let role = if Some(lang.clone()) == first_audio_lang { "main" } else { "alternate" };

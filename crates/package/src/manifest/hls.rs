@@ -22,13 +22,24 @@ pub struct HlsFlavor {
     /// The default audio track is muxed into each video segment (TS): its rendition has no
     /// URI, and bandwidths include the TS overhead.
     pub muxed_audio: bool,
+    /// MPEG-TS segments: the playlists list only the tracks TS carries ([`crate::ts::carries`]).
+    pub mpegts: bool,
+    /// I-frame playlist file name under a video track's folder.
+    pub iframes: &'static str,
+}
+
+impl HlsFlavor {
+    /// Whether track `t` appears in playlists of this flavor.
+    pub fn lists(&self, t: &AssetTrack) -> bool {
+        !self.mpegts || crate::ts::carries(t)
+    }
 }
 
 /// fMP4/CMAF segments.
-pub const FMP4: HlsFlavor = HlsFlavor { playlist: names::MEDIA_FMP4, segment_ext: names::SEGMENT_FMP4, init: Some(names::INIT), version: 7, muxed_audio: false };
+pub const FMP4: HlsFlavor = HlsFlavor { playlist: names::MEDIA_FMP4, segment_ext: names::SEGMENT_FMP4, init: Some(names::INIT), version: 7, muxed_audio: false, mpegts: false, iframes: names::IFRAMES_FMP4 };
 
 /// MPEG-TS segments (video with the default audio muxed in; other languages audio-only).
-pub const TS: HlsFlavor = HlsFlavor { playlist: names::MEDIA_TS, segment_ext: names::SEGMENT_TS, init: None, version: 3, muxed_audio: true };
+pub const TS: HlsFlavor = HlsFlavor { playlist: names::MEDIA_TS, segment_ext: names::SEGMENT_TS, init: None, version: 3, muxed_audio: true, mpegts: true, iframes: names::IFRAMES_TS };
 
 /// TS bitrates of a variant, (peak, average), from a per-segment model of what the muxer
 /// writes: payload grows by 188/184 (packet headers); each segment adds PAT, PMT and up to 15
@@ -125,8 +136,9 @@ pub fn write_master_with(asset: &Asset, flavor: HlsFlavor, prot: Option<&HlsProt
             None => format!("{}/{}", t.name, flavor.playlist),
         }
     };
-    let audio: Vec<&AssetTrack> = asset.tracks.iter().filter(|t| t.kind() == TrackKind::Audio).collect();
-    let video: Vec<&AssetTrack> = asset.tracks.iter().filter(|t| t.kind() == TrackKind::Video).collect();
+    // Renditions the flavor cannot carry (HEVC over TS) are left out; they stay in fMP4.
+    let audio: Vec<&AssetTrack> = asset.tracks.iter().filter(|t| t.kind() == TrackKind::Audio && flavor.lists(t)).collect();
+    let video: Vec<&AssetTrack> = asset.tracks.iter().filter(|t| t.kind() == TrackKind::Video && flavor.lists(t)).collect();
     let mut groups: Vec<String> = Vec::new();
     for a in &audio {
         let g = audio_group(a);
@@ -151,7 +163,7 @@ pub fn write_master_with(asset: &Asset, flavor: HlsFlavor, prot: Option<&HlsProt
         for a in &audio {
             let _ = writeln!(
                 s,
-                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\n{}",
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",CLOSED-CAPTIONS=NONE\n{}",
                 if flavor.muxed_audio { ts_rates_audio(a).0 } else { a.bandwidth as u64 },
                 if flavor.muxed_audio { ts_rates_audio(a).1 } else { a.avg_bandwidth as u64 },
                 a.track().info.codec_string,
@@ -188,9 +200,80 @@ pub fn write_master_with(asset: &Asset, flavor: HlsFlavor, prot: Option<&HlsProt
             if let Some(g) = g {
                 let _ = write!(s, ",AUDIO=\"{g}\"");
             }
-            let _ = writeln!(s, "\n{}", uri(v));
+            // No source carries CEA-608/708 captions that we signal: say so, or players assume
+            // captions may be in the video (Apple's authoring rules; RFC 8216 4.3.4.2).
+            let _ = writeln!(s, ",CLOSED-CAPTIONS=NONE\n{}", uri(v));
         }
     }
+    // Trick play: one I-frame playlist per video rendition (RFC 8216 4.3.4.3).
+    for v in &video {
+        let i = &v.track().info;
+        let media = uri(v);
+        let folder = media.rsplit_once('/').map_or("", |(f, _)| f);
+        let _ = writeln!(
+            s,
+            "#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{},URI=\"{folder}/{}\"",
+            iframe_bandwidth(v, flavor),
+            i.codec_string,
+            i.width,
+            i.height,
+            flavor.iframes
+        );
+    }
+    s
+}
+
+/// Bytes of I-frame segment `seg` at most: the whole first fragment of the segment (the key
+/// frame is part of it; the index knows fragments, not sample sizes), plus what the container
+/// adds (`styp`, `moof` rewrite and encryption boxes for fMP4; PAT, PMT, PES and packet headers,
+/// parameter sets and continuity padding for TS).
+fn iframe_bytes(t: &AssetTrack, seg: usize, flavor: HlsFlavor) -> Option<u64> {
+    let s = t.segments.get(seg)?;
+    let f = t.track().fragments.get(s.first).filter(|f| f.keyframe)?;
+    Some(if flavor.mpegts { 17 * 188 + f.media_bytes * 188 / 184 + 188 + 1024 } else { f.size + 1024 })
+}
+
+/// `BANDWIDTH` of an I-frame playlist: its highest rate, an upper bound (see [`iframe_bytes`]).
+fn iframe_bandwidth(t: &AssetTrack, flavor: HlsFlavor) -> u64 {
+    let ts = t.track().info.timescale.max(1) as f64;
+    (0..t.segments.len())
+        .filter_map(|i| {
+            let secs = t.segments[i].duration as f64 / ts;
+            iframe_bytes(t, i, flavor).filter(|_| secs > 0.0).map(|b| (b as f64 * 8.0 / secs).ceil() as u64)
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Writes the I-frame playlist (RFC 8216 4.3.3.6) of video track `track`: one `i{n}.{ext}`
+/// per segment, the key frame that starts it, lasting until the next one (the segment's
+/// duration). Key lines as for [`write_media_with`].
+pub fn write_iframes_with(track: &AssetTrack, flavor: HlsFlavor, key_lines: &[String], segment_key: Option<&dyn Fn(usize) -> String>) -> String {
+    let ts = track.track().info.timescale as f64;
+    let entries: Vec<(usize, f64)> = (0..track.segments.len()).filter(|&i| iframe_bytes(track, i, flavor).is_some()).map(|i| (i, track.segments[i].duration as f64 / ts)).collect();
+    let target = entries.iter().map(|(_, d)| d.round() as u64).max().unwrap_or(1).max(1);
+    let mut s = String::with_capacity(128 + entries.len() * 32);
+    // EXT-X-I-FRAMES-ONLY needs version 4 (RFC 8216 7).
+    let _ = write!(
+        s,
+        "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-I-FRAMES-ONLY\n",
+        flavor.version.max(4)
+    );
+    if let Some(init) = flavor.init {
+        let _ = writeln!(s, "#EXT-X-MAP:URI=\"{init}\"");
+    }
+    for line in key_lines {
+        s.push_str(line);
+        s.push('\n');
+    }
+    for (i, d) in entries {
+        if let Some(k) = segment_key {
+            s.push_str(&k(i));
+            s.push('\n');
+        }
+        let _ = writeln!(s, "#EXTINF:{d:.5},\n{}{}.{}", names::IFRAME_PREFIX, i + 1, flavor.segment_ext);
+    }
+    s.push_str("#EXT-X-ENDLIST\n");
     s
 }
 
@@ -238,7 +321,8 @@ pub fn with_token(uri: &str, token: &str) -> String {
     format!("{uri}{}token={enc}", if uri.contains('?') { '&' } else { '?' })
 }
 
-/// A multivariant playlist whose media playlist URIs (variant lines and `EXT-X-MEDIA` URIs)
+/// A multivariant playlist whose media playlist URIs (variant lines, `EXT-X-MEDIA` and
+/// `EXT-X-I-FRAME-STREAM-INF` URIs)
 /// carry the viewer's `token`, so players that cannot set headers pass it on to key URIs.
 pub fn carry_token_master(body: &[u8], token: &str) -> String {
     let text = String::from_utf8_lossy(body);
@@ -250,7 +334,7 @@ pub fn carry_token_master(body: &[u8], token: &str) -> String {
         }
         if !line.starts_with('#') {
             out.push_str(&with_token(line, token));
-        } else if let Some((head, rest)) = line.split_once(",URI=\"").filter(|_| line.starts_with("#EXT-X-MEDIA:")) {
+        } else if let Some((head, rest)) = line.split_once(",URI=\"").filter(|_| line.starts_with("#EXT-X-MEDIA:") || line.starts_with("#EXT-X-I-FRAME-STREAM-INF:")) {
             let (uri, tail) = rest.split_once('"').unwrap_or((rest, ""));
             out.push_str(&format!("{head},URI=\"{}\"{tail}", with_token(uri, token)));
         } else {
