@@ -286,7 +286,7 @@ pub async fn iframe_segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize
     }
     let sample_aes = match (tc, container) {
         (Some(tc), Container::Ts) if tc.envelope.is_none() => {
-            Some(tc.sample_aes.ok_or_else(|| ApiError::Forbidden(format!("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only, not track '{name}'")))?)
+            Some(tc.sample_aes.clone().ok_or_else(|| ApiError::Forbidden(format!("SAMPLE-AES over MPEG-TS is defined for H.264 and AAC only, not track '{name}'")))?)
         }
         _ => None,
     };
