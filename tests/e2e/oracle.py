@@ -799,11 +799,12 @@ def require_browser(*node_modules: str) -> None:
             oracle_missing(f"tests/e2e/node_modules/{need} missing: run scripts/setup.sh (npm install in tests/e2e)")
 
 
-def run_cenc_player(jobs: list[dict], spec: Path, timeout: int, threshold: float = 4) -> tuple[dict, str]:
-    """Runs `cenc_player.mjs` over `jobs` (written to `spec`); returns (results by job id,
-    stderr). Fails the test when the harness itself cannot run."""
+def run_player_script(script: str, jobs: list[dict], spec: Path, timeout: int, threshold: float = 4) -> tuple[dict, str]:
+    """Runs the Chromium player harness `script` (in tests/e2e) over `jobs` (written to
+    `spec`); returns (results by job id, stderr). Fails the test when the harness itself
+    cannot run."""
     spec.write_text(json.dumps({"timeout": timeout, "threshold": threshold, "jobs": jobs}))
-    out = subprocess.run(["node", str(E2E_DIR / "cenc_player.mjs"), str(spec)], capture_output=True, text=True,
+    out = subprocess.run(["node", str(E2E_DIR / script), str(spec)], capture_output=True, text=True,
                          cwd=E2E_DIR, timeout=40 * len(jobs) + 60)
     results = {}
     for line in out.stdout.splitlines():
@@ -812,9 +813,14 @@ def run_cenc_player(jobs: list[dict], spec: Path, timeout: int, threshold: float
         except ValueError:
             continue
         if "fatal" in obj:
-            pytest.fail(f"cenc_player.mjs could not run: {obj['fatal']}\nstderr: {out.stderr[-2000:]}")
+            pytest.fail(f"{script} could not run: {obj['fatal']}\nstderr: {out.stderr[-2000:]}")
         results[obj.get("id")] = obj
     return results, out.stderr
+
+
+def run_cenc_player(jobs: list[dict], spec: Path, timeout: int, threshold: float = 4) -> tuple[dict, str]:
+    """`cenc_player.mjs` over `jobs` (see [`run_player_script`])."""
+    return run_player_script("cenc_player.mjs", jobs, spec, timeout, threshold)
 
 
 # --------------------------------------------------------------------------- servers with a config file

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (E2E_DIR, FFPROBE, FIXTURES, NS, SCHEMAS, fetch, get_ok, init_protection, mpd_schema, normalize_codecs,
+from oracle import (run_player_script, FFPROBE, FIXTURES, NS, SCHEMAS, fetch, get_ok, init_protection, mpd_schema, normalize_codecs,
                     oracle_missing, reference_codecs, require_browser, require_tool, resolve, source_tracks,
                     start_server_config, stop_server)
 
@@ -383,21 +383,10 @@ def played(srv, tmp_path_factory):
     require_browser("shaka-player", "dashjs", "dashjs5", "hls.js")
     jobs = _jobs(srv)
     spec = tmp_path_factory.mktemp("interop-jobs") / "jobs.json"
-    spec.write_text(json.dumps({"timeout": 25, "threshold": 3, "jobs": jobs}))
-    out = subprocess.run(["node", str(E2E_DIR / "interop_player.mjs"), str(spec)], capture_output=True, text=True,
-                         cwd=E2E_DIR, timeout=40 * len(jobs) + 60)
-    results = {}
-    for line in out.stdout.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if "fatal" in obj:
-            pytest.fail(f"interop_player.mjs could not run: {obj['fatal']}\nstderr: {out.stderr[-2000:]}")
-        results[obj["id"]] = obj
+    results, stderr = run_player_script("interop_player.mjs", jobs, spec, timeout=25, threshold=3)
     if os.environ.get("SEALCAST_INTEROP_REPORT"):
         Path(os.environ["SEALCAST_INTEROP_REPORT"]).write_text(json.dumps(results, indent=1))
-    return {"results": results, "stderr": out.stderr}
+    return {"results": results, "stderr": stderr}
 
 
 def _explain(r: dict) -> str:

@@ -41,35 +41,71 @@ fn file_info<'a>(loaded: &'a Loaded, t: &AssetTrack) -> Result<&'a sealcast_stor
 pub fn playlist(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, container: Container, served: Served) -> Result<Reply, ApiError> {
     let (ti, track) = find(loaded, name)?;
     ts_carries(track, container)?;
-    let (slot, flavor) = match container {
-        Container::Fmp4 => (ManifestSlot::Media(ti), hls::FMP4),
-        Container::Ts => (ManifestSlot::MediaTs(ti), hls::TS),
+    let slot = match container {
+        Container::Fmp4 => ManifestSlot::Media(ti),
+        Container::Ts => ManifestSlot::MediaTs(ti),
     };
-    let reply = |(body, etag)| Reply::Manifest { body, etag, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
-    let Some((crypto, m)) = protection(loaded, served)? else {
-        return Ok(reply(loaded.manifest(slot, |_| hls::write_media(track, flavor))));
-    };
-    let sc = crypto.method(m).ok_or_else(|| not_offered(loaded, m))?;
-    let tc = &sc.tracks[ti];
-    track_allows(name, m, container == Container::Ts, tc.sample_aes.is_some())?;
-    let body = sc.manifest(loaded, slot, |a, sc| {
-        let t = &sc.tracks[ti];
-        match (&t.envelope, container) {
-            (Some(env), _) => {
-                let kid = t.kid;
-                let ext = flavor.segment_ext;
-                let line = |i: usize| sealcast_drm::hls::aes128(&env.key_uri, Some(env.iv(kid, ext, i + 1))).unwrap_or_default();
-                hls::write_media_with(&a.tracks[ti], flavor, &[], Some(&line))
-            }
-            (None, Container::Ts) => hls::write_media_with(&a.tracks[ti], flavor, &t.ts_key_lines, None),
-            (None, Container::Fmp4) => hls::write_media_with(&a.tracks[ti], flavor, &sc.hls.tracks[ti].key_lines, None),
+    TrackPlaylist { ti, name, container, slot, iframes: false }.answer(ctx, loaded, served)
+}
+
+/// One HLS playlist of a track — its media playlist or its I-frame playlist — clear, or with
+/// the track's key lines (AES-128: a key line per entry, with that entry's IV).
+struct TrackPlaylist<'a> {
+    ti: usize,
+    name: &'a str,
+    container: Container,
+    slot: ManifestSlot,
+    iframes: bool,
+}
+
+impl TrackPlaylist<'_> {
+    fn write(&self, track: &AssetTrack, key_lines: &[String], segment_key: Option<&dyn Fn(usize) -> String>) -> String {
+        let flavor = match self.container {
+            Container::Fmp4 => hls::FMP4,
+            Container::Ts => hls::TS,
+        };
+        match self.iframes {
+            false => hls::write_media_with(track, flavor, key_lines, segment_key),
+            true => hls::write_iframes_with(track, flavor, key_lines, segment_key),
         }
-    });
-    if let (true, Some(token)) = (crypto.policy.carry_token, crate::keys::query_token(ctx.query)) {
-        let uris: Vec<&str> = tc.envelope.as_ref().map(|e| e.key_uri.as_str()).into_iter().chain(tc.sample_aes_uri.as_deref()).collect();
-        return Ok(Reply::Private(hls::carry_token_keys(&body.0, &uris, &token)));
     }
-    Ok(reply(body))
+
+    /// What tells this playlist's AES-128 IVs apart from every other's under the key.
+    fn iv_tag(&self) -> &'static str {
+        match (self.iframes, self.container) {
+            (false, Container::Fmp4) => hls::FMP4.segment_ext,
+            (false, Container::Ts) => hls::TS.segment_ext,
+            (true, c) => iframe_iv_tag(c),
+        }
+    }
+
+    fn answer(&self, ctx: &Ctx<'_>, loaded: &Loaded, served: Served) -> Result<Reply, ApiError> {
+        let ti = self.ti;
+        let reply = |(body, etag)| Reply::Manifest { body, etag, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
+        let Some((crypto, m)) = protection(loaded, served)? else {
+            return Ok(reply(loaded.manifest(self.slot, |a| self.write(&a.tracks[ti], &[], None))));
+        };
+        let sc = crypto.method(m).ok_or_else(|| not_offered(loaded, m))?;
+        let tc = &sc.tracks[ti];
+        track_allows(self.name, m, self.container == Container::Ts, tc.sample_aes.is_some())?;
+        let body = sc.manifest(loaded, self.slot, |a, sc| {
+            let t = &sc.tracks[ti];
+            match (&t.envelope, self.container) {
+                (Some(env), _) => {
+                    let (kid, tag) = (t.kid, self.iv_tag());
+                    let line = |i: usize| sealcast_drm::hls::aes128(&env.key_uri, Some(env.iv(kid, tag, i + 1))).unwrap_or_default();
+                    self.write(&a.tracks[ti], &[], Some(&line))
+                }
+                (None, Container::Ts) => self.write(&a.tracks[ti], &t.ts_key_lines, None),
+                (None, Container::Fmp4) => self.write(&a.tracks[ti], &sc.hls.tracks[ti].key_lines, None),
+            }
+        });
+        if let (true, Some(token)) = (crypto.policy.carry_token, crate::keys::query_token(ctx.query)) {
+            let uris: Vec<&str> = tc.envelope.as_ref().map(|e| e.key_uri.as_str()).into_iter().chain(tc.sample_aes_uri.as_deref()).collect();
+            return Ok(Reply::Private(hls::carry_token_keys(&body.0, &uris, &token)));
+        }
+        Ok(reply(body))
+    }
 }
 
 fn not_offered(loaded: &Loaded, m: Encryption) -> ApiError {
@@ -231,36 +267,12 @@ fn iframe_iv_tag(container: Container) -> &'static str {
 /// An HLS I-frame playlist (RFC 8216 4.3.3.6) of a video track, clear or with the track's key
 /// lines (AES-128: one IV per I-frame segment).
 pub fn iframe_playlist(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, container: Container, served: Served) -> Result<Reply, ApiError> {
-    let (ti, track) = iframe_track(loaded, name, container)?;
-    let (slot, flavor) = match container {
-        Container::Fmp4 => (ManifestSlot::IFrames(ti), hls::FMP4),
-        Container::Ts => (ManifestSlot::IFramesTs(ti), hls::TS),
+    let (ti, _) = iframe_track(loaded, name, container)?;
+    let slot = match container {
+        Container::Fmp4 => ManifestSlot::IFrames(ti),
+        Container::Ts => ManifestSlot::IFramesTs(ti),
     };
-    let reply = |(body, etag)| Reply::Manifest { body, etag, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
-    let Some((crypto, m)) = protection(loaded, served)? else {
-        return Ok(reply(loaded.manifest(slot, |_| hls::write_iframes_with(track, flavor, &[], None))));
-    };
-    let sc = crypto.method(m).ok_or_else(|| not_offered(loaded, m))?;
-    let tc = &sc.tracks[ti];
-    track_allows(name, m, container == Container::Ts, tc.sample_aes.is_some())?;
-    let body = sc.manifest(loaded, slot, |a, sc| {
-        let t = &sc.tracks[ti];
-        match (&t.envelope, container) {
-            (Some(env), _) => {
-                let kid = t.kid;
-                let tag = iframe_iv_tag(container);
-                let line = |i: usize| sealcast_drm::hls::aes128(&env.key_uri, Some(env.iv(kid, tag, i + 1))).unwrap_or_default();
-                hls::write_iframes_with(&a.tracks[ti], flavor, &[], Some(&line))
-            }
-            (None, Container::Ts) => hls::write_iframes_with(&a.tracks[ti], flavor, &t.ts_key_lines, None),
-            (None, Container::Fmp4) => hls::write_iframes_with(&a.tracks[ti], flavor, &sc.hls.tracks[ti].key_lines, None),
-        }
-    });
-    if let (true, Some(token)) = (crypto.policy.carry_token, crate::keys::query_token(ctx.query)) {
-        let uris: Vec<&str> = tc.envelope.as_ref().map(|e| e.key_uri.as_str()).into_iter().chain(tc.sample_aes_uri.as_deref()).collect();
-        return Ok(Reply::Private(hls::carry_token_keys(&body.0, &uris, &token)));
-    }
-    Ok(reply(body))
+    TrackPlaylist { ti, name, container, slot, iframes: true }.answer(ctx, loaded, served)
 }
 
 /// The I-frame segment of segment `n` (from 1): the key frame that starts it, alone — one
