@@ -58,40 +58,33 @@ impl<'a> Setup<'a> {
                     config,
                 })
             };
-            match s.codec {
+            let video_config = match s.codec {
                 Codec::H264 {
                     sps,
                     pps,
                     nal_length_size,
-                } => {
-                    if setup.video.is_some() {
-                        return Err(Error::DuplicateStream {
-                            stream: index,
-                            kind: "video",
-                        });
-                    }
-                    setup.video = Some(video(
-                        VideoConfig::h264(sps, pps, *nal_length_size),
-                        *nal_length_size,
-                    )?);
-                }
+                } => Some((VideoConfig::h264(sps, pps, *nal_length_size), *nal_length_size)),
                 Codec::Hevc {
                     vps,
                     sps,
                     pps,
                     nal_length_size,
-                } => {
-                    if setup.video.is_some() {
-                        return Err(Error::DuplicateStream {
-                            stream: index,
-                            kind: "video",
-                        });
-                    }
-                    setup.video = Some(video(
-                        VideoConfig::hevc(vps, sps, pps, *nal_length_size),
-                        *nal_length_size,
-                    )?);
+                } => Some((VideoConfig::hevc(vps, sps, pps, *nal_length_size), *nal_length_size)),
+                Codec::Aac { .. } => None,
+            };
+            if let Some((config, size)) = video_config {
+                if setup.video.is_some() {
+                    return Err(Error::DuplicateStream {
+                        stream: index,
+                        kind: "video",
+                    });
                 }
+                setup.video = Some(video(config, size)?);
+                continue;
+            }
+            match s.codec {
+                // Video streams were taken above.
+                Codec::H264 { .. } | Codec::Hevc { .. } => {}
                 Codec::Aac {
                     audio_specific_config,
                 } => {
