@@ -96,7 +96,7 @@ fn urls() -> Vec<(String, Kind)> {
         ("/loc1/demo.ism/QualityLevels(125684)/Fragments(video=0)".into(), Kind::Fragment),
     ];
     for m in [None, Some(D::Cenc), Some(D::Cbcs), Some(D::Aes)] {
-        for f in ["init.mp4", "2.m4s", "2.ts", "index.m3u8", "ts.m3u8"] {
+        for f in ["init.mp4", "2.m4s", "2.ts", "index.m3u8", "ts.m3u8", "iframes.m3u8", "iframes-ts.m3u8", "i2.m4s", "i2.ts"] {
             let mid = m.map_or(String::new(), |m| format!("{}/", m.path()));
             v.push((format!("/demo/video_180p/{mid}{f}"), Kind::Track(m, f)));
             if f == "2.m4s" {
@@ -118,7 +118,14 @@ fn expected(kind: Kind, dash: Option<D>, hls: Option<D>, smooth: Option<D>) -> O
         // Smooth protection is PIFF: cenc only.
         Kind::Smooth | Kind::Fragment => served(smooth).filter(|_| matches!(smooth, Some(D::Clear | D::Cenc))),
         Kind::Track(m, f) => {
-            let hls_only = f.ends_with(".m3u8") || f.ends_with(".ts") || m == Some(D::Aes);
+            // I-frame playlists and segments (HLS only) follow their media twins.
+            let iframe = f.starts_with('i') && f != "init.mp4" && f != "index.m3u8";
+            let f = match f {
+                "iframes.m3u8" => "index.m3u8",
+                "iframes-ts.m3u8" => "ts.m3u8",
+                f => f.strip_prefix('i').filter(|_| iframe).unwrap_or(f),
+            };
+            let hls_only = iframe || f.ends_with(".m3u8") || f.ends_with(".ts") || m == Some(D::Aes);
             let protos: Vec<Option<D>> = if hls_only { vec![hls] } else { vec![dash, hls] };
             match m {
                 None => protos.contains(&Some(D::Clear)).then_some(false),
