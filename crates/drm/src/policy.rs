@@ -3,12 +3,12 @@
 //! players get licences and keys ([`LicenseUrls`]). Data only; what a delivery means for a
 //! track's bytes is planned in `sealcast_package::protection`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::key::KeyKind;
 
 /// What one protocol gets (Azure Media Services' AssetDeliveryPolicy types).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum Delivery {
     /// Served clear.
     #[default]
@@ -54,7 +54,7 @@ impl Delivery {
 }
 
 /// Where players get licenses and keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LicenseUrls {
     /// Widevine license server.

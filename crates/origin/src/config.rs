@@ -29,6 +29,18 @@ pub struct Config {
     /// The catalog (policies and keys): a TOML file or a folder of them. Without one, no asset
     /// has a policy.
     pub catalog: Option<PathBuf>,
+    /// The catalog database: `sqlite:///var/lib/sealcast/catalog.db` or `postgres://…`.
+    /// Default, when no TOML `catalog` is given: SQLite at `{data_dir}/catalog.db`.
+    pub database: Option<String>,
+    /// Folder of the embedded database and of the default key-encryption key.
+    pub data_dir: PathBuf,
+    /// The key-encryption key sealing the database's secrets: `{ local = "/etc/sealcast/kek" }`
+    /// (written by `sealcast keys init`) or `{ aws_kms = "arn:aws:kms:…:key/…" }`. Default:
+    /// `{data_dir}/kek`, created on first start.
+    pub kek: Option<KekConfig>,
+    /// Milliseconds between checks of the database catalog's version (PostgreSQL
+    /// notifications apply changes at once; this is the safety net).
+    pub catalog_poll_ms: u64,
     /// Serve assets that have no policy in clear. With it off, only assets the catalog lists
     /// are served at all.
     pub allow_clear_without_policy: bool,
@@ -110,6 +122,81 @@ impl ContentLimits {
         }
         Ok(())
     }
+}
+
+/// `kek = { local = "…" }` or `kek = { aws_kms = "arn:…", region = "…", endpoint = "…" }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KekConfig {
+    /// A key file (64 hex digits, mode 0600).
+    pub local: Option<PathBuf>,
+    /// An AWS KMS key ARN, ID or alias.
+    pub aws_kms: Option<String>,
+    /// Its region (default `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`).
+    pub region: Option<String>,
+    /// KMS endpoint (default `AWS_ENDPOINT_URL_KMS`, else AWS's).
+    pub endpoint: Option<String>,
+    /// From `AWS_ACCESS_KEY_ID`.
+    #[serde(skip)]
+    pub access_key_id: Option<String>,
+    /// From `AWS_SECRET_ACCESS_KEY`.
+    #[serde(skip)]
+    pub secret_access_key: Option<Secret>,
+    /// From `AWS_SESSION_TOKEN`.
+    #[serde(skip)]
+    pub session_token: Option<Secret>,
+}
+
+impl KekConfig {
+    /// Takes the AWS credentials, region and endpoint the usual variables give.
+    pub fn fill_from_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let get = |k: &str| env(k).filter(|v| !v.is_empty());
+        if self.aws_kms.is_none() {
+            return;
+        }
+        if self.region.is_none() {
+            self.region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION"));
+        }
+        if self.endpoint.is_none() {
+            self.endpoint = get("AWS_ENDPOINT_URL_KMS").or_else(|| get("AWS_ENDPOINT_URL"));
+        }
+        self.access_key_id = get("AWS_ACCESS_KEY_ID");
+        self.secret_access_key = get("AWS_SECRET_ACCESS_KEY").map(Secret);
+        self.session_token = get("AWS_SESSION_TOKEN").map(Secret);
+    }
+
+    /// The key-encryption key it names.
+    pub fn source(&self) -> anyhow::Result<crate::catalog::kek::KekSource> {
+        use crate::catalog::kek::{KekSource, KmsConfig};
+        match (&self.local, &self.aws_kms) {
+            (Some(p), None) => Ok(KekSource::Local(p.clone())),
+            (None, Some(arn)) => {
+                let (Some(id), Some(secret)) = (&self.access_key_id, &self.secret_access_key) else {
+                    bail!("kek.aws_kms needs AWS credentials (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+                };
+                Ok(KekSource::AwsKms(KmsConfig {
+                    key_id: arn.clone(),
+                    region: self.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                    endpoint: self.endpoint.clone(),
+                    access_key_id: id.clone(),
+                    secret_access_key: zeroize::Zeroizing::new(secret.0.clone()),
+                    session_token: self.session_token.as_ref().map(|t| zeroize::Zeroizing::new(t.0.clone())),
+                }))
+            }
+            _ => bail!("kek must name exactly one of `local` (a key file) or `aws_kms` (a KMS key)"),
+        }
+    }
+}
+
+/// Which store holds the catalog.
+#[derive(Debug, Clone)]
+pub enum CatalogStore {
+    /// No catalog at all (tests).
+    None,
+    /// A read-only TOML file or folder.
+    Toml(PathBuf),
+    /// A database; `create_kek`: the default key file may be created.
+    Database { url: String, kek: crate::catalog::kek::KekSource, create_kek: bool },
 }
 
 /// A secret from the config (a key or token): deserialised as a plain string, never shown by
@@ -530,6 +617,10 @@ impl Default for Config {
             cache_control: CacheControlConfig::default(),
             locators: Default::default(),
             catalog: None,
+            database: None,
+            data_dir: PathBuf::from("sealcast-data"),
+            kek: None,
+            catalog_poll_ms: 250,
             allow_clear_without_policy: true,
             tls: None,
             store: Vec::new(),
@@ -598,6 +689,10 @@ impl Config {
             bail!("cache.negative_ttl_ms must be at most 60000");
         }
         self.content_limits.validate(self.segment_duration_ms)?;
+        if !(50..=60_000).contains(&self.catalog_poll_ms) {
+            bail!("catalog_poll_ms must be between 50 and 60000");
+        }
+        self.catalog_store()?;
         self.storage.timing()?;
         self.limits.limits()?;
         let mut seen = std::collections::BTreeSet::new();
@@ -624,6 +719,26 @@ impl Config {
     pub fn fill_from_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
         for s in &mut self.store {
             s.fill_from_env(env);
+        }
+        if let Some(k) = &mut self.kek {
+            k.fill_from_env(env);
+        }
+    }
+
+    /// Where the catalog is: the TOML `catalog`, the `database`, or by default SQLite in
+    /// `data_dir` with the key-encryption key beside it.
+    pub fn catalog_store(&self) -> anyhow::Result<CatalogStore> {
+        match (&self.catalog, &self.database) {
+            (Some(_), Some(_)) => bail!("give either `catalog` (a read-only TOML catalog) or `database`, not both; `sealcast catalog import` moves a TOML catalog into the database"),
+            (Some(p), None) => Ok(CatalogStore::Toml(p.clone())),
+            (None, db) => {
+                let url = db.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("catalog.db").display()));
+                let (kek, create_kek) = match &self.kek {
+                    Some(k) => (k.source()?, false),
+                    None => (crate::catalog::kek::KekSource::Local(self.data_dir.join("kek")), true),
+                };
+                Ok(CatalogStore::Database { url, kek, create_kek })
+            }
         }
     }
 

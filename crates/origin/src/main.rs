@@ -70,10 +70,15 @@ enum Cmd {
         #[arg(long, value_name = "DELIVERY")]
         smooth: Option<catalog::Delivery>,
     },
-    /// Inspect the catalog.
+    /// Inspect and change the catalog.
     Catalog {
         #[command(subcommand)]
         cmd: CatalogCmd,
+    },
+    /// Key-encryption keys of the catalog database.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
     },
     /// Print the box tree and fragment table of a track file.
     Inspect {
@@ -95,12 +100,226 @@ enum CatalogCmd {
         #[arg(long)]
         root: Option<PathBuf>,
     },
+    /// Import a TOML catalog file or folder into the database, in one transaction:
+    /// idempotent, merges by asset path, locator ID and policy name, prints what changed.
+    Import {
+        /// TOML catalog file, or folder of them.
+        source: PathBuf,
+        /// Configuration file (its `database` and `kek`; default: the embedded database).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print the database catalog as TOML; keys left out unless --with-keys (then sealed,
+    /// importable where the same key-encryption key is configured).
+    Export {
+        /// Include keys, sealed.
+        #[arg(long)]
+        with_keys: bool,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print the audit trail of catalog changes.
+    Audit {
+        /// How many of the latest rows.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Create or change a streaming locator (its URLs answer from start to expiry).
+    Locator {
+        /// Locator ID (the first segment of `/{locator}/{name}.ism/…`).
+        #[arg(long)]
+        id: String,
+        /// Asset path.
+        #[arg(long)]
+        asset: String,
+        /// RFC 3339 start (default: now on).
+        #[arg(long)]
+        start: Option<String>,
+        /// RFC 3339 expiry (default: never).
+        #[arg(long)]
+        expiry: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Delete an asset's entry or a locator.
+    Delete {
+        /// Asset path.
+        #[arg(long, conflicts_with = "locator")]
+        asset: Option<String>,
+        /// Locator ID.
+        #[arg(long)]
+        locator: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Write a new random 256-bit key-encryption key file (mode 0600); never overwrites.
+    Init {
+        /// Where (e.g. /etc/sealcast/kek).
+        #[arg(long)]
+        kek: PathBuf,
+    },
+    /// Re-seal every secret of the database under a new key-encryption key, in one
+    /// transaction; then point `kek` in the configuration at the new one.
+    RotateKek {
+        /// The new key file (made with `keys init`).
+        #[arg(long, conflicts_with = "new_aws_kms")]
+        new_local: Option<PathBuf>,
+        /// The new AWS KMS key.
+        #[arg(long)]
+        new_aws_kms: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load_config(path: &Option<PathBuf>) -> anyhow::Result<config::Config> {
+    let mut cfg = match path {
+        Some(p) => config::Config::from_file(p)?,
+        None => config::Config::default(),
+    };
+    cfg.fill_from_env(&|k| std::env::var(k).ok());
+    Ok(cfg)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")
+}
+
+/// The configured catalog database (the embedded one by default).
+async fn open_database(cfg: &config::Config) -> anyhow::Result<catalog::db::Database> {
+    match cfg.catalog_store()? {
+        config::CatalogStore::Database { url, kek, create_kek } => {
+            if let (true, catalog::kek::KekSource::Local(p)) = (create_kek, &kek) {
+                if catalog::kek::init_local_kek(p)? {
+                    eprintln!("created a new key-encryption key {} for the embedded database: back it up", p.display());
+                }
+            }
+            catalog::db::Database::open(&url, &kek).await
+        }
+        _ => anyhow::bail!("this command works on a database catalog; the configuration names a read-only TOML catalog"),
+    }
+}
+
+fn cli_actor() -> catalog::db::Actor {
+    catalog::db::Actor { identity: format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into())), address: "local".into() }
+}
+
+fn catalog_cmd(cmd: CatalogCmd) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    match cmd {
+        CatalogCmd::Check { .. } => unreachable!("handled in main"),
+        CatalogCmd::Import { source, config } => {
+            let cfg = load_config(&config)?;
+            let files = catalog::toml_store::catalog_files(&source)?;
+            rt.block_on(async {
+                let db = open_database(&cfg).await?;
+                let started = std::time::Instant::now();
+                let mut total = catalog::db::ImportReport::default();
+                // Every file is one document (its relative CPIX and PEM paths resolve beside
+                // it); the whole import is one transaction per file, validated against the
+                // catalog it leaves.
+                for f in &files {
+                    let doc = catalog::toml_store::read_doc(f)?;
+                    let dir = f.parent().unwrap_or(std::path::Path::new("."));
+                    let r = db.import(&doc, &catalog::toml_store::FilesBeside(dir), &cli_actor()).await.with_context(|| format!("importing {}", f.display()))?;
+                    total.created.extend(r.created);
+                    total.updated.extend(r.updated);
+                    total.unchanged += r.unchanged;
+                }
+                println!("{total}");
+                let n = total.created.len() + total.updated.len() + total.unchanged;
+                eprintln!("import: {n} entries from {} file(s) in {:.3} s", files.len(), started.elapsed().as_secs_f64());
+                anyhow::Ok(())
+            })
+        }
+        CatalogCmd::Export { with_keys, config } => {
+            let cfg = load_config(&config)?;
+            rt.block_on(async {
+                let db = open_database(&cfg).await?;
+                let doc = db.export(with_keys).await?;
+                let head = if with_keys { "# sealcast catalog export, keys sealed (open with the same key-encryption key)\n" } else { "# sealcast catalog export, keys left out\n" };
+                print!("{head}{}", toml::to_string(&doc)?);
+                anyhow::Ok(())
+            })
+        }
+        CatalogCmd::Audit { limit, config } => {
+            let cfg = load_config(&config)?;
+            rt.block_on(async {
+                let db = open_database(&cfg).await?;
+                for r in db.audit(limit).await? {
+                    println!("{}\t{}\t{}\t{}\t{}\t{} {}\t{}", r.seq, catalog::doc::format_time(r.at), r.actor, r.address, r.action, r.entity, r.entity_id, r.detail);
+                }
+                anyhow::Ok(())
+            })
+        }
+        CatalogCmd::Locator { id, asset, start, expiry, config } => {
+            let cfg = load_config(&config)?;
+            rt.block_on(async {
+                let db = open_database(&cfg).await?;
+                let doc = catalog::CatalogDoc { locators: vec![catalog::doc::LocatorDoc { id, asset, start, expiry }], ..Default::default() };
+                println!("{}", db.import(&doc, &catalog::toml_store::FilesBeside(std::path::Path::new(".")), &cli_actor()).await?);
+                anyhow::Ok(())
+            })
+        }
+        CatalogCmd::Delete { asset, locator, config } => {
+            let cfg = load_config(&config)?;
+            rt.block_on(async {
+                let db = open_database(&cfg).await?;
+                let (what, found) = match (asset, locator) {
+                    (Some(a), None) => (format!("asset {a}"), db.delete_asset(&a, &cli_actor()).await?),
+                    (None, Some(l)) => (format!("locator {l}"), db.delete_locator(&l, &cli_actor()).await?),
+                    _ => anyhow::bail!("give --asset or --locator"),
+                };
+                if !found {
+                    anyhow::bail!("{what} is not in the catalog");
+                }
+                println!("deleted {what}");
+                anyhow::Ok(())
+            })
+        }
+    }
+}
+
+fn keys_cmd(cmd: KeysCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeysCmd::Init { kek } => {
+            if !catalog::kek::init_local_kek(&kek)? {
+                anyhow::bail!("{} exists already: never overwritten", kek.display());
+            }
+            println!("wrote a new key-encryption key to {} (mode 0600)", kek.display());
+            Ok(())
+        }
+        KeysCmd::RotateKek { new_local, new_aws_kms, config } => {
+            let cfg = load_config(&config)?;
+            let mut new = config::KekConfig { local: new_local, aws_kms: new_aws_kms, ..Default::default() };
+            new.fill_from_env(&|k| std::env::var(k).ok());
+            if let (Some(old), true) = (&cfg.kek, new.aws_kms.is_some()) {
+                new.region = new.region.or(old.region.clone());
+                new.endpoint = new.endpoint.or(old.endpoint.clone());
+            }
+            let new = new.source()?;
+            runtime()?.block_on(async {
+                let db = open_database(&cfg).await?;
+                let n = db.rotate_kek(&new, &cli_actor()).await?;
+                println!("re-sealed {n} secret(s) under {}; now set `kek` in the configuration to it on every replica", new.describe());
+                anyhow::Ok(())
+            })
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Inspect { file } => inspect::run(&file),
+        Cmd::Keys { cmd } => keys_cmd(cmd),
+        Cmd::Catalog { cmd: cmd @ (CatalogCmd::Import { .. } | CatalogCmd::Export { .. } | CatalogCmd::Audit { .. } | CatalogCmd::Locator { .. } | CatalogCmd::Delete { .. }) } => catalog_cmd(cmd),
         Cmd::Catalog { cmd: CatalogCmd::Check { config, root } } => {
             let mut cfg = match &config {
                 Some(p) => config::Config::from_file(p)?,
@@ -186,7 +405,7 @@ fn init_tracing(json: bool) {
 }
 
 async fn serve(cfg: config::Config) -> anyhow::Result<()> {
-    let state = server::AppState::new(&cfg)?;
+    let state = server::AppState::open(&cfg).await?;
     let tls = cfg.tls.as_ref().map(|t| sealcast_origin::tls::server_config(&t.cert, &t.key)).transpose()?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await.with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
@@ -200,7 +419,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 let Some(cat) = state.toml_catalog.as_ref() else { continue };
-                match cat.reload().and_then(|n| sealcast_origin::catalog::apply_storage_encryption(cat, state.assets.store()).map(|_| n)) {
+                match cat.reload().and_then(|n| sealcast_origin::catalog::apply_storage_encryption(cat.as_ref(), state.assets.store()).map(|_| n)) {
                     Ok(n) => tracing::info!(catalog = %path.display(), assets = n, "catalog reloaded"),
                     Err(e) => tracing::error!(catalog = %path.display(), error = %format!("{e:#}"), "catalog reload failed; keeping the previous one"),
                 }

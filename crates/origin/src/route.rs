@@ -38,6 +38,8 @@ pub enum Route {
     Key(String),
     /// `GET /healthz`.
     Health,
+    /// `GET /readyz`.
+    Ready,
     /// `GET /metrics`.
     Metrics,
     /// Something of an asset.
@@ -151,6 +153,22 @@ pub enum Resource {
 /// `OPTIONS` (and `POST /clearkey`), 400 for malformed paths and AMS forms, 404 for paths that
 /// name nothing. `locators` maps AMS locator IDs to asset paths.
 pub fn parse(method: &Method, path: &str, locators: &BTreeMap<String, String>) -> Result<Route, RouteError> {
+    parse_with(method, path, &|id: &str| locators.get(id).map(|a| LocatorTarget::Asset(a.clone())))
+}
+
+/// What a locator ID names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocatorTarget {
+    /// The asset at this path.
+    Asset(String),
+    /// A locator outside its time window (before its start, from its expiry on): its URLs
+    /// answer 404.
+    Closed,
+}
+
+/// [`parse`] with locators looked up by `locators` (configuration and catalog, with their
+/// time windows).
+pub fn parse_with(method: &Method, path: &str, locators: &dyn Fn(&str) -> Option<LocatorTarget>) -> Result<Route, RouteError> {
     if method == Method::OPTIONS {
         return Ok(Route::Preflight);
     }
@@ -166,6 +184,7 @@ pub fn parse(method: &Method, path: &str, locators: &BTreeMap<String, String>) -
     match path {
         "/metrics" => return Ok(Route::Metrics),
         "/healthz" => return Ok(Route::Health),
+        "/readyz" => return Ok(Route::Ready),
         "/" => return Err(ApiError::NotFound("no asset named".into()).into()),
         _ => {}
     }
@@ -177,7 +196,10 @@ pub fn parse(method: &Method, path: &str, locators: &BTreeMap<String, String>) -
         .into_segments();
     // Azure Media Services: /{locator}/{name}.ism/...
     if segs.len() >= 3 && segs[1].to_ascii_lowercase().ends_with(".ism") {
-        if let Some(target) = locators.get(&segs[0]) {
+        if let Some(target) = locators(&segs[0]) {
+            let LocatorTarget::Asset(target) = target else {
+                return Err(ApiError::NotFound("this locator is not open (before its start time or after its expiry)".into()).into());
+            };
             let ism = Some(segs[1].clone());
             let bad = |e: ams::AmsError| ApiError::BadRequest(e.to_string());
             return match ams::parse(&segs).map_err(bad)? {
@@ -358,6 +380,7 @@ mod tests {
         let t = |s: &str| s.to_string();
         let table: Vec<(&str, Route)> = vec![
             ("/healthz", Route::Health),
+            ("/readyz", Route::Ready),
             ("/metrics", Route::Metrics),
             ("/key/abcd", Route::Key(t("abcd"))),
             ("/demo/manifest.mpd", asset("demo", Resource::Manifest { kind: ManifestKind::Mpd, encryption: None })),

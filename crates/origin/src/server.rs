@@ -35,6 +35,8 @@ pub struct AppState {
     pub catalog: Arc<dyn Catalog>,
     /// The TOML catalog, when that is what `catalog` is (for reloads).
     pub toml_catalog: Option<Arc<TomlCatalog>>,
+    /// The database catalog, when that is what `catalog` is (for metrics).
+    pub db_catalog: Option<Arc<crate::catalog::db::DbCatalog>>,
     pub(crate) allow_clear: bool,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
@@ -49,15 +51,11 @@ impl AppState {
             Some(t) => t.clone(),
             None => Arc::new(NoCatalog),
         };
-        let mode = match cfg.local_read {
-            crate::config::LocalReadMode::Pread => sealcast_storage::LocalRead::Pread,
-            crate::config::LocalReadMode::Mmap => sealcast_storage::LocalRead::Mmap,
-        };
         // The local root plus every `[[store]]` routed in (S3, Azure, GCS), guarded by `[storage]`.
-        let store = cfg.open_store(mode)?;
+        let store = cfg.open_store(local_read(cfg))?;
         // Storage-encrypted files of the catalog read clear through the store.
         if let Some(t) = &toml {
-            let n = crate::catalog::apply_storage_encryption(t, &store)?;
+            let n = crate::catalog::apply_storage_encryption(t.as_ref(), &store)?;
             if n > 0 {
                 tracing::info!(files = n, "storage-encrypted files registered");
             }
@@ -72,6 +70,27 @@ impl AppState {
             }
         }
         Ok(Self::with_parts(cfg, store, catalog, toml))
+    }
+
+    /// State from a validated configuration with its catalog store opened: the database (by
+    /// default SQLite in `data_dir`, its key-encryption key created beside it on first start),
+    /// or a TOML catalog.
+    pub async fn open(cfg: &Config) -> anyhow::Result<Arc<AppState>> {
+        use crate::catalog::db::{Database, DbCatalog};
+        use crate::catalog::kek::{init_local_kek, KekSource};
+        let crate::config::CatalogStore::Database { url, kek, create_kek } = cfg.catalog_store()? else { return Self::new(cfg) };
+        if let (true, KekSource::Local(p)) = (create_kek, &kek) {
+            if init_local_kek(p)? {
+                tracing::warn!(kek = %p.display(), "created a new key-encryption key for the embedded catalog database: back it up (without it the database's keys cannot be opened) or configure `kek`");
+            }
+        }
+        let store = cfg.open_store(local_read(cfg))?;
+        let db = Arc::new(Database::open(&url, &kek).await?);
+        let cat = DbCatalog::start(db, Some(store.clone()), Duration::from_millis(cfg.catalog_poll_ms), true).await?;
+        tracing::info!(database = %cat.database().shown_url(), assets = cat.assets().len(), version = cat.version(), "catalog database opened");
+        let mut state = Self::with_parts(cfg, store, cat.clone(), None);
+        Arc::get_mut(&mut state).expect("not shared yet").db_catalog = Some(cat);
+        Ok(state)
     }
 
     /// State over a given store (tests use a temp dir or an in-memory store).
@@ -100,6 +119,7 @@ impl AppState {
             locators: cfg.locators.clone(),
             catalog,
             toml_catalog: toml,
+            db_catalog: None,
             allow_clear: cfg.allow_clear_without_policy,
             metrics: Default::default(),
             clock: Arc::new(SystemTime::now),
@@ -116,6 +136,25 @@ impl AppState {
     pub fn now_unix(&self) -> u64 {
         (self.clock)().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
     }
+}
+
+fn local_read(cfg: &Config) -> sealcast_storage::LocalRead {
+    match cfg.local_read {
+        crate::config::LocalReadMode::Pread => sealcast_storage::LocalRead::Pread,
+        crate::config::LocalReadMode::Mmap => sealcast_storage::LocalRead::Mmap,
+    }
+}
+
+/// `/readyz`: 200 while the catalog is current; 503 naming why not (a database catalog that
+/// cannot reach its database serves its last good copy, but a load balancer should prefer
+/// replicas that are current).
+fn ready(st: &AppState) -> Response {
+    let mut r = match st.catalog.degraded() {
+        None => (StatusCode::OK, "ready\n".to_string()).into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("degraded: catalog database: {}\n", why.lines().next().unwrap_or(""))).into_response(),
+    };
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// The router.
@@ -177,7 +216,13 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 async fn handle_inner(st: &AppState, req: Request) -> Response {
-    let route = match route::parse(req.method(), req.uri().path(), &st.locators) {
+    let locators = |id: &str| {
+        if let Some(a) = st.locators.get(id) {
+            return Some(route::LocatorTarget::Asset(a.clone()));
+        }
+        st.catalog.locator(id).map(|l| if l.open_at(st.now_unix() as i64) { route::LocatorTarget::Asset(l.asset) } else { route::LocatorTarget::Closed })
+    };
+    let route = match route::parse_with(req.method(), req.uri().path(), &locators) {
         Ok(r) => r,
         Err(RouteError::MethodNotAllowed) => {
             let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
@@ -199,12 +244,28 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
         }
         Route::Key(kid) => crate::keys::key_route(st, req.headers(), req.uri().query(), &kid),
         Route::Metrics => {
-            let mut r = (StatusCode::OK, st.metrics.render()).into_response();
+            let mut text = st.metrics.render();
+            if let Some(c) = &st.db_catalog {
+                use std::fmt::Write;
+                let _ = write!(
+                    text,
+                    "# HELP sealcast_catalog_version Version of the catalog in force.\n# TYPE sealcast_catalog_version gauge\nsealcast_catalog_version {}\n\
+                     # HELP sealcast_catalog_degraded 1 while the catalog database cannot be read (the last good catalog is served).\n# TYPE sealcast_catalog_degraded gauge\nsealcast_catalog_degraded {}\n\
+                     # HELP sealcast_catalog_reload_failures_total Failed checks or loads of the catalog database.\n# TYPE sealcast_catalog_reload_failures_total counter\nsealcast_catalog_reload_failures_total {}\n\
+                     # HELP sealcast_catalog_last_success_timestamp_seconds When the catalog database was last read successfully.\n# TYPE sealcast_catalog_last_success_timestamp_seconds gauge\nsealcast_catalog_last_success_timestamp_seconds {}\n",
+                    c.version(),
+                    u8::from(c.degraded().is_some()),
+                    c.reload_failures(),
+                    c.last_load()
+                );
+            }
+            let mut r = (StatusCode::OK, text).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Route::Health => (StatusCode::OK, "ok\n").into_response(),
+        Route::Ready => ready(st),
         Route::Asset(a) => {
             let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query() };
             let mut res = handlers::asset(&ctx, &a).await;

@@ -277,6 +277,26 @@ impl AuthorizationPolicyConfig {
         }))
     }
 
+    /// Replaces every `*_file` key by its text, read with `load(path)`: the policy then
+    /// stands alone (what a database stores). Errors name the key's position, never its content.
+    pub fn inline_files(&mut self, mut load: impl FnMut(&str) -> std::io::Result<String>) -> Result<(), PolicyError> {
+        let AuthorizationPolicyConfig::TokenRestricted(cfg) = self else { return Ok(()) };
+        for (index, k) in cfg.keys.iter_mut().enumerate() {
+            let read = |path: &String, load: &mut dyn FnMut(&str) -> std::io::Result<String>| {
+                load(path).map_err(|e| PolicyError::Load { index, path: path.clone(), reason: e.to_string() })
+            };
+            let inline = match &k.spec {
+                KeySpec::RsaPemFile(p) => KeySpec::RsaPem(read(p, &mut load)?),
+                KeySpec::EcPemFile(p) => KeySpec::EcPem(read(p, &mut load)?),
+                KeySpec::X509PemFile(p) => KeySpec::X509Pem(read(p, &mut load)?),
+                KeySpec::JwksFile(p) => KeySpec::Jwks(read(p, &mut load)?),
+                _ => continue,
+            };
+            k.spec = inline;
+        }
+        Ok(())
+    }
+
     /// [`build`](Self::build) for policies whose keys are all inline; a `*_file` key is an
     /// error.
     pub fn build_inline(&self) -> Result<AuthorizationPolicy, PolicyError> {

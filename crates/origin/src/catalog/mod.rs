@@ -2,19 +2,25 @@
 //! `cbcs`), the content keys and the license URLs players are pointed at.
 //!
 //! This module is the model and the trait the request path asks ([`Catalog`]); stores
-//! implement it. Until the management API and its database exist, a TOML file (or a folder of
-//! them) is the catalog ([`toml_store`], written by `sealcast ingest` through [`write`]): a
-//! database-backed catalog drops in without touching the request path.
+//! implement it: the database ([`db`]: SQLite embedded, PostgreSQL for fleets, every secret
+//! sealed under a key-encryption key ([`kek`])), or a read-only TOML file or folder
+//! ([`toml_store`], written by `sealcast ingest` through [`write`]). Both read documents
+//! ([`doc`]) and validate them the same way into the in-memory [`Snapshot`] every request
+//! reads: the request path never queries a database.
 
 use std::sync::Arc;
 
 use sealcast_drm::auth::AuthorizationPolicy;
 use sealcast_drm::{ContentKey, Kid};
 
+pub mod db;
+pub mod doc;
+pub mod kek;
 pub mod toml_store;
 pub mod write;
 
-pub use toml_store::{apply_storage_encryption, TomlCatalog};
+pub use doc::{CatalogDoc, Locator, Snapshot};
+pub use toml_store::TomlCatalog;
 
 pub use sealcast_drm::policy::{Delivery, LicenseUrls};
 
@@ -96,6 +102,30 @@ pub trait Catalog: Send + Sync {
     fn key(&self, _kid: Kid) -> Option<KeyGrant> {
         None
     }
+
+    /// A streaming locator by ID (the first segment of `/{locator}/{name}.ism/…`), with its
+    /// asset and time window.
+    fn locator(&self, _id: &str) -> Option<Locator> {
+        None
+    }
+
+    /// Every storage-encrypted file, by path under the storage root, with its key and IV.
+    fn storage_files(&self) -> Vec<(String, sealcast_storage::FileEncryption)> {
+        Vec::new()
+    }
+
+    /// Whether the catalog is current (`None`), or why it may not be: a database store that
+    /// cannot reach its database serves its last good copy and says so here.
+    fn degraded(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Makes `store` decrypt the catalog's storage-encrypted files (replacing whatever it was
+/// told before). Call it after loading the catalog and after every change; returns how many
+/// files are registered.
+pub fn apply_storage_encryption(catalog: &dyn Catalog, store: &sealcast_storage::Store) -> anyhow::Result<usize> {
+    store.set_encrypted_files(catalog.storage_files()).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// A catalog with no policies: every asset is clear (the embedded default).
