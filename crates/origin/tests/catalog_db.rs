@@ -484,3 +484,52 @@ async fn postgres_catalog_suite() {
     std::fs::remove_dir_all(root).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The hand-written AWS Signature V4 of the KMS client equals botocore's for the same request.
+#[test]
+fn kms_request_signature_matches_botocore() {
+    use sealcast_origin::catalog::kek::{kms, KmsConfig};
+    const TEST: &str = "kms_request_signature_matches_botocore";
+    let script = r#"
+import sys
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+import datetime
+import botocore.auth
+class Fixed(datetime.datetime):
+    @classmethod
+    def utcnow(cls):
+        return cls(2026, 12, 3, 10, 11, 12)
+    @classmethod
+    def now(cls, tz=None):
+        return cls(2026, 12, 3, 10, 11, 12, tzinfo=tz)
+botocore.auth.datetime.datetime = Fixed
+body = sys.argv[1].encode()
+token = sys.argv[2] or None
+req = AWSRequest(method="POST", url="http://127.0.0.1:5000/", data=body,
+                 headers={"Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "TrentService.Decrypt"})
+SigV4Auth(Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token), "kms", "eu-west-1").add_auth(req)
+print(req.headers["Authorization"])
+"#;
+    let have = Command::new("python3").args(["-c", "import botocore"]).status().is_ok_and(|s| s.success());
+    if sealcast_testkit::oracle(TEST, have.then_some(()), "python3 with botocore (pip install 'moto[server]', or scripts/setup.sh)").is_none() {
+        return;
+    }
+    let body = r#"{"CiphertextBlob":"AQID","KeyId":"arn:aws:kms:eu-west-1:123456789012:key/x"}"#;
+    for token in ["", "FQoGZXIvYXdzEXAMPLETOKEN"] {
+        let k = KmsConfig {
+            key_id: "x".into(),
+            region: "eu-west-1".into(),
+            endpoint: None,
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: zeroize::Zeroizing::new("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into()),
+            session_token: (!token.is_empty()).then(|| zeroize::Zeroizing::new(token.to_string())),
+        };
+        let ours = kms::sign(&k, "127.0.0.1:5000", "20261203T101112Z", "TrentService.Decrypt", body.as_bytes());
+        let ours = ours.iter().find(|(n, _)| n == "authorization").unwrap().1.clone();
+        let out = Command::new("python3").args(["-c", script, body, token]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(ours, String::from_utf8(out.stdout).unwrap().trim(), "session token: {}", !token.is_empty());
+    }
+}

@@ -49,7 +49,7 @@ async fn ingest_to_s3_and_serve_byte_identical_with_few_requests() {
     ingest::run(&store, &IngestArgs { files, asset: "vod/demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
 
     let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
-    assert_eq!(apply_storage_encryption(&cat, &store).unwrap(), 5);
+    assert_eq!(apply_storage_encryption(cat.as_ref(), &store).unwrap(), 5);
     let cfg = Config { root: dir.join("local"), ..Config::default() };
     let enc = AppState::with_parts(&cfg, store.clone(), cat.clone(), Some(cat));
     let clear = AppState::with_store(&Config { root: fx.clone(), ..Config::default() }, Store::local(&fx).unwrap());

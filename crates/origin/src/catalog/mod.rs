@@ -121,6 +121,25 @@ pub trait Catalog: Send + Sync {
     }
 }
 
+/// A shared catalog is a catalog.
+impl<T: Catalog + ?Sized> Catalog for Arc<T> {
+    fn policy(&self, path: &str) -> Option<Arc<AssetPolicy>> {
+        (**self).policy(path)
+    }
+    fn key(&self, kid: Kid) -> Option<KeyGrant> {
+        (**self).key(kid)
+    }
+    fn locator(&self, id: &str) -> Option<Locator> {
+        (**self).locator(id)
+    }
+    fn storage_files(&self) -> Vec<(String, sealcast_storage::FileEncryption)> {
+        (**self).storage_files()
+    }
+    fn degraded(&self) -> Option<String> {
+        (**self).degraded()
+    }
+}
+
 /// Makes `store` decrypt the catalog's storage-encrypted files (replacing whatever it was
 /// told before). Call it after loading the catalog and after every change; returns how many
 /// files are registered.

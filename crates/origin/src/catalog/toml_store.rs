@@ -124,6 +124,7 @@ fn load_all(source: &Path) -> anyhow::Result<Snapshot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Delivery;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         std::fs::create_dir_all(dir).unwrap();
