@@ -29,7 +29,7 @@ const TRACK_EXTS: [&str; 5] = ["mp4", "cmfv", "cmfa", "ismv", "isma"];
 const READ_AHEAD: u64 = 64 * 1024;
 
 /// What to ingest.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct IngestArgs {
     /// Track files and optionally one `.ism`.
     pub files: Vec<PathBuf>,
@@ -37,14 +37,31 @@ pub struct IngestArgs {
     pub asset: String,
     /// Storage-encrypt the files at rest.
     pub encrypt: bool,
-    /// The catalog TOML file to record the asset in (needed with `encrypt`: it holds the key).
-    pub catalog: Option<PathBuf>,
+    /// The catalog to record the asset in (needed with `encrypt`: it holds the key).
+    pub catalog: Option<RecordIn>,
     /// Delivery policy to record per protocol. A catalog entry serves only the protocols it
     /// names, so a storage-encrypted asset ingested without any is recorded blocked.
     pub publish: Publish,
 }
 
 pub use crate::catalog::write::Publish;
+
+/// Where an ingest records the asset.
+pub enum RecordIn {
+    /// A TOML catalog file, rewritten atomically.
+    Toml(PathBuf),
+    /// The catalog database (one transaction, audited).
+    Database(std::sync::Arc<crate::catalog::db::Database>, crate::catalog::db::Actor),
+}
+
+impl std::fmt::Debug for RecordIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordIn::Toml(p) => write!(f, "Toml({})", p.display()),
+            RecordIn::Database(d, _) => write!(f, "Database({})", d.shown_url()),
+        }
+    }
+}
 
 /// What was ingested.
 #[derive(Debug)]
@@ -114,7 +131,11 @@ pub async fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<IngestRepor
             let files = plan.iter().filter_map(|(f, e)| e.as_ref().map(|e| (f.name.clone(), e.iv))).collect::<Vec<_>>();
             (kid.clone(), k.to_vec(), files)
         });
-        if let Err(e) = crate::catalog::write::record(cat, &args.asset, storage, args.publish) {
+        let recorded = match cat {
+            RecordIn::Toml(p) => crate::catalog::write::record(p, &args.asset, storage, args.publish),
+            RecordIn::Database(db, actor) => db.record(&args.asset, storage, args.publish, actor).await.map(|_| ()),
+        };
+        if let Err(e) = recorded {
             for p in &uploaded {
                 let _ = store.delete(p).await;
             }

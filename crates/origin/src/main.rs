@@ -56,7 +56,9 @@ enum Cmd {
         /// Encrypt the files at rest (AES-256-CTR, fresh key, random IV per file).
         #[arg(long)]
         encrypt: bool,
-        /// Catalog TOML file to record the asset (and its storage key) in.
+        /// Catalog TOML file to record the asset (and its storage key) in. Without it the
+        /// asset is recorded in the configured catalog (the database by default) when it is
+        /// encrypted or published, or a configuration is given.
         #[arg(long)]
         catalog: Option<PathBuf>,
         /// DASH delivery to record (NoDynamicEncryption, DynamicCommonEncryption, …). An asset
@@ -350,8 +352,19 @@ fn main() -> anyhow::Result<()> {
             cfg.validate()?;
             let store = cfg.open_store(sealcast_storage::LocalRead::Pread)?;
             let publish = ingest::Publish { dash, hls, smooth };
-            let args = ingest::IngestArgs { files, asset, encrypt, catalog, publish };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+            let rt = runtime()?;
+            // `--catalog FILE` records in that TOML file; otherwise in the configured store
+            // (the database, the embedded one by default) when there is something to record.
+            let record = match catalog {
+                Some(p) => Some(ingest::RecordIn::Toml(p)),
+                None if encrypt || !publish.is_empty() || config.is_some() => match cfg.catalog_store()? {
+                    config::CatalogStore::Toml(p) => Some(ingest::RecordIn::Toml(p)),
+                    config::CatalogStore::Database { .. } => Some(ingest::RecordIn::Database(std::sync::Arc::new(rt.block_on(open_database(&cfg))?), cli_actor())),
+                    config::CatalogStore::None => None,
+                },
+                None => None,
+            };
+            let args = ingest::IngestArgs { files, asset, encrypt, catalog: record, publish };
             let r = rt.block_on(ingest::run(&store, &args))?;
             let secs = r.elapsed.as_secs_f64().max(1e-6);
             eprintln!(

@@ -9,7 +9,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use sealcast_origin::catalog::{apply_storage_encryption, Catalog, TomlCatalog};
 use sealcast_origin::config::Config;
-use sealcast_origin::ingest::{self, IngestArgs, Publish};
+use sealcast_origin::ingest::{self, IngestArgs, Publish, RecordIn};
 use sealcast_origin::server::{router, AppState};
 use sealcast_storage::Store;
 use tower::ServiceExt;
@@ -56,7 +56,7 @@ async fn storage_encrypted_ingest_serves_byte_identical_responses() {
     std::fs::create_dir_all(&store_root).unwrap();
     let catalog = root.join("catalog.toml");
     let store = Store::local(&store_root).unwrap();
-    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() };
+    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(RecordIn::Toml(catalog.clone())), publish: Publish::clear() };
     let report = ingest::run(&store, &args).await.unwrap();
     assert_eq!(report.files.len(), 5);
     // Stored bytes are not the clear bytes, and the catalog holds key and IVs.
@@ -104,7 +104,7 @@ async fn refuses_unservable_files_before_uploading_anything() {
     let store = Store::local(&store_root).unwrap();
     let mut files = demo_files();
     files.push(sealcast_testkit::fixtures_dir().join("bad/garbage.mp4"));
-    let args = IngestArgs { files, asset: "vod/x".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::default() };
+    let args = IngestArgs { files, asset: "vod/x".into(), encrypt: true, catalog: Some(RecordIn::Toml(catalog.clone())), publish: Publish::default() };
     let e = format!("{:#}", ingest::run(&store, &args).await.unwrap_err());
     assert!(e.contains("garbage.mp4") && e.contains("fragmented MP4"), "{e}");
     assert!(!store_root.join("vod").exists(), "nothing uploaded");
@@ -115,7 +115,7 @@ async fn refuses_unservable_files_before_uploading_anything() {
     // A clear ingest into an existing catalog keeps the other assets' entries, and adds none
     // of its own unless it publishes something (an entry blocks every protocol it does not name).
     std::fs::write(&catalog, "[[asset]]\npath = \"other\"\ndash = \"NoDynamicEncryption\"\n").unwrap();
-    let args = IngestArgs { files: demo_files(), asset: "vod/x".into(), encrypt: false, catalog: Some(catalog.clone()), publish: Publish::default() };
+    let args = IngestArgs { files: demo_files(), asset: "vod/x".into(), encrypt: false, catalog: Some(RecordIn::Toml(catalog.clone())), publish: Publish::default() };
     ingest::run(&store, &args).await.unwrap();
     let c = TomlCatalog::load(&catalog).unwrap();
     assert!(c.policy("other").is_some() && c.policy("vod/x").is_none());
@@ -160,7 +160,7 @@ async fn storage_encrypted_copy_gives_identical_encrypted_outputs() {
     std::fs::create_dir_all(&store_root).unwrap();
     let catalog = root.join("catalog.toml");
     let store = Store::local(&store_root).unwrap();
-    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::default() };
+    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(RecordIn::Toml(catalog.clone())), publish: Publish::default() };
     ingest::run(&store, &args).await.unwrap();
     // Recorded blocked: the entry names no protocol, so nothing is served, clear or not.
     {
@@ -214,5 +214,44 @@ async fn storage_encrypted_copy_gives_identical_encrypted_outputs() {
         assert_eq!((sc, se), (StatusCode::OK, StatusCode::OK), "{u}");
         assert!(bc == be, "{u}: the storage-encrypted copy's encrypted output differs");
     }
+    std::fs::remove_dir_all(root).unwrap();
+}
+
+/// `ingest` into the catalog database: the storage key lands sealed, the asset is served
+/// through the database catalog byte-identical to the clear fixture, and the write is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storage_encrypted_ingest_into_the_database() {
+    use sealcast_origin::catalog::db::{Actor, Database, DbCatalog};
+    use sealcast_origin::catalog::kek::{init_local_kek, KekSource};
+    let root = temp("db");
+    let store_root = root.join("store");
+    std::fs::create_dir_all(&store_root).unwrap();
+    init_local_kek(&root.join("kek")).unwrap();
+    let kek = KekSource::Local(root.join("kek"));
+    let db = Arc::new(Database::open(&format!("sqlite://{}", root.join("db/catalog.db").display()), &kek).await.unwrap());
+    let store = Store::local(&store_root).unwrap();
+    let actor = Actor { identity: "cli:test".into(), address: "local".into() };
+    let args = IngestArgs { files: demo_files(), asset: "demo".into(), encrypt: true, catalog: Some(RecordIn::Database(db.clone(), actor)), publish: Publish::clear() };
+    ingest::run(&store, &args).await.unwrap();
+    let cat = DbCatalog::start(db.clone(), Some(store.clone()), std::time::Duration::from_millis(100), false).await.unwrap();
+    let p = cat.policy("demo").unwrap();
+    assert_eq!((p.storage.as_ref().unwrap().files.len(), p.dash), (5, Some(sealcast_origin::catalog::Delivery::NoDynamicEncryption)));
+    let cfg = Config { root: store_root.clone(), ..Config::default() };
+    let enc = AppState::with_parts(&cfg, store, cat.clone(), None);
+    let clear = AppState::with_store(&Config { root: sealcast_testkit::fixtures_dir(), ..Config::default() }, Store::local(&sealcast_testkit::fixtures_dir()).unwrap());
+    for u in urls(&clear, "demo").await.iter().take(12) {
+        let (a, b) = (get(&clear, u).await, get(&enc, u).await);
+        assert_eq!((a.0, b.0), (StatusCode::OK, StatusCode::OK), "{u}");
+        assert!(a.1 == b.1, "{u}: differs");
+    }
+    // The storage key is in the database only sealed.
+    let key = sealcast_cenc::kid::hex(&p.storage.as_ref().unwrap().key);
+    let mut bytes = Vec::new();
+    for e in std::fs::read_dir(root.join("db")).unwrap() {
+        bytes.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "storage key in clear in the database");
+    assert!(!bytes.windows(32).any(|w| w == &p.storage.as_ref().unwrap().key[..]), "storage key bytes in the database");
+    assert!(db.audit(10).await.unwrap().iter().any(|r| r.actor == "cli:test" && r.entity == "asset"));
     std::fs::remove_dir_all(root).unwrap();
 }

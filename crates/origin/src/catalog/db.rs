@@ -375,6 +375,30 @@ impl Database {
         Ok(report)
     }
 
+    /// What `sealcast ingest` records: the asset's storage encryption (set or removed) and the
+    /// protocols `publish` names, keeping the rest of its entry.
+    pub async fn record(&self, asset: &str, storage: Option<super::write::StorageRecord>, publish: super::write::Publish, actor: &Actor) -> anyhow::Result<ImportReport> {
+        let all = self.export(true).await?;
+        let mut a = match all.assets.iter().find(|a| a.path.eq_ignore_ascii_case(asset)) {
+            Some(a) => a.clone(),
+            None if storage.is_none() && publish.is_empty() => return Ok(ImportReport::default()),
+            None => AssetDoc::new(asset),
+        };
+        a.storage = storage.map(|(key_id, key, files)| StorageDoc {
+            key_id,
+            key: Some(SecretText(sealcast_cenc::kid::hex(&key))),
+            key_wrapped: None,
+            files: files.into_iter().map(|(name, iv)| StorageFileDoc { name, iv: sealcast_cenc::kid::hex(&iv) }).collect(),
+        });
+        for (slot, d) in [(&mut a.dash, publish.dash), (&mut a.hls, publish.hls), (&mut a.smooth, publish.smooth)] {
+            if d.is_some() {
+                *slot = d;
+            }
+        }
+        let doc = CatalogDoc { assets: vec![a], sealed_by: all.sealed_by, ..Default::default() };
+        self.import(&doc, &Opener(self.sealer()), actor).await
+    }
+
     /// Deletes an asset's entry (its policy and keys); `false` when there was none.
     pub async fn delete_asset(&self, path: &str, actor: &Actor) -> anyhow::Result<bool> {
         let mut tx = self.pool.begin().await?;

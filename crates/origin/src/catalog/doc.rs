@@ -96,6 +96,26 @@ pub struct AssetDoc {
     pub carry_token: bool,
 }
 
+impl AssetDoc {
+    /// An entry naming no protocol (which blocks every one).
+    pub fn new(path: &str) -> AssetDoc {
+        AssetDoc {
+            path: path.into(),
+            dash: None,
+            hls: None,
+            smooth: None,
+            clear_lead_secs: 0,
+            license: LicenseUrls::default(),
+            keys: Vec::new(),
+            cpix: None,
+            cpix_wrapped: None,
+            storage: None,
+            authorization: None,
+            carry_token: false,
+        }
+    }
+}
+
 /// One content key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
