@@ -145,7 +145,17 @@ PY
 )"
 root="$work/root"
 # SEALCAST_BENCH_LOCAL_READ=mmap measures the memory-mapped read path (default: pread).
-printf 'local_read = "%s"\ncatalog = "%s"\n' "${SEALCAST_BENCH_LOCAL_READ:-pread}" "$work/catalog.toml" >"$work/sealcast.toml"
+# SEALCAST_BENCH_CATALOG=database serves the same catalog from the embedded SQLite database
+# (imported with `sealcast catalog import`, keys sealed under a local KEK) instead of TOML.
+if [ "${SEALCAST_BENCH_CATALOG:-toml}" = database ]; then
+  "$BIN" keys init --kek "$work/kek" >/dev/null
+  printf 'local_read = "%s"\ndatabase = "sqlite://%s"\nkek = { local = "%s" }\n' "${SEALCAST_BENCH_LOCAL_READ:-pread}" "$work/db/catalog.db" "$work/kek" >"$work/sealcast.toml"
+  "$BIN" catalog import --config "$work/sealcast.toml" "$work/catalog.toml" >/dev/null 2>"$work/import.err" || die "catalog import failed: $(tail -3 "$work/import.err")"
+  log "catalog: database ($(tail -1 "$work/import.err"))"
+else
+  printf 'local_read = "%s"\ncatalog = "%s"\n' "${SEALCAST_BENCH_LOCAL_READ:-pread}" "$work/catalog.toml" >"$work/sealcast.toml"
+  log "catalog: TOML"
+fi
 # SEALCAST_BENCH_CONFIG: more TOML lines for the server (e.g. "[cache]\nfragment_bytes = 0").
 [ -z "${SEALCAST_BENCH_CONFIG:-}" ] || printf '%b\n' "$SEALCAST_BENCH_CONFIG" >>"$work/sealcast.toml"
 log "local_read = ${SEALCAST_BENCH_LOCAL_READ:-pread}"

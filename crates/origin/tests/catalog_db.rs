@@ -533,3 +533,38 @@ print(req.headers["Authorization"])
         assert_eq!(ours, String::from_utf8(out.stdout).unwrap().trim(), "session token: {}", !token.is_empty());
     }
 }
+
+/// Every catalog the repository ships imports into the database, round-trips through an export
+/// into a second database, and gives the same policies and keys as the TOML store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_catalog_imports_and_round_trips() {
+    let dir = temp("examples");
+    let kek = local_kek(&dir, "kek");
+    for (i, path) in [golden_catalog(), repo_root().join("deploy/catalog.example.toml")].into_iter().enumerate() {
+        let doc = read_doc(&path).unwrap();
+        let beside = FilesBeside(path.parent().unwrap());
+        let a = Arc::new(Database::open(&format!("sqlite://{}", dir.join(format!("a{i}/c.db")).display()), &kek).await.unwrap());
+        let r = a.import(&doc, &beside, &actor("test")).await.unwrap();
+        assert_eq!(r.created.iter().filter(|(e, _)| e == "asset").count(), doc.assets.len(), "{}: {r}", path.display());
+        let b = Arc::new(Database::open(&format!("sqlite://{}", dir.join(format!("b{i}/c.db")).display()), &kek).await.unwrap());
+        let exported: CatalogDoc = toml::from_str(&toml::to_string(&a.export(true).await.unwrap()).unwrap()).unwrap();
+        b.import(&exported, &FilesBeside(&dir), &actor("test")).await.unwrap();
+        assert_eq!(toml::to_string(&a.export(false).await.unwrap()).unwrap(), toml::to_string(&b.export(false).await.unwrap()).unwrap());
+        let from_db = DbCatalog::start(b, None, Duration::from_secs(1), false).await.unwrap();
+        let from_toml = TomlCatalog::load(&path).unwrap();
+        for (asset, p) in from_toml.assets() {
+            let q = from_db.policy(&asset).unwrap_or_else(|| panic!("{asset} missing"));
+            assert_eq!((p.dash, p.hls, p.smooth, p.clear_lead_secs, p.carry_token), (q.dash, q.hls, q.smooth, q.clear_lead_secs, q.carry_token), "{asset}");
+            assert_eq!(p.license, q.license, "{asset}");
+            assert_eq!(p.keys, q.keys, "{asset}: keys");
+            assert_eq!(p.storage, q.storage, "{asset}: storage");
+            assert_eq!(p.cpix.is_some(), q.cpix.is_some(), "{asset}: cpix");
+            for k in &p.keys {
+                let (x, y) = (from_toml.key(k.kid()).unwrap(), from_db.key(k.kid()).unwrap());
+                assert_eq!(x.key, y.key);
+                assert_eq!(format!("{:?}", x.policy), format!("{:?}", y.policy), "{asset}: authorization of {}", k.kid());
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
