@@ -41,6 +41,9 @@ pub struct Config {
     /// Milliseconds between checks of the database catalog's version (PostgreSQL
     /// notifications apply changes at once; this is the safety net).
     pub catalog_poll_ms: u64,
+    /// The management API's own listener (`[admin]`; off when absent). It needs the catalog
+    /// database.
+    pub admin: Option<crate::admin::AdminConfig>,
     /// Serve assets that have no policy in clear. With it off, only assets the catalog lists
     /// are served at all.
     pub allow_clear_without_policy: bool,
@@ -621,6 +624,7 @@ impl Default for Config {
             data_dir: PathBuf::from("sealcast-data"),
             kek: None,
             catalog_poll_ms: 250,
+            admin: None,
             allow_clear_without_policy: true,
             tls: None,
             store: Vec::new(),
@@ -691,6 +695,12 @@ impl Config {
         self.content_limits.validate(self.segment_duration_ms)?;
         if !(50..=60_000).contains(&self.catalog_poll_ms) {
             bail!("catalog_poll_ms must be between 50 and 60000");
+        }
+        if let (Some(a), Ok(CatalogStore::Toml(_))) = (&self.admin, self.catalog_store()) {
+            bail!("[admin] (the management API on {}) needs the catalog database, not a TOML catalog", a.listen);
+        }
+        if self.admin.as_ref().is_some_and(|a| a.listen == self.listen) {
+            bail!("[admin] listen must differ from the public listen address");
         }
         self.catalog_store()?;
         self.storage.timing()?;

@@ -450,6 +450,19 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     });
+    // The management API, on its own listener, over the same database and clock.
+    if let (Some(admin_cfg), Some(db)) = (&cfg.admin, state.db_catalog.as_ref().map(|c| c.database().clone())) {
+        let admin = sealcast_origin::admin::Admin::new(admin_cfg, db, format!("http://{addr}"), std::sync::Arc::new(std::time::SystemTime::now)).await?;
+        let l = tokio::net::TcpListener::bind(admin_cfg.listen).await.with_context(|| format!("binding the management API to {}", admin_cfg.listen))?;
+        let admin_addr = l.local_addr()?;
+        tracing::info!(%admin_addr, "management API listening");
+        eprintln!("sealcast management API on http://{admin_addr}");
+        tokio::spawn(async move {
+            if let Err(e) = sealcast_origin::admin::serve(l, admin, shutdown_signal()).await {
+                tracing::error!(error = %e, "management API stopped");
+            }
+        });
+    }
     server::serve_announced(listener, state, tls, limits, async move {
         shutdown_signal().await;
         tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: no new connections, draining");

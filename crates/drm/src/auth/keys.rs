@@ -335,6 +335,12 @@ fn spki(der: &[u8]) -> Option<Spki<'_>> {
 }
 
 /// The `subjectPublicKeyInfo` TLV of a DER X.509 certificate.
+/// The SubjectPublicKeyInfo (DER) of an X.509 certificate (DER), as RSA-OAEP encryption to a
+/// certificate needs it.
+pub fn certificate_spki_der(der: &[u8]) -> Option<&[u8]> {
+    certificate_spki(der)
+}
+
 fn certificate_spki(der: &[u8]) -> Option<&[u8]> {
     let (tag, cert, _) = tlv(der)?;
     if tag != SEQUENCE {

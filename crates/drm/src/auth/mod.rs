@@ -51,7 +51,7 @@ use serde_json::{Map, Value};
 use crate::kid::Kid;
 
 pub use config::{AuthorizationPolicyConfig, KeyConfig, KeySpec, TokenRequirementsConfig};
-pub use keys::{VerificationKey, MAX_JWKS_KEYS, MAX_KEY_DOCUMENT_BYTES, MIN_SYMMETRIC_KEY_BYTES};
+pub use keys::{certificate_spki_der, VerificationKey, MAX_JWKS_KEYS, MAX_KEY_DOCUMENT_BYTES, MIN_SYMMETRIC_KEY_BYTES};
 
 /// Longest token examined; longer ones are refused ([`Refusal::TooLarge`]) unparsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;

@@ -48,8 +48,14 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
     use std::borrow::Cow;
     use sqlx::migrate::{Migration, MigrationType};
     let list: &[(i64, &str, &'static str)] = match backend {
-        Backend::Sqlite => &[(1, "catalog", include_str!("../../migrations/sqlite/0001_catalog.sql"))],
-        Backend::Postgres => &[(1, "catalog", include_str!("../../migrations/postgres/0001_catalog.sql"))],
+        Backend::Sqlite => &[
+            (1, "catalog", include_str!("../../migrations/sqlite/0001_catalog.sql")),
+            (2, "protection keys", include_str!("../../migrations/sqlite/0002_protection_keys.sql")),
+        ],
+        Backend::Postgres => &[
+            (1, "catalog", include_str!("../../migrations/postgres/0001_catalog.sql")),
+            (2, "protection keys", include_str!("../../migrations/postgres/0002_protection_keys.sql")),
+        ],
     };
     let migrations: Vec<Migration> = list.iter().map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false)).collect();
     sqlx::migrate::Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false }
@@ -215,7 +221,12 @@ impl Database {
         redact_url(&self.url)
     }
 
-    fn sealer(&self) -> Arc<Sealer> {
+    /// The connection pool (the management API's own tables).
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn sealer(&self) -> Arc<Sealer> {
         self.sealer.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -475,6 +486,20 @@ impl Database {
                 n += 1;
             }
         }
+        let rows = sqlx::query("SELECT thumbprint, private_key_sealed FROM protection_keys").fetch_all(&mut *tx).await?;
+        for r in rows {
+            let t: String = r.try_get(0)?;
+            let s = reseal(&r.try_get::<String, _>(1)?, &identity::protection_key(&t))?;
+            sqlx::query("UPDATE protection_keys SET private_key_sealed = $1 WHERE thumbprint = $2").bind(s).bind(&t).execute(&mut *tx).await?;
+            n += 1;
+        }
+        let rows = sqlx::query("SELECT id, key_sealed FROM ams_content_keys").fetch_all(&mut *tx).await?;
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let s = reseal(&r.try_get::<String, _>(1)?, &identity::uploaded_key(&id))?;
+            sqlx::query("UPDATE ams_content_keys SET key_sealed = $1 WHERE id = $2").bind(s).bind(&id).execute(&mut *tx).await?;
+            n += 1;
+        }
         sqlx::query("UPDATE kek SET kind = $1, reference = $2, wrapped_dek = $3, created_at = $4 WHERE id = 'current'").bind(&wrapped.kind).bind(&wrapped.reference).bind(&wrapped.wrapped).bind(now_secs()).execute(&mut *tx).await?;
         append_audit(&mut tx, actor, "rotated", "kek", "current", &format!("to={} resealed={n}", wrapped.reference)).await?;
         self.notify(&mut tx).await?;
@@ -497,7 +522,7 @@ impl Database {
         Ok(v)
     }
 
-    async fn notify(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
+    pub(crate) async fn notify(&self, tx: &mut AnyConnection) -> anyhow::Result<()> {
         if self.backend == Backend::Postgres {
             // Delivered on commit, to every listening replica.
             sqlx::query("SELECT pg_notify($1, 'changed')").bind(CHANNEL).execute(&mut *tx).await?;
@@ -515,7 +540,7 @@ async fn auth_id(tx: &mut AnyConnection, name: &str) -> anyhow::Result<Option<St
     Ok(sqlx::query("SELECT id FROM authorization_policies WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?.map(|r| r.try_get(0)).transpose()?)
 }
 
-async fn append_audit(tx: &mut AnyConnection, actor: &Actor, action: &str, entity: &str, id: &str, detail: &str) -> anyhow::Result<()> {
+pub(crate) async fn append_audit(tx: &mut AnyConnection, actor: &Actor, action: &str, entity: &str, id: &str, detail: &str) -> anyhow::Result<()> {
     sqlx::query("INSERT INTO audit (at, actor, address, action, entity, entity_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(now_secs())
         .bind(&actor.identity)

@@ -256,6 +256,14 @@ pub mod identity {
     pub fn authorization(name: &str) -> String {
         format!("authorization/{name}")
     }
+    /// A protection key's private key.
+    pub fn protection_key(thumbprint: &str) -> String {
+        format!("protection-key/{thumbprint}")
+    }
+    /// A content key uploaded through the management API (by its `nb:kid:UUID:` id).
+    pub fn uploaded_key(id: &str) -> String {
+        format!("uploaded-key/{id}")
+    }
     /// An asset's CPIX document.
     pub fn cpix(asset: &str) -> String {
         format!("cpix/{}", asset.to_ascii_lowercase())
