@@ -30,7 +30,7 @@ async fn ingest_to_azurite_clear_and_encrypted_and_serve_byte_identical() {
 
     let catalog = dir.join("catalog.toml");
     ingest::run(&store, &IngestArgs { files: demo_files(), asset: "az/clear".into(), encrypt: false, catalog: None, publish: Publish::default() }).await.unwrap();
-    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "az/enc".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "az/enc".into(), encrypt: true, catalog: Some(sealcast_origin::ingest::RecordIn::Toml(catalog.clone())), publish: Publish::clear() }).await.unwrap();
 
     // What `serve` builds from the same config: the catalog's storage-encrypted files are
     // registered with the store AppState::new opens.

@@ -141,7 +141,7 @@ async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() 
     let patient = RemoteTiming::default();
     let store = Store::local(&dir.join("local")).unwrap().with_guarded_route("vod", open(&spec, patient).unwrap(), patient).unwrap();
     let catalog = dir.join("catalog.toml");
-    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "vod/demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "vod/demo".into(), encrypt: true, catalog: Some(sealcast_origin::ingest::RecordIn::Toml(catalog.clone())), publish: Publish::clear() }).await.unwrap();
     let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
     apply_storage_encryption(&cat, &store).unwrap();
     // Listings trusted for an hour: the asset stays loaded, so each fault below hits a segment read.

@@ -46,7 +46,7 @@ async fn ingest_to_s3_and_serve_byte_identical_with_few_requests() {
     let mut files: Vec<_> = std::fs::read_dir(fx.join("demo")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     let catalog = dir.join("catalog.toml");
-    ingest::run(&store, &IngestArgs { files, asset: "vod/demo".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files, asset: "vod/demo".into(), encrypt: true, catalog: Some(sealcast_origin::ingest::RecordIn::Toml(catalog.clone())), publish: Publish::clear() }).await.unwrap();
 
     let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
     assert_eq!(apply_storage_encryption(cat.as_ref(), &store).unwrap(), 5);

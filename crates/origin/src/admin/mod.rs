@@ -87,7 +87,7 @@ impl Admin {
     }
 
     /// Checks the bearer token for `role`: the caller's audit identity, or the refusal.
-    fn authorize(&self, req: &Request<Body>, peer: Option<SocketAddr>, role: Role) -> Result<Actor, Response> {
+    fn authorize(&self, req: &Request<Body>, peer: Option<SocketAddr>, role: Role) -> Result<Actor, Box<Response>> {
         let token = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")).map(str::trim);
         let policy = &self.roles.iter().find(|(r, _)| *r == role).expect("every role has a policy").1;
         match policy.check_token(token, self.now()) {
@@ -99,7 +99,7 @@ impl Admin {
                 if status == StatusCode::UNAUTHORIZED {
                     resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
                 }
-                Err(resp)
+                Err(Box::new(resp))
             }
         }
     }

@@ -157,7 +157,7 @@ pub(super) async fn handle(admin: &Admin, peer: Option<SocketAddr>, req: Request
     };
     let actor = match admin.authorize(&req, peer, role) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let body = match http_body_util::BodyExt::collect(http_body_util::Limited::new(req.into_body(), MAX_BODY)).await {
         Ok(b) => b.to_bytes(),

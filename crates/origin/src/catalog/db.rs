@@ -976,20 +976,17 @@ async fn listen_loop(url: String, tx: tokio::sync::mpsc::Sender<()>, weak: std::
         if weak.upgrade().is_none() {
             return;
         }
-        match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut l) => {
-                if l.listen(CHANNEL).await.is_ok() {
-                    // A change may have landed while we were not listening.
+        if let Ok(mut l) = sqlx::postgres::PgListener::connect(&url).await {
+            if l.listen(CHANNEL).await.is_ok() {
+                // A change may have landed while we were not listening.
+                let _ = tx.try_send(());
+                while l.recv().await.is_ok() {
                     let _ = tx.try_send(());
-                    while l.recv().await.is_ok() {
-                        let _ = tx.try_send(());
-                        if weak.upgrade().is_none() {
-                            return;
-                        }
+                    if weak.upgrade().is_none() {
+                        return;
                     }
                 }
             }
-            Err(_) => {}
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
