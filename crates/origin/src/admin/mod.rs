@@ -21,6 +21,7 @@ use sealcast_drm::auth::{AuthorizationPolicy, AuthorizationPolicyConfig, Require
 
 use crate::catalog::db::{Actor, Database};
 
+pub mod entities;
 pub mod protection;
 pub mod v2;
 

@@ -30,15 +30,15 @@ pub struct ApiError {
     pub message: String,
 }
 
-fn bad(field: &str, why: &str) -> ApiError {
+pub(super) fn bad(field: &str, why: &str) -> ApiError {
     ApiError { status: StatusCode::BAD_REQUEST, code: "BadRequest", message: format!("{field}: {why}") }
 }
 
-fn not_found(what: &str) -> ApiError {
+pub(super) fn not_found(what: &str) -> ApiError {
     ApiError { status: StatusCode::NOT_FOUND, code: "ResourceNotFound", message: format!("{what} does not exist") }
 }
 
-fn internal(e: anyhow::Error) -> ApiError {
+pub(super) fn internal(e: anyhow::Error) -> ApiError {
     tracing::error!(error = %format!("{e:#}"), "management API error");
     ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "InternalError", message: "internal error (see the server log)".into() }
 }
@@ -52,9 +52,9 @@ pub fn odata_error(status: StatusCode, code: &str, message: &str) -> Response {
 }
 
 /// How the client asked for JSON.
-struct Shape {
-    verbose: bool,
-    base: String,
+pub(super) struct Shape {
+    pub(super) verbose: bool,
+    pub(super) base: String,
 }
 
 impl Shape {
@@ -72,14 +72,14 @@ impl Shape {
         }
     }
 
-    fn respond(&self, status: StatusCode, body: Value) -> Response {
+    pub(super) fn respond(&self, status: StatusCode, body: Value) -> Response {
         let mut r = (status, body.to_string()).into_response();
         r.headers_mut().insert(header::CONTENT_TYPE, self.content_type());
         r
     }
 
     /// One entity of `set`.
-    fn entity(&self, set: &str, id: &str, mut v: Value) -> Value {
+    pub(super) fn entity(&self, set: &str, id: &str, mut v: Value) -> Value {
         if self.verbose {
             let uri = format!("{}{set}('{}')", self.base, pct(id));
             v["__metadata"] = json!({ "id": uri, "uri": uri, "type": format!("Microsoft.Cloud.Media.Vod.Rest.Data.Models.{}", set.trim_end_matches('s')) });
@@ -91,7 +91,7 @@ impl Shape {
     }
 
     /// A collection of `set`.
-    fn collection(&self, set: &str, items: Vec<(String, Value)>) -> Value {
+    pub(super) fn collection(&self, set: &str, items: Vec<(String, Value)>) -> Value {
         if self.verbose {
             let results: Vec<Value> = items.into_iter().map(|(id, v)| self.entity(set, &id, v)["d"].clone()).collect();
             json!({ "d": { "results": results } })
@@ -110,12 +110,12 @@ impl Shape {
     }
 }
 
-fn pct(s: &str) -> String {
+pub(super) fn pct(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 /// `'value'` (OData string literal, URL-decoded) from a query parameter.
-fn query_param(query: &str, name: &str) -> Option<String> {
+pub(super) fn query_param(query: &str, name: &str) -> Option<String> {
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         if !k.eq_ignore_ascii_case(name) {
@@ -226,7 +226,10 @@ pub(super) async fn handle(admin: &Admin, peer: Option<SocketAddr>, req: Request
                 let value = rebind(&admin.db, &id, &cert, &actor).await?;
                 Ok(shape.respond(StatusCode::OK, shape.value("RebindContentKey", json!(value))))
             }
-            _ => Err(not_found(&format!("{method} /api/{rest}"))),
+            _ => match super::entities::handle(admin, &method, &segs, &query, &body, &shape, &actor).await {
+                Some(r) => r,
+                None => Err(not_found(&format!("{method} /api/{rest}"))),
+            },
         }
     }
     .await;
@@ -236,7 +239,7 @@ pub(super) async fn handle(admin: &Admin, peer: Option<SocketAddr>, req: Request
 /// ContentKeyTypes this origin stores: common (0), storage (1), envelope (4), cbcs (6).
 const SUPPORTED_TYPES: [i64; 4] = [0, 1, 4, 6];
 
-fn paging(query: &str) -> Result<(usize, usize), ApiError> {
+pub(super) fn paging(query: &str) -> Result<(usize, usize), ApiError> {
     let n = |name: &str, default: usize| -> Result<usize, ApiError> {
         match query_param(query, name) {
             None => Ok(default),

@@ -51,10 +51,12 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
         Backend::Sqlite => &[
             (1, "catalog", include_str!("../../migrations/sqlite/0001_catalog.sql")),
             (2, "protection keys", include_str!("../../migrations/sqlite/0002_protection_keys.sql")),
+            (3, "v2 entities", include_str!("../../migrations/sqlite/0003_v2_entities.sql")),
         ],
         Backend::Postgres => &[
             (1, "catalog", include_str!("../../migrations/postgres/0001_catalog.sql")),
             (2, "protection keys", include_str!("../../migrations/postgres/0002_protection_keys.sql")),
+            (3, "v2 entities", include_str!("../../migrations/postgres/0003_v2_entities.sql")),
         ],
     };
     let migrations: Vec<Migration> = list.iter().map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false)).collect();
@@ -255,6 +257,31 @@ impl Database {
         let v: i64 = sqlx::query("SELECT version FROM catalog_state WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
         let doc = read_doc(&mut tx).await?;
         tx.commit().await?;
+        Ok((v, doc))
+    }
+
+    /// The catalog as served, and its version: the imported catalog plus what the management
+    /// API's v2 entities make (a v2 asset whose folder already has an imported entry is left
+    /// out, and logged).
+    pub async fn load_serving(&self) -> anyhow::Result<(i64, CatalogDoc)> {
+        self.follow_dek().await?;
+        let sealer = self.sealer();
+        let mut tx = self.pool.begin().await?;
+        let v: i64 = sqlx::query("SELECT version FROM catalog_state WHERE id = 1").fetch_one(&mut *tx).await?.try_get(0)?;
+        let mut doc = read_doc(&mut tx).await?;
+        let v2 = super::ams::read(&mut tx, &sealer).await?;
+        tx.commit().await?;
+        let taken: std::collections::HashSet<String> = doc.assets.iter().map(|a| a.path.to_ascii_lowercase()).collect();
+        for a in v2.assets {
+            if taken.contains(&a.path.to_ascii_lowercase()) {
+                tracing::warn!(path = %a.path, "a v2 asset names a folder the imported catalog has an entry for; the imported entry is served");
+                continue;
+            }
+            doc.assets.push(a);
+        }
+        let ids: std::collections::HashSet<String> = doc.locators.iter().map(|l| l.id.clone()).collect();
+        doc.locators.extend(v2.locators.into_iter().filter(|l| !ids.contains(&l.id)));
+        doc.authorization_wrapped.extend(v2.authorization_wrapped);
         Ok((v, doc))
     }
 
@@ -862,7 +889,7 @@ impl DbCatalog {
     /// PostgreSQL notifications and a version poll every `poll`. `store`, when given, is told
     /// the storage-encrypted files of every new snapshot before it is used.
     pub async fn start(db: Arc<Database>, store: Option<sealcast_storage::Store>, poll: Duration, watch: bool) -> anyhow::Result<Arc<DbCatalog>> {
-        let (v, doc) = db.load().await.with_context(|| format!("loading the catalog from {}", db.shown_url()))?;
+        let (v, doc) = db.load_serving().await.with_context(|| format!("loading the catalog from {}", db.shown_url()))?;
         let snap = db.snapshot(&doc).with_context(|| format!("the catalog in {} does not validate", db.shown_url()))?;
         if let Some(s) = &store {
             s.set_encrypted_files(snap.storage_files()).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -919,7 +946,7 @@ impl DbCatalog {
         if v == self.version() {
             return Ok(false);
         }
-        let (v, doc) = self.db.load().await?;
+        let (v, doc) = self.db.load_serving().await?;
         let snap = self.db.snapshot(&doc)?;
         if let Some(s) = &self.store {
             s.set_encrypted_files(snap.storage_files()).map_err(|e| anyhow::anyhow!("{e}"))?;

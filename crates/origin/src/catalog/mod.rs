@@ -13,6 +13,7 @@ use std::sync::Arc;
 use sealcast_drm::auth::AuthorizationPolicy;
 use sealcast_drm::{ContentKey, Kid};
 
+pub mod ams;
 pub mod db;
 pub mod doc;
 pub mod kek;
