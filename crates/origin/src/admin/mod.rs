@@ -22,6 +22,7 @@ use sealcast_drm::auth::{AuthorizationPolicy, AuthorizationPolicyConfig, Require
 use crate::catalog::db::{Actor, Database};
 
 pub mod entities;
+pub mod native;
 pub mod protection;
 pub mod v2;
 

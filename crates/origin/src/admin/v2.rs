@@ -140,6 +140,18 @@ pub(super) async fn handle(admin: &Admin, peer: Option<SocketAddr>, req: Request
     let shape = Shape::of(&req);
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
+    if let Some(native) = path.strip_prefix("/v1/") {
+        let role = if req.method() == Method::GET { Role::Read } else { Role::Write };
+        let actor = match admin.authorize(&req, peer, role) {
+            Ok(a) => a,
+            Err(r) => return *r,
+        };
+        let method = req.method().clone();
+        let Ok(body) = http_body_util::BodyExt::collect(http_body_util::Limited::new(req.into_body(), MAX_BODY)).await.map(|b| b.to_bytes()) else {
+            return bad("body", &format!("larger than {MAX_BODY} bytes or unreadable")).into_response();
+        };
+        return super::native::handle(admin, &method, native, &body, &actor).await;
+    }
     let Some(rest) = path.strip_prefix("/api/") else {
         return odata_error(StatusCode::NOT_FOUND, "ResourceNotFound", "no such resource (the v2 API is under /api/)");
     };
