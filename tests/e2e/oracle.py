@@ -1090,3 +1090,48 @@ def mpd_schema():
     if cps.exists():
         locations.append(("https://dashif.org/CPS", str(cps)))
     return xmlschema.XMLSchema(str(xsd), locations=locations)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster (Debian's server binaries) on a free 127.0.0.1 port, in
+    `folder`; run as the `postgres` user when we are root (initdb refuses root)."""
+
+    def __init__(self, folder: Path | None = None):
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+        if not bins:
+            oracle_missing("PostgreSQL server binaries not installed (apt-get install postgresql, or scripts/setup.sh)")
+        self.bin = bins[-1].parent
+        self.root = os.geteuid() == 0
+        # Its own folder under /tmp: pytest's are private to root, and the server runs as postgres.
+        self.dir = Path(tempfile.mkdtemp(prefix="sealcast-pg-"))
+        os.chmod(self.dir, 0o755)
+        if self.root:
+            shutil.chown(self.dir, "postgres", "postgres")
+        import socket
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self._run("initdb", "-D", str(self.dir / "data"), "-U", "sealcast", "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._run("pg_ctl", "-D", str(self.dir / "data"), "-o", f"-p {self.port} -h 127.0.0.1 -k {self.dir} -c fsync=off",
+                  "-l", str(self.dir / "log"), "-w", "start")
+
+    def _run(self, tool: str, *args: str) -> None:
+        cmd = [str(self.bin / tool), *args]
+        if self.root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"{tool} failed: {r.stderr[-1500:]}"
+
+    def createdb(self, name: str) -> str:
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "sealcast", name)
+        return f"postgres://sealcast@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
+        except AssertionError:
+            pass
+        shutil.rmtree(self.dir, ignore_errors=True)

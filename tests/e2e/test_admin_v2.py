@@ -237,9 +237,22 @@ def test_protection_key_flow_and_refusals(admin):
 # --------------------------------------------------------------------------- the documented call sequences
 
 
-@pytest.fixture
-def origin(tmp_path):
-    """A server over an empty storage root with the management API (SQLite, local KEK)."""
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    from oracle import Postgres
+    pg = Postgres()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def origin(request, tmp_path):
+    """A server over an empty storage root with the management API (SQLite or PostgreSQL,
+    local KEK)."""
+    if request.param == "sqlite":
+        database = f"sqlite://{tmp_path / 'db' / 'catalog.db'}"
+    else:
+        database = request.getfixturevalue("postgres").createdb("c" + uuid.uuid4().hex[:12])
     kek = tmp_path / "kek"
     subprocess.run([str(sealcast_bin()), "keys", "init", "--kek", str(kek)], check=True, capture_output=True)
     port = _free_port()
@@ -247,7 +260,7 @@ def origin(tmp_path):
     cfg = tmp_path / "sealcast.toml"
     cfg.write_text(f"""listen = "127.0.0.1:0"
 root = "{tmp_path / 'root'}"
-database = "sqlite://{tmp_path / 'db' / 'catalog.db'}"
+database = "{database}"
 kek = {{ local = "{kek}" }}
 catalog_poll_ms = 100
 
