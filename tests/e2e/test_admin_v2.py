@@ -581,3 +581,48 @@ def test_native_api_openapi_cli_and_publish(origin, tmp_path):
         time.sleep(0.01)
     assert _native(api, "DELETE", "assets/vod%2Fnative", rw)[0] == 204
     assert _native(api, "GET", "assets/vod%2Fnative", reader)[0] == 404
+
+
+def test_concurrent_writers_and_a_second_replica(origin, tmp_path):
+    """Eight clients create assets at once: every write lands once, audited. A policy change
+    through the API shows on a second server process over the same database within a second."""
+    import concurrent.futures
+    api, server, tmp = origin
+    tok = _jwt(["read", "write"])
+    with concurrent.futures.ThreadPoolExecutor(8) as ex:
+        results = list(ex.map(lambda i: api.call("POST", "Assets", tok, {"Name": f"a{i}", "AlternateId": f"many/a{i}"})[0], range(40)))
+    assert results == [201] * 40, results
+    st, _, b, _ = api.call("GET", "Assets?$filter=Name%20eq%20'a7'", tok)
+    assert st == 200 and len(b["value"]) == 1 and b["value"][0]["Path"] == "many/a7"
+    assert len(api.call("GET", "Assets", tok)[2]["value"]) == 40
+    audit = subprocess.run([str(sealcast_bin()), "catalog", "audit", "--limit", "1000", "--config", str(tmp / "sealcast.toml")],
+                           capture_output=True, text=True, check=True, cwd=REPO).stdout
+    assert audit.count("created\tAssets") == 40, audit[-2000:]
+
+    # A second replica: same configuration without the admin listener.
+    cfg_text = (tmp / "sealcast.toml").read_text()
+    second = tmp / "replica.toml"
+    second.write_text(cfg_text[:cfg_text.index("[admin]")])
+    replica = start_server_config(second, tmp / "replica.log")
+    try:
+        shutil.copytree(FIXTURES / "demo", tmp / "root" / "many" / "a7")
+        aid = b["value"][0]["Id"]
+        ap = _created(api.call("POST", "AccessPolicies", tok, {"Name": "s", "DurationInMinutes": 60, "Permissions": 1}))
+        loc = _created(api.call("POST", "Locators", tok, {"AccessPolicyId": ap["Id"], "AssetId": aid, "Type": 2}))
+        guid = loc["ContentAccessComponent"]
+        urls = [f"{s.base_url}/{guid}/demo.ism/manifest(format=mpd-time-csf)" for s in (server, replica)]
+        for u in urls:
+            assert _wait_ok(u).status == 200  # no delivery policy: clear
+        # Link a policy that blocks DASH: both replicas refuse it within a second.
+        blocked = _created(api.call("POST", "AssetDeliveryPolicies", tok, {"Name": "block dash", "AssetDeliveryProtocol": 2, "AssetDeliveryPolicyType": 1}))
+        _link(api, tok, f"Assets('{aid}')", "DeliveryPolicies", f"AssetDeliveryPolicies('{blocked['Id']}')")
+        t0 = time.monotonic()
+        for u in urls:
+            while fetch(u).status != 403:
+                assert time.monotonic() - t0 < 5, "the policy change never reached a replica"
+                time.sleep(0.01)
+        print(f"\npolicy change through the API in force on both replicas after {(time.monotonic() - t0) * 1000:.0f} ms")
+        bodies = [fetch(f"{s.base_url}/{guid}/demo.ism/manifest(format=m3u8-aapl)") for s in (server, replica)]
+        assert bodies[0].status == bodies[1].status == 403  # HLS: covered by no policy once one exists
+    finally:
+        stop_server(replica)
