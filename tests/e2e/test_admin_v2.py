@@ -626,3 +626,25 @@ def test_concurrent_writers_and_a_second_replica(origin, tmp_path):
         assert bodies[0].status == bodies[1].status == 403  # HLS: covered by no policy once one exists
     finally:
         stop_server(replica)
+
+
+def test_protection_key_rotation_keeps_old_keys_usable(admin):
+    api, cfg, tmp, server = admin
+    rw, keys_role = _jwt(["read", "write"]), _jwt(["read", "keys"])
+    key = os.urandom(16)
+    kid, old_thumb, old_cert, r = _upload(api, rw, 0, key)
+    assert r[0] == 201
+    out = subprocess.run([str(sealcast_bin()), "keys", "rotate-protection-key", "--config", str(cfg)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    st, _, b, _ = api.call("GET", "GetProtectionKeyId?contentKeyType=0", rw)
+    assert st == 200 and b["value"] != old_thumb
+    # A key encrypted to the old certificate still uploads (old keys kept for unwrapping)...
+    key2 = os.urandom(16)
+    kid2 = uuid.uuid4()
+    doc = {"Id": f"nb:kid:UUID:{kid2}", "ContentKeyType": 0, "ProtectionKeyId": old_thumb, "ProtectionKeyType": 0,
+           "EncryptedContentKey": _encrypt_to(old_cert, key2), "Checksum": _checksum(kid2, key2)}
+    assert api.call("POST", "ContentKeys", rw, doc)[0] == 201
+    # ...and both read back.
+    for k, v in ((kid, key), (kid2, key2)):
+        st, _, b, _ = api.call("GET", f"RebindContentKey?id='nb:kid:UUID:{k}'&x509Certificate=''", keys_role)
+        assert st == 200 and base64.b64decode(b["value"]) == v

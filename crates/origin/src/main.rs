@@ -277,6 +277,12 @@ enum KeysCmd {
         #[arg(long)]
         kek: PathBuf,
     },
+    /// Make a new protection key (RSA-2048 + X.509) the one the management API hands out;
+    /// older ones stay for keys uploaded to them.
+    RotateProtectionKey {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Re-seal every secret of the database under a new key-encryption key, in one
     /// transaction; then point `kek` in the configuration at the new one.
     RotateKek {
@@ -407,6 +413,15 @@ fn keys_cmd(cmd: KeysCmd) -> anyhow::Result<()> {
             }
             println!("wrote a new key-encryption key to {} (mode 0600)", kek.display());
             Ok(())
+        }
+        KeysCmd::RotateProtectionKey { config } => {
+            let cfg = load_config(&config)?;
+            runtime()?.block_on(async {
+                let db = open_database(&cfg).await?;
+                let t = sealcast_origin::admin::v2::rotate_protection_key(&db, &cli_actor()).await?;
+                println!("new protection key {t} (older ones kept for unwrapping)");
+                anyhow::Ok(())
+            })
         }
         KeysCmd::RotateKek { new_local, new_aws_kms, config } => {
             let cfg = load_config(&config)?;
