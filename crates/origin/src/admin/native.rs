@@ -193,16 +193,16 @@ impl Resolve for Inline {
     }
 }
 
-fn delivery(field: &str, v: &Option<String>) -> Result<Option<Delivery>, Response> {
-    v.as_deref().map(|s| s.parse::<Delivery>().map_err(|e| error(StatusCode::BAD_REQUEST, format!("{field}: {e}")))).transpose()
+fn delivery(field: &str, v: &Option<String>) -> Result<Option<Delivery>, String> {
+    v.as_deref().map(|s| s.parse::<Delivery>().map_err(|e| format!("{field}: {e}"))).transpose()
 }
 
-fn kind(k: &Option<String>) -> Result<KindDoc, Response> {
+fn kind(k: &Option<String>) -> Result<KindDoc, String> {
     match k.as_deref() {
         None | Some("CommonEncryption") => Ok(KindDoc::CommonEncryption),
         Some("CommonEncryptionCbcs") => Ok(KindDoc::CommonEncryptionCbcs),
         Some("EnvelopeEncryption") => Ok(KindDoc::EnvelopeEncryption),
-        Some(o) => Err(error(StatusCode::BAD_REQUEST, format!("keys.kind: '{o}' is none of CommonEncryption, CommonEncryptionCbcs, EnvelopeEncryption"))),
+        Some(o) => Err(format!("keys.kind: '{o}' is none of CommonEncryption, CommonEncryptionCbcs, EnvelopeEncryption")),
     }
 }
 
@@ -279,7 +279,7 @@ pub(super) async fn handle(admin: &Admin, method: &Method, path: &str, body: &[u
             for (slot, field, v) in [(&mut a.dash, "dash", &b.dash), (&mut a.hls, "hls", &b.hls), (&mut a.smooth, "smooth", &b.smooth)] {
                 match delivery(field, v) {
                     Ok(d) => *slot = d,
-                    Err(r) => return r,
+                    Err(m) => return error(StatusCode::BAD_REQUEST, m),
                 }
             }
             a.clear_lead_secs = b.clear_lead_secs;
@@ -290,7 +290,7 @@ pub(super) async fn handle(admin: &Admin, method: &Method, path: &str, body: &[u
             for k in b.keys {
                 let kind = match kind(&k.kind) {
                     Ok(x) => x,
-                    Err(r) => return r,
+                    Err(m) => return error(StatusCode::BAD_REQUEST, m),
                 };
                 omitted |= k.key.is_none();
                 a.keys.push(KeyDoc { kid: k.kid, key: k.key.map(SecretText), key_wrapped: None, kind, authorization: k.authorization });
