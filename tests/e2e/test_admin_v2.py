@@ -648,3 +648,35 @@ def test_protection_key_rotation_keeps_old_keys_usable(admin):
     for k, v in ((kid, key), (kid2, key2)):
         st, _, b, _ = api.call("GET", f"RebindContentKey?id='nb:kid:UUID:{k}'&x509Certificate=''", keys_role)
         assert st == 200 and base64.b64decode(b["value"]) == v
+
+
+def test_kek_rotation_reseals_the_management_api_secrets(origin, tmp_path):
+    """`keys rotate-kek` re-seals everything the management API stored too: uploaded keys,
+    protection keys, token templates. After a restart on the new KEK alone, all of it opens."""
+    api, server, tmp = origin
+    rw, keys_role = _jwt(["read", "write"]), _jwt(["read", "keys"])
+    key = os.urandom(16)
+    kid, _, _, r = _upload(api, rw, 4, key)
+    assert r[0] == 201
+    xml = TEMPLATE.format(alt=base64.b64encode(os.urandom(32)).decode(), primary=base64.b64encode(os.urandom(32)).decode(), kind="SWT")
+    opt = _created(api.call("POST", "ContentKeyAuthorizationPolicyOptions", rw, {
+        "Name": "t", "KeyDeliveryType": 2, "Restrictions": [{"Name": "t", "KeyRestrictionType": 1, "Requirements": xml}]}))
+    cfg = tmp / "sealcast.toml"
+    new_kek = tmp / "kek2"
+    subprocess.run([str(sealcast_bin()), "keys", "init", "--kek", str(new_kek)], check=True, capture_output=True)
+    out = subprocess.run([str(sealcast_bin()), "keys", "rotate-kek", "--config", str(cfg), "--new-local", str(new_kek)], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    stop_server(server)
+    cfg.write_text(cfg.read_text().replace(f'local = "{tmp / "kek"}"', f'local = "{new_kek}"'))
+    (tmp / "kek").unlink()  # the old KEK is gone for good
+    s2 = start_server_config(cfg, tmp / "server2.log")
+    try:
+        st, _, b, _ = api.call("GET", f"RebindContentKey?id='nb:kid:UUID:{kid}'&x509Certificate=''", keys_role)
+        assert st == 200 and base64.b64decode(b["value"]) == key
+        st, _, b, _ = api.call("GET", f"ContentKeyAuthorizationPolicyOptions('{opt['Id']}')", rw)
+        assert st == 200 and b["Name"] == "t", b
+        assert fetch(s2.url("/readyz")).status == 200
+        key2 = os.urandom(16)
+        assert _upload(api, rw, 0, key2)[3][0] == 201  # the protection key opens too
+    finally:
+        stop_server(s2)

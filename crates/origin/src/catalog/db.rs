@@ -50,13 +50,13 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
     let list: &[(i64, &str, &'static str)] = match backend {
         Backend::Sqlite => &[
             (1, "catalog", include_str!("../../migrations/sqlite/0001_catalog.sql")),
-            (2, "protection keys", include_str!("../../migrations/sqlite/0002_protection_keys.sql")),
-            (3, "v2 entities", include_str!("../../migrations/sqlite/0003_v2_entities.sql")),
+            (2, "protection keys", include_str!("../../migrations/common/0002_protection_keys.sql")),
+            (3, "v2 entities", include_str!("../../migrations/common/0003_v2_entities.sql")),
         ],
         Backend::Postgres => &[
             (1, "catalog", include_str!("../../migrations/postgres/0001_catalog.sql")),
-            (2, "protection keys", include_str!("../../migrations/postgres/0002_protection_keys.sql")),
-            (3, "v2 entities", include_str!("../../migrations/postgres/0003_v2_entities.sql")),
+            (2, "protection keys", include_str!("../../migrations/common/0002_protection_keys.sql")),
+            (3, "v2 entities", include_str!("../../migrations/common/0003_v2_entities.sql")),
         ],
     };
     let migrations: Vec<Migration> = list.iter().map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false)).collect();
@@ -482,13 +482,7 @@ impl Database {
         sqlx::query("UPDATE catalog_state SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
         let mut n = 0;
         let reseal = |sealed: &str, ident: &str| -> anyhow::Result<String> { Ok(new.seal(&old.open_sealed(sealed, ident)?, ident)) };
-        let rows = sqlx::query("SELECT name, options_sealed FROM authorization_policies").fetch_all(&mut *tx).await?;
-        for r in rows {
-            let name: String = r.try_get(0)?;
-            let s = reseal(&r.try_get::<String, _>(1)?, &identity::authorization(&name))?;
-            sqlx::query("UPDATE authorization_policies SET options_sealed = $1 WHERE name = $2").bind(s).bind(&name).execute(&mut *tx).await?;
-            n += 1;
-        }
+        n += reseal_rows(&mut tx, "SELECT name, options_sealed FROM authorization_policies", "UPDATE authorization_policies SET options_sealed = $1 WHERE name = $2", &|k| identity::authorization(k), &reseal).await?;
         let rows = sqlx::query("SELECT asset_id, position, id, content_key_type, key_sealed FROM content_keys").fetch_all(&mut *tx).await?;
         for r in rows {
             let (asset, pos, id, t): (String, i64, String, i64) = (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?);
@@ -513,19 +507,12 @@ impl Database {
                 n += 1;
             }
         }
-        let rows = sqlx::query("SELECT thumbprint, private_key_sealed FROM protection_keys").fetch_all(&mut *tx).await?;
-        for r in rows {
-            let t: String = r.try_get(0)?;
-            let s = reseal(&r.try_get::<String, _>(1)?, &identity::protection_key(&t))?;
-            sqlx::query("UPDATE protection_keys SET private_key_sealed = $1 WHERE thumbprint = $2").bind(s).bind(&t).execute(&mut *tx).await?;
-            n += 1;
-        }
-        let rows = sqlx::query("SELECT id, key_sealed FROM ams_content_keys").fetch_all(&mut *tx).await?;
-        for r in rows {
-            let id: String = r.try_get(0)?;
-            let s = reseal(&r.try_get::<String, _>(1)?, &identity::uploaded_key(&id))?;
-            sqlx::query("UPDATE ams_content_keys SET key_sealed = $1 WHERE id = $2").bind(s).bind(&id).execute(&mut *tx).await?;
-            n += 1;
+        n += reseal_rows(&mut tx, "SELECT thumbprint, private_key_sealed FROM protection_keys", "UPDATE protection_keys SET private_key_sealed = $1 WHERE thumbprint = $2", &|k| identity::protection_key(k), &reseal).await?;
+        n += reseal_rows(&mut tx, "SELECT id, key_sealed FROM ams_content_keys", "UPDATE ams_content_keys SET key_sealed = $1 WHERE id = $2", &|k| identity::uploaded_key(k), &reseal).await?;
+        for set in super::ams::SEALED_SETS {
+            let select = format!("SELECT id, body FROM ams_entities WHERE entity_set = '{set}'");
+            let update = format!("UPDATE ams_entities SET body = $1 WHERE entity_set = '{set}' AND id = $2");
+            n += reseal_rows(&mut tx, &select, &update, &|k| super::ams::entity_identity(set, k), &reseal).await?;
         }
         sqlx::query("UPDATE kek SET kind = $1, reference = $2, wrapped_dek = $3, created_at = $4 WHERE id = 'current'").bind(&wrapped.kind).bind(&wrapped.reference).bind(&wrapped.wrapped).bind(now_secs()).execute(&mut *tx).await?;
         append_audit(&mut tx, actor, "rotated", "kek", "current", &format!("to={} resealed={n}", wrapped.reference)).await?;
@@ -556,6 +543,18 @@ impl Database {
         }
         Ok(())
     }
+}
+
+/// Re-seals one sealed column: `select` gives (key, sealed value) rows, `update` takes
+/// (sealed value, key); `ident` is each row's associated data.
+async fn reseal_rows(tx: &mut AnyConnection, select: &str, update: &str, ident: &dyn Fn(&str) -> String, reseal: &dyn Fn(&str, &str) -> anyhow::Result<String>) -> anyhow::Result<usize> {
+    let rows = sqlx::query(select).fetch_all(&mut *tx).await?;
+    for r in &rows {
+        let key: String = r.try_get(0)?;
+        let sealed = reseal(&r.try_get::<String, _>(1)?, &ident(&key))?;
+        sqlx::query(update).bind(sealed).bind(&key).execute(&mut *tx).await?;
+    }
+    Ok(rows.len())
 }
 
 async fn read_kek(pool: &AnyPool) -> anyhow::Result<Option<WrappedDek>> {
