@@ -65,7 +65,10 @@ impl AssetTrack {
         let f = &self.track().fragments;
         let first = f.iter().position(|x| x.decode_time.saturating_add(x.duration) > start)?;
         let last = f.iter().rposition(|x| x.decode_time < end)?;
-        (first <= last).then(|| (first..last + 1, f[first].offset, f[last].offset + f[last].size))
+        (first <= last).then(|| {
+            let (s, e) = span(&f[first..=last]);
+            (first..last + 1, s, e)
+        })
     }
 
     /// How far decode times must move back so no presentation time precedes its decode time
@@ -78,10 +81,8 @@ impl AssetTrack {
     /// Byte range `[start, end)` of segment `i` in the source file.
     pub fn segment_range(&self, i: usize) -> Option<(u64, u64)> {
         let s = self.segments.get(i)?;
-        let f = &self.track().fragments;
-        let first = f.get(s.first)?;
-        let last = f.get(s.first + s.count - 1)?;
-        Some((first.offset, last.offset + last.size))
+        let f = self.track().fragments.get(s.first..s.first + s.count)?;
+        (!f.is_empty()).then(|| span(f))
     }
 }
 
@@ -153,7 +154,7 @@ impl Asset {
             // per sample), the mdat header and this track's samples. Single-track sources
             // already hold their own moof in `bytes`; multi-track ones need the estimate.
             let frag_samples = |s: &Segment| t.fragments[s.first..s.first + s.count].iter().map(|f| 108 + 16 * f.samples as u64).sum::<u64>();
-            let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
+            let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 && t.samples.is_none() { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
             let duration: u64 = t.fragments.iter().fold(0u64, |a, f| a.saturating_add(f.duration));
             let rate = |b: u64, d: u64| if d == 0 { 0 } else { (b as u128 * 8 * ts / d as u128).min(u32::MAX as u128) as u32 };
             let bandwidth = segments.iter().map(|s| rate(bytes(s), s.duration)).max().unwrap_or(0).max(1);
@@ -198,6 +199,19 @@ impl Asset {
     pub fn duration_secs(&self) -> f64 {
         self.tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max)
     }
+}
+
+/// The bytes `[start, end)` fragments occupy in their file. Fragmented input has them in
+/// order; a progressive track's fragments are the spans of its chunks, which an interleaving
+/// writer may put in any order (in practice in order too).
+///
+/// A segment is read as this one span: the other tracks' chunks interleaved with this
+/// track's are read too. That keeps one ranged read per segment and the sample bytes
+/// slices of it (no copy); with ffmpeg's default interleaving (half a second) a video
+/// segment carries a few percent of audio, an audio segment several times its own size of
+/// video, still a few hundred kilobytes at common bitrates and one request to storage.
+fn span(f: &[crate::index::Fragment]) -> (u64, u64) {
+    f.iter().fold((u64::MAX, 0), |(s, e), x| (s.min(x.offset), e.max(x.offset.saturating_add(x.size))))
 }
 
 fn reduce(n: u64, d: u64) -> (u32, u32) {

@@ -73,7 +73,18 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
     let t = track.track();
     let mut out = Vec::with_capacity(range.len());
     for fi in range {
-        let f = &t.fragments[fi];
+        let f = t.fragments.get(fi).ok_or_else(|| Error::Read(format!("no fragment {fi}")))?;
+        if let Some(table) = &t.samples {
+            // Progressive input: the fragment is synthesized from the sample table; its samples
+            // must lie in what was read.
+            let traf = table.track_fragment(fi, f, t.info.track_id)?;
+            let end = data_offset + data.len() as u64;
+            if traf.runs.iter().any(|r| r.data_start < data_offset || r.data_start + r.data_len > end) {
+                return Err(Error::Read(format!("track {}: fragment {fi} lies outside the bytes read", t.info.track_id)));
+            }
+            out.push(SourceFragment { traf, decode_time: f.decode_time, sequence: fi as u32 + 1 });
+            continue;
+        }
         let rel = f.offset.checked_sub(data_offset).ok_or_else(|| Error::Read("fragment before the read range".into()))? as usize;
         let avail = data.get(rel..).ok_or_else(|| Error::Read("fragment past the read range".into()))?;
         let h = BoxHeader::parse(avail, avail.len() as u64).at(f.offset)?.ok_or_else(|| Error::Read("short read".into()))?;
