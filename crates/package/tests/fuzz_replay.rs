@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_protect};
+use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_progressive, fuzz_protect};
 use sealcast_package::index::index_bytes;
 use sealcast_package::{Asset, PackageOptions};
 
@@ -114,6 +114,11 @@ fn fuzz_dir() -> PathBuf {
 #[test]
 fn index_seeds_and_regressions_do_not_panic() {
     replay("index", fuzz_file);
+}
+
+#[test]
+fn progressive_seeds_and_regressions_do_not_panic() {
+    replay("progressive", fuzz_progressive);
 }
 
 #[test]
@@ -268,4 +273,17 @@ fn some_index_seeds_reach_the_segment_writer() {
         }
     }
     assert!(packaged >= 3, "only {packaged} index seeds package into two or more segments per track");
+}
+
+#[test]
+fn progressive_seeds_index_as_progressive() {
+    // The target's checks only run on files that index as progressive: the ffmpeg seeds must.
+    let mut progressive = 0;
+    for p in inputs("seeds", "progressive") {
+        let data = Bytes::from(std::fs::read(&p).unwrap());
+        if index_bytes(&data, 4096).is_ok_and(|i| i.tracks.iter().all(|t| t.samples.is_some())) {
+            progressive += 1;
+        }
+    }
+    assert!(progressive >= 5, "only {progressive} progressive seeds index as progressive");
 }
