@@ -59,6 +59,9 @@ struct AssetToml {
     authorization: Option<String>,
     #[serde(default)]
     carry_token: bool,
+    /// Azure Media Services' `ProgressiveDownload` protocol: track files downloadable.
+    #[serde(default)]
+    progressive_download: bool,
 }
 
 #[derive(Deserialize)]
@@ -307,7 +310,7 @@ fn validate(a: AssetToml, dir: &Path, auth: &HashMap<String, Arc<AuthorizationPo
         }
     }
     let storage = a.storage.as_ref().map(validate_storage).transpose()?;
-    Ok((AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys, storage, carry_token: a.carry_token, cpix: cpix_doc }, key_auth))
+    Ok((AssetPolicy { dash: a.dash, hls: a.hls, smooth: a.smooth, clear_lead_secs: a.clear_lead_secs, license: a.license, keys, storage, carry_token: a.carry_token, cpix: cpix_doc, progressive_download: a.progressive_download }, key_auth))
 }
 
 fn validate_storage(s: &StorageToml) -> anyhow::Result<StorageEncryption> {
