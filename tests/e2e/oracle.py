@@ -37,7 +37,8 @@ SCHEMAS = REPO.parent / "shared" / "schemas"
 # Progressive (non-fragmented) MP4s, one per folder (issue 15): moov first, moov last,
 # negative composition offsets (ctts v1), 64-bit chunk offsets (co64).
 PROGRESSIVE = ["progressive/faststart", "progressive/tail", "progressive/negcts", "progressive/co64"]
-ASSETS = ["demo", "hevc", "multi"] + PROGRESSIVE
+# An Azure Media Services asset set: progressive renditions and per-language AAC files + .ism.
+ASSETS = ["demo", "hevc", "multi"] + PROGRESSIVE + ["ams"]
 MEDIA_EXTENSIONS = {".cmfv", ".cmfa", ".mp4", ".m4v", ".m4a", ".ismv", ".isma"}
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 NS = {"d": MPD_NS}

@@ -29,7 +29,7 @@ import pytest
 from oracle import (PROGRESSIVE, init_edit_shift, progressive_sample_times, require_browser, E2E_DIR, FIXTURES, REPO, SourceTrack, fetch, ffprobe_streams, framemd5, get_bytes, get_ok,
                     normalize_lang, sealcast_bin, source_tracks)
 
-SMOOTH_ASSETS = ["demo", "hevc", "multi"] + PROGRESSIVE
+SMOOTH_ASSETS = ["demo", "hevc", "multi", "ams"] + PROGRESSIVE
 # dash.js 4.7 accepts only AAC/AVC1/H264/TTML/DFXP FourCCs (MssParser SUPPORTED_CODECS): it drops HVC1
 # levels, and Debian's Chromium has no HEVC decoder anyway, so hevc is judged by bytes only.
 PLAYER_ASSETS = ["demo", "multi"]

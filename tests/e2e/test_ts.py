@@ -43,7 +43,7 @@ STREAM_TYPES = {"h264": 0x1B, "hevc": 0x24, "aac": 0x0F}
 # TS carries H.264 and AAC only (issue 12: Apple's authoring rules put HEVC in fMP4): `hevc`
 # (HEVC video + AAC) is checked below for what its TS presentation is, the audio only; the HEVC
 # muxer itself stays tested in Rust (crates/package/tests/ts.rs).
-ASSETS = ["demo", "multi"] + PROGRESSIVE
+ASSETS = ["demo", "multi", "ams"] + PROGRESSIVE
 _TMP = tempfile.TemporaryDirectory(prefix="sealcast-ts-")  # concatenated segments; removed at exit
 CORRUPTION_RE = re.compile(r"Continuity check failed|Packet corrupt|corrupt (input )?packet", re.I)
 
