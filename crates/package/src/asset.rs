@@ -15,11 +15,19 @@ pub struct PackageOptions {
     pub segment_target_ms: u32,
     /// Caps on one segment's duration and source bytes (see [`crate::timeline`]).
     pub segment_limits: SegmentLimits,
+    /// A progressive track's byte runs closer than this are fetched by one ranged read
+    /// ([`AssetTrack::source_reads`]).
+    pub read_gap: u64,
 }
+
+/// Default [`PackageOptions::read_gap`]: 256 KiB. A ranged GET to object storage costs a
+/// round trip of tens of milliseconds, in which a few hundred kilobytes would have arrived:
+/// reading another track's bytes up to that size is cheaper than another request.
+pub const DEFAULT_READ_GAP: u64 = 256 << 10;
 
 impl Default for PackageOptions {
     fn default() -> Self {
-        PackageOptions { segment_target_ms: 2000, segment_limits: SegmentLimits::default() }
+        PackageOptions { segment_target_ms: 2000, segment_limits: SegmentLimits::default(), read_gap: DEFAULT_READ_GAP }
     }
 }
 
@@ -44,6 +52,8 @@ pub struct AssetTrack {
     pub frame_rate: Option<(u32, u32)>,
     /// Total duration in the track timescale.
     pub duration: u64,
+    /// See [`PackageOptions::read_gap`].
+    read_gap: u64,
 }
 
 impl AssetTrack {
@@ -76,6 +86,35 @@ impl AssetTrack {
     /// continuous across segments; MPEG-TS needs it.
     pub fn dts_shift(&self) -> u64 {
         self.track().fragments.iter().map(|f| f.min_cto).min().unwrap_or(0).min(0).unsigned_abs()
+    }
+
+    /// The ranged reads that fetch fragments `frags` of the track, within the span
+    /// [`Self::fragments_between`] / [`Self::segment_range`] give. Fragmented input: that one
+    /// span (a fragment's `moof` and `mdat` are contiguous). Progressive input: the track's
+    /// runs of adjacent samples, merged while the gap between two is under
+    /// [`PackageOptions::read_gap`] — so with fine interleaving (ffmpeg: a chunk per frame)
+    /// still the one span, and with coarse interleaving (a second of video between audio
+    /// chunks) the audio without the video. Sorted, disjoint; `None` for unknown fragments.
+    pub fn source_reads(&self, frags: std::ops::Range<usize>) -> Option<Vec<std::ops::Range<u64>>> {
+        let f = self.track().fragments.get(frags.clone())?;
+        if f.is_empty() {
+            return None;
+        }
+        let Some(table) = &self.track().samples else {
+            let (s, e) = span(f);
+            return Some(vec![s..e]);
+        };
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (k, x) in f.iter().enumerate() {
+            runs.extend(table.byte_runs(frags.start + k, x));
+        }
+        Some(crate::progressive::coalesce(runs, self.read_gap))
+    }
+
+    /// [`Self::source_reads`] of segment `i`.
+    pub fn segment_reads(&self, i: usize) -> Option<Vec<std::ops::Range<u64>>> {
+        let s = self.segments.get(i)?;
+        self.source_reads(s.first..s.first + s.count)
     }
 
     /// Byte range `[start, end)` of segment `i` in the source file.
@@ -154,11 +193,11 @@ impl Asset {
             // per sample), the mdat header and this track's samples. Single-track sources
             // already hold their own moof in `bytes`; multi-track ones need the estimate.
             let frag_samples = |s: &Segment| {
-                let frags = t.fragments[s.first..s.first + s.count].iter().enumerate();
+                let frags = t.fragments[s.first..s.first + s.count].iter();
                 match &t.samples {
                     // Progressive: one trun per run of adjacent samples (a chunk).
-                    Some(table) => frags.map(|(k, f)| table.fragment_overhead(s.first + k, f)).sum::<u64>(),
-                    None => frags.map(|(_, f)| 108 + 16 * f.samples as u64).sum::<u64>(),
+                    Some(table) => frags.enumerate().map(|(k, f)| table.fragment_overhead(s.first + k, f)).sum::<u64>(),
+                    None => frags.map(|f| 108 + 16 * f.samples as u64).sum::<u64>(),
                 }
             };
             let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 && t.samples.is_none() { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
@@ -184,6 +223,7 @@ impl Asset {
                 avg_bandwidth,
                 frame_rate,
                 duration,
+                read_gap: opts.read_gap,
             });
         }
         if tracks.is_empty() {
@@ -212,11 +252,8 @@ impl Asset {
 /// order; a progressive track's fragments are the spans of its chunks, which an interleaving
 /// writer may put in any order (in practice in order too).
 ///
-/// A segment is read as this one span: the other tracks' chunks interleaved with this
-/// track's are read too. That keeps one ranged read per segment and the sample bytes
-/// slices of it (no copy); with ffmpeg's default interleaving (half a second) a video
-/// segment carries a few percent of audio, an audio segment several times its own size of
-/// video, still a few hundred kilobytes at common bitrates and one request to storage.
+/// The bytes a segment's samples are sliced from cover this span; what is read of it is
+/// [`AssetTrack::source_reads`].
 fn span(f: &[crate::index::Fragment]) -> (u64, u64) {
     f.iter().fold((u64::MAX, 0), |(s, e), x| (s.min(x.offset), e.max(x.offset.saturating_add(x.size))))
 }

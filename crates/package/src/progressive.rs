@@ -257,6 +257,21 @@ impl SampleTable {
         108 + 16 * f.samples as u64 + 20 * runs
     }
 
+    /// The byte runs `(start, end)` of fragment `frag`'s samples: each a run of adjacent
+    /// samples (a chunk, or chunks that follow each other), in file order.
+    pub fn byte_runs(&self, frag: usize, f: &Fragment) -> Vec<(u64, u64)> {
+        let Some(&first) = self.frag_first.get(frag) else { return Vec::new() };
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for s in self.samples(first, f.samples) {
+            let end = s.offset.saturating_add(s.size as u64);
+            match runs.last_mut() {
+                Some(r) if r.1 == s.offset => r.1 = end,
+                _ => runs.push((s.offset, end)),
+            }
+        }
+        runs
+    }
+
     /// The fragment `frag` of the track as a `moof` would describe it: one `trun` per run of
     /// adjacent samples (a chunk, or several that follow each other), offsets absolute.
     pub fn track_fragment(&self, frag: usize, f: &Fragment, track_id: u32) -> Result<TrackFragment> {
@@ -290,6 +305,45 @@ impl SampleTable {
         let tfhd = Tfhd { track_id, default_base_is_moof: true, ..Tfhd::default() };
         Ok(TrackFragment { tfhd, decode_time: Some(f.decode_time), samples, runs, extra: Vec::new() })
     }
+}
+
+/// Byte runs merged into ranged reads: sorted, overlapping or adjacent runs joined, and runs
+/// closer than `gap` read together (the bytes between them are read and not used).
+///
+/// Which of the two ways a segment is read, and why: one read spanning the track's chunks
+/// when the other tracks' bytes between them are small (each gap under `gap`, what a
+/// request's round trip costs in transfer), several reads otherwise. The sample bytes stay
+/// slices of what was read either way; several reads are placed into one buffer covering the
+/// span ([`assemble`]), which copies only this track's bytes.
+pub fn coalesce(mut runs: Vec<(u64, u64)>, gap: u64) -> Vec<std::ops::Range<u64>> {
+    runs.sort_unstable();
+    let mut out: Vec<std::ops::Range<u64>> = Vec::new();
+    for (s, e) in runs {
+        match out.last_mut() {
+            Some(r) if s <= r.end.saturating_add(gap) => r.end = r.end.max(e),
+            _ => out.push(s..e),
+        }
+    }
+    out
+}
+
+/// The bytes of `span` as [`crate::fmp4::read_segment`] and the writers take them, from the
+/// reads of [`coalesce`] (`pieces`: each read's start and bytes). One read covering the span
+/// is returned as it is (no copy); several are copied into a buffer of the span's length at
+/// their offsets, the bytes between them (other tracks' chunks, never referenced) left zero.
+pub fn assemble(span: std::ops::Range<u64>, pieces: Vec<(u64, bytes::Bytes)>) -> Result<bytes::Bytes> {
+    if let [(start, b)] = pieces.as_slice() {
+        if *start == span.start && b.len() as u64 == span.end - span.start {
+            return Ok(b.clone());
+        }
+    }
+    let len = usize::try_from(span.end.saturating_sub(span.start)).map_err(|_| Error::Read("segment span too large".into()))?;
+    let mut buf = bytes::BytesMut::zeroed(len);
+    for (start, b) in pieces {
+        let at = start.checked_sub(span.start).map(|a| a as usize).filter(|&a| a.checked_add(b.len()).is_some_and(|e| e <= len)).ok_or_else(|| Error::Read(format!("read at {start} of {} bytes is outside the span {span:?}", b.len())))?;
+        buf[at..at + b.len()].copy_from_slice(&b);
+    }
+    Ok(buf.freeze())
 }
 
 fn close(frags: &mut [Fragment], span: (u64, u64), dts_min_pts: i64) {
@@ -474,6 +528,24 @@ mod tests {
         assert!(chunks(1, &[1, 2, 3], &Stsc { entries: vec![e(1), e(3), e(2)] }, 3).is_err());
         assert!(chunks(1, &[1, 2, 3], &Stsc { entries: vec![e(2)] }, 3).is_err());
         assert!(chunks(1, &[1, 2, 3], &Stsc { entries: vec![e(1), e(9)] }, 3).is_err());
+    }
+
+    #[test]
+    fn runs_coalesce_by_gap() {
+        let runs = vec![(300, 400), (0, 100), (100, 150), (1000, 1100), (390, 420)];
+        assert_eq!(coalesce(runs.clone(), 0), vec![0..150, 300..420, 1000..1100]);
+        assert_eq!(coalesce(runs.clone(), 150), vec![0..420, 1000..1100]);
+        assert_eq!(coalesce(runs, 1000), vec![0..1100]);
+    }
+
+    #[test]
+    fn pieces_assemble_at_their_offsets() {
+        let b = |v: &[u8]| bytes::Bytes::copy_from_slice(v);
+        let whole = b(b"abcdef");
+        assert_eq!(assemble(10..16, vec![(10, whole.clone())]).unwrap().as_ptr(), whole.as_ptr(), "one covering read is not copied");
+        assert_eq!(&assemble(10..16, vec![(10, b(b"ab")), (14, b(b"ef"))]).unwrap()[..], b"ab\0\0ef");
+        assert!(assemble(10..16, vec![(15, b(b"ef"))]).is_err());
+        assert!(assemble(10..16, vec![(9, b(b"ef"))]).is_err());
     }
 
     #[test]

@@ -120,6 +120,8 @@ pub struct SegmentPlan {
     pub number: usize,
     /// Byte range of the segment in the track's file.
     pub bytes: std::ops::Range<u64>,
+    /// The reads that fetch it ([`AssetTrack::source_reads`]), inside `bytes`.
+    pub reads: Vec<std::ops::Range<u64>>,
     /// The muxed-in audio, if any.
     pub audio: Option<AudioPlan>,
 }
@@ -133,6 +135,8 @@ pub struct AudioPlan {
     pub fragments: std::ops::Range<usize>,
     /// Their byte range in its file.
     pub bytes: std::ops::Range<u64>,
+    /// The reads that fetch them, inside `bytes`.
+    pub reads: Vec<std::ops::Range<u64>>,
     /// Decode-time span `[from, to)` in the audio timescale whose samples belong here.
     pub from: u64,
     /// See `from`.
@@ -145,7 +149,7 @@ pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<Segmen
     let t = asset.tracks.get(track).filter(|t| carries(t))?;
     let seg = t.segments.get(number.checked_sub(1)?)?;
     let (start, end) = t.segment_range(number - 1)?;
-    let mut plan = SegmentPlan { track, number, bytes: start..end, audio: None };
+    let mut plan = SegmentPlan { track, number, bytes: start..end, reads: t.segment_reads(number - 1)?, audio: None };
     if t.kind() != TrackKind::Video {
         return Some(plan);
     }
@@ -158,7 +162,8 @@ pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<Segmen
     let from = if number == 1 { 0 } else { conv(seg.decode_time) };
     let to = if number == t.segments.len() { u64::MAX } else { conv(seg.decode_time + seg.duration) };
     if let Some((fragments, s, e)) = a.fragments_between(from, to) {
-        plan.audio = Some(AudioPlan { track: ai, fragments, bytes: s..e, from, to });
+        let reads = a.source_reads(fragments.clone())?;
+        plan.audio = Some(AudioPlan { track: ai, fragments, bytes: s..e, reads, from, to });
     }
     Some(plan)
 }

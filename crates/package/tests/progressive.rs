@@ -114,3 +114,22 @@ fn cmaf_segments_carry_the_source_packets() {
     }
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// What the one spanning read per segment costs on interleaved files: bytes read over the
+/// track's own sample bytes (the README's "a few percent for video, several times for audio").
+#[test]
+fn spanning_read_waste_on_interleaved_files() {
+    for name in PROGRESSIVE {
+        let (_, a) = asset(name);
+        for t in &a.tracks {
+            let read: u64 = (0..t.segments.len()).map(|i| t.segment_range(i).map_or(0, |(s, e)| e - s)).sum();
+            let own: u64 = t.segments.iter().map(|s| s.media_bytes).sum();
+            let ratio = read as f64 / own as f64;
+            println!("{name}/{}: reads {read} bytes for {own} of its own ({ratio:.2}x)", t.name);
+            assert!(ratio >= 1.0);
+            if t.kind() == TrackKind::Video {
+                assert!(ratio < 1.25, "{name}/{}: {ratio:.2}x", t.name);
+            }
+        }
+    }
+}
