@@ -53,7 +53,7 @@ struct ValueRun<T> {
 }
 
 /// A track's `stbl`, compact: memory is 4 bytes per sample (its size) plus 12 per chunk,
-/// 16 per `stts` run, 8 per `ctts` run, 4 per sync sample and 4 per fragment. Measured on
+/// 16 per `stts` run, 8 per `ctts` run, 4 per sync sample and 12 per fragment. Measured on
 /// the fixtures (`tests/progressive.rs`): about 25 bytes per video sample where ffmpeg
 /// writes a chunk and a `ctts` run per frame (B-frames, interleaving), 13 per AAC frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +73,9 @@ pub struct SampleTable {
     sync: Option<Vec<u32>>,
     /// First sample of each fragment the table was cut into.
     frag_first: Vec<u32>,
+    /// File offset of each fragment's first sample: where a walk over the fragment starts
+    /// without summing the sizes before it in its chunk (a chunk may hold every sample).
+    frag_offset: Vec<u64>,
 }
 
 impl SampleTable {
@@ -153,7 +156,7 @@ impl SampleTable {
                 Some(out)
             }
         };
-        let mut table = SampleTable { count, fixed_size, sizes, chunk_offsets, chunk_first, durations, run_dts, offsets, sync, frag_first: Vec::new() };
+        let mut table = SampleTable { count, fixed_size, sizes, chunk_offsets, chunk_first, durations, run_dts, offsets, sync, frag_first: Vec::new(), frag_offset: Vec::new() };
         let frags = table.cut(track_id, timescale, file_len)?;
         table.sizes.shrink_to_fit();
         Ok((table, frags))
@@ -169,6 +172,7 @@ impl SampleTable {
             + self.offsets.capacity() * std::mem::size_of::<ValueRun<i32>>()
             + self.sync.as_ref().map_or(0, |s| s.capacity() * 4)
             + self.frag_first.capacity() * 4
+            + self.frag_offset.capacity() * 8
             + std::mem::size_of::<Self>()
     }
 
@@ -194,13 +198,10 @@ impl SampleTable {
         self.sync.as_ref().is_none_or(|s| s.binary_search(&i).is_ok())
     }
 
-    /// Samples `first..first + n` with their offsets, decode times walked from the tables.
-    fn samples(&self, first: u32, n: u32) -> Samples<'_> {
+    /// Samples `first..first + n` with their offsets, decode times walked from the tables;
+    /// `offset` is the file offset of sample `first` (its chunk's offset when it starts one).
+    fn samples(&self, first: u32, offset: u64, n: u32) -> Samples<'_> {
         let chunk = self.chunk_first.partition_point(|&c| c <= first).saturating_sub(1);
-        let mut offset = self.chunk_offsets[chunk];
-        for i in self.chunk_first[chunk]..first {
-            offset += self.size(i) as u64;
-        }
         let d = self.durations.partition_point(|r| r.first <= first).saturating_sub(1);
         let dts = self.run_dts[d] + (first - self.durations[d].first) as u64 * self.durations[d].value as u64;
         let o = self.offsets.partition_point(|r| r.first <= first).saturating_sub(1);
@@ -215,7 +216,8 @@ impl SampleTable {
         let mut firsts = Vec::new();
         let mut span = (u64::MAX, 0u64);
         let mut dts_min_pts = i64::MAX;
-        for s in self.samples(0, self.count) {
+        let mut offsets = Vec::new();
+        for s in self.samples(0, self.chunk_offsets[0], self.count) {
             let end = s.offset.checked_add(s.size as u64).filter(|&e| e <= file_len).ok_or_else(|| bad(track_id, &format!("sample at byte {} ({} bytes) is outside the file of {file_len} bytes", s.offset, s.size)))?;
             let starts = match frags.last() {
                 None => true,
@@ -224,6 +226,7 @@ impl SampleTable {
             if starts {
                 close(&mut frags, span, dts_min_pts);
                 firsts.push(s.index);
+                offsets.push(s.offset);
                 frags.push(Fragment { decode_time: s.dts, duration: 0, pres_offset: 0, offset: 0, size: 0, media_bytes: 0, keyframe: s.sync, samples: 0, min_cto: i64::MAX });
                 span = (u64::MAX, 0);
                 dts_min_pts = i64::MAX;
@@ -238,17 +241,23 @@ impl SampleTable {
         }
         close(&mut frags, span, dts_min_pts);
         self.frag_first = firsts;
+        self.frag_offset = offsets;
         Ok(frags)
+    }
+
+    /// First sample and its file offset of fragment `frag`.
+    fn start_of(&self, frag: usize) -> Option<(u32, u64)> {
+        Some((*self.frag_first.get(frag)?, *self.frag_offset.get(frag)?))
     }
 
     /// Bytes the `moof` and `mdat` header written for fragment `frag` (see
     /// [`Self::track_fragment`]) take, clear: about 100 bytes, 16 per sample and 20 per run.
     /// What a bandwidth estimate adds to the media bytes.
     pub fn fragment_overhead(&self, frag: usize, f: &Fragment) -> u64 {
-        let Some(&first) = self.frag_first.get(frag) else { return 0 };
+        let Some((first, offset)) = self.start_of(frag) else { return 0 };
         let mut runs = 0u64;
         let mut end = None;
-        for s in self.samples(first, f.samples) {
+        for s in self.samples(first, offset, f.samples) {
             if end != Some(s.offset) {
                 runs += 1;
             }
@@ -260,9 +269,9 @@ impl SampleTable {
     /// The byte runs `(start, end)` of fragment `frag`'s samples: each a run of adjacent
     /// samples (a chunk, or chunks that follow each other), in file order.
     pub fn byte_runs(&self, frag: usize, f: &Fragment) -> Vec<(u64, u64)> {
-        let Some(&first) = self.frag_first.get(frag) else { return Vec::new() };
+        let Some((first, offset)) = self.start_of(frag) else { return Vec::new() };
         let mut runs: Vec<(u64, u64)> = Vec::new();
-        for s in self.samples(first, f.samples) {
+        for s in self.samples(first, offset, f.samples) {
             let end = s.offset.saturating_add(s.size as u64);
             match runs.last_mut() {
                 Some(r) if r.1 == s.offset => r.1 = end,
@@ -275,10 +284,10 @@ impl SampleTable {
     /// The fragment `frag` of the track as a `moof` would describe it: one `trun` per run of
     /// adjacent samples (a chunk, or several that follow each other), offsets absolute.
     pub fn track_fragment(&self, frag: usize, f: &Fragment, track_id: u32) -> Result<TrackFragment> {
-        let first = *self.frag_first.get(frag).ok_or_else(|| Error::Read(format!("track {track_id}: no fragment {frag}")))?;
+        let (first, offset) = self.start_of(frag).ok_or_else(|| Error::Read(format!("track {track_id}: no fragment {frag}")))?;
         let mut samples = Vec::with_capacity(f.samples as usize);
         let mut runs: Vec<Run> = Vec::new();
-        for s in self.samples(first, f.samples) {
+        for s in self.samples(first, offset, f.samples) {
             let sample = Sample { offset: s.offset, size: s.size, duration: s.duration, flags: if s.sync { SYNC_FLAGS } else { NON_SYNC_FLAGS }, cto: s.cto };
             let entry = TrunEntry { duration: Some(s.duration), size: Some(s.size), flags: Some(sample.flags), cto: Some(s.cto) };
             match runs.last_mut() {
