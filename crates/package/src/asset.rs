@@ -192,14 +192,7 @@ impl Asset {
             // What we will serve: styp, then per fragment our moof (at most ~100 bytes plus 16
             // per sample), the mdat header and this track's samples. Single-track sources
             // already hold their own moof in `bytes`; multi-track ones need the estimate.
-            let frag_samples = |s: &Segment| {
-                let frags = t.fragments[s.first..s.first + s.count].iter();
-                match &t.samples {
-                    // Progressive: one trun per run of adjacent samples (a chunk).
-                    Some(table) => frags.enumerate().map(|(k, f)| table.fragment_overhead(s.first + k, f)).sum::<u64>(),
-                    None => frags.map(|f| 108 + 16 * f.samples as u64).sum::<u64>(),
-                }
-            };
+            let frag_samples = |s: &Segment| t.fragments[s.first..s.first + s.count].iter().map(|f| 108 + 16 * f.samples as u64).sum::<u64>();
             let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 && t.samples.is_none() { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
             let duration: u64 = t.fragments.iter().fold(0u64, |a, f| a.saturating_add(f.duration));
             let rate = |b: u64, d: u64| if d == 0 { 0 } else { (b as u128 * 8 * ts / d as u128).min(u32::MAX as u128) as u32 };

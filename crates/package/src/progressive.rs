@@ -250,22 +250,6 @@ impl SampleTable {
         Some((*self.frag_first.get(frag)?, *self.frag_offset.get(frag)?))
     }
 
-    /// Bytes the `moof` and `mdat` header written for fragment `frag` (see
-    /// [`Self::track_fragment`]) take, clear: about 100 bytes, 16 per sample and 20 per run.
-    /// What a bandwidth estimate adds to the media bytes.
-    pub fn fragment_overhead(&self, frag: usize, f: &Fragment) -> u64 {
-        let Some((first, offset)) = self.start_of(frag) else { return 0 };
-        let mut runs = 0u64;
-        let mut end = None;
-        for s in self.samples(first, offset, f.samples) {
-            if end != Some(s.offset) {
-                runs += 1;
-            }
-            end = Some(s.offset + s.size as u64);
-        }
-        108 + 16 * f.samples as u64 + 20 * runs
-    }
-
     /// The byte runs `(start, end)` of fragment `frag`'s samples: each a run of adjacent
     /// samples (a chunk, or chunks that follow each other), in file order.
     pub fn byte_runs(&self, frag: usize, f: &Fragment) -> Vec<(u64, u64)> {
@@ -281,36 +265,26 @@ impl SampleTable {
         runs
     }
 
-    /// The fragment `frag` of the track as a `moof` would describe it: one `trun` per run of
-    /// adjacent samples (a chunk, or several that follow each other), offsets absolute.
+    /// The fragment `frag` of the track as a `moof` would describe it: one `trun` of all its
+    /// samples (offsets absolute, in the [`Sample`]s), its run's `data_start` the first
+    /// sample's offset and `data_len` their total bytes — they need not be adjacent in the
+    /// file: the writers slice the sample bytes by sample, and the `mdat` written holds them
+    /// one after the other.
     pub fn track_fragment(&self, frag: usize, f: &Fragment, track_id: u32) -> Result<TrackFragment> {
         let (first, offset) = self.start_of(frag).ok_or_else(|| Error::Read(format!("track {track_id}: no fragment {frag}")))?;
         let mut samples = Vec::with_capacity(f.samples as usize);
-        let mut runs: Vec<Run> = Vec::new();
+        let mut entries = Vec::with_capacity(f.samples as usize);
         for s in self.samples(first, offset, f.samples) {
             let sample = Sample { offset: s.offset, size: s.size, duration: s.duration, flags: if s.sync { SYNC_FLAGS } else { NON_SYNC_FLAGS }, cto: s.cto };
-            let entry = TrunEntry { duration: Some(s.duration), size: Some(s.size), flags: Some(sample.flags), cto: Some(s.cto) };
-            match runs.last_mut() {
-                Some(r) if r.data_start + r.data_len == s.offset => {
-                    r.trun.entries.push(entry);
-                    r.data_len += s.size as u64;
-                }
-                _ => runs.push(Run {
-                    trun: Trun { version: 0, flags: trun_flags::DURATION | trun_flags::SIZE | trun_flags::FLAGS | trun_flags::CTO, data_offset: None, first_sample_flags: None, entries: vec![entry] },
-                    data_start: s.offset,
-                    data_len: s.size as u64,
-                }),
-            }
+            entries.push(TrunEntry { duration: Some(s.duration), size: Some(s.size), flags: Some(sample.flags), cto: Some(s.cto) });
             samples.push(sample);
         }
-        // Version 1 when an offset of the fragment is negative (the smallest version that
-        // holds them), on every run of it: readers take the signedness of a track's offsets
-        // from its runs, and one run of version 0 among version 1 runs reads as a shift.
-        if samples.iter().any(|s| s.cto < 0) {
-            for r in &mut runs {
-                r.trun.version = 1;
-            }
-        }
+        let first_offset = samples.first().map_or(0, |s| s.offset);
+        let data_len = samples.iter().map(|s| s.size as u64).sum();
+        // Version 1 when an offset is negative: the smallest version that holds them.
+        let version = u8::from(samples.iter().any(|s| s.cto < 0));
+        let flags = trun_flags::DURATION | trun_flags::SIZE | trun_flags::FLAGS | trun_flags::CTO;
+        let runs = vec![Run { trun: Trun { version, flags, data_offset: None, first_sample_flags: None, entries }, data_start: first_offset, data_len }];
         let tfhd = Tfhd { track_id, default_base_is_moof: true, ..Tfhd::default() };
         Ok(TrackFragment { tfhd, decode_time: Some(f.decode_time), samples, runs, extra: Vec::new() })
     }
