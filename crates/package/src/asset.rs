@@ -102,7 +102,8 @@ impl AssetTrack {
         }
         let Some(table) = &self.track().samples else {
             let (s, e) = span(f);
-            return Some(vec![s..e]);
+            // One read of the span (a Vec of one range, not the range expanded).
+            return Some(std::iter::once(s..e).collect());
         };
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for (k, x) in f.iter().enumerate() {
