@@ -107,7 +107,12 @@ impl AssetTrack {
         };
         let mut runs: Vec<(u64, u64)> = Vec::new();
         for (k, x) in f.iter().enumerate() {
-            runs.extend(table.byte_runs(frags.start + k, x));
+            if frags.start + k < table.fragments() {
+                runs.extend(table.byte_runs(frags.start + k, x));
+            } else {
+                // A movie fragment after the moov's samples: its moof and mdat, whole.
+                runs.push((x.offset, x.offset.saturating_add(x.size)));
+            }
         }
         Some(crate::progressive::coalesce(runs, self.read_gap))
     }

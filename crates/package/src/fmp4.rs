@@ -74,7 +74,7 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
     let mut out = Vec::with_capacity(range.len());
     for fi in range {
         let f = t.fragments.get(fi).ok_or_else(|| Error::Read(format!("no fragment {fi}")))?;
-        if let Some(table) = &t.samples {
+        if let Some(table) = t.samples.as_ref().filter(|table| fi < table.fragments()) {
             // Progressive input: the fragment is synthesized from the sample table; its samples
             // must lie in what was read.
             let traf = table.track_fragment(fi, f, t.info.track_id)?;

@@ -269,15 +269,21 @@ impl IndexBuilder {
         if tree.child(MVEX).is_none() {
             // No movie fragments can follow: the moov describes every sample. Wherever it is
             // (start or end of the file), nothing after it needs reading.
-            self.on_progressive(&tree)?;
+            self.on_progressive(&tree, true)?;
             self.done = true;
+        } else if has_moov_samples(&tree) {
+            // A fragmented file whose first samples are in the moov (ffmpeg's
+            // `frag_keyframe` without `empty_moov`): those from the sample tables, the rest
+            // from the fragments that follow.
+            self.on_progressive(&tree, false)?;
         }
         self.moov = Some(tree);
         Ok(())
     }
 
-    /// Reads each track's sample table and cuts it into fragments.
-    fn on_progressive(&mut self, moov: &RawBox<'static>) -> Result<()> {
+    /// Reads each track's sample table and cuts it into fragments. `all`: every track must
+    /// have samples there (a progressive file); else tracks without are left to fragments.
+    fn on_progressive(&mut self, moov: &RawBox<'static>, all: bool) -> Result<()> {
         self.tables = vec![None; self.tracks.len()];
         for (i, t) in self.tracks.iter().enumerate() {
             let trak = moov
@@ -287,6 +293,9 @@ impl IndexBuilder {
                 .filter(|b| b.typ == TRAK)
                 .find(|b| b.child(TKHD).is_some_and(|h| sealcast_isobmff::tkhd::Tkhd::decode_body(&mut sealcast_isobmff::Reader::new(&h.prefix, TKHD)).is_ok_and(|h| h.track_id == t.track_id)))
                 .ok_or_else(|| Error::Unsupported(format!("track {}: trak not found", t.track_id)))?;
+            if !all && !has_moov_samples(trak) {
+                continue;
+            }
             let left = self.limits.max_bytes.saturating_sub(self.cost());
             let (table, frags) = SampleTable::read(trak, t.track_id, t.timescale, self.file_len, left).map_err(|e| match e {
                 Error::Box { source, .. } => Error::Box { offset: self.pos, source },
@@ -428,6 +437,16 @@ impl IndexBuilder {
         }
         Ok(FileIndex { file_len: self.file_len, tracks, reads: self.reads })
     }
+}
+
+/// Whether a `moov` (or one `trak`) declares samples in a sample table: an `stsz` or `stz2`
+/// with a non-zero count (a fragmented file's are empty).
+fn has_moov_samples(b: &RawBox<'_>) -> bool {
+    if b.children.is_none() {
+        // stsz: version/flags, sample_size, sample_count; stz2: version/flags, field size, count.
+        return matches!(&b.typ.0, b"stsz" | b"stz2") && b.prefix.get(8..12).is_some_and(|c| c != [0, 0, 0, 0]);
+    }
+    b.children.iter().flatten().any(has_moov_samples)
 }
 
 /// Boxes in a tree, the tree's own root included.

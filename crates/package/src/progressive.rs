@@ -176,6 +176,12 @@ impl SampleTable {
             + std::mem::size_of::<Self>()
     }
 
+    /// Number of fragments cut from the table: the track's first ones (a fragmented file may
+    /// follow them with movie fragments).
+    pub fn fragments(&self) -> usize {
+        self.frag_first.len()
+    }
+
     /// Number of samples.
     pub fn len(&self) -> u32 {
         self.count

@@ -10,7 +10,7 @@ use sealcast_package::index::{index_bytes, index_bytes_within, IndexLimits};
 use sealcast_package::{fmp4, Asset, PackageOptions, TrackKind};
 use sealcast_testkit::{fixture, fixtures_dir, oracle, packet_hashes, streamer_binary};
 
-const PROGRESSIVE: [&str; 4] = ["faststart", "tail", "negcts", "co64"];
+const PROGRESSIVE: [&str; 5] = ["faststart", "tail", "negcts", "co64", "hybrid"];
 
 fn asset(name: &str) -> (Bytes, Asset) {
     let data = fixture(&format!("progressive/{name}/movie.mp4"));
@@ -132,4 +132,17 @@ fn spanning_read_waste_on_interleaved_files() {
             }
         }
     }
+}
+
+#[test]
+fn a_fragmented_file_with_samples_in_its_moov_keeps_them() {
+    // ffmpeg's `frag_keyframe` without `empty_moov`: the first GOP in the moov's stbl, the
+    // rest in movie fragments. Before issue 15 the first GOP was silently dropped.
+    let (_, a) = asset("hybrid");
+    let v = a.tracks.iter().find(|t| t.kind() == TrackKind::Video).unwrap();
+    let table = v.track().samples.as_ref().unwrap();
+    assert_eq!((table.len(), table.fragments()), (50, 1), "the first GOP, from the moov");
+    assert!(v.track().fragments.len() > table.fragments(), "then the movie fragments");
+    assert_eq!(v.track().fragments.iter().map(|f| f.samples).sum::<u32>(), 100, "4 s at 25 fps, every frame");
+    assert_eq!(v.track().fragments[1].decode_time, v.track().fragments[0].duration, "decode times run on");
 }
