@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 use sealcast_isobmff::fourcc::types::*;
-use sealcast_isobmff::{sidx::Sidx, tree::RawBox, Atom, BoxHeader};
+use sealcast_isobmff::{sidx::Sidx, tree::RawBox, Atom, BoxHeader, FourCC};
 
 use crate::error::{At, Error, Result};
 use crate::fragment::{read_moof, FragmentBounds, MAX_FRAGMENT_SAMPLES, SAMPLE_COST};
@@ -439,12 +439,15 @@ impl IndexBuilder {
     }
 }
 
-/// Whether a `moov` (or one `trak`) declares samples in a sample table: an `stsz` or `stz2`
-/// with a non-zero count (a fragmented file's are empty).
+/// Whether a `moov` (or one `trak`) declares samples in a sample table: an `stbl` whose
+/// `stsz`/`stz2` count and `stco`/`co64` entry count are both non-zero (a fragmented file's
+/// are empty; one that only lies about its sample count, with no chunk to hold them, is a
+/// fragmented file with a bad empty table, which was never read and still is not).
 fn has_moov_samples(b: &RawBox<'_>) -> bool {
-    if b.children.is_none() {
-        // stsz: version/flags, sample_size, sample_count; stz2: version/flags, field size, count.
-        return matches!(&b.typ.0, b"stsz" | b"stz2") && b.prefix.get(8..12).is_some_and(|c| c != [0, 0, 0, 0]);
+    if b.typ == STBL {
+        // Full boxes: stsz and stz2 have their count at body bytes 8..12, stco and co64 at 4..8.
+        let count = |t: FourCC, at: usize| b.child(t).and_then(|c| c.prefix.get(at..at + 4)).is_some_and(|c| c != [0, 0, 0, 0]);
+        return (count(STSZ, 8) || count(STZ2, 8)) && (count(STCO, 4) || count(CO64, 4));
     }
     b.children.iter().flatten().any(has_moov_samples)
 }
