@@ -12,6 +12,9 @@
 #   ism/: demo.ism, a Unified Origin style manifest (prefixed namespace, trackName, escaped
 #           values) and a minimal one per track kind.
 #   ts_mux/: sample tables for the TS muxer: written by an ignored test of sealcast-mpegts.
+#   progressive/: small progressive (non-fragmented) MP4s: H.264 + AAC interleaved with the moov
+#           at the start and at the end, negative composition offsets (ctts v1), AAC alone;
+#           and the progressive files of the hostile corpus (copied here below).
 #   index/hostile_*: the hostile corpus files up to 20 KB (trun bombs, lying sidx, size-0 and
 #           64-bit sizes, deep nesting), written by fixtures/hostile/generate.py.
 set -euo pipefail
@@ -73,6 +76,15 @@ for src, name in [('demo/video_180p.cmfv', 'demo_video_180p'), ('demo/video_360p
     open('seeds/boxes/' + name + '_moof.bin', 'wb').write(d[p:p + size])
 PY
 python3 ../fixtures/hostile/generate.py
+P=seeds/progressive
+mkdir -p "$P"
+ff "${V[@]}" -f lavfi -i "sine=frequency=330:sample_rate=8000:duration=4" "${X264[@]}" -b:v 10k -c:a aac -b:a 8k -ac 1 \
+   -movflags +faststart "${BX[@]}" -f mp4 $P/av_faststart.mp4
+ff "${V[@]}" -f lavfi -i "sine=frequency=330:sample_rate=8000:duration=4" "${X264[@]}" -b:v 10k -c:a aac -b:a 8k -ac 1 \
+   "${BX[@]}" -f mp4 $P/av_tail.mp4
+ff "${V[@]}" "${X264[@]}" -b:v 10k -movflags +negative_cts_offsets "${BX[@]}" -f mp4 $P/avc_negcts.mp4
+ff -f lavfi -i "sine=frequency=440:sample_rate=8000:duration=4" -ac 1 -c:a aac -b:a 8k "${BX[@]}" -f mp4 $P/aac.m4a
+for f in ../fixtures/hostile/prog_*/video.cmfv; do cp "$f" "$P/hostile_$(basename "$(dirname "$f")").mp4"; done
 mkdir -p seeds/protect
 cp $I/avc_64x64.cmfv $I/aac_8k.cmfa $I/hevc_64x64.mp4 $I/multi_64x64.ismv seeds/protect/
 cargo test -q -p sealcast-package --test fuzz_replay -- --ignored write_cenc_boxes_seeds

@@ -34,7 +34,11 @@ FIXTURES = REPO / "fixtures"
 SCHEMAS = REPO.parent / "shared" / "schemas"
 
 # Assets the manifest tests cover (folders under fixtures/).
-ASSETS = ["demo", "hevc", "multi"]
+# Progressive (non-fragmented) MP4s, one per folder (issue 15): moov first, moov last,
+# negative composition offsets (ctts v1), 64-bit chunk offsets (co64).
+PROGRESSIVE = ["progressive/faststart", "progressive/tail", "progressive/negcts", "progressive/co64"]
+# An Azure Media Services asset set: progressive renditions and per-language AAC files + .ism.
+ASSETS = ["demo", "hevc", "multi"] + PROGRESSIVE + ["ams"]
 MEDIA_EXTENSIONS = {".cmfv", ".cmfa", ".mp4", ".m4v", ".m4a", ".ismv", ".isma"}
 MPD_NS = "urn:mpeg:dash:schema:mpd:2011"
 NS = {"d": MPD_NS}
@@ -310,7 +314,41 @@ def source_decoded_hashes(asset: str, name: str) -> FrameHashes:
 @functools.lru_cache(maxsize=None)
 def source_hashes(asset: str, name: str) -> FrameHashes:
     t = source_track(asset, name)
+    if _progressive_negative_cts(t.path, t.track_id):
+        return _fragmented_copy_hashes(t)
     return framemd5(str(t.path), f"0:{t.index}")
+
+
+def _progressive_negative_cts(path: Path, track_id: int) -> bool:
+    """Track `track_id` of a progressive (non-fragmented) file has a version 1 `ctts`
+    (negative composition offsets). ffmpeg's mov demuxer reports such a file's timestamps shifted the other way
+    than the same samples in fragments (dts moved back by the largest negative offset for
+    `ctts`, pts moved forward for `trun` v1, under -copyts), though the ISO composition
+    times are the same: `ffmpeg -c copy` of the source into fragments shows it."""
+    b = path.read_bytes()
+    moov = next(((s, e) for typ, s, e in _boxes(b) if typ == b"moov"), None)
+    if moov is None or any(True for _ in _find(b, [b"mvex"], *moov)):
+        return False
+    for ts, te in _find(b, [b"trak"], *moov):
+        tkhd = next(s for s, _ in _find(b, [b"tkhd"], ts, te))
+        at = tkhd + (20 if b[tkhd] == 1 else 12)
+        if int.from_bytes(b[at:at + 4], "big") == track_id:
+            return any(b[s] == 1 for s, _ in _find(b, [b"mdia", b"minf", b"stbl", b"ctts"], ts, te))
+    return False
+
+
+def _fragmented_copy_hashes(t: "SourceTrack") -> FrameHashes:
+    """framemd5 of the track copied (`-c copy`, no re-encoding: same packets) by ffmpeg into
+    a fragmented MP4 with negative composition offsets: the reference timestamps for served
+    fragments of a progressive source with negative offsets (see above)."""
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "fragmented.mp4"
+        cmd = [require_tool(FFMPEG, "ffmpeg"), "-hide_banner", "-nostdin", "-v", "error", "-i", str(t.path),
+               "-map", f"0:{t.index}", "-c", "copy", "-movflags", "frag_keyframe+empty_moov+default_base_moof+negative_cts_offsets",
+               str(out)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"{' '.join(cmd)}: {r.stderr[-1500:]}"
+        return framemd5(str(out), "0:0")
 
 
 def track_duration(h: FrameHashes) -> Fraction:
@@ -776,9 +814,33 @@ def source_sample_times(asset: str, name: str) -> tuple[int, list[SampleTime]]:
     t = source_track(asset, name)
     data = t.path.read_bytes()
     timescale, _ = init_timescale_and_defaults(data, t.track_id)
-    samples = fragment_sample_times(data, data, t.track_id)
-    assert samples, f"{t.path}: no samples found for track_ID {t.track_id} in its moof boxes"
+    samples = fragment_sample_times(data, data, t.track_id) or progressive_sample_times(data, t.track_id)
+    assert samples, f"{t.path}: no samples found for track_ID {t.track_id} in its moof boxes or stbl"
     return timescale, samples
+
+
+def progressive_sample_times(data: bytes, track_id: int) -> list[SampleTime]:
+    """Decode and composition times of every sample of a progressive (non-fragmented) track,
+    from its stbl (ISO/IEC 14496-12 8.6.1: stts durations, ctts offsets, signed in version 1),
+    the first edit's media_time subtracted like `fragment_sample_times` does."""
+    ts_s, ts_e = _trak_range(data, track_id)
+    shift = init_edit_shift(data, track_id)
+
+    def table(typ: bytes, entry: int) -> tuple[int, list[bytes]]:
+        for s, _ in _find(data, [b"mdia", b"minf", b"stbl", typ], ts_s, ts_e):
+            n = int.from_bytes(data[s + 4:s + 8], "big")
+            return data[s], [data[s + 8 + i * entry:s + 8 + (i + 1) * entry] for i in range(n)]
+        return 0, []
+
+    _, stts = table(b"stts", 8)
+    cv, ctts = table(b"ctts", 8)
+    durs = [int.from_bytes(e[4:], "big") for e in stts for _ in range(int.from_bytes(e[:4], "big"))]
+    ctos = [int.from_bytes(e[4:], "big", signed=(cv == 1)) for e in ctts for _ in range(int.from_bytes(e[:4], "big"))]
+    out, dts = [], 0
+    for i, d in enumerate(durs):
+        out.append(SampleTime(dts, dts + (ctos[i] if i < len(ctos) else 0) - shift, d))
+        dts += d
+    return out
 
 
 # --------------------------------------------------------------------------- Chromium players

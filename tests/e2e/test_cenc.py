@@ -62,14 +62,20 @@ POLICY_A = {
     "demo": {"dash": "cenc", "hls": "cbcs", "smooth": "cenc"},
     "hevc": {"dash": "cbcs", "hls": "cbcs", "smooth": "cenc"},   # HEVC, B-frames, negative CTO
     "multi": {"dash": "cenc", "hls": "cbcs", "smooth": "cenc"},  # two tracks in one file
+    # progressive MP4 (issue 15): interleaved A/V, moov at the end / negative composition offsets
+    "progressive/tail": {"dash": "cenc", "hls": "cbcs", "smooth": "cenc"},
+    "progressive/negcts": {"dash": "cbcs", "hls": "cbcs", "smooth": "cenc"},
 }
 POLICY_SWAP = {
     "demo": {"dash": "cbcs", "hls": "cbcs", "smooth": "cenc"},
     "hevc": {"dash": "cenc", "hls": "cbcs", "smooth": "cenc"},
+    "progressive/tail": {"dash": "cbcs", "hls": "cbcs", "smooth": "cenc"},
+    "progressive/negcts": {"dash": "cenc", "hls": "cbcs", "smooth": "cenc"},
 }
 SERVERS = {"a": POLICY_A, "b": POLICY_A, "swap": POLICY_SWAP}
-DASH_CASES = [("a", "demo"), ("a", "hevc"), ("a", "multi"), ("swap", "demo"), ("swap", "hevc")]
-HLS_CASES = [("a", "demo"), ("a", "hevc")]
+DASH_CASES = [("a", "demo"), ("a", "hevc"), ("a", "multi"), ("swap", "demo"), ("swap", "hevc"),
+              ("a", "progressive/tail"), ("a", "progressive/negcts"), ("swap", "progressive/tail"), ("swap", "progressive/negcts")]
+HLS_CASES = [("a", "demo"), ("a", "hevc"), ("a", "progressive/tail"), ("a", "progressive/negcts")]
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 

@@ -286,7 +286,9 @@ def test_timeline_matches_the_media(server, asset):
                 errors.append(f"{where}: segment {s.number} ({s.url}) has no samples")
                 continue
             ept = Fraction(min(x.ct for x in samples), media_ts)
-            t = Fraction(s.t, r.timescale)
+            # Times in the period: S@t minus presentationTimeOffset (ISO/IEC 23009-1 5.3.9.6),
+            # as `ct` has the init's edit list applied (the offset is the edit's media time).
+            t = Fraction(s.t - r.presentation_time_offset, r.timescale)
             if abs(t - ept) > tick:
                 first_dts = Fraction(samples[0].dts, media_ts)
                 hint = (" (S@t is the segment's first decode time; ISO/IEC 23009-1 wants its earliest "
@@ -295,7 +297,7 @@ def test_timeline_matches_the_media(server, asset):
                               f"earliest presentation time is {float(ept):.4f}s{hint}")
             if s is r.segments[-1]:
                 end = ept + Fraction(sum(x.duration for x in samples), media_ts)
-                t_end = Fraction(s.t + s.d, r.timescale)
+                t_end = Fraction(s.t + s.d - r.presentation_time_offset, r.timescale)
                 if abs(t_end - end) > tick:
                     errors.append(f"{where}: last segment ends at {float(t_end):.4f}s per the timeline, "
                                   f"its samples end at {float(end):.4f}s")

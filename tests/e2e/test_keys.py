@@ -59,6 +59,10 @@ MULTI_CBCS = {"cbc5cbc5000040008000000000000003": "ffeeddccbbaa99887766554433221
 # hevc: HLS cbcs, keys WITHOUT a policy (never delivered); SAMPLE-AES TS is H.264 only.
 HEVC_CBCS = {"cbc5cbc5000040008000000000000007": "00000000111111112222222233333333",
              "cbc5cbc5000040008000000000000008": "44444444555555556666666677777777"}
+# Progressive MP4 sources (issue 15), Open policy: AES-128 over HLS (TS and fMP4), and cbcs
+# (SAMPLE-AES over TS).
+PROG_AES = {"ae5ae5ae000040008000000000000021": "21212121212121212121212121212121"}
+PROG_CBCS = {"cbc5cbc5000040008000000000000022": "22222222222222222222222222222222"}
 # Keys of a catalog-only asset (no folder), one per policy of the token table.
 K_RSA = ("a5a5a5a5000040008000000000000011", "0102030405060708090a0b0c0d0e0f10")
 K_CK1 = ("c1c1c1c1000040008000000000000012", "1112131415161718191a1b1c1d1e1f20")
@@ -121,6 +125,10 @@ type = "Open"
               keys(MULTI_CBCS, "CommonEncryptionCbcs")),
         asset("hevc", 'hls = "DynamicCommonEncryptionCbcs"\nclear_lead_secs = 0\n',
               keys(HEVC_CBCS, "CommonEncryptionCbcs")),
+        asset("progressive/tail", 'hls = "DynamicEnvelopeEncryption"\nclear_lead_secs = 0\nauthorization = "open"\n',
+              keys(PROG_AES, "EnvelopeEncryption")),
+        asset("progressive/faststart", 'hls = "DynamicCommonEncryptionCbcs"\nclear_lead_secs = 0\nauthorization = "open"\n',
+              keys(PROG_CBCS, "CommonEncryptionCbcs")),
         asset("tokens/table", "",
               keys(dict([K_RSA]), auth="rsa") + keys(dict([K_CK1, K_CK2]), auth="perkey")
               + keys(dict([K_SWT]), auth="swt")),
@@ -311,8 +319,8 @@ def frames(h: FrameHashes | None) -> list[tuple[int, str]]:
 
 
 def compare_decoded(got: FrameHashes | None, asset: str, track: str, what: str, errors: list[str],
-                    may_differ_at_end: int = 0) -> None:
-    want = frames(source_decoded_hashes(asset, track))
+                    may_differ_at_end: int = 0, want: FrameHashes | None = None) -> None:
+    want = frames(want if want is not None else source_decoded_hashes(asset, track))
     g = frames(got)
     if len(g) != len(want):
         errors.append(f"{what}: decoded {len(g)} frames, source {asset}/{track} decodes to {len(want)}")
@@ -554,6 +562,42 @@ def test_ffmpeg_decrypts_sample_aes_ts(env, tmp_path):
                 errors.append(f"control: {raw.name} (segments of {purl} without the key) decodes {same} source "
                               f"frames; SAMPLE-AES should leave none intact")
     _fails(errors)
+
+
+PROGRESSIVE_KEY_CASES = [("progressive/tail", "master-ts.m3u8", 0), ("progressive/tail", "master.m3u8", 0),
+                         ("progressive/faststart", "master-ts.m3u8", 4)]
+
+
+@pytest.mark.parametrize("asset,master,tail", PROGRESSIVE_KEY_CASES, ids=[f"{a}-{m}" for a, m, _ in PROGRESSIVE_KEY_CASES])
+def test_ffmpeg_decrypts_progressive_sources(env, asset, master, tail):
+    """Progressive MP4 sources (issue 15) under AES-128 (TS and fMP4) and SAMPLE-AES (TS):
+    ffmpeg fetches the key (Open policy), decrypts, and every decoded frame of every stream
+    equals the source's — decoded with its edit list ignored, as MPEG-TS has none and carries
+    the AAC priming frame the edit list hides (fMP4 keeps the edit list: plain decode). For
+    SAMPLE-AES ffmpeg leaves the last two video packets encrypted (`tail`)."""
+    base = env["base"]
+    errors = []
+    ts = master == "master-ts.m3u8"
+    for purl, track, muxed in media_playlists(base, asset, master):
+        video = track in source_tracks(asset) and source_tracks(asset)[track].codec_type == "video"
+        streams = [("0:v:0", track, tail)] if video else [("0:a:0", track, 0)]
+        if muxed:
+            streams.append(("0:a:0", muxed, 0))
+        for spec, name, may_differ in streams:
+            rc, h, err = ffmpeg_decode(purl, spec)
+            if rc != 0 or h is None:
+                errors.append(f"ffmpeg {purl} ({spec}): exit {rc}; stderr {err[-600:]}")
+                continue
+            want = _source_without_edits(asset, name) if ts else None
+            compare_decoded(h, asset, name, f"ffmpeg {purl} {spec}", errors, may_differ_at_end=may_differ, want=want)
+    _fails(errors)
+
+
+def _source_without_edits(asset: str, track: str) -> FrameHashes:
+    t = source_tracks(asset)[track]
+    rc, h, err = ffmpeg_decode(str(t.path), f"0:{t.index}", ["-ignore_editlist", "1"])
+    assert rc == 0 and h is not None, err
+    return h
 
 
 # =========================================================================== 2+3. Chromium

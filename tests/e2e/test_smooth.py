@@ -26,10 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (require_browser, E2E_DIR, FIXTURES, REPO, SourceTrack, fetch, ffprobe_streams, framemd5, get_bytes, get_ok,
+from oracle import (PROGRESSIVE, init_edit_shift, progressive_sample_times, require_browser, E2E_DIR, FIXTURES, REPO, SourceTrack, fetch, ffprobe_streams, framemd5, get_bytes, get_ok,
                     normalize_lang, sealcast_bin, source_tracks)
 
-SMOOTH_ASSETS = ["demo", "hevc", "multi"]
+SMOOTH_ASSETS = ["demo", "hevc", "multi", "ams"] + PROGRESSIVE
 # dash.js 4.7 accepts only AAC/AVC1/H264/TTML/DFXP FourCCs (MssParser SUPPORTED_CODECS): it drops HVC1
 # levels, and Debian's Chromium has no HEVC decoder anyway, so hevc is judged by bytes only.
 PLAYER_ASSETS = ["demo", "multi"]
@@ -214,8 +214,18 @@ def source_samples(path: Path, track_id: int) -> tuple[Sample, ...]:
                 out.extend(t.samples)
                 if t.samples:
                     next_dts = t.samples[-1].dts + t.samples[-1].duration
-    assert out, f"{path}: no samples for track_ID {track_id} in its moof boxes"
+    if not out:
+        out = [Sample(t.dts, t.ct - t.dts + init_edit_shift(data, track_id), t.duration, 0, 0, None)
+               for t in progressive_sample_times(data, track_id)]
+    assert out, f"{path}: no samples for track_ID {track_id} in its moof boxes or stbl"
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=None)
+def source_edit(path: Path, track_id: int) -> int:
+    """The first edit's media_time of a source track (0 without an edit list): where its
+    presentation starts, which Smooth (no edit lists) must carry in its timestamps."""
+    return init_edit_shift(path.read_bytes(), track_id)
 
 
 # --------------------------------------------------------------------------- source facts (ffprobe)
@@ -706,7 +716,9 @@ def _timing(lv: Level) -> tuple[list[str], Fraction | None]:
     if bad:
         errs.append(f"{what}: {len(bad)} sample durations differ (index, served, source): {bad[:5]}")
     ddts = {g.dts - w.dts for g, w in zip(got, src)}
-    dct = {(g.dts + g.cto) - (w.dts + w.cto) for g, w in zip(got, src)}
+    # Against the source's presentation times: composition time minus its edit's media_time.
+    edit = source_edit(t.path, t.track_id)
+    dct = {(g.dts + g.cto) - (w.dts + w.cto - edit) for g, w in zip(got, src)}
     if len(ddts) != 1:
         errs.append(f"{what}: decode times are not the source's shifted by a constant: shifts {sorted(ddts)[:6]}")
     if len(dct) != 1:

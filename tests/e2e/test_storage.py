@@ -33,7 +33,8 @@ import pytest
 from oracle import (FIXTURES, REPO, oracle_missing, compare_samples, compare_timestamps, framemd5, get_ok, resolve,
                     sealcast_bin, source_hashes, source_tracks, start_server_config, stop_server)
 
-ASSETS = ["demo", "hevc"]
+# progressive/tail: a progressive MP4 with its moov at the end, indexed over ranged cloud reads.
+ASSETS = ["demo", "hevc", "progressive/tail"]
 STORES = ["s3", "az"]
 MODES = ["clear", "enc"]
 TS_TOLERANCE = Fraction(1, 1000)

@@ -54,6 +54,14 @@ pub mod types {
     pub const MINF: FourCC = FourCC::new(b"minf");
     pub const STBL: FourCC = FourCC::new(b"stbl");
     pub const STSD: FourCC = FourCC::new(b"stsd");
+    pub const STTS: FourCC = FourCC::new(b"stts");
+    pub const CTTS: FourCC = FourCC::new(b"ctts");
+    pub const STSC: FourCC = FourCC::new(b"stsc");
+    pub const STSZ: FourCC = FourCC::new(b"stsz");
+    pub const STZ2: FourCC = FourCC::new(b"stz2");
+    pub const STCO: FourCC = FourCC::new(b"stco");
+    pub const CO64: FourCC = FourCC::new(b"co64");
+    pub const STSS: FourCC = FourCC::new(b"stss");
     pub const MVEX: FourCC = FourCC::new(b"mvex");
     pub const MEHD: FourCC = FourCC::new(b"mehd");
     pub const TREX: FourCC = FourCC::new(b"trex");

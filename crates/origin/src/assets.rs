@@ -200,6 +200,20 @@ impl Assets {
         }
     }
 
+    /// The bytes of `span` of source file `file` for a segment, fetched by `reads` (from
+    /// [`sealcast_package::AssetTrack::source_reads`], inside `span`): one read is the buffer
+    /// itself; several run concurrently and are placed at their offsets in a buffer covering
+    /// the span (see [`sealcast_package::progressive::assemble`]).
+    pub async fn read_segment_source(&self, loaded: &Loaded, file: &str, span: std::ops::Range<u64>, reads: &[std::ops::Range<u64>]) -> Result<Bytes, ApiError> {
+        if let [only] = reads {
+            if *only == span {
+                return self.read_source(loaded, file, span).await;
+            }
+        }
+        let pieces = futures::future::try_join_all(reads.iter().map(|r| async move { self.read_source(loaded, file, r.clone()).await.map(|b| (r.start, b)) })).await?;
+        sealcast_package::progressive::assemble(span, pieces).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") })
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store

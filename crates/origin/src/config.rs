@@ -19,6 +19,10 @@ pub struct Config {
     pub segment_duration_ms: u32,
     /// Bytes read per request while indexing a file (`moov`, `sidx`, `moof` headers).
     pub index_read_ahead: u64,
+    /// Progressive input: a track's chunks closer than this are fetched by one ranged read
+    /// (the other tracks' bytes between them read and dropped), farther ones by separate
+    /// reads. 0: one read per run of adjacent samples.
+    pub source_read_gap: u64,
     /// How local files are read: `pread` (default, safe whatever happens to the files) or
     /// `mmap` (no copy; files must be replaced, never truncated in place, while served).
     pub local_read: LocalReadMode,
@@ -615,6 +619,7 @@ impl Default for Config {
             root: default_root(),
             segment_duration_ms: 2000,
             index_read_ahead: 64 * 1024,
+            source_read_gap: sealcast_package::asset::DEFAULT_READ_GAP,
             local_read: LocalReadMode::default(),
             cache: CacheConfig::default(),
             cache_control: CacheControlConfig::default(),
@@ -672,6 +677,9 @@ impl Config {
         if !(100..=60_000).contains(&self.segment_duration_ms) {
             bail!("segment_duration_ms must be between 100 and 60000");
         }
+        if self.source_read_gap > 64 << 20 {
+            bail!("source_read_gap must be at most 64 MiB");
+        }
         if !(1024..=64 << 20).contains(&self.index_read_ahead) {
             bail!("index_read_ahead must be between 1 KiB and 64 MiB");
         }
@@ -721,6 +729,7 @@ impl Config {
         sealcast_package::PackageOptions {
             segment_target_ms: self.segment_duration_ms,
             segment_limits: sealcast_package::timeline::SegmentLimits { max_duration_ms: l.segment_max_ms, max_bytes: l.segment_max_bytes },
+            read_gap: self.source_read_gap,
         }
     }
 

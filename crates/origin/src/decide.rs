@@ -64,6 +64,14 @@ fn not_named(asset: &str, proto: Proto) -> ApiError {
 pub fn decide(asset: &str, resource: &Resource, policy: Option<Arc<AssetPolicy>>, allow_clear: bool) -> Result<Served, ApiError> {
     let no_policy = || ApiError::Forbidden(format!("asset '{asset}' has no delivery policy"));
     match resource {
+        // A file leaves clear (storage encryption removed), so only a policy naming the
+        // protocol lets it out; without a policy, as any clear output.
+        Resource::Download { .. } => match policy {
+            Some(p) if p.progressive_download => Ok(Served::Clear),
+            Some(_) => Err(ApiError::Forbidden(format!("the delivery policy of '{asset}' does not name ProgressiveDownload: blocked"))),
+            None if allow_clear => Ok(Served::Clear),
+            None => Err(no_policy()),
+        },
         Resource::AmsEncryptedFragment(e) => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),
         Resource::Manifest { kind, encryption } => {
             let proto = match kind {
@@ -192,7 +200,7 @@ mod tests {
     use crate::catalog::LicenseUrls;
 
     fn policy(dash: Option<Delivery>, hls: Option<Delivery>, smooth: Option<Delivery>) -> Option<Arc<AssetPolicy>> {
-        Some(Arc::new(AssetPolicy { dash, hls, smooth, clear_lead_secs: 0, license: LicenseUrls::default(), keys: Vec::new(), storage: None, carry_token: false, cpix: None }))
+        Some(Arc::new(AssetPolicy { dash, hls, smooth, clear_lead_secs: 0, license: LicenseUrls::default(), keys: Vec::new(), storage: None, carry_token: false, cpix: None, progressive_download: false }))
     }
 
     fn verdicts(p: Option<Arc<AssetPolicy>>, allow: bool) -> Vec<String> {

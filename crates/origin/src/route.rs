@@ -10,6 +10,8 @@
 //! GET  /{asset}/{track}[/{cenc|cbcs|aes}]/index.m3u8 | ts.m3u8 | init.mp4 | {n}.m4s | {n}.ts
 //!      | iframes.m3u8 | iframes-ts.m3u8 | i{n}.m4s | i{n}.ts        (HLS I-frame playlists)
 //! GET  /{asset}/QualityLevels({bitrate})/Fragments({stream}={time})          Smooth fragment
+//! GET  /{asset}/{file}.mp4 (.m4v .m4a .cmfv .cmfa .ismv .isma)    progressive download
+//! GET  /{locator}/{file}.mp4                           the same, AMS form
 //! GET  /{locator}/{name}.ism/…                        Azure Media Services forms (crate::ams);
 //!                                                    other paths under it as /{asset}/…
 //! ```
@@ -147,6 +149,20 @@ pub enum Resource {
     /// An AMS fragment asking for `encryption=`: AMS fragments are served as the policy says,
     /// never chosen by the URL.
     AmsEncryptedFragment(AmsEncryption),
+    /// A track file of the asset, whole or ranged (progressive download).
+    Download {
+        /// File name in the asset folder.
+        file: String,
+    },
+}
+
+/// Extensions of files that may be downloaded (the track files the origin indexes).
+const DOWNLOAD_EXTS: [&str; 7] = ["mp4", "m4v", "m4a", "cmfv", "cmfa", "ismv", "isma"];
+
+/// Whether `name` is a downloadable file name: a track file extension, and not the init
+/// segment name of the track grammar (`{asset}/{track}/init.mp4`).
+fn is_download(name: &str) -> bool {
+    name != names::INIT && name.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && DOWNLOAD_EXTS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
 /// Parses a request line into a route. Refusals: 405 for methods other than `GET`, `HEAD`,
@@ -194,6 +210,14 @@ pub fn parse_with(method: &Method, path: &str, locators: &dyn Fn(&str) -> Option
             _ => ApiError::BadRequest("malformed path".into()),
         })?
         .into_segments();
+    // Azure Media Services progressive download: /{locator}/{file}.mp4
+    if segs.len() == 2 && is_download(&segs[1]) {
+        match locators(&segs[0]) {
+            Some(LocatorTarget::Asset(target)) => return Ok(Route::Asset(AssetRoute { asset: target, ism: None, resource: Resource::Download { file: segs[1].clone() } })),
+            Some(LocatorTarget::Closed) => return Err(ApiError::NotFound("this locator is not open (before its start time or after its expiry)".into()).into()),
+            None => {}
+        }
+    }
     // Azure Media Services: /{locator}/{name}.ism/...
     if segs.len() >= 3 && segs[1].to_ascii_lowercase().ends_with(".ism") {
         if let Some(target) = locators(&segs[0]) {
@@ -279,6 +303,9 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
             Some(AmsKind::Fragment { bitrate, stream, time, format: None, .. }) => at(join(0..n - 2), Resource::SmoothFragment { stream, bitrate, time }),
             _ => Err(no_route(path)),
         };
+    }
+    if n >= 2 && is_download(last) {
+        return at(join(0..n - 1), Resource::Download { file: last.to_string() });
     }
     if n < 3 {
         return Err(no_route(path));

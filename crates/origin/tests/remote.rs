@@ -75,3 +75,53 @@ async fn ingest_to_s3_and_serve_byte_identical_with_few_requests() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Progressive input over S3 (issue 15): the moov-at-end file, storage-encrypted, indexes in
+/// at most 3 GETs (head, tail, the moov if the read-ahead missed it), serves every segment in
+/// one GET, byte-identical to the clear local file's.
+#[tokio::test(flavor = "multi_thread")]
+async fn progressive_moov_at_end_over_s3_in_few_requests() {
+    let Some((_srv, endpoint)) = support::start_moto() else { return };
+    let spec = RemoteSpec::S3 {
+        bucket: "media".into(),
+        region: "us-east-1".into(),
+        endpoint: Some(endpoint),
+        allow_http: true,
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        session_token: None,
+    };
+    let dir = std::env::temp_dir().join(format!("sealcast-remote-prog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("local")).unwrap();
+    let s3 = open(&spec, RemoteTiming::default()).unwrap();
+    let store = Store::local(&dir.join("local")).unwrap().with_route("vod", s3).unwrap();
+    let fx = sealcast_testkit::fixtures_dir();
+    let catalog = dir.join("catalog.toml");
+    let files = vec![fx.join("progressive/tail/movie.mp4")];
+    ingest::run(&store, &IngestArgs { files, asset: "vod/prog".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
+    let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
+    assert_eq!(apply_storage_encryption(&cat, &store).unwrap(), 1);
+    let mut cfg = Config { root: dir.join("local"), index_read_ahead: 4096, ..Config::default() };
+    cfg.cache.fragment_bytes = 0;
+    let enc = AppState::with_parts(&cfg, store.clone(), cat.clone(), Some(cat));
+    let clear = AppState::with_store(&Config { root: fx.clone(), ..Config::default() }, Store::local(&fx).unwrap());
+
+    let reads = || store.counters().range_reads.load(Ordering::Relaxed);
+    let before = reads();
+    let (s, mpd) = get(&enc, "/vod/prog/manifest.mpd").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(reads() - before <= 3, "cold index of a moov-at-end file took {} GETs", reads() - before);
+    assert_eq!(mpd, get(&clear, "/progressive/tail/manifest.mpd").await.1);
+    let loaded = clear.assets.get("progressive/tail").await.unwrap();
+    for t in &loaded.asset.tracks {
+        for n in 1..=t.segments.len() {
+            let before = reads();
+            let (s, b) = get(&enc, &format!("/vod/prog/{}/{n}.m4s", t.name)).await;
+            assert_eq!(s, StatusCode::OK);
+            assert_eq!(reads() - before, 1, "segment {n} of {}", t.name);
+            assert!(b == get(&clear, &format!("/progressive/tail/{}/{n}.m4s", t.name)).await.1, "segment {n} of {} differs", t.name);
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

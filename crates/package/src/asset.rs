@@ -15,11 +15,19 @@ pub struct PackageOptions {
     pub segment_target_ms: u32,
     /// Caps on one segment's duration and source bytes (see [`crate::timeline`]).
     pub segment_limits: SegmentLimits,
+    /// A progressive track's byte runs closer than this are fetched by one ranged read
+    /// ([`AssetTrack::source_reads`]).
+    pub read_gap: u64,
 }
+
+/// Default [`PackageOptions::read_gap`]: 256 KiB. A ranged GET to object storage costs a
+/// round trip of tens of milliseconds, in which a few hundred kilobytes would have arrived:
+/// reading another track's bytes up to that size is cheaper than another request.
+pub const DEFAULT_READ_GAP: u64 = 256 << 10;
 
 impl Default for PackageOptions {
     fn default() -> Self {
-        PackageOptions { segment_target_ms: 2000, segment_limits: SegmentLimits::default() }
+        PackageOptions { segment_target_ms: 2000, segment_limits: SegmentLimits::default(), read_gap: DEFAULT_READ_GAP }
     }
 }
 
@@ -44,6 +52,8 @@ pub struct AssetTrack {
     pub frame_rate: Option<(u32, u32)>,
     /// Total duration in the track timescale.
     pub duration: u64,
+    /// See [`PackageOptions::read_gap`].
+    read_gap: u64,
 }
 
 impl AssetTrack {
@@ -65,7 +75,10 @@ impl AssetTrack {
         let f = &self.track().fragments;
         let first = f.iter().position(|x| x.decode_time.saturating_add(x.duration) > start)?;
         let last = f.iter().rposition(|x| x.decode_time < end)?;
-        (first <= last).then(|| (first..last + 1, f[first].offset, f[last].offset + f[last].size))
+        (first <= last).then(|| {
+            let (s, e) = span(&f[first..=last]);
+            (first..last + 1, s, e)
+        })
     }
 
     /// How far decode times must move back so no presentation time precedes its decode time
@@ -75,13 +88,46 @@ impl AssetTrack {
         self.track().fragments.iter().map(|f| f.min_cto).min().unwrap_or(0).min(0).unsigned_abs()
     }
 
+    /// The ranged reads that fetch fragments `frags` of the track, within the span
+    /// [`Self::fragments_between`] / [`Self::segment_range`] give. Fragmented input: that one
+    /// span (a fragment's `moof` and `mdat` are contiguous). Progressive input: the track's
+    /// runs of adjacent samples, merged while the gap between two is under
+    /// [`PackageOptions::read_gap`] — so with fine interleaving (ffmpeg: a chunk per frame)
+    /// still the one span, and with coarse interleaving (a second of video between audio
+    /// chunks) the audio without the video. Sorted, disjoint; `None` for unknown fragments.
+    pub fn source_reads(&self, frags: std::ops::Range<usize>) -> Option<Vec<std::ops::Range<u64>>> {
+        let f = self.track().fragments.get(frags.clone())?;
+        if f.is_empty() {
+            return None;
+        }
+        let Some(table) = &self.track().samples else {
+            let (s, e) = span(f);
+            // One read of the span (a Vec of one range, not the range expanded).
+            return Some(std::iter::once(s..e).collect());
+        };
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (k, x) in f.iter().enumerate() {
+            if frags.start + k < table.fragments() {
+                runs.extend(table.byte_runs(frags.start + k, x));
+            } else {
+                // A movie fragment after the moov's samples: its moof and mdat, whole.
+                runs.push((x.offset, x.offset.saturating_add(x.size)));
+            }
+        }
+        Some(crate::progressive::coalesce(runs, self.read_gap))
+    }
+
+    /// [`Self::source_reads`] of segment `i`.
+    pub fn segment_reads(&self, i: usize) -> Option<Vec<std::ops::Range<u64>>> {
+        let s = self.segments.get(i)?;
+        self.source_reads(s.first..s.first + s.count)
+    }
+
     /// Byte range `[start, end)` of segment `i` in the source file.
     pub fn segment_range(&self, i: usize) -> Option<(u64, u64)> {
         let s = self.segments.get(i)?;
-        let f = &self.track().fragments;
-        let first = f.get(s.first)?;
-        let last = f.get(s.first + s.count - 1)?;
-        Some((first.offset, last.offset + last.size))
+        let f = self.track().fragments.get(s.first..s.first + s.count)?;
+        (!f.is_empty()).then(|| span(f))
     }
 }
 
@@ -153,7 +199,7 @@ impl Asset {
             // per sample), the mdat header and this track's samples. Single-track sources
             // already hold their own moof in `bytes`; multi-track ones need the estimate.
             let frag_samples = |s: &Segment| t.fragments[s.first..s.first + s.count].iter().map(|f| 108 + 16 * f.samples as u64).sum::<u64>();
-            let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
+            let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 && t.samples.is_none() { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
             let duration: u64 = t.fragments.iter().fold(0u64, |a, f| a.saturating_add(f.duration));
             let rate = |b: u64, d: u64| if d == 0 { 0 } else { (b as u128 * 8 * ts / d as u128).min(u32::MAX as u128) as u32 };
             let bandwidth = segments.iter().map(|s| rate(bytes(s), s.duration)).max().unwrap_or(0).max(1);
@@ -176,6 +222,7 @@ impl Asset {
                 avg_bandwidth,
                 frame_rate,
                 duration,
+                read_gap: opts.read_gap,
             });
         }
         if tracks.is_empty() {
@@ -198,6 +245,16 @@ impl Asset {
     pub fn duration_secs(&self) -> f64 {
         self.tracks.iter().map(|t| t.duration_secs()).fold(0.0, f64::max)
     }
+}
+
+/// The bytes `[start, end)` fragments occupy in their file. Fragmented input has them in
+/// order; a progressive track's fragments are the spans of its chunks, which an interleaving
+/// writer may put in any order (in practice in order too).
+///
+/// The bytes a segment's samples are sliced from cover this span; what is read of it is
+/// [`AssetTrack::source_reads`].
+fn span(f: &[crate::index::Fragment]) -> (u64, u64) {
+    f.iter().fold((u64::MAX, 0), |(s, e), x| (s.min(x.offset), e.max(x.offset.saturating_add(x.size))))
 }
 
 fn reduce(n: u64, d: u64) -> (u32, u32) {

@@ -73,7 +73,18 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
     let t = track.track();
     let mut out = Vec::with_capacity(range.len());
     for fi in range {
-        let f = &t.fragments[fi];
+        let f = t.fragments.get(fi).ok_or_else(|| Error::Read(format!("no fragment {fi}")))?;
+        if let Some(table) = t.samples.as_ref().filter(|table| fi < table.fragments()) {
+            // Progressive input: the fragment is synthesized from the sample table; its samples
+            // must lie in what was read.
+            let traf = table.track_fragment(fi, f, t.info.track_id)?;
+            let end = data_offset + data.len() as u64;
+            if traf.samples.iter().any(|s| s.offset < data_offset || s.offset + s.size as u64 > end) {
+                return Err(Error::Read(format!("track {}: fragment {fi} lies outside the bytes read", t.info.track_id)));
+            }
+            out.push(SourceFragment { traf, decode_time: f.decode_time, sequence: fi as u32 + 1 });
+            continue;
+        }
         let rel = f.offset.checked_sub(data_offset).ok_or_else(|| Error::Read("fragment before the read range".into()))? as usize;
         let avail = data.get(rel..).ok_or_else(|| Error::Read("fragment past the read range".into()))?;
         let h = BoxHeader::parse(avail, avail.len() as u64).at(f.offset)?.ok_or_else(|| Error::Read("short read".into()))?;
@@ -149,16 +160,19 @@ pub(crate) fn write_segment_with(frags: &[SourceFragment], data: &Bytes, data_of
         head.put_u32(mdat_size);
         head.extend_from_slice(&MDAT.0);
         body.push(Bytes::from(std::mem::take(&mut head)));
-        // Adjacent runs are coalesced into one slice.
+        // The samples' bytes in order, adjacent ones coalesced into one slice: a run's
+        // samples are adjacent in a fragmented source, so that is one slice per run of
+        // runs; a progressive fragment's one run spans its chunks, a slice each.
         let mut pending: Option<(u64, u64)> = None;
-        for r in &tf.runs {
+        for s in &tf.samples {
+            let end = s.offset + s.size as u64;
             match pending {
-                Some((s, e)) if e == r.data_start => pending = Some((s, e + r.data_len)),
+                Some((a, e)) if e == s.offset => pending = Some((a, end)),
                 _ => {
                     if let Some(p) = pending {
                         body.push(slice(data, data_offset, p)?);
                     }
-                    pending = Some((r.data_start, r.data_start + r.data_len));
+                    pending = Some((s.offset, end));
                 }
             }
         }

@@ -87,6 +87,68 @@ pub fn fuzz_file(data: &[u8]) {
     }
 }
 
+/// Runs `data` as a progressive (non-fragmented) MP4 through the sample-table path: index
+/// it with each of [`READ_AHEADS`] and, when it indexes as progressive, check every
+/// fragment the tables were cut into against the [`TrackFragment`](crate::fragment::TrackFragment)
+/// synthesized for it, then write each segment (CMAF) and read it back.
+///
+/// Asserts that the fragments account for every sample exactly once, that each synthesized
+/// fragment has the fragment's sample count, bytes, duration and key frame, that its samples
+/// lie inside the fragment's byte span and the file, and that a written segment reads back
+/// to the same sample sizes, durations and composition offsets.
+pub fn fuzz_progressive(data: &[u8]) {
+    let data = Bytes::copy_from_slice(data);
+    let mut results = READ_AHEADS.iter().map(|&ra| index_bytes(&data, ra));
+    let first = results.next().expect("READ_AHEADS is not empty");
+    for other in results {
+        assert_same_index(&first, &other);
+    }
+    let Ok(index) = first else { return };
+    for t in &index.tracks {
+        let Some(table) = &t.samples else { continue };
+        // The table's fragments come first (movie fragments may follow them).
+        let from_table = &t.fragments[..table.fragments()];
+        let total: u64 = from_table.iter().map(|f| f.samples as u64).sum();
+        assert_eq!(total, table.len() as u64, "track {}: fragments hold {total} samples, the table {}", t.info.track_id, table.len());
+        for (i, f) in from_table.iter().enumerate() {
+            let tf = table.track_fragment(i, f, t.info.track_id).expect("every fragment of the index can be synthesized");
+            assert_eq!(tf.samples.len(), f.samples as usize);
+            assert_eq!(tf.media_bytes(), f.media_bytes);
+            assert_eq!(tf.duration(), f.duration);
+            assert_eq!(tf.samples.first().is_some_and(|s| s.is_sync()), f.keyframe);
+            for s in &tf.samples {
+                assert!(s.offset >= f.offset && s.offset + s.size as u64 <= f.offset + f.size, "sample outside its fragment's span");
+                assert!(s.offset + s.size as u64 <= data.len() as u64, "sample outside the file");
+            }
+        }
+    }
+    let files = [SourceFile { name: "fuzz.mp4".into(), index: Arc::new(index) }];
+    let Ok(asset) = Asset::build(&files, None, PackageOptions::default()) else { return };
+    for track in &asset.tracks {
+        for i in 0..track.segments.len() {
+            let Some((start, end)) = track.segment_range(i) else { continue };
+            let range = data.slice(start as usize..end as usize);
+            let frags = fmp4::read_segment(track, i, &range, start).expect("a progressive segment reads from its own span");
+            let seg = Bytes::from(fmp4::write_segment(&frags, &range, start).expect("a synthesized fragment writes").concat());
+            let mut pos = 0usize;
+            let mut n = 0;
+            for item in sealcast_isobmff::BoxIter::new(&seg) {
+                let (h, _) = item.expect("our segment parses");
+                if h.typ == MOOF {
+                    let back = crate::fragment::read_track_fragment(&seg[pos..pos + h.size as usize], pos as u64, track.track().info.track_id, &track.track().info.trex)
+                        .expect("our moof reads back")
+                        .expect("our moof holds the track");
+                    let src = &frags[n].traf.samples;
+                    assert_eq!(back.samples.iter().map(|s| (s.size, s.duration, s.cto, s.is_sync())).collect::<Vec<_>>(), src.iter().map(|s| (s.size, s.duration, s.cto, s.is_sync())).collect::<Vec<_>>());
+                    n += 1;
+                }
+                pos += h.size as usize;
+            }
+            assert_eq!(n, frags.len());
+        }
+    }
+}
+
 /// Runs `data` through the raw box tree parser and the `.ism` (SMIL) parser.
 ///
 /// Asserts that a box tree that parses encodes back to exactly `data`: the tree is how we

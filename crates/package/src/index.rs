@@ -6,10 +6,11 @@
 
 use bytes::Bytes;
 use sealcast_isobmff::fourcc::types::*;
-use sealcast_isobmff::{sidx::Sidx, tree::RawBox, Atom, BoxHeader};
+use sealcast_isobmff::{sidx::Sidx, tree::RawBox, Atom, BoxHeader, FourCC};
 
 use crate::error::{At, Error, Result};
 use crate::fragment::{read_moof, FragmentBounds, MAX_FRAGMENT_SAMPLES, SAMPLE_COST};
+use crate::progressive::{strip_sample_tables, SampleTable};
 use crate::track::{build_init, parse_tracks, TrackInfo};
 
 /// One fragment of one track.
@@ -44,6 +45,9 @@ pub struct TrackIndex {
     pub init: Bytes,
     /// Fragments in decode order.
     pub fragments: Vec<Fragment>,
+    /// For progressive input (samples described in the `moov`, no movie fragments): the
+    /// sample table the fragments were cut from; their media is synthesized from it.
+    pub samples: Option<SampleTable>,
 }
 
 /// Everything the origin keeps about one track file.
@@ -60,7 +64,7 @@ pub struct FileIndex {
 impl FileIndex {
     /// Approximate heap size, for byte-weighted caches.
     pub fn weight(&self) -> usize {
-        self.tracks.iter().map(|t| t.init.len() + t.fragments.len() * std::mem::size_of::<Fragment>() + 512).sum::<usize>() + 64
+        self.tracks.iter().map(|t| t.init.len() + t.fragments.len() * std::mem::size_of::<Fragment>() + t.samples.as_ref().map_or(0, SampleTable::weight) + 512).sum::<usize>() + 64
     }
 }
 
@@ -115,6 +119,8 @@ pub struct IndexBuilder {
     moov: Option<RawBox<'static>>,
     tracks: Vec<TrackInfo>,
     frags: Vec<Vec<Fragment>>,
+    /// Per track, its sample table when the file is progressive.
+    tables: Vec<Option<SampleTable>>,
     open: Vec<usize>,
     sidx: Option<(Sidx, u64)>,
     done: bool,
@@ -137,6 +143,7 @@ impl IndexBuilder {
             moov: None,
             tracks: Vec::new(),
             frags: Vec::new(),
+            tables: Vec::new(),
             open: Vec::new(),
             sidx: None,
             done: file_len == 0,
@@ -156,7 +163,8 @@ impl IndexBuilder {
     /// allocated (capacity, not length: that is what the allocator gave).
     fn cost(&self) -> u64 {
         let frags: usize = self.frags.iter().map(|v| v.capacity() * std::mem::size_of::<Fragment>()).sum();
-        self.moov_cost.saturating_add(frags as u64)
+        let tables: usize = self.tables.iter().flatten().map(SampleTable::weight).sum();
+        self.moov_cost.saturating_add(frags as u64).saturating_add(tables as u64)
     }
 
     /// Fails with [`Error::Limit`] once the index costs more than the limit.
@@ -202,7 +210,7 @@ impl IndexBuilder {
             };
             let avail = &self.window[rel..];
             let remaining = self.file_len - self.pos;
-            if self.pos == 0 && avail.len() >= 8 && !matches!(&avail[4..8], b"ftyp" | b"styp" | b"moov" | b"free" | b"skip" | b"sidx") {
+            if self.pos == 0 && avail.len() >= 8 && !matches!(&avail[4..8], b"ftyp" | b"styp" | b"moov" | b"free" | b"skip" | b"sidx" | b"wide" | b"mdat") {
                 return Err(Error::Unsupported(format!("not an MP4 file (starts with {:?})", sealcast_isobmff::FourCC([avail[4], avail[5], avail[6], avail[7]]))));
             }
             let h = match BoxHeader::parse(avail, remaining) {
@@ -257,8 +265,47 @@ impl IndexBuilder {
         }
         self.frags = vec![Vec::new(); self.tracks.len()];
         self.moov_cost = whole.len() as u64 * 2 + count_boxes(&tree) * std::mem::size_of::<RawBox<'static>>() as u64;
+        self.check_cost()?;
+        if tree.child(MVEX).is_none() {
+            // No movie fragments can follow: the moov describes every sample. Wherever it is
+            // (start or end of the file), nothing after it needs reading.
+            self.on_progressive(&tree, true)?;
+            self.done = true;
+        } else if has_moov_samples(&tree) {
+            // A fragmented file whose first samples are in the moov (ffmpeg's
+            // `frag_keyframe` without `empty_moov`): those from the sample tables, the rest
+            // from the fragments that follow.
+            self.on_progressive(&tree, false)?;
+        }
         self.moov = Some(tree);
-        self.check_cost()
+        Ok(())
+    }
+
+    /// Reads each track's sample table and cuts it into fragments. `all`: every track must
+    /// have samples there (a progressive file); else tracks without are left to fragments.
+    fn on_progressive(&mut self, moov: &RawBox<'static>, all: bool) -> Result<()> {
+        self.tables = vec![None; self.tracks.len()];
+        for (i, t) in self.tracks.iter().enumerate() {
+            let trak = moov
+                .children
+                .iter()
+                .flatten()
+                .filter(|b| b.typ == TRAK)
+                .find(|b| b.child(TKHD).is_some_and(|h| sealcast_isobmff::tkhd::Tkhd::decode_body(&mut sealcast_isobmff::Reader::new(&h.prefix, TKHD)).is_ok_and(|h| h.track_id == t.track_id)))
+                .ok_or_else(|| Error::Unsupported(format!("track {}: trak not found", t.track_id)))?;
+            if !all && !has_moov_samples(trak) {
+                continue;
+            }
+            let left = self.limits.max_bytes.saturating_sub(self.cost());
+            let (table, frags) = SampleTable::read(trak, t.track_id, t.timescale, self.file_len, left).map_err(|e| match e {
+                Error::Box { source, .. } => Error::Box { offset: self.pos, source },
+                e => e,
+            })?;
+            self.frags[i] = frags;
+            self.tables[i] = Some(table);
+            self.check_cost()?;
+        }
+        Ok(())
     }
 
     fn on_sidx(&mut self, whole: &Bytes, h: BoxHeader) -> Result<()> {
@@ -377,16 +424,32 @@ impl IndexBuilder {
             return Err(Error::Read("index finished before all reads were fed".into()));
         }
         let moov = self.moov.ok_or_else(|| Error::Unsupported("no moov box".into()))?;
+        let progressive = !self.tables.is_empty();
+        let moov = if progressive { strip_sample_tables(&moov) } else { moov };
+        let mut tables = self.tables.into_iter();
         let mut tracks = Vec::with_capacity(self.tracks.len());
         for (info, fragments) in self.tracks.into_iter().zip(self.frags) {
             if fragments.is_empty() {
                 return Err(Error::Unsupported(format!("track {} has no fragments (not a fragmented MP4?)", info.track_id)));
             }
             let init = Bytes::from(build_init(&moov, info.track_id)?);
-            tracks.push(TrackIndex { info, init, fragments });
+            tracks.push(TrackIndex { info, init, fragments, samples: tables.next().flatten() });
         }
         Ok(FileIndex { file_len: self.file_len, tracks, reads: self.reads })
     }
+}
+
+/// Whether a `moov` (or one `trak`) declares samples in a sample table: an `stbl` whose
+/// `stsz`/`stz2` count and `stco`/`co64` entry count are both non-zero (a fragmented file's
+/// are empty; one that only lies about its sample count, with no chunk to hold them, is a
+/// fragmented file with a bad empty table, which was never read and still is not).
+fn has_moov_samples(b: &RawBox<'_>) -> bool {
+    if b.typ == STBL {
+        // Full boxes: stsz and stz2 have their count at body bytes 8..12, stco and co64 at 4..8.
+        let count = |t: FourCC, at: usize| b.child(t).and_then(|c| c.prefix.get(at..at + 4)).is_some_and(|c| c != [0, 0, 0, 0]);
+        return (count(STSZ, 8) || count(STZ2, 8)) && (count(STCO, 4) || count(CO64, 4));
+    }
+    b.children.iter().flatten().any(has_moov_samples)
 }
 
 /// Boxes in a tree, the tree's own root included.

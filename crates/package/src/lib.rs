@@ -15,6 +15,7 @@ pub mod ism;
 pub mod lang;
 pub mod manifest;
 pub mod names;
+pub mod progressive;
 pub mod protect;
 pub mod protection;
 pub mod smooth;

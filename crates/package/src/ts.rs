@@ -65,6 +65,21 @@ pub fn samples<'a>(frags: &[SourceFragment], data: &'a Bytes, data_offset: u64, 
     Ok(out)
 }
 
+/// Samples with the track's edit list applied: MPEG-TS has no edit lists, so the first
+/// edit's media time (B-frame delay, AAC priming; 0 for fragmented sources without one) is
+/// taken off every timestamp, keeping audio and video in sync as the source presents them.
+/// The [`PTS_OFFSET_90K`] added by the muxer keeps the results positive.
+fn edited<'a>(mut v: Vec<Sample<'a>>, t: &AssetTrack) -> Vec<Sample<'a>> {
+    let m = t.track().info.media_time;
+    if m != 0 {
+        for s in &mut v {
+            s.dts = s.dts.saturating_sub(m);
+            s.pts = s.pts.saturating_sub(m);
+        }
+    }
+    v
+}
+
 /// One elementary stream of a TS segment.
 pub struct TsInput<'a> {
     /// Codec.
@@ -105,6 +120,8 @@ pub struct SegmentPlan {
     pub number: usize,
     /// Byte range of the segment in the track's file.
     pub bytes: std::ops::Range<u64>,
+    /// The reads that fetch it ([`AssetTrack::source_reads`]), inside `bytes`.
+    pub reads: Vec<std::ops::Range<u64>>,
     /// The muxed-in audio, if any.
     pub audio: Option<AudioPlan>,
 }
@@ -118,6 +135,8 @@ pub struct AudioPlan {
     pub fragments: std::ops::Range<usize>,
     /// Their byte range in its file.
     pub bytes: std::ops::Range<u64>,
+    /// The reads that fetch them, inside `bytes`.
+    pub reads: Vec<std::ops::Range<u64>>,
     /// Decode-time span `[from, to)` in the audio timescale whose samples belong here.
     pub from: u64,
     /// See `from`.
@@ -130,7 +149,7 @@ pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<Segmen
     let t = asset.tracks.get(track).filter(|t| carries(t))?;
     let seg = t.segments.get(number.checked_sub(1)?)?;
     let (start, end) = t.segment_range(number - 1)?;
-    let mut plan = SegmentPlan { track, number, bytes: start..end, audio: None };
+    let mut plan = SegmentPlan { track, number, bytes: start..end, reads: t.segment_reads(number - 1)?, audio: None };
     if t.kind() != TrackKind::Video {
         return Some(plan);
     }
@@ -143,7 +162,8 @@ pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<Segmen
     let from = if number == 1 { 0 } else { conv(seg.decode_time) };
     let to = if number == t.segments.len() { u64::MAX } else { conv(seg.decode_time + seg.duration) };
     if let Some((fragments, s, e)) = a.fragments_between(from, to) {
-        plan.audio = Some(AudioPlan { track: ai, fragments, bytes: s..e, from, to });
+        let reads = a.source_reads(fragments.clone())?;
+        plan.audio = Some(AudioPlan { track: ai, fragments, bytes: s..e, reads, from, to });
     }
     Some(plan)
 }
@@ -154,12 +174,12 @@ pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<Segmen
 pub fn build_segment(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Option<&Bytes>, sample_aes: Option<SampleAesParams>) -> std::result::Result<Vec<u8>, (String, Error)> {
     let t = &asset.tracks[plan.track];
     let frags = crate::fmp4::read_segment(t, plan.number - 1, main, plan.bytes.start).map_err(|e| (t.file.clone(), e))?;
-    let mut inputs = vec![TsInput { codec: codec(t), timescale: t.track().info.timescale, samples: samples(&frags, main, plan.bytes.start, 0, u64::MAX, t.dts_shift()).map_err(|e| (t.file.clone(), e))? }];
+    let mut inputs = vec![TsInput { codec: codec(t), timescale: t.track().info.timescale, samples: edited(samples(&frags, main, plan.bytes.start, 0, u64::MAX, t.dts_shift()).map_err(|e| (t.file.clone(), e))?, t) }];
     let af;
     if let (Some(ap), Some(data)) = (&plan.audio, audio) {
         let a = &asset.tracks[ap.track];
         af = crate::fmp4::read_fragments(a, ap.fragments.clone(), data, ap.bytes.start).map_err(|e| (a.file.clone(), e))?;
-        inputs.push(TsInput { codec: codec(a), timescale: a.track().info.timescale, samples: samples(&af, data, ap.bytes.start, ap.from, ap.to, 0).map_err(|e| (a.file.clone(), e))? });
+        inputs.push(TsInput { codec: codec(a), timescale: a.track().info.timescale, samples: edited(samples(&af, data, ap.bytes.start, ap.from, ap.to, 0).map_err(|e| (a.file.clone(), e))?, a) });
     }
     write_segment_with(&inputs, plan.number, sample_aes).map_err(|e| (t.file.clone(), e))
 }
@@ -172,6 +192,6 @@ pub fn build_iframe(asset: &Asset, track: usize, number: usize, main: &Bytes, da
     let t = asset.tracks.get(track).ok_or_else(|| (String::new(), Error::Read(format!("no track {track}"))))?;
     let at = |e| (t.file.clone(), e);
     let frags = crate::fmp4::read_iframe(t, number.checked_sub(1).ok_or_else(|| at(Error::Read("segment 0".into())))?, main, data_offset).map_err(at)?;
-    let input = TsInput { codec: codec(t), timescale: t.track().info.timescale, samples: samples(&frags, main, data_offset, 0, u64::MAX, t.dts_shift()).map_err(at)? };
+    let input = TsInput { codec: codec(t), timescale: t.track().info.timescale, samples: edited(samples(&frags, main, data_offset, 0, u64::MAX, t.dts_shift()).map_err(at)?, t) };
     write_segment_with(&[input], number, sample_aes).map_err(at)
 }

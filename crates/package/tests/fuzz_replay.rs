@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_protect};
+use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_progressive, fuzz_protect};
 use sealcast_package::index::index_bytes;
 use sealcast_package::{Asset, PackageOptions};
 
@@ -114,6 +114,11 @@ fn fuzz_dir() -> PathBuf {
 #[test]
 fn index_seeds_and_regressions_do_not_panic() {
     replay("index", fuzz_file);
+}
+
+#[test]
+fn progressive_seeds_and_regressions_do_not_panic() {
+    replay("progressive", fuzz_progressive);
 }
 
 #[test]
@@ -268,4 +273,58 @@ fn some_index_seeds_reach_the_segment_writer() {
         }
     }
     assert!(packaged >= 3, "only {packaged} index seeds package into two or more segments per track");
+}
+
+#[test]
+fn progressive_seeds_index_as_progressive() {
+    // The target's checks only run on files that index as progressive: the ffmpeg seeds must.
+    let mut progressive = 0;
+    for p in inputs("seeds", "progressive") {
+        let data = Bytes::from(std::fs::read(&p).unwrap());
+        if index_bytes(&data, 4096).is_ok_and(|i| i.tracks.iter().all(|t| t.samples.is_some())) {
+            progressive += 1;
+        }
+    }
+    assert!(progressive >= 5, "only {progressive} progressive seeds index as progressive");
+}
+
+/// A stable stand-in for a fuzz run of the progressive target: deterministic random byte
+/// mutations of the `moov` of each ffmpeg-made progressive seed (where the sample tables
+/// are), each run through `fuzz_progressive`, which asserts its invariants and must not
+/// panic. (`fuzz/run.sh progressive` is the real thing, on nightly.)
+#[test]
+fn progressive_moov_mutations_do_not_panic() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut runs = 0;
+    for p in inputs("seeds", "progressive").iter().filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("hostile_")) {
+        let data = std::fs::read(p).unwrap();
+        let moov = data.windows(4).position(|w| w == b"moov").expect("seed has a moov") - 4;
+        let len = u32::from_be_bytes(data[moov..moov + 4].try_into().unwrap()) as usize;
+        for _ in 0..1000 {
+            let mut m = data.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = moov + 8 + (next() as usize) % (len - 12);
+                if next() % 2 == 0 {
+                    m[at] = [next() as u8, 0xff, 0][(next() % 3) as usize];
+                } else {
+                    // Four bytes (counts, sizes, offsets are 32-bit fields) set to a boundary value.
+                    let v = [0u32, 1, 2, 0x7fff_ffff, 0xffff_ffff, data.len() as u32, next() as u32][(next() % 7) as usize];
+                    m[at..at + 4].copy_from_slice(&v.to_be_bytes());
+                }
+            }
+            if std::panic::catch_unwind(|| fuzz_progressive(&m)).is_err() {
+                let out = std::env::temp_dir().join(format!("progressive-crash-{runs}.mp4"));
+                std::fs::write(&out, &m).unwrap();
+                panic!("{}: a mutation panicked; input saved to {}", p.display(), out.display());
+            }
+            runs += 1;
+        }
+    }
+    assert!(runs >= 4000, "{runs} runs");
 }

@@ -48,6 +48,9 @@ pub struct Asset {
     /// Carry a playlist's `token` query parameter into its key URIs.
     #[serde(default)]
     pub carry_token: bool,
+    /// Track files downloadable (`/{path}/{file}.mp4`; AMS's ProgressiveDownload protocol).
+    #[serde(default)]
+    pub progressive_download: bool,
     /// Whether the keys came from a CPIX document (read-only).
     #[serde(default, skip_deserializing)]
     pub cpix: bool,
@@ -222,6 +225,7 @@ fn shown(a: &AssetDoc) -> Asset {
         keys: a.keys.iter().map(|k| Key { kid: k.kid.clone(), key: None, kind: Some(kind(k.kind).into()), authorization: k.authorization.clone() }).collect(),
         authorization: a.authorization.clone(),
         carry_token: a.carry_token,
+        progressive_download: a.progressive_download,
         cpix: a.cpix_wrapped.is_some(),
         storage_encrypted: a.storage.is_some(),
     }
@@ -286,6 +290,7 @@ pub(super) async fn handle(admin: &Admin, method: &Method, path: &str, body: &[u
             a.license = LicenseUrls { widevine: b.license.widevine, playready: b.license.playready, clearkey: b.license.clearkey, fairplay: b.license.fairplay, key_delivery: b.license.key_delivery };
             a.authorization = b.authorization;
             a.carry_token = b.carry_token;
+            a.progressive_download = b.progressive_download;
             let mut omitted = false;
             for k in b.keys {
                 let kind = match kind(&k.kind) {

@@ -117,6 +117,7 @@ pub async fn read(tx: &mut AnyConnection, sealer: &Sealer) -> anyhow::Result<Cat
             // No delivery policy: every protocol streams clear (AMS's rule).
             let c = Some(Delivery::NoDynamicEncryption);
             (d.dash, d.hls, d.smooth) = (c, c, c);
+            d.progressive_download = true;
         }
         for p in linked {
             let flags = p.get("AssetDeliveryProtocol").and_then(Value::as_i64).unwrap_or(0);
@@ -127,6 +128,10 @@ pub async fn read(tx: &mut AnyConnection, sealer: &Sealer) -> anyhow::Result<Cat
                 Some(5) => Some(Delivery::DynamicCommonEncryptionCbcs),
                 _ => None, // Blocked
             };
+            if flags & 0x10 != 0 {
+                // ProgressiveDownload: allowed unless the policy blocks it.
+                d.progressive_download = delivery.is_some();
+            }
             for (flag, slot) in [(0x2, &mut d.dash), (0x4, &mut d.hls), (0x1, &mut d.smooth)] {
                 if flags & flag != 0 {
                     *slot = delivery;
@@ -140,6 +145,7 @@ pub async fn read(tx: &mut AnyConnection, sealer: &Sealer) -> anyhow::Result<Cat
         if let Err(e) = Snapshot::build(&[(format!("v2 asset {aid}"), &check, &opener as &dyn Resolve)]) {
             tracing::warn!(asset = %aid, path = %path, error = %format!("{e:#}"), "v2 asset served blocked: its keys and policies do not make a valid delivery policy");
             (d.dash, d.hls, d.smooth) = (None, None, None);
+            d.progressive_download = false;
             d.keys.clear();
         }
         doc.assets.push(d);

@@ -718,6 +718,7 @@ fn delivery_of(t: i64) -> Option<Delivery> {
 const SMOOTH: i64 = 0x1;
 const DASH: i64 = 0x2;
 const HLS: i64 = 0x4;
+const PROGRESSIVE_DOWNLOAD: i64 = 0x10;
 
 fn parse_nb_kid(id: &str) -> anyhow::Result<Kid> {
     let raw = id.strip_prefix("nb:kid:UUID:").unwrap_or(id);
@@ -795,6 +796,10 @@ async fn write_asset(tx: &mut AnyConnection, a: &AssetDoc) -> anyhow::Result<Str
             *by_type.entry(policy_type(d)).or_default() |= flag;
         }
     }
+    if a.progressive_download {
+        // Downloads are never encrypted on the way out: the flag rides on a clear policy row.
+        *by_type.entry(policy_type(Delivery::NoDynamicEncryption)).or_default() |= PROGRESSIVE_DOWNLOAD;
+    }
     for (t, protocols) in by_type {
         sqlx::query("INSERT INTO delivery_policies (id, asset_id, protocols, policy_type, configuration) VALUES ($1, $2, $3, $4, $5)").bind(new_id("nb:adpid:UUID:")).bind(&id).bind(protocols).bind(t).bind(&license).execute(&mut *tx).await?;
     }
@@ -846,9 +851,11 @@ async fn read_doc(tx: &mut AnyConnection) -> anyhow::Result<CatalogDoc> {
             storage: None,
             authorization: r.try_get(4)?,
             carry_token: r.try_get::<i64, _>(3)? != 0,
+            progressive_download: false,
         };
         for (protocols, t, config) in policies.remove(&id).unwrap_or_default() {
             let d = delivery_of(t).with_context(|| format!("asset '{path}': delivery policy type {t} is not served"))?;
+            a.progressive_download |= protocols & PROGRESSIVE_DOWNLOAD != 0;
             for (flag, slot) in [(DASH, &mut a.dash), (HLS, &mut a.hls), (SMOOTH, &mut a.smooth)] {
                 if protocols & flag != 0 {
                     if slot.is_some() {

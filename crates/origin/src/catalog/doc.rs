@@ -94,6 +94,9 @@ pub struct AssetDoc {
     pub authorization: Option<String>,
     #[serde(default, skip_serializing_if = "is_false")]
     pub carry_token: bool,
+    /// Azure Media Services' `ProgressiveDownload` protocol: track files downloadable.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub progressive_download: bool,
 }
 
 impl AssetDoc {
@@ -112,6 +115,7 @@ impl AssetDoc {
             storage: None,
             authorization: None,
             carry_token: false,
+            progressive_download: false,
         }
     }
 }
@@ -504,6 +508,7 @@ fn validate(a: &AssetDoc, resolve: &dyn Resolve, auth: &HashMap<String, Arc<Auth
         storage,
         carry_token: a.carry_token,
         cpix: cpix_doc,
+        progressive_download: a.progressive_download,
     };
     Ok((policy, key_auth))
 }

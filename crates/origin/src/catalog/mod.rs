@@ -51,6 +51,11 @@ pub struct AssetPolicy {
     /// encrypts which track, and its DRM system signalling (vendor `pssh` boxes) is used as
     /// given.
     pub cpix: Option<Arc<sealcast_drm::cpix::CpixDocument>>,
+    /// The asset's track files may be downloaded whole (`GET /{asset}/{file}.mp4`, ranged),
+    /// clear, decrypted from storage encryption on the way out: Azure Media Services'
+    /// `ProgressiveDownload` delivery protocol. Off: an asset with a policy refuses
+    /// downloads (403), so protected content never leaves as a file by default.
+    pub progressive_download: bool,
 }
 
 /// A content key with the policy that says who may receive it. Keys without a policy are

@@ -9,6 +9,7 @@
 //! 5. [`Ctx::answer`] turns the reply into the HTTP response (ETag, `Range`, `HEAD`,
 //!    conditionals, caching).
 
+pub mod download;
 pub mod manifest;
 pub mod smooth;
 pub mod track;
@@ -44,6 +45,8 @@ pub struct Ctx<'a> {
 
 /// What a handler produced.
 pub enum Reply {
+    /// A response made whole by its handler (a progressive download streams from storage).
+    Response(Response),
     /// A segment-like body (init, media segment, fragment): long cache lifetime, ETag from the
     /// source identity and the request path.
     Media {
@@ -91,6 +94,7 @@ impl Ctx<'_> {
     /// The HTTP response of `reply`.
     pub fn answer(&self, reply: Reply) -> Response {
         let rep = match reply {
+            Reply::Response(r) => return r,
             Reply::Media { parts, content_type, identity, modified } => {
                 Representation { parts, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
             }
@@ -127,6 +131,7 @@ pub async fn asset(ctx: &Ctx<'_>, r: &AssetRoute) -> Result<Reply, ApiError> {
         Resource::IFramePlaylist { track, container, .. } => track::iframe_playlist(ctx, &loaded, track, *container, served),
         Resource::IFrameSegment { track, n, container, .. } => track::iframe_segment(ctx, &loaded, track, *n, *container, served).await,
         Resource::SmoothFragment { stream, bitrate, time } => smooth::fragment(ctx, &loaded, stream, *bitrate, *time, served).await,
+        Resource::Download { file } => download::file(ctx, &loaded, file).await,
         // Refused by `decide`; never served.
         Resource::AmsEncryptedFragment(e) => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),
     }

@@ -169,7 +169,8 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
         return Ok(r);
     }
     let (start, end) = track.segment_range(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
-    let data = ctx.st.assets.read_source(loaded, &track.file, start..end).await?;
+    let reads = track.segment_reads(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
+    let data = ctx.st.assets.read_segment_source(loaded, &track.file, start..end, &reads).await?;
     let frags = fmp4::read_segment(track, n - 1, &data, start).map_err(|e| content(loaded, &track.file, e))?;
     let parts = match tc {
         None => fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.parts,
@@ -232,11 +233,11 @@ async fn ts_segment(
         return Ok(None);
     }
     let assets = &ctx.st.assets;
-    let main = assets.read_source(loaded, &track.file, plan.bytes.clone());
+    let main = assets.read_segment_source(loaded, &track.file, plan.bytes.clone(), &plan.reads);
     let (main, audio) = match &plan.audio {
         Some(ap) => {
             let a = &asset.tracks[ap.track];
-            let (m, au) = tokio::join!(main, assets.read_source(loaded, &a.file, ap.bytes.clone()));
+            let (m, au) = tokio::join!(main, assets.read_segment_source(loaded, &a.file, ap.bytes.clone(), &ap.reads));
             (m?, Some(au?))
         }
         None => (main.await?, None),

@@ -84,10 +84,12 @@ pub struct SmoothStream<'a> {
 
 /// The delay (track timescale) added to `track`'s decode times so every track of `asset`
 /// presents in sync once composition offsets are raised to fit `trun` version 0: the largest
-/// `dts_shift / timescale` of the asset, rounded up in this track's timescale, minus this
-/// track's own shift.
+/// `(dts_shift + edit media_time) / timescale` of the asset, rounded up in this track's
+/// timescale, minus this track's own.
 pub fn delay(asset: &Asset, track: &AssetTrack) -> u64 {
-    let frac = |t: &AssetTrack| (t.dts_shift() as u128, t.track().info.timescale.max(1) as u128);
+    // A track's edit list (media_time: B-frame delay, AAC priming) moves its presentation
+    // earlier by that much; Smooth has no edit lists, so it counts like a shift.
+    let frac = |t: &AssetTrack| (t.dts_shift() as u128 + t.track().info.media_time.max(0) as u128, t.track().info.timescale.max(1) as u128);
     let (ms, mt) = asset.tracks.iter().map(frac).fold((0u128, 1u128), |(a, b), (c, d)| if c * b > a * d { (c, d) } else { (a, b) });
     let (own, ts) = frac(track);
     let want = (ms * ts).div_ceil(mt);
