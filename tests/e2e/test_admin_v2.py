@@ -389,6 +389,16 @@ def test_sequence_a_storage_encrypted_asset_envelope_and_cenc(origin, tmp_path):
     video = next(x for x in reps if x.content_type == "video" and "180" in x.init_url)
     f = concat_representation(video, tmp / "v180.mp4")
     compare_samples(decrypted_framemd5(f, cenc_key.hex()), source_hashes("demo", "video_180p"), "v2 asset, DASH cenc via ffmpeg")
+    # Chromium plays both: shaka the cenc DASH through EME ClearKey with the uploaded key,
+    # hls.js the AES-128 HLS fetching its key from the origin.
+    from oracle import require_browser, run_cenc_player
+    require_browser()
+    results, stderr = run_cenc_player([
+        {"id": "dash-cenc", "engine": "shaka", "url": mpd_url, "keys": {cenc_kid.hex: cenc_key.hex()}},
+        {"id": "hls-aes", "engine": "hlsjs", "url": base + "demo.ism/manifest(format=m3u8-aapl)"},
+    ], tmp / "jobs.json", timeout=40)
+    for job in ("dash-cenc", "hls-aes"):
+        assert results.get(job, {}).get("ok"), f"{job} did not play: {results.get(job)}\n{stderr[-1500:]}"
     # Smooth: no policy covers it, so it is blocked.
     assert fetch(base + "demo.ism/manifest").status == 403
     # The envelope key is what the key service hands out.

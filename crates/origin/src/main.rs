@@ -339,18 +339,13 @@ fn catalog_cmd(cmd: CatalogCmd) -> anyhow::Result<()> {
             rt.block_on(async {
                 let db = open_database(&cfg).await?;
                 let started = std::time::Instant::now();
-                let mut total = catalog::db::ImportReport::default();
                 // Every file is one document (its relative CPIX and PEM paths resolve beside
-                // it); the whole import is one transaction per file, validated against the
-                // catalog it leaves.
-                for f in &files {
-                    let doc = catalog::toml_store::read_doc(f)?;
-                    let dir = f.parent().unwrap_or(std::path::Path::new("."));
-                    let r = db.import(&doc, &catalog::toml_store::FilesBeside(dir), &cli_actor()).await.with_context(|| format!("importing {}", f.display()))?;
-                    total.created.extend(r.created);
-                    total.updated.extend(r.updated);
-                    total.unchanged += r.unchanged;
-                }
+                // it); the whole import is one transaction, validated against the catalog it
+                // leaves.
+                let docs: Vec<catalog::CatalogDoc> = files.iter().map(|f| catalog::toml_store::read_doc(f)).collect::<anyhow::Result<_>>()?;
+                let beside: Vec<catalog::toml_store::FilesBeside> = files.iter().map(|f| catalog::toml_store::FilesBeside(f.parent().unwrap_or(std::path::Path::new(".")))).collect();
+                let pairs: Vec<(&catalog::CatalogDoc, &dyn catalog::doc::Resolve)> = docs.iter().zip(&beside).map(|(d, b)| (d, b as &dyn catalog::doc::Resolve)).collect();
+                let total = db.import_many(&pairs, &cli_actor()).await.with_context(|| format!("importing {}", source.display()))?;
                 println!("{total}");
                 let n = total.created.len() + total.updated.len() + total.unchanged;
                 eprintln!("import: {n} entries from {} file(s) in {:.3} s", files.len(), started.elapsed().as_secs_f64());

@@ -142,7 +142,7 @@ async fn storage_encrypted_files_download_decrypted_only_with_the_flag() {
     std::fs::create_dir_all(&store_root).unwrap();
     let catalog = root.join("catalog.toml");
     let src = sealcast_testkit::fixtures_dir().join(ASSET).join(FILE);
-    let args = IngestArgs { files: vec![src.clone()], asset: "vod/prog".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() };
+    let args = IngestArgs { files: vec![src.clone()], asset: "vod/prog".into(), encrypt: true, catalog: Some(sealcast_origin::ingest::RecordIn::Toml(catalog.clone())), publish: Publish::clear() };
     ingest::run(&Store::local(&store_root).unwrap(), &args).await.unwrap();
     let clear = std::fs::read(&src).unwrap();
     assert_ne!(std::fs::read(store_root.join("vod/prog").join(FILE)).unwrap(), clear, "stored encrypted");

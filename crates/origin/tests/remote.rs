@@ -99,7 +99,7 @@ async fn progressive_moov_at_end_over_s3_in_few_requests() {
     let fx = sealcast_testkit::fixtures_dir();
     let catalog = dir.join("catalog.toml");
     let files = vec![fx.join("progressive/tail/movie.mp4")];
-    ingest::run(&store, &IngestArgs { files, asset: "vod/prog".into(), encrypt: true, catalog: Some(catalog.clone()), publish: Publish::clear() }).await.unwrap();
+    ingest::run(&store, &IngestArgs { files, asset: "vod/prog".into(), encrypt: true, catalog: Some(sealcast_origin::ingest::RecordIn::Toml(catalog.clone())), publish: Publish::clear() }).await.unwrap();
     let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
     assert_eq!(apply_storage_encryption(&cat, &store).unwrap(), 1);
     let mut cfg = Config { root: dir.join("local"), index_read_ahead: 4096, ..Config::default() };

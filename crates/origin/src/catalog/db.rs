@@ -160,7 +160,8 @@ impl Database {
             let file = path.split('?').next().unwrap_or(path);
             if file != ":memory:" {
                 if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).with_context(|| format!("creating the catalog database's folder {}", dir.display()))?;
+                    // Private: the files hold only sealed secrets, but nobody else needs them.
+                    super::kek::private_dir(dir).context("the catalog database's folder")?;
                 }
             }
             let u = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
@@ -310,94 +311,107 @@ impl Database {
     /// entries equal to what is stored are left untouched. `resolve` reads the files the
     /// incoming document names (CPIX, PEM).
     pub async fn import(&self, incoming: &CatalogDoc, resolve: &dyn Resolve, actor: &Actor) -> anyhow::Result<ImportReport> {
+        self.import_many(&[(incoming, resolve)], actor).await
+    }
+
+    /// [`import`](Self::import) of several documents (a folder of catalog files) in one
+    /// transaction: all of them or none.
+    pub async fn import_many(&self, docs: &[(&CatalogDoc, &dyn Resolve)], actor: &Actor) -> anyhow::Result<ImportReport> {
         self.follow_dek().await?;
         let sealer = self.sealer();
         // Secrets of an export `--with-keys` open with the DEK it carries.
-        let foreign = match &incoming.sealed_by {
-            Some(s) => Some(Sealer::open(&self.kek, &WrappedDek { kind: s.kind.clone(), reference: s.reference.clone(), wrapped: s.wrapped_dek.clone() }, &self.client).await.context("opening the keys of the imported document")?),
-            None => None,
-        };
-        let incoming_opener = Incoming { files: resolve, sealer: foreign.as_ref() };
+        let mut foreign = Vec::new();
+        for (incoming, _) in docs {
+            foreign.push(match &incoming.sealed_by {
+                Some(s) => Some(Sealer::open(&self.kek, &WrappedDek { kind: s.kind.clone(), reference: s.reference.clone(), wrapped: s.wrapped_dek.clone() }, &self.client).await.context("opening the keys of the imported document")?),
+                None => None,
+            });
+        }
         let mut tx = self.pool.begin().await?;
         // Lock first: concurrent writers serialise on the version row.
         sqlx::query("UPDATE catalog_state SET version = version + 1 WHERE id = 1").execute(&mut *tx).await?;
-        let current = read_doc(&mut tx).await?;
         let ours = Opener(sealer.clone());
         let mut report = ImportReport::default();
-        let mut merged = current.clone();
+        let mut merged = read_doc(&mut tx).await?;
         let mut audit: Vec<(String, String, String, String)> = Vec::new();
+        for ((incoming, resolve), foreign) in docs.iter().zip(&foreign) {
+            let resolve: &dyn Resolve = *resolve;
+            let incoming_opener = Incoming { files: resolve, sealer: foreign.as_ref() };
+            // What earlier documents of this import wrote counts as stored.
+            let current = merged.clone();
 
-        // Authorization policies: clear (files inlined) or sealed, compared by content.
-        let mut incoming_auth: BTreeMap<String, AuthorizationPolicyConfig> = BTreeMap::new();
-        for (name, cfg) in &incoming.authorization {
-            let mut cfg = cfg.clone();
-            cfg.inline_files(|p| resolve.file(p)).map_err(|e| anyhow::anyhow!("authorization '{name}': {e}"))?;
-            incoming_auth.insert(name.clone(), cfg);
-        }
-        for (name, sealed) in &incoming.authorization_wrapped {
-            let json = incoming_opener.unwrap(sealed, &identity::authorization(name)).with_context(|| format!("authorization '{name}'"))?;
-            incoming_auth.insert(name.clone(), serde_json::from_slice(&json).map_err(|_| anyhow::anyhow!("authorization '{name}': not a policy"))?);
-        }
-        for (name, cfg) in incoming_auth {
-            let json = Zeroizing::new(serde_json::to_vec(&cfg)?);
-            let existing = match current.authorization_wrapped.get(&name) {
-                Some(s) => Some(ours.unwrap(s, &identity::authorization(&name))?),
-                None => None,
-            };
-            match existing {
-                Some(e) if *e == *json => report.unchanged += 1,
-                e => {
-                    let sealed = sealer.seal(&json, &identity::authorization(&name));
-                    let id = auth_id(&mut tx, &name).await?.unwrap_or_else(|| new_id("nb:ckpid:UUID:"));
-                    sqlx::query("DELETE FROM authorization_policies WHERE name = $1").bind(&name).execute(&mut *tx).await?;
-                    sqlx::query("INSERT INTO authorization_policies (id, name, options_sealed, updated_at) VALUES ($1, $2, $3, $4)").bind(&id).bind(&name).bind(&sealed).bind(now_secs()).execute(&mut *tx).await?;
-                    merged.authorization_wrapped.insert(name.clone(), sealed);
-                    let verb = if e.is_some() { "updated" } else { "created" };
-                    audit.push((verb.into(), "authorization_policy".into(), id, format!("name={name}")));
-                    if e.is_some() { report.updated.push(("authorization".into(), name)) } else { report.created.push(("authorization".into(), name)) }
+            // Authorization policies: clear (files inlined) or sealed, compared by content.
+            let mut incoming_auth: BTreeMap<String, AuthorizationPolicyConfig> = BTreeMap::new();
+            for (name, cfg) in &incoming.authorization {
+                let mut cfg = cfg.clone();
+                cfg.inline_files(|p| resolve.file(p)).map_err(|e| anyhow::anyhow!("authorization '{name}': {e}"))?;
+                incoming_auth.insert(name.clone(), cfg);
+            }
+            for (name, sealed) in &incoming.authorization_wrapped {
+                let json = incoming_opener.unwrap(sealed, &identity::authorization(name)).with_context(|| format!("authorization '{name}'"))?;
+                incoming_auth.insert(name.clone(), serde_json::from_slice(&json).map_err(|_| anyhow::anyhow!("authorization '{name}': not a policy"))?);
+            }
+            for (name, cfg) in incoming_auth {
+                let json = Zeroizing::new(serde_json::to_vec(&cfg)?);
+                let existing = match current.authorization_wrapped.get(&name) {
+                    Some(s) => Some(ours.unwrap(s, &identity::authorization(&name))?),
+                    None => None,
+                };
+                match existing {
+                    Some(e) if *e == *json => report.unchanged += 1,
+                    e => {
+                        let sealed = sealer.seal(&json, &identity::authorization(&name));
+                        let id = auth_id(&mut tx, &name).await?.unwrap_or_else(|| new_id("nb:ckpid:UUID:"));
+                        sqlx::query("DELETE FROM authorization_policies WHERE name = $1").bind(&name).execute(&mut *tx).await?;
+                        sqlx::query("INSERT INTO authorization_policies (id, name, options_sealed, updated_at) VALUES ($1, $2, $3, $4)").bind(&id).bind(&name).bind(&sealed).bind(now_secs()).execute(&mut *tx).await?;
+                        merged.authorization_wrapped.insert(name.clone(), sealed);
+                        let verb = if e.is_some() { "updated" } else { "created" };
+                        audit.push((verb.into(), "authorization_policy".into(), id, format!("name={name}")));
+                        if e.is_some() { report.updated.push(("authorization".into(), name)) } else { report.created.push(("authorization".into(), name)) }
+                    }
                 }
             }
-        }
 
-        // Assets: the incoming entry, its secrets opened (or taken from the stored entry when
-        // an export without keys left them out), compared with the stored one opened.
-        for a in &incoming.assets {
-            let key = a.path.to_ascii_lowercase();
-            let stored = current.assets.iter().find(|c| c.path.to_ascii_lowercase() == key);
-            let new = open_asset(a, &incoming_opener, stored, &ours, incoming.keys_omitted).with_context(|| format!("asset '{}'", a.path))?;
-            let old = stored.map(|s| open_asset(s, &ours, None, &ours, false)).transpose()?;
-            if old.as_ref() == Some(&new) {
-                report.unchanged += 1;
-                continue;
+            // Assets: the incoming entry, its secrets opened (or taken from the stored entry when
+            // an export without keys left them out), compared with the stored one opened.
+            for a in &incoming.assets {
+                let key = a.path.to_ascii_lowercase();
+                let stored = current.assets.iter().find(|c| c.path.to_ascii_lowercase() == key);
+                let new = open_asset(a, &incoming_opener, stored, &ours, incoming.keys_omitted).with_context(|| format!("asset '{}'", a.path))?;
+                let old = stored.map(|s| open_asset(s, &ours, None, &ours, false)).transpose()?;
+                if old.as_ref() == Some(&new) {
+                    report.unchanged += 1;
+                    continue;
+                }
+                let sealed = seal_asset(&new, &sealer);
+                let asset_id = write_asset(&mut tx, &sealed).await?;
+                let verb = if old.is_some() { "updated" } else { "created" };
+                audit.push((verb.into(), "asset".into(), asset_id, format!("path={}", a.path)));
+                if old.is_some() { report.updated.push(("asset".into(), a.path.clone())) } else { report.created.push(("asset".into(), a.path.clone())) }
+                match merged.assets.iter_mut().find(|c| c.path.to_ascii_lowercase() == key) {
+                    Some(slot) => *slot = sealed,
+                    None => merged.assets.push(sealed),
+                }
             }
-            let sealed = seal_asset(&new, &sealer);
-            let asset_id = write_asset(&mut tx, &sealed).await?;
-            let verb = if old.is_some() { "updated" } else { "created" };
-            audit.push((verb.into(), "asset".into(), asset_id, format!("path={}", a.path)));
-            if old.is_some() { report.updated.push(("asset".into(), a.path.clone())) } else { report.created.push(("asset".into(), a.path.clone())) }
-            match merged.assets.iter_mut().find(|c| c.path.to_ascii_lowercase() == key) {
-                Some(slot) => *slot = sealed,
-                None => merged.assets.push(sealed),
-            }
-        }
 
-        for l in &incoming.locators {
-            let old = current.locators.iter().find(|c| c.id == l.id);
-            let normalized = normalize_locator(l)?;
-            if old == Some(&normalized) {
-                report.unchanged += 1;
-                continue;
+            for l in &incoming.locators {
+                let old = current.locators.iter().find(|c| c.id == l.id);
+                let normalized = normalize_locator(l)?;
+                if old == Some(&normalized) {
+                    report.unchanged += 1;
+                    continue;
+                }
+                write_locator(&mut tx, &normalized).await?;
+                let verb = if old.is_some() { "updated" } else { "created" };
+                audit.push((verb.into(), "locator".into(), normalized.id.clone(), format!("asset={} start={} expiry={}", normalized.asset, normalized.start.as_deref().unwrap_or("-"), normalized.expiry.as_deref().unwrap_or("-"))));
+                if old.is_some() { report.updated.push(("locator".into(), l.id.clone())) } else { report.created.push(("locator".into(), l.id.clone())) }
+                match merged.locators.iter_mut().find(|c| c.id == l.id) {
+                    Some(slot) => *slot = normalized,
+                    None => merged.locators.push(normalized),
+                }
             }
-            write_locator(&mut tx, &normalized).await?;
-            let verb = if old.is_some() { "updated" } else { "created" };
-            audit.push((verb.into(), "locator".into(), normalized.id.clone(), format!("asset={} start={} expiry={}", normalized.asset, normalized.start.as_deref().unwrap_or("-"), normalized.expiry.as_deref().unwrap_or("-"))));
-            if old.is_some() { report.updated.push(("locator".into(), l.id.clone())) } else { report.created.push(("locator".into(), l.id.clone())) }
-            match merged.locators.iter_mut().find(|c| c.id == l.id) {
-                Some(slot) => *slot = normalized,
-                None => merged.locators.push(normalized),
-            }
-        }
 
+        }
         // The catalog this would leave must validate as a whole before it is committed.
         Snapshot::build(&[(self.shown_url(), &merged, &ours as &dyn Resolve)]).context("the catalog after this import does not validate; nothing was changed")?;
         if audit.is_empty() {

@@ -212,7 +212,7 @@ pub fn init_local_kek(p: &Path) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    private_dir(dir)?;
     let mut key = Zeroizing::new([0u8; 32]);
     aws_lc_rs::rand::fill(key.as_mut()).map_err(|_| anyhow::anyhow!("no randomness"))?;
     let text = Zeroizing::new(format!("{}\n", sealcast_cenc::kid::hex(key.as_ref())));
@@ -233,6 +233,18 @@ pub fn init_local_kek(p: &Path) -> anyhow::Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(e).with_context(|| format!("writing key-encryption key {}", p.display())),
     }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only, when it does not exist.
+pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).with_context(|| format!("creating {}", dir.display()))
 }
 
 #[cfg(unix)]
