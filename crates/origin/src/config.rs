@@ -48,6 +48,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// What one asset's files may cost in memory and work, whatever they declare.
     pub content_limits: ContentLimits,
+    /// Access control (`[access]`): the default policy of assets the catalog gives none, the
+    /// CDN-only origin header, where the viewer's address comes from.
+    pub access: crate::access::AccessConfig,
 }
 
 /// `[content_limits]`: bounds on the memory and work one asset may cost, so a hostile or
@@ -536,6 +539,7 @@ impl Default for Config {
             storage: StorageTiming::default(),
             limits: LimitsConfig::default(),
             content_limits: ContentLimits::default(),
+            access: Default::default(),
         }
     }
 }
@@ -600,6 +604,7 @@ impl Config {
         self.content_limits.validate(self.segment_duration_ms)?;
         self.storage.timing()?;
         self.limits.limits()?;
+        crate::access::Access::new(&self.access, |p| std::fs::read_to_string(p))?;
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.store {
             s.spec()?;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub(crate) allow_clear: bool,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Access control: the CDN-only gate, the default policy, verified signatures.
+    pub access: crate::access::Access,
     clock: Clock,
 }
 
@@ -102,6 +104,11 @@ impl AppState {
             toml_catalog: toml,
             allow_clear: cfg.allow_clear_without_policy,
             metrics: Default::default(),
+            // Validated at start-up; should it fail here anyway, every asset is refused.
+            access: crate::access::Access::new(&cfg.access, |p| std::fs::read_to_string(p)).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "access configuration unusable: refusing every asset request");
+                crate::access::Access::deny_all()
+            }),
             clock: Arc::new(SystemTime::now),
         })
     }
@@ -177,6 +184,10 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 async fn handle_inner(st: &AppState, req: Request) -> Response {
+    // The CDN-only gate comes before anything else (health probes excepted).
+    if let Err(r) = st.access.gate(req.uri().path(), req.headers()) {
+        return access_refused(st, req.uri().path(), r);
+    }
     let route = match route::parse(req.method(), req.uri().path(), &st.locators) {
         Ok(r) => r,
         Err(RouteError::MethodNotAllowed) => {
@@ -199,14 +210,31 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
         }
         Route::Key(kid) => crate::keys::key_route(st, req.headers(), req.uri().query(), &kid),
         Route::Metrics => {
-            let mut r = (StatusCode::OK, st.metrics.render()).into_response();
+            let mut text = st.metrics.render();
+            text.push_str("# HELP sealcast_access_signatures_verified_total Signed URL signatures verified with a public-key operation (each is then cached).\n# TYPE sealcast_access_signatures_verified_total counter\n");
+            text.push_str(&format!("sealcast_access_signatures_verified_total {}\n", st.access.signatures_verified()));
+            let mut r = (StatusCode::OK, text).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
         }
         Route::Health => (StatusCode::OK, "ok\n").into_response(),
         Route::Asset(a) => {
-            let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query() };
+            // Access control: the one check of every asset URL, from the typed route, before
+            // the delivery decision and any storage read.
+            let policy = st.access.policy_or_default(st.catalog.access(&a.asset));
+            let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
+            let presented = crate::access::Presented { method: req.method(), uri: req.uri(), headers: req.headers(), peer };
+            let carry = match st.access.check(&policy, &presented, st.now_unix()) {
+                Ok(c) => {
+                    if policy.is_signed() {
+                        st.metrics.access_granted();
+                    }
+                    c
+                }
+                Err(r) => return access_refused(st, req.uri().path(), r),
+            };
+            let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query(), carry };
             let mut res = handlers::asset(&ctx, &a).await;
             if matches!(res, Err(ApiError::SourceChanged(_))) {
                 // A source file was replaced after it was indexed; its asset is gone from the
@@ -219,6 +247,18 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
             }
         }
     }
+}
+
+/// The answer to a request access control refused: 403, the fixed reason, never stored.
+/// Neither the log line nor the body shows the credential (only the path and the reason).
+fn access_refused(st: &AppState, path: &str, r: crate::access::Refused) -> Response {
+    st.metrics.access_refused(r.0);
+    tracing::debug!(path = %path, reason = r.0, "access refused");
+    let mut res = (StatusCode::FORBIDDEN, format!("forbidden: {}\n", r.0)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 /// The CORS preflight answer (Range, conditional and Authorization headers make requests

@@ -96,6 +96,12 @@ pub trait Catalog: Send + Sync {
     fn key(&self, _kid: Kid) -> Option<KeyGrant> {
         None
     }
+
+    /// The access policy of the asset at `path`: its own, else the one of the longest path
+    /// prefix that has one; `None`: the server's default applies.
+    fn access(&self, _path: &str) -> Option<Arc<crate::access::AccessPolicy>> {
+        None
+    }
 }
 
 /// A catalog with no policies: every asset is clear (the embedded default).

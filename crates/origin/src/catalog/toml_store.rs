@@ -10,6 +10,8 @@ use serde::Deserialize;
 use sealcast_drm::auth::{AuthorizationPolicy, AuthorizationPolicyConfig};
 use sealcast_drm::{ContentKey, Kid, KeyKind};
 
+use crate::access::{AccessPolicy, AccessPolicyConfig};
+
 use super::{AssetPolicy, Catalog, Delivery, KeyGrant, LicenseUrls, StorageEncryption};
 
 /// The TOML catalog (a file, or every `*.toml` in a folder).
@@ -24,6 +26,10 @@ struct Snapshot {
     /// By lowercased path: (the path as written, its policy).
     assets: HashMap<String, (String, Arc<AssetPolicy>)>,
     keys: HashMap<Kid, KeyGrant>,
+    /// Access policies by lowercased asset path.
+    access: HashMap<String, Arc<AccessPolicy>>,
+    /// Access policies by lowercased path prefix, longest first.
+    access_rules: Vec<(String, Arc<AccessPolicy>)>,
 }
 
 #[derive(Deserialize)]
@@ -34,6 +40,21 @@ struct FileToml {
     /// Named authorization policies of this file's keys.
     #[serde(default)]
     authorization: HashMap<String, AuthorizationPolicyConfig>,
+    /// Named access policies of this file's assets and rules.
+    #[serde(default)]
+    access: HashMap<String, AccessPolicyConfig>,
+    /// Access policies of every asset under a path prefix (`[[access_rule]]`).
+    #[serde(default, rename = "access_rule")]
+    access_rules: Vec<AccessRuleToml>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessRuleToml {
+    /// A folder path; the rule covers it and everything under it.
+    prefix: String,
+    /// A name from this file's `[access.*]`.
+    access: String,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +80,9 @@ struct AssetToml {
     authorization: Option<String>,
     #[serde(default)]
     carry_token: bool,
+    /// Access policy (a name from this file's `[access.*]`); else the longest
+    /// `[[access_rule]]` prefix covering the path, else the server's default.
+    access: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,6 +195,15 @@ impl Catalog for TomlCatalog {
     fn key(&self, kid: Kid) -> Option<KeyGrant> {
         self.current.read().unwrap_or_else(|e| e.into_inner()).keys.get(&kid).cloned()
     }
+
+    fn access(&self, path: &str) -> Option<Arc<AccessPolicy>> {
+        let cur = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let path = path.to_ascii_lowercase();
+        if let Some(p) = cur.access.get(&path) {
+            return Some(p.clone());
+        }
+        cur.access_rules.iter().find(|(prefix, _)| path == *prefix || path.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('/'))).map(|(_, p)| p.clone())
+    }
 }
 
 fn load_all(source: &Path) -> anyhow::Result<Snapshot> {
@@ -186,6 +219,8 @@ fn load_all(source: &Path) -> anyhow::Result<Snapshot> {
         vec![source.to_path_buf()]
     };
     let mut out = HashMap::new();
+    let mut access_of = HashMap::new();
+    let mut access_rules: Vec<(String, Arc<AccessPolicy>)> = Vec::new();
     let mut grants: HashMap<Kid, (KeyGrant, String)> = HashMap::new();
     // IVs must be unique per key across the whole catalog, not just within an asset.
     let mut ivs = std::collections::HashSet::new();
@@ -200,8 +235,27 @@ fn load_all(source: &Path) -> anyhow::Result<Snapshot> {
                 .map_err(|e| anyhow::anyhow!("catalog {}: authorization '{name}': {e}", f.display()))?;
             auth.insert(name.clone(), Arc::new(built));
         }
+        let mut access = HashMap::new();
+        for (name, cfg) in &parsed.access {
+            let built = cfg.build(crate::access::reader(dir)).map_err(|e| anyhow::anyhow!("catalog {}: access '{name}': {e}", f.display()))?;
+            access.insert(name.clone(), Arc::new(built));
+        }
+        let named = |n: &str| access.get(n).cloned().ok_or_else(|| anyhow::anyhow!("catalog {}: access '{n}' is not defined in this file", f.display()));
+        for r in &parsed.access_rules {
+            if sealcast_storage::AssetPath::parse(&format!("/{}", r.prefix)).is_err() {
+                bail!("catalog {}: access_rule prefix '{}' must be a plain folder path", f.display(), r.prefix);
+            }
+            let prefix = r.prefix.to_ascii_lowercase();
+            if access_rules.iter().any(|(p, _)| *p == prefix) {
+                bail!("catalog {}: access_rule prefix '{}' is listed twice", f.display(), r.prefix);
+            }
+            access_rules.push((prefix, named(&r.access)?));
+        }
         for a in parsed.assets {
             let path = a.path.clone();
+            if let Some(n) = &a.access {
+                access_of.insert(path.to_ascii_lowercase(), named(n)?);
+            }
             let (policy, key_auth) = validate(a, dir, &auth).with_context(|| format!("catalog {}: asset '{path}'", f.display()))?;
             for (k, name) in policy.keys.iter().zip(key_auth) {
                 // One KID, one key and one policy across the whole catalog: the key service
@@ -230,7 +284,9 @@ fn load_all(source: &Path) -> anyhow::Result<Snapshot> {
             }
         }
     }
-    Ok(Snapshot { assets: out, keys: grants.into_iter().map(|(k, (g, _))| (k, g)).collect() })
+    // Longest prefix first, so the most specific rule wins.
+    access_rules.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    Ok(Snapshot { assets: out, keys: grants.into_iter().map(|(k, (g, _))| (k, g)).collect(), access: access_of, access_rules })
 }
 
 /// Validates one asset; also returns each key's authorization policy name.

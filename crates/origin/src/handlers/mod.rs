@@ -40,6 +40,9 @@ pub struct Ctx<'a> {
     pub path: &'a str,
     /// The query string (a viewer's `token`).
     pub query: Option<&'a str>,
+    /// A verified query credential that playlists pass on to the URLs they list
+    /// ([`crate::access`]).
+    pub carry: Option<crate::access::Carry>,
 }
 
 /// What a handler produced.
@@ -67,8 +70,14 @@ pub enum Reply {
         /// The asset's `Last-Modified`.
         last_modified: HeaderValue,
     },
-    /// A playlist made for one viewer (it carries their token): never stored by shared caches.
-    Private(String),
+    /// A manifest made for one viewer (it carries their token or signed-URL credential): never
+    /// stored by any cache.
+    Private {
+        /// Body.
+        body: String,
+        /// Content-Type.
+        content_type: &'static str,
+    },
 }
 
 /// HLS playlists.
@@ -95,10 +104,10 @@ impl Ctx<'_> {
                 Representation { parts, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
             }
             Reply::Manifest { body, etag, content_type, last_modified } => Representation { parts: vec![body], content_type, etag, last_modified, cache_control: self.st.manifest_cc.clone() },
-            Reply::Private(body) => {
+            Reply::Private { body, content_type } => {
                 let mut r = (StatusCode::OK, body).into_response();
                 let h = r.headers_mut();
-                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
                 return r;
             }

@@ -179,3 +179,29 @@ fn write_representation(s: &mut String, t: &AssetTrack, sub: &str) {
     }
     s.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
 }
+
+/// An MPD whose `SegmentTemplate` `initialization` and `media` URLs carry the query `q`
+/// (`name=value&…`, already URL-encoded; XML-escaped here): a viewer's signed-URL credential
+/// passed on to the segments the MPD lists.
+pub fn carry_query_mpd(mpd: &str, q: &str) -> String {
+    let q = q.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut out = String::with_capacity(mpd.len() + 256);
+    for line in mpd.lines() {
+        if line.trim_start().starts_with("<SegmentTemplate") {
+            let mut l = line.to_string();
+            for attr in ["initialization=\"", "media=\""] {
+                if let Some(start) = l.find(&format!(" {attr}")).map(|i| i + 1 + attr.len()) {
+                    if let Some(len) = l[start..].find('"') {
+                        let sep = if l[start..start + len].contains('?') { "&amp;" } else { "?" };
+                        l.insert_str(start + len, &format!("{sep}{q}"));
+                    }
+                }
+            }
+            out.push_str(&l);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -345,6 +345,44 @@ pub fn carry_token_master(body: &[u8], token: &str) -> String {
     out
 }
 
+/// `uri` with the query `q` (`name=value&…`, already encoded) appended.
+pub fn with_query(uri: &str, q: &str) -> String {
+    format!("{uri}{}{q}", if uri.contains('?') { '&' } else { '?' })
+}
+
+/// A multivariant playlist whose media playlist URIs (variant lines, `EXT-X-MEDIA` and
+/// `EXT-X-I-FRAME-STREAM-INF` URIs) carry the query `q`: a viewer's signed-URL credential
+/// passed on to what the playlist lists. Session key URIs are left alone.
+pub fn carry_query_master(body: &[u8], q: &str) -> String {
+    rewrite_uris(body, q, &["#EXT-X-MEDIA:", "#EXT-X-I-FRAME-STREAM-INF:"])
+}
+
+/// A media or I-frame playlist whose segment URIs and `EXT-X-MAP` URI carry the query `q`.
+/// Key URIs are left alone (keys have their own `token`).
+pub fn carry_query_media(body: &[u8], q: &str) -> String {
+    rewrite_uris(body, q, &["#EXT-X-MAP:"])
+}
+
+/// Appends `q` to every URI line and to the `URI="…"` attribute of tags starting with one of
+/// `tags`.
+fn rewrite_uris(body: &[u8], q: &str, tags: &[&str]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(text.len() + 64 * q.len().min(1024));
+    for line in text.lines() {
+        if line.is_empty() {
+        } else if !line.starts_with('#') {
+            out.push_str(&with_query(line, q));
+        } else if let Some((head, rest)) = line.split_once("URI=\"").filter(|_| tags.iter().any(|t| line.starts_with(t))) {
+            let (uri, tail) = rest.split_once('"').unwrap_or((rest, ""));
+            out.push_str(&format!("{head}URI=\"{}\"{tail}", with_query(uri, q)));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A media playlist whose key URIs (those in `uris`) carry the viewer's `token`.
 pub fn carry_token_keys(body: &[u8], uris: &[&str], token: &str) -> String {
     let mut text = String::from_utf8_lossy(body).into_owned();
