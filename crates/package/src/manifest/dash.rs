@@ -205,3 +205,18 @@ pub fn carry_query_mpd(mpd: &str, q: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod carry_tests {
+    use super::*;
+
+    #[test]
+    fn segment_templates_carry_the_query_xml_escaped() {
+        let mpd = "<MPD>\n        <SegmentTemplate timescale=\"1\" initialization=\"v/init.mp4\" media=\"v/$Number$.m4s\" startNumber=\"1\">\n<BaseURL>x/</BaseURL>\n</MPD>\n";
+        let got = carry_query_mpd(mpd, "Policy=p&Signature=s\"<>");
+        assert_eq!(
+            got,
+            "<MPD>\n        <SegmentTemplate timescale=\"1\" initialization=\"v/init.mp4?Policy=p&amp;Signature=s&quot;&lt;&gt;\" media=\"v/$Number$.m4s?Policy=p&amp;Signature=s&quot;&lt;&gt;\" startNumber=\"1\">\n<BaseURL>x/</BaseURL>\n</MPD>\n"
+        );
+    }
+}

@@ -370,6 +370,7 @@ fn rewrite_uris(body: &[u8], q: &str, tags: &[&str]) -> String {
     let mut out = String::with_capacity(text.len() + 64 * q.len().min(1024));
     for line in text.lines() {
         if line.is_empty() {
+            // Blank lines stay blank.
         } else if !line.starts_with('#') {
             out.push_str(&with_query(line, q));
         } else if let Some((head, rest)) = line.split_once("URI=\"").filter(|_| tags.iter().any(|t| line.starts_with(t))) {
@@ -390,4 +391,25 @@ pub fn carry_token_keys(body: &[u8], uris: &[&str], token: &str) -> String {
         text = text.replace(&format!("URI=\"{u}\""), &format!("URI=\"{}\"", with_token(u, token)));
     }
     text
+}
+
+#[cfg(test)]
+mod carry_tests {
+    use super::*;
+
+    #[test]
+    fn query_goes_on_playlist_and_segment_uris_only() {
+        let master = "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"audio_en/index.m3u8\"\n#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\nvideo/index.m3u8\n\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI=\"video/iframes.m3u8\"\n";
+        let got = carry_query_master(master.as_bytes(), "hdnts=exp=1~acl=/a/*~hmac=ab");
+        assert_eq!(
+            got,
+            "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"audio_en/index.m3u8?hdnts=exp=1~acl=/a/*~hmac=ab\"\n#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\nvideo/index.m3u8?hdnts=exp=1~acl=/a/*~hmac=ab\n\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI=\"video/iframes.m3u8?hdnts=exp=1~acl=/a/*~hmac=ab\"\n"
+        );
+        let media = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"/key/k?token=t\"\n#EXTINF:2.0,\n1.m4s\n#EXTINF:2.0,\n2.m4s?x=1\n#EXT-X-ENDLIST\n";
+        let got = carry_query_media(media.as_bytes(), "Policy=p&Signature=s&Key-Pair-Id=K");
+        assert_eq!(
+            got,
+            "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4?Policy=p&Signature=s&Key-Pair-Id=K\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"/key/k?token=t\"\n#EXTINF:2.0,\n1.m4s?Policy=p&Signature=s&Key-Pair-Id=K\n#EXTINF:2.0,\n2.m4s?x=1&Policy=p&Signature=s&Key-Pair-Id=K\n#EXT-X-ENDLIST\n"
+        );
+    }
 }
