@@ -275,6 +275,8 @@ def cases(base: str, k: Keys) -> list[tuple[str, str, dict[str, str], int, str |
     add("cf cookies unknown key", mpd, ck(custom_star(mpd, key="K9UNKNOWN")), 403, "unknown_key")
     add("cf cookies without signature", mpd, {"Cookie": re.sub(r"; CloudFront-Signature=[^;]*", "", cf_cookies(custom_star(mpd)))}, 403, "missing")
     add("cf nothing", mpd, {}, 403, "missing")
+    # Refused before storage is asked: an asset that does not exist is not a 404 to strangers.
+    add("cf nothing, no such asset", f"{M}/no/such/asset/manifest.mpd", {}, 403, "missing")
     add("cf EdgeAuth token on a CloudFront asset", tok_q(mpd, ea_token(acl="/multi/*")), {}, 403, "missing")
     # Akamai EdgeAuth.
     for where in ("query", "cookie", "header"):

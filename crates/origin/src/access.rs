@@ -455,6 +455,10 @@ impl Access {
             Some(h) => {
                 let v = req.headers.get(h)?.to_str().ok()?;
                 let first = v.split(',').next()?.trim();
+                // CloudFront-Viewer-Address is `address:port` for IPv6 too (no brackets).
+                if h.as_str() == "cloudfront-viewer-address" {
+                    return first.rsplit_once(':').and_then(|(a, _)| a.trim_matches(['[', ']']).parse().ok());
+                }
                 first.parse::<IpAddr>().ok().or_else(|| first.parse::<SocketAddr>().ok().map(|s| s.ip()))
             }
             None => req.peer.map(|p| p.ip()),
@@ -597,6 +601,26 @@ mod tests {
             assert!(!e.contains("52a152a1"), "key material in an error: {e}");
         }
         assert!(toml::from_str::<AccessPolicyConfig>("mode = \"signed\"\nbogus = 1").is_err());
+    }
+
+    #[test]
+    fn client_address_from_header_or_peer() {
+        let ip = |header: Option<&str>, value: &str| {
+            let cfg = AccessConfig { client_ip_header: header.map(str::to_string), ..Default::default() };
+            let a = Access::new(&cfg, |_| unreachable!()).unwrap();
+            let (uri, mut headers) = req("/x", HeaderMap::new());
+            if let Some(h) = header {
+                headers.insert(HeaderName::from_bytes(h.as_bytes()).unwrap(), value.parse().unwrap());
+            }
+            a.client_ip(&Presented { method: &Method::GET, uri: &uri, headers: &headers, peer: Some("192.0.2.1:5000".parse().unwrap()) })
+        };
+        let v = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(ip(None, ""), v("192.0.2.1"));
+        assert_eq!(ip(Some("X-Forwarded-For"), "203.0.113.7, 10.0.0.1"), v("203.0.113.7"));
+        assert_eq!(ip(Some("X-Forwarded-For"), "2001:db8::7"), v("2001:db8::7"));
+        assert_eq!(ip(Some("X-Forwarded-For"), "garbage"), None, "a header that is set but unreadable is no address");
+        assert_eq!(ip(Some("CloudFront-Viewer-Address"), "198.51.100.10:46532"), v("198.51.100.10"));
+        assert_eq!(ip(Some("CloudFront-Viewer-Address"), "2001:db8::10:46532"), v("2001:db8::10"));
     }
 
     #[test]
