@@ -570,7 +570,16 @@ impl Config {
     /// Reads a TOML file.
     pub fn from_file(p: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))
+        let mut cfg: Config = toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?;
+        // Key files of the default access policy are relative to the config file, as the
+        // catalog's are to the catalog file.
+        let dir = p.parent().unwrap_or(Path::new("."));
+        for k in cfg.access.default.iter_mut().flat_map(|d| d.cloudfront.iter_mut()).flat_map(|c| c.keys.iter_mut()) {
+            if let Some(f) = k.pem_file.as_mut().filter(|f| f.is_relative()) {
+                *f = dir.join(&*f);
+            }
+        }
+        Ok(cfg)
     }
 
     /// Checks values that serde cannot.
