@@ -287,19 +287,20 @@ pub struct Access {
     verified: SignatureCache,
 }
 
-/// Bounded cache of verified signature digests, counting fresh verifications.
+/// Bounded cache of verified signatures (by digest of the credential as presented, holding
+/// the verified policy), counting fresh verifications.
 struct SignatureCache {
-    cache: moka::sync::Cache<[u8; 32], ()>,
+    cache: moka::sync::Cache<[u8; 32], Arc<cloudfront::VerifiedPolicy>>,
     verified: AtomicU64,
 }
 
 impl VerifiedSignatures for SignatureCache {
-    fn contains(&self, d: &[u8; 32]) -> bool {
-        self.cache.contains_key(d)
+    fn get(&self, d: &[u8; 32]) -> Option<Arc<cloudfront::VerifiedPolicy>> {
+        self.cache.get(d)
     }
-    fn insert(&self, d: [u8; 32]) {
+    fn insert(&self, d: [u8; 32], v: Arc<cloudfront::VerifiedPolicy>) {
         self.verified.fetch_add(1, Ordering::Relaxed);
-        self.cache.insert(d, ());
+        self.cache.insert(d, v);
     }
 }
 
@@ -438,7 +439,7 @@ impl Access {
                 }
             }
             for name in names {
-                let found = cookies.iter().rev().find(|(k, _)| k == name).map(|(_, v)| pct(v)).into_iter().chain(req.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map(str::to_string));
+                let found = cookies.iter().rev().find(|(k, _)| k == name).map(|(_, v)| pct(v).into_owned()).into_iter().chain(req.headers.get(name.as_str()).and_then(|v| v.to_str().ok()).map(str::to_string));
                 for v in found {
                     match edgeauth::verify(&v, &check, keys) {
                         Ok(_) => return Ok(None),
@@ -492,9 +493,13 @@ fn raw_pairs(pairs: &[(&str, &str)], names: &[&str]) -> String {
 }
 
 /// Percent-decodes a query value (`+` stays `+`: CloudFront's base64 has none, and EdgeAuth
-/// tokens are written unescaped).
-fn pct(v: &str) -> String {
-    percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned()
+/// tokens are written unescaped). Values without `%` (the usual case) are not copied.
+fn pct(v: &str) -> std::borrow::Cow<'_, str> {
+    if v.contains('%') {
+        percent_encoding::percent_decode_str(v).decode_utf8_lossy()
+    } else {
+        std::borrow::Cow::Borrowed(v)
+    }
 }
 
 /// The `Cookie` header pairs (`name=value`, quotes around a value removed).
@@ -633,5 +638,35 @@ mod tests {
         assert_eq!(resource_url(&p, &r, &pairs), "http://origin.example:8080/vod/m/1.m4s?a=1&b&c=%7E");
         let p = SignedPolicy { url_base: Some("https://d.cloudfront.net".into()), ..p };
         assert_eq!(resource_url(&p, &r, &pairs[1..2]), "https://d.cloudfront.net/vod/m/1.m4s");
+    }
+
+    /// Cost of one check, in-process (`cargo test --release -p sealcast-origin --lib
+    /// access::tests::check_cost -- --ignored --nocapture`): a CloudFront custom policy whose
+    /// signature is already cached, and an EdgeAuth ACL token. Figures in benches/README.md.
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn check_cost() {
+        let rsa_pub = "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAuaM+rUdRb+M/FZ3QN/pn\nLOg5cAJEOcASZBsNvYeySYrpFRZ9ORJjk4T5Noy0vqyXdEfK/azdgoNWWCj9FXwE\npxUU44/HyLKfRAkkPqiCLvoskhEz5Yhw+WAZ1UIkT7mfFpFkAQnN9BueEp8Eslij\nopFoRF3Nx3K06Gva4xqnoaeuQ+AKxoGC4FXulzRQZ5rmYKBqTPlJaw//9138t75P\n9c7/8fCdbyMZvx4s0sMWUZ2xQjYhwlhH6nx1dMqpckjRqpkMO01h51D98GeNFa8k\n7dd4lEN6Oq8G8fLYe9Tw/WjAVVa1GOvfJAYmStVCG4kC/aeHwf+Pb+wt8Bv5UW5p\nWwIDAQAB\n-----END PUBLIC KEY-----\n";
+        // The custom-policy form of the canned policy signed in drm's cloudfront tests.
+        let sig = "e95EVR4x~LHTdbciU5-4nCgOJElBADxHpY4gO2TA~5rqU7qMb6rBzCqEdC19UxdJe5VDhPKCsCQOxvgPg39cGBPFPRD-RyFRqH9S--~fzNXEBMDbWLWrrMqd5XAg1g3o4uf2OO7IqWTUbuugji7nr1RY1kePXHe6JgqRzNVaIHP5Lw2eZndlHkIeH5C-idCUogay8jIPNecbc6~DB-~DmRxLoxGFApxAzdDEFbl2TOVQLOyia31U6Afa8oH6WDmuJx5s4ksa3~qFaSpqKdpUDWk27z0WuzBMZFvo-i~td3k0sQ~4OaoXu7PgDnESTPtKLlEJbwNNmsvPmoyPuX9Z9g__";
+        let policy = cloudfront::url_b64_encode(cloudfront::canned_policy("https://d.example/vod/m/manifest.mpd", 2_000_000_000).as_bytes());
+        let t = format!("mode = \"signed\"\nurl_base = \"https://d.example\"\n[cloudfront]\nkeys = [{{ id = \"KRSA\", pem = \"{}\" }}]\n", rsa_pub.replace('\n', "\\n"));
+        let p = toml::from_str::<AccessPolicyConfig>(&t).unwrap().build(|_| unreachable!()).unwrap();
+        let a = Access::open();
+        let uri = format!("/vod/m/manifest.mpd?Policy={policy}&Signature={sig}&Key-Pair-Id=KRSA");
+        let fields = "exp=2000000000~acl=/vod/m/*";
+        let tok = format!("{fields}~hmac={}", hmac_hex(fields));
+        let e = edge_policy(false);
+        let euri = format!("/vod/m/manifest.mpd?hdnts={tok}");
+        for (name, pol, u) in [("cloudfront custom, cached", &p, &uri), ("edgeauth acl", &e, &euri)] {
+            assert_eq!(check(&a, pol, u, HeaderMap::new(), 1_900_000_000), Ok(None), "{name}");
+            let n = 200_000;
+            let start = std::time::Instant::now();
+            for _ in 0..n {
+                let _ = std::hint::black_box(check(&a, pol, u, HeaderMap::new(), 1_900_000_000));
+            }
+            println!("{name}: {:.2} µs per check", start.elapsed().as_secs_f64() * 1e6 / n as f64);
+        }
+        assert_eq!(a.signatures_verified(), 1, "one RSA verification for all of them");
     }
 }

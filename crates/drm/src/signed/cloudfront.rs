@@ -107,7 +107,9 @@ fn rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
 /// signers over, then drops the old one.
 #[derive(Debug, Clone, Default)]
 pub struct KeyRing {
-    keys: Vec<(String, PublicKey)>,
+    /// ID, key, and the key's fingerprint (SHA-256 of its encoding), which binds cached
+    /// verifications to the key material, not just its ID.
+    keys: Vec<(String, PublicKey, [u8; 32])>,
 }
 
 impl KeyRing {
@@ -121,10 +123,14 @@ impl KeyRing {
         if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
             return Err("key-pair ID must be 1-128 letters, digits, '-' or '_'");
         }
-        if self.keys.iter().any(|(i, _)| i == id) {
+        if self.keys.iter().any(|(i, _, _)| i == id) {
             return Err("key-pair ID listed twice");
         }
-        self.keys.push((id.to_string(), key));
+        let fingerprint = match &key {
+            PublicKey::Rsa(k) => digest_of(&[b"rsa", k]),
+            PublicKey::EcP256(p) => digest_of(&[b"ec-p256", p]),
+        };
+        self.keys.push((id.to_string(), key, fingerprint));
         Ok(())
     }
 
@@ -138,8 +144,8 @@ impl KeyRing {
         self.keys.is_empty()
     }
 
-    fn get(&self, id: &str) -> Option<&PublicKey> {
-        self.keys.iter().find(|(i, _)| i == id).map(|(_, k)| k)
+    fn get(&self, id: &str) -> Option<(&PublicKey, &[u8; 32])> {
+        self.keys.iter().find(|(i, _, _)| i == id).map(|(_, k, f)| (k, f))
     }
 }
 
@@ -195,26 +201,40 @@ pub fn verify(p: &Params<'_>, check: &Check<'_>, ring: &KeyRing, cache: &dyn Ver
     if too_long(p.expires) || too_long(p.policy) || too_long(p.signature) || too_long(p.key_pair_id) {
         return Err(Reason::BadSignature);
     }
-    let (Some(sig), Some(id)) = (p.signature, p.key_pair_id) else { return Err(Reason::Missing) };
-    let key = ring.get(id).ok_or(Reason::UnknownKey)?;
-    let sig = url_b64_decode(sig).ok_or(Reason::BadSignature)?;
-    let (policy_bytes, custom) = match (p.expires, p.policy) {
-        (Some(e), None) => {
-            let exp = epoch_digits(e).ok_or(Reason::BadSignature)?;
-            (canned_policy(check.url, exp).into_bytes(), false)
-        }
-        (None, Some(pol)) => (url_b64_decode(pol).ok_or(Reason::BadSignature)?, true),
+    let (Some(sig_text), Some(id)) = (p.signature, p.key_pair_id) else { return Err(Reason::Missing) };
+    let (key, fingerprint) = ring.get(id).ok_or(Reason::UnknownKey)?;
+    // What the signature covers, as presented: the custom policy's text, or the canned
+    // policy's inputs (the URL and the expiry).
+    let (custom, covered): (bool, [&[u8]; 2]) = match (p.expires, p.policy) {
+        (Some(e), None) => (false, [check.url.as_bytes(), e.as_bytes()]),
+        (None, Some(pol)) => (true, [pol.as_bytes(), b""]),
         (Some(_), Some(_)) => return Err(Reason::BadSignature),
         (None, None) => return Err(Reason::Missing),
     };
-    let digest = digest_of(&[id.as_bytes(), &policy_bytes, &sig]);
-    if !cache.contains(&digest) {
-        if !key.verify(&policy_bytes, &sig) {
-            return Err(Reason::BadSignature);
+    let digest = digest_of(&[fingerprint, id.as_bytes(), if custom { b"custom" } else { b"canned" }, covered[0], covered[1], sig_text.as_bytes()]);
+    let policy = match cache.get(&digest) {
+        Some(v) => v,
+        None => {
+            let sig = url_b64_decode(sig_text).ok_or(Reason::BadSignature)?;
+            let policy_bytes = match (p.expires, p.policy) {
+                (Some(e), _) => canned_policy(check.url, epoch_digits(e).ok_or(Reason::BadSignature)?).into_bytes(),
+                (_, Some(pol)) => url_b64_decode(pol).ok_or(Reason::BadSignature)?,
+                (None, None) => return Err(Reason::Missing),
+            };
+            if !key.verify(&policy_bytes, &sig) {
+                return Err(Reason::BadSignature);
+            }
+            let parsed = if custom {
+                Policy::parse(&policy_bytes).ok_or(Reason::BadSignature)?
+            } else {
+                Policy { resource: None, less_than: p.expires.and_then(epoch_digits).unwrap_or(0), greater_than: None, source: None }
+            };
+            let v = std::sync::Arc::new(VerifiedPolicy(parsed));
+            cache.insert(digest, v.clone());
+            v
         }
-        cache.insert(digest);
-    }
-    let policy = if custom { Policy::parse(&policy_bytes).ok_or(Reason::BadSignature)? } else { Policy { resource: None, less_than: p.expires.and_then(epoch_digits).unwrap_or(0), greater_than: None, source: None } };
+    };
+    let policy = &policy.0;
     if check.now >= policy.less_than.saturating_add(check.skew) {
         return Err(Reason::Expired);
     }
@@ -237,7 +257,11 @@ pub fn verify(p: &Params<'_>, check: &Check<'_>, ring: &KeyRing, cache: &dyn Ver
     Ok(Grant { custom, expires: policy.less_than })
 }
 
-/// A parsed custom policy.
+/// A policy whose signature verified (what a [`VerifiedSignatures`] cache holds).
+#[derive(Debug, PartialEq, Eq)]
+pub struct VerifiedPolicy(Policy);
+
+/// A parsed policy.
 #[derive(Debug, PartialEq, Eq)]
 struct Policy {
     resource: Option<String>,
@@ -432,13 +456,13 @@ mod tests {
     const EC_SIG: &str = "MEYCIQDHhPP3Lqi36O4t8atLL8qjpv19dfHqvGeFB6l2EsCRQAIhAJXYjW6UQTYGhtYIAL5UR~ie3ZA27B5f8RwzyuwOlRqj";
     const URL: &str = "https://d.example/vod/m/manifest.mpd";
 
-    struct Seen(std::sync::Mutex<Vec<[u8; 32]>>);
+    struct Seen(std::sync::Mutex<Vec<([u8; 32], std::sync::Arc<VerifiedPolicy>)>>);
     impl VerifiedSignatures for Seen {
-        fn contains(&self, d: &[u8; 32]) -> bool {
-            self.0.lock().unwrap().contains(d)
+        fn get(&self, d: &[u8; 32]) -> Option<std::sync::Arc<VerifiedPolicy>> {
+            self.0.lock().unwrap().iter().find(|(k, _)| k == d).map(|(_, v)| v.clone())
         }
-        fn insert(&self, d: [u8; 32]) {
-            self.0.lock().unwrap().push(d)
+        fn insert(&self, d: [u8; 32], v: std::sync::Arc<VerifiedPolicy>) {
+            self.0.lock().unwrap().push((d, v))
         }
     }
 
@@ -459,6 +483,15 @@ mod tests {
             assert_eq!(verify(&Params { key_pair_id: Some(swapped), ..p }, &check, &ring, &seen), Err(Reason::BadSignature), "{id}");
         }
         // Each good signature was remembered once; failures never are.
+        assert_eq!(seen.0.lock().unwrap().len(), 2);
+        // A cached verification is bound to the key material: the same ID with another key
+        // verifies afresh (and fails).
+        let mut swapped = KeyRing::new();
+        swapped.add("KRSA", PublicKey::from_pem(EC_PUB).unwrap()).unwrap();
+        let p = Params { expires: Some("2000000000"), signature: Some(RSA_SIG), key_pair_id: Some("KRSA"), policy: None };
+        assert_eq!(verify(&p, &check, &swapped, &seen), Err(Reason::BadSignature));
+        // Cached, the checks that depend on the request still run.
+        assert_eq!(verify(&p, &Check { now: 2_000_000_000, ..check }, &ring, &seen), Err(Reason::Expired));
         assert_eq!(seen.0.lock().unwrap().len(), 2);
         // The same policy as a custom policy verifies too (same bytes, same signature).
         let pol = url_b64_encode(canned_policy(URL, 2_000_000_000).as_bytes());

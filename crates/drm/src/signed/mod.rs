@@ -62,24 +62,26 @@ impl std::fmt::Display for Reason {
     }
 }
 
-/// Signatures already verified, so a signature that many requests present (every segment of
-/// a viewer's session) costs one public-key operation. Entries are digests of (key, message,
-/// signature); only successes are remembered. The server backs it with a bounded cache.
+/// Signatures already verified, so a credential that many requests present (every segment of
+/// a viewer's session) costs one public-key operation and one policy parse. Entries are keyed
+/// by a digest of the credential as presented (the key's fingerprint and ID, the policy or
+/// canned URL and expiry, the signature) and hold what the verified policy says; only
+/// successes are remembered. The server backs it with a bounded cache.
 pub trait VerifiedSignatures: Send + Sync {
-    /// Whether `digest` was remembered.
-    fn contains(&self, digest: &[u8; 32]) -> bool;
-    /// Remembers `digest`.
-    fn insert(&self, digest: [u8; 32]);
+    /// The verified policy remembered under `digest`.
+    fn get(&self, digest: &[u8; 32]) -> Option<std::sync::Arc<cloudfront::VerifiedPolicy>>;
+    /// Remembers `policy` under `digest`.
+    fn insert(&self, digest: [u8; 32], policy: std::sync::Arc<cloudfront::VerifiedPolicy>);
 }
 
 /// Remembers nothing: every signature is verified every time.
 pub struct NoCache;
 
 impl VerifiedSignatures for NoCache {
-    fn contains(&self, _: &[u8; 32]) -> bool {
-        false
+    fn get(&self, _: &[u8; 32]) -> Option<std::sync::Arc<cloudfront::VerifiedPolicy>> {
+        None
     }
-    fn insert(&self, _: [u8; 32]) {}
+    fn insert(&self, _: [u8; 32], _: std::sync::Arc<cloudfront::VerifiedPolicy>) {}
 }
 
 /// An IPv4 or IPv6 network (`192.0.2.0/24`, `2001:db8::/32`, or one address).
