@@ -263,16 +263,16 @@ pub struct VerifiedPolicy(Policy);
 
 /// A parsed policy.
 #[derive(Debug, PartialEq, Eq)]
-struct Policy {
-    resource: Option<String>,
-    less_than: u64,
-    greater_than: Option<u64>,
-    source: Option<Cidr>,
+pub(crate) struct Policy {
+    pub(crate) resource: Option<String>,
+    pub(crate) less_than: u64,
+    pub(crate) greater_than: Option<u64>,
+    pub(crate) source: Option<Cidr>,
 }
 
 impl Policy {
     /// Parses a custom policy: exactly the shape CloudFront defines, nothing else.
-    fn parse(bytes: &[u8]) -> Option<Policy> {
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Policy> {
         let v: Value = serde_json::from_slice(bytes).ok()?;
         let top = v.as_object()?;
         if top.len() != 1 {
