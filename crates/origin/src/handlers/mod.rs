@@ -1,6 +1,8 @@
 //! The per-request path of asset URLs, in a handful of short steps:
 //!
-//! 1. [`crate::route::parse`] has turned the URL into a typed [`AssetRoute`];
+//! 1. [`crate::route::parse`] has turned the URL into a typed [`AssetRoute`], and
+//!    [`crate::access`] has admitted the request (signed URL, cookie or token where the
+//!    asset's access policy asks for one) — in [`crate::server`], before anything is read;
 //! 2. [`crate::decide::decide`] says, from the asset's delivery policy alone, whether it is
 //!    served clear, encrypted with which method, or refused — before anything is read;
 //! 3. the asset is loaded (indexes from the cache, or a few ranged reads);
