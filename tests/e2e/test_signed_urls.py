@@ -3,8 +3,8 @@ Akamai EdgeAuth tokens, the CDN-only origin header, end to end against the real 
 
 Oracles, none of them ours:
 - botocore's `CloudFrontSigner` makes every CloudFront URL (canned and custom policies, with
-  the signer callback signing RSA-SHA1 with `cryptography`, or ECDSA P-256/SHA-256 for the EC
-  key); signed cookies are the `Policy`/`Expires`, `Signature` and `Key-Pair-Id` values of a
+  the signer callback signing with `cryptography`: RSA or ECDSA P-256 over SHA-1, CloudFront's
+  default, or over SHA-256 with `Hash-Algorithm=SHA256` appended); signed cookies are the `Policy`/`Expires`, `Signature` and `Key-Pair-Id` values of a
   URL botocore signed, as CloudFront's documentation builds them.
 - `akamai-edgeauth` (Akamai's own generator) makes every EdgeAuth token.
 - shaka-player and hls.js in Debian's Chromium play what the signatures open, and fail
@@ -57,10 +57,12 @@ def _pub_pem(key) -> str:
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
-def _signer(key_id: str, key) -> CloudFrontSigner:
+def _signer(key_id: str, key, sha256: bool = False) -> CloudFrontSigner:
+    """SHA-1 is CloudFront's default; SHA-256 needs `Hash-Algorithm=SHA256` in the URL."""
+    h = hashes.SHA256() if sha256 else hashes.SHA1()
     if isinstance(key, rsa.RSAPrivateKey):
-        return CloudFrontSigner(key_id, lambda msg: key.sign(msg, padding.PKCS1v15(), hashes.SHA1()))
-    return CloudFrontSigner(key_id, lambda msg: key.sign(msg, ec.ECDSA(hashes.SHA256())))
+        return CloudFrontSigner(key_id, lambda msg: key.sign(msg, padding.PKCS1v15(), h))
+    return CloudFrontSigner(key_id, lambda msg: key.sign(msg, ec.ECDSA(h)))
 
 
 def _when(secs_from_now: float) -> dt.datetime:
@@ -76,6 +78,7 @@ class Keys:
         self.k_ec = ec.generate_private_key(ec.SECP256R1())
         self.signers = {"K1OLD": _signer("K1OLD", self.k_old), "K2NEW": _signer("K2NEW", self.k_new),
                         "KEC": _signer("KEC", self.k_ec), "K9UNKNOWN": _signer("K9UNKNOWN", self.k_unknown),
+                        "KEC-sha256": _signer("KEC", self.k_ec, sha256=True), "K2NEW-sha256": _signer("K2NEW", self.k_new, sha256=True),
                         # A known ID, the wrong private key: a forged signature.
                         "K1OLD-forged": _signer("K1OLD", self.k_unknown)}
 
@@ -235,7 +238,11 @@ def cases(base: str, k: Keys) -> list[tuple[str, str, dict[str, str], int, str |
     add("cf canned m3u8", k.canned(m3u8), {}, 200)
     add("cf canned with other query params", k.canned(mpd + "?x=1&y=two"), {}, 200)
     add("cf canned old key (rotation)", k.canned(mpd, key="K1OLD"), {}, 200)
-    add("cf canned EC key", k.canned(mpd, key="KEC"), {}, 200)
+    add("cf canned EC key (SHA-1, the default)", k.canned(mpd, key="KEC"), {}, 200)
+    add("cf canned EC key, SHA-256", k.canned(mpd, key="KEC-sha256") + "&Hash-Algorithm=SHA256", {}, 200)
+    add("cf canned RSA, SHA-256", k.canned(mpd, key="K2NEW-sha256") + "&Hash-Algorithm=SHA256", {}, 200)
+    add("cf canned RSA, SHA-256 unannounced", k.canned(mpd, key="K2NEW-sha256"), {}, 403, "bad_signature")
+    add("cf canned RSA, SHA-1 announced as SHA-256", k.canned(mpd) + "&Hash-Algorithm=SHA256", {}, 403, "bad_signature")
     add("cf canned expired", k.canned(mpd, expires_in=-60), {}, 403, "expired")
     add("cf canned expired within skew", k.canned(mpd, expires_in=-2), {}, 200)
     add("cf canned for another URL", k.canned(m3u8).replace("/master.m3u8", "/manifest.mpd"), {}, 403, "bad_signature")
@@ -264,6 +271,7 @@ def cases(base: str, k: Keys) -> list[tuple[str, str, dict[str, str], int, str |
     add("cf custom tampered policy", tampered_policy(custom_star(mpd)), {}, 403, "bad_signature")
     add("cf custom unknown key", custom_star(mpd, key="K9UNKNOWN"), {}, 403, "unknown_key")
     add("cf custom EC key", custom_star(mpd, key="KEC"), {}, 200)
+    add("cf cookies EC key, SHA-256", mpd, {"Cookie": cf_cookies(custom_star(mpd, key="KEC-sha256")) + "; CloudFront-Hash-Algorithm=SHA256"}, 200)
     add("cf custom old key", custom_star(mpd, key="K1OLD"), {}, 200)
     # CloudFront signed cookies.
     add("cf cookies custom", mpd, ck(custom_star(mpd)), 200)

@@ -323,7 +323,7 @@ pub fn fuzz_signed(data: &[u8]) {
             });
             let (exp_or_policy, sig, id, url) = (next(), next(), next(), next());
             let (expires, policy) = if exp_or_policy.bytes().all(|b| b.is_ascii_digit()) { (Some(exp_or_policy), None) } else { (None, Some(exp_or_policy)) };
-            let p = cloudfront::Params { expires, policy, signature: Some(sig), key_pair_id: Some(id) };
+            let p = cloudfront::Params { expires, policy, signature: Some(sig), key_pair_id: Some(id), hash_algorithm: None };
             let check = cloudfront::Check { url, client_ip: None, now: FUZZ_NOW, skew: 0 };
             // Nothing verifies under a point that is not on the curve.
             assert!(cloudfront::verify(&p, &check, &RING, &NoCache).is_err());

@@ -402,10 +402,10 @@ impl Access {
         // CloudFront: query parameters, then cookies.
         if let Some(ring) = &p.cloudfront {
             let q = |name: &str| pairs.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| pct(v));
-            let from_query = [q("Expires"), q("Policy"), q("Signature"), q("Key-Pair-Id")];
-            if from_query.iter().any(Option::is_some) {
+            let from_query = [q("Expires"), q("Policy"), q("Signature"), q("Key-Pair-Id"), q("Hash-Algorithm")];
+            if from_query[..4].iter().any(Option::is_some) {
                 let url = resource_url(p, req, &pairs);
-                let params = cloudfront::Params { expires: from_query[0].as_deref(), policy: from_query[1].as_deref(), signature: from_query[2].as_deref(), key_pair_id: from_query[3].as_deref() };
+                let params = cloudfront::Params { expires: from_query[0].as_deref(), policy: from_query[1].as_deref(), signature: from_query[2].as_deref(), key_pair_id: from_query[3].as_deref(), hash_algorithm: from_query[4].as_deref() };
                 let check = cloudfront::Check { url: &url, client_ip, now, skew: p.skew };
                 match cloudfront::verify(&params, &check, ring, &self.verified) {
                     Ok(g) => {
@@ -416,10 +416,10 @@ impl Access {
                 }
             }
             let c = |name: &str| cookies.iter().rev().find(|(k, _)| *k == name).map(|(_, v)| *v);
-            let from_cookies = [c(cloudfront::COOKIES[0]), c(cloudfront::COOKIES[1]), c(cloudfront::COOKIES[2]), c(cloudfront::COOKIES[3])];
-            if from_cookies.iter().any(Option::is_some) {
+            let from_cookies = [c(cloudfront::COOKIES[0]), c(cloudfront::COOKIES[1]), c(cloudfront::COOKIES[2]), c(cloudfront::COOKIES[3]), c(cloudfront::COOKIES[4])];
+            if from_cookies[..4].iter().any(Option::is_some) {
                 let url = resource_url(p, req, &pairs);
-                let params = cloudfront::Params { expires: from_cookies[0], policy: from_cookies[1], signature: from_cookies[2], key_pair_id: from_cookies[3] };
+                let params = cloudfront::Params { expires: from_cookies[0], policy: from_cookies[1], signature: from_cookies[2], key_pair_id: from_cookies[3], hash_algorithm: from_cookies[4] };
                 let check = cloudfront::Check { url: &url, client_ip, now, skew: p.skew };
                 match cloudfront::verify(&params, &check, ring, &self.verified) {
                     Ok(_) => return Ok(None),

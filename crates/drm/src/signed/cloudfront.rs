@@ -12,10 +12,11 @@
 //!   wildcards; `Condition` with `DateLessThan` (required), `DateGreaterThan` and
 //!   `IpAddress.AWS:SourceIp` (CIDR, IPv4 or IPv6). Anything else in the policy is refused.
 //!
-//! Signatures are RSA PKCS#1 v1.5 over SHA-1 (CloudFront's algorithm, verified with aws-lc's
-//! "for legacy use" RSA-SHA1, 2048 to 8192-bit keys) or, for EC P-256 public keys, ECDSA over
-//! SHA-256 (DER or fixed `r||s`). Binary values use CloudFront's URL-safe base64: `+`→`-`,
-//! `=`→`_`, `/`→`~`.
+//! Signatures are RSA PKCS#1 v1.5 (2048 to 8192-bit keys) or ECDSA P-256 (DER as OpenSSL
+//! writes it), by the key's type, over SHA-1 — CloudFront's default, verified with aws-lc's
+//! "for legacy use" SHA-1 algorithms — or over SHA-256 when the URL says
+//! `Hash-Algorithm=SHA256` (cookie `CloudFront-Hash-Algorithm`), as CloudFront allows. Binary
+//! values use CloudFront's URL-safe base64: `+`→`-`, `=`→`_`, `/`→`~`.
 //!
 //! The time window is `DateGreaterThan <= now < DateLessThan`, each widened by the allowed
 //! skew. Checks run in a fixed order so each refusal names the first thing wrong: key,
@@ -32,17 +33,18 @@ use crate::auth::keys::{certificate_spki, pem_block, spki, Spki};
 
 /// Query parameters of a CloudFront signed URL (removed from the URL before it is compared
 /// with a policy's resource).
-pub const QUERY_PARAMS: [&str; 4] = ["Expires", "Policy", "Signature", "Key-Pair-Id"];
+pub const QUERY_PARAMS: [&str; 5] = ["Expires", "Policy", "Signature", "Key-Pair-Id", "Hash-Algorithm"];
 
-/// The signed-cookie names: expires (canned), policy (custom), signature, key-pair ID.
-pub const COOKIES: [&str; 4] = ["CloudFront-Expires", "CloudFront-Policy", "CloudFront-Signature", "CloudFront-Key-Pair-Id"];
+/// The signed-cookie names: expires (canned), policy (custom), signature, key-pair ID, hash
+/// algorithm.
+pub const COOKIES: [&str; 5] = ["CloudFront-Expires", "CloudFront-Policy", "CloudFront-Signature", "CloudFront-Key-Pair-Id", "CloudFront-Hash-Algorithm"];
 
 /// A public key that verifies CloudFront signatures.
 #[derive(Clone, PartialEq, Eq)]
 pub enum PublicKey {
-    /// RSA (PKCS#1 `RSAPublicKey` DER): RSA-SHA1 signatures.
+    /// RSA (PKCS#1 `RSAPublicKey` DER): RSA PKCS#1 v1.5 signatures.
     Rsa(Vec<u8>),
-    /// EC P-256 (uncompressed point): ECDSA-SHA256 signatures.
+    /// EC P-256 (uncompressed point): ECDSA signatures.
     EcP256(Vec<u8>),
 }
 
@@ -80,14 +82,15 @@ impl PublicKey {
         Ok(key)
     }
 
-    fn verify(&self, msg: &[u8], sig: &[u8]) -> bool {
-        match self {
-            PublicKey::Rsa(k) => UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, k).verify(msg, sig).is_ok(),
-            PublicKey::EcP256(p) => {
-                let alg: &'static dyn signature::VerificationAlgorithm = if sig.len() == 64 { &signature::ECDSA_P256_SHA256_FIXED } else { &signature::ECDSA_P256_SHA256_ASN1 };
-                UnparsedPublicKey::new(alg, p).verify(msg, sig).is_ok()
-            }
-        }
+    fn verify(&self, msg: &[u8], sig: &[u8], sha256: bool) -> bool {
+        let alg: &'static dyn signature::VerificationAlgorithm = match (self, sha256) {
+            (PublicKey::Rsa(_), false) => &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            (PublicKey::Rsa(_), true) => &signature::RSA_PKCS1_2048_8192_SHA256,
+            (PublicKey::EcP256(_), false) => &signature::ECDSA_P256_SHA1_ASN1,
+            (PublicKey::EcP256(_), true) => &signature::ECDSA_P256_SHA256_ASN1,
+        };
+        let (PublicKey::Rsa(k) | PublicKey::EcP256(k)) = self;
+        UnparsedPublicKey::new(alg, k).verify(msg, sig).is_ok()
     }
 }
 
@@ -160,6 +163,9 @@ pub struct Params<'a> {
     pub signature: Option<&'a str>,
     /// `Key-Pair-Id` / `CloudFront-Key-Pair-Id`.
     pub key_pair_id: Option<&'a str>,
+    /// `Hash-Algorithm` / `CloudFront-Hash-Algorithm`: `SHA1` (the default when absent) or
+    /// `SHA256`.
+    pub hash_algorithm: Option<&'a str>,
 }
 
 impl Params<'_> {
@@ -202,6 +208,11 @@ pub fn verify(p: &Params<'_>, check: &Check<'_>, ring: &KeyRing, cache: &dyn Ver
         return Err(Reason::BadSignature);
     }
     let (Some(sig_text), Some(id)) = (p.signature, p.key_pair_id) else { return Err(Reason::Missing) };
+    let sha256 = match p.hash_algorithm {
+        None | Some("SHA1") => false,
+        Some("SHA256") => true,
+        Some(_) => return Err(Reason::BadSignature),
+    };
     let (key, fingerprint) = ring.get(id).ok_or(Reason::UnknownKey)?;
     // What the signature covers, as presented: the custom policy's text, or the canned
     // policy's inputs (the URL and the expiry).
@@ -211,7 +222,7 @@ pub fn verify(p: &Params<'_>, check: &Check<'_>, ring: &KeyRing, cache: &dyn Ver
         (Some(_), Some(_)) => return Err(Reason::BadSignature),
         (None, None) => return Err(Reason::Missing),
     };
-    let digest = digest_of(&[fingerprint, id.as_bytes(), if custom { b"custom" } else { b"canned" }, covered[0], covered[1], sig_text.as_bytes()]);
+    let digest = digest_of(&[fingerprint, id.as_bytes(), if custom { b"custom" } else { b"canned" }, if sha256 { b"sha256" } else { b"sha1" }, covered[0], covered[1], sig_text.as_bytes()]);
     let policy = match cache.get(&digest) {
         Some(v) => v,
         None => {
@@ -221,7 +232,7 @@ pub fn verify(p: &Params<'_>, check: &Check<'_>, ring: &KeyRing, cache: &dyn Ver
                 (_, Some(pol)) => url_b64_decode(pol).ok_or(Reason::BadSignature)?,
                 (None, None) => return Err(Reason::Missing),
             };
-            if !key.verify(&policy_bytes, &sig) {
+            if !key.verify(&policy_bytes, &sig, sha256) {
                 return Err(Reason::BadSignature);
             }
             let parsed = if custom {
@@ -425,12 +436,12 @@ mod tests {
         let ring = KeyRing::new();
         let check = Check { url: "https://d/x", client_ip: None, now: 0, skew: 0 };
         assert_eq!(verify(&Params::default(), &check, &ring, &NoCache), Err(Reason::Missing));
-        let p = Params { expires: Some("10"), signature: Some("AAAA"), key_pair_id: Some("K1"), policy: None };
+        let p = Params { expires: Some("10"), signature: Some("AAAA"), key_pair_id: Some("K1"), policy: None, hash_algorithm: None };
         assert_eq!(verify(&p, &check, &ring, &NoCache), Err(Reason::UnknownKey));
-        let p = Params { expires: Some("10"), signature: None, key_pair_id: Some("K1"), policy: None };
+        let p = Params { expires: Some("10"), signature: None, key_pair_id: Some("K1"), policy: None, hash_algorithm: None };
         assert_eq!(verify(&p, &check, &ring, &NoCache), Err(Reason::Missing));
         let long = "A".repeat(MAX_CREDENTIAL_BYTES + 1);
-        let p = Params { expires: Some("10"), signature: Some(&long), key_pair_id: Some("K1"), policy: None };
+        let p = Params { expires: Some("10"), signature: Some(&long), key_pair_id: Some("K1"), policy: None, hash_algorithm: None };
         assert_eq!(verify(&p, &check, &ring, &NoCache), Err(Reason::BadSignature));
     }
 
@@ -473,8 +484,12 @@ mod tests {
         ring.add("KEC", PublicKey::from_pem(EC_PUB).unwrap()).unwrap();
         let check = Check { url: URL, client_ip: None, now: 1_900_000_000, skew: 0 };
         let seen = Seen(Default::default());
-        for (id, sig) in [("KRSA", RSA_SIG), ("KEC", EC_SIG)] {
-            let p = Params { expires: Some("2000000000"), signature: Some(sig), key_pair_id: Some(id), policy: None };
+        // The RSA vector is SHA-1 (CloudFront's default), the EC one SHA-256 (`Hash-Algorithm`).
+        for (id, sig, hash) in [("KRSA", RSA_SIG, None), ("KEC", EC_SIG, Some("SHA256"))] {
+            let p = Params { expires: Some("2000000000"), signature: Some(sig), key_pair_id: Some(id), policy: None, hash_algorithm: hash };
+            let other_hash = if hash.is_some() { None } else { Some("SHA256") };
+            assert_eq!(verify(&Params { hash_algorithm: other_hash, ..p }, &check, &ring, &NoCache), Err(Reason::BadSignature), "{id}: other hash");
+            assert_eq!(verify(&Params { hash_algorithm: Some("MD5"), ..p }, &check, &ring, &NoCache), Err(Reason::BadSignature), "{id}: MD5");
             assert_eq!(verify(&p, &check, &ring, &seen), Ok(Grant { custom: false, expires: 2_000_000_000 }), "{id}");
             assert_eq!(verify(&p, &Check { now: 2_000_000_000, ..check }, &ring, &seen), Err(Reason::Expired), "{id}");
             assert_eq!(verify(&p, &Check { url: "https://d.example/vod/m/other.mpd", ..check }, &ring, &seen), Err(Reason::BadSignature), "{id}");
@@ -488,14 +503,14 @@ mod tests {
         // verifies afresh (and fails).
         let mut swapped = KeyRing::new();
         swapped.add("KRSA", PublicKey::from_pem(EC_PUB).unwrap()).unwrap();
-        let p = Params { expires: Some("2000000000"), signature: Some(RSA_SIG), key_pair_id: Some("KRSA"), policy: None };
+        let p = Params { expires: Some("2000000000"), signature: Some(RSA_SIG), key_pair_id: Some("KRSA"), policy: None, hash_algorithm: None };
         assert_eq!(verify(&p, &check, &swapped, &seen), Err(Reason::BadSignature));
         // Cached, the checks that depend on the request still run.
         assert_eq!(verify(&p, &Check { now: 2_000_000_000, ..check }, &ring, &seen), Err(Reason::Expired));
         assert_eq!(seen.0.lock().unwrap().len(), 2);
         // The same policy as a custom policy verifies too (same bytes, same signature).
         let pol = url_b64_encode(canned_policy(URL, 2_000_000_000).as_bytes());
-        let p = Params { policy: Some(&pol), signature: Some(RSA_SIG), key_pair_id: Some("KRSA"), expires: None };
+        let p = Params { policy: Some(&pol), signature: Some(RSA_SIG), key_pair_id: Some("KRSA"), expires: None, hash_algorithm: None };
         assert_eq!(verify(&p, &check, &ring, &NoCache).map(|g| g.custom), Ok(true));
         assert_eq!(verify(&p, &Check { url: "https://d.example/vod/m/x", ..check }, &ring, &NoCache), Err(Reason::ResourceMismatch));
     }
