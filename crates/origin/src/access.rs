@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use anyhow::bail;
-use http::{header, HeaderMap, HeaderName, Method, Uri};
+use http::{header, HeaderMap, HeaderName, Uri};
 use serde::Deserialize;
 use sealcast_drm::signed::{cloudfront, edgeauth, Reason, VerifiedSignatures};
 
@@ -318,8 +318,6 @@ pub struct Refused(pub &'static str);
 
 /// The request facts a check needs.
 pub struct Presented<'a> {
-    /// Method (unused by the checks; kept for logs).
-    pub method: &'a Method,
     /// URI as received.
     pub uri: &'a Uri,
     /// Headers.
@@ -543,7 +541,7 @@ mod tests {
 
     fn check(a: &Access, p: &AccessPolicy, uri: &str, headers: HeaderMap, now: u64) -> Result<Option<Carry>, Refused> {
         let (uri, headers) = req(uri, headers);
-        a.check(p, &Presented { method: &Method::GET, uri: &uri, headers: &headers, peer: Some("192.0.2.1:5000".parse().unwrap()) }, now)
+        a.check(p, &Presented { uri: &uri, headers: &headers, peer: Some("192.0.2.1:5000".parse().unwrap()) }, now)
     }
 
     #[test]
@@ -617,7 +615,7 @@ mod tests {
             if let Some(h) = header {
                 headers.insert(HeaderName::from_bytes(h.as_bytes()).unwrap(), value.parse().unwrap());
             }
-            a.client_ip(&Presented { method: &Method::GET, uri: &uri, headers: &headers, peer: Some("192.0.2.1:5000".parse().unwrap()) })
+            a.client_ip(&Presented { uri: &uri, headers: &headers, peer: Some("192.0.2.1:5000".parse().unwrap()) })
         };
         let v = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         assert_eq!(ip(None, ""), v("192.0.2.1"));
@@ -634,7 +632,7 @@ mod tests {
         let (uri, mut headers) = req("/vod/m/1.m4s?a=1&Expires=5&b&Signature=x&Key-Pair-Id=K&c=%7E", HeaderMap::new());
         headers.insert(header::HOST, "origin.example:8080".parse().unwrap());
         let pairs: Vec<(&str, &str)> = uri.query().unwrap().split('&').map(|kv| kv.split_once('=').unwrap_or((kv, ""))).collect();
-        let r = Presented { method: &Method::GET, uri: &uri, headers: &headers, peer: None };
+        let r = Presented { uri: &uri, headers: &headers, peer: None };
         assert_eq!(resource_url(&p, &r, &pairs), "http://origin.example:8080/vod/m/1.m4s?a=1&b&c=%7E");
         let p = SignedPolicy { url_base: Some("https://d.cloudfront.net".into()), ..p };
         assert_eq!(resource_url(&p, &r, &pairs[1..2]), "https://d.cloudfront.net/vod/m/1.m4s");

@@ -224,7 +224,7 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
             // the delivery decision and any storage read.
             let policy = st.access.policy_or_default(st.catalog.access(&a.asset));
             let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
-            let presented = crate::access::Presented { method: req.method(), uri: req.uri(), headers: req.headers(), peer };
+            let presented = crate::access::Presented { uri: req.uri(), headers: req.headers(), peer };
             let carry = match st.access.check(&policy, &presented, st.now_unix()) {
                 Ok(c) => {
                     if policy.is_signed() {
