@@ -144,6 +144,22 @@ impl AccessPolicy {
     pub fn is_signed(&self) -> bool {
         self.signed.is_some()
     }
+
+    /// One line for `sealcast catalog check`: `open`, or what a signed policy accepts.
+    pub fn describe(&self) -> String {
+        let Some(p) = &self.signed else { return "open".into() };
+        let mut formats = Vec::new();
+        if let Some(r) = &p.cloudfront {
+            formats.push(format!("cloudfront ({} key{})", r.len(), if r.len() == 1 { "" } else { "s" }));
+        }
+        if let Some((k, names)) = &p.edgeauth {
+            formats.push(format!("edgeauth ({} key{}, {})", k.len(), if k.len() == 1 { "" } else { "s" }, names.join("/")));
+        }
+        if formats.is_empty() {
+            formats.push("nothing (every request refused)".into());
+        }
+        format!("signed: {}; skew {} s{}", formats.join(", "), p.skew, if p.carry { "; carried into playlists" } else { "" })
+    }
 }
 
 impl AccessPolicyConfig {
@@ -565,6 +581,9 @@ mod tests {
         assert_eq!(check(&a, &edge_policy(false), &format!("/vod/m/1.m4s?hdnts={tok}"), HeaderMap::new(), 100), Ok(None));
         // Open policies admit anything.
         assert_eq!(check(&a, &AccessPolicy::open(), "/x/y/z", HeaderMap::new(), 0), Ok(None));
+        assert_eq!(AccessPolicy::open().describe(), "open");
+        assert_eq!(p.describe(), "signed: edgeauth (1 key, hdnts/__token__); skew 30 s; carried into playlists");
+        assert_eq!(Access::deny_all().default.describe(), "signed: nothing (every request refused); skew 0 s");
     }
 
     #[test]

@@ -302,6 +302,7 @@ pub async fn catalog_check(cfg: &Config) -> anyhow::Result<String> {
         for (proto, verdict) in crate::decide::describe(&asset, policy, cfg.allow_clear_without_policy) {
             let _ = writeln!(out, "  {proto:<9} {verdict}");
         }
+        let _ = writeln!(out, "  {:<9} {}", "access", state.access.policy_or_default(state.catalog.access(&asset)).describe());
     }
     Ok(out)
 }

@@ -71,6 +71,18 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there is no key (never, once built).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
 /// The fields of a token.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Token<'a> {
