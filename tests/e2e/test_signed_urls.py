@@ -497,6 +497,7 @@ def players(env):
         {"id": "shaka-dash-cookies", "engine": "shaka", "url": f"{M}/manifest.mpd", "cookies": cookies(star), "clear": True},
         {"id": "hlsjs-hls-cookies", "engine": "hlsjs", "url": f"{M}/master.m3u8", "cookies": cookies(star), "clear": True},
         {"id": "hlsjs-hls-query-carried", "engine": "hlsjs", "url": k.custom(f"{M}/master.m3u8", f"{M}/*"), "clear": True},
+        {"id": "shaka-dash-query-carried", "engine": "shaka", "url": k.custom(f"{M}/manifest.mpd", f"{M}/*"), "clear": True},
         {"id": "hlsjs-edgeauth-query-carried", "engine": "hlsjs", "url": f"{base}/ladder/master-ts.m3u8?hdnts={ea_token(acl='/ladder/*')}", "clear": True},
         {"id": "shaka-dash-unsigned", "engine": "shaka", "url": f"{M}/manifest.mpd", "clear": True},
         {"id": "hlsjs-hls-unsigned", "engine": "hlsjs", "url": f"{M}/master.m3u8", "clear": True},
@@ -524,7 +525,7 @@ def _result(players, job):
     return r
 
 
-@pytest.mark.parametrize("job", ["shaka-dash-cookies", "hlsjs-hls-cookies", "hlsjs-hls-query-carried",
+@pytest.mark.parametrize("job", ["shaka-dash-cookies", "hlsjs-hls-cookies", "hlsjs-hls-query-carried", "shaka-dash-query-carried",
                                  "hlsjs-edgeauth-query-carried", "shaka-cenc-cookies-and-token"])
 def test_players_play_with_signatures(players, job):
     r = _result(players, job)
