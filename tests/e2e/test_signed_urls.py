@@ -107,10 +107,10 @@ def cf_cookies(signed_url: str) -> str:
 
 
 def ea_token(acl: str | None = None, url: str | None = None, key: str = EA_KEY, expires_in: int = 300,
-             starts_in: int | None = None, ip: str | None = None, algorithm: str = "sha256") -> str:
+             starts_in: int | None = None, ip: str | None = None, algorithm: str = "sha256", escape_early: bool = False) -> str:
     now = int(time.time())
     gen = EdgeAuth(key=key, algorithm=algorithm, start_time=(now + starts_in) if starts_in is not None else None,
-                   end_time=now + expires_in, ip=ip)
+                   end_time=now + expires_in, ip=ip, escape_early=escape_early)
     return gen.generate_acl_token(acl) if acl is not None else gen.generate_url_token(url)
 
 
@@ -443,7 +443,7 @@ def gated(tmp_path_factory):
                    f'allow_clear_without_policy = true\n'
                    f'[access]\nclient_ip_header = "X-Forwarded-For"\n'
                    f'[access.origin_verify]\nheader = "X-Origin-Verify"\nsecrets = [{secrets}]\n'
-                   f'[access.default]\nmode = "signed"\nedgeauth = {{ keys = ["{EA_KEY}"] }}\n')
+                   f'[access.default]\nmode = "signed"\nedgeauth = {{ keys = ["{EA_KEY}"], escape_early = true }}\n')
     server = start_server_config(cfg, d / "sealcast.stderr.log")
     try:
         yield {"server": server, "base": server.base_url}
@@ -457,6 +457,8 @@ def test_cdn_only_origin(gated):
     tok = ea_token(acl="/*", ip="203.0.113.7")
     url = f"{base}/multi/manifest.mpd?hdnts={tok}"
     fwd = {"X-Forwarded-For": "203.0.113.7, 10.0.0.1"}
+    esc = ea_token(url="/multi/manifest.mpd", escape_early=True)
+    assert "url=" not in esc
     errors = []
     for name, u, h, status, body in [
         ("no origin header", url, fwd, 403, "forbidden: origin_header"),
@@ -469,6 +471,9 @@ def test_cdn_only_origin(gated):
         ("new secret", url, {**fwd, **new}, 200, None),
         ("default policy: no token", f"{base}/multi/manifest.mpd", new, 403, "forbidden: missing"),
         ("default policy: other forwarded IP", url, {**new, "X-Forwarded-For": "198.51.100.1"}, 403, "forbidden: ip_mismatch"),
+        # escape_early: the generator signed the quote_plus'd path of a URL token.
+        ("escape_early URL token", f"{base}/multi/manifest.mpd?hdnts={esc}", new, 200, None),
+        ("escape_early URL token, other path", f"{base}/multi/master.m3u8?hdnts={esc}", new, 403, "forbidden: bad_signature"),
     ]:
         r = fetch(u, headers=h)
         if r.status != status or (body and r.body.decode(errors="replace").strip() != body):

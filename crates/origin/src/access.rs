@@ -101,6 +101,9 @@ pub struct EdgeAuthConfig {
     /// Token names looked for in the query, cookies and headers (default `hdnts`, `__token__`).
     #[serde(default = "default_token_names")]
     pub token_names: Vec<String>,
+    /// Tokens are made with the generator's `escape_early` option.
+    #[serde(default)]
+    pub escape_early: bool,
 }
 
 fn default_token_names() -> Vec<String> {
@@ -211,7 +214,7 @@ impl AccessPolicyConfig {
                 };
                 let hex: Vec<&str> = e.keys.iter().map(|k| k.0.as_str()).collect();
                 // The error names no key material.
-                let keys = edgeauth::Keys::from_hex(&hex, alg, e.salt.as_ref().map(|s| s.0.clone())).map_err(|why| anyhow::anyhow!("edgeauth: {why}"))?;
+                let keys = edgeauth::Keys::from_hex(&hex, alg, e.salt.as_ref().map(|s| s.0.clone())).map_err(|why| anyhow::anyhow!("edgeauth: {why}"))?.with_escape_early(e.escape_early);
                 if e.token_names.is_empty() || e.token_names.iter().any(|n| n.is_empty() || HeaderName::from_bytes(n.as_bytes()).is_err() || n.contains(['=', ';', '&'])) {
                     bail!("edgeauth.token_names must be non-empty names usable as query parameter, cookie and header names");
                 }

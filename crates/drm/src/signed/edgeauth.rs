@@ -7,6 +7,11 @@
 //! not in the token; the request's is used) and, when a salt is configured, `~salt=<salt>`.
 //! It is written as lowercase hex and compared in constant time.
 //!
+//! With `escape_early` (a generator option), the generator percent-encodes `ip`, `id`, `data`
+//! and the URL before signing (Python's `quote_plus`, hex in lowercase); the token text is
+//! verified as written either way, and the request path is encoded the same way for the MAC of
+//! a URL token.
+//!
 //! A token grants access when its MAC verifies under one of the policy's keys (several for
 //! rotation), `st <= now < exp` (each widened by the skew), `ip`, when present, is the
 //! viewer's address, and the request path matches one of the `!`-separated `acl` patterns
@@ -38,6 +43,7 @@ pub struct Keys {
     keys: Vec<hmac::Key>,
     algorithm: Algorithm,
     salt: Option<String>,
+    escape_early: bool,
 }
 
 impl std::fmt::Debug for Keys {
@@ -67,7 +73,13 @@ impl Keys {
                 Ok(hmac::Key::new(alg, &bytes))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Keys { keys, algorithm, salt })
+        Ok(Keys { keys, algorithm, salt, escape_early: false })
+    }
+
+    /// Tokens made with the generator's `escape_early` option.
+    pub fn with_escape_early(mut self, on: bool) -> Keys {
+        self.escape_early = on;
+        self
     }
 }
 
@@ -173,7 +185,11 @@ pub fn verify(text: &str, check: &Check<'_>, keys: &Keys) -> Result<bool, Reason
     msg.push_str(t.signed);
     if t.acl.is_none() && url_field.is_none() {
         msg.push_str("~url=");
-        msg.push_str(check.path);
+        if keys.escape_early {
+            quote_plus_lower(check.path, &mut msg);
+        } else {
+            msg.push_str(check.path);
+        }
     }
     if let Some(s) = &keys.salt {
         msg.push_str("~salt=");
@@ -202,6 +218,24 @@ pub fn verify(text: &str, check: &Check<'_>, keys: &Keys) -> Result<bool, Reason
         (Some(acl), _) if !acl.split('!').any(|p| wildcard::matches(p, check.path)) => Err(Reason::ResourceMismatch),
         (None, Some(u)) if u != check.path => Err(Reason::ResourceMismatch),
         _ => Ok(t.is_acl()),
+    }
+}
+
+/// Python's `quote_plus(s)` with its `%XX` escapes in lowercase, as the generator's
+/// `escape_early` writes: letters, digits and `_.-~` stay, a space becomes `+`, every other
+/// byte `%xx`.
+fn quote_plus_lower(s: &str, out: &mut String) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => out.push(char::from(b)),
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push('%');
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 15)]));
+            }
+        }
     }
 }
 
@@ -298,6 +332,18 @@ mod tests {
         assert_eq!(verify(&tok, &check("/any", 1), &salted), Ok(true));
         assert_eq!(verify(&tok, &check("/any", 1), &keys), Err(Reason::BadSignature));
         assert!(!format!("{salted:?}").contains("pepper"));
+    }
+
+    #[test]
+    fn escape_early_url_tokens() {
+        let mut q = String::new();
+        quote_plus_lower("/vod/a b/ü.mpd", &mut q);
+        assert_eq!(q, "%2fvod%2fa+b%2f%c3%bc.mpd");
+        let keys = Keys::from_hex(&[KEY], Algorithm::Sha256, None).unwrap().with_escape_early(true);
+        let tok = sign("exp=200", "~url=%2fvod%2fm%2fmanifest.mpd", KEY, hmac::HMAC_SHA256);
+        assert_eq!(verify(&tok, &check("/vod/m/manifest.mpd", 1), &keys), Ok(false));
+        let plain = Keys::from_hex(&[KEY], Algorithm::Sha256, None).unwrap();
+        assert_eq!(verify(&tok, &check("/vod/m/manifest.mpd", 1), &plain), Err(Reason::BadSignature));
     }
 
     #[test]
