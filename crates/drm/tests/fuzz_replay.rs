@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sealcast_drm::fuzzing::{fuzz_clearkey, fuzz_cpix, fuzz_pssh, fuzz_token, signed_token_outcome};
+use sealcast_drm::fuzzing::{fuzz_clearkey, fuzz_cpix, fuzz_pssh, fuzz_signed, fuzz_token, signed_token_outcome};
 
 use sealcast_testkit::{fuzz_inputs as inputs, replay_fuzz_inputs as replay};
 
@@ -31,6 +31,11 @@ fn cpix_seeds_and_regressions_do_not_panic() {
 #[test]
 fn pssh_seeds_and_regressions_do_not_panic() {
     replay("pssh", fuzz_pssh);
+}
+
+#[test]
+fn signed_seeds_and_regressions_do_not_panic() {
+    replay("signed", fuzz_signed);
 }
 
 /// The `J` and `S` token seeds are only worth having if some get all the way through the
@@ -207,4 +212,46 @@ fn write_drm_seeds() {
         b64(&[0x44; 16])
     );
     write("cpix", "minimal_prefixed.xml", minimal.as_bytes());
+}
+
+/// Without a nightly toolchain at hand: 100,000 deterministic mutations of the `signed` seeds
+/// (byte flips, inserted delimiters, truncations, mode swaps) through the same entry point.
+#[test]
+fn signed_seed_mutations_do_not_panic() {
+    let seeds: Vec<Vec<u8>> = inputs("seeds", "signed").iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert!(seeds.len() >= 5, "signed seeds missing");
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    const BYTES: &[u8] = b"~!=*?/\n:.%_-{}[]\",0123456789abcdefACEIPW";
+    for i in 0..100_000 {
+        let mut d = seeds[i % seeds.len()].clone();
+        for _ in 0..1 + rnd() % 4 {
+            let n = d.len().max(1);
+            match rnd() % 5 {
+                0 if !d.is_empty() => {
+                    let at = rnd() as usize % d.len();
+                    d[at] ^= 1 << (rnd() % 8);
+                }
+                1 => {
+                    let at = rnd() as usize % (d.len() + 1);
+                    d.insert(at, BYTES[rnd() as usize % BYTES.len()]);
+                }
+                2 => d.truncate(rnd() as usize % n),
+                3 if !d.is_empty() => d[0] = b"PBWIEC"[rnd() as usize % 6],
+                _ => {
+                    let half = d[..d.len() / 2].to_vec();
+                    d.extend_from_slice(&half);
+                }
+            }
+            if d.is_empty() {
+                d.push(b'W');
+            }
+        }
+        fuzz_signed(&d);
+    }
 }

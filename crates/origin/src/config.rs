@@ -67,6 +67,9 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// What one asset's files may cost in memory and work, whatever they declare.
     pub content_limits: ContentLimits,
+    /// Access control (`[access]`): the default policy of assets the catalog gives none, the
+    /// CDN-only origin header, where the viewer's address comes from.
+    pub access: crate::access::AccessConfig,
 }
 
 /// `[content_limits]`: bounds on the memory and work one asset may cost, so a hostile or
@@ -636,6 +639,7 @@ impl Default for Config {
             storage: StorageTiming::default(),
             limits: LimitsConfig::default(),
             content_limits: ContentLimits::default(),
+            access: Default::default(),
         }
     }
 }
@@ -666,7 +670,16 @@ impl Config {
     /// Reads a TOML file.
     pub fn from_file(p: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(p).with_context(|| format!("reading config {}", p.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))
+        let mut cfg: Config = toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?;
+        // Key files of the default access policy are relative to the config file, as the
+        // catalog's are to the catalog file.
+        let dir = p.parent().unwrap_or(Path::new("."));
+        for k in cfg.access.default.iter_mut().flat_map(|d| d.cloudfront.iter_mut()).flat_map(|c| c.keys.iter_mut()) {
+            if let Some(f) = k.pem_file.as_mut().filter(|f| f.is_relative()) {
+                *f = dir.join(&*f);
+            }
+        }
+        Ok(cfg)
     }
 
     /// Checks values that serde cannot.
@@ -713,6 +726,7 @@ impl Config {
         self.catalog_store()?;
         self.storage.timing()?;
         self.limits.limits()?;
+        crate::access::Access::new(&self.access, |p| std::fs::read_to_string(p))?;
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.store {
             s.spec()?;

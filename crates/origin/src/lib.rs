@@ -1,6 +1,7 @@
 //! The sealcast origin: configuration, HTTP routes and caches around the pure packaging
 //! crates. `main.rs` is a thin CLI over this library so tests can run the server in-process.
 
+pub mod access;
 pub mod admin;
 pub mod ams;
 pub mod assets;

@@ -270,7 +270,7 @@ impl Conn {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let svc = Guarded { app: self.app.clone(), state: self.state.clone(), limits: self.limits.clone(), server: self.server.clone(), held: self.held.clone() };
+        let svc = Guarded { app: self.app.clone(), state: self.state.clone(), limits: self.limits.clone(), server: self.server.clone(), held: self.held.clone(), peer };
         let conn = self.builder.serve_connection(TokioIo::new(io), svc);
         tokio::pin!(conn);
         let mut tick = tokio::time::interval(self.limits.tick());
@@ -414,6 +414,8 @@ struct Guarded {
     limits: Arc<Limits>,
     server: Arc<AppState>,
     held: Arc<AtomicU64>,
+    /// The connection's peer (access policies with address conditions).
+    peer: std::net::SocketAddr,
 }
 
 impl hyper::service::Service<Request<Incoming>> for Guarded {
@@ -421,9 +423,10 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         use http_body::Body as _;
         use tower::ServiceExt;
+        req.extensions_mut().insert(crate::access::PeerAddr(self.peer));
         let active = Active::new(self.state.clone());
         let has_body = !req.body().is_end_stream();
         // HTTP/2 flow control can hold a stream without the socket ever blocking: only the

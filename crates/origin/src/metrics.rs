@@ -22,6 +22,10 @@ pub struct Metrics {
     limits_hit: Mutex<BTreeMap<&'static str, u64>>,
     /// Tokens checked (signature and claims) for token-restricted keys.
     token_checks: AtomicU64,
+    /// Asset requests refused by access control, by reason.
+    access_refused: Mutex<BTreeMap<&'static str, u64>>,
+    /// Asset requests admitted by a signed-access policy.
+    access_granted: AtomicU64,
 }
 
 impl Metrics {
@@ -43,6 +47,21 @@ impl Metrics {
     /// Tokens checked so far.
     pub fn token_checks(&self) -> u64 {
         self.token_checks.load(Ordering::Relaxed)
+    }
+
+    /// Access control refused a request for `reason` (a fixed label).
+    pub fn access_refused(&self, reason: &'static str) {
+        *self.access_refused.lock().unwrap_or_else(|e| e.into_inner()).entry(reason).or_default() += 1;
+    }
+
+    /// A signed-access policy admitted a request.
+    pub fn access_granted(&self) {
+        self.access_granted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many requests access control refused for `reason` so far.
+    pub fn access_refusals(&self, reason: &str) -> u64 {
+        self.access_refused.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(r, _)| **r == reason).map(|(_, n)| *n).sum()
     }
 
     /// Counts a response status.
@@ -90,6 +109,12 @@ impl Metrics {
         }
         s.push_str("# HELP sealcast_token_checks_total Tokens checked (signature and claims) for token-restricted keys.\n# TYPE sealcast_token_checks_total counter\n");
         let _ = writeln!(s, "sealcast_token_checks_total {}", self.token_checks());
+        s.push_str("# HELP sealcast_access_refused_total Asset requests refused by access control, by reason.\n# TYPE sealcast_access_refused_total counter\n");
+        for (reason, n) in self.access_refused.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(s, "sealcast_access_refused_total{{reason=\"{reason}\"}} {n}");
+        }
+        s.push_str("# HELP sealcast_access_granted_total Asset requests admitted by a signed URL, cookie or token.\n# TYPE sealcast_access_granted_total counter\n");
+        let _ = writeln!(s, "sealcast_access_granted_total {}", self.access_granted.load(Ordering::Relaxed));
         s.push_str("# HELP sealcast_connections_open Connections open now.\n# TYPE sealcast_connections_open gauge\n");
         let _ = writeln!(s, "sealcast_connections_open {}", self.connections_open.load(Ordering::Relaxed));
         s.push_str("# HELP sealcast_limits_total Connections refused or closed, and requests timed out, by the limit enforced.\n# TYPE sealcast_limits_total counter\n");

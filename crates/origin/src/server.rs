@@ -40,6 +40,8 @@ pub struct AppState {
     pub(crate) allow_clear: bool,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Access control: the CDN-only gate, the default policy, verified signatures.
+    pub access: crate::access::Access,
     clock: Clock,
 }
 
@@ -122,6 +124,11 @@ impl AppState {
             db_catalog: None,
             allow_clear: cfg.allow_clear_without_policy,
             metrics: Default::default(),
+            // Validated at start-up; should it fail here anyway, every asset is refused.
+            access: crate::access::Access::new(&cfg.access, |p| std::fs::read_to_string(p)).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "access configuration unusable: refusing every asset request");
+                crate::access::Access::deny_all()
+            }),
             clock: Arc::new(SystemTime::now),
         })
     }
@@ -216,6 +223,10 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
 }
 
 async fn handle_inner(st: &AppState, req: Request) -> Response {
+    // The CDN-only gate comes before anything else (health probes excepted).
+    if let Err(r) = st.access.gate(req.uri().path(), req.headers()) {
+        return access_refused(st, req.uri().path(), r);
+    }
     let locators = |id: &str| {
         if let Some(a) = st.locators.get(id) {
             return Some(route::LocatorTarget::Asset(a.clone()));
@@ -259,6 +270,8 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
                     c.last_load()
                 );
             }
+            text.push_str("# HELP sealcast_access_signatures_verified_total Signed URL signatures verified with a public-key operation (each is then cached).\n# TYPE sealcast_access_signatures_verified_total counter\n");
+            text.push_str(&format!("sealcast_access_signatures_verified_total {}\n", st.access.signatures_verified()));
             let mut r = (StatusCode::OK, text).into_response();
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
             r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -267,7 +280,21 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
         Route::Health => (StatusCode::OK, "ok\n").into_response(),
         Route::Ready => ready(st),
         Route::Asset(a) => {
-            let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query() };
+            // Access control: the one check of every asset URL, from the typed route, before
+            // the delivery decision and any storage read.
+            let policy = st.access.policy_or_default(st.catalog.access(&a.asset));
+            let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
+            let presented = crate::access::Presented { uri: req.uri(), headers: req.headers(), peer };
+            let carry = match st.access.check(&policy, &presented, st.now_unix()) {
+                Ok(c) => {
+                    if policy.is_signed() {
+                        st.metrics.access_granted();
+                    }
+                    c
+                }
+                Err(r) => return access_refused(st, req.uri().path(), r),
+            };
+            let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query(), carry };
             let mut res = handlers::asset(&ctx, &a).await;
             if matches!(res, Err(ApiError::SourceChanged(_))) {
                 // A source file was replaced after it was indexed; its asset is gone from the
@@ -280,6 +307,18 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
             }
         }
     }
+}
+
+/// The answer to a request access control refused: 403, the fixed reason, never stored.
+/// Neither the log line nor the body shows the credential (only the path and the reason).
+fn access_refused(st: &AppState, path: &str, r: crate::access::Refused) -> Response {
+    st.metrics.access_refused(r.0);
+    tracing::debug!(path = %path, reason = r.0, "access refused");
+    let mut res = (StatusCode::FORBIDDEN, format!("forbidden: {}\n", r.0)).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 /// The CORS preflight answer (Range, conditional and Authorization headers make requests
@@ -323,6 +362,7 @@ pub async fn catalog_check(cfg: &Config) -> anyhow::Result<String> {
         for (proto, verdict) in crate::decide::describe(&asset, policy, cfg.allow_clear_without_policy) {
             let _ = writeln!(out, "  {proto:<9} {verdict}");
         }
+        let _ = writeln!(out, "  {:<9} {}", "access", state.access.policy_or_default(state.catalog.access(&asset)).describe());
     }
     Ok(out)
 }

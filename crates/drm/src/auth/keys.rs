@@ -249,7 +249,7 @@ fn rsa_key(what: &'static str, pkcs1: &[u8]) -> Result<DecodingKey, PolicyError>
 }
 
 /// The first PEM block in `text`: its label and decoded body.
-fn pem_block(text: &str) -> Option<(&str, Vec<u8>)> {
+pub(crate) fn pem_block(text: &str) -> Option<(&str, Vec<u8>)> {
     if text.len() > MAX_KEY_DOCUMENT_BYTES {
         return None;
     }
@@ -277,7 +277,7 @@ const OID_PRIME256V1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
 /// One DER TLV: `(tag, contents, rest)`. Single-byte tags, definite lengths up to 4 length
 /// bytes, every length checked against the input.
-fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+pub(crate) fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     let (&tag, rest) = input.split_first()?;
     let (&first, mut rest) = rest.split_first()?;
     let len = if first < 0x80 {
@@ -298,7 +298,7 @@ fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     Some((tag, contents, rest))
 }
 
-enum Spki<'a> {
+pub(crate) enum Spki<'a> {
     /// PKCS#1 `RSAPublicKey` DER.
     Rsa(&'a [u8]),
     /// Uncompressed P-256 point (65 bytes, `0x04 || x || y`).
@@ -306,7 +306,7 @@ enum Spki<'a> {
 }
 
 /// Reads a DER `SubjectPublicKeyInfo` (the whole TLV).
-fn spki(der: &[u8]) -> Option<Spki<'_>> {
+pub(crate) fn spki(der: &[u8]) -> Option<Spki<'_>> {
     let (tag, body, _) = tlv(der)?;
     if tag != SEQUENCE {
         return None;
@@ -341,7 +341,7 @@ pub fn certificate_spki_der(der: &[u8]) -> Option<&[u8]> {
     certificate_spki(der)
 }
 
-fn certificate_spki(der: &[u8]) -> Option<&[u8]> {
+pub(crate) fn certificate_spki(der: &[u8]) -> Option<&[u8]> {
     let (tag, cert, _) = tlv(der)?;
     if tag != SEQUENCE {
         return None;

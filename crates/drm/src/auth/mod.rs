@@ -40,7 +40,7 @@
 
 mod config;
 mod jwt;
-mod keys;
+pub(crate) mod keys;
 mod swt;
 
 use std::fmt;

@@ -334,6 +334,9 @@ impl Database {
         let mut report = ImportReport::default();
         let mut merged = read_doc(&mut tx).await?;
         let mut audit: Vec<(String, String, String, String)> = Vec::new();
+        if docs.iter().any(|(d, _)| !d.access.is_empty() || !d.access_rules.is_empty() || d.assets.iter().any(|a| a.access.is_some())) {
+            bail!("access policies ([access.*], [[access_rule]], an asset's `access`) are not stored in the database yet: keep them in a TOML catalog or set the server's [access] default; nothing was imported");
+        }
         for ((incoming, resolve), foreign) in docs.iter().zip(&foreign) {
             let resolve: &dyn Resolve = *resolve;
             let incoming_opener = Incoming { files: resolve, sealer: foreign.as_ref() };
@@ -866,6 +869,7 @@ async fn read_doc(tx: &mut AnyConnection) -> anyhow::Result<CatalogDoc> {
             authorization: r.try_get(4)?,
             carry_token: r.try_get::<i64, _>(3)? != 0,
             progressive_download: false,
+            access: None,
         };
         for (protocols, t, config) in policies.remove(&id).unwrap_or_default() {
             let d = delivery_of(t).with_context(|| format!("asset '{path}': delivery policy type {t} is not served"))?;

@@ -38,6 +38,13 @@ pub struct CatalogDoc {
     /// The same, sealed (database, `export --with-keys`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub authorization_wrapped: BTreeMap<String, String>,
+    /// Named access policies (signed URLs, cookies, tokens) of this document's assets and
+    /// rules. TOML catalogs only for now: the database refuses them rather than drop them.
+    #[serde(default, skip_serializing)]
+    pub access: BTreeMap<String, crate::access::AccessPolicyConfig>,
+    /// Access policies of every asset under a path prefix (`[[access_rule]]`).
+    #[serde(default, rename = "access_rule", skip_serializing)]
+    pub access_rules: Vec<AccessRuleDoc>,
     /// Written by `catalog export` without `--with-keys`: the keys were left out, and an
     /// import takes them from the database for the entries it names.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -46,6 +53,16 @@ pub struct CatalogDoc {
     /// the exporting database's key-encryption key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sealed_by: Option<SealedBy>,
+}
+
+/// `[[access_rule]]`: an access policy for every asset under a folder.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessRuleDoc {
+    /// A folder path; the rule covers it and everything under it.
+    pub prefix: String,
+    /// A name from the document's `[access.*]`.
+    pub access: String,
 }
 
 /// The data-encryption key of an exported document, wrapped by a key-encryption key.
@@ -97,6 +114,10 @@ pub struct AssetDoc {
     /// Azure Media Services' `ProgressiveDownload` protocol: track files downloadable.
     #[serde(default, skip_serializing_if = "is_false")]
     pub progressive_download: bool,
+    /// Access policy (a name from `[access.*]`); else the longest `[[access_rule]]` prefix
+    /// covering the path, else the server's default.
+    #[serde(default, skip_serializing)]
+    pub access: Option<String>,
 }
 
 impl AssetDoc {
@@ -116,6 +137,7 @@ impl AssetDoc {
             authorization: None,
             carry_token: false,
             progressive_download: false,
+            access: None,
         }
     }
 }
@@ -299,6 +321,10 @@ pub struct Snapshot {
     pub(crate) assets: HashMap<String, (String, Arc<AssetPolicy>)>,
     pub(crate) keys: HashMap<Kid, KeyGrant>,
     pub(crate) locators: HashMap<String, Locator>,
+    /// Access policies by lowercased asset path.
+    pub(crate) access: HashMap<String, Arc<crate::access::AccessPolicy>>,
+    /// Access policies by lowercased path prefix, longest first.
+    pub(crate) access_rules: Vec<(String, Arc<crate::access::AccessPolicy>)>,
 }
 
 impl Snapshot {
@@ -309,8 +335,31 @@ impl Snapshot {
         // IVs must be unique per key across the whole catalog, not just within an asset.
         let mut ivs = HashSet::new();
         let mut locators = HashMap::new();
+        let mut access_of = HashMap::new();
+        let mut access_rules: Vec<(String, Arc<crate::access::AccessPolicy>)> = Vec::new();
         for (label, doc, resolve) in docs {
             let auth = build_authorization(doc, *resolve).with_context(|| format!("catalog {label}"))?;
+            let mut access = HashMap::new();
+            for (name, cfg) in &doc.access {
+                let built = cfg.build(|p: &std::path::Path| resolve.file(&p.to_string_lossy())).map_err(|e| anyhow::anyhow!("catalog {label}: access '{name}': {e}"))?;
+                access.insert(name.clone(), Arc::new(built));
+            }
+            let named = |n: &str| access.get(n).cloned().ok_or_else(|| anyhow::anyhow!("catalog {label}: access '{n}' is not defined in this file"));
+            for r in &doc.access_rules {
+                if sealcast_storage::AssetPath::parse(&format!("/{}", r.prefix)).is_err() {
+                    bail!("catalog {label}: access_rule prefix '{}' must be a plain folder path", r.prefix);
+                }
+                let prefix = r.prefix.trim_end_matches('/').to_ascii_lowercase();
+                if access_rules.iter().any(|(p, _)| *p == prefix) {
+                    bail!("catalog {label}: access_rule prefix '{}' is listed twice", r.prefix);
+                }
+                access_rules.push((prefix, named(&r.access)?));
+            }
+            for a in &doc.assets {
+                if let Some(n) = &a.access {
+                    access_of.insert(a.path.to_ascii_lowercase(), named(n)?);
+                }
+            }
             for a in &doc.assets {
                 let path = a.path.clone();
                 let (policy, key_auth) = validate(a, *resolve, &auth).with_context(|| format!("catalog {label}: asset '{path}'"))?;
@@ -347,7 +396,8 @@ impl Snapshot {
                 }
             }
         }
-        Ok(Snapshot { assets: out, keys: grants.into_iter().map(|(k, (g, _))| (k, g)).collect(), locators })
+        access_rules.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
+        Ok(Snapshot { assets: out, keys: grants.into_iter().map(|(k, (g, _))| (k, g)).collect(), locators, access: access_of, access_rules })
     }
 
     /// Number of assets with a policy.
@@ -379,6 +429,15 @@ impl Snapshot {
         }
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// The access policy of an asset: its own, else the longest covering `[[access_rule]]`.
+    pub fn access(&self, path: &str) -> Option<Arc<crate::access::AccessPolicy>> {
+        let path = path.to_ascii_lowercase();
+        if let Some(p) = self.access.get(&path) {
+            return Some(p.clone());
+        }
+        self.access_rules.iter().find(|(prefix, _)| path == *prefix || path.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('/'))).map(|(_, p)| p.clone())
     }
 
     /// The policy of an asset (paths compare case-insensitively).

@@ -125,6 +125,12 @@ pub trait Catalog: Send + Sync {
     fn degraded(&self) -> Option<String> {
         None
     }
+
+    /// The access policy of the asset at `path`: its own, else the one of the longest path
+    /// prefix that has one; `None`: the server's default applies.
+    fn access(&self, _path: &str) -> Option<Arc<crate::access::AccessPolicy>> {
+        None
+    }
 }
 
 /// A shared catalog is a catalog.
@@ -143,6 +149,9 @@ impl<T: Catalog + ?Sized> Catalog for Arc<T> {
     }
     fn degraded(&self) -> Option<String> {
         (**self).degraded()
+    }
+    fn access(&self, path: &str) -> Option<Arc<crate::access::AccessPolicy>> {
+        (**self).access(path)
     }
 }
 

@@ -90,6 +90,10 @@ impl Catalog for TomlCatalog {
     fn storage_files(&self) -> Vec<(String, sealcast_storage::FileEncryption)> {
         self.snapshot().storage_files()
     }
+
+    fn access(&self, path: &str) -> Option<Arc<crate::access::AccessPolicy>> {
+        self.snapshot().access(path)
+    }
 }
 
 /// The files of a catalog source: the file, or every `*.toml` of the folder in name order.
@@ -225,6 +229,46 @@ storage = { key_id = "0b5e2c1a-9d3f-4e8a-b7c6-d5e4f3a2b1c0", key = "000102030405
             let p = write(&dir, "c.toml", bad);
             let e = TomlCatalog::load(&p).err().unwrap_or_else(|| panic!("{why}: accepted"));
             assert!(!format!("{e:#}").contains("69eaa802"), "{why}: key leaked into the error");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn access_policies_by_asset_then_longest_prefix() {
+        let dir = std::env::temp_dir().join(format!("sealcast-catalog-access-{}", std::process::id()));
+        let text = r#"
+[access.open]
+mode = "open"
+[access.ea]
+mode = "signed"
+edgeauth = { keys = ["52a152a152a152a152a152a152a152a1"] }
+[[access_rule]]
+prefix = "vod"
+access = "ea"
+[[access_rule]]
+prefix = "vod/free"
+access = "open"
+[[asset]]
+path = "vod/free/paid"
+access = "ea"
+"#;
+        let c = TomlCatalog::load(&write(&dir, "c.toml", text)).unwrap();
+        let signed = |p: &str| c.access(p).map(|a| a.is_signed());
+        assert_eq!(signed("vod/movie"), Some(true));
+        assert_eq!(signed("VOD/Movie"), Some(true), "paths compare case-insensitively");
+        assert_eq!(signed("vod/free/x"), Some(false), "the longest prefix wins");
+        assert_eq!(signed("vod/free/paid"), Some(true), "the asset's own policy wins");
+        assert_eq!(signed("vodka/x"), None, "a prefix covers whole path segments only");
+        assert_eq!(signed("other"), None);
+        for (bad, why) in [
+            (text.replace("access = \"ea\"\n[[access_rule]]", "access = \"nope\"\n[[access_rule]]"), "unknown name"),
+            (text.replace("prefix = \"vod/free\"", "prefix = \"vod\""), "prefix twice"),
+            (text.replace("prefix = \"vod/free\"", "prefix = \"../x\""), "bad prefix"),
+            (text.replace("mode = \"open\"", "mode = \"closed\""), "bad mode"),
+            (text.replace("52a152a1", "52a1"), "bad key"),
+        ] {
+            let e = TomlCatalog::load(&write(&dir, "c.toml", &bad)).err().unwrap_or_else(|| panic!("{why}: accepted"));
+            assert!(!format!("{e:#}").contains("52a152a1"), "{why}: key material in the error");
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -36,7 +36,7 @@ pub fn manifest(ctx: &Ctx<'_>, loaded: &Loaded, kind: ManifestKind, served: Serv
             ManifestKind::Master(Container::Ts) => |a| hls::write_master(a, hls::TS),
             ManifestKind::Smooth => smooth::write_manifest,
         };
-        return Ok(reply(loaded.manifest(slot, build)));
+        return Ok(carried(ctx, kind, reply(loaded.manifest(slot, build)), None));
     };
     let sc = crypto.method(m).ok_or_else(|| ApiError::Forbidden(format!("this protocol with {} is not offered", m.path())))?;
     if kind == ManifestKind::Master(Container::Ts) && m == Encryption::Cbcs && sc.tracks.iter().zip(&loaded.asset.tracks).any(|(t, a)| ts::carries(a) && t.sample_aes.is_none()) {
@@ -49,10 +49,31 @@ pub fn manifest(ctx: &Ctx<'_>, loaded: &Loaded, kind: ManifestKind, served: Serv
         ManifestKind::Master(Container::Ts) => hls::write_master_with(a, hls::TS, Some(&HlsProtection { session_keys: Vec::new(), tracks: sc.hls.tracks.clone() })),
         ManifestKind::Smooth => smooth::write_manifest_with(a, sc.smooth.as_deref()),
     });
-    if let (true, ManifestKind::Master(_), Some(token)) = (crypto.policy.carry_token, kind, crate::keys::query_token(ctx.query)) {
-        // The viewer's token goes on to the media playlists (which put it on their key URIs),
-        // never to segments; the playlist is then the viewer's own.
-        return Ok(Reply::Private(hls::carry_token_master(&body.0, &token)));
+    // The viewer's key token goes on to the media playlists (which put it on their key URIs),
+    // never to segments; the playlist is then the viewer's own.
+    let token = if crypto.policy.carry_token { crate::keys::query_token(ctx.query) } else { None };
+    Ok(carried(ctx, kind, reply(body), token))
+}
+
+/// `reply`, or, when the request's access credential or key token is to be carried into the
+/// URLs the manifest lists, the viewer's own copy with them (`private, no-store`). DASH MPDs
+/// carry the access credential on their segment templates; Smooth manifests carry nothing.
+fn carried(ctx: &Ctx<'_>, kind: ManifestKind, reply: Reply, token: Option<String>) -> Reply {
+    let Reply::Manifest { body, content_type, .. } = &reply else { return reply };
+    let token = token.filter(|_| matches!(kind, ManifestKind::Master(_)));
+    let access = ctx.carry.as_ref().filter(|_| kind != ManifestKind::Smooth);
+    if token.is_none() && access.is_none() {
+        return reply;
     }
-    Ok(reply(body))
+    let mut text = String::from_utf8_lossy(body).into_owned();
+    if let Some(c) = access {
+        text = match kind {
+            ManifestKind::Mpd => mf::dash::carry_query_mpd(&text, &c.0),
+            _ => hls::carry_query_master(text.as_bytes(), &c.0),
+        };
+    }
+    if let Some(t) = token {
+        text = hls::carry_token_master(text.as_bytes(), &t);
+    }
+    Reply::Private { body: text, content_type }
 }

@@ -1,6 +1,8 @@
 //! The per-request path of asset URLs, in a handful of short steps:
 //!
-//! 1. [`crate::route::parse`] has turned the URL into a typed [`AssetRoute`];
+//! 1. [`crate::route::parse`] has turned the URL into a typed [`AssetRoute`], and
+//!    [`crate::access`] has admitted the request (signed URL, cookie or token where the
+//!    asset's access policy asks for one) — in [`crate::server`], before anything is read;
 //! 2. [`crate::decide::decide`] says, from the asset's delivery policy alone, whether it is
 //!    served clear, encrypted with which method, or refused — before anything is read;
 //! 3. the asset is loaded (indexes from the cache, or a few ranged reads);
@@ -41,6 +43,9 @@ pub struct Ctx<'a> {
     pub path: &'a str,
     /// The query string (a viewer's `token`).
     pub query: Option<&'a str>,
+    /// A verified query credential that playlists pass on to the URLs they list
+    /// ([`crate::access`]).
+    pub carry: Option<crate::access::Carry>,
 }
 
 /// What a handler produced.
@@ -70,8 +75,14 @@ pub enum Reply {
         /// The asset's `Last-Modified`.
         last_modified: HeaderValue,
     },
-    /// A playlist made for one viewer (it carries their token): never stored by shared caches.
-    Private(String),
+    /// A manifest made for one viewer (it carries their token or signed-URL credential): never
+    /// stored by any cache.
+    Private {
+        /// Body.
+        body: String,
+        /// Content-Type.
+        content_type: &'static str,
+    },
 }
 
 /// HLS playlists.
@@ -99,10 +110,10 @@ impl Ctx<'_> {
                 Representation { parts, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
             }
             Reply::Manifest { body, etag, content_type, last_modified } => Representation { parts: vec![body], content_type, etag, last_modified, cache_control: self.st.manifest_cc.clone() },
-            Reply::Private(body) => {
+            Reply::Private { body, content_type } => {
                 let mut r = (StatusCode::OK, body).into_response();
                 let h = r.headers_mut();
-                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(HLS_TYPE));
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
                 return r;
             }

@@ -83,7 +83,7 @@ impl TrackPlaylist<'_> {
         let ti = self.ti;
         let reply = |(body, etag)| Reply::Manifest { body, etag, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
         let Some((crypto, m)) = protection(loaded, served)? else {
-            return Ok(reply(loaded.manifest(self.slot, |a| self.write(&a.tracks[ti], &[], None))));
+            return Ok(carried(ctx, reply(loaded.manifest(self.slot, |a| self.write(&a.tracks[ti], &[], None))), None));
         };
         let sc = crypto.method(m).ok_or_else(|| not_offered(loaded, m))?;
         let tc = &sc.tracks[ti];
@@ -100,12 +100,28 @@ impl TrackPlaylist<'_> {
                 (None, Container::Fmp4) => self.write(&a.tracks[ti], &sc.hls.tracks[ti].key_lines, None),
             }
         });
-        if let (true, Some(token)) = (crypto.policy.carry_token, crate::keys::query_token(ctx.query)) {
-            let uris: Vec<&str> = tc.envelope.as_ref().map(|e| e.key_uri.as_str()).into_iter().chain(tc.sample_aes_uri.as_deref()).collect();
-            return Ok(Reply::Private(hls::carry_token_keys(&body.0, &uris, &token)));
-        }
-        Ok(reply(body))
+        let token = if crypto.policy.carry_token { crate::keys::query_token(ctx.query) } else { None };
+        let uris: Vec<&str> = tc.envelope.as_ref().map(|e| e.key_uri.as_str()).into_iter().chain(tc.sample_aes_uri.as_deref()).collect();
+        Ok(carried(ctx, reply(body), token.map(|t| (t, uris))))
     }
+}
+
+/// `reply`, or the viewer's own copy (`private, no-store`) whose segment and init URIs carry
+/// the request's access credential and whose key URIs carry its key token, when either is to
+/// be carried.
+fn carried(ctx: &Ctx<'_>, reply: Reply, token: Option<(String, Vec<&str>)>) -> Reply {
+    let Reply::Manifest { body, content_type, .. } = &reply else { return reply };
+    if token.is_none() && ctx.carry.is_none() {
+        return reply;
+    }
+    let mut text = match &ctx.carry {
+        Some(c) => hls::carry_query_media(body, &c.0),
+        None => String::from_utf8_lossy(body).into_owned(),
+    };
+    if let Some((t, uris)) = token {
+        text = hls::carry_token_keys(text.as_bytes(), &uris, &t);
+    }
+    Reply::Private { body: text, content_type }
 }
 
 fn not_offered(loaded: &Loaded, m: Encryption) -> ApiError {

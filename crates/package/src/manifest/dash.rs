@@ -179,3 +179,44 @@ fn write_representation(s: &mut String, t: &AssetTrack, sub: &str) {
     }
     s.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
 }
+
+/// An MPD whose `SegmentTemplate` `initialization` and `media` URLs carry the query `q`
+/// (`name=value&…`, already URL-encoded; XML-escaped here): a viewer's signed-URL credential
+/// passed on to the segments the MPD lists.
+pub fn carry_query_mpd(mpd: &str, q: &str) -> String {
+    let q = q.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
+    let mut out = String::with_capacity(mpd.len() + 256);
+    for line in mpd.lines() {
+        if line.trim_start().starts_with("<SegmentTemplate") {
+            let mut l = line.to_string();
+            for attr in ["initialization=\"", "media=\""] {
+                if let Some(start) = l.find(&format!(" {attr}")).map(|i| i + 1 + attr.len()) {
+                    if let Some(len) = l[start..].find('"') {
+                        let sep = if l[start..start + len].contains('?') { "&amp;" } else { "?" };
+                        l.insert_str(start + len, &format!("{sep}{q}"));
+                    }
+                }
+            }
+            out.push_str(&l);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod carry_tests {
+    use super::*;
+
+    #[test]
+    fn segment_templates_carry_the_query_xml_escaped() {
+        let mpd = "<MPD>\n        <SegmentTemplate timescale=\"1\" initialization=\"v/init.mp4\" media=\"v/$Number$.m4s\" startNumber=\"1\">\n<BaseURL>x/</BaseURL>\n</MPD>\n";
+        let got = carry_query_mpd(mpd, "Policy=p&Signature=s\"<>");
+        assert_eq!(
+            got,
+            "<MPD>\n        <SegmentTemplate timescale=\"1\" initialization=\"v/init.mp4?Policy=p&amp;Signature=s&quot;&lt;&gt;\" media=\"v/$Number$.m4s?Policy=p&amp;Signature=s&quot;&lt;&gt;\" startNumber=\"1\">\n<BaseURL>x/</BaseURL>\n</MPD>\n"
+        );
+    }
+}

@@ -345,6 +345,45 @@ pub fn carry_token_master(body: &[u8], token: &str) -> String {
     out
 }
 
+/// `uri` with the query `q` (`name=value&…`, already encoded) appended.
+pub fn with_query(uri: &str, q: &str) -> String {
+    format!("{uri}{}{q}", if uri.contains('?') { '&' } else { '?' })
+}
+
+/// A multivariant playlist whose media playlist URIs (variant lines, `EXT-X-MEDIA` and
+/// `EXT-X-I-FRAME-STREAM-INF` URIs) carry the query `q`: a viewer's signed-URL credential
+/// passed on to what the playlist lists. Session key URIs are left alone.
+pub fn carry_query_master(body: &[u8], q: &str) -> String {
+    rewrite_uris(body, q, &["#EXT-X-MEDIA:", "#EXT-X-I-FRAME-STREAM-INF:"])
+}
+
+/// A media or I-frame playlist whose segment URIs and `EXT-X-MAP` URI carry the query `q`.
+/// Key URIs are left alone (keys have their own `token`).
+pub fn carry_query_media(body: &[u8], q: &str) -> String {
+    rewrite_uris(body, q, &["#EXT-X-MAP:"])
+}
+
+/// Appends `q` to every URI line and to the `URI="…"` attribute of tags starting with one of
+/// `tags`.
+fn rewrite_uris(body: &[u8], q: &str, tags: &[&str]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let mut out = String::with_capacity(text.len() + 64 * q.len().min(1024));
+    for line in text.lines() {
+        if line.is_empty() {
+            // Blank lines stay blank.
+        } else if !line.starts_with('#') {
+            out.push_str(&with_query(line, q));
+        } else if let Some((head, rest)) = line.split_once("URI=\"").filter(|_| tags.iter().any(|t| line.starts_with(t))) {
+            let (uri, tail) = rest.split_once('"').unwrap_or((rest, ""));
+            out.push_str(&format!("{head}URI=\"{}\"{tail}", with_query(uri, q)));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A media playlist whose key URIs (those in `uris`) carry the viewer's `token`.
 pub fn carry_token_keys(body: &[u8], uris: &[&str], token: &str) -> String {
     let mut text = String::from_utf8_lossy(body).into_owned();
@@ -352,4 +391,25 @@ pub fn carry_token_keys(body: &[u8], uris: &[&str], token: &str) -> String {
         text = text.replace(&format!("URI=\"{u}\""), &format!("URI=\"{}\"", with_token(u, token)));
     }
     text
+}
+
+#[cfg(test)]
+mod carry_tests {
+    use super::*;
+
+    #[test]
+    fn query_goes_on_playlist_and_segment_uris_only() {
+        let master = "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"audio_en/index.m3u8\"\n#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\nvideo/index.m3u8\n\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI=\"video/iframes.m3u8\"\n";
+        let got = carry_query_master(master.as_bytes(), "hdnts=exp=1~acl=/a/*~hmac=ab");
+        assert_eq!(
+            got,
+            "#EXTM3U\n#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"audio_en/index.m3u8?hdnts=exp=1~acl=/a/*~hmac=ab\"\n#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES,URI=\"skd://k\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\nvideo/index.m3u8?hdnts=exp=1~acl=/a/*~hmac=ab\n\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,URI=\"video/iframes.m3u8?hdnts=exp=1~acl=/a/*~hmac=ab\"\n"
+        );
+        let media = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"/key/k?token=t\"\n#EXTINF:2.0,\n1.m4s\n#EXTINF:2.0,\n2.m4s?x=1\n#EXT-X-ENDLIST\n";
+        let got = carry_query_media(media.as_bytes(), "Policy=p&Signature=s&Key-Pair-Id=K");
+        assert_eq!(
+            got,
+            "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4?Policy=p&Signature=s&Key-Pair-Id=K\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"/key/k?token=t\"\n#EXTINF:2.0,\n1.m4s?Policy=p&Signature=s&Key-Pair-Id=K\n#EXTINF:2.0,\n2.m4s?x=1&Policy=p&Signature=s&Key-Pair-Id=K\n#EXT-X-ENDLIST\n"
+        );
+    }
 }
