@@ -33,7 +33,7 @@ use crate::config::Secret;
 
 /// An access policy as written in the catalog (`[access.NAME]`) or the config
 /// (`[access.default]`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessPolicyConfig {
     /// `open` (anyone) or `signed` (a configured format must verify).
@@ -58,7 +58,7 @@ fn default_skew() -> u64 {
 }
 
 /// `open` or `signed`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AccessMode {
     /// Anyone.
@@ -68,7 +68,7 @@ pub enum AccessMode {
 }
 
 /// CloudFront verification keys.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudFrontConfig {
     /// Public keys by key-pair ID (several during rotation).
@@ -76,7 +76,7 @@ pub struct CloudFrontConfig {
 }
 
 /// One CloudFront public key: `pem` inline or `pem_file` (relative to the file naming it).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CloudFrontKeyConfig {
     /// Key-pair ID (a key group's public key ID, or a legacy `APKA…` key pair).
@@ -88,7 +88,7 @@ pub struct CloudFrontKeyConfig {
 }
 
 /// EdgeAuth verification keys.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EdgeAuthConfig {
     /// Hex keys (several during rotation).
@@ -111,7 +111,7 @@ fn default_token_names() -> Vec<String> {
 }
 
 /// EdgeAuth HMAC algorithm.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EdgeAlgorithm {
     /// HMAC-SHA256.

@@ -211,7 +211,7 @@ pub enum CatalogStore {
 
 /// A secret from the config (a key or token): deserialised as a plain string, never shown by
 /// `Debug`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(pub String);
 

@@ -568,3 +568,57 @@ async fn every_example_catalog_imports_and_round_trips() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Access policies (signed URLs) live in the database like the rest: sealed (EdgeAuth keys are
+/// secrets), rules by prefix, an asset's own policy; same decisions as the TOML store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_policies_in_the_database() {
+    let dir = temp("access");
+    let kek = local_kek(&dir, "kek");
+    let text = r#"
+[access.open]
+mode = "open"
+[access.ea]
+mode = "signed"
+edgeauth = { keys = ["52a152a152a152a152a152a152a152a1"] }
+[[access_rule]]
+prefix = "vod"
+access = "ea"
+[[access_rule]]
+prefix = "vod/free"
+access = "open"
+[[asset]]
+path = "vod/free/paid"
+access = "ea"
+dash = "NoDynamicEncryption"
+"#;
+    let file = dir.join("c.toml");
+    std::fs::write(&file, text).unwrap();
+    let doc = read_doc(&file).unwrap();
+    let db_dir = dir.join("db");
+    let db = Arc::new(Database::open(&format!("sqlite://{}", db_dir.join("c.db").display()), &kek).await.unwrap());
+    db.import(&doc, &FilesBeside(&dir), &actor("test")).await.unwrap();
+    assert!(db.import(&doc, &FilesBeside(&dir), &actor("test")).await.unwrap().created.is_empty(), "not idempotent");
+    let cat = DbCatalog::start(db.clone(), None, Duration::from_secs(1), false).await.unwrap();
+    let toml = TomlCatalog::load(&file).unwrap();
+    for p in ["vod/movie", "VOD/Movie", "vod/free/x", "vod/free/paid", "vodka/x", "other"] {
+        assert_eq!(cat.access(p).map(|a| a.is_signed()), toml.access(p).map(|a| a.is_signed()), "{p}");
+    }
+    assert_eq!(cat.access("vod/movie").map(|a| a.is_signed()), Some(true));
+    // The EdgeAuth key is sealed in the database and left out of a keyless export.
+    let mut bytes = Vec::new();
+    for e in std::fs::read_dir(&db_dir).unwrap() {
+        bytes.extend(std::fs::read(e.unwrap().path()).unwrap());
+    }
+    assert!(!contains(&bytes, b"52a152a152a152a1"), "an EdgeAuth key in the database");
+    let bare = toml::to_string(&db.export(false).await.unwrap()).unwrap();
+    assert!(!bare.contains("52a152a1") && bare.contains("access_rule"), "{bare}");
+    // Round trip with keys into a second database.
+    let b = Arc::new(Database::open(&format!("sqlite://{}", dir.join("b/c.db").display()), &kek).await.unwrap());
+    let sealed: CatalogDoc = toml::from_str(&toml::to_string(&db.export(true).await.unwrap()).unwrap()).unwrap();
+    b.import(&sealed, &FilesBeside(&dir), &actor("test")).await.unwrap();
+    let cat_b = DbCatalog::start(b, None, Duration::from_secs(1), false).await.unwrap();
+    assert_eq!(cat_b.access("vod/free/paid").map(|a| a.is_signed()), Some(true));
+    assert_eq!(cat_b.access("vod/free/x").map(|a| a.is_signed()), Some(false));
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -52,11 +52,13 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
             (1, "catalog", include_str!("../../migrations/sqlite/0001_catalog.sql")),
             (2, "protection keys", include_str!("../../migrations/common/0002_protection_keys.sql")),
             (3, "v2 entities", include_str!("../../migrations/common/0003_v2_entities.sql")),
+            (4, "access policies", include_str!("../../migrations/common/0004_access.sql")),
         ],
         Backend::Postgres => &[
             (1, "catalog", include_str!("../../migrations/postgres/0001_catalog.sql")),
             (2, "protection keys", include_str!("../../migrations/common/0002_protection_keys.sql")),
             (3, "v2 entities", include_str!("../../migrations/common/0003_v2_entities.sql")),
+            (4, "access policies", include_str!("../../migrations/common/0004_access.sql")),
         ],
     };
     let migrations: Vec<Migration> = list.iter().map(|(v, d, sql)| Migration::new(*v, Cow::Borrowed(*d), MigrationType::Simple, Cow::Borrowed(*sql), false)).collect();
@@ -334,9 +336,6 @@ impl Database {
         let mut report = ImportReport::default();
         let mut merged = read_doc(&mut tx).await?;
         let mut audit: Vec<(String, String, String, String)> = Vec::new();
-        if docs.iter().any(|(d, _)| !d.access.is_empty() || !d.access_rules.is_empty() || d.assets.iter().any(|a| a.access.is_some())) {
-            bail!("access policies ([access.*], [[access_rule]], an asset's `access`) are not stored in the database yet: keep them in a TOML catalog or set the server's [access] default; nothing was imported");
-        }
         for ((incoming, resolve), foreign) in docs.iter().zip(&foreign) {
             let resolve: &dyn Resolve = *resolve;
             let incoming_opener = Incoming { files: resolve, sealer: foreign.as_ref() };
@@ -373,6 +372,52 @@ impl Database {
                         if e.is_some() { report.updated.push(("authorization".into(), name)) } else { report.created.push(("authorization".into(), name)) }
                     }
                 }
+            }
+
+            // Access policies (sealed: EdgeAuth keys are secrets) and prefix rules.
+            let mut incoming_access: BTreeMap<String, crate::access::AccessPolicyConfig> = BTreeMap::new();
+            for (name, cfg) in &incoming.access {
+                let mut cfg = cfg.clone();
+                if let Some(cf) = &mut cfg.cloudfront {
+                    for k in &mut cf.keys {
+                        if let Some(f) = k.pem_file.take() {
+                            k.pem = Some(resolve.file(&f.to_string_lossy()).with_context(|| format!("access '{name}': reading {}", f.display()))?);
+                        }
+                    }
+                }
+                incoming_access.insert(name.clone(), cfg);
+            }
+            for (name, sealed) in &incoming.access_wrapped {
+                let json = incoming_opener.unwrap(sealed, &identity::access(name)).with_context(|| format!("access '{name}'"))?;
+                incoming_access.insert(name.clone(), serde_json::from_slice(&json).map_err(|_| anyhow::anyhow!("access '{name}': not an access policy"))?);
+            }
+            for (name, cfg) in incoming_access {
+                let json = Zeroizing::new(serde_json::to_vec(&cfg)?);
+                let existing = current.access_wrapped.get(&name).map(|s| ours.unwrap(s, &identity::access(&name))).transpose()?;
+                if existing.as_deref().map(|e| &e[..]) == Some(&json[..]) {
+                    report.unchanged += 1;
+                    continue;
+                }
+                let sealed = sealer.seal(&json, &identity::access(&name));
+                sqlx::query("DELETE FROM access_policies WHERE name = $1").bind(&name).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO access_policies (name, config_sealed, updated_at) VALUES ($1, $2, $3)").bind(&name).bind(&sealed).bind(now_secs()).execute(&mut *tx).await?;
+                merged.access_wrapped.insert(name.clone(), sealed);
+                let verb = if existing.is_some() { "updated" } else { "created" };
+                audit.push((verb.into(), "access_policy".into(), name.clone(), String::new()));
+                if existing.is_some() { report.updated.push(("access".into(), name)) } else { report.created.push(("access".into(), name)) }
+            }
+            for r in &incoming.access_rules {
+                let old = current.access_rules.iter().find(|c| c.prefix.eq_ignore_ascii_case(&r.prefix));
+                if old == Some(r) {
+                    report.unchanged += 1;
+                    continue;
+                }
+                sqlx::query("DELETE FROM access_rules WHERE prefix = $1").bind(r.prefix.to_ascii_lowercase()).execute(&mut *tx).await?;
+                sqlx::query("INSERT INTO access_rules (prefix, access) VALUES ($1, $2)").bind(r.prefix.to_ascii_lowercase()).bind(&r.access).execute(&mut *tx).await?;
+                audit.push((if old.is_some() { "updated" } else { "created" }.into(), "access_rule".into(), r.prefix.clone(), format!("access={}", r.access)));
+                merged.access_rules.retain(|c| !c.prefix.eq_ignore_ascii_case(&r.prefix));
+                merged.access_rules.push(super::doc::AccessRuleDoc { prefix: r.prefix.to_ascii_lowercase(), access: r.access.clone() });
+                if old.is_some() { report.updated.push(("access_rule".into(), r.prefix.clone())) } else { report.created.push(("access_rule".into(), r.prefix.clone())) }
             }
 
             // Assets: the incoming entry, its secrets opened (or taken from the stored entry when
@@ -524,6 +569,7 @@ impl Database {
                 n += 1;
             }
         }
+        n += reseal_rows(&mut tx, "SELECT name, config_sealed FROM access_policies", "UPDATE access_policies SET config_sealed = $1 WHERE name = $2", &|k| identity::access(k), &reseal).await?;
         n += reseal_rows(&mut tx, "SELECT thumbprint, private_key_sealed FROM protection_keys", "UPDATE protection_keys SET private_key_sealed = $1 WHERE thumbprint = $2", &|k| identity::protection_key(k), &reseal).await?;
         n += reseal_rows(&mut tx, "SELECT id, key_sealed FROM ams_content_keys", "UPDATE ams_content_keys SET key_sealed = $1 WHERE id = $2", &|k| identity::uploaded_key(k), &reseal).await?;
         for set in super::ams::SEALED_SETS {
@@ -699,6 +745,7 @@ fn seal_asset(a: &AssetDoc, s: &Sealer) -> AssetDoc {
 fn strip_secrets(doc: &mut CatalogDoc) {
     doc.keys_omitted = true;
     doc.authorization_wrapped.clear();
+    doc.access_wrapped.clear();
     for a in &mut doc.assets {
         a.cpix_wrapped = None;
         for k in &mut a.keys {
@@ -752,7 +799,7 @@ async fn write_asset(tx: &mut AnyConnection, a: &AssetDoc) -> anyhow::Result<Str
             for t in ["content_keys", "delivery_policies", "asset_files"] {
                 sqlx::query(&format!("DELETE FROM {t} WHERE asset_id = $1")).bind(&id).execute(&mut *tx).await?;
             }
-            sqlx::query("UPDATE assets SET path = $1, options = $2, clear_lead_secs = $3, carry_token = $4, authorization_policy = $5, cpix_sealed = $6, storage_key_id = $7, storage_key_sealed = $8, updated_at = $9 WHERE id = $10")
+            sqlx::query("UPDATE assets SET path = $1, options = $2, clear_lead_secs = $3, carry_token = $4, authorization_policy = $5, cpix_sealed = $6, storage_key_id = $7, storage_key_sealed = $8, updated_at = $9, access = $11 WHERE id = $10")
                 .bind(&a.path)
                 .bind(i64::from(a.storage.is_some()))
                 .bind(i64::from(a.clear_lead_secs))
@@ -763,13 +810,14 @@ async fn write_asset(tx: &mut AnyConnection, a: &AssetDoc) -> anyhow::Result<Str
                 .bind(a.storage.as_ref().and_then(|s| s.key_wrapped.clone()))
                 .bind(now)
                 .bind(&id)
+                .bind(a.access.clone())
                 .execute(&mut *tx)
                 .await?;
             id
         }
         None => {
             let id = new_id("nb:cid:UUID:");
-            sqlx::query("INSERT INTO assets (id, path, path_key, options, clear_lead_secs, carry_token, authorization_policy, cpix_sealed, storage_key_id, storage_key_sealed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+            sqlx::query("INSERT INTO assets (id, path, path_key, options, clear_lead_secs, carry_token, authorization_policy, cpix_sealed, storage_key_id, storage_key_sealed, created_at, updated_at, access) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
                 .bind(&id)
                 .bind(&a.path)
                 .bind(&key)
@@ -782,6 +830,7 @@ async fn write_asset(tx: &mut AnyConnection, a: &AssetDoc) -> anyhow::Result<Str
                 .bind(a.storage.as_ref().and_then(|s| s.key_wrapped.clone()))
                 .bind(now)
                 .bind(now)
+                .bind(a.access.clone())
                 .execute(&mut *tx)
                 .await?;
             id
@@ -852,7 +901,13 @@ async fn read_doc(tx: &mut AnyConnection) -> anyhow::Result<CatalogDoc> {
     for r in sqlx::query("SELECT asset_id, protocols, policy_type, configuration FROM delivery_policies ORDER BY asset_id, policy_type").fetch_all(&mut *tx).await? {
         policies.entry(r.try_get(0)?).or_default().push((r.try_get(1)?, r.try_get(2)?, r.try_get(3)?));
     }
-    for r in sqlx::query("SELECT id, path, clear_lead_secs, carry_token, authorization_policy, cpix_sealed, storage_key_id, storage_key_sealed FROM assets ORDER BY path_key").fetch_all(&mut *tx).await? {
+    for r in sqlx::query("SELECT name, config_sealed FROM access_policies ORDER BY name").fetch_all(&mut *tx).await? {
+        doc.access_wrapped.insert(r.try_get(0)?, r.try_get(1)?);
+    }
+    for r in sqlx::query("SELECT prefix, access FROM access_rules ORDER BY prefix").fetch_all(&mut *tx).await? {
+        doc.access_rules.push(super::doc::AccessRuleDoc { prefix: r.try_get(0)?, access: r.try_get(1)? });
+    }
+    for r in sqlx::query("SELECT id, path, clear_lead_secs, carry_token, authorization_policy, cpix_sealed, storage_key_id, storage_key_sealed, access FROM assets ORDER BY path_key").fetch_all(&mut *tx).await? {
         let id: String = r.try_get(0)?;
         let path: String = r.try_get(1)?;
         let mut a = AssetDoc {
@@ -869,7 +924,7 @@ async fn read_doc(tx: &mut AnyConnection) -> anyhow::Result<CatalogDoc> {
             authorization: r.try_get(4)?,
             carry_token: r.try_get::<i64, _>(3)? != 0,
             progressive_download: false,
-            access: None,
+            access: r.try_get(8)?,
         };
         for (protocols, t, config) in policies.remove(&id).unwrap_or_default() {
             let d = delivery_of(t).with_context(|| format!("asset '{path}': delivery policy type {t} is not served"))?;
@@ -1062,5 +1117,9 @@ impl Catalog for DbCatalog {
 
     fn degraded(&self) -> Option<String> {
         self.degraded.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn access(&self, path: &str) -> Option<Arc<crate::access::AccessPolicy>> {
+        self.snapshot().access(path)
     }
 }

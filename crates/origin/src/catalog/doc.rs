@@ -39,11 +39,14 @@ pub struct CatalogDoc {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub authorization_wrapped: BTreeMap<String, String>,
     /// Named access policies (signed URLs, cookies, tokens) of this document's assets and
-    /// rules. TOML catalogs only for now: the database refuses them rather than drop them.
+    /// rules.
     #[serde(default, skip_serializing)]
     pub access: BTreeMap<String, crate::access::AccessPolicyConfig>,
+    /// The same, sealed (database, `export --with-keys`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub access_wrapped: BTreeMap<String, String>,
     /// Access policies of every asset under a path prefix (`[[access_rule]]`).
-    #[serde(default, rename = "access_rule", skip_serializing)]
+    #[serde(default, rename = "access_rule", skip_serializing_if = "Vec::is_empty")]
     pub access_rules: Vec<AccessRuleDoc>,
     /// Written by `catalog export` without `--with-keys`: the keys were left out, and an
     /// import takes them from the database for the entries it names.
@@ -56,7 +59,7 @@ pub struct CatalogDoc {
 }
 
 /// `[[access_rule]]`: an access policy for every asset under a folder.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessRuleDoc {
     /// A folder path; the rule covers it and everything under it.
@@ -116,7 +119,7 @@ pub struct AssetDoc {
     pub progressive_download: bool,
     /// Access policy (a name from `[access.*]`); else the longest `[[access_rule]]` prefix
     /// covering the path, else the server's default.
-    #[serde(default, skip_serializing)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<String>,
 }
 
@@ -290,6 +293,10 @@ pub mod identity {
     pub fn uploaded_key(id: &str) -> String {
         format!("uploaded-key/{id}")
     }
+    /// An access policy (its EdgeAuth keys).
+    pub fn access(name: &str) -> String {
+        format!("access/{name}")
+    }
     /// An asset's CPIX document.
     pub fn cpix(asset: &str) -> String {
         format!("cpix/{}", asset.to_ascii_lowercase())
@@ -341,6 +348,15 @@ impl Snapshot {
             let auth = build_authorization(doc, *resolve).with_context(|| format!("catalog {label}"))?;
             let mut access = HashMap::new();
             for (name, cfg) in &doc.access {
+                let built = cfg.build(|p: &std::path::Path| resolve.file(&p.to_string_lossy())).map_err(|e| anyhow::anyhow!("catalog {label}: access '{name}': {e}"))?;
+                access.insert(name.clone(), Arc::new(built));
+            }
+            for (name, sealed) in &doc.access_wrapped {
+                if doc.access.contains_key(name) {
+                    bail!("catalog {label}: access '{name}' is given both clear and wrapped");
+                }
+                let json = resolve.unwrap(sealed, &identity::access(name)).with_context(|| format!("catalog {label}: access '{name}'"))?;
+                let cfg: crate::access::AccessPolicyConfig = serde_json::from_slice(&json).map_err(|_| anyhow::anyhow!("catalog {label}: access '{name}': the sealed policy is not an access policy"))?;
                 let built = cfg.build(|p: &std::path::Path| resolve.file(&p.to_string_lossy())).map_err(|e| anyhow::anyhow!("catalog {label}: access '{name}': {e}"))?;
                 access.insert(name.clone(), Arc::new(built));
             }
