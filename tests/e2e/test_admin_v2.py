@@ -690,3 +690,58 @@ def test_kek_rotation_reseals_the_management_api_secrets(origin, tmp_path):
         assert _upload(api, rw, 0, key2)[3][0] == 201  # the protection key opens too
     finally:
         stop_server(s2)
+
+
+def test_admin_listener_over_tls(tmp_path):
+    """`[admin] tls`: the management API answers over HTTPS with
+    the configured certificate, and refuses plain HTTP on that port."""
+    import ssl
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    import ipaddress
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key()).serial_number(7)
+            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "admin.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "admin.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    kek = tmp_path / "kek"
+    subprocess.run([str(sealcast_bin()), "keys", "init", "--kek", str(kek)], check=True, capture_output=True)
+    port = _free_port()
+    cfg = tmp_path / "sealcast.toml"
+    cfg.write_text(f"""listen = "127.0.0.1:0"
+root = "{FIXTURES}"
+database = "sqlite://{tmp_path / 'db' / 'catalog.db'}"
+kek = {{ local = "{kek}" }}
+
+[admin]
+listen = "127.0.0.1:{port}"
+tls = {{ cert = "{tmp_path / 'admin.crt'}", key = "{tmp_path / 'admin.key'}" }}
+token = {{ token_type = "Jwt", issuer = "{ISSUER}", audience = "{AUDIENCE}", keys = [ {{ symmetric = "{base64.b64encode(SECRET).decode()}" }} ] }}
+""")
+    s = start_server_config(cfg, tmp_path / "server.log")
+    try:
+        import http.client
+        ctx = ssl.create_default_context(cafile=str(tmp_path / "admin.crt"))
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+        c.request("GET", "/api/GetProtectionKeyId?contentKeyType=0", headers={"Authorization": f"Bearer {_jwt(['read'])}"})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 200 and len(body["value"]) == 40, body
+        assert c.sock.version() in ("TLSv1.3", "TLSv1.2")
+        c.close()
+        # Plain HTTP on the TLS port gets no answer.
+        plain = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            plain.request("GET", "/api/GetProtectionKeyId?contentKeyType=0")
+            got = plain.getresponse().status
+        except (OSError, http.client.HTTPException):
+            got = None
+        assert got is None, f"plain HTTP answered {got} on the TLS port"
+    finally:
+        stop_server(s)

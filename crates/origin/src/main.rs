@@ -577,10 +577,12 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         let admin = sealcast_origin::admin::Admin::new(admin_cfg, db, format!("http://{addr}"), std::sync::Arc::new(std::time::SystemTime::now)).await?;
         let l = tokio::net::TcpListener::bind(admin_cfg.listen).await.with_context(|| format!("binding the management API to {}", admin_cfg.listen))?;
         let admin_addr = l.local_addr()?;
-        tracing::info!(%admin_addr, "management API listening");
-        eprintln!("sealcast management API on http://{admin_addr}");
+        let admin_tls = admin_cfg.tls.as_ref().map(|t| sealcast_origin::tls::server_config(&t.cert, &t.key)).transpose().context("[admin] tls")?;
+        let scheme = if admin_tls.is_some() { "https" } else { "http" };
+        tracing::info!(%admin_addr, scheme, "management API listening");
+        eprintln!("sealcast management API on {scheme}://{admin_addr}");
         tokio::spawn(async move {
-            if let Err(e) = sealcast_origin::admin::serve(l, admin, shutdown_signal()).await {
+            if let Err(e) = sealcast_origin::admin::serve(l, admin, admin_tls, shutdown_signal()).await {
                 tracing::error!(error = %e, "management API stopped");
             }
         });

@@ -35,6 +35,10 @@ pub struct AdminConfig {
     /// What a bearer token must be: `token_type = "Jwt"`, `issuer`, `audience`, `keys`, as
     /// for token-restricted keys; the `role` claim is checked per call on top.
     pub token: TokenRequirementsConfig,
+    /// Terminate TLS on the management listener with this certificate and key (like the
+    /// public side's `[tls]`); without it the listener speaks plain HTTP (keep it on
+    /// loopback then).
+    pub tls: Option<crate::config::TlsConfig>,
     /// The public base URL of this origin (key delivery URLs handed out:
     /// `{public_url}/key/{kid}`). Default: `http://{listen}` of the public side.
     pub public_url: Option<String>,
@@ -131,9 +135,31 @@ async fn handle(State(admin): State<Arc<Admin>>, ConnectInfo(peer): ConnectInfo<
     r
 }
 
-/// Serves the management API on `listener` until `shutdown`.
-pub async fn serve(listener: tokio::net::TcpListener, admin: Arc<Admin>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-    axum::serve(listener, router(admin).into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+/// Serves the management API on `listener` until `shutdown`, over TLS when `tls` is given.
+pub async fn serve(listener: tokio::net::TcpListener, admin: Arc<Admin>, tls: Option<Arc<rustls::ServerConfig>>, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    let Some(tls) = tls else {
+        return axum::serve(listener, router(admin).into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await;
+    };
+    use tower::ServiceExt;
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let app = router(admin);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => r?,
+            _ = &mut shutdown => return Ok(()),
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            // A handshake that does not finish in 10 s is dropped (management clients are few).
+            let Ok(Ok(stream)) = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(tcp)).await else { return };
+            let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(req.map(Body::new))
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new()).serve_connection(hyper_util::rt::TokioIo::new(stream), svc).await;
+        });
+    }
 }
 
 impl IntoResponse for v2::ApiError {
