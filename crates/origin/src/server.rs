@@ -91,6 +91,7 @@ impl AppState {
         let cat = DbCatalog::start(db, Some(store.clone()), Duration::from_millis(cfg.catalog_poll_ms), true).await?;
         tracing::info!(database = %cat.database().shown_url(), assets = cat.assets().len(), version = cat.version(), "catalog database opened");
         let mut state = Self::with_parts(cfg, store, cat.clone(), None);
+        // `with_parts` just made the Arc: nothing else holds it yet.
         Arc::get_mut(&mut state).expect("not shared yet").db_catalog = Some(cat);
         Ok(state)
     }

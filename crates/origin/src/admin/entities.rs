@@ -41,13 +41,6 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn new_guid() -> String {
-    let mut b = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut b).expect("secure randomness");
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    sealcast_drm::Kid(b).to_string()
-}
 
 fn db_err(e: impl Into<anyhow::Error>) -> ApiError {
     internal(e.into())
@@ -301,7 +294,7 @@ async fn handle_set(admin: &Admin, method: &Method, set: &str, prefix: &str, id:
                     sealcast_drm::Kid::parse(guid).map_err(|_| bad("Id", "not a GUID"))?;
                     given.to_string()
                 }
-                None => format!("{prefix}{}", new_guid()),
+                None => crate::catalog::db::new_id(prefix),
             };
             obj.insert("Id".into(), json!(id));
             validate(admin, set, &id, &mut obj, None).await?;

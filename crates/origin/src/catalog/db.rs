@@ -142,8 +142,11 @@ fn now_secs() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-fn new_id(prefix: &str) -> String {
+/// A new entity id: `prefix` and a random (version 4) GUID, as Azure Media Services forms them.
+pub(crate) fn new_id(prefix: &str) -> String {
     let mut b = [0u8; 16];
+    // aws-lc's generator does not fail on supported platforms; without secure randomness no
+    // id (nor any sealed secret) can be made safely, so refusing to go on is the answer.
     aws_lc_rs::rand::fill(&mut b).expect("secure randomness");
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

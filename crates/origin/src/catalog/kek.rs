@@ -134,6 +134,7 @@ impl Sealer {
         let mut buf = Vec::with_capacity(NONCE_LEN + plain.len() + 16);
         buf.extend_from_slice(&nonce);
         let mut body = plain.to_vec();
+        // AES-GCM sealing fails only for inputs over 2^36 bytes; secrets here are a few KiB.
         self.key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(identity.as_bytes()), &mut body).expect("AES-GCM sealing of a bounded secret");
         buf.extend_from_slice(&body);
         zeroize::Zeroize::zeroize(&mut body);
