@@ -206,6 +206,22 @@ impl Metrics {
         r.register("sealcast_storage_operation_duration_seconds", "Storage operations sent to a backend, by store, operation and outcome", m.store_ops.clone());
         r.register("sealcast_storage_read_bytes", "Bytes read from storage (decrypted size for storage-encrypted files), by store", m.store_bytes.clone());
         r.register("sealcast_access_log_dropped", "Access-log lines dropped because the writer fell behind", m.access_log_dropped.clone());
+        // Series of the fixed label sets exist from the start (at 0), so queries and alerts
+        // see them before the first event and `rate()` has a starting point.
+        for o in ["ok", "failed", "timeout"] {
+            m.tls_handshakes.get_or_create(&[("outcome", o)]);
+        }
+        for svc in ["key", "clearkey"] {
+            m.keys_delivered.get_or_create(&[("service", svc)]);
+        }
+        for c in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
+            m.responses.get_or_create(&[("class", c)]);
+        }
+        use sealcast_drm::signed::Reason;
+        let reasons = [Reason::Expired, Reason::NotYetValid, Reason::BadSignature, Reason::ResourceMismatch, Reason::IpMismatch, Reason::UnknownKey, Reason::Missing];
+        for reason in reasons.iter().map(|r| r.as_str()).chain(["origin_header"]) {
+            m.access_refused.get_or_create(&[("reason", reason)]);
+        }
         Metrics { registry: r, ..m }
     }
 
