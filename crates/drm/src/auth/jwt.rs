@@ -83,7 +83,11 @@ pub(super) fn verify(keys: &[VerificationKey], token: &str) -> Result<Map<String
 /// * a token without a `kid` against keys that all have one gets the lone key of `alg`
 ///   (one-key policies need no `kid`s in tokens), and is refused
 ///   ([`Refusal::KeyIdRequired`]) when there are several.
-fn candidates<'a>(keys: &'a [VerificationKey], alg: Algorithm, kid: Option<&str>) -> Result<Vec<&'a DecodingKey>, Refusal> {
+fn candidates<'a>(
+    keys: &'a [VerificationKey],
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Result<Vec<&'a DecodingKey>, Refusal> {
     let of_alg: Vec<(Option<&str>, &DecodingKey)> =
         keys.iter().flat_map(|k| k.slots()).filter(|(a, ..)| *a == alg).map(|(_, kid, key)| (kid, key)).collect();
     if of_alg.is_empty() {
