@@ -376,7 +376,7 @@ pub fn token_template(xml: &str) -> anyhow::Result<TokenRequirementsConfig> {
         anyhow::bail!("TokenRestrictionTemplate has no PrimaryVerificationKey");
     }
     if keys.len() > MAX_TEMPLATE_KEYS {
-        anyhow::bail!("AlternateVerificationKeys: at most {} verification keys in all", MAX_TEMPLATE_KEYS);
+        anyhow::bail!("AlternateVerificationKeys: at most {MAX_TEMPLATE_KEYS} verification keys in all");
     }
     // The primary first, then the alternates in document order.
     keys.sort_by_key(|k| !k.primary);
@@ -496,7 +496,7 @@ mod tests {
         let (len, hdr) = match d[1] {
             l if l < 0x80 => (l as usize, 2),
             0x81 => (d[2] as usize, 3),
-            0x82 => ((d[2] as usize) << 8 | d[3] as usize, 4),
+            0x82 => (((d[2] as usize) << 8) | d[3] as usize, 4),
             _ => panic!("long"),
         };
         (d[0], &d[hdr..hdr + len], &d[hdr + len..])
