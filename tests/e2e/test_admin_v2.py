@@ -655,6 +655,10 @@ def test_fairplay_keys_and_options_are_stored_and_never_delivered(origin):
         assert pfx.encode()[:64] not in raw
     opt = _created(api.call("POST", "ContentKeyAuthorizationPolicyOptions", tok, {"Name": "fp", "KeyDeliveryType": 4,
                             "KeyDeliveryConfiguration": json.dumps(config), "Restrictions": open_restriction}))
+    # The ASk and the password stay while the option names them.
+    for k in (ask_kid, pw_kid):
+        st, _, b, _ = api.call("DELETE", f"ContentKeys('nb:kid:UUID:{k}')", tok)
+        assert st == 409 and b["odata.error"]["message"]["value"].startswith("Id:"), b
     st, _, b, raw = api.call("GET", f"ContentKeyAuthorizationPolicyOptions('{opt['Id']}')", tok)
     assert st == 200 and json.loads(b["KeyDeliveryConfiguration"])["ASkId"] == str(ask_kid), b
     assert pfx.encode()[:64] not in raw and json.loads(b["KeyDeliveryConfiguration"])["FairPlayPfx"] == "(write-only)"

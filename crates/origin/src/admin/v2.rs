@@ -494,6 +494,16 @@ async fn update_key(db: &Database, id: &str, body: &Value, actor: &crate::catalo
 
 async fn delete_key(db: &Database, id: &str, actor: &crate::catalog::db::Actor) -> Result<(), ApiError> {
     let mut tx = db.pool().begin().await.map_err(|e| internal(e.into()))?;
+    // A FairPlay ASk or PFX password stays while a FairPlay option names it (409).
+    let guid = id.trim_start_matches("nb:kid:UUID:");
+    let options = crate::catalog::ams::entities(&mut tx, &db.sealer(), "ContentKeyAuthorizationPolicyOptions").await.map_err(internal)?;
+    for (oid, o) in &options {
+        let config = o.get("KeyDeliveryConfiguration").and_then(Value::as_str).and_then(|c| serde_json::from_str::<Value>(c).ok());
+        let named = |m: &str| config.as_ref().and_then(|c| c.get(m)).and_then(Value::as_str).is_some_and(|v| v.trim_start_matches("nb:kid:UUID:").eq_ignore_ascii_case(guid));
+        if o.get("KeyDeliveryType").and_then(Value::as_i64) == Some(4) && (named("ASkId") || named("FairPlayPfxPasswordId")) {
+            return Err(ApiError { status: StatusCode::CONFLICT, code: "Conflict", message: format!("Id: FairPlay option {oid} names this key; delete the option first") });
+        }
+    }
     let n = sqlx::query("DELETE FROM ams_content_keys WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(|e| internal(e.into()))?.rows_affected();
     if n == 0 {
         return Err(not_found(&format!("ContentKey {id}")));
