@@ -209,18 +209,18 @@ impl Metrics {
         // Series of the fixed label sets exist from the start (at 0), so queries and alerts
         // see them before the first event and `rate()` has a starting point.
         for o in ["ok", "failed", "timeout"] {
-            m.tls_handshakes.get_or_create(&[("outcome", o)]);
+            drop(m.tls_handshakes.get_or_create(&[("outcome", o)]));
         }
         for svc in ["key", "clearkey"] {
-            m.keys_delivered.get_or_create(&[("service", svc)]);
+            drop(m.keys_delivered.get_or_create(&[("service", svc)]));
         }
         for c in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
-            m.responses.get_or_create(&[("class", c)]);
+            drop(m.responses.get_or_create(&[("class", c)]));
         }
         use sealcast_drm::signed::Reason;
         let reasons = [Reason::Expired, Reason::NotYetValid, Reason::BadSignature, Reason::ResourceMismatch, Reason::IpMismatch, Reason::UnknownKey, Reason::Missing];
         for reason in reasons.iter().map(|r| r.as_str()).chain(["origin_header"]) {
-            m.access_refused.get_or_create(&[("reason", reason)]);
+            drop(m.access_refused.get_or_create(&[("reason", reason)]));
         }
         Metrics { registry: r, ..m }
     }

@@ -35,6 +35,9 @@ keys = [
 ]
 "#;
 
+/// A request of the test: URI, headers, peer address, expected status.
+type Req = (String, Vec<(&'static str, &'static str)>, Option<&'static str>, StatusCode);
+
 /// GET with extra headers and, optionally, the connection's peer address.
 async fn call(st: &Arc<AppState>, uri: &str, headers: &[(&str, &str)], peer: Option<&str>) -> (StatusCode, Vec<u8>) {
     let mut b = Request::get(uri);
@@ -80,7 +83,7 @@ async fn metrics_caches_access_log_and_readiness() {
 
     // The requests, in order; each makes one access-log line.
     let seg = format!("/clear/{video}/1.m4s");
-    let reqs: Vec<(String, Vec<(&str, &str)>, Option<&str>, StatusCode)> = vec![
+    let reqs: Vec<Req> = vec![
         ("/clear/manifest.mpd".into(), vec![], None, StatusCode::OK),
         ("/clear/manifest.mpd".into(), vec![], None, StatusCode::OK),
         (format!("{seg}?Signature=SECRET-SIGNATURE&Key-Pair-Id=K1"), vec![("x-request-id", "req-0001")], Some("10.1.1.1:4000"), StatusCode::OK),

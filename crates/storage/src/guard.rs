@@ -224,7 +224,7 @@ impl Guard {
         if b.open_until.is_some() || (self.timing.breaker_failures > 0 && b.failures >= self.timing.breaker_failures) {
             // A trip is a change to open: from closed, or a failed probe after the cool-down
             // (not a straggler failing while the circuit is open already).
-            if !b.open_until.is_some_and(|u| Instant::now() < u) {
+            if b.open_until.is_none_or(|u| Instant::now() >= u) {
                 self.trips.fetch_add(1, Ordering::Relaxed);
             }
             b.open_until = Some(Instant::now() + self.timing.breaker_cooldown);
