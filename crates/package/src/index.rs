@@ -36,7 +36,8 @@ pub struct Fragment {
     pub offset: u64,
     /// Bytes from the `moof` to the next fragment (or the end of the media).
     pub size: u64,
-    /// Bytes of this track's samples.
+    /// Bytes of this track's samples; for a single-track fragmented file, the fragment's
+    /// byte span (`size`), whatever the index was built from.
     pub media_bytes: u64,
     /// Starts with a sync sample.
     pub keyframe: bool,
@@ -671,8 +672,8 @@ impl IndexBuilder {
     fn finish_mfra(&mut self, plan: MfraPlan, last_moof: Option<(u64, Bytes)>) -> Result<()> {
         let first = self.frags[0][0];
         let t = &self.tracks[0];
-        let (last_decode, last_duration, last_samples, last_media) = match &last_moof {
-            None => (first.decode_time, first.duration, first.samples, first.media_bytes),
+        let (last_decode, last_duration, last_samples) = match &last_moof {
+            None => (first.decode_time, first.duration, first.samples),
             Some((at, whole)) => {
                 let left = self.limits.max_bytes.saturating_sub(self.cost());
                 let bounds = FragmentBounds { media_bytes: self.file_len, max_samples: (left / SAMPLE_COST).min(MAX_FRAGMENT_SAMPLES) };
@@ -683,7 +684,7 @@ impl IndexBuilder {
                 };
                 let mut mine = trafs.iter().filter(|tf| tf.tfhd.track_id == t.track_id);
                 match (mine.next(), mine.next()) {
-                    (Some(tf), None) if !tf.samples.is_empty() && tf.decode_time.is_some() => (tf.decode_time.unwrap_or_default(), tf.duration(), tf.samples.len() as u32, tf.media_bytes()),
+                    (Some(tf), None) if !tf.samples.is_empty() && tf.decode_time.is_some() => (tf.decode_time.unwrap_or_default(), tf.duration(), tf.samples.len() as u32),
                     _ => return self.give_up(format!("last moof at {at} has no single traf with samples and a tfdt for track {}", t.track_id)),
                 }
             }
@@ -710,13 +711,7 @@ impl IndexBuilder {
                 pres_offset: first.pres_offset,
                 offset,
                 size: end - offset,
-                // Read for the first and the last; as for sidx tables, the fragment's bytes
-                // for the others.
-                media_bytes: match k {
-                    0 => first.media_bytes,
-                    _ if k == n - 1 => last_media,
-                    _ => end - offset,
-                },
+                media_bytes: end - offset,
                 keyframe: if k == 0 { first.keyframe } else { true },
                 samples: match k {
                     0 => first.samples,
@@ -763,7 +758,16 @@ impl IndexBuilder {
         let moov = if progressive { strip_sample_tables(&moov) } else { moov };
         let mut tables = self.tables.into_iter();
         let mut tracks = Vec::with_capacity(self.tracks.len());
-        for (info, fragments) in self.tracks.into_iter().zip(self.frags) {
+        let single = self.tracks.len() == 1 && !progressive;
+        for (info, mut fragments) in self.tracks.into_iter().zip(self.frags) {
+            if single {
+                // A single-track fragmented file's fragment is its byte span (moof and mdat):
+                // all a sidx knows, and what the mfra path and the walk give too, so every
+                // output (the TS bandwidth estimate reads it) is the same whatever the layout.
+                for f in &mut fragments {
+                    f.media_bytes = f.size;
+                }
+            }
             if fragments.is_empty() {
                 return Err(Error::Unsupported(format!("track {} has no fragments (not a fragmented MP4?)", info.track_id)));
             }
