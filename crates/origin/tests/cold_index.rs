@@ -294,3 +294,19 @@ async fn remote_layouts(root: &Path, store: &Store, prefix: &str) {
         assert_same_bytes_as_sidx(&state(root, store), &format!("{prefix}/{asset}"), &sidx, "coldindex/sidx").await;
     }
 }
+
+/// A `tfra` lie that passes the checks (entry 20 points into an mdat) is trusted like a
+/// `sidx`: the manifest and the first segment are served, the segment built on the lie is a
+/// clear 500 naming the file, and the server goes on.
+#[tokio::test]
+async fn a_trusted_tfra_lie_fails_only_its_segment() {
+    let fx = sealcast_testkit::fixtures_dir();
+    let store = Store::local(&fx).unwrap();
+    let st = state(&fx, &store);
+    assert_eq!(get(&st, "/hostile/mfra_misaligned/manifest.mpd").await.0, StatusCode::OK);
+    assert_eq!(get(&st, "/hostile/mfra_misaligned/video/1.m4s").await.0, StatusCode::OK);
+    let (s, b) = get(&st, "/hostile/mfra_misaligned/video/11.m4s").await;
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(String::from_utf8_lossy(&b).contains("video.cmfv"), "{}", String::from_utf8_lossy(&b));
+    assert_eq!(get(&st, "/hostile/mfra_control/video/11.m4s").await.0, StatusCode::OK);
+}
