@@ -63,15 +63,16 @@ SIZE=$(stat -c %s "$WORK/src/bare.cmfv")
 printf '\n%-8s %10s %6s %12s %10s\n' layout file_MB GETs first_mpd_ms mpd_bytes
 for l in sidx mfra sidecar walk; do
   PORT=$(free_port)
+  : >"$WORK/serve-$l.log"
   "$BIN" serve --config "$WORK/s3.toml" --listen "127.0.0.1:$PORT" >"$WORK/serve-$l.log" 2>&1 &
   SPID=$!; PIDS+=($SPID)
   for _ in $(seq 200); do grep -q "listening on" "$WORK/serve-$l.log" && break; sleep 0.05; done
   sleep 0.5  # let the start-up discovery listing finish (it lists, never indexes)
-  before=$(grep -c '"GET /media/' "$WORK/moto.log" || true)
+  before=$(wc -l <"$WORK/moto.log")
   t=$(curl -s -o "$WORK/$l.mpd" -w '%{time_total}' "http://127.0.0.1:$PORT/vod/$l/manifest.mpd")
-  after=$(grep -c '"GET /media/' "$WORK/moto.log" || true)
   # GETs of objects (ranged reads), not listings (GET /media/?list-type=2...).
   gets=$(tail -n +$((before + 1)) "$WORK/moto.log" | grep '"GET /media/' | grep -vc 'list-type' || true)
+  [ -n "${VERBOSE:-}" ] && tail -n +$((before + 1)) "$WORK/moto.log" | grep '"GET /media/' | sed 's/^/    /' >&2
   printf '%-8s %10.1f %6s %12.0f %10s\n' "$l" "$(echo "$SIZE/1048576" | bc -l)" "$gets" "$(echo "$t*1000" | bc -l)" "$(stat -c %s "$WORK/$l.mpd")"
   kill "$SPID"; wait "$SPID" 2>/dev/null || true
 done
