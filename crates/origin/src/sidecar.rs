@@ -109,7 +109,8 @@ pub async fn write_for(store: &Store, path: &str, read_ahead: u64, limits: Index
     let o = store.head(path).await.map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
     let (fi, moov) = index_object(store, &o, read_ahead, limits).await.map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
     let walked = fi.method == IndexMethod::Walk && fi.reads > 1 && fi.tracks.iter().all(|t| t.samples.is_none());
-    if !walked && !(force && matches!(fi.method, IndexMethod::Walk | IndexMethod::Sidx | IndexMethod::Mfra)) {
+    let forced = force && matches!(fi.method, IndexMethod::Walk | IndexMethod::Sidx | IndexMethod::Mfra);
+    if !(walked || forced) {
         return Ok(Outcome::NotNeeded(fi.method, fi.reads));
     }
     let moov = moov.ok_or_else(|| anyhow::anyhow!("{path}: no moov"))?;
