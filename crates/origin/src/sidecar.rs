@@ -21,7 +21,9 @@ use crate::error::ApiError;
 /// for stores that give none.
 pub fn source_key(o: &ObjectInfo) -> SourceKey {
     let key = match &o.e_tag {
-        Some(e) => e.clone(),
+        // Stores quote ETags in some answers and not in others (Azure Blob lists them bare
+        // and sends them quoted in headers): compared without quotes or weak marker.
+        Some(e) => e.trim_start_matches("W/").trim_matches('"').to_string(),
         None => format!("mtime:{}", o.last_modified.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs()),
     };
     SourceKey { size: o.size, key }

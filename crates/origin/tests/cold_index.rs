@@ -130,7 +130,7 @@ fn check_counts(counts: &[(&str, u64, String)]) {
     // mfra: head, tail (mfro, mfra), and the last moof, which the 4 KiB tail read misses here.
     assert_eq!(of("mfra").1, 3);
     // sidecar: its one GET, the source is not read.
-    assert_eq!(of("sidecar").1, 1);
+    assert_eq!(of("sidecar").1, 1, "sidecar logs: {}", of("sidecar").2);
     // walk: head, tail (no mfro), then reads doubling from 4 KiB: far fewer than one per
     // fragment (16) plus two, and the log line says how to avoid it.
     let walk = of("walk");
