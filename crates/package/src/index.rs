@@ -214,6 +214,9 @@ enum Tail {
     /// The `tfra` checked out; the last `moof` (at `offset`, `len` bytes wanted) gives the
     /// last fragment's duration.
     LastMoof { offset: u64, len: u64 },
+    /// The first fragment was read by a read that reaches the end of the file: the tail is
+    /// in hand.
+    InWindow,
     /// Used, or given up (the walk goes on).
     Over,
 }
@@ -292,7 +295,7 @@ impl IndexBuilder {
             Tail::Wanted { len } => return Need::Read { offset: self.file_len - len, len },
             Tail::Mfra { offset } => return Need::Read { offset, len: self.file_len - offset },
             Tail::LastMoof { offset, len } => return Need::Read { offset, len },
-            Tail::Untried | Tail::Over => {}
+            Tail::Untried | Tail::InWindow | Tail::Over => {}
         }
         // Once the moov is known, the walk's reads grow (see `WALK_READ_CAP`).
         let base = if self.moov.is_some() { self.walk_len } else { self.read_ahead };
@@ -312,7 +315,7 @@ impl IndexBuilder {
         self.reads += 1;
         match self.tail {
             Tail::Wanted { .. } | Tail::Mfra { .. } | Tail::LastMoof { .. } => return self.on_tail_read(offset, data),
-            Tail::Untried | Tail::Over => {}
+            Tail::Untried | Tail::InWindow | Tail::Over => {}
         }
         if self.moov.is_some() {
             self.walk_len = self.walk_len.saturating_mul(2).min(self.walk_cap);
@@ -325,8 +328,14 @@ impl IndexBuilder {
     fn advance(&mut self) -> Result<()> {
         self.need_len = 0;
         while !self.done {
-            if matches!(self.tail, Tail::Wanted { .. }) {
-                return Ok(());
+            match self.tail {
+                Tail::Wanted { .. } => return Ok(()),
+                Tail::InWindow => {
+                    let (off, w) = (self.window_off, self.window.clone());
+                    self.tail = Tail::Wanted { len: w.len() as u64 };
+                    return self.on_tail_read(off, w);
+                }
+                _ => {}
             }
             if self.pos >= self.file_len {
                 self.close_open(self.file_len);
@@ -560,7 +569,13 @@ impl IndexBuilder {
         self.tail = Tail::Over;
         let window_end = self.window_off + self.window.len() as u64;
         let media_start = self.pos + moof_size;
-        if window_end >= self.file_len || media_start >= self.file_len {
+        if media_start >= self.file_len {
+            return;
+        }
+        if window_end >= self.file_len {
+            // The read in hand reaches the end: the same path without a read, so the index
+            // does not depend on the read-ahead.
+            self.tail = Tail::InWindow;
             return;
         }
         let mdat = (media_start - self.window_off) as usize;
@@ -570,12 +585,8 @@ impl IndexBuilder {
         };
         let est_frags = self.file_len / frag_size.max(1) + 1;
         let est = est_frags.saturating_mul(2 * TFRA_ENTRY_MAX).saturating_add(64).min(MAX_HEADER_BOX);
-        let len = self.read_ahead.max(est);
-        if len >= self.file_len - media_start {
-            // The tail read would hold the rest of the file: walk it in one read instead.
-            self.walk_len = self.file_len;
-            return;
-        }
+        // At most the rest of the file, which the walk goes on in if there is no mfra.
+        let len = self.read_ahead.max(est).min(self.file_len - media_start);
         self.tail = Tail::Wanted { len };
     }
 
@@ -583,8 +594,14 @@ impl IndexBuilder {
     fn on_tail_read(&mut self, offset: u64, data: Bytes) -> Result<()> {
         match self.tail {
             Tail::Wanted { len } => {
-                if data.len() as u64 != len {
+                if data.len() as u64 != len || offset + len != self.file_len {
                     return self.give_up(format!("short read of the file's tail ({} of {len} bytes)", data.len()));
+                }
+                // Holding what the walk needs next, the tail is where it goes on if there is
+                // no usable mfra (no byte read twice).
+                if offset <= self.pos {
+                    self.window = data.clone();
+                    self.window_off = offset;
                 }
                 let Some(mfro) = data.len().checked_sub(Mfro::SIZE as usize).and_then(|at| Mfro::decode(&data[at..]).ok()) else {
                     return self.give_up("no mfro at the end of the file".into());
@@ -611,7 +628,7 @@ impl IndexBuilder {
                 let plan = self.mfra.take().ok_or_else(|| Error::Read("last moof read without a tfra".into()))?;
                 self.on_last_moof(plan, at, data)
             }
-            Tail::Untried | Tail::Over => Err(Error::Read("unexpected tail read".into())),
+            Tail::Untried | Tail::InWindow | Tail::Over => Err(Error::Read("unexpected tail read".into())),
         }
     }
 
