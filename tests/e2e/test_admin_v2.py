@@ -119,7 +119,9 @@ def _upload(api: Api, token: str, key_type: int, key: bytes, kid: uuid.UUID | No
     cert_b64 = body["value"]
     kid = kid or uuid.uuid4()
     doc = {"Id": f"nb:kid:UUID:{kid}", "Name": "test key", "ContentKeyType": key_type, "ProtectionKeyId": thumb,
-           "ProtectionKeyType": 0, "EncryptedContentKey": _encrypt_to(cert_b64, key), "Checksum": _checksum(kid, key)}
+           "ProtectionKeyType": 0, "EncryptedContentKey": _encrypt_to(cert_b64, key),
+           # The v2 SDK sends no checksum for a FairPlay PFX password (any length).
+           "Checksum": _checksum(kid, key) if len(key) in (16, 32) else None}
     doc.update(override)
     return kid, thumb, cert_b64, api.call("POST", "ContentKeys", token, doc)
 
@@ -165,18 +167,27 @@ def test_protection_key_flow_and_refusals(admin):
     _, _, _, (st, _, b, _) = _upload(api, rw, 1, key, kid=kid)
     assert st == 409, b
 
-    # An envelope key; its key delivery URL; its authorization policy set by PUT.
+    # An envelope key; without an authorization policy it configures no delivery (400); its
+    # policy set by PUT, with a BaselineHttp option, gives the key delivery URL.
     env_key = os.urandom(16)
     env_kid, _, _, (st, _, _, _) = _upload(api, rw, 4, env_key)
     assert st == 201
     st, _, b, _ = api.call("POST", f"ContentKeys('nb%3Akid%3AUUID%3A{env_kid}')/GetKeyDeliveryUrl", reader, {"keyDeliveryType": 2})
-    assert st == 200 and b["value"] == f"https://origin.example/key/{env_kid}", b
-    st, _, b, _ = api.call("POST", f"ContentKeys('nb:kid:UUID:{env_kid}')/GetKeyDeliveryUrl", reader, {"keyDeliveryType": 1})
-    assert st == 400 and "keyDeliveryType" in b["odata.error"]["message"]["value"]
-    pid = f"nb:ckpid:UUID:{uuid.uuid4()}"
+    assert st == 400 and "keyDeliveryType" in b["odata.error"]["message"]["value"], b
+    pol = api.call("POST", "ContentKeyAuthorizationPolicies", rw, {"Name": "open"})[2]
+    opt = api.call("POST", "ContentKeyAuthorizationPolicyOptions", rw, {"Name": "open", "KeyDeliveryType": 2, "KeyDeliveryConfiguration": "",
+                   "Restrictions": [{"Name": "Open", "KeyRestrictionType": 0, "Requirements": None}]})[2]
+    assert api.call("POST", f"ContentKeyAuthorizationPolicies('{pol['Id']}')/$links/Options", rw,
+                    {"uri": f"{api.base}/api/ContentKeyAuthorizationPolicyOptions('{opt['Id']}')"})[0] == 204
+    pid = pol["Id"]
     assert api.call("PUT", f"ContentKeys('nb:kid:UUID:{env_kid}')", rw, {"AuthorizationPolicyId": pid})[0] == 204
     st, _, b, _ = api.call("GET", f"ContentKeys('nb:kid:UUID:{env_kid}')", reader)
     assert st == 200 and b["AuthorizationPolicyId"] == pid
+    st, _, b, _ = api.call("POST", f"ContentKeys('nb%3Akid%3AUUID%3A{env_kid}')/GetKeyDeliveryUrl", reader, {"keyDeliveryType": 2})
+    assert st == 200 and b["value"] == f"https://origin.example/key/{env_kid}", b
+    for t in (1, 3, 4):  # the policy configures no PlayReady, Widevine or FairPlay option
+        st, _, b, _ = api.call("POST", f"ContentKeys('nb:kid:UUID:{env_kid}')/GetKeyDeliveryUrl", reader, {"keyDeliveryType": t})
+        assert st == 400 and "keyDeliveryType" in b["odata.error"]["message"]["value"] and "no option" in b["odata.error"]["message"]["value"], (t, b)
     st, _, b, _ = api.call("PUT", f"ContentKeys('nb:kid:UUID:{env_kid}')", rw, {"ContentKeyType": 0})
     assert st == 400 and "ContentKeyType" in b["odata.error"]["message"]["value"]
 
@@ -429,8 +440,9 @@ def _hs256(claims: dict, key: bytes) -> str:
 @pytest.mark.parametrize("kind", ["JWT", "SWT"])
 def test_sequence_b_token_restricted_key_delivery(origin, kind):
     """Sequence (b): an envelope key behind a TokenRestrictionTemplate (primary and alternate
-    symmetric keys, the content-key-identifier claim required): tokens signed by the STS get
-    the key, bad ones are refused."""
+    symmetric keys, the content-key-identifier claim required): tokens signed by the STS with
+    the primary or the alternate key get the key (JWTs without `kid`, as AMS's STSs sign
+    them), bad ones are refused."""
     api, server, tmp = origin
     tok = _jwt(["read", "write"])
     primary, alt = os.urandom(32), os.urandom(32)
@@ -441,15 +453,6 @@ def test_sequence_b_token_restricted_key_delivery(origin, kind):
     _link(api, tok, f"Assets('{asset['Id']}')", "ContentKeys", f"ContentKeys('nb:kid:UUID:{kid}')")
     pol = _created(api.call("POST", "ContentKeyAuthorizationPolicies", tok, {"Name": "token"}))
     xml = TEMPLATE.format(alt=base64.b64encode(alt).decode(), primary=base64.b64encode(primary).decode(), kind=kind)
-    if kind == "JWT":
-        # A JWT is checked against exactly one key (the header's kid names it); AMS's kid-less
-        # tokens with alternate keys would need trying each, which the verifier refuses to do.
-        # Such templates are refused when created (below); JWT policies get one key here.
-        st, _, b, _ = api.call("POST", "ContentKeyAuthorizationPolicyOptions", tok, {
-            "Name": "token", "KeyDeliveryType": 2, "KeyDeliveryConfiguration": "",
-            "Restrictions": [{"Name": "Token Authorization Policy", "KeyRestrictionType": 1, "Requirements": xml}]})
-        assert st == 400 and "kid" in b["odata.error"]["message"]["value"], b
-        xml = xml.replace(xml[xml.index("<AlternateVerificationKeys>"):xml.index("</AlternateVerificationKeys>") + len("</AlternateVerificationKeys>")], "")
     opt_body = {"Name": "token", "KeyDeliveryType": 2, "KeyDeliveryConfiguration": "",
                 "Restrictions": [{"Name": "Token Authorization Policy", "KeyRestrictionType": 1, "Requirements": xml}]}
     opt = _created(api.call("POST", "ContentKeyAuthorizationPolicyOptions", tok, opt_body))
@@ -480,7 +483,7 @@ def test_sequence_b_token_restricted_key_delivery(origin, kind):
         time.sleep(0.05)
     for t, want in [
         (token(primary), 200),
-        (token(alt), 200 if kind == "SWT" else 401),     # the alternate key (SWT templates)
+        (token(alt), 200),                               # the alternate key
         (token(os.urandom(32)), 401),                    # signed by someone else
         (token(primary, exp=int(time.time()) - 3600), 401),  # expired
         (token(primary, **{ck: str(uuid.uuid4())}), 403),   # for another key
@@ -491,6 +494,227 @@ def test_sequence_b_token_restricted_key_delivery(origin, kind):
         if want == 200:
             assert r.body == key
     assert fetch(url).status == 401
+
+
+def _rs256(claims: dict, private_key, kid: str | None = None) -> str:
+    """An RS256 JWT signed by `cryptography` (RSASSA-PKCS1-v1_5, SHA-256), no `kid` unless given."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    b = lambda x: base64.urlsafe_b64encode(x).rstrip(b"=").decode()
+    header = {"alg": "RS256", "typ": "JWT", **({"kid": kid} if kid else {})}
+    h, p = b(json.dumps(header).encode()), b(json.dumps(claims).encode())
+    return f"{h}.{p}.{b(private_key.sign(f'{h}.{p}'.encode(), padding.PKCS1v15(), hashes.SHA256()))}"
+
+
+def _rsa_raw_body(public_key) -> str:
+    """An RsaTokenVerificationKey's RawBody as the v2 SDK's InitFromRSAParameters writes it:
+    base64 of the UTF-8 of an indented JSON object {"e", "n"} (standard base64 of the
+    big-endian exponent and modulus)."""
+    nums = public_key.public_numbers()
+    n = nums.n.to_bytes((nums.n.bit_length() + 7) // 8, "big")
+    e = nums.e.to_bytes((nums.e.bit_length() + 7) // 8, "big")
+    body = "{\r\n  \"e\": \"%s\",\r\n  \"n\": \"%s\"\r\n}" % (base64.b64encode(e).decode(), base64.b64encode(n).decode())
+    return base64.b64encode(body.encode()).decode()
+
+
+def _self_signed_der(private_key, cn: str) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private_key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(private_key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def _token_protected_envelope_key(api: Api, tok: str, folder: str, restriction: dict) -> tuple[uuid.UUID, bytes, str]:
+    """An asset (folder `folder`) whose HLS is envelope-encrypted with a new key behind an
+    authorization policy with one BaselineHttp option carrying `restriction`."""
+    asset = _created(api.call("POST", "Assets", tok, {"Name": folder, "AlternateId": folder}))
+    key = os.urandom(16)
+    kid, _, _, r = _upload(api, tok, 4, key)
+    _created(r)
+    _link(api, tok, f"Assets('{asset['Id']}')", "ContentKeys", f"ContentKeys('nb:kid:UUID:{kid}')")
+    pol = _created(api.call("POST", "ContentKeyAuthorizationPolicies", tok, {"Name": folder}))
+    opt = _created(api.call("POST", "ContentKeyAuthorizationPolicyOptions", tok, {
+        "Name": folder, "KeyDeliveryType": 2, "KeyDeliveryConfiguration": "", "Restrictions": [restriction]}))
+    _link(api, tok, f"ContentKeyAuthorizationPolicies('{pol['Id']}')", "Options", f"ContentKeyAuthorizationPolicyOptions('{opt['Id']}')")
+    assert api.call("PUT", f"ContentKeys('nb:kid:UUID:{kid}')", tok, {"AuthorizationPolicyId": pol["Id"]})[0] == 204
+    hls = _created(api.call("POST", "AssetDeliveryPolicies", tok, {"Name": "aes", "AssetDeliveryProtocol": 4, "AssetDeliveryPolicyType": 3}))
+    _link(api, tok, f"Assets('{asset['Id']}')", "DeliveryPolicies", f"AssetDeliveryPolicies('{hls['Id']}')")
+    return kid, key, asset["Id"]
+
+
+def test_rsa_and_x509_template_keys_with_alternates(origin):
+    """A JWT TokenRestrictionTemplate whose primary key is an RsaTokenVerificationKey (RawBody
+    as the v2 SDK serializes it) with an X509CertTokenVerificationKey and a second
+    RsaTokenVerificationKey as alternates: an RS256 JWT signed by any of the three gets the key
+    at the URL GetKeyDeliveryUrl answers; one signed by an unlisted RSA key, or HS256-signed
+    with the public key's bytes, is refused (401); one for another key 403."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    api, server, tmp = origin
+    tok = _jwt(["read", "write"])
+    primary, cert_key, alternate, stranger = (rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(4))
+    ns = 'xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.microsoft.com/Azure/MediaServices/KeyDelivery/TokenRestrictionTemplate/v1"'
+    xml = (f'<TokenRestrictionTemplate {ns}><AlternateVerificationKeys>'
+           f'<TokenVerificationKey i:type="X509CertTokenVerificationKey"><RawBody>{base64.b64encode(_self_signed_der(cert_key, "sts signing")).decode()}</RawBody></TokenVerificationKey>'
+           f'<TokenVerificationKey i:type="RsaTokenVerificationKey"><RawBody>{_rsa_raw_body(alternate.public_key())}</RawBody></TokenVerificationKey>'
+           f'</AlternateVerificationKeys><Audience>urn:test</Audience><Issuer>http://testissuer.com/</Issuer>'
+           f'<PrimaryVerificationKey i:type="RsaTokenVerificationKey"><RawBody>{_rsa_raw_body(primary.public_key())}</RawBody></PrimaryVerificationKey>'
+           f'<RequiredClaims><TokenClaim><ClaimType>urn:microsoft:azure:mediaservices:contentkeyidentifier</ClaimType><ClaimValue i:nil="true"/></TokenClaim></RequiredClaims>'
+           f'<TokenType>JWT</TokenType></TokenRestrictionTemplate>')
+    # A broken RSA key is a 400 naming the field (and the element), never echoing the key.
+    bad_xml = xml.replace(_rsa_raw_body(primary.public_key()), base64.b64encode(b'{"e": "AQAB"}').decode())
+    st, _, b, raw = api.call("POST", "ContentKeyAuthorizationPolicyOptions", tok, {"Name": "bad", "KeyDeliveryType": 2,
+                             "Restrictions": [{"Name": "t", "KeyRestrictionType": 1, "Requirements": bad_xml}]})
+    msg = b["odata.error"]["message"]["value"]
+    assert st == 400 and "Restrictions" in msg and "PrimaryVerificationKey" in msg, b
+    assert _rsa_raw_body(alternate.public_key()).encode() not in raw
+
+    kid, key, _ = _token_protected_envelope_key(api, tok, "demo_rsa_tokens", {"Name": "Token Authorization Policy", "KeyRestrictionType": 1, "Requirements": xml})
+    st, _, b, _ = api.call("POST", f"ContentKeys('nb:kid:UUID:{kid}')/GetKeyDeliveryUrl", _jwt(["read"]), {"keyDeliveryType": 2})
+    assert st == 200, b
+    path = urllib.parse.urlsplit(b["value"]).path
+    assert path == f"/key/{kid}", b
+    url = server.base_url + path  # the fixture's public_url is its own listener; take the path
+    ck = "urn:microsoft:azure:mediaservices:contentkeyidentifier"
+    claims = {"iss": "http://testissuer.com/", "aud": "urn:test", "exp": int(time.time()) + 600, ck: str(kid)}
+    t0 = time.monotonic()
+    while fetch(url, headers={"Authorization": f"Bearer {_rs256(claims, primary)}"}).status != 200:
+        assert time.monotonic() - t0 < 5, "the key never became deliverable"
+        time.sleep(0.05)
+    pem = primary.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    for t, want in [
+        (_rs256(claims, primary), 200),                  # primary RsaTokenVerificationKey
+        (_rs256(claims, cert_key), 200),                 # alternate X509CertTokenVerificationKey
+        (_rs256(claims, alternate), 200),                # alternate RsaTokenVerificationKey
+        (_rs256(claims, alternate, kid="whatever"), 200),  # a kid naming no key: the unnamed keys
+        (_rs256(claims, stranger), 401),                 # an unlisted key
+        (_hs256(claims, pem), 401),                      # algorithm confusion
+        (_rs256({**claims, ck: str(uuid.uuid4())}, alternate), 403),  # for another key
+        (_rs256({**claims, "exp": int(time.time()) - 3600}, cert_key), 401),
+    ]:
+        r = fetch(url, headers={"Authorization": f"Bearer {t}"})
+        assert r.status == want, (want, r.status, r.body[:200])
+        if want == 200:
+            assert r.body == key
+    # The key's policy has a BaselineHttp option only: no PlayReady, Widevine or FairPlay URL.
+    for t in (1, 3, 4):
+        st, _, b, _ = api.call("POST", f"ContentKeys('nb:kid:UUID:{kid}')/GetKeyDeliveryUrl", tok, {"keyDeliveryType": t})
+        assert st == 400 and "keyDeliveryType" in b["odata.error"]["message"]["value"], (t, b)
+    st, _, b, _ = api.call("POST", f"ContentKeys('nb:kid:UUID:{kid}')/GetKeyDeliveryUrl", tok, {"keyDeliveryType": 9})
+    assert st == 400 and "keyDeliveryType" in b["odata.error"]["message"]["value"], b
+
+
+def test_fairplay_keys_and_options_are_stored_and_never_delivered(origin):
+    """FairPlay as AMS configured it: the ASk (ContentKeyType 7, 16 bytes with its checksum)
+    and the PFX password (8, any length, no checksum) upload like other keys; a FairPlay (4)
+    authorization option names them with the PKCS#12 application certificate and the IV. The
+    option is stored sealed and its PFX never read back; HLS playlists of a cbcs asset carry
+    the delivery policy's FairPlay URL as skd://. This origin issues no CKCs, so the cbcs key
+    under a FairPlay-only policy is never handed out in clear (fail closed), and
+    GetKeyDeliveryUrl says so. SAS upload locators are refused naming the field."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from cryptography import x509
+    api, server, tmp = origin
+    tok, keys_role = _jwt(["read", "write"]), _jwt(["read", "keys"])
+    ask, password = os.urandom(16), b"pfx password \xe2\x9c\x93 long enough"
+    ask_kid, _, _, r = _upload(api, tok, 7, ask)
+    assert _created(r)["ContentKeyType"] == 7
+    pw_kid, _, _, r = _upload(api, tok, 8, password)
+    assert r[0] == 201, r[2]
+    # An ASk is 16 bytes; a password's wrong checksum (when sent) is refused.
+    _, _, _, (st, _, b, _) = _upload(api, tok, 7, os.urandom(32))
+    assert st == 400 and "EncryptedContentKey" in b["odata.error"]["message"]["value"], b
+    _, _, _, (st, _, b, _) = _upload(api, tok, 8, os.urandom(16), Checksum="AAAAAAAAAAA=")
+    assert st == 400 and "Checksum" in b["odata.error"]["message"]["value"], b
+    # The keys role can move them out (RebindContentKey), as any key.
+    st, _, b, _ = api.call("GET", f"RebindContentKey?id='nb:kid:UUID:{pw_kid}'&x509Certificate=''", keys_role)
+    assert st == 200 and base64.b64decode(b["value"]) == password
+
+    app_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    app_cert = x509.load_der_x509_certificate(_self_signed_der(app_key, "fairplay app cert"))
+    pfx = base64.b64encode(pkcs12.serialize_key_and_certificates(b"app", app_key, app_cert, None,
+                           serialization.BestAvailableEncryption(password))).decode()
+    iv = os.urandom(16).hex().upper()
+    config = {"ASkId": str(ask_kid), "FairPlayPfxPasswordId": str(pw_kid), "FairPlayPfx": pfx, "ContentEncryptionIV": iv}
+    open_restriction = [{"Name": "Open", "KeyRestrictionType": 0, "Requirements": None}]
+    cbcs_key = os.urandom(16)
+    cbcs_kid, _, _, r = _upload(api, tok, 6, cbcs_key)
+    _created(r)
+    for over, field in [({"ASkId": str(cbcs_kid)}, "ASkId"), ({"FairPlayPfxPasswordId": str(ask_kid)}, "FairPlayPfxPasswordId"),
+                        ({"ContentEncryptionIV": "00"}, "ContentEncryptionIV"), ({"FairPlayPfx": "***"}, "FairPlayPfx")]:
+        st, _, b, raw = api.call("POST", "ContentKeyAuthorizationPolicyOptions", tok, {"Name": "fp", "KeyDeliveryType": 4,
+                                 "KeyDeliveryConfiguration": json.dumps({**config, **over}), "Restrictions": open_restriction})
+        assert st == 400 and f"KeyDeliveryConfiguration.{field}" in b["odata.error"]["message"]["value"], (field, b)
+        assert pfx.encode()[:64] not in raw
+    opt = _created(api.call("POST", "ContentKeyAuthorizationPolicyOptions", tok, {"Name": "fp", "KeyDeliveryType": 4,
+                            "KeyDeliveryConfiguration": json.dumps(config), "Restrictions": open_restriction}))
+    # The ASk and the password stay while the option names them.
+    for k in (ask_kid, pw_kid):
+        st, _, b, _ = api.call("DELETE", f"ContentKeys('nb:kid:UUID:{k}')", tok)
+        assert st == 409 and b["odata.error"]["message"]["value"].startswith("Id:"), b
+    st, _, b, raw = api.call("GET", f"ContentKeyAuthorizationPolicyOptions('{opt['Id']}')", tok)
+    assert st == 200 and json.loads(b["KeyDeliveryConfiguration"])["ASkId"] == str(ask_kid), b
+    assert pfx.encode()[:64] not in raw and json.loads(b["KeyDeliveryConfiguration"])["FairPlayPfx"] == "(write-only)"
+
+    # A cbcs asset (the demo fixture, clear at rest) with a FairPlay-only key policy.
+    folder = "demo_fairplay"
+    shutil.copytree(FIXTURES / "demo", tmp / "root" / folder)
+    asset = _created(api.call("POST", "Assets", tok, {"Name": "fp", "AlternateId": folder}))
+    _link(api, tok, f"Assets('{asset['Id']}')", "ContentKeys", f"ContentKeys('nb:kid:UUID:{cbcs_kid}')")
+    pol = _created(api.call("POST", "ContentKeyAuthorizationPolicies", tok, {"Name": "fp"}))
+    _link(api, tok, f"ContentKeyAuthorizationPolicies('{pol['Id']}')", "Options", f"ContentKeyAuthorizationPolicyOptions('{opt['Id']}')")
+    assert api.call("PUT", f"ContentKeys('nb:kid:UUID:{cbcs_kid}')", tok, {"AuthorizationPolicyId": pol["Id"]})[0] == 204
+    st, _, b, _ = api.call("POST", "AssetDeliveryPolicies", tok, {"Name": "bad fp", "AssetDeliveryProtocol": 4, "AssetDeliveryPolicyType": 5,
+                           "AssetDeliveryConfiguration": json.dumps([{"Key": 10, "Value": "ftp://fps.example/"}])})
+    assert st == 400 and "AssetDeliveryConfiguration" in b["odata.error"]["message"]["value"], b
+    hls = _created(api.call("POST", "AssetDeliveryPolicies", tok, {"Name": "fp", "AssetDeliveryProtocol": 4, "AssetDeliveryPolicyType": 5,
+                            "AssetDeliveryConfiguration": json.dumps([{"Key": 10, "Value": "https://fps.example/FairPlay/"}, {"Key": 11, "Value": iv}])}))
+    _link(api, tok, f"Assets('{asset['Id']}')", "DeliveryPolicies", f"AssetDeliveryPolicies('{hls['Id']}')")
+    # SAS upload locators are refused, naming the field.
+    ap = _created(api.call("POST", "AccessPolicies", tok, {"Name": "upload", "DurationInMinutes": 60, "Permissions": 2}))
+    st, _, b, _ = api.call("POST", "Locators", tok, {"AccessPolicyId": ap["Id"], "AssetId": asset["Id"], "Type": 1})
+    assert st == 400 and b["odata.error"]["message"]["value"].startswith("Type:"), b
+    base = server.base_url + urllib.parse.urlsplit(_locator(api, tok, asset["Id"])).path
+    master = _wait_ok(base + "demo.ism/manifest(format=m3u8-aapl)")
+    assert master.status == 200, master.describe()
+    texts = [master.text()]
+    for line in master.text().splitlines():
+        if line and not line.startswith("#"):
+            texts.append(get_ok_(urllib.parse.urljoin(master.url, line)).text())
+    skd = f'URI="skd://fps.example/FairPlay/?KID={cbcs_kid.hex}",KEYFORMAT="com.apple.streamingkeydelivery"'
+    assert any(skd in t for t in texts), "no FairPlay key line in the playlists:\n" + "\n".join(texts)[:3000]
+    # No CKC service here: the cbcs key is not handed out in clear, to anyone.
+    r = fetch(f"{server.base_url}/key/{cbcs_kid}")
+    assert r.status == 403 and cbcs_key not in r.body, r.describe()
+    import http.client
+    u = urllib.parse.urlsplit(server.base_url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=20)
+    kid_b64 = base64.urlsafe_b64encode(cbcs_kid.bytes).rstrip(b"=").decode()
+    c.request("POST", "/clearkey", body=json.dumps({"kids": [kid_b64], "type": "temporary"}), headers={"Content-Type": "application/json"})
+    resp = c.getresponse()
+    body = resp.read()
+    c.close()
+    assert resp.status == 403 and cbcs_key not in body and base64.urlsafe_b64encode(cbcs_key).rstrip(b"=") not in body, (resp.status, body)
+    st, _, b, _ = api.call("POST", f"ContentKeys('nb:kid:UUID:{cbcs_kid}')/GetKeyDeliveryUrl", tok, {"keyDeliveryType": 4})
+    assert st == 400 and "FairPlay" in b["odata.error"]["message"]["value"], b
+    st, _, b, _ = api.call("POST", f"ContentKeys('nb:kid:UUID:{cbcs_kid}')/GetKeyDeliveryUrl", tok, {"keyDeliveryType": 2})
+    assert st == 400 and "no option" in b["odata.error"]["message"]["value"], b
+    st, _, b, _ = api.call("POST", f"ContentKeys('nb:kid:UUID:{ask_kid}')/GetKeyDeliveryUrl", tok, {"keyDeliveryType": 4})
+    assert st == 400 and "ContentKeyType" in b["odata.error"]["message"]["value"], b
+    # Nothing secret in the database (SQLite: its files; PostgreSQL is covered by the KEK
+    # sealing the option bodies and keys the same way).
+    db = tmp / "db"
+    if db.exists():
+        blob = b"".join(p.read_bytes() for p in db.iterdir() if p.name.startswith("catalog.db"))
+        for secret in (ask, password, cbcs_key, pfx.encode()[:40], ask.hex().encode(), base64.b64encode(password)):
+            assert secret not in blob
 
 
 # --------------------------------------------------------------------------- the native API

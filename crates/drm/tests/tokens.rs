@@ -661,9 +661,14 @@ fn bad_policies_are_refused_at_build() {
         PolicyError::Key { index: Some(1), .. }
     ));
 
-    // Several JWT keys of one algorithm need a kid each, and kids are unique per policy.
+    // Keys without a kid are each tried per token: at most 8 per algorithm. Kids are unique
+    // per policy.
     let two_hs = format!(r#"{{ hs256 = "{}" }}, {{ hs256 = "{}", kid = "b" }}"#, secret_b64(SECRET), secret_b64(OTHER_SECRET));
-    assert!(matches!(err("Jwt", &two_hs), PolicyError::Invalid(m) if m.contains("kid")));
+    policy(&base("Jwt", &two_hs));
+    let nine = vec![format!(r#"{{ hs256 = "{}" }}"#, secret_b64(SECRET)); 9].join(", ");
+    assert!(matches!(err("Jwt", &nine), PolicyError::Invalid(m) if m.contains("more than 8")));
+    assert!(matches!(err("Swt", &nine), PolicyError::Invalid(m) if m.contains("more than 8")));
+    policy(&base("Jwt", &vec![format!(r#"{{ hs256 = "{}" }}"#, secret_b64(SECRET)); 8].join(", ")));
     let same_kid = format!(r#"{{ hs256 = "{}", kid = "a" }}, {{ rsa_pem_file = "rsa_public.pem", kid = "a" }}"#, secret_b64(SECRET));
     assert!(matches!(err("Jwt", &same_kid), PolicyError::Invalid(m) if m.contains("same kid")));
     let jwks_kid = r#"{ rsa_pem_file = "rsa_public.pem", kid = "rsa-2" }, { jwks_file = "jwks.json" }"#;
@@ -714,6 +719,54 @@ fn a_jwt_without_kid_is_refused_when_several_keys_could_check_it() {
     // The kid picks one key; it is the only one tried.
     assert_eq!(verdict("rsa2_private.pem", Some("rsa-1")), Err((401, "token_signature")));
     assert_eq!(verdict("rsa2_private.pem", Some("rsa-9")), Err((401, "token_unknown_key")));
+}
+
+/// Azure Media Services' primary and alternate verification keys carry no `kid`, nor do the
+/// tokens its customers' STSs sign: each unnamed key of the token's algorithm is tried in turn
+/// (primary first). A token signed by any listed key passes; one signed by an unlisted key is
+/// refused (401), with HS256, RS256 (PEM, certificate, and n/e components as the v2 SDK's
+/// `RsaTokenVerificationKey` holds them) alike.
+#[test]
+fn unnamed_primary_and_alternate_keys_are_each_tried() {
+    const THIRD: &[u8] = b"a-third-secret-nobody-listed-32b";
+    let verdict = |p: &AuthorizationPolicy, token: String| authorize(p, Some(&token), kid(), NOW).map_err(|r| (r.status(), r.reason()));
+    let hs = jwt_policy(&format!(r#"{{ hs256 = "{}" }}, {{ hs256 = "{}" }}"#, secret_b64(SECRET), secret_b64(OTHER_SECRET)), "");
+    assert_eq!(verdict(&hs, hs256(&claims(), SECRET)), Ok(()));
+    assert_eq!(verdict(&hs, hs256(&claims(), OTHER_SECRET)), Ok(()));
+    assert_eq!(verdict(&hs, hs256_kid(&claims(), OTHER_SECRET, "whatever")), Ok(()));
+    assert_eq!(verdict(&hs, hs256(&claims(), THIRD)), Err((401, "token_signature")));
+    assert_eq!(verdict(&hs, rs256(&claims(), "rsa_private.pem", None)), Err((401, "token_algorithm")));
+
+    // The RSA key of rsa_public.pem from its JWK components (jwks_two_rsa.json's "rsa-1").
+    let jwks: Value = serde_json::from_str(&read_key("jwks_two_rsa.json")).unwrap();
+    let rsa1 = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "rsa-1").unwrap();
+    let part = |name: &str| URL_SAFE_NO_PAD.decode(rsa1[name].as_str().unwrap()).unwrap();
+    let from_components = sealcast_drm::auth::rsa_public_key_pem(&part("n"), &part("e")).unwrap();
+    let rsa = jwt_policy(&format!(r#"{{ rsa_pem = {from_components:?} }}, {{ x509_pem_file = "ec_cert.pem" }}, {{ rsa_pem_file = "rsa2_public.pem" }}, {{ hs256 = "{}" }}"#, secret_b64(SECRET)), "");
+    assert_eq!(verdict(&rsa, rs256(&claims(), "rsa_private.pem", None)), Ok(()), "primary (n/e components)");
+    assert_eq!(verdict(&rsa, rs256(&claims(), "rsa2_private.pem", None)), Ok(()), "alternate");
+    assert_eq!(verdict(&rsa, es256(&claims(), None)), Ok(()), "alternate X.509 (EC)");
+    assert_eq!(verdict(&rsa, hs256(&claims(), SECRET)), Ok(()), "alternate symmetric");
+    let only_primary = jwt_policy(&format!(r#"{{ rsa_pem = {from_components:?} }}"#), "");
+    assert_eq!(verdict(&only_primary, rs256(&claims(), "rsa2_private.pem", None)), Err((401, "token_signature")), "unlisted key");
+    // A named key is tried only for tokens naming it; unnamed ones for the rest.
+    let mixed = jwt_policy(&format!(r#"{{ rsa_pem = {from_components:?} }}, {{ rsa_pem_file = "rsa2_public.pem", kid = "k2" }}"#), "");
+    assert_eq!(verdict(&mixed, rs256(&claims(), "rsa2_private.pem", Some("k2"))), Ok(()));
+    assert_eq!(verdict(&mixed, rs256(&claims(), "rsa2_private.pem", None)), Err((401, "token_signature")));
+    assert_eq!(verdict(&mixed, rs256(&claims(), "rsa_private.pem", Some("k2"))), Err((401, "token_signature")));
+    assert_eq!(verdict(&mixed, rs256(&claims(), "rsa_private.pem", None)), Ok(()));
+
+    // SWT: the primary, then the alternates.
+    let swt_two = policy(&format!(
+        r#"authorization = {{ type = "TokenRestricted", token_type = "Swt", issuer = "{ISS}", audience = "{AUD}", keys = [ {{ hs256 = "{}" }}, {{ hs256 = "{}" }} ] }}"#,
+        secret_b64(SECRET),
+        secret_b64(OTHER_SECRET)
+    ));
+    let exp = (NOW + 600).to_string();
+    let fields = [("Audience", AUD), ("ExpiresOn", exp.as_str()), ("Issuer", ISS)];
+    assert_eq!(verdict(&swt_two, swt(&fields, OTHER_SECRET)), Ok(()));
+    assert_eq!(verdict(&swt_two, swt(&fields, SECRET)), Ok(()));
+    assert_eq!(verdict(&swt_two, swt(&fields, THIRD)), Err((401, "token_signature")));
 }
 
 /// A token is checked once for a request of several keys; what it grants is then asked per

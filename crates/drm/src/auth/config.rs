@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::keys::MAX_UNNAMED_KEYS;
 use super::{
     AuthorizationPolicy, PolicyError, RequiredClaim, TokenRequirements, TokenType, VerificationKey, DEFAULT_SKEW_SECS,
 };
@@ -86,9 +87,10 @@ pub enum KeySpec {
 /// One verification key as configured: a [`KeySpec`] and, for JWT policies, the `kid` that
 /// tokens signed with it name in their header — `{ hs256 = "…", kid = "2026-06" }`.
 ///
-/// A JWT is checked against one key only (see [`crate::auth`], step 2), so a JWT policy
-/// with several keys of one algorithm (say two HS256 keys during a rotation) needs a `kid`
-/// on each of them; JWKS keys carry theirs in the document. `kid`s are unique per policy.
+/// A JWT naming a `kid` in its header is checked against that key alone; keys without a
+/// `kid` (at most [`MAX_UNNAMED_KEYS`] per algorithm) are tried in turn for tokens that name
+/// none (see [`crate::auth`], step 2). JWKS keys carry their `kid`s in the document. `kid`s
+/// are unique per policy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyConfig {
     /// The key.
@@ -262,8 +264,13 @@ impl AuthorizationPolicyConfig {
             }
             keys.push(key);
         }
-        if cfg.token_type == TokenType::Jwt {
-            check_jwt_kids(&keys)?;
+        match cfg.token_type {
+            TokenType::Jwt => check_jwt_kids(&keys)?,
+            // An SWT names no key: each is tried in turn.
+            TokenType::Swt if keys.len() > MAX_UNNAMED_KEYS => {
+                return Err(PolicyError::Invalid("more than 8 SWT keys (each is tried per token)"))
+            }
+            TokenType::Swt => {}
         }
         Ok(AuthorizationPolicy::TokenRestricted(TokenRequirements {
             token_type: cfg.token_type,
@@ -304,18 +311,19 @@ impl AuthorizationPolicyConfig {
     }
 }
 
-/// A JWT is checked against one key (see `jwt::select`): refuses policies where that key
-/// could be ambiguous (a `kid` used twice) or unreachable (a key without a `kid` next to
-/// another of its algorithm).
+/// A JWT is checked against the key its header's `kid` names, else against every key of its
+/// algorithm without a `kid` (see `jwt::candidates`): refuses policies where a named key
+/// could be ambiguous (a `kid` used twice) or where one token could cost more than
+/// [`MAX_UNNAMED_KEYS`] signature checks.
 fn check_jwt_kids(keys: &[VerificationKey]) -> Result<(), PolicyError> {
     let slots: Vec<_> = keys.iter().flat_map(|k| k.slots()).map(|(alg, kid, _)| (alg, kid)).collect();
     for (i, (alg, kid)) in slots.iter().enumerate() {
         if kid.is_some() && slots[..i].iter().any(|(_, k)| k == kid) {
             return Err(PolicyError::Invalid("two verification keys have the same kid"));
         }
-        if kid.is_none() && slots.iter().filter(|(a, _)| a == alg).count() > 1 {
+        if kid.is_none() && slots.iter().filter(|(a, k)| a == alg && k.is_none()).count() > MAX_UNNAMED_KEYS {
             return Err(PolicyError::Invalid(
-                "several JWT keys of one algorithm need a kid each (tokens name their key with the header's kid)",
+                "more than 8 JWT keys of one algorithm without a kid (each is tried per token; name them with kid)",
             ));
         }
     }

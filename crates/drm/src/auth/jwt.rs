@@ -23,8 +23,8 @@ struct HeaderView {
     kid: Option<String>,
 }
 
-/// Verifies the signature with the one key of `keys` the header selects (see [`select`]) and
-/// returns the claims object.
+/// Verifies the signature with the keys of `keys` the header selects (see [`candidates`]),
+/// in policy order (primary first), and returns the claims object of the first that accepts it.
 pub(super) fn verify(keys: &[VerificationKey], token: &str) -> Result<Map<String, Value>, Refusal> {
     let mut parts = token.split('.');
     let (Some(header), Some(_payload), Some(_signature), None) =
@@ -49,45 +49,60 @@ pub(super) fn verify(keys: &[VerificationKey], token: &str) -> Result<Map<String
     validation.required_spec_claims.clear();
     validation.leeway = 0;
 
-    // One key, one signature check per token: a token cannot make us try every key.
-    let key = select(keys, alg, header.kid.as_deref())?;
-    match jsonwebtoken::decode::<Value>(token, key, &validation) {
-        Ok(data) => match data.claims {
-            Value::Object(claims) => Ok(claims),
-            _ => Err(Refusal::Malformed),
-        },
-        Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => Err(Refusal::BadSignature),
-        // Structure, base64 or JSON faults.
-        Err(_) => Err(Refusal::Malformed),
+    // At most MAX_UNNAMED_KEYS signature checks per token (bounded when the policy is built).
+    // HMACs are compared in constant time by aws-lc (`hmac::verify`).
+    for key in candidates(keys, alg, header.kid.as_deref())? {
+        match jsonwebtoken::decode::<Value>(token, key, &validation) {
+            Ok(data) => {
+                return match data.claims {
+                    Value::Object(claims) => Ok(claims),
+                    _ => Err(Refusal::Malformed),
+                }
+            }
+            // Another key may have signed it: try the next one.
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+            // Structure, base64 or JSON faults: the same under every key.
+            Err(_) => return Err(Refusal::Malformed),
+        }
     }
+    Err(Refusal::BadSignature)
 }
 
-/// The one key that checks a token signed with `alg` and naming `kid` in its header.
+/// The keys that may check a token signed with `alg` and naming `kid` in its header, in
+/// policy order.
 ///
 /// The algorithm is fixed by the key type (a JWKS entry's by its key), so only keys of
 /// `alg` count. Among them:
 ///
-/// * a token with a `kid` gets the key with that `kid`; if there is none, a lone key of
-///   `alg` without a `kid` of its own still checks it (one-key policies need no `kid`s);
-/// * a token without a `kid` gets the lone key of `alg`, and is refused
-///   ([`Refusal::KeyIdRequired`]) when there are several: trying each in turn would let one
-///   token cost as many signature checks as the policy has keys.
-///
-/// `kid`s are unique within a policy and every key of an algorithm that has several has one
-/// (checked when the policy is built), so at most one key is ever picked.
-fn select<'a>(keys: &'a [VerificationKey], alg: Algorithm, kid: Option<&str>) -> Result<&'a DecodingKey, Refusal> {
+/// * a token whose `kid` names a key gets that key alone;
+/// * otherwise it gets every key of `alg` that has no `kid` of its own — the primary and
+///   alternate keys of an Azure Media Services `TokenRestrictionTemplate`, which tokens do
+///   not name, tried in turn as AMS tries them (primary first). A policy has at most
+///   [`MAX_UNNAMED_KEYS`](super::keys::MAX_UNNAMED_KEYS) of those per algorithm (checked when
+///   it is built), so a token costs at most that many signature checks;
+/// * a token without a `kid` against keys that all have one gets the lone key of `alg`
+///   (one-key policies need no `kid`s in tokens), and is refused
+///   ([`Refusal::KeyIdRequired`]) when there are several.
+fn candidates<'a>(
+    keys: &'a [VerificationKey],
+    alg: Algorithm,
+    kid: Option<&str>,
+) -> Result<Vec<&'a DecodingKey>, Refusal> {
     let of_alg: Vec<(Option<&str>, &DecodingKey)> =
         keys.iter().flat_map(|k| k.slots()).filter(|(a, ..)| *a == alg).map(|(_, kid, key)| (kid, key)).collect();
-    match (kid, of_alg.as_slice()) {
-        (_, []) => Err(Refusal::Algorithm),
-        (Some(want), slots) => match slots.iter().find(|(k, _)| *k == Some(want)) {
-            Some((_, key)) => Ok(key),
-            None => match slots {
-                [(None, key)] => Ok(key),
-                _ => Err(Refusal::UnknownKey),
-            },
-        },
-        (None, [(_, key)]) => Ok(key),
-        (None, _) => Err(Refusal::KeyIdRequired),
+    if of_alg.is_empty() {
+        return Err(Refusal::Algorithm);
+    }
+    if let Some(want) = kid {
+        if let Some((_, key)) = of_alg.iter().find(|(k, _)| *k == Some(want)) {
+            return Ok(vec![key]);
+        }
+    }
+    let unnamed: Vec<&DecodingKey> = of_alg.iter().filter(|(k, _)| k.is_none()).map(|(_, key)| *key).collect();
+    match (kid, unnamed.is_empty(), of_alg.as_slice()) {
+        (_, false, _) => Ok(unnamed),
+        (Some(_), true, _) => Err(Refusal::UnknownKey),
+        (None, true, [(_, key)]) => Ok(vec![key]),
+        (None, true, _) => Err(Refusal::KeyIdRequired),
     }
 }

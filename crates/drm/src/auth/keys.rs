@@ -24,6 +24,10 @@ use super::PolicyError;
 pub const MAX_KEY_DOCUMENT_BYTES: usize = 256 * 1024;
 /// Most keys one JWKS may contribute; every candidate key costs a signature check.
 pub const MAX_JWKS_KEYS: usize = 32;
+/// Most keys of one algorithm without a `kid` in a JWT policy, and most keys of an SWT
+/// policy: each is tried in turn on a token that names no key (Azure Media Services' primary
+/// and alternate verification keys), so this bounds the signature checks one token costs.
+pub const MAX_UNNAMED_KEYS: usize = 8;
 /// Shortest symmetric key accepted (RFC 7518 §3.2 wants at least the hash size for HS256;
 /// 16 bytes is the floor we enforce so short test passwords are refused at startup).
 pub const MIN_SYMMETRIC_KEY_BYTES: usize = 16;
@@ -228,6 +232,48 @@ impl fmt::Debug for VerificationKey {
     }
 }
 
+/// An RSA public key given by its modulus and public exponent (unsigned big-endian bytes, as
+/// a JWK's `n`/`e` or .NET's `RSAParameters` hold them) as PKCS#1 `RSA PUBLIC KEY` PEM, the
+/// text [`VerificationKey::rsa_pem`] (and the `rsa_pem` key of a policy) reads. `None` for an
+/// empty modulus or exponent. The key is checked when the policy is built, not here.
+pub fn rsa_public_key_pem(modulus: &[u8], exponent: &[u8]) -> Option<String> {
+    fn integer(out: &mut Vec<u8>, bytes: &[u8]) {
+        let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+        let bytes = &bytes[start..];
+        let pad = bytes.first().is_some_and(|b| b & 0x80 != 0);
+        out.push(INTEGER);
+        der_length(out, bytes.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(bytes);
+    }
+    if modulus.iter().all(|&b| b == 0) || exponent.iter().all(|&b| b == 0) {
+        return None;
+    }
+    let mut body = Vec::with_capacity(modulus.len() + exponent.len() + 16);
+    integer(&mut body, modulus);
+    integer(&mut body, exponent);
+    let mut der = vec![SEQUENCE];
+    der_length(&mut der, body.len());
+    der.extend_from_slice(&body);
+    let b64 = STANDARD.encode(der);
+    let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or_default()).collect();
+    Some(format!("-----BEGIN RSA PUBLIC KEY-----\n{}\n-----END RSA PUBLIC KEY-----\n", lines.join("\n")))
+}
+
+/// A DER definite length.
+fn der_length(out: &mut Vec<u8>, len: usize) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len() - 1);
+        out.push(0x80 | (bytes.len() - start) as u8);
+        out.extend_from_slice(&bytes[start..]);
+    }
+}
+
 /// Checks a PKCS#1 `RSAPublicKey` and wraps it; refuses moduli under 2048 bits (aws-lc
 /// would refuse them at verification time anyway, silently, as a bad signature).
 fn rsa_key(what: &'static str, pkcs1: &[u8]) -> Result<DecodingKey, PolicyError> {
@@ -382,6 +428,23 @@ mod tests {
         fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
         zeroized_on_drop::<VerificationKey>();
         zeroized_on_drop::<DecodingKey>();
+    }
+
+    #[test]
+    fn rsa_components_make_a_pkcs1_key() {
+        let n = [&[0xc5u8][..], &[0x11; 255]].concat();
+        let pem = rsa_public_key_pem(&[&[0u8, 0][..], &n].concat(), &[0x01, 0x00, 0x01]).unwrap();
+        let (label, der) = pem_block(&pem).unwrap();
+        assert_eq!(label, "RSA PUBLIC KEY");
+        let (tag, body, rest) = tlv(&der).unwrap();
+        assert_eq!((tag, rest.len()), (SEQUENCE, 0));
+        let (_, n_der, rest) = tlv(body).unwrap();
+        assert_eq!(n_der, [&[0u8][..], &n].concat(), "leading zeros dropped, one added for the sign bit");
+        assert_eq!(tlv(rest).unwrap().1, [1, 0, 1]);
+        assert!(VerificationKey::rsa_pem(&pem).is_ok());
+        assert!(rsa_public_key_pem(&[0, 0], &[1]).is_none());
+        // Under 2048 bits is refused when the key is built.
+        assert!(VerificationKey::rsa_pem(&rsa_public_key_pem(&[0xc5; 128], &[3]).unwrap()).is_err());
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! 1. is at most [`MAX_TOKEN_BYTES`] long (checked before anything is parsed);
 //! 2. is signed by one of the policy's [`VerificationKey`]s. The algorithm is fixed by the
 //!    key type (HS256/HMACSHA256 for a symmetric key, RS256 for RSA, ES256 for EC P-256), so
-//!    `alg: none` and HS256-signed-with-the-public-key tokens find no key. A JWT is checked
-//!    against exactly one key: the one its header's `kid` names, or the only key of its
-//!    algorithm; with several keys of that algorithm a JWT without `kid` is refused. An SWT
-//!    has no header to name a key: its MAC is checked with the primary key, then the
-//!    alternates (rotation, as AMS does; HMACs are cheap). MACs are compared in constant
-//!    time (aws-lc);
+//!    `alg: none` and HS256-signed-with-the-public-key tokens find no key. A JWT whose
+//!    header's `kid` names a key is checked against that key alone; otherwise against each
+//!    key of its algorithm that has no `kid` of its own, primary first, then the alternates
+//!    (Azure Media Services' rotation: its tokens name no key). An SWT has no header: its MAC
+//!    is checked with each symmetric key in the same order. A policy holds at most
+//!    [`MAX_UNNAMED_KEYS`] such keys per algorithm, which bounds the checks one token costs.
+//!    MACs are compared in constant time (aws-lc's `hmac::verify`, also under
+//!    `jsonwebtoken`);
 //! 3. has not expired and is already valid at `now_unix`, within `skew_secs`
 //!    (JWT `exp`/`nbf`, SWT `ExpiresOn`), and carries an expiry unless the policy waives it;
 //! 4. names the policy's issuer and audience (JWT `iss`/`aud`, `aud` may be an array;
@@ -51,7 +53,10 @@ use serde_json::{Map, Value};
 use crate::kid::Kid;
 
 pub use config::{AuthorizationPolicyConfig, KeyConfig, KeySpec, TokenRequirementsConfig};
-pub use keys::{certificate_spki_der, VerificationKey, MAX_JWKS_KEYS, MAX_KEY_DOCUMENT_BYTES, MIN_SYMMETRIC_KEY_BYTES};
+pub use keys::{
+    certificate_spki_der, rsa_public_key_pem, VerificationKey, MAX_JWKS_KEYS, MAX_KEY_DOCUMENT_BYTES, MAX_UNNAMED_KEYS,
+    MIN_SYMMETRIC_KEY_BYTES,
+};
 
 /// Longest token examined; longer ones are refused ([`Refusal::TooLarge`]) unparsed.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -133,7 +138,8 @@ pub enum Refusal {
     Algorithm,
     /// The JWT's `kid` names no key of the policy.
     UnknownKey,
-    /// The JWT has no `kid` and the policy has several keys for its algorithm.
+    /// The JWT has no `kid` and the policy has several keys for its algorithm, each with a
+    /// `kid` of its own.
     KeyIdRequired,
     /// No verification key accepts the signature.
     BadSignature,

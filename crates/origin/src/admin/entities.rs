@@ -91,6 +91,17 @@ fn shown(set: &str, v: &Value) -> Value {
                 }
             }
         }
+        // A FairPlay option's PFX (the application certificate's private key) is write-only
+        // too; the rest of its configuration is shown.
+        if v.get("KeyDeliveryType").and_then(Value::as_i64) == Some(4) {
+            let shown_config = v.get("KeyDeliveryConfiguration").and_then(Value::as_str).and_then(|c| serde_json::from_str::<Value>(c).ok()).map(|mut c| {
+                if c.get("FairPlayPfx").is_some() {
+                    c["FairPlayPfx"] = json!("(write-only)");
+                }
+                c.to_string()
+            });
+            v["KeyDeliveryConfiguration"] = json!(shown_config.unwrap_or_else(|| "(write-only)".into()));
+        }
     }
     v
 }
@@ -200,8 +211,10 @@ async fn validate(admin: &Admin, set: &str, id: &str, v: &mut Map<String, Value>
             let asset = load(db, "Assets", &asset_id).await?.ok_or_else(|| bad("AssetId", "no such asset"))?;
             let ap = req_str(&val, "AccessPolicyId")?.to_string();
             let policy = load(db, "AccessPolicies", &ap).await?.ok_or_else(|| bad("AccessPolicyId", "no such access policy"))?;
-            if req_int(&val, "Type")? != 2 {
-                return Err(bad("Type", "only OnDemandOrigin (2) locators: files are put into storage directly, not through SAS locators"));
+            match req_int(&val, "Type")? {
+                2 => {}
+                1 => return Err(bad("Type", "SAS (1) upload locators are not served: put the files into the storage root (or its bucket) under the asset's Path yourself, then register them with POST Files; only OnDemandOrigin (2) locators")),
+                _ => return Err(bad("Type", "must be OnDemandOrigin (2)")),
             }
             if policy.get("Permissions").and_then(Value::as_i64).unwrap_or(0) & 0b110 != 0 {
                 return Err(bad("AccessPolicyId", "a streaming locator's access policy cannot have Write or Delete"));
@@ -239,7 +252,14 @@ async fn validate(admin: &Admin, set: &str, id: &str, v: &mut Map<String, Value>
             if t == 3 && protocols & 0x3 != 0 {
                 return Err(bad("AssetDeliveryProtocol", "DynamicEnvelopeEncryption is HLS only here (Smooth and DASH cannot carry AES-128 envelope)"));
             }
-            parse_configuration(v.get("AssetDeliveryConfiguration")).map_err(|e| bad("AssetDeliveryConfiguration", &format!("{e:#}")))?;
+            let config = parse_configuration(v.get("AssetDeliveryConfiguration")).map_err(|e| bad("AssetDeliveryConfiguration", &format!("{e:#}")))?;
+            for (key, url) in &config {
+                // FairPlay key URIs: skd://, or the http(s) URL AMS users configured, which
+                // playlists carry as skd:// (catalog::ams).
+                if matches!(key, 9 | 10) && !["skd://", "https://", "http://"].iter().any(|p| url.starts_with(p)) {
+                    return Err(bad("AssetDeliveryConfiguration", &format!("key {key} (FairPlay) must be an skd:// or http(s):// URL")));
+                }
+            }
         }
         "ContentKeyAuthorizationPolicies" => {
             req_str(&val, "Name")?;
@@ -254,8 +274,55 @@ async fn validate(admin: &Admin, set: &str, id: &str, v: &mut Map<String, Value>
             for r in rs {
                 restriction_config(r).map_err(|e| bad("Restrictions", &format!("{e:#}")))?;
             }
+            if t == 4 {
+                check_fairplay(db, v.get("KeyDeliveryConfiguration")).await?;
+            }
         }
         _ => {}
+    }
+    Ok(())
+}
+
+/// The `KeyDeliveryType`s of the options linked to authorization policy `pid` (empty when it
+/// has none or does not exist).
+pub(super) async fn option_delivery_types(db: &Database, pid: &str) -> Result<Vec<i64>, ApiError> {
+    let rows = sqlx::query("SELECT target_id FROM ams_links WHERE source_set = 'ContentKeyAuthorizationPolicies' AND source_id = $1 AND nav = 'Options'").bind(pid).fetch_all(db.pool()).await.map_err(db_err)?;
+    let mut types = Vec::new();
+    for r in rows {
+        let oid: String = r.try_get(0).map_err(db_err)?;
+        if let Some(t) = load(db, "ContentKeyAuthorizationPolicyOptions", &oid).await?.and_then(|o| o.get("KeyDeliveryType").and_then(Value::as_i64)) {
+            types.push(t);
+        }
+    }
+    Ok(types)
+}
+
+/// A FairPlay option's `KeyDeliveryConfiguration`, the JSON the v2 SDK's
+/// `FairPlayConfiguration` writes: `ASkId` names a FairPlayASk (7) content key,
+/// `FairPlayPfxPasswordId` a FairPlayPfxPassword (8) one (GUIDs, with or without the
+/// `nb:kid:UUID:` prefix), `FairPlayPfx` is the base64 PKCS#12 application certificate with its
+/// private key, `ContentEncryptionIV` 32 hex digits. Stored sealed with the option; this origin
+/// issues no CKCs, so they are kept for migration, never used. Errors name the member.
+async fn check_fairplay(db: &Database, config: Option<&Value>) -> Result<(), ApiError> {
+    const FIELD: &str = "KeyDeliveryConfiguration";
+    let text = config.and_then(Value::as_str).ok_or_else(|| bad(FIELD, "a FairPlay (4) option needs its FairPlayConfiguration JSON"))?;
+    let c: Value = serde_json::from_str(text).map_err(|_| bad(FIELD, "not the FairPlayConfiguration JSON"))?;
+    for (member, want) in [("ASkId", 7), ("FairPlayPfxPasswordId", 8)] {
+        let id = c.get(member).and_then(Value::as_str).ok_or_else(|| bad(&format!("{FIELD}.{member}"), "missing or not a string"))?;
+        let kid = sealcast_drm::Kid::parse(id.trim_start_matches("nb:kid:UUID:")).map_err(|_| bad(&format!("{FIELD}.{member}"), "not a GUID"))?;
+        let t: Option<i64> = sqlx::query("SELECT content_key_type FROM ams_content_keys WHERE id = $1").bind(format!("nb:kid:UUID:{kid}")).fetch_optional(db.pool()).await.map_err(db_err)?.map(|r| r.try_get(0)).transpose().map_err(db_err)?;
+        if t != Some(want) {
+            return Err(bad(&format!("{FIELD}.{member}"), &format!("names no content key of type {want} ({})", if want == 7 { "FairPlayASk" } else { "FairPlayPfxPassword" })));
+        }
+    }
+    let pfx = c.get("FairPlayPfx").and_then(Value::as_str).unwrap_or("");
+    use base64::Engine;
+    if pfx.is_empty() || base64::engine::general_purpose::STANDARD.decode(pfx).is_err() {
+        return Err(bad(&format!("{FIELD}.FairPlayPfx"), "missing or not base64 (the PKCS#12 application certificate)"));
+    }
+    let iv = c.get("ContentEncryptionIV").and_then(Value::as_str).unwrap_or("");
+    if iv.len() != 32 || !iv.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad(&format!("{FIELD}.ContentEncryptionIV"), "must be 32 hex digits"));
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Azure Media Services v2 REST, as far as it is served today: the protection-key flow and
-//! the `ContentKeys` entity set, with the OData v3 JSON shapes the v2 SDK sends and expects
+//! the `ContentKeys` entity set (content keys, storage keys and FairPlay's ASk and PFX
+//! password), with the OData v3 JSON shapes the v2 SDK sends and expects
 //! (minimal metadata by default, verbose on `Accept: application/json;odata=verbose`), and
 //! errors in the `odata.error` shape naming the field at fault. Keys never appear in an
 //! error, a log line or an audit row.
@@ -180,7 +181,7 @@ pub(super) async fn handle(admin: &Admin, peer: Option<SocketAddr>, req: Request
         match (&method, segs.as_slice()) {
             (&Method::GET, ["GetProtectionKeyId"]) => {
                 let t = query_param(&query, "contentKeyType").ok_or_else(|| bad("contentKeyType", "missing"))?;
-                t.parse::<i64>().ok().filter(|t| SUPPORTED_TYPES.contains(t)).ok_or_else(|| bad("contentKeyType", "not a supported ContentKeyType (0, 1, 4, 6)"))?;
+                t.parse::<i64>().ok().filter(|t| SUPPORTED_TYPES.contains(t)).ok_or_else(|| bad("contentKeyType", "not a supported ContentKeyType (0, 1, 4, 6, 7, 8)"))?;
                 let (thumb, _) = active_protection_key(&admin.db).await.map_err(internal)?;
                 Ok(shape.respond(StatusCode::OK, shape.value("GetProtectionKeyId", json!(thumb))))
             }
@@ -226,11 +227,8 @@ pub(super) async fn handle(admin: &Admin, peer: Option<SocketAddr>, req: Request
                 let k = get_key(&admin.db, &id).await.map_err(internal)?.ok_or_else(|| not_found(&format!("ContentKey {id}")))?;
                 let body = json_body()?;
                 let t = body.get("keyDeliveryType").and_then(Value::as_i64).ok_or_else(|| bad("keyDeliveryType", "missing or not a number"))?;
-                if t != 2 {
-                    return Err(bad("keyDeliveryType", "only BaselineHttp (2) keys are delivered by this origin; PlayReady, Widevine and FairPlay licences come from a DRM licence service"));
-                }
-                let kid = parse_key_id(&k.id).ok_or_else(|| bad("Id", "not nb:kid:UUID:…"))?;
-                Ok(shape.respond(StatusCode::OK, shape.value("GetKeyDeliveryUrl", json!(format!("{}/key/{kid}", admin.public_url)))))
+                let url = key_delivery_url(admin, &k, t).await?;
+                Ok(shape.respond(StatusCode::OK, shape.value("GetKeyDeliveryUrl", json!(url))))
             }
             (&Method::GET, ["RebindContentKey"]) => {
                 let id = query_param(&query, "id").ok_or_else(|| bad("id", "missing"))?;
@@ -248,8 +246,48 @@ pub(super) async fn handle(admin: &Admin, peer: Option<SocketAddr>, req: Request
     r.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// ContentKeyTypes this origin stores: common (0), storage (1), envelope (4), cbcs (6).
-const SUPPORTED_TYPES: [i64; 4] = [0, 1, 4, 6];
+/// ContentKeyTypes this origin stores: common (0), storage (1), envelope (4), cbcs (6), and
+/// FairPlay's application secret key (7, ASk) and PFX password (8), which FairPlay
+/// authorization policy options name and which are never delivered.
+const SUPPORTED_TYPES: [i64; 6] = [0, 1, 4, 6, 7, 8];
+
+/// The name of a `KeyDeliveryType`.
+pub(super) fn delivery_type_name(t: i64) -> &'static str {
+    match t {
+        1 => "PlayReadyLicense",
+        2 => "BaselineHttp",
+        3 => "Widevine",
+        4 => "FairPlay",
+        _ => "None",
+    }
+}
+
+/// `GetKeyDeliveryUrl`: where players get key `k` by delivery type `t` — only a URL this
+/// origin's public listener answers. BaselineHttp (2): `{public_url}/key/{kid}`, which hands
+/// the key out under the restriction of the policy's BaselineHttp option. The key's
+/// authorization policy must have an option of that type (400 otherwise). PlayReady (1),
+/// Widevine (3) and FairPlay (4) licences are not issued by this origin: 400 saying so, and
+/// such options never let a key out in clear either (see `catalog::ams::authorization_of`).
+async fn key_delivery_url(admin: &Admin, k: &KeyRow, t: i64) -> Result<String, ApiError> {
+    if !(1..=4).contains(&t) {
+        return Err(bad("keyDeliveryType", "must be 1 (PlayReadyLicense), 2 (BaselineHttp), 3 (Widevine) or 4 (FairPlay)"));
+    }
+    if !matches!(k.content_key_type, 0 | 4 | 6) {
+        return Err(bad("ContentKeyType", &format!("a key of type {} is never delivered to players (only 0, 4 and 6 are)", k.content_key_type)));
+    }
+    let kid = parse_key_id(&k.id).ok_or_else(|| bad("Id", "not nb:kid:UUID:…"))?;
+    let pid = k.authorization_policy_id.as_deref().ok_or_else(|| bad("keyDeliveryType", "the key has no AuthorizationPolicyId, so it configures no delivery"))?;
+    let types = super::entities::option_delivery_types(&admin.db, pid).await?;
+    if !types.contains(&t) {
+        return Err(bad("keyDeliveryType", &format!("the key's authorization policy {pid} has no option for {} ({t})", delivery_type_name(t))));
+    }
+    match t {
+        2 => Ok(format!("{}/key/{kid}", admin.public_url)),
+        1 => Err(bad("keyDeliveryType", "PlayReady licences are not issued by this origin (it hands keys out in clear under BaselineHttp options: /key/{kid}, and W3C ClearKey licences at /clearkey); give your PlayReady licence server's URL as AssetDeliveryConfiguration key 4")),
+        3 => Err(bad("keyDeliveryType", "Widevine licences are not issued by this origin (it hands keys out in clear under BaselineHttp options: /key/{kid}, and W3C ClearKey licences at /clearkey); give your Widevine licence server's URL as AssetDeliveryConfiguration key 7 or 8")),
+        _ => Err(bad("keyDeliveryType", "FairPlay CKCs are not issued by this origin (its FairPlay options, ASk and PFX are stored sealed, never used); give your FairPlay key server's URL as AssetDeliveryConfiguration key 9 or 10, which HLS playlists then carry as skd://")),
+    }
+}
 
 pub(super) fn paging(query: &str) -> Result<(usize, usize), ApiError> {
     let n = |name: &str, default: usize| -> Result<usize, ApiError> {
@@ -364,7 +402,7 @@ async fn create_key(admin: &Admin, body: &Value, actor: &crate::catalog::db::Act
     let id = format!("nb:kid:UUID:{kid}");
     let t = body.get("ContentKeyType").and_then(Value::as_i64).ok_or_else(|| bad("ContentKeyType", "missing or not a number"))?;
     if !SUPPORTED_TYPES.contains(&t) {
-        return Err(bad("ContentKeyType", "not supported (0 CommonEncryption, 1 StorageEncryption, 4 EnvelopeEncryption, 6 CommonEncryptionCbcs)"));
+        return Err(bad("ContentKeyType", "not supported (0 CommonEncryption, 1 StorageEncryption, 4 EnvelopeEncryption, 6 CommonEncryptionCbcs, 7 FairPlayASk, 8 FairPlayPfxPassword)"));
     }
     if let Some(pt) = body.get("ProtectionKeyType") {
         if pt.as_i64() != Some(0) {
@@ -375,16 +413,35 @@ async fn create_key(admin: &Admin, body: &Value, actor: &crate::catalog::db::Act
     let private = protection_private_key(&admin.db, &thumb).await.map_err(internal)?.ok_or_else(|| bad("ProtectionKeyId", "no protection key has this thumbprint"))?;
     let enc = s("EncryptedContentKey").and_then(|e| base64::engine::general_purpose::STANDARD.decode(e).ok()).ok_or_else(|| bad("EncryptedContentKey", "missing or not base64"))?;
     let key = protection::unwrap_content_key(&private, &enc).map_err(|_| bad("EncryptedContentKey", "does not decrypt with the protection key named by ProtectionKeyId (RSA-OAEP)"))?;
-    let want = if t == 1 { 32 } else { 16 };
-    if key.len() != want {
-        return Err(bad("EncryptedContentKey", &format!("holds a {}-byte key; ContentKeyType {t} needs {want}", key.len())));
-    }
-    let checksum = s("Checksum").ok_or_else(|| bad("Checksum", "missing"))?;
-    let ours = protection::checksum(kid, &key).map_err(internal)?;
-    // Constant time: the checksum is derived from the key.
-    if aws_lc_rs::constant_time::verify_slices_are_equal(checksum.as_bytes(), ours.as_bytes()).is_err() {
-        return Err(bad("Checksum", "does not match the key (AES-ECB of the KID, first 8 bytes, base64)"));
-    }
+    let ours = if t == 8 {
+        // A FairPlay PFX password: any length (what RSA-OAEP carries), no checksum (the v2
+        // SDK sends none; one that is sent is checked when the length allows it).
+        if key.is_empty() {
+            return Err(bad("EncryptedContentKey", "holds an empty FairPlayPfxPassword"));
+        }
+        match (s("Checksum"), protection::checksum(kid, &key)) {
+            (None, _) => String::new(),
+            (Some(_), Err(_)) => return Err(bad("Checksum", "a FairPlayPfxPassword of this length has no checksum; omit it")),
+            (Some(given), Ok(ours)) => {
+                if aws_lc_rs::constant_time::verify_slices_are_equal(given.as_bytes(), ours.as_bytes()).is_err() {
+                    return Err(bad("Checksum", "does not match the key (AES-ECB of the KID, first 8 bytes, base64)"));
+                }
+                ours
+            }
+        }
+    } else {
+        let want = if t == 1 { 32 } else { 16 };
+        if key.len() != want {
+            return Err(bad("EncryptedContentKey", &format!("holds a {}-byte key; ContentKeyType {t} needs {want}", key.len())));
+        }
+        let checksum = s("Checksum").ok_or_else(|| bad("Checksum", "missing"))?;
+        let ours = protection::checksum(kid, &key).map_err(internal)?;
+        // Constant time: the checksum is derived from the key.
+        if aws_lc_rs::constant_time::verify_slices_are_equal(checksum.as_bytes(), ours.as_bytes()).is_err() {
+            return Err(bad("Checksum", "does not match the key (AES-ECB of the KID, first 8 bytes, base64)"));
+        }
+        ours
+    };
     let name = s("Name").unwrap_or("").to_string();
     let sealed = admin.db.sealer().seal(&key, &identity::uploaded_key(&id));
     let now = now();
@@ -437,6 +494,16 @@ async fn update_key(db: &Database, id: &str, body: &Value, actor: &crate::catalo
 
 async fn delete_key(db: &Database, id: &str, actor: &crate::catalog::db::Actor) -> Result<(), ApiError> {
     let mut tx = db.pool().begin().await.map_err(|e| internal(e.into()))?;
+    // A FairPlay ASk or PFX password stays while a FairPlay option names it (409).
+    let guid = id.trim_start_matches("nb:kid:UUID:");
+    let options = crate::catalog::ams::entities(&mut tx, &db.sealer(), "ContentKeyAuthorizationPolicyOptions").await.map_err(internal)?;
+    for (oid, o) in &options {
+        let config = o.get("KeyDeliveryConfiguration").and_then(Value::as_str).and_then(|c| serde_json::from_str::<Value>(c).ok());
+        let named = |m: &str| config.as_ref().and_then(|c| c.get(m)).and_then(Value::as_str).is_some_and(|v| v.trim_start_matches("nb:kid:UUID:").eq_ignore_ascii_case(guid));
+        if o.get("KeyDeliveryType").and_then(Value::as_i64) == Some(4) && (named("ASkId") || named("FairPlayPfxPasswordId")) {
+            return Err(ApiError { status: StatusCode::CONFLICT, code: "Conflict", message: format!("Id: FairPlay option {oid} names this key; delete the option first") });
+        }
+    }
     let n = sqlx::query("DELETE FROM ams_content_keys WHERE id = $1").bind(id).execute(&mut *tx).await.map_err(|e| internal(e.into()))?.rows_affected();
     if n == 0 {
         return Err(not_found(&format!("ContentKey {id}")));

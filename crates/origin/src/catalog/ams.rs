@@ -73,7 +73,8 @@ pub async fn read(tx: &mut AnyConnection, sealer: &Sealer) -> anyhow::Result<Cat
         }
         let opts: Vec<&Value> = option_links.iter().filter(|(p, _)| p == pid).filter_map(|(_, o)| options.get(o)).collect();
         match authorization_of(&opts) {
-            Ok(cfg) => {
+            Ok(None) => tracing::debug!(policy = %pid, "content key authorization policy has no BaselineHttp option: its keys are not delivered in clear"),
+            Ok(Some(cfg)) => {
                 let json = serde_json::to_vec(&cfg)?;
                 doc.authorization_wrapped.insert(pid.clone(), sealer.seal(&json, &identity::authorization(pid)));
                 auth_names.insert(pid.clone(), ());
@@ -186,21 +187,38 @@ fn license_urls(v: Option<&Value>, l: &mut LicenseUrls) {
             4 => l.playready = Some(url),
             7 => l.widevine = Some(url),
             8 => l.widevine = Some(base(url.split('?').next().unwrap_or(&url))),
-            9 => l.fairplay = Some(url),
-            10 => l.fairplay = Some(base(url.split('?').next().unwrap_or(&url))),
+            9 => l.fairplay = Some(skd(&url)),
+            10 => l.fairplay = Some(skd(&base(url.split('?').next().unwrap_or(&url)))),
             _ => {}
         }
     }
 }
 
-/// An authorization policy from its options: the BaselineHttp (AES key) option's restriction
-/// when there is one, else the first option's; Open, or the token requirements of its
-/// `TokenRestrictionTemplate`.
-pub fn authorization_of(options: &[&Value]) -> anyhow::Result<AuthorizationPolicyConfig> {
-    let opt = options.iter().find(|o| o.get("KeyDeliveryType").and_then(Value::as_i64) == Some(2)).or(options.first()).context("the policy has no option")?;
+/// The FairPlay key URI for a configured FairPlay licence URL: HLS names FairPlay keys with
+/// `skd://`, and AMS users configured `GetKeyDeliveryUrl`'s `https://` answer with the scheme
+/// swapped (the player app swaps it back to reach the key server), so `http(s)://` becomes
+/// `skd://` here; anything else is kept.
+fn skd(url: &str) -> String {
+    match url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")) {
+        Some(rest) => format!("skd://{rest}"),
+        None => url.to_string(),
+    }
+}
+
+/// The authorization under which the origin hands a key out in clear (`/key/{kid}`,
+/// `/clearkey`): the restriction of the policy's first BaselineHttp (2) option, Open or the
+/// token requirements of its `TokenRestrictionTemplate`. `None` when the policy has no
+/// BaselineHttp option: its PlayReady (1), Widevine (3) and FairPlay (4) options let a key out
+/// only inside a DRM licence, which this origin does not issue, so such a key is not delivered
+/// here at all (fail closed) — a FairPlay-only policy never turns into a clear key for anyone.
+pub fn authorization_of(options: &[&Value]) -> anyhow::Result<Option<AuthorizationPolicyConfig>> {
+    if options.is_empty() {
+        anyhow::bail!("the policy has no option");
+    }
+    let Some(opt) = options.iter().find(|o| o.get("KeyDeliveryType").and_then(Value::as_i64) == Some(2)) else { return Ok(None) };
     let restrictions = opt.get("Restrictions").and_then(Value::as_array).context("the option has no Restrictions")?;
     let r = restrictions.first().context("the option has no restriction")?;
-    restriction_config(r)
+    restriction_config(r).map(Some)
 }
 
 /// One restriction as a policy configuration.
@@ -218,14 +236,46 @@ pub fn restriction_config(r: &Value) -> anyhow::Result<AuthorizationPolicyConfig
     }
 }
 
+/// A verification key of a template as read: its `i:type` and the texts of its members.
+#[derive(Default)]
+struct TemplateKey {
+    primary: bool,
+    kind: String,
+    /// `KeyValue` (symmetric) or `RawBody` (asymmetric), base64.
+    body: Option<String>,
+    /// `Modulus`/`Exponent` members (an RSA key written as .NET `RSAParameters`), base64.
+    modulus: Option<String>,
+    exponent: Option<String>,
+}
+
+/// Most verification keys one template may hold (primary and alternates).
+const MAX_TEMPLATE_KEYS: usize = sealcast_drm::auth::MAX_UNNAMED_KEYS;
+
 /// Parses a `TokenRestrictionTemplate` (DataContractSerializer XML, as the v2 SDK writes it).
+///
+/// Verification keys, by their `i:type` (the namespace prefix ignored, the name compared
+/// without regard to case: older SDKs call the RSA class `RSATokenVerificationKey`):
+/// - `SymmetricVerificationKey`: `KeyValue`, base64 (HS256 / SWT's HMACSHA256);
+/// - `X509CertTokenVerificationKey`: `RawBody`, the base64 DER certificate (its RSA or EC
+///   P-256 key);
+/// - `RsaTokenVerificationKey`: `RawBody`, base64 of the UTF-8 JSON `{"e": …, "n": …}` the
+///   SDK's `InitFromRSAParameters` writes (base64 of the big-endian exponent and modulus; the
+///   URL-safe alphabet is accepted too), or of .NET's `<RSAKeyValue><Modulus>…</Modulus>
+///   <Exponent>…</Exponent></RSAKeyValue>`; or `Modulus`/`Exponent` members of the key itself.
+///
+/// The primary key comes first, then the `AlternateVerificationKeys` in order: a token signed
+/// by any of them is accepted (see [`sealcast_drm::auth`]). A template without `TokenType`
+/// (the SDK's old format) means SWT, as the SDK reads it. `OpenIdConnectDiscoveryDocument`
+/// alone is refused: the origin fetches no keys over the network. Errors name the element,
+/// never a key's value.
 pub fn token_template(xml: &str) -> anyhow::Result<TokenRequirementsConfig> {
     use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut stack: Vec<String> = Vec::new();
-    let mut key_type: Option<String> = None;
-    let (mut issuer, mut audience, mut token_type) = (None, None, None);
-    let mut keys: Vec<(String, String)> = Vec::new(); // (i:type, value)
+    let (mut issuer, mut audience, mut token_type, mut openid) = (None, None, None, false);
+    let mut keys: Vec<TemplateKey> = Vec::new();
+    // The key being read, and the depth of its element.
+    let mut current: Option<(TemplateKey, usize)> = None;
     let mut claims: Vec<(String, Option<String>)> = Vec::new();
     loop {
         let ev = reader.read_event().context("TokenRestrictionTemplate is not well-formed XML")?;
@@ -233,6 +283,9 @@ pub fn token_template(xml: &str) -> anyhow::Result<TokenRequirementsConfig> {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
             Event::End(_) => {
+                if current.as_ref().is_some_and(|(_, depth)| *depth == stack.len()) {
+                    keys.extend(current.take().map(|(k, _)| k));
+                }
                 stack.pop();
                 continue;
             }
@@ -241,19 +294,23 @@ pub fn token_template(xml: &str) -> anyhow::Result<TokenRequirementsConfig> {
                 if text.is_empty() {
                     continue;
                 }
-                let parent = stack.iter().rev().nth(1).map(String::as_str).unwrap_or("");
-                match stack.last().map(String::as_str).unwrap_or("") {
+                let element = stack.last().map(String::as_str).unwrap_or("");
+                if let Some((key, depth)) = current.as_mut() {
+                    if stack.len() == *depth + 1 {
+                        match element {
+                            "KeyValue" | "RawBody" => key.body = Some(text),
+                            "Modulus" => key.modulus = Some(text),
+                            "Exponent" => key.exponent = Some(text),
+                            _ => {}
+                        }
+                    }
+                    continue;
+                }
+                match element {
                     "Issuer" => issuer = Some(text),
                     "Audience" => audience = Some(text),
                     "TokenType" => token_type = Some(text),
-                    "KeyValue" | "RawBody" if parent == "PrimaryVerificationKey" || parent == "TokenVerificationKey" => {
-                        let t = key_type.clone().unwrap_or_default();
-                        if parent == "PrimaryVerificationKey" {
-                            keys.insert(0, (t, text));
-                        } else {
-                            keys.push((t, text));
-                        }
-                    }
+                    "OpenIdDiscoveryUri" => openid = true,
                     "ClaimType" => {
                         if let Some(c) = claims.last_mut() {
                             c.0 = text;
@@ -272,11 +329,25 @@ pub fn token_template(xml: &str) -> anyhow::Result<TokenRequirementsConfig> {
             _ => continue,
         };
         let name = String::from_utf8_lossy(e.local_name().as_ref()).to_string();
-        for a in e.attributes().flatten() {
-            let k = String::from_utf8_lossy(a.key.local_name().as_ref()).to_string();
-            if k == "type" && (name == "PrimaryVerificationKey" || name == "TokenVerificationKey") {
+        let parent = stack.last().map(String::as_str).unwrap_or("");
+        let is_key = current.is_none() && (name == "PrimaryVerificationKey" || (name == "TokenVerificationKey" && parent == "AlternateVerificationKeys"));
+        if is_key {
+            let mut key = TemplateKey { primary: name == "PrimaryVerificationKey", ..Default::default() };
+            let mut nil = false;
+            for a in e.attributes().flatten() {
                 let v = a.unescape_value().map(|v| v.to_string()).unwrap_or_default();
-                key_type = Some(v.rsplit(':').next().unwrap_or(&v).to_string());
+                match a.key.local_name().as_ref() {
+                    b"type" => key.kind = v.rsplit(':').next().unwrap_or(&v).to_string(),
+                    b"nil" => nil = v == "true",
+                    _ => {}
+                }
+            }
+            if !nil {
+                if empty {
+                    keys.push(key);
+                } else {
+                    current = Some((key, stack.len() + 1));
+                }
             }
         }
         if name == "TokenClaim" {
@@ -291,17 +362,28 @@ pub fn token_template(xml: &str) -> anyhow::Result<TokenRequirementsConfig> {
     }
     let token_type = match token_type.as_deref() {
         Some("JWT") => TokenType::Jwt,
-        Some("SWT") => TokenType::Swt,
-        other => anyhow::bail!("TokenType must be JWT or SWT (got {})", other.unwrap_or("nothing")),
+        // The SDK reads a template without TokenType (its old format) as SWT.
+        Some("SWT") | Some("Undefined") | None => TokenType::Swt,
+        Some(_) => anyhow::bail!("TokenType must be JWT or SWT"),
     };
+    if keys.iter().filter(|k| k.primary).count() > 1 {
+        anyhow::bail!("TokenRestrictionTemplate has two PrimaryVerificationKey elements");
+    }
+    if !keys.iter().any(|k| k.primary) {
+        if openid {
+            anyhow::bail!("OpenIdConnectDiscoveryDocument is not supported (the origin fetches no keys over the network): give a PrimaryVerificationKey");
+        }
+        anyhow::bail!("TokenRestrictionTemplate has no PrimaryVerificationKey");
+    }
+    if keys.len() > MAX_TEMPLATE_KEYS {
+        anyhow::bail!("AlternateVerificationKeys: at most {MAX_TEMPLATE_KEYS} verification keys in all");
+    }
+    // The primary first, then the alternates in document order.
+    keys.sort_by_key(|k| !k.primary);
     let mut specs = Vec::new();
-    for (t, v) in keys {
-        let spec = match t.as_str() {
-            "SymmetricVerificationKey" => KeySpec::Symmetric(v),
-            "X509CertTokenVerificationKey" => KeySpec::X509Pem(format!("-----BEGIN CERTIFICATE-----\n{v}\n-----END CERTIFICATE-----\n")),
-            other => anyhow::bail!("verification key type '{other}' is not supported (SymmetricVerificationKey, X509CertTokenVerificationKey)"),
-        };
-        specs.push(KeyConfig::from(spec));
+    for (i, k) in keys.iter().enumerate() {
+        let which = if i == 0 { "PrimaryVerificationKey".to_string() } else { format!("AlternateVerificationKeys[{}]", i - 1) };
+        specs.push(KeyConfig::from(template_key_spec(k).with_context(|| which)?));
     }
     let mut content_key_claim = false;
     let mut required_claims = Vec::new();
@@ -322,4 +404,175 @@ pub fn token_template(xml: &str) -> anyhow::Result<TokenRequirementsConfig> {
         content_key_claim,
         require_expiry: true,
     })
+}
+
+/// Base64 in either alphabet, padded or not.
+fn base64_any(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    let text: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD].iter().find_map(|e| e.decode(&text).ok())
+}
+
+/// One template key as a policy key. Errors never show the key's bytes.
+fn template_key_spec(k: &TemplateKey) -> anyhow::Result<KeySpec> {
+    let kind = k.kind.to_ascii_lowercase();
+    match kind.as_str() {
+        "symmetricverificationkey" => Ok(KeySpec::Symmetric(k.body.clone().context("SymmetricVerificationKey has no KeyValue")?)),
+        "x509certtokenverificationkey" => {
+            let der = k.body.as_deref().and_then(base64_any).context("X509CertTokenVerificationKey has no base64 RawBody")?;
+            use base64::Engine;
+            Ok(KeySpec::X509Pem(format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", base64::engine::general_purpose::STANDARD.encode(der))))
+        }
+        "rsatokenverificationkey" => {
+            let (n, e) = match (&k.modulus, &k.exponent, &k.body) {
+                (Some(n), Some(e), _) => (n.clone(), e.clone()),
+                (_, _, Some(body)) => rsa_raw_body(body)?,
+                _ => anyhow::bail!("RsaTokenVerificationKey has neither RawBody nor Modulus and Exponent"),
+            };
+            let n = base64_any(&n).context("RsaTokenVerificationKey: the modulus is not base64")?;
+            let e = base64_any(&e).context("RsaTokenVerificationKey: the exponent is not base64")?;
+            let pem = sealcast_drm::auth::rsa_public_key_pem(&n, &e).context("RsaTokenVerificationKey: empty modulus or exponent")?;
+            Ok(KeySpec::RsaPem(pem))
+        }
+        "" => anyhow::bail!("the verification key has no i:type"),
+        _ => anyhow::bail!("verification key type '{}' is not supported (SymmetricVerificationKey, X509CertTokenVerificationKey, RsaTokenVerificationKey)", k.kind.chars().filter(|c| c.is_ascii_alphanumeric()).take(64).collect::<String>()),
+    }
+}
+
+/// An `RsaTokenVerificationKey`'s `RawBody`: base64 of `{"e": …, "n": …}` (the v2 SDK) or of
+/// `<RSAKeyValue><Modulus>…</Modulus><Exponent>…</Exponent></RSAKeyValue>` (.NET's
+/// `ToXmlString`): (modulus, exponent), each base64.
+fn rsa_raw_body(body: &str) -> anyhow::Result<(String, String)> {
+    let bytes = base64_any(body).context("RsaTokenVerificationKey: RawBody is not base64")?;
+    let text = String::from_utf8(bytes).ok().context("RsaTokenVerificationKey: RawBody is not UTF-8 text")?;
+    if let Ok(Value::Object(o)) = serde_json::from_str::<Value>(&text) {
+        let part = |name: &str| o.get(name).and_then(Value::as_str).map(str::to_string);
+        return Ok((part("n").context("RsaTokenVerificationKey: RawBody has no \"n\"")?, part("e").context("RsaTokenVerificationKey: RawBody has no \"e\"")?));
+    }
+    let member = |name: &str| -> Option<String> {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    match (member("Modulus"), member("Exponent")) {
+        (Some(n), Some(e)) => Ok((n, e)),
+        _ => anyhow::bail!("RsaTokenVerificationKey: RawBody is neither {{\"e\", \"n\"}} JSON nor an RSAKeyValue"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NS: &str = r#"xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.microsoft.com/Azure/MediaServices/KeyDelivery/TokenRestrictionTemplate/v1""#;
+
+    fn b64(b: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    }
+
+    fn template(alternates: &str, primary: &str, kind: &str) -> String {
+        format!(r#"<TokenRestrictionTemplate {NS}><AlternateVerificationKeys>{alternates}</AlternateVerificationKeys><Audience>urn:test</Audience><Issuer>http://testissuer.com/</Issuer><PrimaryVerificationKey {primary}<RequiredClaims><TokenClaim><ClaimType>urn:microsoft:azure:mediaservices:contentkeyidentifier</ClaimType><ClaimValue i:nil="true"/></TokenClaim><TokenClaim><ClaimType>sub</ClaimType><ClaimValue>viewer</ClaimValue></TokenClaim></RequiredClaims>{kind}</TokenRestrictionTemplate>"#)
+    }
+
+    fn symmetric(bytes: &[u8]) -> String {
+        format!(r#"i:type="SymmetricVerificationKey"><KeyValue>{}</KeyValue></PrimaryVerificationKey>"#, b64(bytes))
+    }
+
+    /// An RSA-2048 public key's (n, e).
+    fn rsa_components() -> (Vec<u8>, Vec<u8>) {
+        use aws_lc_rs::signature::KeyPair;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let der = pair.public_key().as_ref().to_vec(); // PKCS#1 RSAPublicKey
+        let (_, body, _) = tlv(&der);
+        let (_, n, rest) = tlv(body);
+        let (_, e, _) = tlv(rest);
+        (n.to_vec(), e.to_vec())
+    }
+
+    fn tlv(d: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (len, hdr) = match d[1] {
+            l if l < 0x80 => (l as usize, 2),
+            0x81 => (d[2] as usize, 3),
+            0x82 => (((d[2] as usize) << 8) | d[3] as usize, 4),
+            _ => panic!("long"),
+        };
+        (d[0], &d[hdr..hdr + len], &d[hdr + len..])
+    }
+
+    #[test]
+    fn symmetric_primary_and_alternates_in_order() {
+        let alt = format!(r#"<TokenVerificationKey i:type="SymmetricVerificationKey"><KeyValue>{}</KeyValue></TokenVerificationKey>"#, b64(&[2; 32]));
+        let t = token_template(&template(&alt, &symmetric(&[1; 32]), "<TokenType>JWT</TokenType>")).unwrap();
+        assert_eq!(t.token_type, TokenType::Jwt);
+        assert!(t.content_key_claim);
+        assert_eq!(t.required_claims, vec![RequiredClaim { name: "sub".into(), value: Some("viewer".into()) }]);
+        let keys: Vec<&KeySpec> = t.keys.iter().map(|k| &k.spec).collect();
+        assert_eq!(keys, vec![&KeySpec::Symmetric(b64(&[1; 32])), &KeySpec::Symmetric(b64(&[2; 32]))]);
+        AuthorizationPolicyConfig::TokenRestricted(t).build_inline().unwrap();
+        // No TokenType: SWT, as the SDK reads its old format.
+        assert_eq!(token_template(&template("", &symmetric(&[1; 32]), "")).unwrap().token_type, TokenType::Swt);
+    }
+
+    #[test]
+    fn rsa_keys_as_the_sdk_writes_them() {
+        let (n, e) = rsa_components();
+        // InitFromRSAParameters: RawBody = UTF-8 of an indented JObject {"e", "n"}.
+        let json = format!("{{\r\n  \"e\": \"{}\",\r\n  \"n\": \"{}\"\r\n}}", b64(&e), b64(&n));
+        for kind in ["RsaTokenVerificationKey", "RSATokenVerificationKey", "d4p1:RsaTokenVerificationKey"] {
+            let primary = format!(r#"i:type="{kind}"><RawBody>{}</RawBody></PrimaryVerificationKey>"#, b64(json.as_bytes()));
+            let t = token_template(&template("", &primary, "<TokenType>JWT</TokenType>")).unwrap();
+            assert!(matches!(&t.keys[0].spec, KeySpec::RsaPem(p) if p.contains("BEGIN RSA PUBLIC KEY")), "{kind}");
+            AuthorizationPolicyConfig::TokenRestricted(t).build_inline().unwrap();
+        }
+        // .NET's RSAKeyValue XML in RawBody, and Modulus/Exponent members.
+        let xml = format!("<RSAKeyValue><Modulus>{}</Modulus><Exponent>{}</Exponent></RSAKeyValue>", b64(&n), b64(&e));
+        let alt = format!(r#"<TokenVerificationKey i:type="RsaTokenVerificationKey"><RawBody>{}</RawBody></TokenVerificationKey><TokenVerificationKey i:type="RsaTokenVerificationKey"><Exponent>{}</Exponent><Modulus>{}</Modulus></TokenVerificationKey>"#, b64(xml.as_bytes()), b64(&e), b64(&n));
+        let t = token_template(&template(&alt, &symmetric(&[1; 32]), "<TokenType>JWT</TokenType>")).unwrap();
+        assert_eq!(t.keys.len(), 3);
+        assert!(t.keys[1..].iter().all(|k| matches!(&k.spec, KeySpec::RsaPem(_))));
+        AuthorizationPolicyConfig::TokenRestricted(t).build_inline().unwrap();
+        // A short RSA key is refused when the policy is built; an SWT template takes none.
+        let short = format!(r#"i:type="RsaTokenVerificationKey"><Modulus>{}</Modulus><Exponent>AQAB</Exponent></PrimaryVerificationKey>"#, b64(&[0xc1; 128]));
+        let t = token_template(&template("", &short, "<TokenType>JWT</TokenType>")).unwrap();
+        assert!(AuthorizationPolicyConfig::TokenRestricted(t).build_inline().is_err());
+    }
+
+    #[test]
+    fn refusals_name_the_element_and_no_key() {
+        let secret = b64(&[7; 32]);
+        let err = |xml: &str| format!("{:#}", token_template(xml).unwrap_err());
+        let e = err(&template("", r#"i:type="RsaTokenVerificationKey"><RawBody>bm90IGpzb24=</RawBody></PrimaryVerificationKey>"#, ""));
+        assert!(e.contains("PrimaryVerificationKey") && e.contains("RawBody"), "{e}");
+        let alt = format!(r#"<TokenVerificationKey i:type="SymmetricVerificationKey"><KeyValue>{secret}</KeyValue></TokenVerificationKey><TokenVerificationKey i:type="Mystery"><RawBody>{secret}</RawBody></TokenVerificationKey>"#);
+        let e = err(&template(&alt, &symmetric(&[1; 32]), ""));
+        assert!(e.contains("AlternateVerificationKeys[1]") && e.contains("Mystery") && !e.contains(&secret), "{e}");
+        let openid = format!(r#"<TokenRestrictionTemplate {NS}><Audience>a</Audience><Issuer>http://i/</Issuer><OpenIdConnectDiscoveryDocument><OpenIdDiscoveryUri>https://sts/.well-known/openid-configuration</OpenIdDiscoveryUri></OpenIdConnectDiscoveryDocument><PrimaryVerificationKey i:nil="true"/><TokenType>JWT</TokenType></TokenRestrictionTemplate>"#);
+        assert!(err(&openid).contains("OpenIdConnectDiscoveryDocument"));
+        let nine: String = (0..8).map(|_| format!(r#"<TokenVerificationKey i:type="SymmetricVerificationKey"><KeyValue>{secret}</KeyValue></TokenVerificationKey>"#)).collect();
+        assert!(err(&template(&nine, &symmetric(&[1; 32]), "")).contains("at most 8"));
+        assert!(err(&template("", &symmetric(&[1; 32]), "<TokenType>SAML</TokenType>")).contains("TokenType"));
+    }
+
+    #[test]
+    fn only_a_baseline_http_option_lets_a_key_out_in_clear() {
+        let open = serde_json::json!([{ "Name": "Open", "KeyRestrictionType": 0, "Requirements": null }]);
+        let fairplay = serde_json::json!({ "KeyDeliveryType": 4, "Restrictions": open });
+        let playready = serde_json::json!({ "KeyDeliveryType": 1, "Restrictions": open });
+        let baseline = serde_json::json!({ "KeyDeliveryType": 2, "Restrictions": open });
+        assert_eq!(authorization_of(&[&fairplay, &playready]).unwrap(), None);
+        assert_eq!(authorization_of(&[&fairplay, &baseline]).unwrap(), Some(AuthorizationPolicyConfig::Open {}));
+        assert!(authorization_of(&[]).is_err());
+    }
+
+    #[test]
+    fn fairplay_urls_become_skd() {
+        let mut l = LicenseUrls::default();
+        license_urls(Some(&Value::String(r#"[{"Key":10,"Value":"https://origin.example/FairPlay/?x=1"}]"#.into())), &mut l);
+        assert_eq!(l.fairplay.as_deref(), Some("skd://origin.example/FairPlay/?KID={kid}"));
+        license_urls(Some(&Value::String(r#"[{"Key":9,"Value":"skd://k/1"}]"#.into())), &mut l);
+        assert_eq!(l.fairplay.as_deref(), Some("skd://k/1"));
+    }
 }
