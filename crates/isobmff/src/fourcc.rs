@@ -74,6 +74,8 @@ pub mod types {
     pub const MDAT: FourCC = FourCC::new(b"mdat");
     pub const SIDX: FourCC = FourCC::new(b"sidx");
     pub const MFRA: FourCC = FourCC::new(b"mfra");
+    pub const TFRA: FourCC = FourCC::new(b"tfra");
+    pub const MFRO: FourCC = FourCC::new(b"mfro");
     pub const UDTA: FourCC = FourCC::new(b"udta");
     pub const FREE: FourCC = FourCC::new(b"free");
     pub const SKIP: FourCC = FourCC::new(b"skip");

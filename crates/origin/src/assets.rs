@@ -19,7 +19,7 @@ use bytes::Bytes;
 use moka::future::Cache;
 use sealcast_package::asset::SourceFile;
 use sealcast_package::index::IndexLimits;
-use sealcast_package::{ism, Asset, FileIndex, IndexBuilder, Need, PackageOptions};
+use sealcast_package::{ism, Asset, FileIndex, IndexMethod, PackageOptions};
 use sealcast_storage::{ObjectInfo, Store};
 
 use crate::error::ApiError;
@@ -129,6 +129,8 @@ pub struct Assets {
     failed: Cache<String, Arc<Failed>>,
     /// First and longest back-off of a failed asset.
     retry: (Duration, Duration),
+    /// Files already warned about as walked (see [`Assets::warn_walked`]).
+    walked: Cache<String, ()>,
     /// Budgets of the index and asset caches, bytes.
     budgets: (u64, u64),
     /// Hit, miss, join and eviction counts of the index, asset and negative caches.
@@ -173,6 +175,7 @@ impl Assets {
             max_files: crate::config::ContentLimits::default().files_per_asset,
             failed: failed_cache(Duration::from_secs(60)),
             retry: (Duration::from_secs(1), Duration::from_secs(60)),
+            walked: Cache::builder().max_capacity(10_000).build(),
             budgets: (index_bytes, asset_bytes),
             stats,
         }
@@ -332,10 +335,16 @@ impl Assets {
         let prefix = format!("{path}/");
         let mut tracks = Vec::new();
         let mut ism_file = None;
+        // Sidecar indexes by the name of the file they index; never served, never a track.
+        let mut sidecars = HashMap::new();
         for o in listing {
             let Some(name) = o.path.strip_prefix(&prefix).map(str::to_string) else {
                 continue;
             };
+            if let Some(source) = name.strip_suffix(sealcast_package::sidecar::SUFFIX) {
+                sidecars.insert(source.to_string(), o);
+                continue;
+            }
             let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
             if TRACK_EXTS.contains(&ext.as_str()) {
                 tracks.push((name, o));
@@ -363,7 +372,7 @@ impl Assets {
         };
         let mut files = Vec::with_capacity(tracks.len());
         for (name, o) in &tracks {
-            let index = self.index(o).await.map_err(|e| match e {
+            let index = self.index(o, sidecars.get(name)).await.map_err(|e| match e {
                 ApiError::Content { detail, .. } => content(format!("{name}: {detail}")),
                 other => other,
             })?;
@@ -395,8 +404,10 @@ impl Assets {
         }))
     }
 
-    /// The index of one file, keyed by its identity so a changed file is indexed again.
-    async fn index(&self, o: &ObjectInfo) -> Result<Arc<FileIndex>, ApiError> {
+    /// The index of one file, keyed by its identity so a changed file is indexed again: from
+    /// its sidecar `sidecar` when it has one for this version of the file (one GET, see
+    /// [`crate::sidecar`]), else from the file itself (`sidx`, `mfra`, `moov`, or the walk).
+    async fn index(&self, o: &ObjectInfo, sidecar: Option<&ObjectInfo>) -> Result<Arc<FileIndex>, ApiError> {
         let key = o.identity();
         if let Some(hit) = self.indexes.get(&key).await {
             self.stats[INDEX].lookup(true);
@@ -405,16 +416,41 @@ impl Assets {
         self.stats[INDEX].lookup(false);
         self.indexes
             .try_get_with(key, async {
-                let mut b = IndexBuilder::new(o.size, self.read_ahead).with_limits(self.index_limits);
-                while let Need::Read { offset, len } = b.next_read() {
-                    // Every read of one index is of the listed version, never a mix.
-                    let data = self.store.read_version(o, offset..offset + len).await.map_err(ApiError::from)?;
-                    b.feed(offset, data).map_err(|e| ApiError::Content { asset: String::new(), detail: e.to_string() })?;
+                // A storage-encrypted file has no sidecar of ours (they are written for clear
+                // files only): one next to it is not trusted.
+                if let Some(sc) = sidecar.filter(|_| self.store.encryption_key_id(&o.path).is_none()) {
+                    if let Some(fi) = crate::sidecar::read(&self.store, o, sc, self.index_limits).await? {
+                        return Ok(Arc::new(fi));
+                    }
                 }
-                b.finish().map(Arc::new).map_err(|e| ApiError::Content { asset: String::new(), detail: e.to_string() })
+                let (fi, _) = crate::sidecar::index_object(&self.store, o, self.read_ahead, self.index_limits).await?;
+                if let Some(note) = &fi.note {
+                    tracing::info!(file = %o.path, "{note}");
+                }
+                if fi.method == IndexMethod::Walk && fi.tracks.iter().all(|t| t.samples.is_none()) {
+                    self.warn_walked(o, &fi).await;
+                }
+                Ok(Arc::new(fi))
             })
             .await
             .map_err(|e: Arc<ApiError>| (*e).clone())
+    }
+
+    /// Says once per file (per process, up to 10 000 files) that it was indexed by walking
+    /// its fragments, and how to avoid that.
+    async fn warn_walked(&self, o: &ObjectInfo, fi: &FileIndex) {
+        if self.walked.contains_key(&o.path) {
+            return;
+        }
+        self.walked.insert(o.path.clone(), ()).await;
+        let fragments: usize = fi.tracks.iter().map(|t| t.fragments.len()).sum();
+        tracing::warn!(
+            file = %o.path,
+            reads = fi.reads,
+            fragments,
+            "indexed by walking every fragment (no sidx, no mfra, no sidecar index); run `sealcast index {}` to write a sidecar index so a cold start reads it in one request",
+            o.path
+        );
     }
 }
 

@@ -7,7 +7,12 @@
 //! 2. files are streamed to the store in constant memory, storage-encrypted on the way with a
 //!    fresh random key and a fresh random IV per file; if one upload fails, the files already
 //!    uploaded are deleted again;
-//! 3. only then is the catalog rewritten, atomically (temporary file, validated by loading it
+//! 3. a fragmented file with neither `sidx` nor `mfra` (which the origin would have to walk,
+//!    `moof` by `moof`) gets a sidecar index next to it ([`crate::sidecar`]), keyed by the
+//!    uploaded object's ETag; not for files encrypted at rest (it would hold their `moov` in
+//!    clear). A sidecar that cannot be written is reported, not fatal (the file is still
+//!    served, by the walk);
+//! 4. only then is the catalog rewritten, atomically (temporary file, validated by loading it
 //!    as the origin will, then renamed over the old one).
 
 use std::io::{IsTerminal, Read, Seek, SeekFrom};
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use sealcast_package::{ism, IndexBuilder, Need};
+use sealcast_package::{ism, sidecar, FileIndex, IndexBuilder, IndexMethod, Need};
 use sealcast_storage::upload::{random_id, random_iv, random_key};
 use sealcast_storage::{AssetPath, FileEncryption, Store};
 use sealcast_cenc::kid::hex;
@@ -74,6 +79,8 @@ pub struct IngestReport {
     pub elapsed: Duration,
     /// The storage key's ID, when encrypted.
     pub key_id: Option<String>,
+    /// Sidecar indexes written (for files without `sidx` or `mfra`).
+    pub sidecars: usize,
 }
 
 /// Checks, uploads and registers an asset (see the module documentation for the order).
@@ -126,6 +133,19 @@ pub async fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<IngestRepor
     }
     progress.finish();
 
+    let mut sidecars = 0;
+    for (f, enc) in &plan {
+        let (Some((fi, moov)), None) = (&f.walked, enc) else { continue };
+        let dest = format!("{}/{}", args.asset, f.name);
+        match write_sidecar(store, &dest, fi, moov).await {
+            Ok(path) => {
+                sidecars += 1;
+                uploaded.push(path);
+            }
+            Err(e) => eprintln!("ingest: warning: no sidecar index for {} ({e:#}); it will be indexed by walking its fragments", f.name),
+        }
+    }
+
     if let Some(cat) = &args.catalog {
         let storage = key.as_ref().map(|(kid, k)| {
             let files = plan.iter().filter_map(|(f, e)| e.as_ref().map(|e| (f.name.clone(), e.iv))).collect::<Vec<_>>();
@@ -147,13 +167,29 @@ pub async fn run(store: &Store, args: &IngestArgs) -> anyhow::Result<IngestRepor
         bytes: total,
         elapsed: started.elapsed(),
         key_id: key.map(|(k, _)| k),
+        sidecars,
     })
+}
+
+/// Writes the sidecar of the uploaded `dest` from the index of the local file it came from,
+/// keyed by the stored object's size and ETag. Returns the sidecar's path.
+async fn write_sidecar(store: &Store, dest: &str, fi: &FileIndex, moov: &Bytes) -> anyhow::Result<String> {
+    let o = store.head(dest).await?;
+    if o.size != fi.file_len {
+        bail!("stored size {} differs from the local file's {}", o.size, fi.file_len);
+    }
+    let bytes = sidecar::encode(&crate::sidecar::source_key(&o), moov, fi)?;
+    let path = crate::sidecar::path_of(dest);
+    store.put_bytes(&path, Bytes::from(bytes)).await?;
+    Ok(path)
 }
 
 struct Checked {
     path: PathBuf,
     name: String,
     size: u64,
+    /// A fragmented track file the origin would walk: its index and `moov`, for a sidecar.
+    walked: Option<(FileIndex, Bytes)>,
 }
 
 /// Every file must be one the origin can serve; checked before anything is uploaded.
@@ -172,6 +208,7 @@ fn check_files(paths: &[PathBuf]) -> anyhow::Result<Vec<Checked>> {
         let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
         let mut file = std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
         let size = file.metadata().with_context(|| format!("reading {}", p.display()))?.len();
+        let mut walked = None;
         if ext == "ism" {
             isms += 1;
             if size > 1 << 20 {
@@ -182,11 +219,15 @@ fn check_files(paths: &[PathBuf]) -> anyhow::Result<Vec<Checked>> {
             ism::parse(&b).map_err(|e| anyhow::anyhow!("{name} is not a server manifest the origin can use: {e}"))?;
         } else if TRACK_EXTS.contains(&ext.as_str()) {
             tracks += 1;
-            index_local(&mut file, size).map_err(|e| anyhow::anyhow!("{name} is not fragmented MP4 the origin can serve: {e}"))?;
+            let (fi, moov) = index_local(&mut file, size).map_err(|e| anyhow::anyhow!("{name} is not fragmented MP4 the origin can serve: {e}"))?;
+            // A file the head read holds whole (one read) gains nothing from a sidecar.
+            if fi.method == IndexMethod::Walk && fi.reads > 1 && fi.tracks.iter().all(|t| t.samples.is_none()) {
+                walked = moov.map(|m| (fi, m));
+            }
         } else {
             bail!("{name}: expected a track file (.{}) or a server manifest (.ism)", TRACK_EXTS.join(", ."));
         }
-        out.push(Checked { path: p.clone(), name, size });
+        out.push(Checked { path: p.clone(), name, size, walked });
     }
     if tracks == 0 {
         bail!("no track files given");
@@ -197,8 +238,9 @@ fn check_files(paths: &[PathBuf]) -> anyhow::Result<Vec<Checked>> {
     Ok(out)
 }
 
-/// Indexes a local file exactly as the origin will (same builder, same ranged reads).
-fn index_local(file: &mut std::fs::File, size: u64) -> anyhow::Result<()> {
+/// Indexes a local file exactly as the origin will (same builder, same ranged reads); with
+/// its `moov` bytes, for a sidecar.
+fn index_local(file: &mut std::fs::File, size: u64) -> anyhow::Result<(FileIndex, Option<Bytes>)> {
     let mut b = IndexBuilder::new(size, READ_AHEAD);
     while let Need::Read { offset, len } = b.next_read() {
         let mut buf = vec![0u8; usize::try_from(len)?];
@@ -206,8 +248,8 @@ fn index_local(file: &mut std::fs::File, size: u64) -> anyhow::Result<()> {
         file.read_exact(&mut buf)?;
         b.feed(offset, Bytes::from(buf))?;
     }
-    b.finish()?;
-    Ok(())
+    let moov = b.moov_bytes();
+    Ok((b.finish()?, moov))
 }
 
 /// What the catalog records of a storage-encrypted asset: key ID, key, and each file's IV.

@@ -21,4 +21,5 @@ pub mod decide;
 pub mod handlers;
 pub mod respond;
 pub mod server;
+pub mod sidecar;
 pub mod tls;

@@ -75,6 +75,23 @@ enum Cmd {
         #[arg(long, value_name = "DELIVERY")]
         smooth: Option<catalog::Delivery>,
     },
+    /// Write sidecar indexes for track files already in storage (local, S3, Azure Blob,
+    /// GCS), so that fragmented files with neither sidx nor mfra index in one request instead
+    /// of a walk over every fragment. Files that index cheaply without one are left alone.
+    Index {
+        /// Track files as storage paths under the root, like `vod/movie/video_720p.cmfv`.
+        #[arg(required = true)]
+        files: Vec<String>,
+        /// Storage root folder (overrides the config's `root`).
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// Configuration file: its `root` and `[[store]]` routes say where the files are.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Write a sidecar even for files with a sidx or an mfra.
+        #[arg(long)]
+        force: bool,
+    },
     /// Inspect and change the catalog.
     Catalog {
         #[command(subcommand)]
@@ -459,6 +476,40 @@ fn main() -> anyhow::Result<()> {
             cfg.validate()?;
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
             print!("{}", rt.block_on(server::catalog_check(&cfg))?);
+            Ok(())
+        }
+        Cmd::Index { files, root, config, force } => {
+            let mut cfg = match &config {
+                Some(p) => config::Config::from_file(p)?,
+                None => config::Config::default(),
+            };
+            match root {
+                Some(r) => cfg.root = r,
+                None if config.is_none() => anyhow::bail!("give --root, or --config with a root and [[store]] routes"),
+                None => {}
+            }
+            cfg.fill_from_env(&|k| std::env::var(k).ok());
+            cfg.validate()?;
+            let store = cfg.open_store(sealcast_storage::LocalRead::Pread)?;
+            let limits = sealcast_package::index::IndexLimits { max_bytes: cfg.content_limits.index_bytes_per_file };
+            let rt = runtime()?;
+            let mut failed = 0;
+            for f in &files {
+                let path = f.trim_start_matches('/');
+                match rt.block_on(sealcast_origin::sidecar::write_for(&store, path, cfg.index_read_ahead, limits, force)) {
+                    Ok(sealcast_origin::sidecar::Outcome::Written { bytes, reads, fragments }) => {
+                        println!("{path}: {fragments} fragments (walked in {reads} requests); wrote {} ({bytes} bytes)", sealcast_origin::sidecar::path_of(path))
+                    }
+                    Ok(sealcast_origin::sidecar::Outcome::NotNeeded(m, reads)) => println!("{path}: indexes from its {} in {reads} requests; no sidecar needed", m.name()),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("{path}: {e:#}");
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} file(s) not indexed", files.len());
+            }
             Ok(())
         }
         Cmd::Ingest { files, asset, root, config, encrypt, catalog, dash, hls, smooth } => {

@@ -18,6 +18,7 @@ pub mod names;
 pub mod progressive;
 pub mod protect;
 pub mod protection;
+pub mod sidecar;
 pub mod smooth;
 pub mod timeline;
 pub mod track;
@@ -25,5 +26,5 @@ pub mod ts;
 
 pub use asset::{Asset, AssetTrack, PackageOptions};
 pub use error::{Error, Result};
-pub use index::{FileIndex, Fragment, IndexBuilder, Need, TrackIndex};
+pub use index::{FileIndex, Fragment, IndexBuilder, IndexMethod, Need, TrackIndex};
 pub use track::{TrackInfo, TrackKind};

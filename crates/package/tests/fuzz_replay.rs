@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_progressive, fuzz_protect};
+use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_mfra, fuzz_progressive, fuzz_protect, fuzz_sidecar};
 use sealcast_package::index::index_bytes;
 use sealcast_package::{Asset, PackageOptions};
 
@@ -327,4 +327,14 @@ fn progressive_moov_mutations_do_not_panic() {
         }
     }
     assert!(runs >= 4000, "{runs} runs");
+}
+
+#[test]
+fn mfra_seeds_and_regressions_do_not_panic() {
+    replay("mfra", fuzz_mfra);
+}
+
+#[test]
+fn sidecar_seeds_and_regressions_do_not_panic() {
+    replay("sidecar", fuzz_sidecar);
 }

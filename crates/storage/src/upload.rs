@@ -8,6 +8,7 @@
 use std::io::Read;
 use std::path::Path as FsPath;
 
+use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 use object_store::path::Path;
 use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
@@ -106,6 +107,14 @@ impl Store {
                 Err(e)
             }
         }
+    }
+
+    /// Writes `data` as the object at `path` (a path relative to the store root) in one
+    /// request: small metadata objects such as sidecar indexes, never media.
+    pub async fn put_bytes(&self, path: &str, data: Bytes) -> Result<()> {
+        let (backend, inner) = self.backend(path);
+        backend.put(&Path::from(inner), PutPayload::from(data)).await?;
+        Ok(())
     }
 
     /// Deletes the object at `path` (ingest's clean-up after a failed upload).
