@@ -19,6 +19,7 @@ pub mod progressive;
 pub mod protect;
 pub mod protection;
 pub mod smooth;
+pub mod text;
 pub mod timeline;
 pub mod track;
 pub mod ts;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_progressive, fuzz_protect};
+use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_progressive, fuzz_protect, fuzz_text};
 use sealcast_package::index::index_bytes;
 use sealcast_package::{Asset, PackageOptions};
 
@@ -327,4 +327,32 @@ fn progressive_moov_mutations_do_not_panic() {
         }
     }
     assert!(runs >= 4000, "{runs} runs");
+}
+
+#[test]
+fn text_seeds_and_regressions_do_not_panic() {
+    replay("text", fuzz_text);
+}
+
+/// Every subtitle seed (and fixture) parses, so the target starts from documents that reach
+/// the round trip; the hostile subtitle corpus is replayed too (refused, never a panic).
+#[test]
+fn text_seeds_parse_and_hostile_files_replay() {
+    use sealcast_package::text::{TextDoc, TextFormat, TextLimits};
+    let seeds = inputs("seeds", "text");
+    assert!(seeds.len() >= 4, "text seeds missing");
+    for p in seeds {
+        let b = std::fs::read(&p).unwrap();
+        let format = if b.first() == Some(&b'T') { TextFormat::Ttml } else { TextFormat::WebVtt };
+        TextDoc::parse(&b[1..], format, TextLimits::default()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    let dir = sealcast_testkit::fixtures_dir().join("hostile/subtitles");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let b = std::fs::read(e.unwrap().path()).unwrap();
+        for mode in [b'T', b'V'] {
+            let mut input = vec![mode];
+            input.extend_from_slice(&b);
+            fuzz_text(&input);
+        }
+    }
 }
