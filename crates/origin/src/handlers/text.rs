@@ -16,10 +16,11 @@ use crate::route::{Container, TextFile};
 pub const VTT_TYPE: &str = "text/vtt; charset=utf-8";
 
 /// MPEG-2 time (90 kHz) our TS muxer gives presentation time 0: its constant offset of 10 s
-/// (`sealcast_package::ts`), so `X-TIMESTAMP-MAP` of the TS timeline maps cue time 0 there.
-/// On the fMP4 timeline presentation time 0 is media time 0 (`tfdt` counts from the
-/// source's decode times, which start at 0): `MPEGTS:0`, as hls.js reads it (it subtracts
-/// the first segment's start, `initPTS`, from both media and cue times).
+/// (`sealcast_package::ts`, which also takes the edit list's media time off), so
+/// `X-TIMESTAMP-MAP` of the TS timeline maps cue time 0 there. On the fMP4 timeline
+/// presentation time 0 is the first edit's media time ([`TextTimeline::media_zero_90k`]; 0
+/// without an edit list), as hls.js reads it: it subtracts the media's first timestamp
+/// (`initPTS`) from cue and sample times alike.
 pub const TS_MPEGTS_ZERO: u64 = 900_000;
 
 /// Answers a subtitle resource.
@@ -53,7 +54,7 @@ pub fn text(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, file: TextFile) -> Resul
             if let Some(r) = ctx.unchanged(&identity, VTT_TYPE, modified) {
                 return Ok(r);
             }
-            let mpegts = if c == Container::Ts { TS_MPEGTS_ZERO } else { 0 };
+            let mpegts = if c == Container::Ts { TS_MPEGTS_ZERO } else { tl.media_zero_90k };
             Ok(Reply::Media { parts: vec![Bytes::from(doc.segment(start, end, mpegts))], content_type: VTT_TYPE, identity, modified })
         }
     }
@@ -66,12 +67,13 @@ fn identity(loaded: &Loaded, t: &TextTrack) -> String {
     format!("text:{file}\n{}", loaded.identity)
 }
 
-/// The segments subtitles are cut into on the timeline of `container` (the video TS carries,
-/// for TS).
+/// The segments subtitles are cut into: after the first H.264 rendition (which both
+/// multivariant playlists list), else the first video, else the first audio track. An MPEG-TS
+/// presentation without any track TS carries has no subtitle timeline either.
 fn timeline(loaded: &Loaded, container: Container) -> Result<TextTimeline, ApiError> {
-    let tl = match container {
-        Container::Fmp4 => TextTimeline::of(&loaded.asset, |_| true),
-        Container::Ts => TextTimeline::of(&loaded.asset, ts::carries),
-    };
-    tl.ok_or_else(|| ApiError::NotFound(format!("no rendition of '{}' to align subtitles with", loaded.path)))
+    let none = || ApiError::NotFound(format!("no rendition of '{}' to align subtitles with", loaded.path));
+    if container == Container::Ts && !loaded.asset.tracks.iter().any(ts::carries) {
+        return Err(none());
+    }
+    TextTimeline::of(&loaded.asset, ts::carries).ok_or_else(none)
 }

@@ -259,12 +259,21 @@ pub struct TextTimeline {
     /// Segment `i` holds the cues overlapping `[bounds[i], bounds[i + 1])`, milliseconds; the
     /// first bound is 0 and the last is `u64::MAX`, so no cue is left out.
     pub bounds: Vec<u64>,
+    /// The reference track's presentation time 0 on its media timeline, in 90 kHz units:
+    /// the first edit's media time (0 without an edit list). fMP4 segments keep the source's
+    /// media times (the edit is signalled, not applied), so this is the `MPEGTS` value of
+    /// `X-TIMESTAMP-MAP` on the fMP4 timeline (hls.js subtracts the media's first timestamp
+    /// from cue and sample times alike).
+    pub media_zero_90k: u64,
 }
 
 impl TextTimeline {
-    /// The timeline of `asset` over the tracks `lists` admits (an HLS flavor's).
-    pub fn of(asset: &Asset, lists: impl Fn(&AssetTrack) -> bool) -> Option<TextTimeline> {
-        let r = asset.tracks.iter().find(|t| t.kind() == TrackKind::Video && lists(t)).or_else(|| asset.tracks.iter().find(|t| t.kind() == TrackKind::Audio && lists(t)))?;
+    /// The timeline of `asset` after its first video track that `prefer` admits (H.264 and
+    /// AAC, which both HLS flavours list, so the fMP4 and TS subtitle playlists agree), else
+    /// its first video track, else its first audio track (the same preference).
+    pub fn of(asset: &Asset, prefer: impl Fn(&AssetTrack) -> bool) -> Option<TextTimeline> {
+        let first = |kind: TrackKind, p: &dyn Fn(&AssetTrack) -> bool| asset.tracks.iter().find(|t| t.kind() == kind && p(t));
+        let r = first(TrackKind::Video, &prefer).or_else(|| first(TrackKind::Video, &|_| true)).or_else(|| first(TrackKind::Audio, &prefer)).or_else(|| first(TrackKind::Audio, &|_| true))?;
         let ts = r.track().info.timescale.max(1) as u128;
         let zero = r.track().info.media_time.max(0) as i128;
         let mut bounds = vec![0u64];
@@ -275,7 +284,8 @@ impl TextTimeline {
         }
         bounds.push(u64::MAX);
         let durations = r.segments.iter().map(|s| s.duration as f64 / ts as f64).collect();
-        Some(TextTimeline { durations, bounds })
+        let media_zero_90k = (zero as u128 * 90_000 / ts).min(u64::MAX as u128) as u64;
+        Some(TextTimeline { durations, bounds, media_zero_90k })
     }
 
     /// Number of segments.
