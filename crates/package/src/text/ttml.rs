@@ -218,7 +218,7 @@ fn attr_any(e: &BytesStart<'_>, local: &[u8]) -> Result<Option<String>, TextErro
 
 fn root_rates(e: &BytesStart<'_>) -> Result<Rates, TextError> {
     let num = |v: Option<String>, what: &str| -> Result<Option<f64>, TextError> {
-        v.map(|s| s.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0 && *x < 1e6).ok_or_else(|| malformed(format!("bad {what} '{s}'")))).transpose()
+        v.map(|s| s.trim().parse::<f64>().ok().filter(|x| x.is_finite() && *x > 0.0 && *x < 1e10).ok_or_else(|| malformed(format!("bad {what} '{s}'")))).transpose()
     };
     let fr = num(attr(e, b"frameRate")?, "ttp:frameRate")?;
     let mult = match attr(e, b"frameRateMultiplier")? {
