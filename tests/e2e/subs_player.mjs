@@ -69,6 +69,12 @@ try {
     return true;
   }, { engine: opts.engine, lang: opts.lang });
   if (!picked) throw new Error(`no text track with language ${opts.lang}`);
+  // Where the media's first presentation time landed on the player's timeline, read from
+  // the first buffered range before seeking (hls.js over MPEG-TS starts the timeline at the
+  // first decode time, so the source's presentation time 0 is a little after 0 there): cues
+  // must move with it to stay in sync.
+  await page.waitForFunction(() => document.getElementById('v').buffered.length > 0, null, { timeout: opts.timeout * 1000, polling: 100 });
+  result.bufferedStart = await page.evaluate(() => document.getElementById('v').buffered.start(0));
   await page.evaluate((at) => { const v = document.getElementById('v'); v.pause(); v.currentTime = at; }, opts.at);
   try {
     await page.waitForFunction(() => {
@@ -89,10 +95,6 @@ try {
     return out;
   });
   result.currentTime = await page.evaluate(() => document.getElementById('v').currentTime);
-  // Where the media's first presentation time landed on the player's timeline (hls.js over
-  // MPEG-TS starts the timeline at the first decode time, so presentation time 0 of the
-  // source is a little after 0 there): cues must move with it to stay in sync.
-  result.bufferedStart = await page.evaluate(() => { const b = document.getElementById('v').buffered; return b.length ? b.start(0) : null; });
 } catch (e) {
   result.error = `${e && e.message ? e.message : e}`;
 }
