@@ -68,12 +68,8 @@ fn identity(loaded: &Loaded, t: &TextTrack) -> String {
 }
 
 /// The segments subtitles are cut into: after the first H.264 rendition (which both
-/// multivariant playlists list), else the first video, else the first audio track. An MPEG-TS
-/// presentation without any track TS carries has no subtitle timeline either.
+/// multivariant playlists list), else (fMP4) the first video, else the first audio track TS
+/// carries (an HEVC-only asset's TS presentation is audio only), else (fMP4) any audio.
 fn timeline(loaded: &Loaded, container: Container) -> Result<TextTimeline, ApiError> {
-    let none = || ApiError::NotFound(format!("no rendition of '{}' to align subtitles with", loaded.path));
-    if container == Container::Ts && !loaded.asset.tracks.iter().any(ts::carries) {
-        return Err(none());
-    }
-    TextTimeline::of(&loaded.asset, ts::carries).ok_or_else(none)
+    TextTimeline::of(&loaded.asset, ts::carries, container == Container::Ts).ok_or_else(|| ApiError::NotFound(format!("no rendition of '{}' to align subtitles with", loaded.path)))
 }

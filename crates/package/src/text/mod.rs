@@ -270,10 +270,12 @@ pub struct TextTimeline {
 impl TextTimeline {
     /// The timeline of `asset` after its first video track that `prefer` admits (H.264 and
     /// AAC, which both HLS flavours list, so the fMP4 and TS subtitle playlists agree), else
-    /// its first video track, else its first audio track (the same preference).
-    pub fn of(asset: &Asset, prefer: impl Fn(&AssetTrack) -> bool) -> Option<TextTimeline> {
+    /// its first audio track `prefer` admits; unless `only` (a TS presentation, which has
+    /// nothing else), then its first video, then its first audio track.
+    pub fn of(asset: &Asset, prefer: impl Fn(&AssetTrack) -> bool, only: bool) -> Option<TextTimeline> {
         let first = |kind: TrackKind, p: &dyn Fn(&AssetTrack) -> bool| asset.tracks.iter().find(|t| t.kind() == kind && p(t));
-        let r = first(TrackKind::Video, &prefer).or_else(|| first(TrackKind::Video, &|_| true)).or_else(|| first(TrackKind::Audio, &prefer)).or_else(|| first(TrackKind::Audio, &|_| true))?;
+        let any = |_: &AssetTrack| !only;
+        let r = first(TrackKind::Video, &prefer).or_else(|| first(TrackKind::Video, &any)).or_else(|| first(TrackKind::Audio, &prefer)).or_else(|| first(TrackKind::Audio, &any))?;
         let ts = r.track().info.timescale.max(1) as u128;
         let zero = r.track().info.media_time.max(0) as i128;
         let mut bounds = vec![0u64];
