@@ -77,11 +77,10 @@ pub fn parse(bytes: &[u8], limits: TextLimits) -> Result<TextDoc, TextError> {
                 let parent = stack.last().map_or(Span { begin: 0.0, end: None }, |s| s.1);
                 let span = timing(e, parent, rates, limits).map_err(|d| malformed(format!("at byte {pos}: {d}")))?;
                 match name.as_slice() {
-                    b"region" => {
-                        if regions.len() < 256 {
-                            if let Some(id) = attr_any(e, b"id")? {
-                                regions.push(Region { id, settings: region_settings(e)? });
-                            }
+                    // `xml:id` (any prefix); at most 256 regions are kept.
+                    b"region" if regions.len() < 256 => {
+                        if let Some(id) = attr(e, b"id")? {
+                            regions.push(Region { id, settings: region_settings(e)? });
                         }
                     }
                     b"p" if para.is_none() => {
@@ -107,7 +106,7 @@ pub fn parse(bytes: &[u8], limits: TextLimits) -> Result<TextDoc, TextError> {
                         name_with_region.extend_from_slice(reg.as_bytes());
                     }
                     stack.push((name_with_region, span));
-                } else if name_is(&name_of(e), b"p") && para.as_ref().is_some() && para_depth == stack.len() {
+                } else if e.local_name().as_ref() == b"p" && para.is_some() && para_depth == stack.len() {
                     // `<p/>`: an empty paragraph, nothing to show.
                     para = None;
                 }
@@ -143,14 +142,6 @@ pub fn parse(bytes: &[u8], limits: TextLimits) -> Result<TextDoc, TextError> {
         return Err(malformed("no <tt> element"));
     }
     Ok(doc)
-}
-
-fn name_of(e: &BytesStart<'_>) -> Vec<u8> {
-    e.local_name().as_ref().to_vec()
-}
-
-fn name_is(n: &[u8], want: &[u8]) -> bool {
-    n == want
 }
 
 /// The region a container element on the stack named (`div region="r1"`), innermost first.
@@ -209,11 +200,6 @@ fn attr(e: &BytesStart<'_>, local: &[u8]) -> Result<Option<String>, TextError> {
         }
     }
     Ok(None)
-}
-
-/// `xml:id` or `id`.
-fn attr_any(e: &BytesStart<'_>, local: &[u8]) -> Result<Option<String>, TextError> {
-    attr(e, local)
 }
 
 fn root_rates(e: &BytesStart<'_>) -> Result<Rates, TextError> {

@@ -37,7 +37,7 @@ pub fn parse(bytes: &[u8], limits: TextLimits) -> Result<TextDoc, TextError> {
     while i <= all.len() {
         let line = all.get(i).copied();
         match line {
-            Some((_, l)) if !l.is_empty() && !(l.contains("-->") && block.iter().any(|(_, b)| b.contains("-->"))) => block.push(all[i]),
+            Some((_, l)) if !(l.is_empty() || l.contains("-->") && block.iter().any(|(_, b)| b.contains("-->"))) => block.push(all[i]),
             // A blank line, the end, or a second timing line: the block is complete. (The
             // timing line then starts the next block.)
             _ => {
