@@ -310,6 +310,52 @@ else
   log "no C compiler: skipping the floor runs"
 fi
 
+# --- the C yardstick for small responses: Debian's nginx serving the same manifest bytes as
+# static files (issue 18), one process pinned like ours, open file cache on, no access log.
+if command -v nginx >/dev/null; then
+  mkdir -p "$work/static"
+  while read -r u; do
+    mkdir -p "$work/static$(dirname "$u")"
+    curl -fsS --max-time 10 "$base$u" -o "$work/static$u" || die "fetching $u for the nginx yardstick failed"
+  done <"$work/manifests.txt"
+  nport="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  cat >"$work/nginx.conf" <<NGINX
+worker_processes 1;
+master_process off;
+daemon off;
+pid $work/nginx.pid;
+error_log $work/nginx.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nodelay on;
+  keepalive_requests 1000000;
+  open_file_cache max=10000 inactive=600s;
+  open_file_cache_valid 600s;
+  types { application/dash+xml mpd; application/vnd.apple.mpegurl m3u8; }
+  client_body_temp_path $work/nginx_tmp;
+  proxy_temp_path $work/nginx_tmp;
+  fastcgi_temp_path $work/nginx_tmp;
+  uwsgi_temp_path $work/nginx_tmp;
+  scgi_temp_path $work/nginx_tmp;
+  server { listen 127.0.0.1:$nport; root $work/static; }
+}
+NGINX
+  taskset -c "$SERVER_CORE" nginx -p "$work" -c "$work/nginx.conf" 2>>"$work/server.err" &
+  npid=$!
+  for _ in $(seq 1 50); do
+    curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$nport$(head -n1 "$work/manifests.txt")" 2>/dev/null && break
+    sleep 0.1
+  done
+  tpid=$npid tbase="http://127.0.0.1:$nport"
+  measure nginx_static_manifests wrk manifests "$DIAG_SECS"
+  kill -TERM "$npid"; wait "$npid" 2>/dev/null || true
+  tpid=$spid tbase=$base
+else
+  log "no nginx: skipping the static-file yardstick"
+fi
+
 # --- optional profile (after the measured runs: sampling costs CPU) ---------------------------
 profile() { # name list
   log "profile $1: perf record on the server for 5 s"

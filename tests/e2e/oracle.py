@@ -432,12 +432,36 @@ def normalize_lang(tag: str | None) -> str | None:
 # --------------------------------------------------------------------------- server
 
 
+METRICS_RE = re.compile(r"sealcast metrics on (http://127\.0\.0\.1:\d+)/metrics")
+# Base URL of each server started here -> its metrics listener's base URL.
+_METRICS_BASE: dict[str, str] = {}
+
+
+def metrics_url(base_url: str) -> str:
+    """The `/metrics` URL of the server answering on `base_url` (its metrics listener: metrics
+    are never on the public port)."""
+    if base_url.rstrip("/") not in _METRICS_BASE:
+        pytest.fail(f"no metrics listener known for {base_url} (start it with start_server*)")
+    return _METRICS_BASE[base_url.rstrip("/")] + "/metrics"
+
+
 class Server:
     def __init__(self, base_url: str, proc: subprocess.Popen, log_path: Path, stdout_lines: list[str]):
         self.base_url = base_url
         self.proc = proc
         self.log_path = log_path
         self.stdout_lines = stdout_lines
+        # The metrics line is written to stderr before the listening line reaches stdout.
+        try:
+            m = METRICS_RE.search(log_path.read_text(errors="replace"))
+        except OSError:
+            m = None
+        self.metrics_base = m.group(1) if m else None
+        if self.metrics_base:
+            _METRICS_BASE[base_url.rstrip("/")] = self.metrics_base
+
+    def metrics_url(self) -> str:
+        return metrics_url(self.base_url)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -458,7 +482,7 @@ def start_server(log_path: Path, root: Path = FIXTURES, timeout: float = 30.0) -
         pytest.fail(f"server binary {binary} not found: build it with `cargo build --release` "
                     f"or point SEALCAST_BIN at it")
     log = open(log_path, "wb")
-    proc = subprocess.Popen([str(binary), "serve", "--listen", "127.0.0.1:0", "--root", str(root)],
+    proc = subprocess.Popen([str(binary), "serve", "--listen", "127.0.0.1:0", "--root", str(root), "--metrics", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
     lines: list[str] = []
     first: list[str] = []
@@ -897,7 +921,7 @@ def start_server_config(config: Path, log_path: Path, timeout: float = 30.0, lis
         pytest.fail(f"server binary {binary} not found: build it with `cargo build --release` "
                     f"or point SEALCAST_BIN at it")
     log = open(log_path, "wb")
-    proc = subprocess.Popen([str(binary), "serve", "--config", str(config)],
+    proc = subprocess.Popen([str(binary), "serve", "--config", str(config), "--metrics", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
     lines: list[str] = []
     got_first = threading.Event()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (require_browser, run_cenc_player, FFMPEG, FIXTURES, FrameHashes, fetch, get_ok, hex_kid, normalize_lang,
+from oracle import (metrics_url, require_browser, run_cenc_player, FFMPEG, FIXTURES, FrameHashes, fetch, get_ok, hex_kid, normalize_lang,
                     parse_framemd5, prometheus_samples, require_tool, source_decoded_hashes, source_tracks,
                     start_server_config, start_tls_server_config, stop_server, uuid_kid)
 
@@ -230,7 +230,7 @@ def _server_alive(request):
 
 
 def metrics(base: str) -> dict[str, float]:
-    r = get_ok(base + "/metrics")
+    r = get_ok(metrics_url(base))
     return prometheus_samples(r.text())
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import (FIXTURES, fetch, get_ok, oracle_missing, prometheus_samples, require_browser, resolve,
+from oracle import (metrics_url, FIXTURES, fetch, get_ok, oracle_missing, prometheus_samples, require_browser, resolve,
                     run_player_script, start_server_config, stop_server)
 from test_keys import ISSUER, AUDIENCE, SECRET, KID_PRIMARY, DEMO_CENC, b64, claims, jwt_hs256
 
@@ -188,7 +188,8 @@ def _server_alive(request):
 
 
 def metrics(base: str, headers: dict[str, str] | None = None) -> dict[str, float]:
-    return prometheus_samples(get_ok(base + "/metrics", headers=headers).text())
+    # Metrics are on the metrics listener, outside the CDN gate.
+    return prometheus_samples(get_ok(metrics_url(base), headers=headers).text())
 
 
 def refusals(m: dict[str, float], reason: str) -> float:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from oracle import FIXTURES, dash_representations, fetch, fill_template, prometheus_samples, \
+from oracle import metrics_url, FIXTURES, dash_representations, fetch, fill_template, prometheus_samples, \
     start_server_config, start_tls_server_config, stop_server
 
 MIB = 1 << 20
@@ -164,7 +164,7 @@ def _timed_get(url: str) -> tuple[int, float]:
 
 
 def _metrics(base: str) -> dict[str, float]:
-    return prometheus_samples(fetch(base + "/metrics").body.decode())
+    return prometheus_samples(fetch(metrics_url(base)).body.decode())
 
 
 @pytest.fixture()

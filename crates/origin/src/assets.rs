@@ -28,6 +28,9 @@ use crate::error::ApiError;
 /// Most subtitle files one asset may hold.
 const MAX_TEXT_FILES: usize = 32;
 
+/// At most this many remembered missing paths bound the negative cache's memory.
+const NEGATIVE_ENTRIES: u64 = 100_000;
+
 /// Extensions of track files.
 const TRACK_EXTS: [&str; 5] = ["mp4", "cmfv", "cmfa", "ismv", "isma"];
 
@@ -130,6 +133,25 @@ pub struct Assets {
     failed: Cache<String, Arc<Failed>>,
     /// First and longest back-off of a failed asset.
     retry: (Duration, Duration),
+    /// Budgets of the index and asset caches, bytes.
+    budgets: (u64, u64),
+    /// Hit, miss, join and eviction counts of the index, asset and negative caches.
+    stats: Arc<[crate::metrics::CacheCounters; 3]>,
+}
+
+/// Positions in [`Assets`]' cache counters.
+const INDEX: usize = 0;
+const ASSET: usize = 1;
+const NEGATIVE: usize = 2;
+
+/// A moka eviction listener counting evictions for size into `stats[which]`.
+fn count_evictions<K, V>(stats: &Arc<[crate::metrics::CacheCounters; 3]>, which: usize) -> impl Fn(Arc<K>, V, moka::notification::RemovalCause) + Send + Sync + 'static {
+    let stats = stats.clone();
+    move |_, _, cause| {
+        if cause == moka::notification::RemovalCause::Size {
+            stats[which].evictions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 /// An asset that failed to load with a content error, and when to try it again.
@@ -143,18 +165,55 @@ struct Failed {
 impl Assets {
     /// Caches with the given byte budgets; asset listings are trusted for `ttl`.
     pub fn new(store: Store, opts: PackageOptions, read_ahead: u64, index_bytes: u64, asset_bytes: u64, ttl: Duration) -> Self {
+        let stats: Arc<[crate::metrics::CacheCounters; 3]> = Arc::default();
         Assets {
             store,
             opts,
             read_ahead,
-            indexes: Cache::builder().max_capacity(index_bytes).weigher(|_, v: &Arc<FileIndex>| v.weight().min(u32::MAX as usize) as u32).build(),
-            assets: Cache::builder().max_capacity(asset_bytes).weigher(|_, v: &Arc<Loaded>| v.weight()).time_to_live(ttl).build(),
+            indexes: Cache::builder().max_capacity(index_bytes).weigher(|_, v: &Arc<FileIndex>| v.weight().min(u32::MAX as usize) as u32).eviction_listener(count_evictions(&stats, INDEX)).build(),
+            assets: Cache::builder().max_capacity(asset_bytes).weigher(|_, v: &Arc<Loaded>| v.weight()).time_to_live(ttl).eviction_listener(count_evictions(&stats, ASSET)).build(),
             missing: None,
             index_limits: IndexLimits::default(),
             max_files: crate::config::ContentLimits::default().files_per_asset,
             failed: failed_cache(Duration::from_secs(60)),
             retry: (Duration::from_secs(1), Duration::from_secs(60)),
+            budgets: (index_bytes, asset_bytes),
+            stats,
         }
+    }
+
+    /// Runs the caches' pending maintenance, so entry counts and sizes are current (scrapes).
+    pub async fn sync_caches(&self) {
+        self.indexes.run_pending_tasks().await;
+        self.assets.run_pending_tasks().await;
+        if let Some(m) = &self.missing {
+            m.run_pending_tasks().await;
+        }
+        self.store.sync_fragment_cache();
+    }
+
+    /// The index, asset and negative caches as they stand (hit counts, entries, bytes).
+    pub fn cache_states(&self) -> Vec<crate::metrics::CacheState> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let state = |name, c: &crate::metrics::CacheCounters, entries, bytes, budget| crate::metrics::CacheState {
+            name,
+            hits: c.hits.load(Relaxed),
+            misses: c.misses.load(Relaxed),
+            joins: c.joins.load(Relaxed),
+            evictions: c.evictions.load(Relaxed),
+            entries,
+            bytes,
+            budget,
+        };
+        let s = &self.stats;
+        let mut v = vec![
+            state("index", &s[INDEX], self.indexes.entry_count(), self.indexes.weighted_size(), self.budgets.0),
+            state("asset", &s[ASSET], self.assets.entry_count(), self.assets.weighted_size(), self.budgets.1),
+        ];
+        if let Some(m) = &self.missing {
+            v.push(state("negative", &s[NEGATIVE], m.entry_count(), m.entry_count(), NEGATIVE_ENTRIES));
+        }
+        v
     }
 
     /// Applies `[content_limits]`: the index budget per file, the file count per asset and
@@ -171,8 +230,7 @@ impl Assets {
     /// missing asset costs one storage listing per `ttl` rather than one each. Only "not found"
     /// is remembered, never a storage fault.
     pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
-        // At most 100 000 remembered paths bound the memory.
-        self.missing = (!ttl.is_zero()).then(|| Cache::builder().max_capacity(100_000).time_to_live(ttl).build());
+        self.missing = (!ttl.is_zero()).then(|| Cache::builder().max_capacity(NEGATIVE_ENTRIES).time_to_live(ttl).eviction_listener(count_evictions(&self.stats, NEGATIVE)).build());
         self
     }
 
@@ -226,10 +284,14 @@ impl Assets {
     /// The asset at `path`. Concurrent misses share one build; failures are not cached.
     pub async fn get(&self, path: &str) -> Result<Arc<Loaded>, ApiError> {
         if let Some(hit) = self.assets.get(path).await {
+            self.stats[ASSET].lookup(true);
             return Ok(hit);
         }
+        self.stats[ASSET].lookup(false);
         if let Some(m) = &self.missing {
-            if m.contains_key(path) {
+            let known = m.contains_key(path);
+            self.stats[NEGATIVE].lookup(known);
+            if known {
                 return Err(ApiError::NotFound(format!("asset '{path}'")));
             }
         }
@@ -239,7 +301,16 @@ impl Assets {
                 return Err(f.error.clone());
             }
         }
-        let r = self.assets.try_get_with(path.to_string(), self.load(path)).await.map_err(|e: Arc<ApiError>| (*e).clone());
+        let ran = std::sync::atomic::AtomicBool::new(false);
+        let load = async {
+            ran.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.load(path).await
+        };
+        let r = self.assets.try_get_with(path.to_string(), load).await.map_err(|e: Arc<ApiError>| (*e).clone());
+        if !ran.load(std::sync::atomic::Ordering::Relaxed) {
+            // Another request's load answered this one (or filled the cache meanwhile).
+            self.stats[ASSET].joins.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match &r {
             Err(ApiError::NotFound(_)) => {
                 if let Some(m) = &self.missing {
@@ -267,7 +338,9 @@ impl Assets {
         let mut ism_file = None;
         let mut text_files = Vec::new();
         for o in listing {
-            let Some(name) = o.path.strip_prefix(&prefix).map(str::to_string) else { continue };
+            let Some(name) = o.path.strip_prefix(&prefix).map(str::to_string) else {
+                continue;
+            };
             let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
             if TRACK_EXTS.contains(&ext.as_str()) {
                 tracks.push((name, o));
@@ -373,6 +446,11 @@ impl Assets {
     /// The index of one file, keyed by its identity so a changed file is indexed again.
     async fn index(&self, o: &ObjectInfo) -> Result<Arc<FileIndex>, ApiError> {
         let key = o.identity();
+        if let Some(hit) = self.indexes.get(&key).await {
+            self.stats[INDEX].lookup(true);
+            return Ok(hit);
+        }
+        self.stats[INDEX].lookup(false);
         self.indexes
             .try_get_with(key, async {
                 let mut b = IndexBuilder::new(o.size, self.read_ahead).with_limits(self.index_limits);

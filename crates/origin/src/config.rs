@@ -70,6 +70,19 @@ pub struct Config {
     /// Access control (`[access]`): the default policy of assets the catalog gives none, the
     /// CDN-only origin header, where the viewer's address comes from.
     pub access: crate::access::AccessConfig,
+    /// The metrics listener (`[metrics] listen = "0.0.0.0:9464"`; off when absent): Prometheus
+    /// scrapes `/metrics` there. Never the public port.
+    pub metrics: Option<MetricsConfig>,
+    /// One JSON line per request (`[access_log]`; off when absent).
+    pub access_log: Option<crate::access_log::AccessLogConfig>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the metrics listener.
+    pub listen: SocketAddr,
 }
 
 /// `[content_limits]`: bounds on the memory and work one asset may cost, so a hostile or
@@ -193,7 +206,9 @@ impl KekConfig {
                     session_token: self.session_token.as_ref().map(|t| zeroize::Zeroizing::new(t.0.clone())),
                 }))
             }
-            _ => bail!("kek must name exactly one of `local` (a key file) or `aws_kms` (a KMS key)"),
+            _ => {
+                bail!("kek must name exactly one of `local` (a key file) or `aws_kms` (a KMS key)")
+            }
         }
     }
 }
@@ -335,7 +350,9 @@ impl StoreConfig {
                 Some(u) if u.starts_with("https://") => Ok(()),
                 Some(u) if u.starts_with("http://") && allow_http => Ok(()),
                 Some(u) if u.starts_with("http://") => bail!("[[store]] '{p}': endpoint {u} is plain http; set allow_http = true to use it"),
-                Some(u) => bail!("[[store]] '{p}': endpoint '{u}' must be an http:// or https:// URL"),
+                Some(u) => {
+                    bail!("[[store]] '{p}': endpoint '{u}' must be an http:// or https:// URL")
+                }
             }
         };
         let nonempty = |what: &str, v: &str| -> anyhow::Result<()> {
@@ -483,7 +500,10 @@ pub struct LimitsConfig {
     pub write_timeout_ms: u64,
     /// TLS handshakes must finish within this.
     pub tls_handshake_timeout_ms: u64,
-    /// On SIGTERM, in-flight requests get this long before every connection is closed.
+    /// On SIGTERM, readiness answers 503 at once and everything is served as before for this
+    /// long (load balancers and endpoint lists catch up), then no new connection is accepted.
+    pub drain_delay_ms: u64,
+    /// Then in-flight requests get this long before every connection is closed.
     pub drain_timeout_ms: u64,
     /// HTTP/2 concurrent streams per connection.
     pub h2_max_concurrent_streams: u32,
@@ -511,6 +531,7 @@ impl Default for LimitsConfig {
             request_timeout_ms: ms(d.request_timeout),
             write_timeout_ms: ms(d.write_timeout),
             tls_handshake_timeout_ms: ms(d.tls_handshake_timeout),
+            drain_delay_ms: ms(d.drain_delay),
             drain_timeout_ms: ms(d.drain_timeout),
             h2_max_concurrent_streams: d.h2_max_concurrent_streams,
             h2_keep_alive_interval_ms: ms(d.h2_keep_alive_interval),
@@ -554,6 +575,7 @@ impl LimitsConfig {
             request_timeout: ms("request_timeout_ms", self.request_timeout_ms, 50, 600_000)?,
             write_timeout: ms("write_timeout_ms", self.write_timeout_ms, 50, 600_000)?,
             tls_handshake_timeout: ms("tls_handshake_timeout_ms", self.tls_handshake_timeout_ms, 50, 600_000)?,
+            drain_delay: ms("drain_delay_ms", self.drain_delay_ms, 0, 600_000)?,
             drain_timeout: ms("drain_timeout_ms", self.drain_timeout_ms, 0, 600_000)?,
             h2_max_concurrent_streams: self.h2_max_concurrent_streams,
             h2_keep_alive_interval: ms("h2_keep_alive_interval_ms", self.h2_keep_alive_interval_ms, 50, 3_600_000)?,
@@ -640,6 +662,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             content_limits: ContentLimits::default(),
             access: Default::default(),
+            metrics: None,
+            access_log: None,
         }
     }
 }
@@ -727,6 +751,15 @@ impl Config {
         self.storage.timing()?;
         self.limits.limits()?;
         crate::access::Access::new(&self.access, |p| std::fs::read_to_string(p))?;
+        if let Some(a) = &self.access_log {
+            a.check()?;
+        }
+        if let Some(m) = &self.metrics {
+            // Port 0 picks a free port for each listener: never the same one.
+            if m.listen.port() != 0 && (m.listen == self.listen || self.admin.as_ref().is_some_and(|a| a.listen == m.listen)) {
+                bail!("metrics.listen must differ from listen and admin.listen: metrics are never served on the public port");
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.store {
             s.spec()?;
@@ -795,6 +828,18 @@ mod tests {
     fn example_config_parses() {
         let c: Config = toml::from_str(include_str!("../../../deploy/sealcast.example.toml")).unwrap();
         assert_eq!(c.segment_duration_ms, 2000);
+    }
+
+    #[test]
+    fn deploy_configs_parse() {
+        for text in [include_str!("../../../deploy/kubernetes/base/sealcast.toml"), include_str!("../../../deploy/kubernetes/overlays/example/sealcast.toml")] {
+            let c: Config = toml::from_str(text).unwrap();
+            assert_eq!(c.metrics.map(|m| m.listen.port()), Some(9464));
+            let a = c.access_log.unwrap();
+            assert!(!a.check().unwrap().is_empty());
+            let l = c.limits.limits().unwrap();
+            assert_eq!((l.drain_delay.as_millis(), l.drain_timeout.as_millis()), (2000, 10000));
+        }
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub struct Limits {
     pub tls_handshake_timeout: Duration,
     /// After shutdown is asked for, connections get this long to finish.
     pub drain_timeout: Duration,
+    /// On SIGTERM, how long everything is served as before (readiness 503) before the drain
+    /// starts; applied by `sealcast serve` around [`serve`]'s `shutdown`.
+    pub drain_delay: Duration,
     /// HTTP/2 concurrent streams per connection.
     pub h2_max_concurrent_streams: u32,
     /// HTTP/2 keep-alive ping interval.
@@ -109,6 +112,7 @@ impl Default for Limits {
             write_timeout: Duration::from_secs(30),
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             h2_max_concurrent_streams: 100,
             h2_keep_alive_interval: Duration::from_secs(20),
             h2_keep_alive_timeout: Duration::from_secs(10),
@@ -258,9 +262,18 @@ impl Conn {
         match acceptor {
             None => self.http(io, peer).await,
             Some(acceptor) => match tokio::time::timeout(self.limits.tls_handshake_timeout, acceptor.accept(io)).await {
-                Ok(Ok(tls)) => self.http(tls, peer).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => self.server.metrics.limit_hit("tls_handshake_timeout"),
+                Ok(Ok(tls)) => {
+                    self.server.metrics.tls_handshake("ok");
+                    self.http(tls, peer).await
+                }
+                Ok(Err(e)) => {
+                    self.server.metrics.tls_handshake("failed");
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                }
+                Err(_) => {
+                    self.server.metrics.tls_handshake("timeout");
+                    self.server.metrics.limit_hit("tls_handshake_timeout")
+                }
             },
         }
     }
@@ -351,7 +364,15 @@ struct ConnState {
 
 impl ConnState {
     fn new() -> Self {
-        ConnState { epoch: Instant::now(), active: AtomicUsize::new(0), idle_since: AtomicU64::new(0), write_blocked_since: AtomicU64::new(0), bodies: Mutex::new(Vec::new()), held: Arc::new(AtomicU64::new(0)), written: AtomicU64::new(0) }
+        ConnState {
+            epoch: Instant::now(),
+            active: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(0),
+            write_blocked_since: AtomicU64::new(0),
+            bodies: Mutex::new(Vec::new()),
+            held: Arc::new(AtomicU64::new(0)),
+            written: AtomicU64::new(0),
+        }
     }
 
     fn now(&self) -> u64 {
@@ -462,7 +483,13 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
             let size = res.body().size_hint().exact().unwrap_or_else(|| res.body().size_hint().lower());
             // Small answers (/healthz, keys, most manifests) may overdraw a budget by an eighth,
             // so a budget filled by segments does not fail health checks too.
-            let over = |budget: u64| if size <= SMALL { budget.saturating_add(budget / 8) } else { budget };
+            let over = |budget: u64| {
+                if size <= SMALL {
+                    budget.saturating_add(budget / 8)
+                } else {
+                    budget
+                }
+            };
             let budgets = [(&state.held, over(limits.max_connection_response_bytes)), (&held, over(limits.max_response_bytes))];
             let Some(reserved) = Reserved::take(size, budgets) else {
                 // Built but over budget: freeing it now is what keeps memory bounded. The

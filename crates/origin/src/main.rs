@@ -33,6 +33,9 @@ enum Cmd {
         /// Storage root folder (overrides the config).
         #[arg(long)]
         root: Option<PathBuf>,
+        /// Metrics listener address (overrides `[metrics] listen`).
+        #[arg(long)]
+        metrics: Option<std::net::SocketAddr>,
         /// Log as JSON lines.
         #[arg(long)]
         log_json: bool,
@@ -465,7 +468,9 @@ fn main() -> anyhow::Result<()> {
             };
             match root {
                 Some(r) => cfg.root = r,
-                None if config.is_none() => anyhow::bail!("give --root, or --config with a root and [[store]] routes"),
+                None if config.is_none() => {
+                    anyhow::bail!("give --root, or --config with a root and [[store]] routes")
+                }
                 None => {}
             }
             let root = cfg.root.clone();
@@ -508,7 +513,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Serve { config, listen, root, log_json } => {
+        Cmd::Serve { config, listen, root, metrics, log_json } => {
             init_tracing(log_json);
             let mut cfg = match &config {
                 Some(p) => config::Config::from_file(p)?,
@@ -519,6 +524,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(r) = root {
                 cfg.root = r;
+            }
+            if let Some(m) = metrics {
+                cfg.metrics = Some(config::MetricsConfig { listen: m });
             }
             // Credentials and regions left out of `[[store]]` come from the usual variables.
             cfg.fill_from_env(&|k| std::env::var(k).ok());
@@ -553,17 +561,23 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("installing SIGHUP handler")?;
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                let Some(cat) = state.toml_catalog.as_ref() else { continue };
+                let Some(cat) = state.toml_catalog.as_ref() else {
+                    continue;
+                };
                 match cat.reload().and_then(|n| sealcast_origin::catalog::apply_storage_encryption(cat.as_ref(), state.assets.store()).map(|_| n)) {
-                    Ok(n) => tracing::info!(catalog = %path.display(), assets = n, "catalog reloaded"),
-                    Err(e) => tracing::error!(catalog = %path.display(), error = %format!("{e:#}"), "catalog reload failed; keeping the previous one"),
+                    Ok(n) => {
+                        tracing::info!(catalog = %path.display(), assets = n, "catalog reloaded")
+                    }
+                    Err(e) => {
+                        tracing::error!(catalog = %path.display(), error = %format!("{e:#}"), "catalog reload failed; keeping the previous one")
+                    }
                 }
             }
         });
     }
     // Validated by `cfg.validate()` already; this only converts.
     let limits = cfg.limits.limits()?;
-    let drain = limits.drain_timeout;
+    let (drain, delay) = (limits.drain_timeout, limits.drain_delay);
     // The first stdout line (listening on …) is a contract with scripts and tests; the asset
     // lines follow once storage discovery is done, while requests are already answered.
     let announce = std::sync::Arc::new(|line: String| {
@@ -587,10 +601,38 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
             }
         });
     }
-    server::serve_announced(listener, state, tls, limits, async move {
-        shutdown_signal().await;
-        tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: no new connections, draining");
-    }, announce)
+    // Metrics on their own listener, never the public one; up until the process exits.
+    if let Some(m) = &cfg.metrics {
+        let l = tokio::net::TcpListener::bind(m.listen).await.with_context(|| format!("binding the metrics listener to {}", m.listen))?;
+        let metrics_addr = l.local_addr()?;
+        tracing::info!(%metrics_addr, "metrics listening");
+        eprintln!("sealcast metrics on http://{metrics_addr}/metrics");
+        let app = server::metrics_router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, app).await {
+                tracing::error!(error = %e, "metrics listener stopped");
+            }
+        });
+    }
+    let draining = state.clone();
+    server::serve_announced(
+        listener,
+        state,
+        tls,
+        limits,
+        async move {
+            shutdown_signal().await;
+            // Readiness turns 503 at once; everything else is served as before for the delay,
+            // so load balancers stop sending new requests before connections are refused.
+            draining.draining.store(true, std::sync::atomic::Ordering::Relaxed);
+            if !delay.is_zero() {
+                tracing::info!(delay_ms = delay.as_millis() as u64, "draining: readiness answers 503; serving on until the delay ends");
+                tokio::time::sleep(delay).await;
+            }
+            tracing::info!(drain_ms = drain.as_millis() as u64, "shutting down: no new connections, draining");
+        },
+        announce,
+    )
     .await?;
     Ok(())
 }

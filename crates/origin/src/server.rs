@@ -38,8 +38,14 @@ pub struct AppState {
     /// The database catalog, when that is what `catalog` is (for metrics).
     pub db_catalog: Option<Arc<crate::catalog::db::DbCatalog>>,
     pub(crate) allow_clear: bool,
-    /// Counters for `/metrics`.
-    pub metrics: crate::metrics::Metrics,
+    /// What `/metrics` (on the metrics listener) shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// The access log, when `[access_log]` is configured.
+    pub access_log: Option<crate::access_log::AccessLog>,
+    /// Set on SIGTERM: readiness answers 503 while requests are still served.
+    pub draining: std::sync::atomic::AtomicBool,
+    /// Per-request histograms are kept (a metrics listener is configured).
+    record_requests: bool,
     /// Access control: the CDN-only gate, the default policy, verified signatures.
     pub access: crate::access::Access,
     clock: Clock,
@@ -80,7 +86,9 @@ impl AppState {
     pub async fn open(cfg: &Config) -> anyhow::Result<Arc<AppState>> {
         use crate::catalog::db::{Database, DbCatalog};
         use crate::catalog::kek::{init_local_kek, KekSource};
-        let crate::config::CatalogStore::Database { url, kek, create_kek } = cfg.catalog_store()? else { return Self::new(cfg) };
+        let crate::config::CatalogStore::Database { url, kek, create_kek } = cfg.catalog_store()? else {
+            return Self::new(cfg);
+        };
         if let (true, KekSource::Local(p)) = (create_kek, &kek) {
             if init_local_kek(p)? {
                 tracing::warn!(kek = %p.display(), "created a new key-encryption key for the embedded catalog database: back it up (without it the database's keys cannot be opened) or configure `kek`");
@@ -104,17 +112,12 @@ impl AppState {
     /// State over a given store and catalog (`toml`: the same catalog when it is the TOML one,
     /// so `SIGHUP` can reload it).
     pub fn with_parts(cfg: &Config, store: Store, catalog: Arc<dyn Catalog>, toml: Option<Arc<TomlCatalog>>) -> Arc<AppState> {
-        let assets = Assets::new(
-            store,
-            cfg.package_options(),
-            cfg.index_read_ahead,
-            cfg.cache.index_bytes,
-            cfg.cache.asset_bytes,
-            Duration::from_secs(cfg.cache.asset_ttl_secs.max(1)),
-        )
-        .with_negative_ttl(Duration::from_millis(cfg.cache.negative_ttl_ms))
-        .with_limits(&cfg.content_limits)
-        .with_fragment_cache(cfg.cache.fragment_bytes);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let store = store.with_observer(Arc::new(crate::metrics::StoreObserver(metrics.clone())));
+        let assets = Assets::new(store, cfg.package_options(), cfg.index_read_ahead, cfg.cache.index_bytes, cfg.cache.asset_bytes, Duration::from_secs(cfg.cache.asset_ttl_secs.max(1)))
+            .with_negative_ttl(Duration::from_millis(cfg.cache.negative_ttl_ms))
+            .with_limits(&cfg.content_limits)
+            .with_fragment_cache(cfg.cache.fragment_bytes);
         Arc::new(AppState {
             assets,
             seg_cc: HeaderValue::from_str(&cfg.cache_control.segments).expect("validated at start-up"),
@@ -124,7 +127,15 @@ impl AppState {
             toml_catalog: toml,
             db_catalog: None,
             allow_clear: cfg.allow_clear_without_policy,
-            metrics: Default::default(),
+            metrics,
+            // Checked by `Config::validate` (which starts and drops one); should it fail here
+            // anyway, the server runs without an access log and says so.
+            access_log: cfg
+                .access_log
+                .as_ref()
+                .and_then(|c| crate::access_log::AccessLog::start(c).map_err(|e| tracing::error!(error = %format!("{e:#}"), "access log unusable: running without one")).ok()),
+            draining: std::sync::atomic::AtomicBool::new(false),
+            record_requests: cfg.metrics.is_some(),
             // Validated at start-up; should it fail here anyway, every asset is refused.
             access: crate::access::Access::new(&cfg.access, |p| std::fs::read_to_string(p)).unwrap_or_else(|e| {
                 tracing::error!(error = %e, "access configuration unusable: refusing every asset request");
@@ -153,13 +164,22 @@ fn local_read(cfg: &Config) -> sealcast_storage::LocalRead {
     }
 }
 
-/// `/readyz`: 200 while the catalog is current; 503 naming why not (a database catalog that
-/// cannot reach its database serves its last good copy, but a load balancer should prefer
-/// replicas that are current).
+/// `/readyz`: 200 while the server should get traffic; 503 naming why not: draining
+/// (SIGTERM), a database catalog that cannot reach its database (it serves its last good
+/// copy, but a load balancer should prefer replicas that are current), or a store whose
+/// circuit breaker is open.
 fn ready(st: &AppState) -> Response {
-    let mut r = match st.catalog.degraded() {
-        None => (StatusCode::OK, "ready\n".to_string()).into_response(),
-        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("degraded: catalog database: {}\n", why.lines().next().unwrap_or(""))).into_response(),
+    let open: Vec<String> = st.assets.store().backends().into_iter().filter(|b| b.guard.breaker == sealcast_storage::BreakerState::Open).map(|b| b.name).collect();
+    let mut r = if st.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_string()).into_response()
+    } else if let Some(why) = st.catalog.degraded() {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("degraded: catalog database: {}\n", why.lines().next().unwrap_or(""))).into_response()
+    } else if !open.is_empty() {
+        // Half-open (probing) counts as ready: the probe decides, and a replica that would
+        // never be sent traffic could never close its breaker.
+        (StatusCode::SERVICE_UNAVAILABLE, format!("degraded: storage circuit open: {}\n", open.join(", "))).into_response()
+    } else {
+        (StatusCode::OK, "ready\n".to_string()).into_response()
     };
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
@@ -207,13 +227,152 @@ pub async fn serve_announced(
     served
 }
 
+/// What a request was, for its metrics and access-log line.
+#[derive(Debug, Clone, Copy)]
+pub struct Tag {
+    /// Route kind.
+    pub route: &'static str,
+    /// Protocol.
+    pub protocol: &'static str,
+    /// Protection (set once the delivery decision is made).
+    pub protection: &'static str,
+    /// Whether the route reads content (so `cache` hit or miss means something).
+    pub content: bool,
+}
+
+impl Tag {
+    const OTHER: Tag = Tag { route: "other", protocol: "none", protection: "none", content: false };
+
+    fn of(route: &Route) -> Tag {
+        let t = |route, protocol| Tag { route, protocol, protection: "none", content: false };
+        match route {
+            Route::Preflight => t("preflight", "none"),
+            Route::ClearKey => t("licence", "none"),
+            Route::Key(_) => t("key", "none"),
+            Route::Metrics | Route::Health | Route::Ready => t("probe", "none"),
+            Route::Asset(a) => Tag { content: true, ..Tag::of_resource(&a.resource) },
+        }
+    }
+
+    fn of_resource(r: &route::Resource) -> Tag {
+        use route::{Container, ManifestKind, Resource};
+        let hls = |c: &Container| if *c == Container::Ts { "hls_ts" } else { "hls" };
+        let seg = |c: &Container| {
+            if *c == Container::Ts {
+                "hls_ts"
+            } else {
+                "cmaf"
+            }
+        };
+        let (route, protocol) = match r {
+            Resource::Manifest { kind: ManifestKind::Mpd, .. } => ("manifest", "dash"),
+            Resource::Manifest { kind: ManifestKind::Master(c), .. } => ("manifest", hls(c)),
+            Resource::Manifest { kind: ManifestKind::Smooth, .. } => ("manifest", "smooth"),
+            Resource::MediaPlaylist { container, .. } | Resource::IFramePlaylist { container, .. } => ("playlist", hls(container)),
+            Resource::Init { .. } => ("init", "cmaf"),
+            Resource::Segment { container, .. } | Resource::IFrameSegment { container, .. } => ("segment", seg(container)),
+            Resource::SmoothFragment { .. } | Resource::AmsEncryptedFragment(_) => ("segment", "smooth"),
+            Resource::Download { .. } => ("download", "progressive"),
+            // Subtitles: the whole WebVTT file is DASH's, playlists and segments HLS's.
+            Resource::Text { file: route::TextFile::Whole, .. } => ("text", "dash"),
+            Resource::Text { file: route::TextFile::Playlist(c) | route::TextFile::Segment(c, _), .. } => ("text", hls(c)),
+        };
+        Tag { route, protocol, protection: "none", content: true }
+    }
+}
+
+/// The protection label of a delivery decision for a request of `protocol`.
+pub fn protection_label(served: &crate::decide::Served, protocol: &str) -> &'static str {
+    use crate::protection::Encryption;
+    match served {
+        crate::decide::Served::Clear => "clear",
+        crate::decide::Served::Protected { method: Encryption::Cenc, .. } if protocol == "smooth" => "piff",
+        crate::decide::Served::Protected { method: Encryption::Cenc, .. } => "cenc",
+        crate::decide::Served::Protected { method: Encryption::Cbcs, .. } if protocol == "hls_ts" => "sample_aes",
+        crate::decide::Served::Protected { method: Encryption::Cbcs, .. } => "cbcs",
+        crate::decide::Served::Protected { method: Encryption::Aes128, .. } => "aes128",
+    }
+}
+
+fn method_label(m: &http::Method) -> &'static str {
+    match *m {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::OPTIONS => "OPTIONS",
+        _ => "_OTHER",
+    }
+}
+
+/// Counts the request in flight while alive (also when the client goes away mid-request).
+struct Active<'a>(&'a crate::metrics::Metrics);
+
+impl<'a> Active<'a> {
+    fn new(m: &'a crate::metrics::Metrics) -> Self {
+        m.active(1);
+        Active(m)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.active(-1);
+    }
+}
+
 async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
-    // Operators' counters are not for web pages: no CORS on them.
-    let operator = req.uri().path() == "/metrics";
-    let mut r = handle_inner(&st, req).await;
-    st.metrics.response(r.status().as_u16());
-    if operator {
-        return r;
+    let started = std::time::Instant::now();
+    let _active = Active::new(&st.metrics);
+    let method = method_label(req.method());
+    // What the access log needs of the request, taken before the handler consumes it.
+    let logged = st.access_log.as_ref().map(|log| {
+        let n = log.next();
+        let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
+        (n, log.request_id(req.headers(), n), log.client(peer, req.headers()), peer, req.uri().path().to_string())
+    });
+    let (mut r, tag, asset, reads) = crate::metrics::REQUEST_STORAGE_READS
+        .scope(std::cell::Cell::new(0), async {
+            let (r, tag, asset) = handle_inner(&st, req).await;
+            (r, tag, asset, crate::metrics::REQUEST_STORAGE_READS.with(|c| c.get()))
+        })
+        .await;
+    let status = r.status().as_u16();
+    let elapsed = started.elapsed();
+    let bytes = http_body::Body::size_hint(r.body()).exact().unwrap_or(0);
+    st.metrics.response(status);
+    if st.record_requests {
+        let labels = crate::metrics::RequestLabels {
+            http_request_method: method,
+            http_route: tag.route,
+            protocol: tag.protocol,
+            protection: tag.protection,
+            status_class: crate::metrics::status_class(status),
+        };
+        st.metrics.request(&labels, elapsed, bytes);
+    }
+    if let (Some(log), Some((n, id, client, peer, path))) = (&st.access_log, logged) {
+        if log.wanted(status, n) {
+            let entry = crate::access_log::Entry {
+                time: crate::access_log::now_rfc3339(),
+                request_id: &id,
+                client,
+                peer,
+                method,
+                path: &path,
+                route: tag.route,
+                asset: asset.as_deref(),
+                protocol: tag.protocol,
+                protection: tag.protection,
+                status,
+                bytes,
+                duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                cache: tag.content.then_some(if reads == 0 { "hit" } else { "miss" }),
+                storage_reads: reads,
+            };
+            if !log.write(&entry) {
+                st.metrics.access_log_dropped();
+            }
+        }
     }
     // CORS for browser players: content is public, so any origin may read it. Static headers
     // rather than a layer: no `Vary`, nothing computed per request.
@@ -223,10 +382,10 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     r
 }
 
-async fn handle_inner(st: &AppState, req: Request) -> Response {
+async fn handle_inner(st: &AppState, req: Request) -> (Response, Tag, Option<String>) {
     // The CDN-only gate comes before anything else (health probes excepted).
     if let Err(r) = st.access.gate(req.uri().path(), req.headers()) {
-        return access_refused(st, req.uri().path(), r);
+        return (access_refused(st, req.uri().path(), r), Tag::OTHER, None);
     }
     let locators = |id: &str| {
         if let Some(a) = st.locators.get(id) {
@@ -239,45 +398,25 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
         Err(RouteError::MethodNotAllowed) => {
             let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-            return r;
+            return (r, Tag::OTHER, None);
         }
-        Err(RouteError::Api(e)) => return refused(req.uri().path(), e),
+        Err(RouteError::Api(e)) => return (refused(req.uri().path(), e), Tag::OTHER, None),
     };
-    match route {
+    let mut tag = Tag::of(&route);
+    let r = match route {
         Route::Preflight => preflight(),
         Route::ClearKey => {
             let (parts, body) = req.into_parts();
             // Licence requests are small; anything larger is refused before it is buffered.
             let limited = http_body_util::Limited::new(body, sealcast_drm::clearkey::MAX_LICENSE_REQUEST_BYTES);
             let Ok(bytes) = http_body_util::BodyExt::collect(limited).await.map(|c| c.to_bytes()) else {
-                return ApiError::BadRequest("licence request too large or unreadable".into()).into_response();
+                return (ApiError::BadRequest("licence request too large or unreadable".into()).into_response(), tag, None);
             };
             crate::keys::clearkey_route(st, &parts.headers, parts.uri.query(), &bytes)
         }
         Route::Key(kid) => crate::keys::key_route(st, req.headers(), req.uri().query(), &kid),
-        Route::Metrics => {
-            let mut text = st.metrics.render();
-            if let Some(c) = &st.db_catalog {
-                use std::fmt::Write;
-                let _ = write!(
-                    text,
-                    "# HELP sealcast_catalog_version Version of the catalog in force.\n# TYPE sealcast_catalog_version gauge\nsealcast_catalog_version {}\n\
-                     # HELP sealcast_catalog_degraded 1 while the catalog database cannot be read (the last good catalog is served).\n# TYPE sealcast_catalog_degraded gauge\nsealcast_catalog_degraded {}\n\
-                     # HELP sealcast_catalog_reload_failures_total Failed checks or loads of the catalog database.\n# TYPE sealcast_catalog_reload_failures_total counter\nsealcast_catalog_reload_failures_total {}\n\
-                     # HELP sealcast_catalog_last_success_timestamp_seconds When the catalog database was last read successfully.\n# TYPE sealcast_catalog_last_success_timestamp_seconds gauge\nsealcast_catalog_last_success_timestamp_seconds {}\n",
-                    c.version(),
-                    u8::from(c.degraded().is_some()),
-                    c.reload_failures(),
-                    c.last_load()
-                );
-            }
-            text.push_str("# HELP sealcast_access_signatures_verified_total Signed URL signatures verified with a public-key operation (each is then cached).\n# TYPE sealcast_access_signatures_verified_total counter\n");
-            text.push_str(&format!("sealcast_access_signatures_verified_total {}\n", st.access.signatures_verified()));
-            let mut r = (StatusCode::OK, text).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
+        // Metrics are for operators, on the metrics listener ([`metrics_router`]) only.
+        Route::Metrics => refused(req.uri().path(), ApiError::NotFound("no such resource (metrics are served on the metrics listener)".into())),
         Route::Health => (StatusCode::OK, "ok\n").into_response(),
         Route::Ready => ready(st),
         Route::Asset(a) => {
@@ -293,21 +432,72 @@ async fn handle_inner(st: &AppState, req: Request) -> Response {
                     }
                     c
                 }
-                Err(r) => return access_refused(st, req.uri().path(), r),
+                Err(r) => return (access_refused(st, req.uri().path(), r), tag, Some(a.asset)),
             };
-            let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query(), carry };
+            let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query(), carry, served: std::sync::OnceLock::new() };
             let mut res = handlers::asset(&ctx, &a).await;
             if matches!(res, Err(ApiError::SourceChanged(_))) {
                 // A source file was replaced after it was indexed; its asset is gone from the
                 // cache, so one more try answers from the new version (a second change answers 503).
                 res = handlers::asset(&ctx, &a).await;
             }
-            match res {
+            if let Some(served) = ctx.served.get() {
+                tag.protection = protection_label(served, tag.protocol);
+            }
+            let r = match res {
                 Ok(reply) => ctx.answer(reply),
                 Err(e) => refused(ctx.path, e),
-            }
+            };
+            return (r, tag, Some(a.asset));
         }
+    };
+    (r, tag, None)
+}
+
+/// The metrics listener's router: `/metrics` (Prometheus text format 0.0.4) and `/healthz`.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new().fallback(metrics_handle).with_state(state)
+}
+
+async fn metrics_handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    match req.uri().path() {
+        "/metrics" => {
+            let mut r = (StatusCode::OK, metrics_text(&st).await).into_response();
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        "/healthz" => (StatusCode::OK, "ok\n").into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// The exposition text of everything `st` counts and holds.
+pub async fn metrics_text(st: &AppState) -> String {
+    st.assets.sync_caches().await;
+    let store = st.assets.store();
+    let c = store.counters();
+    let mut caches = st.assets.cache_states();
+    caches.push(crate::metrics::CacheState {
+        name: "fragment",
+        hits: c.fragment_hits.load(std::sync::atomic::Ordering::Relaxed),
+        misses: c.fragment_misses.load(std::sync::atomic::Ordering::Relaxed),
+        // Reads that joined an identical one in flight (fragment reads, and remote reads).
+        joins: c.coalesced_reads.load(std::sync::atomic::Ordering::Relaxed),
+        evictions: c.fragment_evictions.load(std::sync::atomic::Ordering::Relaxed),
+        entries: store.fragment_cache_entries(),
+        bytes: store.fragment_cache_bytes(),
+        budget: store.fragment_cache_budget(),
+    });
+    let scrape = crate::metrics::Scrape {
+        caches,
+        stores: store.backends(),
+        storage_coalesced_reads: c.coalesced_reads.load(std::sync::atomic::Ordering::Relaxed),
+        catalog: st.db_catalog.as_ref().map(|c| (c.version(), c.degraded().is_some(), c.reload_failures(), c.last_load())),
+        signatures_verified: st.access.signatures_verified(),
+        draining: st.draining.load(std::sync::atomic::Ordering::Relaxed),
+    };
+    st.metrics.render(scrape)
 }
 
 /// The answer to a request access control refused: 403, the fixed reason, never stored.
@@ -337,7 +527,9 @@ fn preflight() -> Response {
 /// The error response of a refused or failed request, logged by who was at fault.
 fn refused(path: &str, e: ApiError) -> Response {
     match &e {
-        ApiError::Content { asset, detail } => tracing::warn!(asset = %asset, fault = %detail, "cannot package asset"),
+        ApiError::Content { asset, detail } => {
+            tracing::warn!(asset = %asset, fault = %detail, "cannot package asset")
+        }
         ApiError::Storage(_) | ApiError::StorageBusy { .. } | ApiError::StorageTimeout(_) | ApiError::StorageUpstream(_) => tracing::warn!(path = %path, error = %e, "storage fault"),
         _ => tracing::debug!(path = %path, error = %e, "request refused"),
     }
@@ -358,7 +550,13 @@ pub async fn catalog_check(cfg: &Config) -> anyhow::Result<String> {
     let mut out = String::new();
     let _ = writeln!(out, "# allow_clear_without_policy = {}", cfg.allow_clear_without_policy);
     for (asset, policy) in rows {
-        let at_rest = if policy.as_ref().is_some_and(|p| p.storage.is_some()) { "encrypted at rest" } else if policy.is_some() { "in catalog" } else { "no policy" };
+        let at_rest = if policy.as_ref().is_some_and(|p| p.storage.is_some()) {
+            "encrypted at rest"
+        } else if policy.is_some() {
+            "in catalog"
+        } else {
+            "no policy"
+        };
         let _ = writeln!(out, "{asset} ({at_rest})");
         for (proto, verdict) in crate::decide::describe(&asset, policy, cfg.allow_clear_without_policy) {
             let _ = writeln!(out, "  {proto:<9} {verdict}");
@@ -375,7 +573,9 @@ pub async fn discover(store: &Store, max_depth: usize, max_assets: usize) -> Vec
     for _ in 0..max_depth {
         let mut next = Vec::new();
         for dir in &level {
-            let Ok(subs) = store.list_subdirs(dir).await else { continue };
+            let Ok(subs) = store.list_subdirs(dir).await else {
+                continue;
+            };
             for s in subs {
                 if let Ok(files) = store.list_dir(&s).await {
                     if files.iter().any(|f| f.path.rsplit_once('.').is_some_and(|(_, e)| ["mp4", "cmfv", "cmfa", "ismv", "isma"].contains(&e))) {

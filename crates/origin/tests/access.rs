@@ -88,7 +88,8 @@ async fn refusals_come_before_any_storage_request() {
     assert_eq!(st.metrics.access_refusals("missing"), 18);
     // Routes outside the asset grammar are not asset access.
     assert_eq!(call(&st, Method::GET, "/healthz", &[]).await.0, StatusCode::OK);
-    assert_eq!(call(&st, Method::GET, "/metrics", &[]).await.0, StatusCode::OK);
+    // Metrics are never on the public port.
+    assert_eq!(call(&st, Method::GET, "/metrics", &[]).await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

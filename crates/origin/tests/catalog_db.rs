@@ -414,7 +414,9 @@ impl Drop for Postgres {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_catalog_suite() {
     const TEST: &str = "postgres_catalog_suite";
-    let Some(pg) = sealcast_testkit::oracle(TEST, Postgres::start(), "PostgreSQL server binaries (Debian package postgresql; scripts/setup.sh installs it)") else { return };
+    let Some(pg) = sealcast_testkit::oracle(TEST, Postgres::start(), "PostgreSQL server binaries (Debian package postgresql; scripts/setup.sh installs it)") else {
+        return;
+    };
     let pg = Arc::new(pg);
     let p2 = pg.clone();
     let dump = move || p2.dump("catalog");
@@ -459,8 +461,7 @@ async fn postgres_catalog_suite() {
         let now = get(st, "/demo/manifest.mpd").await;
         assert_eq!(now.0, StatusCode::OK, "not served while the database is down");
         assert!(now.2 == before.2, "a different manifest while the database is down");
-        let (_, _, m) = get(st, "/metrics").await;
-        assert!(String::from_utf8_lossy(&m).contains("sealcast_catalog_degraded 1"));
+        assert!(sealcast_origin::server::metrics_text(st).await.contains("sealcast_catalog_degraded 1"));
     }
     println!("postgres: both replicas degraded {:?} after the database stopped, still serving", t.elapsed());
     pg.pg_ctl_start();

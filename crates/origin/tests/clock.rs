@@ -69,7 +69,7 @@ async fn token_validity_follows_the_server_clock() {
     }
     // The refusals were counted by reason.
     now.store(0, Ordering::SeqCst);
-    let metrics = router(st.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
+    let metrics = sealcast_origin::server::metrics_router(st.clone()).oneshot(Request::get("/metrics").body(Body::empty()).unwrap()).await.unwrap();
     let body = http_body_util::BodyExt::collect(metrics.into_body()).await.unwrap().to_bytes();
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("not_yet_valid") && text.contains("expired"), "{text}");

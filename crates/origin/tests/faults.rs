@@ -64,7 +64,9 @@ impl Proxy {
 }
 
 async fn serve(client: TcpStream, upstream: String, mut mode: watch::Receiver<Fault>) {
-    let Ok(up) = TcpStream::connect(upstream.trim_start_matches("http://")).await else { return };
+    let Ok(up) = TcpStream::connect(upstream.trim_start_matches("http://")).await else {
+        return;
+    };
     if client.set_zero_linger().is_err() {
         return;
     }
@@ -124,7 +126,9 @@ async fn serve(client: TcpStream, upstream: String, mut mode: watch::Receiver<Fa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() {
-    let Some((_srv, endpoint)) = start_moto() else { return };
+    let Some((_srv, endpoint)) = start_moto() else {
+        return;
+    };
     let proxy = Proxy::start(endpoint).await;
     let spec = RemoteSpec::S3 {
         bucket: "media".into(),
@@ -141,11 +145,22 @@ async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() 
     let patient = RemoteTiming::default();
     let store = Store::local(&dir.join("local")).unwrap().with_guarded_route("vod", open(&spec, patient).unwrap(), patient).unwrap();
     let catalog = dir.join("catalog.toml");
-    ingest::run(&store, &IngestArgs { files: demo_files(), asset: "vod/demo".into(), encrypt: true, catalog: Some(sealcast_origin::ingest::RecordIn::Toml(catalog.clone())), publish: Publish::clear() }).await.unwrap();
+    ingest::run(
+        &store,
+        &IngestArgs { files: demo_files(), asset: "vod/demo".into(), encrypt: true, catalog: Some(sealcast_origin::ingest::RecordIn::Toml(catalog.clone())), publish: Publish::clear() },
+    )
+    .await
+    .unwrap();
     let cat = Arc::new(TomlCatalog::load(&catalog).unwrap());
     apply_storage_encryption(&cat, &store).unwrap();
     // Listings trusted for an hour: the asset stays loaded, so each fault below hits a segment read.
-    let cfg = Config { root: dir.join("local"), cache: sealcast_origin::config::CacheConfig { asset_ttl_secs: 3600, ..Default::default() }, ..Config::default() };
+    let cfg = Config {
+        root: dir.join("local"),
+        cache: sealcast_origin::config::CacheConfig { asset_ttl_secs: 3600, ..Default::default() },
+        // Request histograms on (the listener itself is not started in-process).
+        metrics: Some(sealcast_origin::config::MetricsConfig { listen: "127.0.0.1:0".parse().unwrap() }),
+        ..Config::default()
+    };
     let fx = sealcast_testkit::fixtures_dir();
     let clear = AppState::with_store(&Config { root: fx.clone(), ..Config::default() }, Store::local(&fx).unwrap());
     let loaded = clear.assets.get("demo").await.unwrap();
@@ -231,6 +246,21 @@ async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() 
     let after = fstore.counters().range_reads.load(Ordering::SeqCst);
     assert_eq!(after - before, 1, "the read was attempted once and refused by the breaker");
     // (read_range counts the attempt; the breaker refused it before any network request.)
+    // Readiness and metrics say so (issue 16).
+    let (s, _, body) = get(&fs, "/readyz").await;
+    assert_eq!((s, String::from_utf8_lossy(&body).trim()), (StatusCode::SERVICE_UNAVAILABLE, "degraded: storage circuit open: vod"));
+    let m = sealcast_origin::server::metrics_text(&fs).await;
+    for want in [
+        "sealcast_storage_breaker_open{store=\"vod\"} 1",
+        "sealcast_storage_breaker_state{store=\"vod\",state=\"open\"} 1",
+        "sealcast_storage_breaker_trips_total{store=\"vod\"} 1",
+        "sealcast_storage_operation_duration_seconds_count{store=\"vod\",operation=\"read\",outcome=\"timeout\"}",
+        "sealcast_storage_operation_duration_seconds_count{store=\"vod\",operation=\"read\",outcome=\"upstream\"}",
+        "sealcast_storage_operation_duration_seconds_count{store=\"vod\",operation=\"read\",outcome=\"overloaded\"}",
+        "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"segment\",protocol=\"cmaf\",protection=\"clear\",status_class=\"5xx\"}",
+    ] {
+        assert!(m.contains(want), "metrics lack {want}:\n{m}");
+    }
 
     // Storage comes back: the service recovers by itself, answers byte-identical.
     proxy.set(Fault::Pass);
@@ -245,6 +275,8 @@ async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() 
         assert!(t.elapsed() < Duration::from_secs(30), "did not recover");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(get(&fs, "/readyz").await.0, StatusCode::OK, "ready again once the probe closed the circuit");
+    assert!(sealcast_origin::server::metrics_text(&fs).await.contains("sealcast_storage_breaker_state{store=\"vod\",state=\"closed\"} 1"));
     for t in &loaded.asset.tracks {
         for n in 1..=t.segments.len() {
             let u = format!("{}/{n}.m4s", t.name);

@@ -93,7 +93,8 @@ async fn cors_for_browser_players() {
     let (st, _) = fixtures();
     let (_, h, _) = call(&st, Method::GET, "/demo/manifest.mpd", &[("origin", "https://player.example")]).await;
     assert_eq!(h[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
-    let (s, h, _) = call(&st, Method::OPTIONS, "/demo/video_180p/1.m4s", &[("origin", "https://p.example"), ("access-control-request-method", "GET"), ("access-control-request-headers", "range")]).await;
+    let (s, h, _) =
+        call(&st, Method::OPTIONS, "/demo/video_180p/1.m4s", &[("origin", "https://p.example"), ("access-control-request-method", "GET"), ("access-control-request-headers", "range")]).await;
     assert!(s.is_success());
     assert!(h[header::ACCESS_CONTROL_ALLOW_HEADERS].to_str().unwrap().to_ascii_lowercase().contains("range"));
 }
@@ -108,7 +109,9 @@ async fn bad_urls_are_refused() {
         assert!(String::from_utf8(b).unwrap().contains("bad_request"));
     }
     assert_eq!(store.counters().range_reads.load(Ordering::Relaxed), 0, "nothing read for refused paths");
-    for uri in ["/nope/manifest.mpd", "/demo/nope/1.m4s", "/demo/video_180p/0.m4s", "/demo/video_180p/99.m4s", "/demo/video_180p/x.m4s", "/demo/video_180p/1.mp4", "/demo/video_180p/1.ts.m4s", "/demo", "/"] {
+    for uri in
+        ["/nope/manifest.mpd", "/demo/nope/1.m4s", "/demo/video_180p/0.m4s", "/demo/video_180p/99.m4s", "/demo/video_180p/x.m4s", "/demo/video_180p/1.mp4", "/demo/video_180p/1.ts.m4s", "/demo", "/"]
+    {
         assert_eq!(get(&st, uri).await.0, StatusCode::NOT_FOUND, "{uri}");
     }
     assert_eq!(call(&st, Method::POST, "/demo/manifest.mpd", &[]).await.0, StatusCode::METHOD_NOT_ALLOWED);
@@ -340,7 +343,11 @@ async fn encrypted_output_follows_the_policy() {
         let (s, h2, b) = get(&st, uri).await;
         assert_eq!((s, &b[..], &h2[header::ETAG]), (StatusCode::OK, mpd.as_bytes(), &h[header::ETAG]), "{uri}");
     }
-    for uri in ["/loc1/demo.ism/manifest(format=mpd-time-csf,encryption=cbcs-aapl)", "/loc1/demo.ism/manifest(format=m3u8-cmaf,encryption=cenc)", "/loc1/demo.ism/manifest(format=mpd-time-csf,encryption=cbc)"] {
+    for uri in [
+        "/loc1/demo.ism/manifest(format=mpd-time-csf,encryption=cbcs-aapl)",
+        "/loc1/demo.ism/manifest(format=m3u8-cmaf,encryption=cenc)",
+        "/loc1/demo.ism/manifest(format=mpd-time-csf,encryption=cbc)",
+    ] {
         assert_eq!(get(&st, uri).await.0, StatusCode::FORBIDDEN, "{uri}");
     }
     let (s, _, init) = get(&st, "/demo/video_180p/cenc/init.mp4").await;
@@ -491,8 +498,8 @@ async fn key_delivery_follows_authorization_policies() {
         }
         assert!(st.metrics.refused("key", reason) >= 1, "{reason} not counted");
     }
-    let (_, _, m) = get(&st, "/metrics").await;
-    assert!(String::from_utf8(m).unwrap().contains("sealcast_keys_refused_total{service=\"key\",reason=\"token_expired\"} 1"));
+    let m = sealcast_origin::server::metrics_text(&st).await;
+    assert!(m.contains("sealcast_keys_refused_total{service=\"key\",reason=\"token_expired\"} 1"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

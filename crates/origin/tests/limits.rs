@@ -89,7 +89,7 @@ async fn response(s: &mut TcpStream) -> (String, Vec<u8>) {
 }
 
 /// Waits until `limit` has been enforced at least once.
-async fn hit(st: &AppState, limit: &str) -> bool {
+async fn hit(st: &AppState, limit: &'static str) -> bool {
     tokio::time::timeout(BOUND, async {
         while st.metrics.limits_hit(limit) == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -259,7 +259,7 @@ async fn graceful_shutdown_ends_within_the_drain_limit_despite_stalled_clients()
     let h2 = h2_zero_window(r.addr, &seg, 20).await;
     // Let the server take all three in and start answering.
     tokio::time::timeout(BOUND, async {
-        while !r.state.metrics.render().contains("sealcast_connections_open 3") {
+        while r.state.metrics.connections() != 3 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     })

@@ -22,6 +22,7 @@
 
 use std::error::Error as StdError;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,49 @@ pub(crate) struct Guard {
     timing: RemoteTiming,
     permits: tokio::sync::Semaphore,
     breaker: Mutex<Breaker>,
+    /// Times the circuit opened (closed → open, and a failed probe reopening it).
+    trips: AtomicU64,
+    /// Requests that had to wait for a slot (all were in use when they came).
+    queue_waits: AtomicU64,
+    /// Requests refused because no slot freed up within `queue_timeout`.
+    queue_rejected: AtomicU64,
+}
+
+/// The circuit breaker's state, for metrics and readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Requests go through.
+    Closed,
+    /// Requests fail fast until the cool-down ends.
+    Open,
+    /// The cool-down is over: the next request (or the one in flight) probes the store.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// The state's name, as metrics and `/readyz` show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+        }
+    }
+}
+
+/// A remote store's guard as it stands: what `/metrics` and `/readyz` report.
+#[derive(Debug, Clone)]
+pub struct GuardStatus {
+    /// The breaker.
+    pub breaker: BreakerState,
+    /// Times the circuit opened so far.
+    pub trips: u64,
+    /// Requests in flight now.
+    pub in_flight: u64,
+    /// Requests that waited for a slot so far.
+    pub queue_waits: u64,
+    /// Requests refused for want of a slot so far.
+    pub queue_rejected: u64,
 }
 
 #[derive(Default)]
@@ -69,7 +113,34 @@ impl Drop for ProbeReset<'_> {
 
 impl Guard {
     pub(crate) fn new(timing: RemoteTiming) -> Guard {
-        Guard { timing, permits: tokio::sync::Semaphore::new(timing.max_in_flight.max(1)), breaker: Mutex::default() }
+        Guard {
+            timing,
+            permits: tokio::sync::Semaphore::new(timing.max_in_flight.max(1)),
+            breaker: Mutex::default(),
+            trips: AtomicU64::new(0),
+            queue_waits: AtomicU64::new(0),
+            queue_rejected: AtomicU64::new(0),
+        }
+    }
+
+    /// The guard as it stands now.
+    pub(crate) fn status(&self) -> GuardStatus {
+        let breaker = {
+            let b = self.lock();
+            match b.open_until {
+                None => BreakerState::Closed,
+                Some(until) if Instant::now() < until => BreakerState::Open,
+                Some(_) => BreakerState::HalfOpen,
+            }
+        };
+        let slots = self.timing.max_in_flight.max(1);
+        GuardStatus {
+            breaker,
+            trips: self.trips.load(Ordering::Relaxed),
+            in_flight: slots.saturating_sub(self.permits.available_permits()) as u64,
+            queue_waits: self.queue_waits.load(Ordering::Relaxed),
+            queue_rejected: self.queue_rejected.load(Ordering::Relaxed),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Breaker> {
@@ -91,10 +162,18 @@ impl Guard {
     async fn run_as<T>(&self, what: &str, op: impl Future<Output = Result<T, object_store::Error>>, listing: bool) -> Result<T, Error> {
         let admission = self.admit(what)?;
         let mut reset = ProbeReset { guard: self, armed: admission == Admission::Probe };
-        let permit = match tokio::time::timeout(self.timing.queue_timeout, self.permits.acquire()).await {
-            Ok(Ok(p)) => p,
+        let permit = match self.permits.try_acquire() {
+            Ok(p) => Ok(p),
+            Err(_) => {
+                self.queue_waits.fetch_add(1, Ordering::Relaxed);
+                tokio::time::timeout(self.timing.queue_timeout, self.permits.acquire()).await.map_err(|_| ()).and_then(|r| r.map_err(|_| ()))
+            }
+        };
+        let permit = match permit {
+            Ok(p) => p,
             // The semaphore is never closed; treat it like a full queue all the same.
-            Ok(Err(_)) | Err(_) => {
+            Err(()) => {
+                self.queue_rejected.fetch_add(1, Ordering::Relaxed);
                 return Err(Error::Overloaded { detail: format!("{what}: {} storage requests already in flight", self.timing.max_in_flight), retry_after_secs: 1 });
             }
         };
@@ -143,6 +222,11 @@ impl Guard {
         b.failures = b.failures.saturating_add(1);
         // A failed probe reopens at once; otherwise open after the threshold.
         if b.open_until.is_some() || (self.timing.breaker_failures > 0 && b.failures >= self.timing.breaker_failures) {
+            // A trip is a change to open: from closed, or a failed probe after the cool-down
+            // (not a straggler failing while the circuit is open already).
+            if !b.open_until.is_some_and(|u| Instant::now() < u) {
+                self.trips.fetch_add(1, Ordering::Relaxed);
+            }
             b.open_until = Some(Instant::now() + self.timing.breaker_cooldown);
         }
     }
@@ -203,10 +287,12 @@ mod tests {
         for _ in 0..2 {
             assert!(matches!(g.run("x", async { Err::<(), _>(fail()) }).await, Err(Error::Upstream(_))));
         }
+        assert_eq!((g.status().breaker, g.status().trips), (BreakerState::Open, 1));
         // Open: the operation is not even started.
         let r = g.run("x", async { panic!("must not run while the circuit is open") as Result<(), object_store::Error> }).await;
         assert!(matches!(r, Err(Error::Overloaded { .. })), "{r:?}");
         tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(g.status().breaker, BreakerState::HalfOpen);
         // The probe fails: open again at once.
         assert!(g.run("x", async { Err::<(), _>(fail()) }).await.is_err());
         assert!(matches!(g.run("x", async { Ok::<_, object_store::Error>(()) }).await, Err(Error::Overloaded { .. })));
@@ -214,6 +300,7 @@ mod tests {
         // The probe succeeds: closed.
         g.run("x", async { Ok::<_, object_store::Error>(()) }).await.unwrap();
         g.run("x", async { Ok::<_, object_store::Error>(()) }).await.unwrap();
+        assert_eq!((g.status().breaker, g.status().trips, g.status().in_flight), (BreakerState::Closed, 2, 0));
         // Not found is an answer, not a failure.
         for _ in 0..3 {
             let nf = object_store::Error::NotFound { path: "p".into(), source: "no".into() };

@@ -37,6 +37,7 @@ pub mod remote;
 pub mod safe_path;
 pub mod upload;
 pub use crypt::FileEncryption;
+pub use guard::{BreakerState, GuardStatus};
 pub use safe_path::{AssetPath, PathError};
 
 /// A storage fault, classified for HTTP status mapping.
@@ -144,6 +145,62 @@ pub struct Store {
     /// Hot source fragments (clear bytes, before any output encryption), by object version
     /// and range; `None` when disabled.
     fragments: Option<Cache<FragmentKey, Bytes>>,
+    /// Told of every storage operation (the origin's metrics); `None`: nobody listens.
+    observer: Option<Arc<dyn Observer>>,
+}
+
+/// Storage operations, as [`Observer`]s see them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// A ranged read.
+    Read,
+    /// Object metadata.
+    Head,
+    /// A folder listing.
+    List,
+}
+
+impl Op {
+    /// The operation's name, as metrics show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Read => "read",
+            Op::Head => "head",
+            Op::List => "list",
+        }
+    }
+}
+
+/// Hears of every operation a [`Store`] sends to a backend (not those answered from its
+/// caches or by joining a read in flight), when it ends.
+pub trait Observer: Send + Sync {
+    /// `store`: the backend's name (`local`, or the route prefix of a `[[store]]`); `outcome`:
+    /// [`outcome`] of the result; `bytes`: bytes read (0 for metadata and listings).
+    fn operation(&self, store: &str, op: Op, outcome: &'static str, elapsed: std::time::Duration, bytes: u64);
+}
+
+/// A bounded name for how an operation ended: `ok`, `not_found`, `changed`, `timeout`,
+/// `overloaded`, `unavailable`, `upstream` or `error`.
+pub fn outcome<T>(r: &Result<T>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(Error::NotFound(_)) => "not_found",
+        Err(Error::Changed(_)) => "changed",
+        Err(Error::Timeout(_)) => "timeout",
+        Err(Error::Overloaded { .. }) => "overloaded",
+        Err(Error::Unavailable(_)) => "unavailable",
+        Err(Error::Upstream(_)) => "upstream",
+        Err(_) => "error",
+    }
+}
+
+/// A backend of a store and its guard, for metrics and readiness.
+#[derive(Debug, Clone)]
+pub struct BackendStatus {
+    /// The route prefix it serves.
+    pub name: String,
+    /// Its in-flight limit and circuit breaker.
+    pub guard: GuardStatus,
 }
 
 /// A cached range: the object's [`ObjectInfo::identity`] (path, size, time, ETag) and the
@@ -194,6 +251,10 @@ pub struct Counters {
     pub bytes_decrypted: AtomicU64,
     /// Fragment reads answered from the hot fragment cache (no storage request).
     pub fragment_hits: AtomicU64,
+    /// Fragment reads the hot fragment cache could not answer (read, or joined a read).
+    pub fragment_misses: AtomicU64,
+    /// Fragments the hot fragment cache dropped to stay within its budget.
+    pub fragment_evictions: AtomicU64,
     /// Reads refused because the object changed since it was indexed (HTTP 412 from a remote
     /// store, a local file of another size or time).
     pub changed: AtomicU64,
@@ -215,7 +276,44 @@ impl Store {
 
     /// A store over any `object_store` backend.
     pub fn new(inner: Arc<dyn ObjectStore>) -> Store {
-        Store { inner, local_root: None, maps: None, counters: Arc::new(Counters::default()), encrypted: Arc::default(), routes: Arc::default(), inflight: Arc::default(), fragments: None }
+        Store {
+            inner,
+            local_root: None,
+            maps: None,
+            counters: Arc::new(Counters::default()),
+            encrypted: Arc::default(),
+            routes: Arc::default(),
+            inflight: Arc::default(),
+            fragments: None,
+            observer: None,
+        }
+    }
+
+    /// Tells `observer` of every backend operation from now on.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Store {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The remote backends (`[[store]]` routes) and their guards.
+    pub fn backends(&self) -> Vec<BackendStatus> {
+        self.routes.iter().map(|r| BackendStatus { name: r.prefix.clone(), guard: r.guard.status() }).collect()
+    }
+
+    /// The backend name of `path` for observers: its route prefix, or `local` / `default`.
+    fn backend_name<'a>(&'a self, path: &str) -> &'a str {
+        match self.route(path) {
+            Some((r, _)) => r.prefix.as_str(),
+            None if self.local_root.is_some() => "local",
+            None => "default",
+        }
+    }
+
+    /// Reports one finished backend operation to the observer.
+    fn observe<T>(&self, path: &str, op: Op, started: std::time::Instant, r: &Result<T>, bytes: u64) {
+        if let Some(o) = &self.observer {
+            o.operation(self.backend_name(path), op, outcome(r), started.elapsed(), bytes);
+        }
     }
 
     /// Keeps up to `max_bytes` of hot source fragments in memory (0: none), so a segment many
@@ -224,14 +322,30 @@ impl Store {
     /// immutable: a caller that wants to change bytes in place (an output encryptor) gets
     /// `Err` from `Bytes::try_into_mut` while the cache holds them, and copies.
     pub fn with_fragment_cache(mut self, max_bytes: u64) -> Store {
+        let counters = self.counters.clone();
         self.fragments = (max_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(max_bytes)
+                .eviction_listener(move |_, _, cause| {
+                    if cause.was_evicted() {
+                        counters.fragment_evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
                 .weigher(|k: &FragmentKey, v: &Bytes| (v.len() as u64 + k.0.len() as u64 + FRAGMENT_OVERHEAD).min(u32::MAX as u64) as u32)
                 .support_invalidation_closures()
                 .build()
         });
         self
+    }
+
+    /// Budget of the fragment cache in bytes (0: none).
+    pub fn fragment_cache_budget(&self) -> u64 {
+        self.fragments.as_ref().and_then(|c| c.policy().max_capacity()).unwrap_or(0)
+    }
+
+    /// Fragments held by the fragment cache now (an estimate).
+    pub fn fragment_cache_entries(&self) -> u64 {
+        self.fragments.as_ref().map_or(0, |c| c.entry_count())
     }
 
     /// Bytes held by the fragment cache now (an estimate, for metrics and tests).
@@ -356,6 +470,7 @@ impl Store {
         if let Some(b) = hit() {
             return Ok(b);
         }
+        self.counters.fragment_misses.fetch_add(1, Ordering::Relaxed);
         // Moka's own `try_get_with` coalesces too, but its waiters are invisible until they
         // return; our flight counts each joiner when it joins (metrics, and tests that hold a
         // read until every request waits on it).
@@ -403,6 +518,13 @@ impl Store {
 
     /// One read, not shared; of `version` when given.
     async fn read_range_once(&self, path: &str, range: Range<u64>, version: Option<&ObjectInfo>) -> Result<Bytes> {
+        let started = std::time::Instant::now();
+        let r = self.read_range_unobserved(path, range, version).await;
+        self.observe(path, Op::Read, started, &r, r.as_ref().map_or(0, |b| b.len() as u64));
+        r
+    }
+
+    async fn read_range_unobserved(&self, path: &str, range: Range<u64>, version: Option<&ObjectInfo>) -> Result<Bytes> {
         self.counters.range_reads.fetch_add(1, Ordering::Relaxed);
         let want = range.end - range.start;
         let start = range.start;
@@ -429,6 +551,13 @@ impl Store {
 
     /// Metadata of one object.
     pub async fn head(&self, path: &str) -> Result<ObjectInfo> {
+        let started = std::time::Instant::now();
+        let r = self.head_unobserved(path).await;
+        self.observe(path, Op::Head, started, &r, 0);
+        r
+    }
+
+    async fn head_unobserved(&self, path: &str) -> Result<ObjectInfo> {
         self.counters.heads.fetch_add(1, Ordering::Relaxed);
         match self.route(path) {
             Some((r, inner)) => Ok(prefixed(&r.prefix, info(r.guard.run(path, r.store.head(&Path::from(inner))).await?))),
@@ -441,24 +570,31 @@ impl Store {
 
     /// For a local root: `Err(NotFound)` unless `path` resolves inside it (see `confine.rs`).
     async fn confine(&self, path: &str) -> Result<()> {
-        let Some(root) = self.local_root.clone() else { return Ok(()) };
+        let Some(root) = self.local_root.clone() else {
+            return Ok(());
+        };
         let rel = path.to_string();
-        tokio::task::spawn_blocking(move || confine::resolve(&root, &rel).map(drop))
-            .await
-            .map_err(|e| Error::Unavailable(format!("path check failed: {e}")))?
+        tokio::task::spawn_blocking(move || confine::resolve(&root, &rel).map(drop)).await.map_err(|e| Error::Unavailable(format!("path check failed: {e}")))?
     }
 
     /// For a local root: the listed `items` whose path (by `path_of`) resolves inside it;
     /// symlinks out of the root are left out (and logged).
     async fn keep_inside<T: Send + 'static>(&self, items: Vec<T>, path_of: fn(&T) -> &str) -> Result<Vec<T>> {
-        let Some(root) = self.local_root.clone() else { return Ok(items) };
-        tokio::task::spawn_blocking(move || items.into_iter().filter(|i| confine::is_inside(&root, path_of(i))).collect())
-            .await
-            .map_err(|e| Error::Unavailable(format!("path check failed: {e}")))
+        let Some(root) = self.local_root.clone() else {
+            return Ok(items);
+        };
+        tokio::task::spawn_blocking(move || items.into_iter().filter(|i| confine::is_inside(&root, path_of(i))).collect()).await.map_err(|e| Error::Unavailable(format!("path check failed: {e}")))
     }
 
     /// The objects directly inside folder `dir` (not recursive), sorted by path.
     pub async fn list_dir(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
+        let started = std::time::Instant::now();
+        let r = self.list_dir_unobserved(dir).await;
+        self.observe(dir, Op::List, started, &r, 0);
+        r
+    }
+
+    async fn list_dir_unobserved(&self, dir: &str) -> Result<Vec<ObjectInfo>> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
         let mut v: Vec<ObjectInfo> = match self.route(dir) {
             Some((r, inner)) => {
@@ -478,6 +614,13 @@ impl Store {
 
     /// Sub-folders of `dir` (relative names), sorted.
     pub async fn list_subdirs(&self, dir: &str) -> Result<Vec<String>> {
+        let started = std::time::Instant::now();
+        let r = self.list_subdirs_unobserved(dir).await;
+        self.observe(dir, Op::List, started, &r, 0);
+        r
+    }
+
+    async fn list_subdirs_unobserved(&self, dir: &str) -> Result<Vec<String>> {
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
         let mut v: Vec<String> = match self.route(dir) {
             Some((r, inner)) => {

@@ -47,6 +47,8 @@ pub struct Ctx<'a> {
     /// A verified query credential that playlists pass on to the URLs they list
     /// ([`crate::access`]).
     pub carry: Option<crate::access::Carry>,
+    /// The delivery decision, once made (for the request's metrics and log line).
+    pub served: std::sync::OnceLock<Served>,
 }
 
 /// What a handler produced.
@@ -134,6 +136,8 @@ pub async fn asset(ctx: &Ctx<'_>, r: &AssetRoute) -> Result<Reply, ApiError> {
         }
     }
     let served = decide(&r.asset, &r.resource, st.catalog.policy(&r.asset), st.allow_clear)?;
+    // The same on a retry: the first one stays.
+    let _ = ctx.served.set(served.clone());
     let loaded = st.assets.get(&r.asset).await?;
     match &r.resource {
         Resource::Manifest { kind, .. } => manifest::manifest(ctx, &loaded, *kind, served),

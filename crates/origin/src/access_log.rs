@@ -1,0 +1,296 @@
+//! The access log (`[access_log]`): one JSON line per request, written by a background
+//! thread so a slow disk never holds up a response (a full queue drops lines and counts
+//! them in `sealcast_access_log_dropped_total`).
+//!
+//! Fields: `time`, `request_id`, `client`, `peer`, `method`, `path` (never the query string:
+//! signed-URL signatures, tokens and `hdnts` live there), `route`, `asset`, `protocol`,
+//! `protection`, `status`, `bytes`, `duration_ms`, `cache` (`hit` when no storage operation
+//! was needed, else `miss`), `storage_reads`. No header value is logged besides a client
+//! address and a well-formed `X-Request-Id`; cookies and `Authorization` never are.
+//!
+//! The client address is the connection's peer unless the peer is one of `trusted_proxies`:
+//! then it comes from `Forwarded` (RFC 7239) or else `X-Forwarded-For`, read from the right,
+//! skipping addresses of trusted proxies, so a viewer cannot forge it by sending the header
+//! itself.
+//!
+//! Sampling (`sample`, 0–1) applies to successful answers (1xx–3xx); 4xx and 5xx are always
+//! written.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+
+use anyhow::{bail, Context};
+use http::HeaderMap;
+use serde::Deserialize;
+
+/// `[access_log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLogConfig {
+    /// `stderr`, `stdout`, or a file (appended to, created 0640 if missing).
+    pub path: String,
+    /// Share of successful requests logged (0–1); errors are always logged.
+    pub sample: f64,
+    /// Proxies (addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    /// Lines queued for the writer at most; more are dropped (and counted).
+    pub queue: usize,
+}
+
+impl AccessLogConfig {
+    /// The configuration checked: the trusted proxies parsed.
+    pub fn check(&self) -> anyhow::Result<Vec<ipnet::IpNet>> {
+        if !(0.0..=1.0).contains(&self.sample) {
+            bail!("access_log.sample must be between 0 and 1");
+        }
+        if !(1..=10_000_000).contains(&self.queue) {
+            bail!("access_log.queue must be between 1 and 10000000");
+        }
+        self.trusted_proxies.iter().map(|s| parse_net(s).with_context(|| format!("access_log.trusted_proxies: '{s}' is neither an address nor a CIDR range"))).collect()
+    }
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        AccessLogConfig { path: "stderr".into(), sample: 1.0, trusted_proxies: Vec::new(), queue: 16_384 }
+    }
+}
+
+/// One request, as the log line shows it.
+#[derive(Debug, serde::Serialize)]
+pub struct Entry<'a> {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// The client's `X-Request-Id` when well formed, else one made here.
+    pub request_id: &'a str,
+    /// The viewer's address (see the module comment).
+    pub client: Option<String>,
+    /// The connection's peer.
+    pub peer: Option<SocketAddr>,
+    /// HTTP method.
+    pub method: &'a str,
+    /// Path, without the query string.
+    pub path: &'a str,
+    /// Route kind (as the metrics label it).
+    pub route: &'static str,
+    /// Asset path, for asset routes.
+    pub asset: Option<&'a str>,
+    /// Protocol label.
+    pub protocol: &'static str,
+    /// Protection label.
+    pub protection: &'static str,
+    /// Status code.
+    pub status: u16,
+    /// Body bytes.
+    pub bytes: u64,
+    /// Time to the response head, milliseconds.
+    pub duration_ms: f64,
+    /// `hit`, `miss`, or absent for routes that read no content.
+    pub cache: Option<&'static str>,
+    /// Storage operations the request made.
+    pub storage_reads: u32,
+}
+
+/// The running access log.
+pub struct AccessLog {
+    tx: SyncSender<String>,
+    sample: f64,
+    trusted: Vec<ipnet::IpNet>,
+    seq: AtomicU64,
+    /// Process-unique prefix of the request ids made here.
+    prefix: u64,
+}
+
+impl AccessLog {
+    /// Checks `cfg` and starts the writer thread.
+    pub fn start(cfg: &AccessLogConfig) -> anyhow::Result<AccessLog> {
+        let trusted = cfg.check()?;
+        let mut out: Box<dyn Write + Send> = match cfg.path.as_str() {
+            "stderr" => Box::new(std::io::stderr()),
+            "stdout" => Box::new(std::io::stdout()),
+            p => {
+                let mut o = std::fs::OpenOptions::new();
+                o.create(true).append(true);
+                #[cfg(unix)]
+                std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o640);
+                Box::new(o.open(p).with_context(|| format!("access_log.path {p}"))?)
+            }
+        };
+        let (tx, rx) = sync_channel::<String>(cfg.queue);
+        std::thread::Builder::new()
+            .name("access-log".into())
+            .spawn(move || {
+                let mut buf = Vec::with_capacity(64 << 10);
+                while let Ok(line) = rx.recv() {
+                    buf.extend_from_slice(line.as_bytes());
+                    // Take whatever else is queued, then write it in one go.
+                    while let Ok(more) = rx.try_recv() {
+                        buf.extend_from_slice(more.as_bytes());
+                        if buf.len() >= 64 << 10 {
+                            break;
+                        }
+                    }
+                    let _ = out.write_all(&buf).and_then(|_| out.flush());
+                    buf.clear();
+                }
+            })
+            .context("starting the access-log writer")?;
+        let prefix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) ^ (u64::from(std::process::id()) << 40);
+        Ok(AccessLog { tx, sample: cfg.sample, trusted, seq: AtomicU64::new(0), prefix })
+    }
+
+    /// Whether a request answered with `status` is written (sampling of successes).
+    pub fn wanted(&self, status: u16, n: u64) -> bool {
+        if status >= 400 || self.sample >= 1.0 {
+            return true;
+        }
+        // Spread the kept share evenly over request numbers (Fibonacci hashing).
+        (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) as f64 / u64::MAX as f64) < self.sample
+    }
+
+    /// The next request number.
+    pub fn next(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The request id: the client's `X-Request-Id` when it is 1–64 characters of letters,
+    /// digits, `-`, `_`, `.`; else one made from the process prefix and `n`.
+    pub fn request_id(&self, headers: &HeaderMap, n: u64) -> String {
+        if let Some(v) = headers.get("x-request-id").and_then(|v| v.to_str().ok()) {
+            if (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                return v.to_string();
+            }
+        }
+        format!("{:016x}-{n:x}", self.prefix)
+    }
+
+    /// The viewer's address: the peer, or from forwarding headers when the peer is trusted.
+    pub fn client(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<String> {
+        let peer_ip = peer?.ip();
+        if !self.is_trusted(peer_ip) {
+            return Some(peer_ip.to_string());
+        }
+        let hops: Vec<String> = if let Some(f) = joined(headers, "forwarded") {
+            f.split(',').filter_map(|el| el.split(';').find_map(|kv| kv.trim().strip_prefix("for=").or_else(|| kv.trim().strip_prefix("For=")))).map(unquote_for).collect()
+        } else if let Some(x) = joined(headers, "x-forwarded-for") {
+            x.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+        } else {
+            Vec::new()
+        };
+        // From the right: the nearest hop first; the first one not trusted is the viewer.
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if self.is_trusted(ip) => continue,
+                _ => return Some(hop.clone()),
+            }
+        }
+        Some(hops.first().cloned().unwrap_or_else(|| peer_ip.to_string()))
+    }
+
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Queues `entry`'s line; a full queue drops it (`false`).
+    pub fn write(&self, entry: &Entry<'_>) -> bool {
+        let Ok(mut line) = serde_json::to_string(entry) else {
+            return false;
+        };
+        line.push('\n');
+        match self.tx.try_send(line) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// All values of header `name`, comma-joined (a list header may come in several lines).
+fn joined(headers: &HeaderMap, name: &str) -> Option<String> {
+    let v: Vec<&str> = headers.get_all(name).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!v.is_empty()).then(|| v.join(","))
+}
+
+/// A `for=` value of `Forwarded` as an address when it is one: quotes, IPv6 brackets and
+/// ports removed (`"[2001:db8::1]:4711"` → `2001:db8::1`); obfuscated names stay as they are.
+fn unquote_for(v: &str) -> String {
+    let v = v.trim().trim_matches('"');
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_string();
+    }
+    match v.rsplit_once(':') {
+        Some((host, port)) if host.parse::<std::net::Ipv4Addr>().is_ok() && port.bytes().all(|b| b.is_ascii_digit()) => host.to_string(),
+        _ => v.to_string(),
+    }
+}
+
+/// An address or CIDR range.
+fn parse_net(s: &str) -> anyhow::Result<ipnet::IpNet> {
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Ok(n);
+    }
+    Ok(ipnet::IpNet::from(s.parse::<IpAddr>()?))
+}
+
+/// Now as RFC 3339 UTC with milliseconds (`2026-12-03T09:30:00.123Z`).
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log(trusted: &[&str]) -> AccessLog {
+        AccessLog::start(&AccessLogConfig { trusted_proxies: trusted.iter().map(|s| s.to_string()).collect(), ..AccessLogConfig::default() }).unwrap()
+    }
+
+    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn client_address_believes_forwarding_headers_only_from_trusted_proxies() {
+        let l = log(&["10.0.0.0/8", "::1"]);
+        let proxy: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        let stranger: SocketAddr = "198.51.100.9:5000".parse().unwrap();
+        let xff = h(&[("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.9.9.9")]);
+        // A viewer's own X-Forwarded-For is ignored.
+        assert_eq!(l.client(Some(stranger), &xff).as_deref(), Some("198.51.100.9"));
+        // Through trusted proxies: the first untrusted hop from the right, not the forged leftmost one.
+        assert_eq!(l.client(Some(proxy), &xff).as_deref(), Some("203.0.113.7"));
+        let fwd = h(&[("forwarded", "for=6.6.6.6, for=\"[2001:db8::7]:4711\";proto=https"), ("x-forwarded-for", "1.1.1.1")]);
+        assert_eq!(l.client(Some(proxy), &fwd).as_deref(), Some("2001:db8::7"), "Forwarded wins over X-Forwarded-For");
+        assert_eq!(l.client(Some(proxy), &h(&[("forwarded", "for=192.0.2.60:8080")])).as_deref(), Some("192.0.2.60"));
+        assert_eq!(l.client(Some(proxy), &HeaderMap::new()).as_deref(), Some("10.1.2.3"), "no header: the proxy itself");
+        assert_eq!(l.client(Some("[::1]:80".parse().unwrap()), &h(&[("x-forwarded-for", "203.0.113.8")])).as_deref(), Some("203.0.113.8"));
+        assert!(AccessLog::start(&AccessLogConfig { trusted_proxies: vec!["nonsense".into()], ..AccessLogConfig::default() }).is_err());
+    }
+
+    #[test]
+    fn request_ids_and_sampling() {
+        let l = AccessLog::start(&AccessLogConfig { sample: 0.25, ..AccessLogConfig::default() }).unwrap();
+        assert_eq!(l.request_id(&h(&[("x-request-id", "abc-123")]), 1), "abc-123");
+        let made = l.request_id(&h(&[("x-request-id", "bad id with spaces")]), 7);
+        assert!(made.ends_with("-7") && made.len() == 18, "{made}");
+        let kept = (0..100_000u64).filter(|n| l.wanted(200, *n)).count();
+        assert!((20_000..30_000).contains(&kept), "{kept} of 100000 kept at 0.25");
+        assert!((0..1000u64).all(|n| l.wanted(503, n)), "errors are always logged");
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
+    }
+}
