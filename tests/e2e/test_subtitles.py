@@ -26,7 +26,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from oracle import E2E_DIR, FFMPEG, REPO, fetch, get_ok, mpd_schema, oracle_missing, require_browser, SCHEMAS
+import shutil
+
+from oracle import E2E_DIR, FFMPEG, REPO, get_ok, mpd_schema, oracle_missing, require_browser, SCHEMAS, start_server, stop_server
 
 ASSET = "ladder"
 VTT = REPO / "fixtures" / ASSET / "subs.en.vtt"
@@ -220,11 +222,7 @@ PLAYER_CASES = [
 ]
 
 
-@pytest.mark.parametrize("engine,manifest,lang,at,cue", PLAYER_CASES,
-                         ids=[f"{e}-{m}-{lang}" for e, m, lang, _, _ in PLAYER_CASES])
-def test_player_shows_the_cue(server, engine, manifest, lang, at, cue):
-    require_browser("shaka-player" if engine == "shaka" else "hls.js")
-    url = server.url(f"/{ASSET}/{manifest}")
+def run_subs_player(engine: str, url: str, lang: str, at: float) -> dict:
     out = subprocess.run(["node", str(E2E_DIR / "subs_player.mjs"), "--engine", engine, "--lang", lang, "--at", str(at), "--timeout", "30", url],
                          capture_output=True, text=True, cwd=E2E_DIR, timeout=120)
     lines = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
@@ -232,15 +230,51 @@ def test_player_shows_the_cue(server, engine, manifest, lang, at, cue):
     r = lines[-1]
     if "fatal" in r:
         pytest.fail(f"subs_player.mjs could not run: {r['fatal']}")
+    return r
+
+
+def assert_cue_in_sync(r: dict, cue: tuple[int, int], dash: bool):
+    """In sync with the media: a cue's time on the player's timeline is its source time plus
+    where the media's presentation time 0 landed there. DASH: 0 by definition (Period start;
+    `presentationTimeOffset` maps the media there). HLS: the start of what was buffered first
+    (0 for fMP4; for hls.js over MPEG-TS the first decode time is 0, so the B-frame delay of
+    2 frames). One 25 fps frame of tolerance."""
+    assert not r.get("error"), json.dumps(r)[:2000]
+    zero = 0.0 if dash else (r.get("bufferedStart") or 0.0)
+    assert 0 <= zero < 0.2, f"media starts at {zero} s on the player's timeline"
+    got = [(round((c["start"] - zero) * 1000), round((c["end"] - zero) * 1000)) for c in r["active"]]
+    assert any(abs(s - cue[0]) <= 40 and abs(e - cue[1]) <= 40 for s, e in got), f"active cues {r['active']} (media zero {zero}), want {cue}"
+
+
+@pytest.mark.parametrize("engine,manifest,lang,at,cue", PLAYER_CASES,
+                         ids=[f"{e}-{m}-{lang}" for e, m, lang, _, _ in PLAYER_CASES])
+def test_player_shows_the_cue(server, engine, manifest, lang, at, cue):
+    require_browser("shaka-player" if engine == "shaka" else "hls.js")
+    r = run_subs_player(engine, server.url(f"/{ASSET}/{manifest}"), lang, at)
     langs = sorted(t["lang"] for t in r.get("tracks", []))
     assert langs == ["en", "fr"], f"{engine} lists text tracks {r.get('tracks')}: {json.dumps(r)[:1500]}"
-    assert not r.get("error"), json.dumps(r)[:2000]
-    # In sync with the media: a cue's time on the player's timeline is its source time plus
-    # where the media's presentation time 0 landed there (the start of what is buffered from
-    # the first segment: 0 for fMP4; for hls.js over MPEG-TS the first decode time is 0, so
-    # the B-frame delay of 2 frames). hls.js gets there through X-TIMESTAMP-MAP and the media's
-    # first timestamp; one 25 fps frame of tolerance.
-    zero = r.get("bufferedStart") or 0.0
-    assert 0 <= zero < 0.2, f"media starts at {zero} s on the player's timeline"
-    starts = [(round((c["start"] - zero) * 1000), round((c["end"] - zero) * 1000)) for c in r["active"]]
-    assert any(abs(s - cue[0]) <= 40 and abs(e - cue[1]) <= 40 for s, e in starts), f"active cues {r['active']} (media zero {zero}), want {cue}"
+    assert_cue_in_sync(r, cue, manifest.endswith(".mpd"))
+
+
+@pytest.fixture(scope="module")
+def edit_list_server(tmp_path_factory):
+    """A second server over a copy of `progressive/faststart` (a 2-frame edit list: the first
+    frame's presentation time 0 is media time 1024/12800) with the ladder's WebVTT beside it."""
+    root = tmp_path_factory.mktemp("subs-elst")
+    (root / "p").mkdir()
+    shutil.copy(REPO / "fixtures" / "progressive" / "faststart" / "movie.mp4", root / "p" / "movie.mp4")
+    shutil.copy(VTT, root / "p" / "subs.en.vtt")
+    shutil.copy(VTT, root / "p" / "other.fr.vtt")
+    s = start_server(root / "sealcast.stderr.log", root=root)
+    yield s
+    stop_server(s)
+
+
+@pytest.mark.parametrize("engine,manifest", [("hlsjs", "master.m3u8"), ("hlsjs", "master-ts.m3u8"), ("shaka", "master.m3u8"), ("shaka", "manifest.mpd")])
+def test_cues_stay_in_sync_over_an_edit_list(edit_list_server, engine, manifest):
+    """With an edit list the fMP4 timeline's MPEGTS stays 0 (Chromium applies the init's edit
+    list to the samples; a value of the edit's media time put every cue 80 ms late) and the
+    TS timeline's 900000 (the muxer takes the edit off): the cue is in sync either way."""
+    require_browser("shaka-player" if engine == "shaka" else "hls.js")
+    r = run_subs_player(engine, edit_list_server.url(f"/p/{manifest}"), "en", 2.2)
+    assert_cue_in_sync(r, (1800, 2600), manifest.endswith(".mpd"))

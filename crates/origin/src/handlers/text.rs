@@ -17,10 +17,11 @@ pub const VTT_TYPE: &str = "text/vtt; charset=utf-8";
 
 /// MPEG-2 time (90 kHz) our TS muxer gives presentation time 0: its constant offset of 10 s
 /// (`sealcast_package::ts`, which also takes the edit list's media time off), so
-/// `X-TIMESTAMP-MAP` of the TS timeline maps cue time 0 there. On the fMP4 timeline
-/// presentation time 0 is the first edit's media time ([`TextTimeline::media_zero_90k`]; 0
-/// without an edit list), as hls.js reads it: it subtracts the media's first timestamp
-/// (`initPTS`) from cue and sample times alike.
+/// `X-TIMESTAMP-MAP` of the TS timeline maps cue time 0 there. On the fMP4 timeline the value
+/// is 0: players put the media's decode time 0 (`tfdt`) at cue time 0 and the browser applies
+/// the init segment's edit list to the samples, so presentation time 0 lands there too
+/// (measured: hls.js and shaka in Chromium on `progressive/faststart`, whose 2-frame edit list
+/// put every cue 80 ms late while the value was the edit's media time).
 pub const TS_MPEGTS_ZERO: u64 = 900_000;
 
 /// Answers a subtitle resource.
@@ -54,7 +55,7 @@ pub fn text(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, file: TextFile) -> Resul
             if let Some(r) = ctx.unchanged(&identity, VTT_TYPE, modified) {
                 return Ok(r);
             }
-            let mpegts = if c == Container::Ts { TS_MPEGTS_ZERO } else { tl.media_zero_90k };
+            let mpegts = if c == Container::Ts { TS_MPEGTS_ZERO } else { 0 };
             Ok(Reply::Media { parts: vec![Bytes::from(doc.segment(start, end, mpegts))], content_type: VTT_TYPE, identity, modified })
         }
     }

@@ -259,12 +259,6 @@ pub struct TextTimeline {
     /// Segment `i` holds the cues overlapping `[bounds[i], bounds[i + 1])`, milliseconds; the
     /// first bound is 0 and the last is `u64::MAX`, so no cue is left out.
     pub bounds: Vec<u64>,
-    /// The reference track's presentation time 0 on its media timeline, in 90 kHz units:
-    /// the first edit's media time (0 without an edit list). fMP4 segments keep the source's
-    /// media times (the edit is signalled, not applied), so this is the `MPEGTS` value of
-    /// `X-TIMESTAMP-MAP` on the fMP4 timeline (hls.js subtracts the media's first timestamp
-    /// from cue and sample times alike).
-    pub media_zero_90k: u64,
 }
 
 impl TextTimeline {
@@ -286,8 +280,7 @@ impl TextTimeline {
         }
         bounds.push(u64::MAX);
         let durations = r.segments.iter().map(|s| s.duration as f64 / ts as f64).collect();
-        let media_zero_90k = (zero as u128 * 90_000 / ts).min(u64::MAX as u128) as u64;
-        Some(TextTimeline { durations, bounds, media_zero_90k })
+        Some(TextTimeline { durations, bounds })
     }
 
     /// Number of segments.
