@@ -19,10 +19,14 @@ use bytes::Bytes;
 use moka::future::Cache;
 use sealcast_package::asset::SourceFile;
 use sealcast_package::index::IndexLimits;
+use sealcast_package::text::{TextError, TextFormat, TextLimits, TextTrack};
 use sealcast_package::{ism, Asset, FileIndex, IndexMethod, PackageOptions};
 use sealcast_storage::{ObjectInfo, Store};
 
 use crate::error::ApiError;
+
+/// Most subtitle files one asset may hold.
+const MAX_TEXT_FILES: usize = 32;
 
 /// At most this many remembered missing paths bound the negative cache's memory.
 const NEGATIVE_ENTRIES: u64 = 100_000;
@@ -107,7 +111,7 @@ impl Loaded {
     }
 
     fn weight(&self) -> u32 {
-        let w: usize = self.files.len() * 256 + self.asset.tracks.iter().map(|t| t.segments.len() * 64 + 4096).sum::<usize>();
+        let w: usize = self.files.len() * 256 + self.asset.tracks.iter().map(|t| t.segments.len() * 64 + 4096).sum::<usize>() + self.asset.texts.iter().map(|t| t.weight()).sum::<usize>();
         w.min(u32::MAX as usize) as u32
     }
 }
@@ -337,6 +341,7 @@ impl Assets {
         let mut ism_file = None;
         // Sidecar indexes by the name of the file they index; never served, never a track.
         let mut sidecars = HashMap::new();
+        let mut text_files = Vec::new();
         for o in listing {
             let Some(name) = o.path.strip_prefix(&prefix).map(str::to_string) else {
                 continue;
@@ -348,6 +353,8 @@ impl Assets {
             let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
             if TRACK_EXTS.contains(&ext.as_str()) {
                 tracks.push((name, o));
+            } else if TextFormat::of_file(&name).is_some() {
+                text_files.push((name, o));
             } else if ext == "ism" && ism_file.is_none() {
                 ism_file = Some(o);
             }
@@ -360,12 +367,17 @@ impl Assets {
         if tracks.len() > self.max_files {
             return Err(content(format!("{} track files, more than the {} an asset may hold (content_limits.files_per_asset)", tracks.len(), self.max_files)));
         }
+        if text_files.len() > MAX_TEXT_FILES {
+            return Err(content(format!("{} subtitle files, more than the {MAX_TEXT_FILES} an asset may hold", text_files.len())));
+        }
+        let mut ism_texts = Vec::new();
         let ism = match &ism_file {
             Some(o) => {
                 if o.size > 1 << 20 {
                     return Err(content("server manifest larger than 1 MiB".into()));
                 }
                 let b = self.store.read_range(&o.path, 0..o.size).await.map_err(ApiError::from)?;
+                ism_texts = sealcast_package::text::ism_text_streams(&b);
                 Some(ism::parse(&b).map_err(|e| content(e.to_string()))?)
             }
             None => None,
@@ -379,6 +391,7 @@ impl Assets {
             files.push(SourceFile { name: name.clone(), index });
         }
         let asset = Asset::build(&files, ism.as_deref(), self.opts).map_err(|e| content(e.to_string()))?;
+        let asset = if text_files.is_empty() { asset } else { asset.with_texts(self.texts(path, &text_files, &ism_texts).await?) };
         let mut identity = String::new();
         let mut last_modified = UNIX_EPOCH;
         for (_, o) in &tracks {
@@ -390,18 +403,53 @@ impl Assets {
             identity.push_str(&o.identity());
             last_modified = last_modified.max(o.last_modified);
         }
+        // Only assets with subtitles add to their identity (the others' ETags stay as they were).
+        for (_, o) in &text_files {
+            identity.push('\n');
+            identity.push_str(&o.identity());
+            last_modified = last_modified.max(o.last_modified);
+        }
         let slots = ManifestSlot::count(asset.tracks.len());
         Ok(Arc::new(Loaded {
             path: path.to_string(),
             asset,
             identity,
-            files: tracks.into_iter().collect(),
+            files: tracks.into_iter().chain(text_files).collect(),
             ism_name: ism_file.as_ref().and_then(|o| o.path.rsplit('/').next().map(str::to_string)),
             last_modified,
             last_modified_header: crate::respond::http_date(last_modified),
             manifests: (0..slots).map(|_| OnceLock::new()).collect(),
             crypto: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// The subtitle tracks of an asset: each file read whole (within [`TextLimits`]) and
+    /// parsed. A file that is too large or does not parse becomes a track that answers its
+    /// error (500 naming the file) and is left out of manifests, so one bad subtitle file
+    /// does not take the asset's audio and video down; a storage fault fails the load.
+    async fn texts(&self, path: &str, files: &[(String, ObjectInfo)], ism: &[(String, Option<String>)]) -> Result<Vec<TextTrack>, ApiError> {
+        let limits = TextLimits::default();
+        let mut out = Vec::with_capacity(files.len());
+        for (name, o) in files {
+            let lang = ism.iter().find(|(src, _)| src == name).and_then(|(_, l)| l.as_deref());
+            let track = if o.size > limits.max_bytes {
+                // Refused by its listed size, never read.
+                TextTrack::new(name, &[], lang, limits).map(|mut t| {
+                    t.doc = Err(TextError::Limit(format!("{} bytes, more than the {} a subtitle file may hold", o.size, limits.max_bytes)));
+                    t
+                })
+            } else {
+                let bytes = self.store.read_range(&o.path, 0..o.size).await.map_err(ApiError::from)?;
+                TextTrack::new(name, &bytes, lang, limits)
+            };
+            if let Some(t) = track {
+                if let Err(e) = &t.doc {
+                    tracing::warn!(asset = path, file = %name, error = %e, "subtitle file cannot be served; left out of manifests");
+                }
+                out.push(t);
+            }
+        }
+        Ok(out)
     }
 
     /// The index of one file, keyed by its identity so a changed file is indexed again: from

@@ -17,7 +17,7 @@ use crate::ams::AmsEncryption;
 use crate::catalog::{AssetPolicy, Delivery};
 use crate::error::ApiError;
 use crate::protection::Encryption;
-use crate::route::{Container, ManifestKind, Resource};
+use crate::route::{Container, ManifestKind, Resource, TextFile};
 
 /// How a resource is served.
 #[derive(Debug, Clone)]
@@ -72,6 +72,22 @@ pub fn decide(asset: &str, resource: &Resource, policy: Option<Arc<AssetPolicy>>
             None if allow_clear => Ok(Served::Clear),
             None => Err(no_policy()),
         },
+        // Subtitles are never encrypted (Common Encryption covers samples of audio and video)
+        // and need no key, but belong to their protocol: served clear wherever the policy
+        // names that protocol at all, blocked where it does not.
+        Resource::Text { file, .. } => {
+            let proto = match file {
+                TextFile::Whole => Proto::Dash,
+                TextFile::Playlist(_) | TextFile::Segment(..) => Proto::Hls,
+            };
+            let Some(p) = policy else { return if allow_clear { Ok(Served::Clear) } else { Err(no_policy()) } };
+            let delivery = proto.delivery(&p).ok_or_else(|| not_named(asset, proto))?;
+            // The MPEG-TS presentation is refused under `cenc`; so are its subtitles.
+            if matches!(file, TextFile::Playlist(Container::Ts) | TextFile::Segment(Container::Ts, _)) && delivery == Delivery::DynamicCommonEncryption {
+                return Err(ApiError::Forbidden("HLS over MPEG-TS with cenc is not offered".into()));
+            }
+            Ok(Served::Clear)
+        }
         Resource::AmsEncryptedFragment(e) => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),
         Resource::Manifest { kind, encryption } => {
             let proto = match kind {
@@ -272,6 +288,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Subtitles: clear under every policy that names their protocol (whatever it encrypts
+    /// with), blocked where it is not named, and the TS timeline's refused with TS under cenc.
+    #[test]
+    fn subtitles_follow_their_protocol_never_encrypted() {
+        use Delivery::*;
+        let options = [None, Some(NoDynamicEncryption), Some(DynamicCommonEncryption), Some(DynamicCommonEncryptionCbcs), Some(DynamicEnvelopeEncryption)];
+        let files = [TextFile::Whole, TextFile::Playlist(Container::Fmp4), TextFile::Playlist(Container::Ts), TextFile::Segment(Container::Fmp4, 1), TextFile::Segment(Container::Ts, 1)];
+        for dash in options {
+            for hls in options {
+                for file in files {
+                    let r = Resource::Text { track: "s".into(), file };
+                    let named = if file == TextFile::Whole { dash } else { hls };
+                    let ts = matches!(file, TextFile::Playlist(Container::Ts) | TextFile::Segment(Container::Ts, _));
+                    let ok = named.is_some() && !(ts && named == Some(DynamicCommonEncryption));
+                    match decide("a", &r, policy(dash, hls, Some(NoDynamicEncryption)), false) {
+                        Ok(Served::Clear) => assert!(ok, "{file:?} served under {dash:?}/{hls:?}"),
+                        Ok(Served::Protected { .. }) => panic!("{file:?} encrypted"),
+                        Err(e) => assert!(!ok && e.status() == http::StatusCode::FORBIDDEN, "{file:?} refused under {dash:?}/{hls:?}: {e}"),
+                    }
+                }
+            }
+        }
+        let r = Resource::Text { track: "s".into(), file: TextFile::Whole };
+        assert!(matches!(decide("a", &r, None, true), Ok(Served::Clear)));
+        assert!(decide("a", &r, None, false).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! GET  /{asset}/manifest.mpd | master.m3u8 | master-ts.m3u8 | Manifest
 //! GET  /{asset}/{track}[/{cenc|cbcs|aes}]/index.m3u8 | ts.m3u8 | init.mp4 | {n}.m4s | {n}.ts
 //!      | iframes.m3u8 | iframes-ts.m3u8 | i{n}.m4s | i{n}.ts        (HLS I-frame playlists)
+//! GET  /{asset}/{sub}/text.m3u8 | text-ts.m3u8 | {n}.vtt | ts{n}.vtt | text.vtt   subtitles
 //! GET  /{asset}/QualityLevels({bitrate})/Fragments({stream}={time})          Smooth fragment
 //! GET  /{asset}/{file}.mp4 (.m4v .m4a .cmfv .cmfa .ismv .isma)    progressive download
 //! GET  /{locator}/{file}.mp4                           the same, AMS form
@@ -149,11 +150,29 @@ pub enum Resource {
     /// An AMS fragment asking for `encryption=`: AMS fragments are served as the policy says,
     /// never chosen by the URL.
     AmsEncryptedFragment(AmsEncryption),
+    /// A subtitle track's file: never encrypted, so never under a method path.
+    Text {
+        /// Subtitle track name.
+        track: String,
+        /// Which file.
+        file: TextFile,
+    },
     /// A track file of the asset, whole or ranged (progressive download).
     Download {
         /// File name in the asset folder.
         file: String,
     },
+}
+
+/// The files of a subtitle track.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFile {
+    /// HLS subtitle media playlist (`text.m3u8`; `text-ts.m3u8` on the MPEG-TS timeline).
+    Playlist(Container),
+    /// WebVTT segment `n` from 1 (`{n}.vtt`; `ts{n}.vtt` on the MPEG-TS timeline).
+    Segment(Container, usize),
+    /// The whole track as WebVTT (`text.vtt`, DASH).
+    Whole,
 }
 
 /// Extensions of files that may be downloaded (the track files the origin indexes).
@@ -315,6 +334,14 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
         Some(m) if n >= 4 => (join(0..n - 3), segs[n - 3].clone(), Some(m)),
         _ => (join(0..n - 2), segs[n - 2].clone(), None),
     };
+    if let Some(file) = text_file(last) {
+        // Subtitles are never encrypted: no method path, and segment 0 names nothing.
+        if method.is_some() || matches!(file, Some(TextFile::Segment(_, 0))) {
+            return Err(no_route(path));
+        }
+        let file = file.ok_or_else(|| no_route(path))?;
+        return at(asset, Resource::Text { track, file });
+    }
     let resource = match last {
         names::MEDIA_FMP4 => Resource::MediaPlaylist { track, container: Container::Fmp4, method },
         names::MEDIA_TS => Resource::MediaPlaylist { track, container: Container::Ts, method },
@@ -344,6 +371,22 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
         }
     };
     at(asset, resource)
+}
+
+/// `Some` when `last` is a subtitle file name: `Some(Some(file))` when well formed, `Some(None)`
+/// for a `.vtt` name that is not one of ours.
+fn text_file(last: &str) -> Option<Option<TextFile>> {
+    match last {
+        names::TEXT_HLS => return Some(Some(TextFile::Playlist(Container::Fmp4))),
+        names::TEXT_HLS_TS => return Some(Some(TextFile::Playlist(Container::Ts))),
+        names::TEXT_WHOLE => return Some(Some(TextFile::Whole)),
+        _ => {}
+    }
+    let stem = last.strip_suffix(names::SEGMENT_VTT)?.strip_suffix('.')?;
+    Some(match stem.strip_prefix(names::TEXT_TS_PREFIX) {
+        Some(n) => segment_number(n).map(|n| TextFile::Segment(Container::Ts, n)),
+        None => segment_number(stem).map(|n| TextFile::Segment(Container::Fmp4, n)),
+    })
 }
 
 /// The number in a segment name's stem (`{n}` of `{n}.m4s`): 1-9 ASCII digits, nothing else.
@@ -427,6 +470,11 @@ mod tests {
             ("/demo/v/aes/iframes-ts.m3u8", asset("demo", Resource::IFramePlaylist { track: t("v"), container: Ts, method: Some(Encryption::Aes128) })),
             ("/demo/v/i3.m4s", asset("demo", Resource::IFrameSegment { track: t("v"), method: None, n: 3, container: Fmp4 })),
             ("/demo/v/cbcs/i12.ts", asset("demo", Resource::IFrameSegment { track: t("v"), method: Some(Encryption::Cbcs), n: 12, container: Ts })),
+            ("/demo/sub_en/text.m3u8", asset("demo", Resource::Text { track: t("sub_en"), file: TextFile::Playlist(Fmp4) })),
+            ("/demo/s/text-ts.m3u8", asset("demo", Resource::Text { track: t("s"), file: TextFile::Playlist(Ts) })),
+            ("/a/b/s/text.vtt", asset("a/b", Resource::Text { track: t("s"), file: TextFile::Whole })),
+            ("/demo/s/3.vtt", asset("demo", Resource::Text { track: t("s"), file: TextFile::Segment(Fmp4, 3) })),
+            ("/demo/s/ts12.vtt", asset("demo", Resource::Text { track: t("s"), file: TextFile::Segment(Ts, 12) })),
             // Three segments: `cenc` is the track name, not a method.
             ("/demo/cenc/init.mp4", asset("demo", Resource::Init { track: t("cenc"), method: None })),
             ("/demo/QualityLevels(125684)/Fragments(video=0)", asset("demo", Resource::SmoothFragment { stream: t("video"), bitrate: 125684, time: 0 })),
@@ -474,6 +522,11 @@ mod tests {
             ("/demo/v/i0.m4s", 404),
             ("/demo/v/i.ts", 404),
             ("/demo/v/ii1.ts", 404),
+            ("/demo/s/0.vtt", 404),
+            ("/demo/s/ts0.vtt", 404),
+            ("/demo/s/x.vtt", 404),
+            ("/demo/s/cenc/text.m3u8", 404),
+            ("/demo/s/cbcs/1.vtt", 404),
             ("/demo/../etc/passwd", 400),
             ("/demo/%2e%2e/x/1.m4s", 400),
             ("/demo//v/1.m4s", 400),

@@ -136,6 +136,8 @@ impl AssetTrack {
 pub struct Asset {
     /// Tracks: video by ascending bandwidth, then audio in manifest (or name) order.
     pub tracks: Vec<AssetTrack>,
+    /// Subtitle tracks (side files), in file-name order; see [`Asset::with_texts`].
+    pub texts: Vec<crate::text::TextTrack>,
 }
 
 /// A track file with its index, as the caller read it.
@@ -233,7 +235,25 @@ impl Asset {
             TrackKind::Video => (0, t.bandwidth),
             TrackKind::Audio => (1, 0),
         });
-        Ok(Asset { tracks })
+        Ok(Asset { tracks, texts: Vec::new() })
+    }
+
+    /// The asset with subtitle tracks `texts`, named uniquely among all its tracks. Those
+    /// that failed to parse stay listed here (their URLs answer the error) but manifests
+    /// leave them out ([`Asset::listed_texts`]).
+    pub fn with_texts(mut self, texts: Vec<crate::text::TextTrack>) -> Asset {
+        self.texts = crate::text::name_tracks(&self, texts);
+        self
+    }
+
+    /// The subtitle tracks manifests list: those that parsed.
+    pub fn listed_texts(&self) -> impl Iterator<Item = &crate::text::TextTrack> {
+        self.texts.iter().filter(|t| t.doc.is_ok())
+    }
+
+    /// Subtitle track by name.
+    pub fn text(&self, name: &str) -> Option<&crate::text::TextTrack> {
+        self.texts.iter().find(|t| t.name == name)
     }
 
     /// Track by name.

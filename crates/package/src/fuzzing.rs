@@ -198,6 +198,37 @@ pub fn fuzz_ism(data: &[u8]) {
     }
 }
 
+/// Arbitrary bytes as a subtitle file (first byte `T`: TTML, else WebVTT, both on the rest).
+/// Invariants for what parses: cues sorted by start, each ending after it starts and within
+/// the time limit; the WebVTT we write (whole and as segments) parses back to the same cues
+/// and header, so what players get is exactly what was read.
+pub fn fuzz_text(data: &[u8]) {
+    use crate::text::{TextDoc, TextFormat, TextLimits};
+    let (format, body) = match data.split_first() {
+        Some((b'T', rest)) => (TextFormat::Ttml, rest),
+        Some((_, rest)) => (TextFormat::WebVtt, rest),
+        None => return,
+    };
+    let limits = TextLimits { max_cues: 2000, ..TextLimits::default() };
+    let Ok(doc) = TextDoc::parse(body, format, limits) else { return };
+    for w in doc.cues.windows(2) {
+        assert!(w[0].start_ms <= w[1].start_ms, "cues out of order");
+    }
+    for c in &doc.cues {
+        assert!(c.start_ms < c.end_ms && c.end_ms <= limits.max_time_ms, "{c:?}");
+    }
+    let whole = doc.to_webvtt();
+    let again = TextDoc::parse(whole.as_bytes(), TextFormat::WebVtt, limits).unwrap_or_else(|e| panic!("our WebVTT does not parse ({e}):\n{whole}"));
+    assert_eq!((&again.header, &again.cues), (&doc.header, &doc.cues), "WebVTT round trip changed the cues:\n{whole}");
+    let mid = doc.cues.get(doc.cues.len() / 2).map_or(0, |c| c.start_ms);
+    for (a, b) in [(0, mid), (mid, u64::MAX)] {
+        let seg = doc.segment(a, b, 900_000);
+        let got = TextDoc::parse(seg.as_bytes(), TextFormat::WebVtt, limits).unwrap_or_else(|e| panic!("segment does not parse ({e}):\n{seg}"));
+        let want: Vec<_> = doc.cues.iter().filter(|c| c.start_ms < b && c.end_ms > a).cloned().collect();
+        assert_eq!(got.cues, want, "segment [{a}, {b}) holds other cues");
+    }
+}
+
 /// `tracks` as an AMS-style SMIL document: one element per track, `trackID` and
 /// `trackName` as `param` children. Written here, independently of the parser.
 fn ism_to_smil(tracks: &[ism::IsmTrack]) -> String {

@@ -20,6 +20,7 @@ pub mod protect;
 pub mod protection;
 pub mod sidecar;
 pub mod smooth;
+pub mod text;
 pub mod timeline;
 pub mod track;
 pub mod ts;

@@ -25,3 +25,13 @@ pub const IFRAMES_FMP4: &str = "iframes.m3u8";
 pub const IFRAMES_TS: &str = "iframes-ts.m3u8";
 /// Prefix of I-frame segment names (`i{n}.m4s`, `i{n}.ts`: the key frame that starts segment `n`).
 pub const IFRAME_PREFIX: &str = "i";
+/// HLS media playlist of a subtitle track, segments on the fMP4 timeline.
+pub const TEXT_HLS: &str = "text.m3u8";
+/// HLS media playlist of a subtitle track, segments on the MPEG-TS timeline.
+pub const TEXT_HLS_TS: &str = "text-ts.m3u8";
+/// A subtitle track whole, as WebVTT (DASH sidecar).
+pub const TEXT_WHOLE: &str = "text.vtt";
+/// Extension of WebVTT segments (`{n}.vtt`, `ts{n}.vtt`).
+pub const SEGMENT_VTT: &str = "vtt";
+/// Prefix of WebVTT segments on the MPEG-TS timeline (`ts{n}.vtt`).
+pub const TEXT_TS_PREFIX: &str = "ts";

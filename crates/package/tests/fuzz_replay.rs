@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_mfra, fuzz_progressive, fuzz_protect, fuzz_sidecar};
+use sealcast_package::fuzzing::{fuzz_boxes, fuzz_cenc_boxes, fuzz_file, fuzz_ism, fuzz_mfra, fuzz_progressive, fuzz_protect, fuzz_sidecar, fuzz_text};
 use sealcast_package::index::index_bytes;
 use sealcast_package::{Asset, PackageOptions};
 
@@ -337,4 +337,85 @@ fn mfra_seeds_and_regressions_do_not_panic() {
 #[test]
 fn sidecar_seeds_and_regressions_do_not_panic() {
     replay("sidecar", fuzz_sidecar);
+}
+
+#[test]
+fn text_seeds_and_regressions_do_not_panic() {
+    replay("text", fuzz_text);
+}
+
+/// Every subtitle seed (and fixture) parses, so the target starts from documents that reach
+/// the round trip; the hostile subtitle corpus is replayed too (refused, never a panic).
+#[test]
+fn text_seeds_parse_and_hostile_files_replay() {
+    use sealcast_package::text::{TextDoc, TextFormat, TextLimits};
+    let seeds = inputs("seeds", "text");
+    assert!(seeds.len() >= 4, "text seeds missing");
+    for p in seeds {
+        let b = std::fs::read(&p).unwrap();
+        let format = if b.first() == Some(&b'T') { TextFormat::Ttml } else { TextFormat::WebVtt };
+        TextDoc::parse(&b[1..], format, TextLimits::default()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    let dir = sealcast_testkit::fixtures_dir().join("hostile/subtitles");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let b = std::fs::read(e.unwrap().path()).unwrap();
+        for mode in [b'T', b'V'] {
+            let mut input = vec![mode];
+            input.extend_from_slice(&b);
+            fuzz_text(&input);
+        }
+    }
+}
+
+/// A stable stand-in for coverage-guided runs of the `text` target: 20 000 deterministic
+/// mutations of the text seeds (bytes flipped, cut, repeated, and WebVTT/TTML tokens spliced
+/// in), each through `fuzz_text` and its round-trip invariant.
+#[test]
+fn text_mutations_keep_the_round_trip() {
+    const TOKENS: [&[u8]; 12] = [
+        b"-->",
+        b"\n\n",
+        b"\r",
+        b"NOTE",
+        b"STYLE\n",
+        b"00:00:01.000",
+        b"99:59:59.999",
+        b"<br/>",
+        b"&amp;",
+        b"<!DOCTYPE x>",
+        b" begin=\"1s\"",
+        b"</p>",
+    ];
+    let seeds: Vec<Vec<u8>> = inputs("seeds", "text")
+        .iter()
+        .map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..20_000 {
+        let mut d = seeds[i % seeds.len()].clone();
+        for _ in 0..1 + next() % 4 {
+            let at = 1 + (next() as usize) % d.len().max(2).saturating_sub(1);
+            let at = at.min(d.len());
+            match next() % 4 {
+                0 if at < d.len() => d[at] = next() as u8,
+                1 => d.truncate(at),
+                2 => {
+                    let t = TOKENS[(next() as usize) % TOKENS.len()];
+                    d.splice(at..at, t.iter().copied());
+                }
+                _ => {
+                    let end = (at + (next() as usize) % 64).min(d.len());
+                    let piece = d[at..end].to_vec();
+                    d.splice(at..at, piece);
+                }
+            }
+        }
+        fuzz_text(&d);
+    }
 }

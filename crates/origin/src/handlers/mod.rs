@@ -14,6 +14,7 @@
 pub mod download;
 pub mod manifest;
 pub mod smooth;
+pub mod text;
 pub mod track;
 
 use std::sync::Arc;
@@ -147,6 +148,7 @@ pub async fn asset(ctx: &Ctx<'_>, r: &AssetRoute) -> Result<Reply, ApiError> {
         Resource::IFrameSegment { track, n, container, .. } => track::iframe_segment(ctx, &loaded, track, *n, *container, served).await,
         Resource::SmoothFragment { stream, bitrate, time } => smooth::fragment(ctx, &loaded, stream, *bitrate, *time, served).await,
         Resource::Download { file } => download::file(ctx, &loaded, file).await,
+        Resource::Text { track, file } => text::text(ctx, &loaded, track, *file),
         // Refused by `decide`; never served.
         Resource::AmsEncryptedFragment(e) => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),
     }

@@ -120,8 +120,25 @@ pub fn write_mpd_with(asset: &Asset, prot: Option<&DashProtection>) -> String {
         }
         s.push_str("    </AdaptationSet>\n");
     }
+    write_text_sets(&mut s, asset, groups.len());
     s.push_str("  </Period>\n</MPD>\n");
     s
+}
+
+/// One text AdaptationSet per subtitle track that parsed: the whole track as one WebVTT file
+/// (a sidecar Representation with a `BaseURL`, ISO/IEC 23009-1 5.3.9; DASH-IF IOP 6.4.5),
+/// never encrypted. `first_id` continues the AdaptationSet ids.
+fn write_text_sets(s: &mut String, asset: &Asset, first_id: usize) {
+    for (k, t) in asset.listed_texts().enumerate() {
+        let _ = write!(s, "    <AdaptationSet id=\"{}\" contentType=\"text\" mimeType=\"text/vtt\"", first_id + k);
+        if let Some(l) = &t.language {
+            let _ = write!(s, " lang=\"{}\"", bcp47(l));
+        }
+        s.push_str(">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n");
+        let _ = writeln!(s, "      <Representation id=\"{}\" bandwidth=\"{}\">", t.name, t.bandwidth());
+        let _ = writeln!(s, "        <BaseURL>{}/{}</BaseURL>", t.name, crate::names::TEXT_WHOLE);
+        s.push_str("      </Representation>\n    </AdaptationSet>\n");
+    }
 }
 
 fn write_representation(s: &mut String, t: &AssetTrack, sub: &str) {
@@ -187,7 +204,12 @@ pub fn carry_query_mpd(mpd: &str, q: &str) -> String {
     let q = q.replace('&', "&amp;").replace('"', "&quot;").replace('<', "&lt;").replace('>', "&gt;");
     let mut out = String::with_capacity(mpd.len() + 256);
     for line in mpd.lines() {
-        if line.trim_start().starts_with("<SegmentTemplate") {
+        if let Some(url) = line.trim_start().strip_prefix("<BaseURL>").and_then(|r| r.strip_suffix("</BaseURL>")).filter(|u| u.ends_with(crate::names::TEXT_WHOLE)) {
+            // A subtitle sidecar file: its URL carries the query too.
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let sep = if url.contains('?') { "&amp;" } else { "?" };
+            out.push_str(&format!("{indent}<BaseURL>{url}{sep}{q}</BaseURL>"));
+        } else if line.trim_start().starts_with("<SegmentTemplate") {
             let mut l = line.to_string();
             for attr in ["initialization=\"", "media=\""] {
                 if let Some(start) = l.find(&format!(" {attr}")).map(|i| i + 1 + attr.len()) {

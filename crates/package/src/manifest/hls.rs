@@ -159,11 +159,14 @@ pub fn write_master_with(asset: &Asset, flavor: HlsFlavor, prot: Option<&HlsProt
         }
         s.push('\n');
     }
+    // Subtitle renditions (RFC 8216 4.3.4.1): one group, not shown unless chosen.
+    let subs = write_subtitles(&mut s, asset, flavor);
+    let subs_attr = if subs { format!(",SUBTITLES=\"{SUBTITLE_GROUP}\"") } else { String::new() };
     if video.is_empty() {
         for a in &audio {
             let _ = writeln!(
                 s,
-                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",CLOSED-CAPTIONS=NONE\n{}",
+                "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"{subs_attr},CLOSED-CAPTIONS=NONE\n{}",
                 if flavor.muxed_audio { ts_rates_audio(a).0 } else { a.bandwidth as u64 },
                 if flavor.muxed_audio { ts_rates_audio(a).1 } else { a.avg_bandwidth as u64 },
                 a.track().info.codec_string,
@@ -202,7 +205,7 @@ pub fn write_master_with(asset: &Asset, flavor: HlsFlavor, prot: Option<&HlsProt
             }
             // No source carries CEA-608/708 captions that we signal: say so, or players assume
             // captions may be in the video (Apple's authoring rules; RFC 8216 4.3.4.2).
-            let _ = writeln!(s, ",CLOSED-CAPTIONS=NONE\n{}", uri(v));
+            let _ = writeln!(s, "{subs_attr},CLOSED-CAPTIONS=NONE\n{}", uri(v));
         }
     }
     // Trick play: one I-frame playlist per video rendition (RFC 8216 4.3.4.3).
@@ -221,6 +224,35 @@ pub fn write_master_with(asset: &Asset, flavor: HlsFlavor, prot: Option<&HlsProt
         );
     }
     s
+}
+
+/// `GROUP-ID` of the subtitle renditions.
+pub const SUBTITLE_GROUP: &str = "subs";
+
+/// Writes an `#EXT-X-MEDIA:TYPE=SUBTITLES` line per subtitle track that parsed; whether any
+/// was written. Subtitles are never encrypted, so their URIs are the clear ones whatever the
+/// presentation's protection; their media playlist depends on the flavor's timeline.
+fn write_subtitles(s: &mut String, asset: &Asset, flavor: HlsFlavor) -> bool {
+    let playlist = if flavor.mpegts { names::TEXT_HLS_TS } else { names::TEXT_HLS };
+    let mut seen: Vec<String> = Vec::new();
+    for t in asset.listed_texts() {
+        let lang = t.language.as_deref();
+        let base = lang.map(display_name).unwrap_or_else(|| t.name.clone());
+        // NAME must be unique in the group.
+        let mut name = base.clone();
+        let mut n = 2;
+        while seen.contains(&name) {
+            name = format!("{base} {n}");
+            n += 1;
+        }
+        seen.push(name.clone());
+        let _ = write!(s, "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"{SUBTITLE_GROUP}\",NAME=\"{name}\"");
+        if let Some(l) = lang {
+            let _ = write!(s, ",LANGUAGE=\"{}\"", bcp47(l));
+        }
+        let _ = writeln!(s, ",DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,URI=\"{}/{playlist}\"", t.name);
+    }
+    !seen.is_empty()
 }
 
 /// Bytes of I-frame segment `seg` at most: the whole first fragment of the segment (the key

@@ -1,0 +1,105 @@
+// Subtitles in a real player: loads a manifest with shaka-player or hls.js in Debian's
+// Chromium, lists the text tracks the player found, selects the one with language LANG,
+// seeks (paused) to AT seconds and waits until a cue is active there. Usage:
+//   node subs_player.mjs --engine shaka|hlsjs --lang fr --at 4.6 [--timeout 40] URL
+// Prints one JSON object: {url, engine, tracks: [{lang, label}], active: [{text, start, end}],
+// bufferedStart, error?}. The active cues are read from the <video> element's TextTracks (both players show
+// text through them: shaka's SimpleTextDisplayer, hls.js's native tracks).
+import { launchChromium, openPlayerPage } from './chromium.mjs';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+const opts = { engine: 'shaka', lang: null, at: 0, timeout: 40, url: null };
+const argv = process.argv.slice(2);
+for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--engine') opts.engine = argv[++i];
+  else if (argv[i] === '--lang') opts.lang = argv[++i];
+  else if (argv[i] === '--at') opts.at = Number(argv[++i]);
+  else if (argv[i] === '--timeout') opts.timeout = Number(argv[++i]);
+  else opts.url = argv[i];
+}
+
+const browser = await launchChromium();
+const result = { url: opts.url, engine: opts.engine, lang: opts.lang, at: opts.at };
+const { page, log } = await openPlayerPage(browser, opts.url, 'subs');
+try {
+  const lib = opts.engine === 'hlsjs' ? require.resolve('hls.js/dist/hls.min.js') : require.resolve('shaka-player/dist/shaka-player.compiled.js');
+  await page.addScriptTag({ path: lib });
+  const loaded = await page.evaluate(async ({ url, engine }) => {
+    const video = document.getElementById('v');
+    video.muted = true;
+    if (engine === 'hlsjs') {
+      const hls = new Hls({ enableWorker: true, subtitleDisplay: true });
+      window.__player = hls;
+      const r = await new Promise((resolve) => {
+        hls.on(Hls.Events.MANIFEST_PARSED, () => resolve({ ok: true }));
+        hls.on(Hls.Events.ERROR, (ev, d) => { if (d.fatal) resolve({ error: `fatal hls.js error ${d.type}/${d.details}` }); });
+        hls.loadSource(url);
+        hls.attachMedia(video);
+      });
+      return r;
+    }
+    shaka.polyfill.installAll();
+    const player = new shaka.Player();
+    window.__player = player;
+    await player.attach(video);
+    try { await player.load(url); } catch (e) { return { error: `shaka load failed: code ${e.code} data ${JSON.stringify(e.data || []).slice(0, 300)}` }; }
+    return { ok: true };
+  }, { url: opts.url, engine: opts.engine });
+  if (loaded.error) throw new Error(loaded.error);
+  result.tracks = await page.evaluate((engine) => {
+    const p = window.__player;
+    if (engine === 'hlsjs') return p.subtitleTracks.map((t) => ({ lang: t.lang, label: t.name }));
+    return p.getTextTracks().map((t) => ({ lang: t.language, label: t.label, mimeType: t.mimeType }));
+  }, opts.engine);
+  const picked = await page.evaluate(({ engine, lang }) => {
+    const p = window.__player;
+    if (engine === 'hlsjs') {
+      const i = p.subtitleTracks.findIndex((t) => t.lang === lang);
+      if (i < 0) return false;
+      p.subtitleTrack = i;
+      p.subtitleDisplay = true;
+      return true;
+    }
+    const t = p.getTextTracks().find((x) => x.language === lang);
+    if (!t) return false;
+    p.selectTextTrack(t);
+    p.setTextTrackVisibility(true);
+    return true;
+  }, { engine: opts.engine, lang: opts.lang });
+  if (!picked) throw new Error(`no text track with language ${opts.lang}`);
+  // Where the media's first presentation time landed on the player's timeline, read from
+  // the first buffered range before seeking (hls.js over MPEG-TS starts the timeline at the
+  // first decode time, so the source's presentation time 0 is a little after 0 there): cues
+  // must move with it to stay in sync.
+  await page.waitForFunction(() => document.getElementById('v').buffered.length > 0, null, { timeout: opts.timeout * 1000, polling: 100 });
+  result.bufferedStart = await page.evaluate(() => document.getElementById('v').buffered.start(0));
+  await page.evaluate((at) => { const v = document.getElementById('v'); v.pause(); v.currentTime = at; }, opts.at);
+  try {
+    await page.waitForFunction(() => {
+      const v = document.getElementById('v');
+      for (const tt of v.textTracks) if (tt.mode !== 'disabled' && tt.activeCues && tt.activeCues.length) return true;
+      return false;
+    }, null, { timeout: opts.timeout * 1000, polling: 200 });
+  } catch (e) {
+    result.error = `no active cue at ${opts.at}s within ${opts.timeout}s`;
+  }
+  result.active = await page.evaluate(() => {
+    const v = document.getElementById('v');
+    const out = [];
+    for (const tt of v.textTracks) {
+      if (tt.mode === 'disabled' || !tt.activeCues) continue;
+      for (const c of tt.activeCues) out.push({ text: c.text, start: c.startTime, end: c.endTime, track: tt.label, lang: tt.language });
+    }
+    return out;
+  });
+  result.currentTime = await page.evaluate(() => document.getElementById('v').currentTime);
+} catch (e) {
+  result.error = `${e && e.message ? e.message : e}`;
+}
+result.console = log.console.slice(0, 10);
+result.failed = log.failed.slice(0, 10);
+console.log(JSON.stringify(result));
+await page.close();
+await browser.close();
