@@ -814,8 +814,8 @@ impl Config {
         let timing = self.storage.timing()?;
         let mut store = sealcast_storage::Store::local_with(&self.root, mode)?;
         for s in &self.store {
-            let backend = sealcast_storage::remote::open(&s.spec()?, timing).with_context(|| format!("[[store]] '{}'", s.prefix()))?;
-            store = store.with_guarded_route(s.prefix(), backend, timing)?;
+            let (backend, attempts) = sealcast_storage::remote::open_counted(&s.spec()?, timing).with_context(|| format!("[[store]] '{}'", s.prefix()))?;
+            store = store.with_counted_route(s.prefix(), backend, timing, attempts)?;
         }
         Ok(store)
     }

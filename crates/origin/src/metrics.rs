@@ -458,6 +458,8 @@ impl Collector for States {
         gauges(&mut enc, "sealcast_storage_breaker_state", "The store's circuit breaker state (1 for the current one)", states)?;
         counters(&mut enc, "sealcast_storage_breaker_trips", "Times the store's circuit opened", by_store(|s| s.guard.trips))?;
         gauges(&mut enc, "sealcast_storage_in_flight", "Requests to the store in flight now", by_store(|s| s.guard.in_flight))?;
+        let attempts = st.iter().filter_map(|s| s.attempts.map(|a| ([("store", s.name.clone())], a)));
+        counters(&mut enc, "sealcast_storage_http_attempts", "HTTP requests sent to the store, retries included (retries = these - storage operations)", attempts)?;
         counters(&mut enc, "sealcast_storage_queue_waits", "Requests that waited for an in-flight slot", by_store(|s| s.guard.queue_waits))?;
         counters(&mut enc, "sealcast_storage_queue_rejected", "Requests refused for want of an in-flight slot", by_store(|s| s.guard.queue_rejected))?;
         counters(&mut enc, "sealcast_storage_coalesced_reads", "Reads answered by joining an identical read in flight", [(NONE, self.scrape.storage_coalesced_reads)])?;

@@ -205,7 +205,8 @@ async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() 
         breaker_cooldown: Duration::from_millis(500),
         ..RemoteTiming::default()
     };
-    let fstore = Store::local(&dir.join("local")).unwrap().with_guarded_route("vod", open(&spec, quick).unwrap(), quick).unwrap();
+    let (fbackend, attempts) = sealcast_storage::remote::open_counted(&spec, quick).unwrap();
+    let fstore = Store::local(&dir.join("local")).unwrap().with_counted_route("vod", fbackend, quick, attempts).unwrap();
     apply_storage_encryption(&cat, &fstore).unwrap();
     let fs = AppState::with_parts(&cfg, fstore.clone(), cat.clone(), Some(cat.clone()));
     // Generous upper bound for any failure answer: the whole guarded deadline, twice.
@@ -261,6 +262,14 @@ async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() 
     ] {
         assert!(m.contains(want), "metrics lack {want}:\n{m}");
     }
+    // Retries: object_store repeats a failed GET inside one operation (max_retries = 1), so
+    // more HTTP requests went out than operations that reached the network.
+    let sum = |prefix: &str, skip: &str| -> f64 {
+        m.lines().filter(|l| l.starts_with(prefix) && !l.contains(skip)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    };
+    let sent = sum("sealcast_storage_operation_duration_seconds_count{store=\"vod\"", "outcome=\"overloaded\"");
+    let http = sum("sealcast_storage_http_attempts_total{store=\"vod\"}", "\u{0}");
+    assert!(http > sent && sent > 0.0, "{http} HTTP requests for {sent} operations: no retry seen\n{m}");
 
     // Storage comes back: the service recovers by itself, answers byte-identical.
     proxy.set(Fault::Pass);

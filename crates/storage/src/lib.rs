@@ -201,6 +201,8 @@ pub struct BackendStatus {
     pub name: String,
     /// Its in-flight limit and circuit breaker.
     pub guard: GuardStatus,
+    /// HTTP requests it sent so far (each retry is one more), when counted.
+    pub attempts: Option<u64>,
 }
 
 /// A cached range: the object's [`ObjectInfo::identity`] (path, size, time, ETag) and the
@@ -216,6 +218,8 @@ struct Route {
     prefix: String,
     store: Arc<dyn ObjectStore>,
     guard: Arc<guard::Guard>,
+    /// HTTP requests the backend sent, when counted ([`remote::open_counted`]).
+    attempts: Option<Arc<AtomicU64>>,
 }
 
 /// How ranged reads of a local folder are done.
@@ -297,7 +301,7 @@ impl Store {
 
     /// The remote backends (`[[store]]` routes) and their guards.
     pub fn backends(&self) -> Vec<BackendStatus> {
-        self.routes.iter().map(|r| BackendStatus { name: r.prefix.clone(), guard: r.guard.status() }).collect()
+        self.routes.iter().map(|r| BackendStatus { name: r.prefix.clone(), guard: r.guard.status(), attempts: r.attempts.as_ref().map(|a| a.load(Ordering::Relaxed)) }).collect()
     }
 
     /// The backend name of `path` for observers: its route prefix, or `local` / `default`.
@@ -372,13 +376,23 @@ impl Store {
     /// [`Store::with_route`], with reads, heads and listings of `backend` bounded by `timing`:
     /// requests in flight, a deadline per operation, a circuit breaker (pass the same timing
     /// to [`remote::open`], which sets the per-attempt timeouts and retries).
-    pub fn with_guarded_route(mut self, prefix: &str, backend: Arc<dyn ObjectStore>, timing: remote::RemoteTiming) -> Result<Store> {
+    pub fn with_guarded_route(self, prefix: &str, backend: Arc<dyn ObjectStore>, timing: remote::RemoteTiming) -> Result<Store> {
+        self.with_route_inner(prefix, backend, timing, None)
+    }
+
+    /// [`Store::with_guarded_route`] with the backend's HTTP request count from
+    /// [`remote::open_counted`], reported in [`BackendStatus::attempts`].
+    pub fn with_counted_route(self, prefix: &str, backend: Arc<dyn ObjectStore>, timing: remote::RemoteTiming, attempts: Arc<AtomicU64>) -> Result<Store> {
+        self.with_route_inner(prefix, backend, timing, Some(attempts))
+    }
+
+    fn with_route_inner(mut self, prefix: &str, backend: Arc<dyn ObjectStore>, timing: remote::RemoteTiming, attempts: Option<Arc<AtomicU64>>) -> Result<Store> {
         if AssetPath::parse(&format!("/{prefix}")).is_err() {
             return Err(Error::Unavailable(format!("store prefix '{prefix}' must be a plain folder path")));
         }
         let mut routes: Vec<Route> = self.routes.iter().cloned().collect();
         routes.retain(|r| r.prefix != prefix);
-        routes.push(Route { prefix: prefix.to_string(), store: backend, guard: Arc::new(guard::Guard::new(timing)) });
+        routes.push(Route { prefix: prefix.to_string(), store: backend, guard: Arc::new(guard::Guard::new(timing)), attempts });
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         self.routes = Arc::new(routes);
         Ok(self)

@@ -117,8 +117,42 @@ impl Default for RemoteTiming {
     }
 }
 
+/// Counts the HTTP requests a backend sends (first attempts and retries alike), so retries can
+/// be told apart from operations: `object_store` retries inside a call and reports neither.
+#[derive(Debug)]
+struct CountingConnector(Arc<std::sync::atomic::AtomicU64>);
+
+#[derive(Debug)]
+struct Counting {
+    inner: object_store::client::HttpClient,
+    attempts: Arc<std::sync::atomic::AtomicU64>,
+}
+
+#[async_trait::async_trait]
+impl object_store::client::HttpService for Counting {
+    async fn call(&self, req: object_store::client::HttpRequest) -> std::result::Result<object_store::client::HttpResponse, object_store::client::HttpError> {
+        self.attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.execute(req).await
+    }
+}
+
+impl object_store::client::HttpConnector for CountingConnector {
+    fn connect(&self, options: &ClientOptions) -> object_store::Result<object_store::client::HttpClient> {
+        let inner = object_store::client::ReqwestConnector::default().connect(options)?;
+        Ok(object_store::client::HttpClient::new(Counting { inner, attempts: self.0.clone() }))
+    }
+}
+
 /// Opens the backend `spec` describes (no request is made yet).
 pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectStore>> {
+    open_counted(spec, timing).map(|(s, _)| s)
+}
+
+/// [`open`], with the count of HTTP requests the backend sends (pass it to
+/// [`crate::Store::with_counted_route`]: operations and attempts give the retries).
+pub fn open_counted(spec: &RemoteSpec, timing: RemoteTiming) -> Result<(Arc<dyn ObjectStore>, Arc<std::sync::atomic::AtomicU64>)> {
+    let attempts = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let connector = || CountingConnector(attempts.clone());
     let bad = |e: object_store::Error| Error::Unavailable(format!("{spec:?}: {e}"));
     let retry = RetryConfig {
         max_retries: timing.max_retries,
@@ -128,7 +162,7 @@ pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectSto
     let opts = |allow_http: bool| ClientOptions::new().with_connect_timeout(timing.connect_timeout).with_timeout(timing.request_timeout).with_allow_http(allow_http);
     match spec {
         RemoteSpec::S3 { bucket, region, endpoint, allow_http, access_key_id, secret_access_key, session_token } => {
-            let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(region).with_client_options(opts(*allow_http)).with_retry(retry);
+            let mut b = AmazonS3Builder::new().with_bucket_name(bucket).with_region(region).with_client_options(opts(*allow_http)).with_retry(retry).with_http_connector(connector());
             if let Some(e) = endpoint {
                 b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
             }
@@ -141,7 +175,7 @@ pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectSto
             if let Some(t) = session_token {
                 b = b.with_token(t);
             }
-            Ok(Arc::new(b.build().map_err(bad)?))
+            Ok((Arc::new(b.build().map_err(bad)?), attempts))
         }
         RemoteSpec::Azure { account, container, access_key, sas, use_emulator, endpoint, allow_http } => {
             // object_store's emulator mode ignores the endpoint (it reads the address from an
@@ -153,7 +187,8 @@ pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectSto
                 .with_container_name(container)
                 .with_use_emulator(*use_emulator && !emulator_at_endpoint)
                 .with_client_options(opts(*allow_http || *use_emulator))
-                .with_retry(retry);
+                .with_retry(retry)
+                .with_http_connector(connector());
             if let Some(e) = endpoint {
                 b = b.with_endpoint(e.clone());
             }
@@ -166,14 +201,14 @@ pub fn open(spec: &RemoteSpec, timing: RemoteTiming) -> Result<Arc<dyn ObjectSto
             if let Some(s) = sas {
                 b = b.with_config(object_store::azure::AzureConfigKey::SasKey, s);
             }
-            Ok(Arc::new(b.build().map_err(bad)?))
+            Ok((Arc::new(b.build().map_err(bad)?), attempts))
         }
         RemoteSpec::Gcs { bucket, service_account_path } => {
-            let mut b = GoogleCloudStorageBuilder::new().with_bucket_name(bucket).with_client_options(opts(false)).with_retry(retry);
+            let mut b = GoogleCloudStorageBuilder::new().with_bucket_name(bucket).with_client_options(opts(false)).with_retry(retry).with_http_connector(connector());
             if let Some(p) = service_account_path {
                 b = b.with_service_account_path(p);
             }
-            Ok(Arc::new(b.build().map_err(bad)?))
+            Ok((Arc::new(b.build().map_err(bad)?), attempts))
         }
     }
 }
