@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from oracle import FIXTURES, REPO, oracle_missing, sealcast_bin, start_server_config, stop_server
-from test_storage import _create_bucket, _start_on_port_zero, _wait_port
+from test_storage import _create_bucket, _start_on_port_zero, _wait_port, moto_store_toml
 
 ASSET = "demo"
 SECRET = "fleet-SECRET-token-0123456789"
@@ -176,16 +176,7 @@ max_retries = 0
 breaker_failures = 2
 breaker_cooldown_ms = 60000
 
-[[store]]
-prefix = "s3"
-kind = "s3"
-bucket = "media"
-region = "us-east-1"
-endpoint = "http://127.0.0.1:{s3_port}"
-allow_http = true
-access_key_id = "test"
-secret_access_key = "test"
-""")
+{moto_store_toml(s3_port)}""")
             f.configs.append(cfg)
             if i == 0:
                 # The asset in S3, once, through the first replica's config.

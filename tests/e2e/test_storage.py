@@ -96,6 +96,20 @@ def _azurite_bin() -> str | None:
     return str(local) if local.exists() else shutil.which("azurite-blob")
 
 
+def moto_store_toml(s3_port: int, prefix: str = "s3") -> str:
+    """A `[[store]]` serving `prefix` from moto's bucket `media` on `s3_port`."""
+    return f"""[[store]]
+prefix = "{prefix}"
+kind = "s3"
+bucket = "media"
+region = "us-east-1"
+endpoint = "http://127.0.0.1:{s3_port}"
+allow_http = true
+access_key_id = "test"
+secret_access_key = "test"
+"""
+
+
 def _create_bucket(endpoint: str) -> None:
     import boto3  # installed with moto[server]
     boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="test", aws_secret_access_key="test",
@@ -155,16 +169,7 @@ root = "{tmp / 'local'}"
 catalog = "{catalog}"
 allow_clear_without_policy = true
 
-[[store]]
-prefix = "s3"
-kind = "s3"
-bucket = "media"
-region = "us-east-1"
-endpoint = "http://127.0.0.1:{s3_port}"
-allow_http = true
-access_key_id = "test"
-secret_access_key = "test"
-
+{moto_store_toml(s3_port)}
 [[store]]
 prefix = "az"
 kind = "azure"

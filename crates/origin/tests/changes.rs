@@ -13,22 +13,14 @@ use object_store::ObjectStoreExt;
 use sealcast_origin::config::{CacheConfig, Config};
 use sealcast_origin::ingest::{self, IngestArgs, Publish};
 use sealcast_origin::server::AppState;
-use sealcast_storage::remote::{open, RemoteSpec, RemoteTiming};
+use sealcast_storage::remote::{open, RemoteTiming};
 use sealcast_storage::Store;
 use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_object_is_reindexed_never_mixed() {
     let Some((_srv, endpoint)) = start_moto() else { return };
-    let spec = RemoteSpec::S3 {
-        bucket: "media".into(),
-        region: "us-east-1".into(),
-        endpoint: Some(endpoint),
-        allow_http: true,
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        session_token: None,
-    };
+    let spec = moto_spec(endpoint);
     let dir = temp("changes");
     std::fs::create_dir_all(dir.join("local")).unwrap();
     let s3 = open(&spec, RemoteTiming::default()).unwrap();

@@ -233,15 +233,7 @@ fn the_index_command_writes_sidecars_only_where_needed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cold_index_reads_per_layout_on_s3() {
     let Some((_srv, endpoint)) = support::start_moto() else { return };
-    let spec = sealcast_storage::remote::RemoteSpec::S3 {
-        bucket: "media".into(),
-        region: "us-east-1".into(),
-        endpoint: Some(endpoint),
-        allow_http: true,
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        session_token: None,
-    };
+    let spec = support::moto_spec(endpoint);
     let root = temp("s3");
     let s3 = sealcast_storage::remote::open(&spec, sealcast_storage::remote::RemoteTiming::default()).unwrap();
     let store = Store::local(&root).unwrap().with_route("vod", s3).unwrap();

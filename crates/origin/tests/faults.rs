@@ -17,7 +17,7 @@ use sealcast_origin::catalog::{apply_storage_encryption, TomlCatalog};
 use sealcast_origin::config::Config;
 use sealcast_origin::ingest::{self, IngestArgs, Publish};
 use sealcast_origin::server::AppState;
-use sealcast_storage::remote::{open, RemoteSpec, RemoteTiming};
+use sealcast_storage::remote::{open, RemoteTiming};
 use sealcast_storage::Store;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -130,15 +130,7 @@ async fn faults_map_to_statuses_nothing_failed_is_cached_and_service_recovers() 
         return;
     };
     let proxy = Proxy::start(endpoint).await;
-    let spec = RemoteSpec::S3 {
-        bucket: "media".into(),
-        region: "us-east-1".into(),
-        endpoint: Some(proxy.addr.clone()),
-        allow_http: true,
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        session_token: None,
-    };
+    let spec = moto_spec(proxy.addr.clone());
     let dir = temp("faults");
     std::fs::create_dir_all(dir.join("local")).unwrap();
     // Patient timing for the upload and the single-flight part.

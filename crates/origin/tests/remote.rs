@@ -12,7 +12,7 @@ use sealcast_origin::catalog::{apply_storage_encryption, TomlCatalog};
 use sealcast_origin::config::Config;
 use sealcast_origin::ingest::{self, IngestArgs, Publish};
 use sealcast_origin::server::{router, AppState};
-use sealcast_storage::remote::{open, RemoteSpec, RemoteTiming};
+use sealcast_storage::remote::{open, RemoteTiming};
 use sealcast_storage::Store;
 use tower::ServiceExt;
 
@@ -27,15 +27,7 @@ async fn get(st: &Arc<AppState>, uri: &str) -> (StatusCode, Vec<u8>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn ingest_to_s3_and_serve_byte_identical_with_few_requests() {
     let Some((_srv, endpoint)) = support::start_moto() else { return };
-    let spec = RemoteSpec::S3 {
-        bucket: "media".into(),
-        region: "us-east-1".into(),
-        endpoint: Some(endpoint),
-        allow_http: true,
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        session_token: None,
-    };
+    let spec = support::moto_spec(endpoint);
     let dir = std::env::temp_dir().join(format!("sealcast-remote-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("local")).unwrap();
@@ -82,15 +74,7 @@ async fn ingest_to_s3_and_serve_byte_identical_with_few_requests() {
 #[tokio::test(flavor = "multi_thread")]
 async fn progressive_moov_at_end_over_s3_in_few_requests() {
     let Some((_srv, endpoint)) = support::start_moto() else { return };
-    let spec = RemoteSpec::S3 {
-        bucket: "media".into(),
-        region: "us-east-1".into(),
-        endpoint: Some(endpoint),
-        allow_http: true,
-        access_key_id: Some("test".into()),
-        secret_access_key: Some("test".into()),
-        session_token: None,
-    };
+    let spec = support::moto_spec(endpoint);
     let dir = std::env::temp_dir().join(format!("sealcast-remote-prog-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("local")).unwrap();

@@ -148,6 +148,19 @@ print(urllib.request.urlopen(req).status)
     Some((srv, format!("http://127.0.0.1:{port}/devstoreaccount1")))
 }
 
+/// The S3 bucket `media` of a moto server (or of a proxy in front of one) at `endpoint`.
+pub fn moto_spec(endpoint: String) -> sealcast_storage::remote::RemoteSpec {
+    sealcast_storage::remote::RemoteSpec::S3 {
+        bucket: "media".into(),
+        region: "us-east-1".into(),
+        endpoint: Some(endpoint),
+        allow_http: true,
+        access_key_id: Some("test".into()),
+        secret_access_key: Some("test".into()),
+        session_token: None,
+    }
+}
+
 /// GET through the router: status, headers, body.
 pub async fn get(st: &Arc<AppState>, uri: &str) -> (StatusCode, HeaderMap, Vec<u8>) {
     let r = router(st.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
