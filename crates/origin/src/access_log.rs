@@ -1,6 +1,8 @@
-//! The access log (`[access_log]`): one JSON line per request, written by a background
-//! thread so a slow disk never holds up a response (a full queue drops lines and counts
-//! them in `sealcast_access_log_dropped_total`).
+//! The access log (`[access_log]`): one JSON line per request, appended to a shared buffer
+//! that a background thread writes out every [`FLUSH_EVERY`] — a slow disk never holds up a
+//! response, and no request wakes another thread (a wake-up and a `write` per line cost more
+//! than the rest of a cached manifest's answer). A full buffer drops lines and counts them in
+//! `sealcast_access_log_dropped_total`.
 //!
 //! Fields: `time`, `request_id`, `client`, `peer`, `method`, `path` (never the query string:
 //! signed-URL signatures, tokens and `hdnts` live there), `route`, `asset`, `protocol`,
@@ -19,7 +21,8 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use http::HeaderMap;
@@ -35,7 +38,8 @@ pub struct AccessLogConfig {
     pub sample: f64,
     /// Proxies (addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<String>,
-    /// Lines queued for the writer at most; more are dropped (and counted).
+    /// Lines waiting for the writer at most (counted as 512 bytes each); more are dropped
+    /// (and counted).
     pub queue: usize,
 }
 
@@ -93,9 +97,31 @@ pub struct Entry<'a> {
     pub storage_reads: u32,
 }
 
+/// How often the writer thread writes out what requests appended.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// Lines not yet written, and where they go.
+struct Pending {
+    buf: Mutex<Vec<u8>>,
+    /// Bytes `buf` may hold; lines beyond are dropped.
+    cap: usize,
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl Pending {
+    /// Writes out what is buffered (the writer thread, and [`AccessLog::flush`]).
+    fn flush(&self) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = std::mem::take(&mut *self.buf.lock().unwrap_or_else(|e| e.into_inner()));
+        if !taken.is_empty() {
+            let _ = out.write_all(&taken).and_then(|_| out.flush());
+        }
+    }
+}
+
 /// The running access log.
 pub struct AccessLog {
-    tx: SyncSender<String>,
+    pending: Arc<Pending>,
     sample: f64,
     trusted: Vec<ipnet::IpNet>,
     seq: AtomicU64,
@@ -107,7 +133,7 @@ impl AccessLog {
     /// Checks `cfg` and starts the writer thread.
     pub fn start(cfg: &AccessLogConfig) -> anyhow::Result<AccessLog> {
         let trusted = cfg.check()?;
-        let mut out: Box<dyn Write + Send> = match cfg.path.as_str() {
+        let out: Box<dyn Write + Send> = match cfg.path.as_str() {
             "stderr" => Box::new(std::io::stderr()),
             "stdout" => Box::new(std::io::stdout()),
             p => {
@@ -118,27 +144,21 @@ impl AccessLog {
                 Box::new(o.open(p).with_context(|| format!("access_log.path {p}"))?)
             }
         };
-        let (tx, rx) = sync_channel::<String>(cfg.queue);
+        let pending = Arc::new(Pending { buf: Mutex::new(Vec::new()), cap: cfg.queue.saturating_mul(512), out: Mutex::new(out) });
+        let writer = Arc::downgrade(&pending);
         std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                let mut buf = Vec::with_capacity(64 << 10);
-                while let Ok(line) = rx.recv() {
-                    buf.extend_from_slice(line.as_bytes());
-                    // Take whatever else is queued, then write it in one go.
-                    while let Ok(more) = rx.try_recv() {
-                        buf.extend_from_slice(more.as_bytes());
-                        if buf.len() >= 64 << 10 {
-                            break;
-                        }
-                    }
-                    let _ = out.write_all(&buf).and_then(|_| out.flush());
-                    buf.clear();
+                // Ends when the log is dropped.
+                while let Some(p) = writer.upgrade() {
+                    p.flush();
+                    drop(p);
+                    std::thread::sleep(FLUSH_EVERY);
                 }
             })
             .context("starting the access-log writer")?;
         let prefix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) ^ (u64::from(std::process::id()) << 40);
-        Ok(AccessLog { tx, sample: cfg.sample, trusted, seq: AtomicU64::new(0), prefix })
+        Ok(AccessLog { pending, sample: cfg.sample, trusted, seq: AtomicU64::new(0), prefix })
     }
 
     /// Whether a request answered with `status` is written (sampling of successes).
@@ -197,16 +217,22 @@ impl AccessLog {
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 
-    /// Queues `entry`'s line; a full queue drops it (`false`).
+    /// Appends `entry`'s line; a full buffer drops it (`false`).
     pub fn write(&self, entry: &Entry<'_>) -> bool {
-        let Ok(mut line) = serde_json::to_string(entry) else {
+        let Ok(mut line) = serde_json::to_vec(entry) else { return false };
+        line.push(b'\n');
+        let mut buf = self.pending.buf.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.len() + line.len() > self.pending.cap {
             return false;
-        };
-        line.push('\n');
-        match self.tx.try_send(line) {
-            Ok(()) => true,
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => false,
         }
+        buf.extend_from_slice(&line);
+        true
+    }
+
+    /// Writes out every line appended so far (at shutdown; the writer thread does it every
+    /// [`FLUSH_EVERY`] otherwise).
+    pub fn flush(&self) {
+        self.pending.flush();
     }
 }
 

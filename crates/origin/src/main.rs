@@ -666,6 +666,7 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         });
     }
     let draining = state.clone();
+    let flush_at_exit = state.clone();
     server::serve_announced(
         listener,
         state,
@@ -685,6 +686,10 @@ async fn serve(cfg: config::Config) -> anyhow::Result<()> {
         announce,
     )
     .await?;
+    // The last lines of the access log, written before the process ends.
+    if let Some(log) = &flush_at_exit.access_log {
+        log.flush();
+    }
     Ok(())
 }
 
