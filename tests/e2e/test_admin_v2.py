@@ -74,8 +74,9 @@ class Api:
         return r.status, headers, (json.loads(raw) if raw else None), raw
 
 
-@pytest.fixture
-def admin(tmp_path):
+def _admin_config(tmp_path, admin_line: str) -> tuple[Path, int]:
+    """A fresh KEK and a config with the embedded database and an `[admin]` listener on a
+    free port (`admin_line`: one more `[admin]` key); returns the config file and the port."""
     kek = tmp_path / "kek"
     subprocess.run([str(sealcast_bin()), "keys", "init", "--kek", str(kek)], check=True, capture_output=True)
     port = _free_port()
@@ -87,9 +88,15 @@ kek = {{ local = "{kek}" }}
 
 [admin]
 listen = "127.0.0.1:{port}"
-public_url = "https://origin.example"
+{admin_line}
 token = {{ token_type = "Jwt", issuer = "{ISSUER}", audience = "{AUDIENCE}", keys = [ {{ symmetric = "{base64.b64encode(SECRET).decode()}" }} ] }}
 """)
+    return cfg, port
+
+
+@pytest.fixture
+def admin(tmp_path):
+    cfg, port = _admin_config(tmp_path, 'public_url = "https://origin.example"')
     s = start_server_config(cfg, tmp_path / "server.log")
     yield Api(f"http://127.0.0.1:{port}"), cfg, tmp_path, s
     stop_server(s)
@@ -934,20 +941,8 @@ def test_admin_listener_over_tls(tmp_path):
             .sign(key, hashes.SHA256()))
     (tmp_path / "admin.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "admin.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    kek = tmp_path / "kek"
-    subprocess.run([str(sealcast_bin()), "keys", "init", "--kek", str(kek)], check=True, capture_output=True)
-    port = _free_port()
-    cfg = tmp_path / "sealcast.toml"
-    cfg.write_text(f"""listen = "127.0.0.1:0"
-root = "{FIXTURES}"
-database = "sqlite://{tmp_path / 'db' / 'catalog.db'}"
-kek = {{ local = "{kek}" }}
-
-[admin]
-listen = "127.0.0.1:{port}"
-tls = {{ cert = "{tmp_path / 'admin.crt'}", key = "{tmp_path / 'admin.key'}" }}
-token = {{ token_type = "Jwt", issuer = "{ISSUER}", audience = "{AUDIENCE}", keys = [ {{ symmetric = "{base64.b64encode(SECRET).decode()}" }} ] }}
-""")
+    crt, pem = tmp_path / "admin.crt", tmp_path / "admin.key"
+    cfg, port = _admin_config(tmp_path, f'tls = {{ cert = "{crt}", key = "{pem}" }}')
     s = start_server_config(cfg, tmp_path / "server.log")
     try:
         import http.client
