@@ -112,7 +112,12 @@ impl Pending {
     /// Writes out what is buffered (the writer thread, and [`AccessLog::flush`]).
     fn flush(&self) {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
-        let taken = std::mem::take(&mut *self.buf.lock().unwrap_or_else(|e| e.into_inner()));
+        let taken = {
+            let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+            // The next interval likely needs as much room as this one took: no regrowth.
+            let room = buf.len().min(self.cap);
+            std::mem::replace(&mut *buf, Vec::with_capacity(room))
+        };
         if !taken.is_empty() {
             let _ = out.write_all(&taken).and_then(|_| out.flush());
         }
@@ -219,13 +224,19 @@ impl AccessLog {
 
     /// Appends `entry`'s line; a full buffer drops it (`false`).
     pub fn write(&self, entry: &Entry<'_>) -> bool {
-        let Ok(mut line) = serde_json::to_vec(entry) else { return false };
-        line.push(b'\n');
+        // Serialized straight into the shared buffer (no line allocated per request); a line
+        // that does not fit is taken back out.
         let mut buf = self.pending.buf.lock().unwrap_or_else(|e| e.into_inner());
-        if buf.len() + line.len() > self.pending.cap {
+        let start = buf.len();
+        if serde_json::to_writer(&mut *buf, entry).is_err() {
+            buf.truncate(start);
             return false;
         }
-        buf.extend_from_slice(&line);
+        buf.push(b'\n');
+        if buf.len() > self.pending.cap {
+            buf.truncate(start);
+            return false;
+        }
         true
     }
 
@@ -265,7 +276,26 @@ fn parse_net(s: &str) -> anyhow::Result<ipnet::IpNet> {
 
 /// Now as RFC 3339 UTC with milliseconds (`2026-12-03T09:30:00.123Z`).
 pub fn now_rfc3339() -> String {
-    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    use std::fmt::Write as _;
+    thread_local! {
+        /// The second last formatted on this thread and its text: the date and time are
+        /// formatted once a second, not per request.
+        static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let (secs, ms) = (now.as_secs(), now.subsec_millis());
+    SECOND.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            let t = chrono::DateTime::from_timestamp(secs as i64, 0).unwrap_or_default();
+            c.1 = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+            c.0 = secs;
+        }
+        let mut s = String::with_capacity(c.1.len() + 5);
+        s.push_str(&c.1);
+        let _ = write!(s, ".{ms:03}Z");
+        s
+    })
 }
 
 #[cfg(test)]
@@ -315,8 +345,16 @@ mod tests {
 
     #[test]
     fn timestamps_are_rfc3339() {
-        let t = now_rfc3339();
-        assert_eq!(t.len(), 24, "{t}");
-        assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
+        for _ in 0..3 {
+            let before = chrono::Utc::now();
+            let t = now_rfc3339();
+            let after = chrono::Utc::now();
+            assert_eq!(t.len(), 24, "{t}");
+            assert!(t.ends_with('Z') && &t[10..11] == "T" && &t[19..20] == ".", "{t}");
+            let parsed = chrono::DateTime::parse_from_rfc3339(&t).unwrap_or_else(|e| panic!("{t}: {e}"));
+            let ms = |d: chrono::DateTime<chrono::Utc>| d.timestamp_millis();
+            assert!((ms(before)..=ms(after)).contains(&parsed.timestamp_millis()), "{t} not between {before} and {after}");
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
     }
 }

@@ -61,6 +61,10 @@ impl AssetTrack {
     pub fn track(&self) -> &TrackIndex {
         &self.index.tracks[self.slot]
     }
+    /// See [`FileIndex::media_bytes_estimated`].
+    pub fn media_bytes_estimated(&self) -> bool {
+        self.index.media_bytes_estimated()
+    }
     /// Kind.
     pub fn kind(&self) -> TrackKind {
         self.track().info.kind
@@ -201,7 +205,7 @@ impl Asset {
             // per sample), the mdat header and this track's samples. Single-track sources
             // already hold their own moof in `bytes`; multi-track ones need the estimate.
             let frag_samples = |s: &Segment| t.fragments[s.first..s.first + s.count].iter().map(|f| 108 + 16 * f.samples as u64).sum::<u64>();
-            let bytes = |s: &Segment| 28 + if f.index.tracks.len() == 1 && t.samples.is_none() { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
+            let bytes = |s: &Segment| 28 + if f.index.media_bytes_estimated() { s.bytes + 64 * s.count as u64 } else { s.media_bytes + frag_samples(s) };
             let duration: u64 = t.fragments.iter().fold(0u64, |a, f| a.saturating_add(f.duration));
             let rate = |b: u64, d: u64| if d == 0 { 0 } else { (b as u128 * 8 * ts / d as u128).min(u32::MAX as u128) as u32 };
             let bandwidth = segments.iter().map(|s| rate(bytes(s), s.duration)).max().unwrap_or(0).max(1);

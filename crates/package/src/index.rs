@@ -36,8 +36,8 @@ pub struct Fragment {
     pub offset: u64,
     /// Bytes from the `moof` to the next fragment (or the end of the media).
     pub size: u64,
-    /// Bytes of this track's samples; for a single-track fragmented file, the fragment's
-    /// byte span (`size`), whatever the index was built from.
+    /// Bytes of this track's samples; for a single-track fragmented file an estimate the same
+    /// whatever the index was built from (see [`IndexBuilder::finish`]).
     pub media_bytes: u64,
     /// Starts with a sync sample.
     pub keyframe: bool,
@@ -110,6 +110,12 @@ impl FileIndex {
     /// Approximate heap size, for byte-weighted caches.
     pub fn weight(&self) -> usize {
         self.tracks.iter().map(|t| t.init.len() + t.fragments.len() * std::mem::size_of::<Fragment>() + t.samples.as_ref().map_or(0, SampleTable::weight) + 512).sum::<usize>() + 64
+    }
+
+    /// A single-track fragmented file: its fragments' `media_bytes` are estimates from their
+    /// spans (`size`) and the first fragment (see [`IndexBuilder::finish`]).
+    pub fn media_bytes_estimated(&self) -> bool {
+        self.tracks.len() == 1 && self.tracks[0].samples.is_none()
     }
 }
 
@@ -193,6 +199,8 @@ pub struct IndexBuilder {
     note: Option<String>,
     /// A checked `tfra` waiting for the last `moof`.
     mfra: Option<MfraPlan>,
+    /// Sample bytes of the first fragment of the first track (read by every layout).
+    first_media: Option<u64>,
 }
 
 /// A checked `tfra` and where its `mfra` starts.
@@ -247,6 +255,7 @@ impl IndexBuilder {
             walk_cap: WALK_READ_CAP.max(read_ahead),
             method: IndexMethod::Walk,
             note: None,
+            first_media: None,
             mfra: None,
         }
     }
@@ -492,6 +501,9 @@ impl IndexBuilder {
                 if r.data_start.checked_add(r.data_len).is_none_or(|e| e > self.file_len) {
                     return Err(Error::Truncated { offset: r.data_start, need: r.data_len, file_len: self.file_len });
                 }
+            }
+            if i == 0 && self.frags[0].is_empty() {
+                self.first_media = Some(tf.media_bytes());
             }
             self.frags[i].push(Fragment {
                 decode_time,
@@ -778,11 +790,16 @@ impl IndexBuilder {
         let single = self.tracks.len() == 1 && !progressive;
         for (info, mut fragments) in self.tracks.into_iter().zip(self.frags) {
             if single {
-                // A single-track fragmented file's fragment is its byte span (moof and mdat):
-                // all a sidx knows, and what the mfra path and the walk give too, so every
-                // output (the TS bandwidth estimate reads it) is the same whatever the layout.
-                for f in &mut fragments {
-                    f.media_bytes = f.size;
+                // A sidx or mfra table knows each fragment's byte span, not its sample bytes.
+                // So that every output (the TS bandwidth estimate reads them) is the same
+                // whatever the layout, the walk's exact figures are not used either: every
+                // fragment's sample bytes are its span less the first fragment's non-sample
+                // bytes (its moof and mdat header, read by every layout), scaled down for a
+                // shorter fragment, never up and never past half the span, so the estimate
+                // errs on the side of more sample bytes (a higher BANDWIDTH). A sidecar holds
+                // these estimates already.
+                if method != IndexMethod::Sidecar {
+                    estimate_media_bytes(&mut fragments, self.first_media);
                 }
             }
             if fragments.is_empty() {
@@ -792,6 +809,17 @@ impl IndexBuilder {
             tracks.push(TrackIndex { info, init, fragments, samples: tables.next().flatten() });
         }
         Ok(FileIndex { file_len: self.file_len, tracks, reads: self.reads, method, note: self.note })
+    }
+}
+
+/// Sets a single-track file's fragments' `media_bytes` from their spans and the first
+/// fragment's sample bytes `first_media` (see [`IndexBuilder::finish`]).
+fn estimate_media_bytes(fragments: &mut [Fragment], first_media: Option<u64>) {
+    let Some(first) = fragments.first().copied() else { return };
+    let overhead = first_media.map_or(0, |m| first.size.saturating_sub(m));
+    for f in fragments {
+        let scaled = if f.duration >= first.duration || first.duration == 0 { overhead } else { (overhead as u128 * f.duration as u128 / first.duration as u128) as u64 };
+        f.media_bytes = f.size - scaled.min(f.size / 2);
     }
 }
 

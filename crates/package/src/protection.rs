@@ -235,10 +235,15 @@ pub fn key_uri(license: &LicenseUrls, kid: Kid) -> String {
 /// of the media bytes, which the index never reads, could tell them apart.
 pub fn iv_context(path: &str, file_size: u64, t: &AssetTrack) -> String {
     let ti = t.track();
+    // A single-track fragmented file's `media_bytes` is an estimate made from `size` and the
+    // first fragment (`IndexBuilder::finish`); its `size` stands in, as the index held before
+    // the estimate existed, so IVs did not change with it (a cached playlist's IV must keep
+    // matching the segments).
+    let estimated = t.media_bytes_estimated();
     let mut h = Vec::with_capacity(ti.init.len() + ti.fragments.len() * 49);
     h.extend_from_slice(&ti.init);
     for f in &ti.fragments {
-        for v in [f.decode_time, f.duration, f.pres_offset as u64, f.offset, f.size, f.media_bytes] {
+        for v in [f.decode_time, f.duration, f.pres_offset as u64, f.offset, f.size, if estimated { f.size } else { f.media_bytes }] {
             h.extend_from_slice(&v.to_be_bytes());
         }
         h.push(f.keyframe as u8);

@@ -6,11 +6,11 @@
 //! lists it — and [`decode`] refuses it for any other version, so a replaced source is never
 //! indexed from a stale sidecar.
 //!
-//! Format, version 1 (all integers big-endian unless said; `varint` is unsigned LEB128,
+//! Format, version 2 (all integers big-endian unless said; `varint` is unsigned LEB128,
 //! `zigzag` a signed value zigzag-mapped to a varint):
 //!
 //! ```text
-//! magic "SCIX" | version u8 = 1 | reserved u8[3] = 0
+//! magic "SCIX" | version u8 = 2 | reserved u8[3] = 0
 //! source size u64 | key length u16 | key bytes (the source's ETag, or "mtime:<secs>" without one)
 //! moov length u32 | the moov box, byte for byte
 //! track count u16, per track:
@@ -35,7 +35,8 @@ use crate::index::{FileIndex, Fragment, IndexLimits, IndexMethod};
 pub const SUFFIX: &str = ".sealcast-idx";
 
 const MAGIC: &[u8; 4] = b"SCIX";
-const VERSION: u8 = 1;
+/// 2: single-track `media_bytes` are sample-byte estimates (they were fragment spans in 1).
+const VERSION: u8 = 2;
 /// Smallest encoding of one fragment (nine one-byte fields).
 const MIN_FRAGMENT_BYTES: usize = 9;
 /// Longest source key kept.

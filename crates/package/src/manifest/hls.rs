@@ -7,6 +7,7 @@ use crate::asset::{Asset, AssetTrack};
 use crate::names;
 use crate::lang::{bcp47, display_name};
 use crate::track::TrackKind;
+use sealcast_mpegts::{AUDIO_PES_MAX_FRAMES, AUDIO_PES_SPAN_90K};
 
 /// Segment URL naming for one output format.
 #[derive(Debug, Clone, Copy)]
@@ -41,20 +42,43 @@ pub const FMP4: HlsFlavor = HlsFlavor { playlist: names::MEDIA_FMP4, segment_ext
 /// MPEG-TS segments (video with the default audio muxed in; other languages audio-only).
 pub const TS: HlsFlavor = HlsFlavor { playlist: names::MEDIA_TS, segment_ext: names::SEGMENT_TS, init: None, version: 3, muxed_audio: true, mpegts: true, iframes: names::IFRAMES_TS };
 
+/// Continuity-padding packets per PID and segment: the muxer pads each PID's packet count to a
+/// multiple of 16, so 0 to 15 of them, 7.5 on average.
+const PAD_PEAK: f64 = 15.0;
+const PAD_AVERAGE: f64 = 7.5;
+
+/// Bytes the muxer adds to each video access unit: a PES header with PTS and DTS (19), the
+/// PCR adaptation field of its first packet (8), an AUD (6) and on average half a packet of
+/// stuffing (its PES ends mid-packet).
+const VIDEO_AU_OVERHEAD: f64 = 19.0 + 8.0 + 6.0 + 92.0;
+
+/// Bytes the muxer adds to each AAC frame on average: its ADTS header (7) and its share of a
+/// PES (header with PTS 14, half a packet of end stuffing, and the PCR adaptation field when
+/// the audio PID carries the PCR, i.e. has no video beside it). A PES takes the frames that
+/// start within [`AUDIO_PES_SPAN_90K`] of its first (three at 44.1 or 48 kHz).
+fn audio_frame_overhead(sample_rate: u32, carries_pcr: bool) -> f64 {
+    let frame_90k = 90_000.0 * 1024.0 / sample_rate.max(1) as f64;
+    let per_pes = ((AUDIO_PES_SPAN_90K as f64 / frame_90k).floor() + 1.0).clamp(1.0, AUDIO_PES_MAX_FRAMES as f64);
+    7.0 + (14.0 + 92.0 + if carries_pcr { 8.0 } else { 0.0 }) / per_pes
+}
+
 /// TS bitrates of a variant, (peak, average), from a per-segment model of what the muxer
-/// writes: payload grows by 188/184 (packet headers); each segment adds PAT, PMT and up to 15
-/// continuity-padding packets per PID; each video access unit a PES header, an AUD and on
-/// average half a packet of stuffing (its PES ends mid-packet); each audio frame an ADTS
-/// header plus its share of a PES (about three frames each). An upper estimate on purpose:
-/// RFC 8216 wants BANDWIDTH at or above every segment's rate.
+/// writes: payload grows by 188/184 (packet headers); each segment adds PAT, PMT and the
+/// continuity padding of each PID ([`PAD_PEAK`] packets for the peak, [`PAD_AVERAGE`] for the
+/// average); each video access unit [`VIDEO_AU_OVERHEAD`], each audio frame
+/// [`audio_frame_overhead`]. The peak errs high on purpose (RFC 8216 wants BANDWIDTH at or
+/// above every segment's rate); the average is the expected size.
 fn ts_rates(v: &AssetTrack, a: Option<&AssetTrack>) -> (u64, u64) {
     let vts = v.track().info.timescale.max(1) as f64;
     let fps = v.frame_rate.map_or(30.0, |(n, d)| n as f64 / d.max(1) as f64);
-    let (a_rate, a_frames) = a.map_or((0.0, 0.0), |a| (a.bandwidth as f64 / 8.0, a.track().info.sample_rate as f64 / 1024.0));
+    let (a_rate, a_frames, a_overhead) = a.map_or((0.0, 0.0, 0.0), |a| {
+        let rate = a.track().info.sample_rate;
+        (a.bandwidth as f64 / 8.0, rate as f64 / 1024.0, audio_frame_overhead(rate, false))
+    });
     let a_avg = a.map_or(0.0, |a| a.avg_bandwidth as f64 / 8.0);
-    let seg_bytes = |media: f64, secs: f64, audio_per_sec: f64| {
+    let seg_bytes = |media: f64, secs: f64, audio_per_sec: f64, pad: f64| {
         let pids = if a.is_some() { 2.0 } else { 1.0 };
-        2.0 * 188.0 + pids * 15.0 * 188.0 + (media + secs * audio_per_sec) * 188.0 / 184.0 + secs * fps * (20.0 + 6.0 + 94.0) + secs * a_frames * (7.0 + 60.0)
+        2.0 * 188.0 + pids * pad * 188.0 + (media + secs * audio_per_sec) * 188.0 / 184.0 + secs * fps * VIDEO_AU_OVERHEAD + secs * a_frames * a_overhead
     };
     let mut peak = 0f64;
     let (mut total, mut secs_total) = (0f64, 0f64);
@@ -63,8 +87,8 @@ fn ts_rates(v: &AssetTrack, a: Option<&AssetTrack>) -> (u64, u64) {
         if secs <= 0.0 {
             continue;
         }
-        peak = peak.max(seg_bytes(s.media_bytes as f64, secs, a_rate) * 8.0 / secs);
-        total += seg_bytes(s.media_bytes as f64, secs, a_avg);
+        peak = peak.max(seg_bytes(s.media_bytes as f64, secs, a_rate, PAD_PEAK) * 8.0 / secs);
+        total += seg_bytes(s.media_bytes as f64, secs, a_avg, PAD_AVERAGE);
         secs_total += secs;
     }
     let avg = if secs_total > 0.0 { total * 8.0 / secs_total } else { 0.0 };
@@ -75,7 +99,8 @@ fn ts_rates(v: &AssetTrack, a: Option<&AssetTrack>) -> (u64, u64) {
 fn ts_rates_audio(a: &AssetTrack) -> (u64, u64) {
     let ts = a.track().info.timescale.max(1) as f64;
     let frames = a.track().info.sample_rate as f64 / 1024.0;
-    let seg = |media: f64, secs: f64| 2.0 * 188.0 + 15.0 * 188.0 + media * 188.0 / 184.0 + secs * frames * (7.0 + 60.0);
+    let overhead = audio_frame_overhead(a.track().info.sample_rate, true);
+    let seg = |media: f64, secs: f64, pad: f64| 2.0 * 188.0 + pad * 188.0 + media * 188.0 / 184.0 + secs * frames * overhead;
     let mut peak = 0f64;
     let (mut total, mut secs_total) = (0f64, 0f64);
     for s in &a.segments {
@@ -83,9 +108,8 @@ fn ts_rates_audio(a: &AssetTrack) -> (u64, u64) {
         if secs <= 0.0 {
             continue;
         }
-        let b = seg(s.media_bytes as f64, secs);
-        peak = peak.max(b * 8.0 / secs);
-        total += b;
+        peak = peak.max(seg(s.media_bytes as f64, secs, PAD_PEAK) * 8.0 / secs);
+        total += seg(s.media_bytes as f64, secs, PAD_AVERAGE);
         secs_total += secs;
     }
     (peak.ceil() as u64, if secs_total > 0.0 { (total * 8.0 / secs_total).ceil() as u64 } else { 0 })
