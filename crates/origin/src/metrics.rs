@@ -135,6 +135,11 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Histogram, fn() -> Histogram>,
     response_size: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    /// The two histograms of each request label set seen, in one map with a fast hash: the
+    /// families' own lookups (SipHash of the labels, once per family) cost ~1,700 instructions
+    /// a request (callgrind), a tenth of what metrics and the access log add to a cached
+    /// manifest. Bounded by the fixed label sets.
+    request_handles: std::sync::RwLock<std::collections::HashMap<RequestLabels, (Histogram, Histogram), rustc_hash::FxBuildHasher>>,
     active_requests: Gauge,
     responses: Family<L1, Counter>,
     keys_delivered: Family<L1, Counter>,
@@ -173,6 +178,7 @@ impl Metrics {
             registry: Registry::default(),
             requests,
             response_size,
+            request_handles: Default::default(),
             active_requests: Gauge::default(),
             responses: Family::default(),
             keys_delivered: Family::default(),
@@ -227,8 +233,17 @@ impl Metrics {
 
     /// A request ended (its response head is ready): `elapsed` since it arrived, `bytes` of body.
     pub fn request(&self, labels: &RequestLabels, elapsed: Duration, bytes: u64) {
-        self.requests.get_or_create(labels).observe(elapsed.as_secs_f64());
-        self.response_size.get_or_create(labels).observe(bytes as f64);
+        let observe = |(d, s): &(Histogram, Histogram)| {
+            d.observe(elapsed.as_secs_f64());
+            s.observe(bytes as f64);
+        };
+        if let Some(pair) = self.request_handles.read().unwrap_or_else(|e| e.into_inner()).get(labels) {
+            return observe(pair);
+        }
+        // First request with these labels: the families' series (shared, not copied).
+        let pair = (self.requests.get_or_create(labels).clone(), self.response_size.get_or_create(labels).clone());
+        observe(&pair);
+        self.request_handles.write().unwrap_or_else(|e| e.into_inner()).entry(labels.clone()).or_insert(pair);
     }
 
     /// A request arrived (`1`) or was answered (`-1`).

@@ -325,10 +325,11 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let _active = Active::new(&st.metrics);
     let method = method_label(req.method());
     // What the access log needs of the request, taken before the handler consumes it.
+    // Nothing is formatted or allocated here for the common case (no forwarding proxy).
     let logged = st.access_log.as_ref().map(|log| {
-        let n = log.next();
         let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
-        (n, log.request_id(req.headers(), n), log.client(peer, req.headers()), peer, req.uri().path().to_string())
+        let id = crate::access_log::AccessLog::given_request_id(req.headers()).map(str::to_string);
+        (log.next(), id, log.forwarded_client(peer, req.headers()), peer, req.uri().clone())
     });
     let (mut r, tag, asset, reads) = crate::metrics::REQUEST_STORAGE_READS
         .scope(std::cell::Cell::new(0), async {
@@ -350,22 +351,22 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
         };
         st.metrics.request(&labels, elapsed, bytes);
     }
-    if let (Some(log), Some((n, id, client, peer, path))) = (&st.access_log, logged) {
+    if let (Some(log), Some((n, id, client, peer, uri))) = (&st.access_log, logged) {
         if log.wanted(status, n) {
             let entry = crate::access_log::Entry {
-                time: crate::access_log::now_rfc3339(),
-                request_id: &id,
-                client,
+                request_id: id.as_deref(),
+                n,
+                client: client.as_deref(),
                 peer,
                 method,
-                path: &path,
+                path: uri.path(),
                 route: tag.route,
                 asset: asset.as_deref(),
                 protocol: tag.protocol,
                 protection: tag.protection,
                 status,
                 bytes,
-                duration_ms: (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+                duration: elapsed,
                 cache: tag.content.then_some(if reads == 0 { "hit" } else { "miss" }),
                 storage_reads: reads,
             };
