@@ -318,7 +318,9 @@ fn write_line(buf: &mut Vec<u8>, e: &Entry<'_>, prefix: u64) {
     match e.request_id {
         Some(id) => escape(buf, id),
         None => {
-            let _ = write!(buf, "{prefix:016x}-{:x}", e.n);
+            hex(buf, prefix, 16);
+            buf.push(b'-');
+            hex(buf, e.n, 1);
         }
     }
     buf.extend_from_slice(b"\",\"client\":");
@@ -345,19 +347,21 @@ fn write_line(buf: &mut Vec<u8>, e: &Entry<'_>, prefix: u64) {
         }
         None => buf.extend_from_slice(b"null"),
     }
-    for (key, v) in [(&b",\"method\":"[..], e.method), (b",\"path\":", e.path), (b",\"route\":", e.route)] {
-        buf.extend_from_slice(key);
-        quoted(buf, v);
-    }
+    buf.extend_from_slice(b",\"method\":");
+    quoted(buf, e.method);
+    buf.extend_from_slice(b",\"path\":");
+    quoted(buf, e.path);
+    buf.extend_from_slice(b",\"route\":");
+    label(buf, e.route);
     buf.extend_from_slice(b",\"asset\":");
     match e.asset {
         Some(a) => quoted(buf, a),
         None => buf.extend_from_slice(b"null"),
     }
-    for (key, v) in [(&b",\"protocol\":"[..], e.protocol), (b",\"protection\":", e.protection)] {
-        buf.extend_from_slice(key);
-        quoted(buf, v);
-    }
+    buf.extend_from_slice(b",\"protocol\":");
+    label(buf, e.protocol);
+    buf.extend_from_slice(b",\"protection\":");
+    label(buf, e.protection);
     let mut n = itoa::Buffer::new();
     buf.extend_from_slice(b",\"status\":");
     buf.extend_from_slice(n.format(e.status).as_bytes());
@@ -370,12 +374,29 @@ fn write_line(buf: &mut Vec<u8>, e: &Entry<'_>, prefix: u64) {
     buf.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
     buf.extend_from_slice(b",\"cache\":");
     match e.cache {
-        Some(c) => quoted(buf, c),
+        Some(c) => label(buf, c),
         None => buf.extend_from_slice(b"null"),
     }
     buf.extend_from_slice(b",\"storage_reads\":");
     buf.extend_from_slice(n.format(e.storage_reads).as_bytes());
     buf.extend_from_slice(b"}\n");
+}
+
+/// One of our own fixed label values (route, protocol, protection, cache: lowercase words) as
+/// a JSON string, unescaped; checked in debug builds.
+fn label(buf: &mut Vec<u8>, s: &'static str) {
+    debug_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{s}");
+    buf.push(b'"');
+    buf.extend_from_slice(s.as_bytes());
+    buf.push(b'"');
+}
+
+/// `v` in lowercase hex, at least `width` digits.
+fn hex(buf: &mut Vec<u8>, v: u64, width: u32) {
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(width);
+    for i in (0..digits).rev() {
+        buf.push(b"0123456789abcdef"[(v >> (4 * i) & 0xf) as usize]);
+    }
 }
 
 /// `s` as a JSON string.
