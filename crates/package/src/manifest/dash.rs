@@ -133,6 +133,10 @@ pub fn write_mpd_with(asset: &Asset, prot: Option<&DashProtection>) -> String {
 /// rather than one per format, so a player listing tracks per AdaptationSet (dash.js) lists
 /// each language once. `first_id` continues the AdaptationSet ids.
 fn write_text_sets(s: &mut String, asset: &Asset, first_id: usize) {
+    if asset.listed_texts().next().is_none() {
+        return;
+    }
+    // The HLS fMP4 subtitle timeline: the stpp segment n holds the cues of WebVTT segment n.
     let timeline = crate::text::TextTimeline::of(asset, crate::ts::carries, false);
     for (k, t) in asset.listed_texts().enumerate() {
         let _ = write!(s, "    <AdaptationSet id=\"{}\" contentType=\"text\"", first_id + k);

@@ -395,6 +395,16 @@ mod tests {
     }
 
     #[test]
+    fn stpp_spans_end_with_the_last_segment() {
+        let tl = TextTimeline { durations: vec![2.0, 2.0, 1.5], bounds: vec![0, 2000, 4000, u64::MAX] };
+        let spans: Vec<_> = (0..4).map(|i| tl.sample_span(i)).collect();
+        assert_eq!(spans, [Some((0, 2000)), Some((2000, 4000)), Some((4000, 5500)), None]);
+        // Never empty, even where two reference segments start together.
+        let tl = TextTimeline { durations: vec![0.0, 1.0], bounds: vec![0, 0, u64::MAX] };
+        assert_eq!(tl.sample_span(0), Some((0, 1)));
+    }
+
+    #[test]
     fn timestamps() {
         assert_eq!(timestamp(0), "00:00:00.000");
         assert_eq!(timestamp(3_723_004), "01:02:03.004");
