@@ -210,6 +210,32 @@ mod tests {
         assert!(texts.contains("</p><script> & \"q\" ]]>"), "{texts}");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+        /// Whatever the cue text and language, the document is well-formed XML and the text
+        /// of its one `<p>` is the payload's characters (markup aside): nothing escapes.
+        #[test]
+        fn any_text_makes_a_well_formed_document(text in "\\PC{0,40}", lang in "\\PC{0,8}") {
+            let d = TextDoc { cues: vec![crate::text::Cue { id: None, start_ms: 0, end_ms: 1000, settings: String::new(), text }], ..TextDoc::default() };
+            let s = d.imsc1(0, 1000, &lang);
+            let mut r = quick_xml::Reader::from_str(&s);
+            let (mut ps, mut depth) = (0, 0i32);
+            loop {
+                match r.read_event() {
+                    Ok(quick_xml::events::Event::Start(e)) => {
+                        depth += 1;
+                        if e.local_name().as_ref() == b"p" { ps += 1; }
+                    }
+                    Ok(quick_xml::events::Event::End(_)) => depth -= 1,
+                    Ok(quick_xml::events::Event::Eof) => break,
+                    Ok(_) => {}
+                    Err(e) => panic!("{e}: {s}"),
+                }
+            }
+            proptest::prop_assert_eq!((ps, depth), (1, 0));
+        }
+    }
+
     #[test]
     fn references() {
         assert_eq!(reference("&amp;x"), ('&', 5));
