@@ -1,22 +1,30 @@
-// Subtitles in a real player: loads a manifest with shaka-player or hls.js in Debian's
+// Subtitles in a real player: loads a manifest with shaka-player, dash.js or hls.js in Debian's
 // Chromium, lists the text tracks the player found, selects the one with language LANG,
 // seeks (paused) to AT seconds and waits until a cue is active there. Usage:
-//   node subs_player.mjs --engine shaka|hlsjs --lang fr --at 4.6 [--timeout 40] URL
+//   node subs_player.mjs --engine shaka|dashjs|hlsjs --lang fr --at 4.6 [--text-format stpp] [--timeout 40] URL
+// `--text-format` (shaka only): its `preferredTextFormats`, keeping the text streams whose
+// codecs or MIME type start with it (DASH text AdaptationSets carry WebVTT and stpp).
+// `--drop-vtt`: the MPD reaches the player without its WebVTT text Representations
+// (rewritten in the page's network layer), so a player that would take the WebVTT one of a
+// text AdaptationSet (dash.js takes the first) reads the stpp one.
 // Prints one JSON object: {url, engine, tracks: [{lang, label}], active: [{text, start, end}],
-// bufferedStart, error?}. The active cues are read from the <video> element's TextTracks (both players show
-// text through them: shaka's SimpleTextDisplayer, hls.js's native tracks).
+// bufferedStart, textFetched: [paths], error?}. The active cues are read from the <video>
+// element's TextTracks (all three players show text through them: shaka's
+// SimpleTextDisplayer, dash.js's and hls.js's native tracks).
 import { launchChromium, openPlayerPage } from './chromium.mjs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 
-const opts = { engine: 'shaka', lang: null, at: 0, timeout: 40, url: null };
+const opts = { engine: 'shaka', lang: null, at: 0, timeout: 40, url: null, textFormat: null };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === '--engine') opts.engine = argv[++i];
   else if (argv[i] === '--lang') opts.lang = argv[++i];
   else if (argv[i] === '--at') opts.at = Number(argv[++i]);
   else if (argv[i] === '--timeout') opts.timeout = Number(argv[++i]);
+  else if (argv[i] === '--text-format') opts.textFormat = argv[++i];
+  else if (argv[i] === '--drop-vtt') opts.dropVtt = true;
   else opts.url = argv[i];
 }
 
@@ -24,11 +32,34 @@ const browser = await launchChromium();
 const result = { url: opts.url, engine: opts.engine, lang: opts.lang, at: opts.at };
 const { page, log } = await openPlayerPage(browser, opts.url, 'subs');
 try {
-  const lib = opts.engine === 'hlsjs' ? require.resolve('hls.js/dist/hls.min.js') : require.resolve('shaka-player/dist/shaka-player.compiled.js');
-  await page.addScriptTag({ path: lib });
-  const loaded = await page.evaluate(async ({ url, engine }) => {
+  if (opts.dropVtt) {
+    await page.route(opts.url, async (route) => {
+      const resp = await route.fetch();
+      const body = (await resp.text()).replace(/ *<Representation [^>]*mimeType="text\/vtt"[^>]*>[\s\S]*?<\/Representation>\n/g, '');
+      await route.fulfill({ response: resp, body });
+    });
+  }
+  const lib = { hlsjs: 'hls.js/dist/hls.min.js', dashjs: 'dashjs/dist/dash.all.min.js' }[opts.engine] || 'shaka-player/dist/shaka-player.compiled.js';
+  await page.addScriptTag({ path: require.resolve(lib) });
+  const loaded = await page.evaluate(async ({ url, engine, textFormat }) => {
     const video = document.getElementById('v');
     video.muted = true;
+    if (engine === 'dashjs') {
+      const player = dashjs.MediaPlayer().create();
+      window.__player = player;
+      player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING }, streaming: { text: { defaultEnabled: false } } });
+      const E = dashjs.MediaPlayer.events;
+      return await new Promise((resolve) => {
+        player.on(E.STREAM_INITIALIZED, () => resolve({ ok: true }));
+        player.on(E.ERROR, (ev) => resolve({ error: `dash.js error ${JSON.stringify(ev.error || ev).slice(0, 300)}` }));
+        player.initialize(video, url, false);
+        // dash.js renders TTML (imscJS) into a div of the page's own.
+        const div = document.createElement('div');
+        div.id = 'ttml';
+        document.body.appendChild(div);
+        player.attachTTMLRenderingDiv(div);
+      });
+    }
     if (engine === 'hlsjs') {
       const hls = new Hls({ enableWorker: true, subtitleDisplay: true });
       window.__player = hls;
@@ -43,14 +74,16 @@ try {
     shaka.polyfill.installAll();
     const player = new shaka.Player();
     window.__player = player;
+    if (textFormat) player.configure({ preferredTextFormats: [textFormat] });
     await player.attach(video);
     try { await player.load(url); } catch (e) { return { error: `shaka load failed: code ${e.code} data ${JSON.stringify(e.data || []).slice(0, 300)}` }; }
     return { ok: true };
-  }, { url: opts.url, engine: opts.engine });
+  }, { url: opts.url, engine: opts.engine, textFormat: opts.textFormat });
   if (loaded.error) throw new Error(loaded.error);
   result.tracks = await page.evaluate((engine) => {
     const p = window.__player;
     if (engine === 'hlsjs') return p.subtitleTracks.map((t) => ({ lang: t.lang, label: t.name }));
+    if (engine === 'dashjs') return p.getTracksFor('text').map((t) => ({ lang: t.lang, label: (t.labels && t.labels[0] && t.labels[0].text) || null, mimeType: t.mimeType, codec: t.codec }));
     return p.getTextTracks().map((t) => ({ lang: t.language, label: t.label, mimeType: t.mimeType }));
   }, opts.engine);
   const picked = await page.evaluate(({ engine, lang }) => {
@@ -60,6 +93,13 @@ try {
       if (i < 0) return false;
       p.subtitleTrack = i;
       p.subtitleDisplay = true;
+      return true;
+    }
+    if (engine === 'dashjs') {
+      const i = p.getTracksFor('text').findIndex((t) => t.lang === lang);
+      if (i < 0) return false;
+      p.enableText(true);
+      p.setTextTrack(i);
       return true;
     }
     const t = p.getTextTracks().find((x) => x.language === lang);
@@ -94,10 +134,13 @@ try {
     }
     return out;
   });
+  // dash.js draws TTML cues into its rendering div (their VTTCue text stays empty).
+  result.renderedText = await page.evaluate(() => { const d = document.getElementById('ttml'); return d ? d.textContent : null; });
   result.currentTime = await page.evaluate(() => document.getElementById('v').currentTime);
 } catch (e) {
   result.error = `${e && e.message ? e.message : e}`;
 }
+result.textFetched = log.fetched.filter((x) => /\/(stpp\/|text\.vtt$|\d+\.vtt$)/.test(x));
 result.console = log.console.slice(0, 10);
 result.failed = log.failed.slice(0, 10);
 console.log(JSON.stringify(result));

@@ -77,7 +77,7 @@ pub fn decide(asset: &str, resource: &Resource, policy: Option<Arc<AssetPolicy>>
         // names that protocol at all, blocked where it does not.
         Resource::Text { file, .. } => {
             let proto = match file {
-                TextFile::Whole => Proto::Dash,
+                TextFile::Whole | TextFile::StppInit | TextFile::StppSegment(_) => Proto::Dash,
                 TextFile::Playlist(_) | TextFile::Segment(..) => Proto::Hls,
             };
             let Some(p) = policy else { return if allow_clear { Ok(Served::Clear) } else { Err(no_policy()) } };
@@ -296,12 +296,12 @@ mod tests {
     fn subtitles_follow_their_protocol_never_encrypted() {
         use Delivery::*;
         let options = [None, Some(NoDynamicEncryption), Some(DynamicCommonEncryption), Some(DynamicCommonEncryptionCbcs), Some(DynamicEnvelopeEncryption)];
-        let files = [TextFile::Whole, TextFile::Playlist(Container::Fmp4), TextFile::Playlist(Container::Ts), TextFile::Segment(Container::Fmp4, 1), TextFile::Segment(Container::Ts, 1)];
+        let files = [TextFile::Whole, TextFile::StppInit, TextFile::StppSegment(1), TextFile::Playlist(Container::Fmp4), TextFile::Playlist(Container::Ts), TextFile::Segment(Container::Fmp4, 1), TextFile::Segment(Container::Ts, 1)];
         for dash in options {
             for hls in options {
                 for file in files {
                     let r = Resource::Text { track: "s".into(), file };
-                    let named = if file == TextFile::Whole { dash } else { hls };
+                    let named = if matches!(file, TextFile::Whole | TextFile::StppInit | TextFile::StppSegment(_)) { dash } else { hls };
                     let ts = matches!(file, TextFile::Playlist(Container::Ts) | TextFile::Segment(Container::Ts, _));
                     let ok = named.is_some() && !(ts && named == Some(DynamicCommonEncryption));
                     match decide("a", &r, policy(dash, hls, Some(NoDynamicEncryption)), false) {

@@ -173,6 +173,11 @@ pub enum TextFile {
     Segment(Container, usize),
     /// The whole track as WebVTT (`text.vtt`, DASH).
     Whole,
+    /// The IMSC1-in-fMP4 init segment (`stpp/init.mp4`, DASH).
+    StppInit,
+    /// IMSC1-in-fMP4 media segment `n` from 1 (`stpp/{n}.m4s`, DASH), lined up with the
+    /// WebVTT segment `n`.
+    StppSegment(usize),
 }
 
 /// Extensions of files that may be downloaded (the track files the origin indexes).
@@ -329,6 +334,18 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
     if n < 3 {
         return Err(no_route(path));
     }
+    // `{asset}/{sub}/stpp/{init.mp4|n.m4s}`: a subtitle track as IMSC1 in fMP4 (never
+    // encrypted, so never under a method path).
+    if n >= 4 && segs[n - 2] == names::TEXT_STPP {
+        let file = match last {
+            names::INIT => TextFile::StppInit,
+            _ => {
+                let n = last.strip_suffix(names::SEGMENT_FMP4).and_then(|s| s.strip_suffix('.')).and_then(segment_number).filter(|n| *n > 0).ok_or_else(|| no_route(path))?;
+                TextFile::StppSegment(n)
+            }
+        };
+        return at(join(0..n - 3), Resource::Text { track: segs[n - 3].clone(), file });
+    }
     // `{asset}/{track}/{cenc|cbcs|aes}/{file}` or `{asset}/{track}/{file}`.
     let (asset, track, method) = match Encryption::from_path(&segs[n - 2]) {
         Some(m) if n >= 4 => (join(0..n - 3), segs[n - 3].clone(), Some(m)),
@@ -475,6 +492,8 @@ mod tests {
             ("/a/b/s/text.vtt", asset("a/b", Resource::Text { track: t("s"), file: TextFile::Whole })),
             ("/demo/s/3.vtt", asset("demo", Resource::Text { track: t("s"), file: TextFile::Segment(Fmp4, 3) })),
             ("/demo/s/ts12.vtt", asset("demo", Resource::Text { track: t("s"), file: TextFile::Segment(Ts, 12) })),
+            ("/demo/s/stpp/init.mp4", asset("demo", Resource::Text { track: t("s"), file: TextFile::StppInit })),
+            ("/a/b/s/stpp/7.m4s", asset("a/b", Resource::Text { track: t("s"), file: TextFile::StppSegment(7) })),
             // Three segments: `cenc` is the track name, not a method.
             ("/demo/cenc/init.mp4", asset("demo", Resource::Init { track: t("cenc"), method: None })),
             ("/demo/QualityLevels(125684)/Fragments(video=0)", asset("demo", Resource::SmoothFragment { stream: t("video"), bitrate: 125684, time: 0 })),

@@ -273,8 +273,8 @@ impl Tag {
             Resource::Segment { container, .. } | Resource::IFrameSegment { container, .. } => ("segment", seg(container)),
             Resource::SmoothFragment { .. } | Resource::AmsEncryptedFragment(_) => ("segment", "smooth"),
             Resource::Download { .. } => ("download", "progressive"),
-            // Subtitles: the whole WebVTT file is DASH's, playlists and segments HLS's.
-            Resource::Text { file: route::TextFile::Whole, .. } => ("text", "dash"),
+            // Subtitles: the whole WebVTT file and the stpp files are DASH's, playlists and segments HLS's.
+            Resource::Text { file: route::TextFile::Whole | route::TextFile::StppInit | route::TextFile::StppSegment(_), .. } => ("text", "dash"),
             Resource::Text { file: route::TextFile::Playlist(c) | route::TextFile::Segment(c, _), .. } => ("text", hls(c)),
         };
         Tag { route, protocol, protection: "none", content: true }

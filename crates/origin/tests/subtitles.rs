@@ -95,16 +95,85 @@ async fn hls_subtitle_renditions_line_up_with_the_video() {
 async fn dash_text_adaptation_sets() {
     let st = fixtures();
     let (_, mpd) = ok(&st, "/ladder/manifest.mpd").await;
-    assert!(mpd.contains("contentType=\"text\" mimeType=\"text/vtt\" lang=\"en\">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"subs_en\""), "{mpd}");
+    assert!(mpd.contains("contentType=\"text\" lang=\"en\">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n      <Representation id=\"subs_en\" mimeType=\"text/vtt\""), "{mpd}");
     assert!(mpd.contains("<BaseURL>subs_en/text.vtt</BaseURL>") && mpd.contains("<BaseURL>subs/text.vtt</BaseURL>") && mpd.contains("lang=\"fr\""), "{mpd}");
     let (h, whole) = ok(&st, "/ladder/subs_en/text.vtt").await;
     assert!(h[header::CACHE_CONTROL].to_str().unwrap().contains("immutable"));
     assert!(whole.contains("c4\n00:00:07.500 --> 00:00:09.900\nNear the end &amp; escaped\n"), "{whole}");
     // Assets without subtitle files: no text anywhere (their manifests stay as they were).
     let (_, demo) = ok(&st, "/demo/manifest.mpd").await;
-    assert!(!demo.contains("text/vtt"));
+    assert!(!demo.contains("text/vtt") && !demo.contains("stpp"));
     let (_, demo) = ok(&st, "/demo/master.m3u8").await;
     assert!(!demo.contains("SUBTITLES"));
+}
+
+/// The boxes of `buf` at top level: (type, body).
+fn top_boxes(buf: &[u8]) -> Vec<(String, &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= buf.len() {
+        let size = u32::from_be_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+        assert!(size >= 8 && at + size <= buf.len(), "box at {at}: size {size}");
+        out.push((String::from_utf8_lossy(&buf[at + 4..at + 8]).into_owned(), &buf[at + 8..at + size]));
+        at += size;
+    }
+    assert_eq!(at, buf.len());
+    out
+}
+
+async fn bytes(st: &Arc<AppState>, uri: &str) -> (http::HeaderMap, Vec<u8>) {
+    let r = router(st.clone()).oneshot(Request::builder().method(Method::GET).uri(uri).body(Body::empty()).unwrap()).await.unwrap();
+    let (parts, body) = r.into_parts();
+    assert_eq!(parts.status, StatusCode::OK, "{uri}");
+    (parts.headers, body.collect().await.unwrap().to_bytes().to_vec())
+}
+
+/// The `stpp` Representation: one IMSC1 document per video segment, cues cut to it, on the
+/// media timeline (`tfdt` = the segment's start in ms, cue times absolute).
+#[tokio::test]
+async fn dash_stpp_segments_line_up_with_the_video() {
+    let st = fixtures();
+    let (_, mpd) = ok(&st, "/ladder/manifest.mpd").await;
+    assert!(
+        mpd.contains("<Representation id=\"subs_en/stpp\" mimeType=\"application/mp4\" codecs=\"stpp.ttml.im1t\"") && mpd.contains("initialization=\"subs_en/stpp/init.mp4\" media=\"subs_en/stpp/$Number$.m4s\""),
+        "{mpd}"
+    );
+    let (h, init) = bytes(&st, "/ladder/subs_en/stpp/init.mp4").await;
+    assert_eq!(h[header::CONTENT_TYPE], "application/mp4");
+    let types: Vec<String> = top_boxes(&init).into_iter().map(|b| b.0).collect();
+    assert_eq!(types, ["ftyp", "moov"]);
+    let text = String::from_utf8_lossy(&init);
+    assert!(text.contains("subt") && text.contains("sthd") && text.contains("stpp") && text.contains("http://www.w3.org/ns/ttml\0"), "{text}");
+    let (_, video) = ok(&st, "/ladder/video_360p/index.m3u8").await;
+    let n = extinfs(&video).len();
+    let mut docs = Vec::new();
+    for i in 1..=n {
+        let (_, seg) = bytes(&st, &format!("/ladder/subs_en/stpp/{i}.m4s")).await;
+        let boxes = top_boxes(&seg);
+        assert_eq!(boxes.iter().map(|b| b.0.as_str()).collect::<Vec<_>>(), ["styp", "moof", "mdat"]);
+        let moof = boxes[1].1;
+        // tfdt (version 0 or 1): its time is the segment's start in ms.
+        let at = moof.windows(4).position(|w| w == b"tfdt").unwrap();
+        let t = match moof[at + 4] {
+            0 => u32::from_be_bytes(moof[at + 8..at + 12].try_into().unwrap()) as u64,
+            _ => u64::from_be_bytes(moof[at + 8..at + 16].try_into().unwrap()),
+        };
+        assert_eq!(t, (i as u64 - 1) * 2000, "segment {i}");
+        docs.push(String::from_utf8(boxes[2].1.to_vec()).unwrap());
+    }
+    assert!(docs[0].contains("<p begin=\"00:00:00.500\" end=\"00:00:01.500\">Hello, ladder.</p>"), "{}", docs[0]);
+    assert!(docs[0].contains("<p begin=\"00:00:01.800\" end=\"00:00:02.000\">Crosses the 2 s boundary<br/><span tts:fontStyle=\"italic\">second line</span></p>"), "{}", docs[0]);
+    assert!(docs[1].contains("<p begin=\"00:00:02.000\" end=\"00:00:02.600\">Crosses") && !docs[1].contains("Hello"), "{}", docs[1]);
+    assert!(docs[2].contains("<p begin=\"00:00:04.000\" end=\"00:00:05.250\">Starts on a boundary</p>"), "{}", docs[2]);
+    assert!(docs.iter().any(|d| d.contains(">Near the end &amp; escaped</p>")));
+    assert!(docs.iter().all(|d| d.contains("xml:lang=\"en\"") && d.contains("ttp:profile=\"http://www.w3.org/ns/ttml/profile/imsc1/text\"")));
+    assert_eq!(get(&st, &format!("/ladder/subs_en/stpp/{}.m4s", n + 1)).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&st, "/ladder/subs_en/stpp/0.m4s").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(get(&st, "/ladder/nope/stpp/init.mp4").await.0, StatusCode::NOT_FOUND);
+    // TTML source: its xml:lang, through the same writer.
+    let (_, f) = bytes(&st, "/ladder/subs/stpp/1.m4s").await;
+    let f = String::from_utf8_lossy(&f);
+    assert!(f.contains("xml:lang=\"fr\"") && f.contains(">Bonjour, échelle.</p>"), "{f}");
 }
 
 #[tokio::test]
@@ -147,7 +216,7 @@ async fn hostile_subtitles_are_errors_and_the_media_still_plays() {
     assert_eq!(mpd.matches("contentType=\"text\"").count(), 1, "{mpd}");
     ok(&st, "/a/video_180p/1.m4s").await;
     for (track, why) in [("not_vtt", "not WebVTT"), ("laughs", "document type declaration"), ("absurd_time", "past the 100 h limit"), ("huge", "more than the 4194304")] {
-        for file in ["text.vtt", "1.vtt", "text.m3u8"] {
+        for file in ["text.vtt", "1.vtt", "text.m3u8", "stpp/init.mp4", "stpp/1.m4s"] {
             let (s, h, b) = get(&st, &format!("/a/{track}/{file}")).await;
             assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{track}/{file}: {b}");
             assert_eq!(h[header::CONTENT_TYPE], "application/json");
@@ -196,7 +265,34 @@ keys = [
     for uri in ["/ladder/master.m3u8", "/ladder/subs_en/text.m3u8", "/ladder/subs_en/1.vtt", "/ladder/subs_en/ts1.vtt", "/ladder/subs/text-ts.m3u8"] {
         assert_eq!(get(&st, uri).await.0, StatusCode::FORBIDDEN, "{uri}");
     }
+    // IMSC1 in fMP4 is DASH's too: clear under cenc.
+    let (h, init) = bytes(&st, "/ladder/subs_en/stpp/init.mp4").await;
+    assert!(!init.windows(4).any(|w| w == b"sinf" || w == b"pssh") && h[header::CONTENT_TYPE] == "application/mp4");
+    let (_, seg) = bytes(&st, "/ladder/subs_en/stpp/1.m4s").await;
+    assert!(String::from_utf8_lossy(&seg).contains("Hello, ladder.") && !seg.windows(4).any(|w| w == b"senc"));
     // No encrypted text exists at all.
     assert_eq!(get(&st, "/ladder/subs_en/cenc/text.m3u8").await.0, StatusCode::NOT_FOUND);
+    // (This names track `cenc` of an asset `ladder/subs_en`, which has no policy: refused.)
+    assert_eq!(get(&st, "/ladder/subs_en/cenc/stpp/init.mp4").await.0, StatusCode::FORBIDDEN);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A policy naming HLS only: the HLS text is served, the DASH text (WebVTT file and stpp) is 403.
+#[tokio::test]
+async fn stpp_is_refused_where_the_policy_does_not_name_dash() {
+    let dir = temp("policy-hls");
+    let fx = sealcast_testkit::fixtures_dir();
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::copy(fx.join("demo/video_180p.cmfv"), dir.join("a/video_180p.cmfv")).unwrap();
+    std::fs::write(dir.join("a/subs.en.vtt"), "WEBVTT\n\n00:01.000 --> 00:02.000\nhi\n").unwrap();
+    let cat = dir.join("catalog.toml");
+    std::fs::write(&cat, "[[asset]]\npath = \"a\"\nhls = \"NoDynamicEncryption\"\n").unwrap();
+    let cfg = Config { root: dir.clone(), allow_clear_without_policy: false, catalog: Some(cat.clone()), ..Config::default() };
+    let toml = Arc::new(TomlCatalog::load(&cat).unwrap());
+    let st = AppState::with_parts(&cfg, Store::local(&dir).unwrap(), toml.clone(), Some(toml));
+    ok(&st, "/a/subs_en/1.vtt").await;
+    for uri in ["/a/manifest.mpd", "/a/subs_en/text.vtt", "/a/subs_en/stpp/init.mp4", "/a/subs_en/stpp/1.m4s"] {
+        assert_eq!(get(&st, uri).await.0, StatusCode::FORBIDDEN, "{uri}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

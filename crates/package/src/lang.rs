@@ -39,6 +39,20 @@ pub fn bcp47(code: &str) -> String {
     TABLE.iter().find(|t| t.0 == code || t.1 == code || t.2 == code).map_or_else(|| code.to_string(), |t| t.2.to_string())
 }
 
+/// The ISO 639-2/T code MP4 `mdhd` stores for a language tag: the table's for a known one, a
+/// three-letter lowercase tag as it is, else `und`.
+pub fn iso639_2t(code: &str) -> [u8; 3] {
+    let primary = code.split('-').next().unwrap_or_default();
+    if let Some(t) = TABLE.iter().find(|t| t.0 == primary || t.1 == primary || t.2 == primary) {
+        let b = t.0.as_bytes();
+        return [b[0], b[1], b[2]];
+    }
+    match primary.as_bytes() {
+        [a, b, c] if [a, b, c].iter().all(|x| x.is_ascii_lowercase()) => [*a, *b, *c],
+        _ => *b"und",
+    }
+}
+
 /// English display name for a language code, or the code itself.
 pub fn display_name(code: &str) -> String {
     TABLE.iter().find(|t| t.0 == code || t.1 == code || t.2 == code).map_or_else(|| code.to_string(), |t| t.3.to_string())
@@ -51,5 +65,10 @@ mod tests {
         assert_eq!(super::bcp47("fre"), "fr");
         assert_eq!(super::bcp47("tlh"), "tlh");
         assert_eq!(super::display_name("eng"), "English");
+        assert_eq!(&super::iso639_2t("en"), b"eng");
+        assert_eq!(&super::iso639_2t("fre"), b"fra");
+        assert_eq!(&super::iso639_2t("pt-BR"), b"por");
+        assert_eq!(&super::iso639_2t("tlh"), b"tlh");
+        assert_eq!(&super::iso639_2t("x-y"), b"und");
     }
 }

@@ -35,3 +35,6 @@ pub const TEXT_WHOLE: &str = "text.vtt";
 pub const SEGMENT_VTT: &str = "vtt";
 /// Prefix of WebVTT segments on the MPEG-TS timeline (`ts{n}.vtt`).
 pub const TEXT_TS_PREFIX: &str = "ts";
+/// Path segment of a subtitle track's IMSC1-in-fMP4 files (`{sub}/stpp/init.mp4`,
+/// `{sub}/stpp/{n}.m4s`), as `cenc` is of a track's encrypted ones.
+pub const TEXT_STPP: &str = "stpp";

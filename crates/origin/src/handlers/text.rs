@@ -1,10 +1,11 @@
 //! Subtitle tracks: HLS subtitle playlists and WebVTT segments lined up with the video's,
-//! and the whole track as WebVTT for DASH. Never encrypted; what the policy allows was
-//! decided already ([`crate::decide`]).
+//! and for DASH the whole track as WebVTT and IMSC1 in fMP4 (`stpp`) segments lined up like
+//! the HLS ones. Never encrypted; what the policy allows was decided already
+//! ([`crate::decide`]).
 
 use bytes::Bytes;
 use sealcast_package::manifest::hls;
-use sealcast_package::text::{self, TextTimeline, TextTrack};
+use sealcast_package::text::{self, stpp, TextTimeline, TextTrack};
 use sealcast_package::ts;
 
 use super::{Ctx, Reply, HLS_TYPE};
@@ -14,6 +15,8 @@ use crate::route::{Container, TextFile};
 
 /// Content-Type of WebVTT files.
 pub const VTT_TYPE: &str = "text/vtt; charset=utf-8";
+/// Content-Type of the IMSC1-in-fMP4 init and media segments (RFC 6381 `application/mp4`).
+pub const STPP_TYPE: &str = stpp::MIME;
 
 /// MPEG-2 time (90 kHz) our TS muxer gives presentation time 0: its constant offset of 10 s
 /// (`sealcast_package::ts`, which also takes the edit list's media time off), so
@@ -57,6 +60,28 @@ pub fn text(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, file: TextFile) -> Resul
             }
             let mpegts = if c == Container::Ts { TS_MPEGTS_ZERO } else { 0 };
             Ok(Reply::Media { parts: vec![Bytes::from(doc.segment(start, end, mpegts))], content_type: VTT_TYPE, identity, modified })
+        }
+        TextFile::StppInit => {
+            if let Some(r) = ctx.unchanged(&identity, STPP_TYPE, modified) {
+                return Ok(r);
+            }
+            let lang = sealcast_package::lang::iso639_2t(t.language.as_deref().unwrap_or_default());
+            Ok(Reply::Media { parts: vec![Bytes::from(stpp::init_segment(lang))], content_type: STPP_TYPE, identity, modified })
+        }
+        TextFile::StppSegment(n) => {
+            // The fMP4 timeline's segments: the MPD writer lines the text up with the same.
+            let tl = timeline(loaded, Container::Fmp4)?;
+            let (start, end) = tl.sample_span(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n} of track '{name}'")))?;
+            if let Some(r) = ctx.unchanged(&identity, STPP_TYPE, modified) {
+                return Ok(r);
+            }
+            let lang = t.language.as_deref().map(sealcast_package::lang::bcp47).unwrap_or_default();
+            let document = doc.imsc1(start, end, &lang);
+            // A window of a document of at most `TextLimits::max_bytes` (4 MiB) cues: u32 fits.
+            let (Ok(seq), Ok(dur)) = (u32::try_from(n), u32::try_from(end - start)) else {
+                return Err(ApiError::NotFound(format!("segment {n} of track '{name}'")));
+            };
+            Ok(Reply::Media { parts: vec![Bytes::from(stpp::media_segment(seq, start, dur, document.as_bytes()))], content_type: STPP_TYPE, identity, modified })
         }
     }
 }

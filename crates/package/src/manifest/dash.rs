@@ -125,20 +125,68 @@ pub fn write_mpd_with(asset: &Asset, prot: Option<&DashProtection>) -> String {
     s
 }
 
-/// One text AdaptationSet per subtitle track that parsed: the whole track as one WebVTT file
-/// (a sidecar Representation with a `BaseURL`, ISO/IEC 23009-1 5.3.9; DASH-IF IOP 6.4.5),
-/// never encrypted. `first_id` continues the AdaptationSet ids.
+/// One text AdaptationSet per subtitle track that parsed, never encrypted, with two
+/// Representations of the same cues a player chooses between by format: the whole track as
+/// one WebVTT file (a sidecar with a `BaseURL`, ISO/IEC 23009-1 5.3.9; DASH-IF IOP 6.4.5) and
+/// IMSC1 Text Profile in fMP4 segments (`stpp.ttml.im1t`, ISO/IEC 14496-30; DASH-IF IOP 6.4.4)
+/// lined up with the video's segments. `mimeType` and `codecs` are per Representation. One set
+/// rather than one per format, so a player listing tracks per AdaptationSet (dash.js) lists
+/// each language once. `first_id` continues the AdaptationSet ids.
 fn write_text_sets(s: &mut String, asset: &Asset, first_id: usize) {
+    if asset.listed_texts().next().is_none() {
+        return;
+    }
+    // The HLS fMP4 subtitle timeline: the stpp segment n holds the cues of WebVTT segment n.
+    let timeline = crate::text::TextTimeline::of(asset, crate::ts::carries, false);
     for (k, t) in asset.listed_texts().enumerate() {
-        let _ = write!(s, "    <AdaptationSet id=\"{}\" contentType=\"text\" mimeType=\"text/vtt\"", first_id + k);
+        let _ = write!(s, "    <AdaptationSet id=\"{}\" contentType=\"text\"", first_id + k);
         if let Some(l) = &t.language {
             let _ = write!(s, " lang=\"{}\"", bcp47(l));
         }
         s.push_str(">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n");
-        let _ = writeln!(s, "      <Representation id=\"{}\" bandwidth=\"{}\">", t.name, t.bandwidth());
+        let _ = writeln!(s, "      <Representation id=\"{}\" mimeType=\"text/vtt\" bandwidth=\"{}\">", t.name, t.bandwidth());
         let _ = writeln!(s, "        <BaseURL>{}/{}</BaseURL>", t.name, crate::names::TEXT_WHOLE);
-        s.push_str("      </Representation>\n    </AdaptationSet>\n");
+        s.push_str("      </Representation>\n");
+        if let Some(tl) = timeline.as_ref().filter(|tl| !tl.is_empty()) {
+            write_stpp_representation(s, t, tl);
+        }
+        s.push_str("    </AdaptationSet>\n");
     }
+}
+
+/// The `stpp` Representation of subtitle track `t`: timescale 1000, one `S` per segment of
+/// `tl` with the same spans the segments' `tfdt`/`trun` carry; no `presentationTimeOffset`
+/// (the text track's time 0 is presentation time 0).
+fn write_stpp_representation(s: &mut String, t: &crate::text::TextTrack, tl: &crate::text::TextTimeline) {
+    use crate::text::stpp;
+    let _ = writeln!(s, "      <Representation id=\"{}/{}\" mimeType=\"{}\" codecs=\"{}\" bandwidth=\"{}\">", t.name, crate::names::TEXT_STPP, stpp::MIME, stpp::CODECS, t.bandwidth());
+    let _ = writeln!(
+        s,
+        "        <SegmentTemplate timescale=\"{}\" initialization=\"{n}/{p}/{init}\" media=\"{n}/{p}/$Number$.{ext}\" startNumber=\"1\">",
+        stpp::TIMESCALE,
+        n = t.name,
+        p = crate::names::TEXT_STPP,
+        init = crate::names::INIT,
+        ext = crate::names::SEGMENT_FMP4,
+    );
+    s.push_str("          <SegmentTimeline>\n");
+    let spans: Vec<(u64, u64)> = (0..tl.len()).filter_map(|i| tl.sample_span(i)).collect();
+    let mut k = 0;
+    while k < spans.len() {
+        let (start, end) = spans[k];
+        let d = end - start;
+        let mut r = 0;
+        while k + r + 1 < spans.len() && spans[k + r + 1].1 - spans[k + r + 1].0 == d && spans[k + r + 1].0 == spans[k + r].1 {
+            r += 1;
+        }
+        if r > 0 {
+            let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\" r=\"{r}\"/>");
+        } else {
+            let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\"/>");
+        }
+        k += r + 1;
+    }
+    s.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
 }
 
 fn write_representation(s: &mut String, t: &AssetTrack, sub: &str) {

@@ -1,6 +1,7 @@
 //! Subtitles: WebVTT and TTML/IMSC1 side files of an asset, read into one cue list and
 //! written out as WebVTT — whole (DASH sidecar) or cut into segments that line up with the
-//! video's (HLS subtitle renditions, RFC 8216 3.5).
+//! video's (HLS subtitle renditions, RFC 8216 3.5) — and as IMSC1 in fMP4 segments lined up
+//! the same way (DASH `stpp`, [`stpp`] and [`imsc1`]).
 //!
 //! Text is never encrypted (Common Encryption covers audio and video samples only) and is
 //! small: a whole file is read and parsed once per asset version, within [`TextLimits`], and
@@ -9,6 +10,8 @@
 //! [`TextLimits::max_time_ms`]) and permissive about the rest, as the WebVTT parsing
 //! algorithm is: a cue block whose timing line does not parse is dropped, not fatal.
 
+pub mod imsc1;
+pub mod stpp;
 pub mod ttml;
 pub mod vtt;
 
@@ -297,6 +300,16 @@ impl TextTimeline {
     pub fn window(&self, i: usize) -> Option<(u64, u64)> {
         Some((*self.bounds.get(i)?, *self.bounds.get(i + 1)?))
     }
+
+    /// The `[start, end)` span of sample `i` of the `stpp` track, milliseconds: the window,
+    /// but the last one ends with the reference segment's duration (not at `u64::MAX`), and
+    /// every span lasts at least 1 ms (a DASH `S@d` of 0 is not allowed). What the MPD's
+    /// `SegmentTimeline` and the segment's `tfdt`/`trun` both say.
+    pub fn sample_span(&self, i: usize) -> Option<(u64, u64)> {
+        let (start, end) = self.window(i)?;
+        let end = if end == u64::MAX { start.saturating_add((self.durations.get(i)? * 1000.0).round().max(0.0) as u64) } else { end };
+        Some((start, end.max(start.saturating_add(1))))
+    }
 }
 
 /// The VOD media playlist of a subtitle rendition: one `{prefix}{n}.vtt` per segment of
@@ -379,6 +392,16 @@ mod tests {
         let s3 = doc.segment(4000, u64::MAX, 0);
         assert!(s3.ends_with("00:00:04.500 --> 00:00:05.000\nC\n\n") && !s3.contains("A <b>"));
         assert_eq!(doc.segment(6000, 8000, 0), "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n");
+    }
+
+    #[test]
+    fn stpp_spans_end_with_the_last_segment() {
+        let tl = TextTimeline { durations: vec![2.0, 2.0, 1.5], bounds: vec![0, 2000, 4000, u64::MAX] };
+        let spans: Vec<_> = (0..4).map(|i| tl.sample_span(i)).collect();
+        assert_eq!(spans, [Some((0, 2000)), Some((2000, 4000)), Some((4000, 5500)), None]);
+        // Never empty, even where two reference segments start together.
+        let tl = TextTimeline { durations: vec![0.0, 1.0], bounds: vec![0, 0, u64::MAX] };
+        assert_eq!(tl.sample_span(0), Some((0, 1)));
     }
 
     #[test]
