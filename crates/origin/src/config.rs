@@ -17,6 +17,9 @@ pub struct Config {
     pub root: PathBuf,
     /// Target segment duration in milliseconds (segments are whole source fragments).
     pub segment_duration_ms: u32,
+    /// Subtitle formats in MPDs: `both` (default), `webvtt` or `imsc1` (see
+    /// [`sealcast_package::DashText`]).
+    pub dash_text: DashTextConfig,
     /// Bytes read per request while indexing a file (`moov`, `sidx`, `moof` headers).
     pub index_read_ahead: u64,
     /// Progressive input: a track's chunks closer than this are fetched by one ranged read
@@ -637,12 +640,25 @@ pub struct CacheControlConfig {
     pub manifests: String,
 }
 
+/// `dash_text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DashTextConfig {
+    /// WebVTT and IMSC1 in fMP4.
+    Both,
+    /// WebVTT only.
+    Webvtt,
+    /// IMSC1 in fMP4 only.
+    Imsc1,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".parse().expect("literal address parses"),
             root: default_root(),
             segment_duration_ms: 2000,
+            dash_text: DashTextConfig::Both,
             index_read_ahead: 64 * 1024,
             source_read_gap: sealcast_package::asset::DEFAULT_READ_GAP,
             local_read: LocalReadMode::default(),
@@ -777,6 +793,11 @@ impl Config {
             segment_target_ms: self.segment_duration_ms,
             segment_limits: sealcast_package::timeline::SegmentLimits { max_duration_ms: l.segment_max_ms, max_bytes: l.segment_max_bytes },
             read_gap: self.source_read_gap,
+            dash_text: match self.dash_text {
+                DashTextConfig::Both => sealcast_package::DashText::Both,
+                DashTextConfig::Webvtt => sealcast_package::DashText::WebVtt,
+                DashTextConfig::Imsc1 => sealcast_package::DashText::Imsc1,
+            },
         }
     }
 

@@ -107,6 +107,35 @@ async fn dash_text_adaptation_sets() {
     assert!(!demo.contains("SUBTITLES"));
 }
 
+/// `dash_text` picks the text Representations of the MPD: both formats by default, or one
+/// (shaka-player lists a track per Representation, so an operator whose viewers use it can
+/// offer one format per language); the segments stay servable whatever the MPD offers.
+#[tokio::test]
+async fn dash_text_formats_follow_the_config() {
+    use sealcast_origin::config::DashTextConfig;
+    let fx = sealcast_testkit::fixtures_dir();
+    let mpd = |mode| {
+        let fx = fx.clone();
+        async move {
+            let st = AppState::with_store(&Config { root: fx.clone(), dash_text: mode, ..Config::default() }, Store::local(&fx).unwrap());
+            let (_, mpd) = ok(&st, "/ladder/manifest.mpd").await;
+            ok(&st, "/ladder/subs_en/stpp/init.mp4").await;
+            ok(&st, "/ladder/subs_en/text.vtt").await;
+            let sets = mpd.matches("contentType=\"text\"").count();
+            (sets, mpd.matches("mimeType=\"text/vtt\"").count(), mpd.matches("codecs=\"stpp.ttml.im1t\"").count(), mpd)
+        }
+    };
+    let (sets, vtt, stpp, m) = mpd(DashTextConfig::Both).await;
+    assert!(sets == 2 && vtt == 2 && stpp == 2, "{m}");
+    let (sets, vtt, stpp, m) = mpd(DashTextConfig::Webvtt).await;
+    assert!(sets == 2 && vtt == 2 && stpp == 0, "{m}");
+    let (sets, vtt, stpp, m) = mpd(DashTextConfig::Imsc1).await;
+    assert!(sets == 2 && vtt == 0 && stpp == 2, "{m}");
+    let cfg: Config = toml::from_str("dash_text = \"imsc1\"").unwrap();
+    assert_eq!(cfg.dash_text, DashTextConfig::Imsc1);
+    assert!(toml::from_str::<Config>("dash_text = \"srt\"").is_err());
+}
+
 /// The boxes of `buf` at top level: (type, body).
 fn top_boxes(buf: &[u8]) -> Vec<(String, &[u8])> {
     let mut out = Vec::new();

@@ -18,6 +18,23 @@ pub struct PackageOptions {
     /// A progressive track's byte runs closer than this are fetched by one ranged read
     /// ([`AssetTrack::source_reads`]).
     pub read_gap: u64,
+    /// Which subtitle formats the MPD offers.
+    pub dash_text: DashText,
+}
+
+/// The Representations of a DASH text AdaptationSet. Players that list a track per
+/// Representation (shaka-player, unless told `preferredTextFormats`) show each language once
+/// per format when both are offered; those that list one per AdaptationSet (dash.js) pick one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DashText {
+    /// WebVTT sidecar and IMSC1 in fMP4 (`stpp`): every player finds a format it reads
+    /// (TV platforms such as HbbTV read only the second).
+    #[default]
+    Both,
+    /// The WebVTT sidecar only.
+    WebVtt,
+    /// IMSC1 in fMP4 (`stpp`) only.
+    Imsc1,
 }
 
 /// Default [`PackageOptions::read_gap`]: 256 KiB. A ranged GET to object storage costs a
@@ -27,7 +44,7 @@ pub const DEFAULT_READ_GAP: u64 = 256 << 10;
 
 impl Default for PackageOptions {
     fn default() -> Self {
-        PackageOptions { segment_target_ms: 2000, segment_limits: SegmentLimits::default(), read_gap: DEFAULT_READ_GAP }
+        PackageOptions { segment_target_ms: 2000, segment_limits: SegmentLimits::default(), read_gap: DEFAULT_READ_GAP, dash_text: DashText::Both }
     }
 }
 
@@ -142,6 +159,8 @@ pub struct Asset {
     pub tracks: Vec<AssetTrack>,
     /// Subtitle tracks (side files), in file-name order; see [`Asset::with_texts`].
     pub texts: Vec<crate::text::TextTrack>,
+    /// See [`PackageOptions::dash_text`].
+    pub dash_text: DashText,
 }
 
 /// A track file with its index, as the caller read it.
@@ -239,7 +258,7 @@ impl Asset {
             TrackKind::Video => (0, t.bandwidth),
             TrackKind::Audio => (1, 0),
         });
-        Ok(Asset { tracks, texts: Vec::new() })
+        Ok(Asset { tracks, texts: Vec::new(), dash_text: opts.dash_text })
     }
 
     /// The asset with subtitle tracks `texts`, named uniquely among all its tracks. Those

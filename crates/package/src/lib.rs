@@ -25,7 +25,7 @@ pub mod timeline;
 pub mod track;
 pub mod ts;
 
-pub use asset::{Asset, AssetTrack, PackageOptions};
+pub use asset::{Asset, AssetTrack, DashText, PackageOptions};
 pub use error::{Error, Result};
 pub use index::{FileIndex, Fragment, IndexBuilder, IndexMethod, Need, TrackIndex};
 pub use track::{TrackInfo, TrackKind};

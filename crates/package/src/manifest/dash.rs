@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use crate::asset::{Asset, AssetTrack};
+use crate::asset::{Asset, AssetTrack, DashText};
 use crate::lang::bcp47;
 use crate::manifest::{frame_rate_str, iso_duration};
 use crate::track::TrackKind;
@@ -137,17 +137,25 @@ fn write_text_sets(s: &mut String, asset: &Asset, first_id: usize) {
         return;
     }
     // The HLS fMP4 subtitle timeline: the stpp segment n holds the cues of WebVTT segment n.
-    let timeline = crate::text::TextTimeline::of(asset, crate::ts::carries, false);
+    // With `imsc1` alone and no timeline (no video or audio to line up with), the WebVTT file
+    // is offered after all rather than an empty set.
+    let timeline = match asset.dash_text {
+        DashText::WebVtt => None,
+        DashText::Both | DashText::Imsc1 => crate::text::TextTimeline::of(asset, crate::ts::carries, false).filter(|tl| !tl.is_empty()),
+    };
+    let vtt = asset.dash_text != DashText::Imsc1 || timeline.is_none();
     for (k, t) in asset.listed_texts().enumerate() {
         let _ = write!(s, "    <AdaptationSet id=\"{}\" contentType=\"text\"", first_id + k);
         if let Some(l) = &t.language {
             let _ = write!(s, " lang=\"{}\"", bcp47(l));
         }
         s.push_str(">\n      <Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n");
-        let _ = writeln!(s, "      <Representation id=\"{}\" mimeType=\"text/vtt\" bandwidth=\"{}\">", t.name, t.bandwidth());
-        let _ = writeln!(s, "        <BaseURL>{}/{}</BaseURL>", t.name, crate::names::TEXT_WHOLE);
-        s.push_str("      </Representation>\n");
-        if let Some(tl) = timeline.as_ref().filter(|tl| !tl.is_empty()) {
+        if vtt {
+            let _ = writeln!(s, "      <Representation id=\"{}\" mimeType=\"text/vtt\" bandwidth=\"{}\">", t.name, t.bandwidth());
+            let _ = writeln!(s, "        <BaseURL>{}/{}</BaseURL>", t.name, crate::names::TEXT_WHOLE);
+            s.push_str("      </Representation>\n");
+        }
+        if let Some(tl) = timeline.as_ref() {
             write_stpp_representation(s, t, tl);
         }
         s.push_str("    </AdaptationSet>\n");
