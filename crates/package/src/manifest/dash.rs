@@ -187,11 +187,7 @@ fn write_stpp_representation(s: &mut String, t: &crate::text::TextTrack, tl: &cr
         while k + r + 1 < spans.len() && spans[k + r + 1].1 - spans[k + r + 1].0 == d && spans[k + r + 1].0 == spans[k + r].1 {
             r += 1;
         }
-        if r > 0 {
-            let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\" r=\"{r}\"/>");
-        } else {
-            let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\"/>");
-        }
+        write_s(s, start, d, r);
         k += r + 1;
     }
     s.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
@@ -243,11 +239,7 @@ fn write_representation(s: &mut String, t: &AssetTrack, sub: &str) {
         while k + r + 1 < segs.len() && d(k + r + 1) == dk {
             r += 1;
         }
-        if r > 0 {
-            let _ = writeln!(s, "            <S t=\"{start}\" d=\"{dk}\" r=\"{r}\"/>");
-        } else {
-            let _ = writeln!(s, "            <S t=\"{start}\" d=\"{dk}\"/>");
-        }
+        write_s(s, start as u64, dk, r);
         k += r + 1;
     }
     s.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
@@ -296,5 +288,14 @@ mod carry_tests {
             got,
             "<MPD>\n        <SegmentTemplate timescale=\"1\" initialization=\"v/init.mp4?Policy=p&amp;Signature=s&quot;&lt;&gt;\" media=\"v/$Number$.m4s?Policy=p&amp;Signature=s&quot;&lt;&gt;\" startNumber=\"1\">\n<BaseURL>x/</BaseURL>\n</MPD>\n"
         );
+    }
+}
+
+/// One `SegmentTimeline` entry: `r` more segments of duration `d` follow the one at `start`.
+fn write_s(s: &mut String, start: u64, d: u64, r: usize) {
+    if r > 0 {
+        let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\" r=\"{r}\"/>");
+    } else {
+        let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\"/>");
     }
 }
