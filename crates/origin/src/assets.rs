@@ -290,6 +290,13 @@ impl Assets {
             self.stats[ASSET].lookup(true);
             return Ok(hit);
         }
+        // The miss path holds the whole load (indexing, storage reads): some 26 KB of future.
+        // Boxed, so that every request's future (which hyper moves into a box, copying all of
+        // it) does not carry it; only a miss pays for the box.
+        Box::pin(self.get_missed(path)).await
+    }
+
+    async fn get_missed(&self, path: &str) -> Result<Arc<Loaded>, ApiError> {
         self.stats[ASSET].lookup(false);
         if let Some(m) = &self.missing {
             let known = m.contains_key(path);

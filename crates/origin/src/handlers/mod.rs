@@ -143,11 +143,13 @@ pub async fn asset(ctx: &Ctx<'_>, r: &AssetRoute) -> Result<Reply, ApiError> {
         Resource::Manifest { kind, .. } => manifest::manifest(ctx, &loaded, *kind, served),
         Resource::MediaPlaylist { track, container, .. } => track::playlist(ctx, &loaded, track, *container, served),
         Resource::Init { track, .. } => track::init(&loaded, track, served),
-        Resource::Segment { track, n, container, .. } => track::segment(ctx, &loaded, track, *n, *container, served).await,
+        // The routes that read storage hold big futures: boxed where they run, so a cached
+        // manifest's future does not carry them (see `server::future_sizes`).
+        Resource::Segment { track, n, container, .. } => Box::pin(track::segment(ctx, &loaded, track, *n, *container, served)).await,
         Resource::IFramePlaylist { track, container, .. } => track::iframe_playlist(ctx, &loaded, track, *container, served),
-        Resource::IFrameSegment { track, n, container, .. } => track::iframe_segment(ctx, &loaded, track, *n, *container, served).await,
-        Resource::SmoothFragment { stream, bitrate, time } => smooth::fragment(ctx, &loaded, stream, *bitrate, *time, served).await,
-        Resource::Download { file } => download::file(ctx, &loaded, file).await,
+        Resource::IFrameSegment { track, n, container, .. } => Box::pin(track::iframe_segment(ctx, &loaded, track, *n, *container, served)).await,
+        Resource::SmoothFragment { stream, bitrate, time } => Box::pin(smooth::fragment(ctx, &loaded, stream, *bitrate, *time, served)).await,
+        Resource::Download { file } => Box::pin(download::file(ctx, &loaded, file)).await,
         Resource::Text { track, file } => text::text(ctx, &loaded, track, *file),
         // Refused by `decide`; never served.
         Resource::AmsEncryptedFragment(e) => Err(ApiError::Forbidden(format!("encryption={e} is not offered by this asset's delivery policy"))),
