@@ -11,6 +11,8 @@ command -v chromium >/dev/null || need_apt+=(chromium)
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v taskset >/dev/null || need_apt+=(util-linux)
 command -v h2load >/dev/null || need_apt+=(nghttp2-client)
+# valgrind: benches/ops_instructions.sh counts instructions per request with callgrind.
+command -v callgrind_control >/dev/null || need_apt+=(valgrind)
 # PostgreSQL server binaries (initdb, pg_ctl): the catalog suite runs against a throwaway
 # cluster the tests start themselves.
 ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
