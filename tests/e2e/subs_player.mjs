@@ -113,8 +113,28 @@ try {
   // the first buffered range before seeking (hls.js over MPEG-TS starts the timeline at the
   // first decode time, so the source's presentation time 0 is a little after 0 there): cues
   // must move with it to stay in sync.
-  await page.waitForFunction(() => document.getElementById('v').buffered.length > 0, null, { timeout: opts.timeout * 1000, polling: 100 });
-  result.bufferedStart = await page.evaluate(() => document.getElementById('v').buffered.start(0));
+  // Read in the same poll that saw it: a player may drop what it buffered in between (shaka
+  // does as the text track switch settles).
+  const first = await page.waitForFunction(() => {
+    const b = document.getElementById('v').buffered;
+    return b.length > 0 ? { start: b.start(0) } : null;
+  }, null, { timeout: opts.timeout * 1000, polling: 100 });
+  result.bufferedStart = (await first.jsonValue()).start;
+  // Players drop a text track they are still starting when the element seeks under them:
+  // shaka-player 4.16 keeps a text stream it was just switched to from ever appending again
+  // (init aborted, segments fetched, nothing buffered after the seek), dash.js 4 can keep a
+  // WebVTT file it fetched from ever adding its cues. So the seek waits until the selected
+  // text is held (each source has a cue in its first 2 s): shaka's buffered text, the other
+  // players' cues on the element.
+  try {
+    await page.waitForFunction((engine) => {
+      if (engine === 'shaka') return window.__player.getBufferedInfo().text.length > 0;
+      for (const tt of document.getElementById('v').textTracks) if (tt.mode !== 'disabled' && tt.cues && tt.cues.length) return true;
+      return false;
+    }, opts.engine, { timeout: opts.timeout * 1000, polling: 100 });
+  } catch (e) {
+    throw new Error(`${opts.engine} held no text within ${opts.timeout}s of selecting it`);
+  }
   await page.evaluate((at) => { const v = document.getElementById('v'); v.pause(); v.currentTime = at; }, opts.at);
   try {
     await page.waitForFunction(() => {
@@ -124,6 +144,19 @@ try {
     }, null, { timeout: opts.timeout * 1000, polling: 200 });
   } catch (e) {
     result.error = `no active cue at ${opts.at}s within ${opts.timeout}s`;
+    // What the player holds, for the report: its buffered ranges (shaka) and every cue of
+    // the enabled text tracks.
+    result.held = await page.evaluate((engine) => {
+      const v = document.getElementById('v');
+      const cues = [];
+      for (const tt of v.textTracks) {
+        if (tt.mode === 'disabled' || !tt.cues) continue;
+        for (const c of tt.cues) cues.push([tt.language, c.startTime, c.endTime]);
+      }
+      const p = window.__player;
+      const buffered = engine === 'shaka' && p.getBufferedInfo ? p.getBufferedInfo() : null;
+      return { cues: cues.slice(0, 20), buffered, seeking: v.seeking, readyState: v.readyState };
+    }, opts.engine);
   }
   result.active = await page.evaluate(() => {
     const v = document.getElementById('v');
