@@ -76,8 +76,8 @@ pub struct Entry<'a> {
     pub client: Option<&'a str>,
     /// The connection's peer.
     pub peer: Option<SocketAddr>,
-    /// HTTP method.
-    pub method: &'a str,
+    /// HTTP method, as the metrics label it.
+    pub method: &'static str,
     /// Path, without the query string.
     pub path: &'a str,
     /// Route kind (as the metrics label it).
@@ -133,8 +133,9 @@ pub struct AccessLog {
     sample: f64,
     trusted: Vec<ipnet::IpNet>,
     seq: AtomicU64,
-    /// Process-unique prefix of the request ids made here.
-    prefix: u64,
+    /// Process-unique prefix of the request ids made here, as they show it: 16 hex digits and
+    /// a `-`.
+    prefix: [u8; 17],
 }
 
 impl AccessLog {
@@ -165,7 +166,11 @@ impl AccessLog {
                 }
             })
             .context("starting the access-log writer")?;
-        let prefix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) ^ (u64::from(std::process::id()) << 40);
+        let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64) ^ (u64::from(std::process::id()) << 40);
+        let mut prefix = [b'-'; 17];
+        for (i, d) in prefix[..16].iter_mut().enumerate() {
+            *d = b"0123456789abcdef"[(seed >> (4 * (15 - i)) & 0xf) as usize];
+        }
         Ok(AccessLog { pending, sample: cfg.sample, trusted, seq: AtomicU64::new(0), prefix })
     }
 
@@ -186,7 +191,10 @@ impl AccessLog {
     /// The client's `X-Request-Id` when it is 1–64 characters of letters, digits, `-`, `_`,
     /// `.` (else the line gets one made from the process prefix and the request number).
     pub fn given_request_id(headers: &HeaderMap) -> Option<&str> {
-        let v = headers.get("x-request-id")?.to_str().ok()?;
+        // A constant name: looking the header up by a `&str` parses the name first (some
+        // 300 instructions a request, callgrind).
+        static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+        let v = headers.get(&X_REQUEST_ID)?.to_str().ok()?;
         ((1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))).then_some(v)
     }
 
@@ -197,7 +205,7 @@ impl AccessLog {
         Self::given_request_id(headers).map_or_else(
             || {
                 let mut b = Vec::new();
-                made_id(&mut b, self.prefix, n);
+                made_id(&mut b, &self.prefix, n);
                 String::from_utf8_lossy(&b).into_owned()
             },
             str::to_string,
@@ -249,7 +257,7 @@ impl AccessLog {
         // does not fit is taken back out.
         let mut buf = self.pending.buf.lock().unwrap_or_else(|e| e.into_inner());
         let start = buf.len();
-        write_line(&mut buf, entry, self.prefix);
+        write_line(&mut buf, entry, &self.prefix);
         if buf.len() > self.pending.cap {
             buf.truncate(start);
             return false;
@@ -323,59 +331,72 @@ fn write_now(buf: &mut Vec<u8>) {
 /// One JSON line (RFC 8259) for `e`, written by hand: deriving `Serialize` and going through
 /// `serde_json` and `Display` for addresses and numbers cost some 6,600 instructions a line
 /// (callgrind), more than a tenth of answering a cached manifest; this costs a fraction.
-fn write_line(buf: &mut Vec<u8>, e: &Entry<'_>, prefix: u64) {
+fn write_line(buf: &mut Vec<u8>, e: &Entry<'_>, prefix: &[u8; 17]) {
+    // Each fixed piece carries the quotes around it, so a line is some 30 small copies.
     buf.extend_from_slice(b"{\"time\":\"");
     write_now(buf);
-    buf.extend_from_slice(b"\",\"request_id\":");
     match e.request_id {
-        Some(id) => quoted(buf, id),
+        Some(id) => {
+            buf.extend_from_slice(b"\",\"request_id\":");
+            quoted(buf, id);
+            buf.extend_from_slice(b",\"client\":");
+        }
         None => {
-            buf.push(b'"');
+            buf.extend_from_slice(b"\",\"request_id\":\"");
             made_id(buf, prefix, e.n);
-            buf.push(b'"');
+            buf.extend_from_slice(b"\",\"client\":");
         }
     }
-    buf.extend_from_slice(b",\"client\":");
-    match (e.client, e.peer) {
-        (Some(c), _) => quoted(buf, c),
-        (None, Some(p)) => {
+    // An IPv4 peer's address is formatted once for both fields (V6 peers through `Display`).
+    let v4 = match e.peer {
+        Some(SocketAddr::V4(p)) => Some(Ipv4Text::new(*p.ip())),
+        _ => None,
+    };
+    match (e.client, e.peer, &v4) {
+        (Some(c), _, _) => quoted(buf, c),
+        (None, _, Some(t)) => {
             buf.push(b'"');
-            ip(buf, p.ip());
+            buf.extend_from_slice(t.as_bytes());
             buf.push(b'"');
         }
-        (None, None) => buf.extend_from_slice(b"null"),
+        (None, Some(p), None) => {
+            let _ = write!(buf, "\"{}\"", p.ip());
+        }
+        (None, None, _) => buf.extend_from_slice(b"null"),
     }
-    buf.extend_from_slice(b",\"peer\":");
-    match e.peer {
-        Some(SocketAddr::V4(p)) => {
-            buf.push(b'"');
-            ip(buf, IpAddr::V4(*p.ip()));
+    match (e.peer, &v4) {
+        (Some(p), Some(t)) => {
+            buf.extend_from_slice(b",\"peer\":\"");
+            buf.extend_from_slice(t.as_bytes());
             buf.push(b':');
             buf.extend_from_slice(itoa::Buffer::new().format(p.port()).as_bytes());
-            buf.push(b'"');
         }
-        Some(p) => {
-            let _ = write!(buf, "\"{p}\"");
+        (Some(p), None) => {
+            let _ = write!(buf, ",\"peer\":\"{p}");
         }
-        None => buf.extend_from_slice(b"null"),
+        (None, _) => buf.extend_from_slice(b",\"peer\":null,\"method\":\""),
     }
-    buf.extend_from_slice(b",\"method\":");
-    quoted(buf, e.method);
-    buf.extend_from_slice(b",\"path\":");
+    if e.peer.is_some() {
+        buf.extend_from_slice(b"\",\"method\":\"");
+    }
+    label(buf, e.method);
+    buf.extend_from_slice(b"\",\"path\":");
     quoted(buf, e.path);
-    buf.extend_from_slice(b",\"route\":");
+    buf.extend_from_slice(b",\"route\":\"");
     label(buf, e.route);
-    buf.extend_from_slice(b",\"asset\":");
     match e.asset {
-        Some(a) => quoted(buf, a),
-        None => buf.extend_from_slice(b"null"),
+        Some(a) => {
+            buf.extend_from_slice(b"\",\"asset\":");
+            quoted(buf, a);
+            buf.extend_from_slice(b",\"protocol\":\"");
+        }
+        None => buf.extend_from_slice(b"\",\"asset\":null,\"protocol\":\""),
     }
-    buf.extend_from_slice(b",\"protocol\":");
     label(buf, e.protocol);
-    buf.extend_from_slice(b",\"protection\":");
+    buf.extend_from_slice(b"\",\"protection\":\"");
     label(buf, e.protection);
     let mut n = itoa::Buffer::new();
-    buf.extend_from_slice(b",\"status\":");
+    buf.extend_from_slice(b"\",\"status\":");
     buf.extend_from_slice(n.format(e.status).as_bytes());
     buf.extend_from_slice(b",\"bytes\":");
     buf.extend_from_slice(n.format(e.bytes).as_bytes());
@@ -384,67 +405,108 @@ fn write_line(buf: &mut Vec<u8>, e: &Entry<'_>, prefix: u64) {
     buf.extend_from_slice(n.format(us / 1000).as_bytes());
     let frac = us % 1000;
     buf.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
-    buf.extend_from_slice(b",\"cache\":");
     match e.cache {
-        Some(c) => label(buf, c),
-        None => buf.extend_from_slice(b"null"),
+        Some(c) => {
+            buf.extend_from_slice(b",\"cache\":\"");
+            label(buf, c);
+            buf.extend_from_slice(b"\",\"storage_reads\":");
+        }
+        None => buf.extend_from_slice(b",\"cache\":null,\"storage_reads\":"),
     }
-    buf.extend_from_slice(b",\"storage_reads\":");
     buf.extend_from_slice(n.format(e.storage_reads).as_bytes());
     buf.extend_from_slice(b"}\n");
 }
 
-/// One of our own fixed label values (route, protocol, protection, cache: lowercase words) as
-/// a JSON string, unescaped; checked in debug builds.
+/// One of our own fixed label values (route, protocol, protection, cache, method: words of
+/// letters, digits and `_`), unescaped, inside quotes the caller writes; checked in debug
+/// builds.
 fn label(buf: &mut Vec<u8>, s: &'static str) {
     debug_assert!(s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'), "{s}");
-    buf.push(b'"');
     buf.extend_from_slice(s.as_bytes());
-    buf.push(b'"');
 }
 
-/// `v` in lowercase hex, at least `width` digits.
-fn hex(buf: &mut Vec<u8>, v: u64, width: u32) {
-    let digits = (64 - v.leading_zeros()).div_ceil(4).max(width);
+/// `v` in lowercase hex, without leading zeros.
+fn hex(buf: &mut Vec<u8>, v: u64) {
+    let digits = (64 - v.leading_zeros()).div_ceil(4).max(1);
     for i in (0..digits).rev() {
         buf.push(b"0123456789abcdef"[(v >> (4 * i) & 0xf) as usize]);
     }
 }
 
-/// `{prefix:016x}-{n:x}`: the id of request `n` when the client gave none.
-fn made_id(buf: &mut Vec<u8>, prefix: u64, n: u64) {
-    hex(buf, prefix, 16);
-    buf.push(b'-');
-    hex(buf, n, 1);
+/// `{prefix}{n:x}`: the id of request `n` when the client gave none.
+fn made_id(buf: &mut Vec<u8>, prefix: &[u8; 17], n: u64) {
+    buf.extend_from_slice(prefix);
+    hex(buf, n);
 }
 
-/// `s` as a JSON string, escaped by serde_json (RFC 8259).
+/// `s` as a JSON string (RFC 8259). Paths and asset names rarely hold a byte JSON escapes:
+/// those are copied as they are, anything else is escaped by serde_json.
 fn quoted(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+        return;
+    }
     // Cannot fail: a `str` always serializes, and writing to a `Vec` never errs.
     let _ = serde_json::to_writer(&mut *buf, s);
 }
 
-/// An address in its usual text form (IPv4 octets written without `Display`).
-fn ip(buf: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut n = itoa::Buffer::new();
-            for (i, o) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'.');
-                }
-                buf.extend_from_slice(n.format(o).as_bytes());
+/// An IPv4 address in dotted-decimal text, formatted on the stack (through `Display` it
+/// cost a line some 240 instructions per address).
+struct Ipv4Text {
+    text: [u8; 15],
+    len: usize,
+}
+
+impl Ipv4Text {
+    fn new(ip: std::net::Ipv4Addr) -> Self {
+        let mut t = Ipv4Text { text: [0; 15], len: 0 };
+        for (i, o) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                t.push(b'.');
             }
+            if o >= 100 {
+                t.push(b'0' + o / 100);
+            }
+            if o >= 10 {
+                t.push(b'0' + o / 10 % 10);
+            }
+            t.push(b'0' + o % 10);
         }
-        IpAddr::V6(v6) => {
-            let _ = write!(buf, "{v6}");
-        }
+        t
+    }
+
+    fn push(&mut self, b: u8) {
+        self.text[self.len] = b;
+        self.len += 1;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.text[..self.len]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_and_addresses_are_written_as_serde_json_and_display_write_them() {
+        for t in ["/ladder/manifest.mpd", "", "a\"b", "back\\slash", "tab\there", "nl\n", "\u{7f}del", "é/日本/\u{1F600}", "\u{1}"] {
+            let mut b = Vec::new();
+            quoted(&mut b, t);
+            assert_eq!(String::from_utf8(b).unwrap(), serde_json::to_string(t).unwrap(), "{t:?}");
+        }
+        for a in ["0.0.0.0", "255.255.255.255", "10.1.20.3", "192.168.100.9", "1.22.103.4"] {
+            let ip: std::net::Ipv4Addr = a.parse().unwrap();
+            assert_eq!(Ipv4Text::new(ip).as_bytes(), a.as_bytes());
+        }
+        let mut b = Vec::new();
+        made_id(&mut b, b"0123456789abcdef-", 0);
+        made_id(&mut b, b"0123456789abcdef-", 0x1f);
+        assert_eq!(b, b"0123456789abcdef-00123456789abcdef-1f");
+    }
 
     fn log(trusted: &[&str]) -> AccessLog {
         AccessLog::start(&AccessLogConfig { trusted_proxies: trusted.iter().map(|s| s.to_string()).collect(), ..AccessLogConfig::default() }).unwrap()
@@ -509,13 +571,15 @@ mod tests {
         };
         let v6 = Entry { request_id: Some("abc-1"), client: Some("203.0.113.9"), peer: Some("[2001:db8::1]:443".parse().unwrap()), asset: None, cache: None, duration: Duration::from_micros(42), ..base };
         let none = Entry { peer: None, ..v6 };
+        let v6_direct = Entry { client: None, ..v6 };
         let mut buf = Vec::new();
-        for e in [&base, &v6, &none] {
-            write_line(&mut buf, e, 0xfeed);
+        for e in [&base, &v6, &none, &v6_direct] {
+            write_line(&mut buf, e, b"000000000000feed-");
         }
         let text = String::from_utf8(buf).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|err| panic!("{l}: {err}"))).collect();
-        assert!(text.ends_with('\n') && lines.len() == 3);
+        assert!(text.ends_with('\n') && lines.len() == 4);
+        assert_eq!((lines[3]["client"].as_str(), lines[3]["peer"].as_str()), (Some("2001:db8::1"), Some("[2001:db8::1]:443")));
         let (a, b, c) = (&lines[0], &lines[1], &lines[2]);
         assert_eq!(a["path"], hostile);
         assert_eq!(a["asset"], "vod/\"movie\"");

@@ -85,10 +85,10 @@ fn payload_into(out: &mut String, payload: &str) {
     while let Some(i) = rest.find(['<', '&', '\n']) {
         text.push_str(&rest[..i]);
         let tail = &rest[i..];
-        if tail.starts_with('\n') {
+        if let Some(after) = tail.strip_prefix('\n') {
             flush(out, &mut text);
             out.push_str("<br/>");
-            rest = &tail[1..];
+            rest = after;
         } else if tail.starts_with('&') {
             let (c, used) = reference(tail);
             text.push(c);
