@@ -157,16 +157,49 @@ impl AesCbc {
     /// 16-byte result. Their concatenation is the encrypted segment.
     pub fn encrypt_padded(&self, iv: [u8; 16], mut data: Vec<u8>) -> Result<(Vec<u8>, [u8; 16])> {
         let whole = data.len() - data.len() % BLOCK;
-        let rest = data.len() - whole;
-        let mut tail = [0u8; BLOCK];
-        tail[..rest].copy_from_slice(&data[whole..]);
-        tail[rest..].fill((BLOCK - rest) as u8);
+        let mut chain = self.chain(iv);
+        chain.encrypt(&mut data[..whole])?;
+        let tail = chain.finish(&data[whole..])?;
         data.truncate(whole);
-        self.encrypt(iv, &mut data)?;
-        // CBC chains on: the tail's IV is the last ciphertext block (`iv` for a short input).
-        let chain: [u8; BLOCK] = data.last_chunk::<BLOCK>().copied().unwrap_or(iv);
-        self.encrypt(chain, &mut tail)?;
         Ok((data, tail))
+    }
+
+    /// CBC from `iv` over data handed in pieces (see [`CbcChain`]).
+    pub fn chain(&self, iv: [u8; 16]) -> CbcChain<'_> {
+        CbcChain { cbc: self, last: iv }
+    }
+}
+
+/// AES-128-CBC over a message handed in consecutive pieces of whole blocks, so each piece
+/// can be encrypted while it is still in cache (e.g. as a muxer writes it), then
+/// [`Self::finish`]ed with PKCS#7 padding: the same bytes as one [`AesCbc::encrypt_padded`].
+pub struct CbcChain<'k> {
+    cbc: &'k AesCbc,
+    /// The IV, then the last ciphertext block: what the next block chains from.
+    last: [u8; BLOCK],
+}
+
+impl CbcChain<'_> {
+    /// Encrypts the next piece of the message (a whole number of blocks) in place.
+    pub fn encrypt(&mut self, data: &mut [u8]) -> Result<()> {
+        self.cbc.encrypt(self.last, data)?;
+        if let Some(last) = data.last_chunk::<BLOCK>() {
+            self.last = *last;
+        }
+        Ok(())
+    }
+
+    /// The message's last block: `rest` (under one block, what follows the pieces) padded
+    /// (PKCS#7: a whole block of padding when `rest` is empty), encrypted.
+    pub fn finish(self, rest: &[u8]) -> Result<[u8; BLOCK]> {
+        if rest.len() >= BLOCK {
+            return Err(Error::Param("CBC: the rest after the pieces must be under one block"));
+        }
+        let mut tail = [0u8; BLOCK];
+        tail[..rest.len()].copy_from_slice(rest);
+        tail[rest.len()..].fill((BLOCK - rest.len()) as u8);
+        self.cbc.encrypt(self.last, &mut tail)?;
+        Ok(tail)
     }
 }
 
@@ -179,6 +212,28 @@ mod tests {
 
     fn oracle(key: &[u8; 16], iv: [u8; 16], data: &mut [u8]) {
         Oracle::new(key.into(), &iv.into()).apply_keystream(data);
+    }
+
+    #[test]
+    fn cbc_in_pieces_equals_one_pass() {
+        let cbc = AesCbc::new(&[3u8; 16]).unwrap();
+        let iv = [5u8; 16];
+        for len in [0usize, 1, 15, 16, 17, 188 * 7, 188 * 100 + 3] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let (body, tail) = cbc.encrypt_padded(iv, data.clone()).unwrap();
+            let whole = len - len % 16;
+            let mut pieces = data.clone();
+            let mut chain = cbc.chain(iv);
+            let mut at = 0usize;
+            for step in [16usize, 48, 4096, usize::MAX] {
+                let end = at.saturating_add(step).min(whole);
+                chain.encrypt(&mut pieces[at..end]).unwrap();
+                at = end;
+            }
+            assert_eq!(chain.finish(&pieces[whole..]).unwrap(), tail, "{len}");
+            assert_eq!(&pieces[..whole], &body[..], "{len}");
+        }
+        assert!(cbc.chain(iv).finish(&[0u8; 16]).is_err());
     }
 
     #[test]

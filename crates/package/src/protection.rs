@@ -156,6 +156,12 @@ impl Envelope {
         let (body, tail) = self.cbc.encrypt_padded(iv, data)?;
         Ok(vec![Bytes::from(body), Bytes::copy_from_slice(&tail)])
     }
+
+    /// CBC under this key from `iv`, for a segment encrypted in pieces as it is written
+    /// (see [`crate::ts::build_segment_aes128`]).
+    pub fn chain(&self, iv: [u8; 16]) -> sealcast_cenc::aes::CbcChain<'_> {
+        self.cbc.chain(iv)
+    }
 }
 
 /// One track under one method.

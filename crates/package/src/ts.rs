@@ -18,6 +18,7 @@ use sealcast_mpegts::{Codec, ContinuityState, MuxParams, Sample, Stream};
 pub use sealcast_mpegts::SampleAes as SampleAesParams;
 
 use crate::asset::{Asset, AssetTrack};
+use crate::protection::Envelope;
 use crate::TrackKind;
 use crate::error::{Error, Result};
 use crate::fmp4::SourceFragment;
@@ -101,12 +102,18 @@ pub fn write_segment(inputs: &[TsInput<'_>], number: usize) -> Result<Vec<u8>> {
 /// Continuity alignment is planned on the encrypted sizes, so encrypted segments chain
 /// exactly as clear ones do.
 pub fn write_segment_with(inputs: &[TsInput<'_>], number: usize, sample_aes: Option<SampleAesParams>) -> Result<Vec<u8>> {
-    let streams: Vec<Stream<'_>> = inputs.iter().filter(|i| !i.samples.is_empty()).map(|i| Stream { codec: &i.codec, timescale: i.timescale, samples: &i.samples }).collect();
-    let cc = ((number.max(1) - 1) % 16) as u8;
-    let mut params = MuxParams { pts_offset_90k: PTS_OFFSET_90K, continuity: ContinuityState { pat: cc, pmt: cc, video: 0, audio: 0 }, align_continuity: true, sample_aes };
+    let (streams, mut params) = mux_input(inputs, number, sample_aes);
     let mut out = Vec::new();
     sealcast_mpegts::mux_segment(&streams, &mut params, &mut out).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
     Ok(out)
+}
+
+/// The muxer's streams and parameters for segment `number` (from 1) of `inputs`: continuity
+/// counters aligned so that every segment starts where the one before ended.
+fn mux_input<'a>(inputs: &'a [TsInput<'_>], number: usize, sample_aes: Option<SampleAesParams>) -> (Vec<Stream<'a>>, MuxParams) {
+    let streams = inputs.iter().filter(|i| !i.samples.is_empty()).map(|i| Stream { codec: &i.codec, timescale: i.timescale, samples: &i.samples }).collect();
+    let cc = ((number.max(1) - 1) % 16) as u8;
+    (streams, MuxParams { pts_offset_90k: PTS_OFFSET_90K, continuity: ContinuityState { pat: cc, pmt: cc, video: 0, audio: 0 }, align_continuity: true, sample_aes })
 }
 
 /// What TS segment `n` of a track needs read from storage, planned before any read: the
@@ -172,6 +179,42 @@ pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<Segmen
 /// the track's file, `audio` the audio plan's bytes. Encrypted with SAMPLE-AES when
 /// `sample_aes` is given. Errors name the file at fault.
 pub fn build_segment(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Option<&Bytes>, sample_aes: Option<SampleAesParams>) -> std::result::Result<Vec<u8>, (String, Error)> {
+    with_inputs(asset, plan, main, audio, |inputs| write_segment_with(inputs, plan.number, sample_aes))
+}
+
+/// [`build_segment`] under HLS AES-128 (RFC 8216 §4.3.2.4: the whole segment in CBC with
+/// PKCS#7 padding) with `env`'s key from `iv`, encrypted while it is muxed: each 32 KiB is
+/// encrypted in place as soon as it is written, still in cache, rather than in a second pass
+/// over the finished segment. The parts (whole blocks, then the padded last block) make the
+/// response body.
+pub fn build_segment_aes128(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Option<&Bytes>, env: &Envelope, iv: [u8; 16]) -> std::result::Result<Vec<Bytes>, (String, Error)> {
+    /// Bytes encrypted at a time: a few PES packets, well inside L2.
+    const CHUNK: usize = 32 * 1024;
+    with_inputs(asset, plan, main, audio, |inputs| {
+        let (streams, mut params) = mux_input(inputs, plan.number, None);
+        let mut chain = env.chain(iv);
+        let mut failed = None;
+        let mut out = Vec::new();
+        let mut each = |region: &mut [u8]| {
+            if failed.is_none() {
+                failed = chain.encrypt(region).err();
+            }
+        };
+        let handed = sealcast_mpegts::mux_segment_chunked(&streams, &mut params, &mut out, 16, CHUNK, &mut each).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
+        let aes = |e: sealcast_cenc::Error| Error::Unsupported(format!("AES-128: {e}"));
+        if let Some(e) = failed {
+            return Err(aes(e));
+        }
+        let whole = out.len() - out.len() % 16;
+        chain.encrypt(&mut out[handed..whole]).map_err(aes)?;
+        let tail = chain.finish(&out[whole..]).map_err(aes)?;
+        out.truncate(whole);
+        Ok(vec![Bytes::from(out), Bytes::copy_from_slice(&tail)])
+    })
+}
+
+/// The samples of segment `plan` (its track's and the muxed-in audio's), handed to `write`.
+fn with_inputs<R>(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Option<&Bytes>, write: impl FnOnce(&[TsInput<'_>]) -> Result<R>) -> std::result::Result<R, (String, Error)> {
     let t = &asset.tracks[plan.track];
     let frags = crate::fmp4::read_segment(t, plan.number - 1, main, plan.bytes.start).map_err(|e| (t.file.clone(), e))?;
     let mut inputs = vec![TsInput { codec: codec(t), timescale: t.track().info.timescale, samples: edited(samples(&frags, main, plan.bytes.start, 0, u64::MAX, t.dts_shift()).map_err(|e| (t.file.clone(), e))?, t) }];
@@ -181,7 +224,7 @@ pub fn build_segment(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Opt
         af = crate::fmp4::read_fragments(a, ap.fragments.clone(), data, ap.bytes.start).map_err(|e| (a.file.clone(), e))?;
         inputs.push(TsInput { codec: codec(a), timescale: a.track().info.timescale, samples: edited(samples(&af, data, ap.bytes.start, ap.from, ap.to, 0).map_err(|e| (a.file.clone(), e))?, a) });
     }
-    write_segment_with(&inputs, plan.number, sample_aes).map_err(|e| (t.file.clone(), e))
+    write(&inputs).map_err(|e| (t.file.clone(), e))
 }
 
 /// Builds the TS I-frame segment of segment `number` (from 1) of video track `track`: PAT, PMT

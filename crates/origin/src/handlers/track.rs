@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use sealcast_package::manifest::hls;
+use sealcast_package::protection::Envelope;
 use sealcast_package::{fmp4, protect, ts, AssetTrack, TrackKind};
 
 use super::{content, protection, Ctx, Reply, HLS_TYPE};
@@ -170,13 +171,10 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
             }
             _ => None,
         };
-        let Some((body, content_type, identity)) = ts_segment(ctx, loaded, ti, n, sample_aes, &identity_of).await? else {
+        let envelope = tc.and_then(|t| t.envelope.as_ref().map(|e| (e, e.iv(t.kid, "ts", n))));
+        let Some((parts, content_type, identity)) = ts_segment(ctx, loaded, ti, n, sample_aes, envelope, &identity_of).await? else {
             let identity = identity_of(ts_identity(loaded, ti, n));
             return Ok(ctx.unchanged(&identity, ts_type(track), info.last_modified).expect("ts_segment found the client's copy current"));
-        };
-        let parts = match tc.and_then(|t| t.envelope.as_ref().map(|e| (t, e))) {
-            Some((tc, env)) => env.encrypt(env.iv(tc.kid, "ts", n), body).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?,
-            None => vec![Bytes::from(body)],
         };
         return Ok(Reply::Media { parts, content_type, identity: identity_of(identity), modified: info.last_modified });
     }
@@ -228,8 +226,9 @@ fn ts_type(t: &AssetTrack) -> &'static str {
 }
 
 /// TS segment `n` of track `ti`: planned (which byte ranges of which tracks), read (both
-/// ranges at once), then built. A video segment carries the asset's default audio. Returns
-/// body, type and the identity the ETag derives from (every file read); `None`, before any
+/// ranges at once), then built — AES-128-encrypted as it is muxed when `envelope` (key and
+/// IV) is given. A video segment carries the asset's default audio. Returns the body's
+/// parts, type and the identity the ETag derives from (every file read); `None`, before any
 /// read, when the client's copy is current (`protected` maps the source identity to the
 /// response's, see [`Ctx::unchanged`]).
 async fn ts_segment(
@@ -238,8 +237,9 @@ async fn ts_segment(
     ti: usize,
     n: usize,
     sample_aes: Option<ts::SampleAesParams>,
+    envelope: Option<(&Envelope, [u8; 16])>,
     protected: &(dyn Fn(String) -> String + Sync),
-) -> Result<Option<(Vec<u8>, &'static str, String)>, ApiError> {
+) -> Result<Option<(Vec<Bytes>, &'static str, String)>, ApiError> {
     let asset = &loaded.asset;
     let track = &asset.tracks[ti];
     let plan = ts::plan_segment(asset, ti, n).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
@@ -258,8 +258,12 @@ async fn ts_segment(
         }
         None => (main.await?, None),
     };
-    let body = ts::build_segment(asset, &plan, &main, audio.as_ref(), sample_aes).map_err(|(file, e)| content(loaded, &file, e))?;
-    Ok(Some((body, ts_type(track), identity)))
+    let parts = match envelope {
+        Some((env, iv)) => ts::build_segment_aes128(asset, &plan, &main, audio.as_ref(), env, iv),
+        None => ts::build_segment(asset, &plan, &main, audio.as_ref(), sample_aes).map(|body| vec![Bytes::from(body)]),
+    }
+    .map_err(|(file, e)| content(loaded, &file, e))?;
+    Ok(Some((parts, ts_type(track), identity)))
 }
 
 /// The track named `name` if it is a video track whose I-frames `container` carries.

@@ -276,6 +276,15 @@ pub fn carry_query_mpd(mpd: &str, q: &str) -> String {
     out
 }
 
+/// One `SegmentTimeline` entry: `r` more segments of duration `d` follow the one at `start`.
+fn write_s(s: &mut String, start: u64, d: u64, r: usize) {
+    if r > 0 {
+        let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\" r=\"{r}\"/>");
+    } else {
+        let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\"/>");
+    }
+}
+
 #[cfg(test)]
 mod carry_tests {
     use super::*;
@@ -288,14 +297,5 @@ mod carry_tests {
             got,
             "<MPD>\n        <SegmentTemplate timescale=\"1\" initialization=\"v/init.mp4?Policy=p&amp;Signature=s&quot;&lt;&gt;\" media=\"v/$Number$.m4s?Policy=p&amp;Signature=s&quot;&lt;&gt;\" startNumber=\"1\">\n<BaseURL>x/</BaseURL>\n</MPD>\n"
         );
-    }
-}
-
-/// One `SegmentTimeline` entry: `r` more segments of duration `d` follow the one at `start`.
-fn write_s(s: &mut String, start: u64, d: u64, r: usize) {
-    if r > 0 {
-        let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\" r=\"{r}\"/>");
-    } else {
-        let _ = writeln!(s, "            <S t=\"{start}\" d=\"{d}\"/>");
     }
 }
