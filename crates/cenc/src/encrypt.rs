@@ -176,6 +176,35 @@ impl FragmentEncryptor<'_> {
         Ok(senc)
     }
 
+    /// [`Self::encrypt_samples`] out of place, for a source shared with other readers: `dst`
+    /// holds a copy of the start of `src` (encrypted where it holds samples) and is extended
+    /// from `src` up to the end of each sample just before that sample is encrypted there,
+    /// so each byte is read once and encrypted while it is still in cache, with no copy of
+    /// the whole source first. `samples` must lie in increasing order at or past `dst`'s end.
+    ///
+    /// Every sample is mapped before any is copied: on error `dst` is unchanged.
+    pub fn encrypt_samples_from(&mut self, src: &[u8], dst: &mut Vec<u8>, samples: &[SampleRange]) -> Result<Senc> {
+        let mut senc = self.p.new_senc();
+        senc.samples.reserve_exact(samples.len());
+        let mut at = dst.len();
+        for (i, r) in samples.iter().enumerate() {
+            let end = r.offset.checked_add(r.len).filter(|&e| e <= src.len());
+            let end = end.ok_or(Error::SampleOutOfBounds { sample: i, offset: r.offset, len: r.len, buf_len: src.len() })?;
+            if r.offset < at {
+                return Err(Error::Param("out-of-place encryption needs samples in increasing order"));
+            }
+            at = end;
+            senc.samples.push(self.map(&src[r.offset..end], i)?);
+        }
+        for (r, s) in samples.iter().zip(senc.samples.iter_mut()) {
+            // Ordered and in bounds (checked above).
+            let end = r.offset + r.len;
+            dst.extend_from_slice(&src[dst.len()..end]);
+            s.iv = self.crypt(&mut dst[r.offset..end], r.iv_index, &s.subsamples)?;
+        }
+        Ok(senc)
+    }
+
     /// Encrypts one sample in place following a subsample map the caller made (for video
     /// tracks; it must cover the sample exactly). Audio tracks take an empty map.
     pub fn encrypt_sample_with_map(&mut self, sample: &mut [u8], iv_index: u64, subs: &[Subsample], sample_index: usize) -> Result<SencSample> {
@@ -350,6 +379,39 @@ mod tests {
         assert!(matches!(encrypt_samples(&p, &mut buf, &r), Err(Error::SampleOutOfBounds { sample: 0, .. })));
         let r = [SampleRange { offset: usize::MAX, len: 2, iv_index: 0 }];
         assert!(encrypt_samples(&p, &mut buf, &r).is_err());
+    }
+
+    #[test]
+    fn out_of_place_equals_in_place() {
+        // AVC samples (4-byte lengths, one slice NAL each) between bytes that are not samples.
+        let mut src = vec![0xEEu8; 7];
+        let mut ranges = Vec::new();
+        for (i, n) in [40usize, 300, 17, 1200].into_iter().enumerate() {
+            let at = src.len();
+            src.extend_from_slice(&(n as u32).to_be_bytes());
+            src.push(0x65);
+            src.extend((1..n).map(|j| (i * 31 + j) as u8));
+            ranges.push(SampleRange { offset: at, len: n + 4, iv_index: i as u64 * 3000 });
+            src.extend_from_slice(&[0xDD; 9]);
+        }
+        let video = SampleFormat::Avc { nal_length_size: 4 };
+        for p in [TrackProtection::cenc(&key(), video, IvDeriver::from_base(7)).unwrap(), TrackProtection::cbcs(&key(), video, [3; 16]).unwrap()] {
+            let mut in_place = src.clone();
+            let want = p.encryptor().encrypt_samples(&mut in_place, &ranges).unwrap();
+            // In two calls, as fragments come, then the rest of the source.
+            let mut enc = p.encryptor();
+            let mut out = Vec::new();
+            let mut got = enc.encrypt_samples_from(&src, &mut out, &ranges[..1]).unwrap().samples;
+            got.extend(enc.encrypt_samples_from(&src, &mut out, &ranges[1..]).unwrap().samples);
+            out.extend_from_slice(&src[out.len()..]);
+            assert_eq!(got, want.samples);
+            assert_eq!(out, in_place);
+            // Samples must come in order past what was copied; nothing is copied on error.
+            let mut out = Vec::new();
+            let backwards = [ranges[1], ranges[0]];
+            assert!(p.encryptor().encrypt_samples_from(&src, &mut out, &backwards).is_err());
+            assert!(out.is_empty());
+        }
     }
 
     #[test]

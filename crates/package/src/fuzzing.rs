@@ -311,9 +311,12 @@ pub fn fuzz_protect(data: &[u8]) {
                 let clear = fragment_shape(&clear.concat(), &what("clear CMAF segment"));
                 assert_eq!(clear.samples, samples, "{}: trun sample count", what("clear CMAF segment"));
                 for (p, clear_until, kind) in [(&cenc, 0, "cenc CMAF segment"), (&cbcs, clear_lead, "cbcs CMAF segment")] {
-                    // `range.clone()` shares the buffer, so the writer encrypts a copy and
-                    // `range` stays clear for the next writer.
+                    // `range.clone()` shares the buffer, so the writer encrypts out of place
+                    // and `range` stays clear for the next writer.
                     if let Ok(seg) = write_segment_encrypted(&frags, range.clone(), start, p, clear_until, trex_index) {
+                        // A buffer of its own is encrypted in place: the same bytes.
+                        let own = write_segment_encrypted(&frags, Bytes::copy_from_slice(&range), start, p, clear_until, trex_index).map(|s| s.concat());
+                        assert_eq!(own.ok().as_deref(), Some(&seg.concat()[..]), "{}: in place and out of place differ", what(kind));
                         let enc = fragment_shape(&seg.concat(), &what(kind));
                         assert_eq!((enc.samples, enc.mdat_bytes), (clear.samples, clear.mdat_bytes), "{}: samples differ from the clear segment", what(kind));
                         assert_eq!(enc.iv_sizes(), p.iv_size(), "{}: senc IV size", what(kind));

@@ -1,5 +1,6 @@
 //! Common Encryption of CMAF output, per request: the samples of a segment are encrypted in
-//! place in the buffer read from storage (one pass, no second copy), and each `traf` gains
+//! place in the buffer read from storage, or copied and encrypted in one pass out of a
+//! cached buffer ([`encrypt_source`]), and each `traf` gains
 //! `saiz`, `saio` and `senc`. The protection data ([`TrackProtection`]: key schedule, IV
 //! rule, sample layout) is built once per track and shared; everything here is per request.
 //!
@@ -25,12 +26,6 @@ pub fn sample_format(info: &TrackInfo) -> SampleFormat {
     }
 }
 
-/// Makes `data` writable: free when this is the only handle to the buffer (a fresh storage
-/// read), one copy otherwise (a shared or memory-mapped buffer).
-pub fn writable(data: Bytes) -> BytesMut {
-    data.try_into_mut().unwrap_or_else(|shared| BytesMut::from(&shared[..]))
-}
-
 /// Encrypts, in place, the samples of `frags` held in `buf` (the bytes read from file offset
 /// `data_offset`) and returns each fragment's `senc`. Fragments that start before
 /// `clear_until` (decode time, track timescale) stay clear and get `None`.
@@ -40,6 +35,40 @@ pub fn writable(data: Bytes) -> BytesMut {
 /// the buffer on error).
 pub fn encrypt_fragments(frags: &[SourceFragment], buf: &mut [u8], data_offset: u64, p: &TrackProtection, clear_until: u64) -> Result<Vec<Option<Senc>>> {
     let mut enc = p.encryptor();
+    each_fragment(frags, data_offset, clear_until, |sf, ranges| enc.encrypt_samples(buf, ranges).map_err(|e| encryption(sf, e)))
+}
+
+/// The samples of `frags` in `data` (read from file offset `data_offset`) encrypted, and each
+/// fragment's `senc` ([`encrypt_fragments`]). In place when this request holds the only
+/// handle to the buffer (a fresh storage read). Otherwise (a cached or memory-mapped buffer
+/// other requests share) out of place in one pass: each sample copied and encrypted while it
+/// is in cache ([`sealcast_cenc::FragmentEncryptor::encrypt_samples_from`]), not the whole
+/// source copied first and encrypted after; a source whose samples are not in increasing
+/// order (a progressive file's chunks may not be) is copied first.
+pub fn encrypt_source(frags: &[SourceFragment], data: Bytes, data_offset: u64, p: &TrackProtection, clear_until: u64) -> Result<(Bytes, Vec<Option<Senc>>)> {
+    let shared = match data.try_into_mut() {
+        Ok(mut buf) => {
+            let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, clear_until)?;
+            return Ok((buf.freeze(), sencs));
+        }
+        Err(shared) => shared,
+    };
+    let ordered = frags.iter().flat_map(|f| &f.traf.samples).try_fold(0u64, |end, s| (s.offset >= end).then(|| s.offset.saturating_add(u64::from(s.size)))).is_some();
+    if !ordered {
+        let mut buf = BytesMut::from(&shared[..]);
+        let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, clear_until)?;
+        return Ok((buf.freeze(), sencs));
+    }
+    let mut enc = p.encryptor();
+    let mut out = Vec::with_capacity(shared.len());
+    let sencs = each_fragment(frags, data_offset, clear_until, |sf, ranges| enc.encrypt_samples_from(&shared, &mut out, ranges).map_err(|e| encryption(sf, e)))?;
+    out.extend_from_slice(&shared[out.len()..]);
+    Ok((Bytes::from(out), sencs))
+}
+
+/// Runs `encrypt` over the sample ranges (in the read buffer) of each fragment of `frags`
+/// from `clear_until` on; `None` for the clear-lead fragments before it.
+fn each_fragment(frags: &[SourceFragment], data_offset: u64, clear_until: u64, mut encrypt: impl FnMut(&SourceFragment, &[SampleRange]) -> Result<Senc>) -> Result<Vec<Option<Senc>>> {
     let mut out = Vec::with_capacity(frags.len());
     let mut ranges = Vec::new();
     for sf in frags {
@@ -55,10 +84,13 @@ pub fn encrypt_fragments(frags: &[SourceFragment], buf: &mut [u8], data_offset: 
             ranges.push(SampleRange { offset, len: s.size as usize, iv_index: t });
             t = t.saturating_add(s.duration as u64);
         }
-        let senc = enc.encrypt_samples(buf, &ranges).map_err(|e| Error::Unsupported(format!("track {}: encryption: {e}", sf.traf.tfhd.track_id)))?;
-        out.push(Some(senc));
+        out.push(Some(encrypt(sf, &ranges)?));
     }
     Ok(out)
+}
+
+fn encryption(sf: &SourceFragment, e: sealcast_cenc::Error) -> Error {
+    Error::Unsupported(format!("track {}: encryption: {e}", sf.traf.tfhd.track_id))
 }
 
 /// Writes a protected CMAF media segment: the samples of `frags` encrypted in place in
@@ -70,7 +102,6 @@ pub fn encrypt_fragments(frags: &[SourceFragment], buf: &mut [u8], data_offset: 
 /// (`InitProtection::clear_entry`). `trex_index` is the track's default sample description
 /// index (`trex`).
 pub fn write_segment_encrypted(frags: &[SourceFragment], data: Bytes, data_offset: u64, p: &TrackProtection, clear_until: u64, trex_index: u32) -> Result<Chunks> {
-    let mut buf = writable(data);
-    let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, clear_until)?;
-    write_segment_with(frags, &buf.freeze(), data_offset, &sencs, trex_index)
+    let (buf, sencs) = encrypt_source(frags, data, data_offset, p, clear_until)?;
+    write_segment_with(frags, &buf, data_offset, &sencs, trex_index)
 }

@@ -56,7 +56,7 @@ use crate::asset::{Asset, AssetTrack};
 use crate::error::{Error, Result};
 use crate::fmp4::{Chunks, SourceFragment};
 use crate::fragment::Sample;
-use crate::protect::{encrypt_fragments, writable};
+use crate::protect::encrypt_source;
 use crate::timeline::Segment;
 use crate::track::{CodecConfig, TrackKind};
 
@@ -233,8 +233,9 @@ pub fn write_fragment(frags: &[SourceFragment], data: &Bytes, data_offset: u64, 
 ///
 /// `p` must be `cenc`: PlayReady Smooth Streaming (PIFF 1.1) is AES-CTR, and `cbcs`
 /// (pattern encryption, constant IV) has no PIFF signalling, so it is refused.
-/// `data` is made writable without a copy when this is its only handle (see
-/// [`crate::protect::writable`]); the `mdat` payload is slices of the encrypted buffer.
+/// `data` is encrypted in place when this is its only handle, else copied and encrypted in
+/// one pass (see [`crate::protect::encrypt_source`]); the `mdat` payload is slices of the
+/// encrypted buffer.
 pub fn write_fragment_encrypted(frags: &[SourceFragment], data: Bytes, data_offset: u64, track: &AssetTrack, delay: u64, p: &TrackProtection) -> Result<Chunks> {
     if p.scheme() != Scheme::Cenc {
         return Err(Error::Unsupported(format!(
@@ -243,8 +244,7 @@ pub fn write_fragment_encrypted(frags: &[SourceFragment], data: Bytes, data_offs
             p.scheme()
         )));
     }
-    let mut buf = writable(data);
-    let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, 0)?;
+    let (buf, sencs) = encrypt_source(frags, data, data_offset, p, 0)?;
     // One trun for the whole segment, so one sample encryption box: the fragments' entries
     // in order.
     let mut senc = p.new_senc();
@@ -253,7 +253,7 @@ pub fn write_fragment_encrypted(frags: &[SourceFragment], data: Bytes, data_offs
         let part = part.ok_or_else(|| Error::Unsupported(format!("track {}: fragment {i} left clear", track.track().info.track_id)))?;
         senc.samples.extend(part.samples);
     }
-    write_fragment_with(frags, &buf.freeze(), data_offset, track, delay, Some(senc))
+    write_fragment_with(frags, &buf, data_offset, track, delay, Some(senc))
 }
 
 /// The one writer behind [`write_fragment`] and [`write_fragment_encrypted`] (`senc`: the
