@@ -131,6 +131,11 @@ def main():
     print("(segments in GB of body per server core-second, manifests in thousands of requests per server "
           "core-second; share = sealcast / nginx, same cipher and protocol; bound = openssl speed of the cipher, "
           "GB/s on one core; vs plain = sealcast over TLS / sealcast over plain HTTP)")
+    starved = sorted(v["name"] for v in runs.values() if v["server_core_util"] < 0.3)
+    if starved:
+        print(f"warning: other processes held the server core: in {len(starved)} of {len(runs)} runs the measured "
+              f"server got under 30% of it (per-core-second figures from little CPU time are noisy): "
+              + ", ".join(starved))
     tls_seg = [r for r in rows if r["list"] == "segments" and r["cipher"] != "plain"]
     worst = min(r["share"] for r in tls_seg) if tls_seg else None
     if worst is not None:
@@ -142,7 +147,7 @@ def main():
         "git": git_rev(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "binary": binary_info(a.bin),
         "cpu": cpu_model(), "conns": a.conns, "secs": a.secs, "ktls": ktls,
         "openssl_speed_1mib_gb_per_s": {k: round(v / 1e9, 3) for k, v in bound.items()},
-        "sizes": sizes, "rows": rows, "lowest_share": worst, "share_target": SHARE_TARGET,
+        "sizes": sizes, "rows": rows, "starved_runs": starved, "lowest_share": worst, "share_target": SHARE_TARGET,
     }
     line = json.dumps(result, separators=(",", ":"))
     print(line)
