@@ -216,8 +216,8 @@ NGINX
   die "nginx $name did not answer in 5 s"
 }
 # Under userspace TLS nginx cannot sendfile: it reads each file through output_buffers (its
-# default 2 x 32k) and encrypts 16k records from them; 256k buffers made its TLS segment figures
-# about a third better in a trial, so the floor uses them.
+# default 2 x 32k) and encrypts 16k records from them; 256k buffers did better in a short trial
+# (not clearly so in longer runs), so the floor uses them.
 NGINX_CONF="${SEALCAST_BENCH_NGINX_CONF-output_buffers 2 256k;}"
 start_nginx nginx ""
 nginx_pid=$NPID nginx_plain="http://127.0.0.1:$NPLAIN" nginx_h2c="http://127.0.0.1:$NH2C" nginx_tls="https://127.0.0.1:$NTLS"
