@@ -12,7 +12,7 @@
 # but the cipher.
 #
 # Like load.sh: servers pinned to core 0, h2load to core 1, figure of merit = body bytes per
-# server CPU-second (utime+stime from /proc/PID/stat). Bounded (about 4 minutes: 22 runs of
+# server CPU-second (utime+stime from /proc/PID/stat). Bounded (about 4 minutes: 20 runs of
 # SEALCAST_BENCH_TLS_SECS plus up to SEALCAST_BENCH_QUIET_WAIT of waiting for idle cores);
 # talks to 127.0.0.1 only; kills what it started and removes its work folder on exit.
 #
