@@ -19,7 +19,7 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from report import aes_bytes_per_s, binary_info, cpu_model, fail, git_rev, parse_h2load  # noqa: E402
+from report import aes_bytes_per_s, binary_info, cpu_model, fail, git_rev, parse_h2load, read_sizes  # noqa: E402
 
 SHARE_TARGET = 0.8  # issue 18: clear segments over HTTPS >= 0.8 of the HTTPS floor
 EXPECT = {  # cipher -> (TLS protocol, cipher name) h2load must report
@@ -55,10 +55,7 @@ def main():
     w, tck = a.work, a.clk_tck
     bound = {"aes": aes_bytes_per_s(os.path.join(w, "speed_aes-128-gcm.txt"), "AES-128-GCM"),
              "chacha": aes_bytes_per_s(os.path.join(w, "speed_chacha20-poly1305.txt"), "ChaCha20-Poly1305")}
-    sizes = {}
-    for line in open(os.path.join(w, "sizes.tsv")):
-        name, n, mean = line.rstrip("\n").split("\t")
-        sizes[name] = {"urls": int(n), "mean_body_bytes": float(mean)}
+    sizes = read_sizes(w)
     runs = {}
     for line in open(os.path.join(w, "runs.tsv")):
         name, server, proto, cipher, lst, out, ut, st, sbusy, cbusy, wall_ns = line.rstrip("\n").split("\t")

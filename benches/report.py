@@ -94,6 +94,15 @@ def cpu_model():
     return platform.processor() or None
 
 
+def read_sizes(work):
+    """sizes.tsv of the work folder: per URL list, its URL count and mean body bytes."""
+    sizes = {}
+    for line in open(os.path.join(work, "sizes.tsv")):
+        name, n, mean = line.rstrip("\n").split("\t")
+        sizes[name] = {"urls": int(n), "mean_body_bytes": float(mean)}
+    return sizes
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -109,10 +118,7 @@ def main():
     aes = aes_bytes_per_s(os.path.join(w, "openssl.txt"))
     cbc_path = os.path.join(w, "openssl_cbc.txt")
     cbc = aes_bytes_per_s(cbc_path, "AES-128-CBC") if os.path.exists(cbc_path) else None
-    sizes = {}
-    for line in open(os.path.join(w, "sizes.tsv")):
-        name, n, mean = line.rstrip("\n").split("\t")
-        sizes[name] = {"urls": int(n), "mean_body_bytes": float(mean)}
+    sizes = read_sizes(w)
 
     runs = {}
     for line in open(os.path.join(w, "runs.tsv")):
