@@ -155,13 +155,8 @@ impl AesCbc {
     /// padding), in place and without growing the buffer: the whole blocks are encrypted where
     /// they lie and returned, and the last partial block plus its padding is the second,
     /// 16-byte result. Their concatenation is the encrypted segment.
-    pub fn encrypt_padded(&self, iv: [u8; 16], mut data: Vec<u8>) -> Result<(Vec<u8>, [u8; 16])> {
-        let whole = data.len() - data.len() % BLOCK;
-        let mut chain = self.chain(iv);
-        chain.encrypt(&mut data[..whole])?;
-        let tail = chain.finish(&data[whole..])?;
-        data.truncate(whole);
-        Ok((data, tail))
+    pub fn encrypt_padded(&self, iv: [u8; 16], data: Vec<u8>) -> Result<(Vec<u8>, [u8; 16])> {
+        self.chain(iv).finish_from(data, 0)
     }
 
     /// CBC from `iv` over data handed in pieces (see [`CbcChain`]).
@@ -187,6 +182,19 @@ impl CbcChain<'_> {
             self.last = *last;
         }
         Ok(())
+    }
+
+    /// Ends a message held in `data` whose first `from` bytes went through [`Self::encrypt`]
+    /// already: the whole blocks after them encrypted in place, the rest padded into the last
+    /// block ([`Self::finish`]). Returns the whole blocks and that last block, as
+    /// [`AesCbc::encrypt_padded`] does.
+    pub fn finish_from(mut self, mut data: Vec<u8>, from: usize) -> Result<(Vec<u8>, [u8; BLOCK])> {
+        let whole = data.len() - data.len() % BLOCK;
+        let todo = data.get_mut(from..whole).ok_or(Error::Param("CBC: more handed over than the message holds"))?;
+        self.encrypt(todo)?;
+        let tail = self.finish(&data[whole..])?;
+        data.truncate(whole);
+        Ok((data, tail))
     }
 
     /// The message's last block: `rest` (under one block, what follows the pieces) padded

@@ -46,24 +46,20 @@ pub fn encrypt_fragments(frags: &[SourceFragment], buf: &mut [u8], data_offset: 
 /// source copied first and encrypted after; a source whose samples are not in increasing
 /// order (a progressive file's chunks may not be) is copied first.
 pub fn encrypt_source(frags: &[SourceFragment], data: Bytes, data_offset: u64, p: &TrackProtection, clear_until: u64) -> Result<(Bytes, Vec<Option<Senc>>)> {
-    let shared = match data.try_into_mut() {
-        Ok(mut buf) => {
-            let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, clear_until)?;
-            return Ok((buf.freeze(), sencs));
+    let ordered = || frags.iter().flat_map(|f| &f.traf.samples).try_fold(0u64, |end, s| (s.offset >= end).then(|| s.offset.saturating_add(u64::from(s.size)))).is_some();
+    let mut buf = match data.try_into_mut() {
+        Ok(own) => own,
+        Err(shared) if ordered() => {
+            let mut enc = p.encryptor();
+            let mut out = Vec::with_capacity(shared.len());
+            let sencs = each_fragment(frags, data_offset, clear_until, |sf, ranges| enc.encrypt_samples_from(&shared, &mut out, ranges).map_err(|e| encryption(sf, e)))?;
+            out.extend_from_slice(&shared[out.len()..]);
+            return Ok((Bytes::from(out), sencs));
         }
-        Err(shared) => shared,
+        Err(shared) => BytesMut::from(&shared[..]),
     };
-    let ordered = frags.iter().flat_map(|f| &f.traf.samples).try_fold(0u64, |end, s| (s.offset >= end).then(|| s.offset.saturating_add(u64::from(s.size)))).is_some();
-    if !ordered {
-        let mut buf = BytesMut::from(&shared[..]);
-        let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, clear_until)?;
-        return Ok((buf.freeze(), sencs));
-    }
-    let mut enc = p.encryptor();
-    let mut out = Vec::with_capacity(shared.len());
-    let sencs = each_fragment(frags, data_offset, clear_until, |sf, ranges| enc.encrypt_samples_from(&shared, &mut out, ranges).map_err(|e| encryption(sf, e)))?;
-    out.extend_from_slice(&shared[out.len()..]);
-    Ok((Bytes::from(out), sencs))
+    let sencs = encrypt_fragments(frags, &mut buf, data_offset, p, clear_until)?;
+    Ok((buf.freeze(), sencs))
 }
 
 /// Runs `encrypt` over the sample ranges (in the read buffer) of each fragment of `frags`

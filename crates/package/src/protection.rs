@@ -153,14 +153,21 @@ impl Envelope {
     /// Encrypts a whole segment (RFC 8216 §4.3.2.4) in place: the whole blocks where they
     /// lie, then the padded last block (see [`AesCbc::encrypt_padded`]).
     pub fn encrypt(&self, iv: [u8; 16], data: Vec<u8>) -> Result<Vec<Bytes>, sealcast_cenc::Error> {
-        let (body, tail) = self.cbc.encrypt_padded(iv, data)?;
-        Ok(vec![Bytes::from(body), Bytes::copy_from_slice(&tail)])
+        Self::finish(self.chain(iv), data, 0)
     }
 
     /// CBC under this key from `iv`, for a segment encrypted in pieces as it is written
     /// (see [`crate::ts::build_segment_aes128`]).
     pub fn chain(&self, iv: [u8; 16]) -> sealcast_cenc::aes::CbcChain<'_> {
         self.cbc.chain(iv)
+    }
+
+    /// The body of a segment in `data` whose first `from` bytes `chain` encrypted already:
+    /// the rest encrypted and padded ([`sealcast_cenc::aes::CbcChain::finish_from`]), as the
+    /// whole blocks and the padded last block.
+    pub fn finish(chain: sealcast_cenc::aes::CbcChain<'_>, data: Vec<u8>, from: usize) -> Result<Vec<Bytes>, sealcast_cenc::Error> {
+        let (body, tail) = chain.finish_from(data, from)?;
+        Ok(vec![Bytes::from(body), Bytes::copy_from_slice(&tail)])
     }
 }
 

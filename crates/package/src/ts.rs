@@ -201,15 +201,11 @@ pub fn build_segment_aes128(asset: &Asset, plan: &SegmentPlan, main: &Bytes, aud
             }
         };
         let handed = sealcast_mpegts::mux_segment_chunked(&streams, &mut params, &mut out, 16, CHUNK, &mut each).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
-        let aes = |e: sealcast_cenc::Error| Error::Unsupported(format!("AES-128: {e}"));
-        if let Some(e) = failed {
-            return Err(aes(e));
+        match failed {
+            None => Envelope::finish(chain, out, handed),
+            Some(e) => Err(e),
         }
-        let whole = out.len() - out.len() % 16;
-        chain.encrypt(&mut out[handed..whole]).map_err(aes)?;
-        let tail = chain.finish(&out[whole..]).map_err(aes)?;
-        out.truncate(whole);
-        Ok(vec![Bytes::from(out), Bytes::copy_from_slice(&tail)])
+        .map_err(|e| Error::Unsupported(format!("AES-128: {e}")))
     })
 }
 
