@@ -23,7 +23,9 @@
 #                                other processes to leave both cores idle; the report shows how
 #                                much foreign load remained during each run
 #   SEALCAST_BENCH_PROFILE       1 = after measuring, sample the server with perf and print the
-#                                hottest symbols (separate runs, so sampling cost is not counted)
+#                                hottest symbols (separate runs, so sampling cost is not counted):
+#                                video segments and manifests; or name the URL lists to sample,
+#                                e.g. "seg_cenc_720p seg_cbcs_720p seg_aes_ts_720p"
 #   SEALCAST_BENCH_STRICT        1 = exit 3 when a target is missed
 #   SEALCAST_BENCH_JSON          also write the result line to this file
 #   SEALCAST_BENCH_KEEP          1 = keep the work folder (URL lists, raw outputs, server log)
@@ -53,7 +55,7 @@ case "$H2" in
   auto) command -v h2load >/dev/null && H2=1 || H2=0 ;;
   1) command -v h2load >/dev/null || die "SEALCAST_BENCH_H2=1 but h2load is missing (Debian nghttp2-client)" ;;
 esac
-if [ "$PROFILE" = 1 ]; then command -v perf >/dev/null || die "SEALCAST_BENCH_PROFILE=1 needs perf"; fi
+if [ "$PROFILE" != 0 ]; then command -v perf >/dev/null || die "SEALCAST_BENCH_PROFILE=1 needs perf"; fi
 
 if [ ! -x "$BIN" ]; then
   log "building the server (cargo build --release -p sealcast-origin)"
@@ -373,6 +375,11 @@ profile() { # name list
 if [ "$PROFILE" = 1 ]; then
   profile segments seg_video_720p
   profile manifests manifests
+elif [ "$PROFILE" != 0 ]; then
+  for l in $PROFILE; do
+    [ -f "$work/$l.txt" ] || die "SEALCAST_BENCH_PROFILE: no URL list '$l' (lists: ${lists[*]})"
+    profile "$l" "$l"
+  done
 fi
 
 kill -0 "$spid" 2>/dev/null || die "server died during the runs: $(tail -5 "$work/server.err")"

@@ -1,68 +1,148 @@
-//! AES primitives over `aws-lc-rs`: CTR with the 64-bit block counter that CENC (and
-//! storage encryption) specify, and CBC without padding. CENC uses AES-128; storage
-//! encryption uses AES-256 (AES-128 accepted), so CTR takes either key size.
+//! AES primitives over aws-lc: CTR with the 64-bit block counter that CENC (and storage
+//! encryption) specify, and CBC without padding. CENC uses AES-128; storage encryption uses
+//! AES-256 (AES-128 accepted), so CTR takes either key size.
 //!
-//! `aws-lc-rs` rather than RustCrypto: it is about twice as fast on this machine class
+//! aws-lc rather than RustCrypto: it is about twice as fast on this machine class
 //! (ARCHITECTURE.md); RustCrypto stays as the independent oracle in the tests.
+//!
+//! The keys are aws-lc's own `AES_KEY` schedules, driven through `aws-lc-sys` (the library
+//! `aws-lc-rs` is built on, the same build): `aws-lc-rs` offers CTR and CBC only in place,
+//! and an output encrypted from a source other requests share (a cached fragment) then pays
+//! a copy of every byte before the cipher runs. aws-lc's `AES_ctr128_encrypt` and
+//! `AES_cbc_encrypt` take separate input and output, so the cipher reads the shared source
+//! and writes the response in one pass ([`CtrStream::extend_from`]). Same kernels
+//! (AES-NI/VAES) as `aws-lc-rs` uses in place. The `unsafe` is confined to [`RawKey`].
 //!
 //! Keys are expanded once ([`AesCtr::new`], [`AesCbc::new`]) and then used from any number
 //! of threads: every call takes its IV or counter block as an argument and keeps no state.
 
-use aws_lc_rs::cipher::{EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128, AES_256};
-use aws_lc_rs::iv::FixedLength;
+use std::mem::MaybeUninit;
+
+use aws_lc_sys::{AES_cbc_encrypt, AES_ctr128_encrypt, AES_set_encrypt_key, AES_ENCRYPT, AES_KEY};
+use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
 
 /// AES block size in bytes.
 pub const BLOCK: usize = 16;
 
-fn key(bytes: &[u8; 16]) -> Result<UnboundCipherKey> {
-    UnboundCipherKey::new(&AES_128, bytes).map_err(|_| Error::Crypto("key setup"))
+/// An expanded AES encryption key (aws-lc's `AES_KEY`), zeroed on drop. Its methods are the
+/// only `unsafe` in this crate: each passes aws-lc pointers into live slices of the stated
+/// length, and the key and IV buffers aws-lc reads and writes are owned here.
+struct RawKey(AES_KEY);
+
+impl RawKey {
+    /// Expands a 16- or 32-byte key (callers check the length).
+    fn new(bytes: &[u8]) -> Result<Self> {
+        debug_assert!(matches!(bytes.len(), 16 | 32));
+        // aws-lc picks its AES implementation from CPU features detected at initialisation.
+        aws_lc_rs::init();
+        let mut key = MaybeUninit::<AES_KEY>::zeroed();
+        // SAFETY: `bytes` holds `bits / 8` readable bytes; `key` is writable, and an all-zero
+        // `AES_KEY` (integers only) is a valid value whatever the call does.
+        let rc = unsafe { AES_set_encrypt_key(bytes.as_ptr(), (bytes.len() * 8) as _, key.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(Error::Crypto("key setup"));
+        }
+        // SAFETY: zero-initialised above, and set by aws-lc.
+        Ok(RawKey(unsafe { key.assume_init() }))
+    }
+
+    /// CTR keystream from counter block `counter` (all 128 bits incremented per block, so
+    /// callers split at a 64-bit wrap) XORed over `len` bytes from `src` to `dst`; `src` and
+    /// `dst` are the same buffer (in place) or do not overlap.
+    ///
+    /// # Safety
+    /// `src` readable and `dst` writable for `len` bytes; equal or disjoint.
+    unsafe fn ctr(&self, counter: [u8; 16], src: *const u8, dst: *mut u8, len: usize) {
+        let (mut ivec, mut ecount, mut num) = (counter, [0u8; BLOCK], 0u32);
+        // SAFETY: the caller's contract for `src`/`dst`; the key, counter and keystream
+        // buffers are local and 16 bytes each, `num` starts at 0 (no keystream carried in).
+        unsafe { AES_ctr128_encrypt(src, dst, len, &self.0, ivec.as_mut_ptr(), ecount.as_mut_ptr(), &mut num) };
+        ecount.zeroize();
+    }
+
+    /// CBC from `iv` over `len` bytes (a whole number of blocks, callers check) from `src`
+    /// to `dst` (same buffer or disjoint); the last ciphertext block, or `iv` when `len` is 0.
+    ///
+    /// # Safety
+    /// As [`Self::ctr`], and `len` a multiple of [`BLOCK`] (aws-lc pads a partial last block
+    /// and writes a whole one).
+    unsafe fn cbc(&self, iv: [u8; 16], src: *const u8, dst: *mut u8, len: usize) -> [u8; 16] {
+        debug_assert_eq!(len % BLOCK, 0);
+        let mut ivec = iv;
+        // SAFETY: the caller's contract; `ivec` is a local 16-byte buffer aws-lc updates to
+        // the last ciphertext block.
+        unsafe { AES_cbc_encrypt(src, dst, len, &self.0, ivec.as_mut_ptr(), AES_ENCRYPT as _) };
+        ivec
+    }
+}
+
+impl Drop for RawKey {
+    fn drop(&mut self) {
+        self.0.rd_key.zeroize();
+    }
 }
 
 /// AES-CTR (AES-128 or AES-256) with a 16-byte counter block whose high 8 bytes stay fixed and whose low 8
 /// bytes are a big-endian block counter wrapping modulo 2^64 (ISO/IEC 23001-7 §9.5.2;
 /// Shaka Packager and ffmpeg both increment only the low half).
 pub struct AesCtr {
-    key: EncryptingKey,
+    key: RawKey,
 }
 
 impl AesCtr {
     /// Expands an AES-128 `key`.
     pub fn new(key_bytes: &[u8; 16]) -> Result<Self> {
-        Ok(AesCtr { key: EncryptingKey::ctr(key(key_bytes)?).map_err(|_| Error::Crypto("CTR key setup"))? })
+        Ok(AesCtr { key: RawKey::new(key_bytes)? })
     }
 
     /// Expands an AES-128 (16-byte) or AES-256 (32-byte) key; any other length is refused.
     pub fn with_key(key_bytes: &[u8]) -> Result<Self> {
-        let alg = match key_bytes.len() {
-            16 => &AES_128,
-            32 => &AES_256,
-            _ => return Err(Error::Param("AES key must be 16 or 32 bytes")),
-        };
-        let k = UnboundCipherKey::new(alg, key_bytes).map_err(|_| Error::Crypto("key setup"))?;
-        Ok(AesCtr { key: EncryptingKey::ctr(k).map_err(|_| Error::Crypto("CTR key setup"))? })
+        match key_bytes.len() {
+            16 | 32 => Ok(AesCtr { key: RawKey::new(key_bytes)? }),
+            _ => Err(Error::Param("AES key must be 16 or 32 bytes")),
+        }
     }
 
     /// XORs `data` with the keystream that starts at `counter` (the first block's counter
     /// block). A final partial block uses the head of its keystream block.
     pub fn apply(&self, counter: [u8; 16], data: &mut [u8]) -> Result<()> {
+        let p = data.as_mut_ptr();
+        // SAFETY: in place over `data`'s own bytes.
+        self.each_run(counter, data.len(), |c, at, n| unsafe { self.key.ctr(c, p.add(at), p.add(at), n) });
+        Ok(())
+    }
+
+    /// Appends `src` XORed with the keystream that starts at `counter` to `dst`, reading
+    /// `src` once and writing `dst` once.
+    pub fn extend_from(&self, counter: [u8; 16], src: &[u8], dst: &mut Vec<u8>) {
+        dst.reserve(src.len());
+        let spare = dst.spare_capacity_mut();
+        let (s, d) = (src.as_ptr(), spare.as_mut_ptr().cast::<u8>());
+        // SAFETY: `src` is a live slice of `src.len()` bytes and `spare` has at least as many
+        // writable (uninitialised) bytes after `reserve`; a shared and an exclusive borrow
+        // cannot overlap.
+        self.each_run(counter, src.len(), |c, at, n| unsafe { self.key.ctr(c, s.add(at), d.add(at), n) });
+        // SAFETY: the keystream calls above wrote all `src.len()` bytes.
+        unsafe { dst.set_len(dst.len() + src.len()) };
+    }
+
+    /// Calls `run(counter block, offset, length)` over `len` bytes, split where the low half
+    /// of the counter wraps (aws-lc carries into all 128 bits; CENC's high half never sees
+    /// a carry). One run unless the counter starts within `len / 16` blocks of the wrap.
+    fn each_run(&self, counter: [u8; 16], len: usize, mut run: impl FnMut([u8; 16], usize, usize)) {
         let mut hi = [0u8; 8];
         hi.copy_from_slice(&counter[..8]);
         let mut lo = u64::from_be_bytes(lo_half(&counter));
-        let mut rest = data;
-        while !rest.is_empty() {
-            // The library increments all 128 bits; split the call where the low half wraps so
-            // the high half never sees a carry.
+        let mut at = 0usize;
+        while at < len {
             let blocks_to_wrap = (u64::MAX - lo) as u128 + 1;
-            let n = (blocks_to_wrap * BLOCK as u128).min(rest.len() as u128) as usize;
-            let (now, later) = rest.split_at_mut(n);
-            let ctx = EncryptionContext::Iv128(FixedLength::from(counter_block(hi, lo)));
-            self.key.less_safe_encrypt(now, ctx).map_err(|_| Error::Crypto("CTR"))?;
+            let n = (blocks_to_wrap * BLOCK as u128).min((len - at) as u128) as usize;
+            run(counter_block(hi, lo), at, n);
             lo = lo.wrapping_add(n.div_ceil(BLOCK) as u64);
-            rest = later;
+            at += n;
         }
-        Ok(())
     }
 }
 
@@ -104,51 +184,80 @@ impl<'k> CtrStream<'k> {
 
     /// XORs the next `data.len()` keystream bytes into `data`.
     pub fn apply(&mut self, data: &mut [u8]) -> Result<()> {
-        let mut d = data;
-        if self.used < BLOCK && !d.is_empty() {
-            let mut ks = [0u8; BLOCK];
-            self.key.apply(counter_block(self.hi, self.lo.wrapping_sub(1)), &mut ks)?;
-            let n = (BLOCK - self.used).min(d.len());
-            for (b, k) in d[..n].iter_mut().zip(&ks[self.used..self.used + n]) {
-                *b ^= k;
-            }
-            self.used += n;
-            d = &mut d[n..];
+        let (ks, from, n) = self.take_left(data.len())?;
+        for (b, k) in data[..n].iter_mut().zip(&ks[from..from + n]) {
+            *b ^= k;
         }
-        if !d.is_empty() {
-            self.key.apply(counter_block(self.hi, self.lo), d)?;
-            self.lo = self.lo.wrapping_add(d.len().div_ceil(BLOCK) as u64);
-            self.used = match d.len() % BLOCK {
-                0 => BLOCK,
-                r => r,
-            };
+        let rest = &mut data[n..];
+        if !rest.is_empty() {
+            self.key.apply(counter_block(self.hi, self.lo), rest)?;
+            self.advance(rest.len());
         }
         Ok(())
+    }
+
+    /// Appends `src` XORed with the next `src.len()` keystream bytes to `dst`: out of place,
+    /// one read of `src` and one write of `dst` ([`AesCtr::extend_from`]).
+    pub fn extend_from(&mut self, src: &[u8], dst: &mut Vec<u8>) -> Result<()> {
+        let (ks, from, n) = self.take_left(src.len())?;
+        dst.extend(src[..n].iter().zip(&ks[from..from + n]).map(|(b, k)| b ^ k));
+        let rest = &src[n..];
+        if !rest.is_empty() {
+            self.key.extend_from(counter_block(self.hi, self.lo), rest, dst);
+            self.advance(rest.len());
+        }
+        Ok(())
+    }
+
+    /// The unused keystream of the block the previous range ended inside, for the first
+    /// `len` bytes of the next: (that keystream block, first unused byte, bytes it covers),
+    /// marked used. Nothing when the previous range ended on a block boundary.
+    fn take_left(&mut self, len: usize) -> Result<([u8; BLOCK], usize, usize)> {
+        let mut ks = [0u8; BLOCK];
+        if self.used == BLOCK || len == 0 {
+            return Ok((ks, 0, 0));
+        }
+        self.key.apply(counter_block(self.hi, self.lo.wrapping_sub(1)), &mut ks)?;
+        let (from, n) = (self.used, (BLOCK - self.used).min(len));
+        self.used += n;
+        Ok((ks, from, n))
+    }
+
+    /// Moves past `n` bytes of keystream taken from fresh blocks starting at `lo`.
+    fn advance(&mut self, n: usize) {
+        self.lo = self.lo.wrapping_add(n.div_ceil(BLOCK) as u64);
+        self.used = match n % BLOCK {
+            0 => BLOCK,
+            r => r,
+        };
     }
 }
 
 /// AES-128-CBC encryption without padding.
 pub struct AesCbc {
-    key: EncryptingKey,
+    key: RawKey,
 }
 
 impl AesCbc {
     /// Expands `key`.
     pub fn new(key_bytes: &[u8; 16]) -> Result<Self> {
-        Ok(AesCbc { key: EncryptingKey::cbc(key(key_bytes)?).map_err(|_| Error::Crypto("CBC key setup"))? })
+        Ok(AesCbc { key: RawKey::new(key_bytes)? })
     }
 
     /// Encrypts `data` (a whole number of blocks) in place, chaining from `iv`.
     pub fn encrypt(&self, iv: [u8; 16], data: &mut [u8]) -> Result<()> {
+        self.encrypt_chained(iv, data).map(drop)
+    }
+
+    /// [`Self::encrypt`], returning the last ciphertext block (`iv` for no data): what the
+    /// next piece of the same chain starts from.
+    fn encrypt_chained(&self, iv: [u8; 16], data: &mut [u8]) -> Result<[u8; 16]> {
         if data.len() & (BLOCK - 1) != 0 {
             return Err(Error::Param("CBC data must be whole 16-byte blocks"));
         }
-        if data.is_empty() {
-            return Ok(());
-        }
-        let ctx = EncryptionContext::Iv128(FixedLength::from(iv));
-        self.key.less_safe_encrypt(data, ctx).map_err(|_| Error::Crypto("CBC"))?;
-        Ok(())
+        let p = data.as_mut_ptr();
+        // SAFETY: in place over `data`, a whole number of blocks (checked above).
+        Ok(unsafe { self.key.cbc(iv, p, p, data.len()) })
     }
 
     /// HLS AES-128 whole-segment encryption (RFC 8216 §4.3.2.4: AES-128-CBC with PKCS#7
@@ -177,10 +286,7 @@ pub struct CbcChain<'k> {
 impl CbcChain<'_> {
     /// Encrypts the next piece of the message (a whole number of blocks) in place.
     pub fn encrypt(&mut self, data: &mut [u8]) -> Result<()> {
-        self.cbc.encrypt(self.last, data)?;
-        if let Some(last) = data.last_chunk::<BLOCK>() {
-            self.last = *last;
-        }
+        self.last = self.cbc.encrypt_chained(self.last, data)?;
         Ok(())
     }
 
@@ -293,6 +399,52 @@ mod tests {
         }
         assert_eq!(at, 300);
         assert_eq!(got, want);
+        // Out of place, ranges alternating with in-place ones, continuing inside blocks.
+        let mut out = Vec::new();
+        let mut s = CtrStream::new(&k, iv);
+        let mut at = 0;
+        for (i, n) in [5usize, 11, 0, 33, 16, 1, 234].into_iter().enumerate() {
+            if i % 2 == 0 {
+                s.extend_from(&src[at..at + n], &mut out).unwrap();
+            } else {
+                let mut piece = src[at..at + n].to_vec();
+                s.apply(&mut piece).unwrap();
+                out.extend_from_slice(&piece);
+            }
+            at += n;
+        }
+        assert_eq!(at, 300);
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn ctr_out_of_place_matches_rustcrypto_including_the_64_bit_wrap() {
+        let key = [7u8; 16];
+        let k = AesCtr::new(&key).unwrap();
+        for lo in [0u64, u64::MAX - 2, u64::MAX] {
+            let mut iv = [0x5au8; 16];
+            iv[8..].copy_from_slice(&lo.to_be_bytes());
+            let src: Vec<u8> = (0..1000u32).map(|i| (i * 13) as u8).collect();
+            let mut want = src.clone();
+            oracle(&key, iv, &mut want);
+            let mut out = vec![1u8, 2, 3];
+            k.extend_from(iv, &src, &mut out);
+            assert_eq!(&out[..3], &[1, 2, 3]);
+            assert_eq!(&out[3..], &want[..], "lo={lo}");
+        }
+    }
+
+    #[test]
+    fn aes_256_ctr_matches_rustcrypto() {
+        let key = [0x42u8; 32];
+        let iv = [0x11u8; 16];
+        let src: Vec<u8> = (0..77u32).map(|i| i as u8).collect();
+        let mut got = src.clone();
+        AesCtr::with_key(&key).unwrap().apply(iv, &mut got).unwrap();
+        let mut want = src.clone();
+        ctr::Ctr64BE::<aes::Aes256>::new(&key.into(), &iv.into()).apply_keystream(&mut want);
+        assert_eq!(got, want);
+        assert!(AesCtr::with_key(&[0u8; 24]).is_err());
     }
 
     #[test]

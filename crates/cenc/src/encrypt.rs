@@ -198,9 +198,8 @@ impl FragmentEncryptor<'_> {
         }
         for (r, s) in samples.iter().zip(senc.samples.iter_mut()) {
             // Ordered and in bounds (checked above).
-            let end = r.offset + r.len;
-            dst.extend_from_slice(&src[dst.len()..end]);
-            s.iv = self.crypt(&mut dst[r.offset..end], r.iv_index, &s.subsamples)?;
+            dst.extend_from_slice(&src[dst.len()..r.offset]);
+            s.iv = self.crypt_into(&src[r.offset..r.offset + r.len], dst, r.iv_index, &s.subsamples)?;
         }
         Ok(senc)
     }
@@ -224,6 +223,37 @@ impl FragmentEncryptor<'_> {
         nal_subsamples(self.p.format, self.p.rule(), sample, sample_index, &mut s.subsamples)?;
         check_count(&s.subsamples)?;
         Ok(s)
+    }
+
+    /// Appends `sample` encrypted along a map that covers it (or an empty map: whole sample)
+    /// to `dst`; the IV. `cenc` runs the cipher from `sample` into `dst` (each byte read
+    /// once, written once); `cbcs`, which leaves nine blocks in ten clear, copies the sample
+    /// and encrypts the copy while it is in cache.
+    fn crypt_into(&mut self, sample: &[u8], dst: &mut Vec<u8>, iv_index: u64, subs: &[Subsample]) -> Result<[u8; 16]> {
+        let Cipher::Cenc { key, ivs, .. } = &self.p.cipher else {
+            let at = dst.len();
+            dst.extend_from_slice(sample);
+            return self.crypt(&mut dst[at..], iv_index, subs);
+        };
+        let counter = ivs.counter_block(iv_index);
+        let mut ks = CtrStream::new(key, counter);
+        if self.p.format.is_video() {
+            let mut at = 0usize;
+            for s in subs {
+                let clear_end = at + s.clear as usize;
+                let end = clear_end + s.protected as usize;
+                dst.extend_from_slice(&sample[at..clear_end]);
+                ks.extend_from(&sample[clear_end..end], dst)?;
+                at = end;
+            }
+            // Maps cover their sample; should one fall short, its tail stays clear, as in place.
+            dst.extend_from_slice(&sample[at..]);
+        } else {
+            ks.extend_from(sample, dst)?;
+        }
+        let mut iv_out = [0u8; 16];
+        iv_out[..8].copy_from_slice(&counter[..8]);
+        Ok(iv_out)
     }
 
     /// Encrypts a sample along a map that covers it (or an empty map: whole sample); the IV.
@@ -395,7 +425,9 @@ mod tests {
             src.extend_from_slice(&[0xDD; 9]);
         }
         let video = SampleFormat::Avc { nal_length_size: 4 };
-        for p in [TrackProtection::cenc(&key(), video, IvDeriver::from_base(7)).unwrap(), TrackProtection::cbcs(&key(), video, [3; 16]).unwrap()] {
+        let schemes = |f| [TrackProtection::cenc(&key(), f, IvDeriver::from_base(7)).unwrap(), TrackProtection::cbcs(&key(), f, [3; 16]).unwrap()];
+        // The same bytes as whole samples (audio): odd lengths, so a partial block ends each.
+        for p in schemes(video).into_iter().chain(schemes(SampleFormat::Whole)) {
             let mut in_place = src.clone();
             let want = p.encryptor().encrypt_samples(&mut in_place, &ranges).unwrap();
             // In two calls, as fragments come, then the rest of the source.

@@ -116,6 +116,17 @@ impl Loaded {
     }
 }
 
+/// What a segment handler does with the source bytes it reads ([`Assets::read_source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceUse {
+    /// Sent as they are, or copied into a new output (clear segments, MPEG-TS, whole-segment
+    /// AES-128 over fMP4).
+    Send,
+    /// Encrypted sample by sample where they lie when the buffer is the request's own (CENC
+    /// and PIFF over fMP4), out of place when it is shared.
+    Encrypt,
+}
+
 /// The asset and index caches over one store.
 pub struct Assets {
     store: Store,
@@ -249,9 +260,17 @@ impl Assets {
     /// version now, the file's index and the asset are dropped (unless already rebuilt) and
     /// [`ApiError::SourceChanged`] comes back: the caller retries once against the fresh
     /// index, and a second change answers 503.
-    pub async fn read_source(&self, loaded: &Loaded, file: &str, range: std::ops::Range<u64>) -> Result<Bytes, ApiError> {
+    ///
+    /// `usage` says whether the bytes are sent (or copied into a new output) or encrypted for
+    /// the response ([`Store::read_fragment_to_encrypt`]: a cold local fragment then comes in
+    /// the request's own buffer, for the cipher to work in place).
+    pub async fn read_source(&self, loaded: &Loaded, file: &str, range: std::ops::Range<u64>, usage: SourceUse) -> Result<Bytes, ApiError> {
         let info = loaded.files.get(file).ok_or_else(|| ApiError::NotFound(loaded.file_path(file)))?;
-        match self.store.read_fragment(info, range).await {
+        let read = match usage {
+            SourceUse::Send => self.store.read_fragment(info, range).await,
+            SourceUse::Encrypt => self.store.read_fragment_to_encrypt(info, range).await,
+        };
+        match read {
             Ok(b) => Ok(b),
             Err(sealcast_storage::Error::Changed(path)) => {
                 tracing::info!(path = %path, "source changed since it was indexed; indexing again");
@@ -269,13 +288,14 @@ impl Assets {
     /// [`sealcast_package::AssetTrack::source_reads`], inside `span`): one read is the buffer
     /// itself; several run concurrently and are placed at their offsets in a buffer covering
     /// the span (see [`sealcast_package::progressive::assemble`]).
-    pub async fn read_segment_source(&self, loaded: &Loaded, file: &str, span: std::ops::Range<u64>, reads: &[std::ops::Range<u64>]) -> Result<Bytes, ApiError> {
+    /// Pieces are read as [`SourceUse::Send`]: the buffer they are placed in is new anyway.
+    pub async fn read_segment_source(&self, loaded: &Loaded, file: &str, span: std::ops::Range<u64>, reads: &[std::ops::Range<u64>], usage: SourceUse) -> Result<Bytes, ApiError> {
         if let [only] = reads {
             if *only == span {
-                return self.read_source(loaded, file, span).await;
+                return self.read_source(loaded, file, span, usage).await;
             }
         }
-        let pieces = futures::future::try_join_all(reads.iter().map(|r| async move { self.read_source(loaded, file, r.clone()).await.map(|b| (r.start, b)) })).await?;
+        let pieces = futures::future::try_join_all(reads.iter().map(|r| async move { self.read_source(loaded, file, r.clone(), SourceUse::Send).await.map(|b| (r.start, b)) })).await?;
         sealcast_package::progressive::assemble(span, pieces).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") })
     }
 

@@ -501,6 +501,26 @@ impl Store {
         self.inflight.run((format!("fragment\n{id}"), key.1, key.2), hit, start, || self.joined()).await
     }
 
+    /// [`Store::read_fragment`] for a caller that will encrypt the bytes for its response.
+    /// A cached fragment is shared as usual (the caller encrypts it out of place). A miss of a
+    /// local file stored clear is read into the caller's own buffer and not cached: the page
+    /// cache already holds the file, so the read is one copy either way, and a private buffer
+    /// can be encrypted where it lies instead of copied again. Remote and storage-encrypted
+    /// objects, whose misses cost a request or a decryption, are cached as
+    /// [`Store::read_fragment`] caches them.
+    pub async fn read_fragment_to_encrypt(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
+        let local_clear = self.local_root.is_some() && self.route(&object.path).is_none() && self.encrypted.get(&object.path).is_none();
+        let Some(cache) = self.fragments.as_ref().filter(|_| local_clear) else {
+            return self.read_fragment(object, range).await;
+        };
+        if let Some(b) = cache.get(&(Arc::from(object.identity()), range.start, range.end)) {
+            self.counters.fragment_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(b);
+        }
+        self.counters.fragment_misses.fetch_add(1, Ordering::Relaxed);
+        self.read_version(object, range).await
+    }
+
     /// Drops every cached fragment of `object`'s version (it changed in storage).
     fn forget(&self, object: &ObjectInfo) {
         if let Some(c) = &self.fragments {
@@ -785,10 +805,21 @@ mod tests {
         assert!(hot.try_into_mut().is_err(), "a cached fragment must not be writable in place");
         assert!(s.counters().fragment_hits.load(Ordering::Relaxed) >= 1);
 
+        // To encrypt: a hot fragment is shared; a cold one is the caller's own and not cached.
+        assert!(s.read_fragment_to_encrypt(&v1, 100..1100).await.unwrap().try_into_mut().is_err());
+        assert_eq!(reads(), 1);
+        let own = s.read_fragment_to_encrypt(&v1, 0..100).await.unwrap();
+        assert_eq!(reads(), 2);
+        assert!(own.iter().all(|&x| x == 7));
+        assert!(own.try_into_mut().is_ok(), "a cold fragment read to encrypt must be the caller's own");
+        s.read_fragment(&v1, 0..100).await.unwrap();
+        assert_eq!(reads(), 3, "a fragment read to encrypt was cached");
+        let reads_before_failures = reads();
+
         // A failed read is not cached: the next one goes to storage again.
         assert!(s.read_fragment(&v1, 4000..5000).await.is_err());
         assert!(s.read_fragment(&v1, 4000..5000).await.is_err());
-        assert_eq!(reads(), 3);
+        assert_eq!(reads(), reads_before_failures + 2);
 
         // The file is replaced (other size): reads of the old version fail as Changed and its
         // fragments are dropped; the new version reads its own bytes.
@@ -887,6 +918,11 @@ mod tests {
         let v1 = s.head("vod/m/x.mp4").await.unwrap();
         assert!(v1.e_tag.is_some());
         assert_eq!(s.read_fragment(&v1, 0..10).await.unwrap()[..], [1u8; 10]);
+        // A remote fragment read to encrypt is cached all the same (its misses cost a request).
+        assert_eq!(s.read_fragment_to_encrypt(&v1, 20..30).await.unwrap()[..], [1u8; 10]);
+        let hits = s.counters().fragment_hits.load(Ordering::Relaxed);
+        assert!(s.read_fragment(&v1, 20..30).await.unwrap().try_into_mut().is_err());
+        assert_eq!(s.counters().fragment_hits.load(Ordering::Relaxed), hits + 1);
         mem.put(&Path::from("m/x.mp4"), vec![2u8; 100].into()).await.unwrap();
         // Same size, same second: only the ETag tells the versions apart.
         assert!(matches!(s.read_version(&v1, 10..20).await, Err(Error::Changed(_))));

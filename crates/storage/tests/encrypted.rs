@@ -120,3 +120,34 @@ async fn edges_registration_and_counters() {
     assert!(s.encryption_key_id("vod/a/video.cmfv").is_some());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A fragment read to be encrypted for a response: a local file stored clear is read into the
+/// caller's own buffer and left out of the fragment cache (the page cache holds it), but a
+/// storage-encrypted one is cached like any other read, so its bytes are decrypted once.
+#[tokio::test(flavor = "current_thread")]
+async fn fragments_read_to_encrypt_skip_the_cache_only_when_a_miss_is_a_plain_copy() {
+    let dir = std::env::temp_dir().join(format!("sealcast-enc-frag-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("vod/a")).unwrap();
+    let clear = clear();
+    std::fs::write(dir.join("vod/a/video.cmfv"), oracle_encrypt(&clear)).unwrap();
+    std::fs::write(dir.join("vod/a/plain.cmfv"), &clear).unwrap();
+    let s = Store::local(&dir).unwrap().with_fragment_cache(1 << 20);
+    s.register_encrypted("vod/a/video.cmfv", enc()).unwrap();
+    let reads = || s.counters().range_reads.load(Ordering::Relaxed);
+    for name in ["video.cmfv", "plain.cmfv"] {
+        let info = s.head(&format!("vod/a/{name}")).await.unwrap();
+        let before = reads();
+        let first = s.read_fragment_to_encrypt(&info, 100..5000).await.unwrap();
+        assert_eq!(&first[..], &clear[100..5000], "{name}");
+        let again = s.read_fragment_to_encrypt(&info, 100..5000).await.unwrap();
+        assert_eq!(&again[..], &clear[100..5000], "{name}");
+        if name == "video.cmfv" {
+            assert_eq!(reads(), before + 1, "a storage-encrypted fragment is decrypted once and cached");
+            assert!(again.try_into_mut().is_err(), "the cached copy is shared");
+        } else {
+            assert_eq!(reads(), before + 2, "a plain local fragment read to encrypt is not cached");
+            assert!(again.try_into_mut().is_ok(), "and is the caller's own buffer");
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
