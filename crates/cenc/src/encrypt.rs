@@ -177,10 +177,12 @@ impl FragmentEncryptor<'_> {
     }
 
     /// [`Self::encrypt_samples`] out of place, for a source shared with other readers: `dst`
-    /// holds a copy of the start of `src` (encrypted where it holds samples) and is extended
-    /// from `src` up to the end of each sample just before that sample is encrypted there,
-    /// so each byte is read once and encrypted while it is still in cache, with no copy of
-    /// the whole source first. `samples` must lie in increasing order at or past `dst`'s end.
+    /// holds the output for the start of `src` and is extended, sample by sample, with the
+    /// bytes between samples and each sample encrypted. `cenc` runs the cipher from `src`
+    /// into `dst`, so each byte is read once and written once; `cbcs` (nine blocks in ten
+    /// clear) copies a sample and encrypts the copy while it is in cache. Either way there is
+    /// no copy of the whole source first. `samples` must lie in increasing order at or past
+    /// `dst`'s end.
     ///
     /// Every sample is mapped before any is copied: on error `dst` is unchanged.
     pub fn encrypt_samples_from(&mut self, src: &[u8], dst: &mut Vec<u8>, samples: &[SampleRange]) -> Result<Senc> {

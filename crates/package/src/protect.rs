@@ -1,6 +1,6 @@
 //! Common Encryption of CMAF output, per request: the samples of a segment are encrypted in
-//! place in the buffer read from storage, or copied and encrypted in one pass out of a
-//! cached buffer ([`encrypt_source`]), and each `traf` gains
+//! place in the request's own buffer read from storage, or in one pass out of a cached
+//! buffer ([`encrypt_source`]), and each `traf` gains
 //! `saiz`, `saio` and `senc`. The protection data ([`TrackProtection`]: key schedule, IV
 //! rule, sample layout) is built once per track and shared; everything here is per request.
 //!
@@ -41,9 +41,10 @@ pub fn encrypt_fragments(frags: &[SourceFragment], buf: &mut [u8], data_offset: 
 /// The samples of `frags` in `data` (read from file offset `data_offset`) encrypted, and each
 /// fragment's `senc` ([`encrypt_fragments`]). In place when this request holds the only
 /// handle to the buffer (a fresh storage read). Otherwise (a cached or memory-mapped buffer
-/// other requests share) out of place in one pass: each sample copied and encrypted while it
-/// is in cache ([`sealcast_cenc::FragmentEncryptor::encrypt_samples_from`]), not the whole
-/// source copied first and encrypted after; a source whose samples are not in increasing
+/// other requests share) out of place in one pass: each sample encrypted from the source into
+/// the output (`cenc`) or copied and encrypted while in cache (`cbcs`)
+/// ([`sealcast_cenc::FragmentEncryptor::encrypt_samples_from`]), not the whole source copied
+/// first and encrypted after; a source whose samples are not in increasing
 /// order (a progressive file's chunks may not be) is copied first.
 pub fn encrypt_source(frags: &[SourceFragment], data: Bytes, data_offset: u64, p: &TrackProtection, clear_until: u64) -> Result<(Bytes, Vec<Option<Senc>>)> {
     let ordered = || frags.iter().flat_map(|f| &f.traf.samples).try_fold(0u64, |end, s| (s.offset >= end).then(|| s.offset.saturating_add(u64::from(s.size)))).is_some();
