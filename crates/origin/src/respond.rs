@@ -91,22 +91,30 @@ pub fn parse_range(v: &str, len: u64) -> RangeReq {
 }
 
 /// Answers `method` + `headers` with `rep`, honouring conditionals and ranges.
+///
+/// The response is put together directly (no `http::response::Builder`, whose every header
+/// goes through a fallible conversion) into a header map sized once for what it will hold:
+/// this runs for every manifest and segment, and a cached manifest is little more than it.
 pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Response {
     let etag = rep.etag;
     let lm = rep.last_modified;
     let etag_str = etag.to_str().unwrap_or_default();
-    let base = |status: StatusCode| {
-        let mut b = Response::builder().status(status);
-        let h = b.headers_mut().expect("builder has no error yet");
+    // ETag, Last-Modified, Cache-Control, Accept-Ranges, Content-Type, Content-Length,
+    // Content-Range, and room for what the layers add (CORS, request id, timing).
+    let base = |status: StatusCode, body: Body| {
+        let mut r = Response::new(body);
+        *r.status_mut() = status;
+        let h = r.headers_mut();
+        h.reserve(12);
         h.insert(header::ETAG, etag.clone());
         h.insert(header::LAST_MODIFIED, lm.clone());
         h.insert(header::CACHE_CONTROL, rep.cache_control.clone());
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-        b
+        r
     };
     if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
         if matches_any(inm, etag_str) {
-            return base(StatusCode::NOT_MODIFIED).body(Body::empty()).expect("valid response");
+            return base(StatusCode::NOT_MODIFIED, Body::empty());
         }
     }
     let len: u64 = rep.parts.iter().map(|p| p.len() as u64).sum();
@@ -122,15 +130,11 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
         RangeReq::Full => (StatusCode::OK, rep.parts, len, None),
         RangeReq::Part(s, e) => (StatusCode::PARTIAL_CONTENT, slice_chunks(&rep.parts, s, e), e - s, Some(format!("bytes {s}-{}/{len}", e - 1))),
         RangeReq::Unsatisfiable => {
-            let mut b = base(StatusCode::RANGE_NOT_SATISFIABLE);
-            b = b.header(header::CONTENT_RANGE, format!("bytes */{len}"));
-            return b.body(Body::empty()).expect("valid response");
+            let mut r = base(StatusCode::RANGE_NOT_SATISFIABLE, Body::empty());
+            r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).expect("digits are a valid header value"));
+            return r;
         }
     };
-    let mut b = base(status).header(header::CONTENT_TYPE, rep.content_type).header(header::CONTENT_LENGTH, clen);
-    if let Some(cr) = crange {
-        b = b.header(header::CONTENT_RANGE, cr);
-    }
     let body = if method == Method::HEAD {
         Body::empty()
     } else if parts.len() == 1 {
@@ -139,7 +143,14 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
     } else {
         Body::new(ChunkBody::new(parts))
     };
-    b.body(body).expect("valid response")
+    let mut r = base(status, body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rep.content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(clen));
+    if let Some(cr) = crange {
+        h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("digits are a valid header value"));
+    }
+    r
 }
 
 #[cfg(test)]
