@@ -186,7 +186,7 @@ const DOWNLOAD_EXTS: [&str; 7] = ["mp4", "m4v", "m4a", "cmfv", "cmfa", "ismv", "
 /// Whether `name` is a downloadable file name: a track file extension, and not the init
 /// segment name of the track grammar (`{asset}/{track}/init.mp4`).
 fn is_download(name: &str) -> bool {
-    name != names::INIT && name.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && DOWNLOAD_EXTS.contains(&ext.to_ascii_lowercase().as_str()))
+    name != names::INIT && name.rsplit_once('.').is_some_and(|(stem, ext)| !stem.is_empty() && DOWNLOAD_EXTS.iter().any(|d| d.eq_ignore_ascii_case(ext)))
 }
 
 /// Parses a request line into a route. Refusals: 405 for methods other than `GET`, `HEAD`,

@@ -449,8 +449,8 @@ impl Snapshot {
 
     /// The access policy of an asset: its own, else the longest covering `[[access_rule]]`.
     pub fn access(&self, path: &str) -> Option<Arc<crate::access::AccessPolicy>> {
-        let path = path.to_ascii_lowercase();
-        if let Some(p) = self.access.get(&path) {
+        let path = lowercase(path);
+        if let Some(p) = self.access.get(path.as_ref()) {
             return Some(p.clone());
         }
         self.access_rules.iter().find(|(prefix, _)| path == *prefix || path.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('/'))).map(|(_, p)| p.clone())
@@ -458,7 +458,17 @@ impl Snapshot {
 
     /// The policy of an asset (paths compare case-insensitively).
     pub fn policy(&self, path: &str) -> Option<Arc<AssetPolicy>> {
-        self.assets.get(&path.to_ascii_lowercase()).map(|(_, p)| p.clone())
+        self.assets.get(lowercase(path).as_ref()).map(|(_, p)| p.clone())
+    }
+}
+
+/// `s` in ASCII lower case, copied only when it has an upper-case letter (asked on every
+/// request, for paths that are nearly always lower case already).
+fn lowercase(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(s)
     }
 }
 
