@@ -11,7 +11,7 @@
 //! a copy of every byte before the cipher runs. aws-lc's `AES_ctr128_encrypt` and
 //! `AES_cbc_encrypt` take separate input and output, so the cipher reads the shared source
 //! and writes the response in one pass ([`CtrStream::extend_from`]). Same kernels
-//! (AES-NI/VAES) as `aws-lc-rs` uses in place. The `unsafe` is confined to [`RawKey`].
+//! (AES-NI/VAES) as `aws-lc-rs` uses in place. The `unsafe` is confined to `RawKey`.
 //!
 //! Keys are expanded once ([`AesCtr::new`], [`AesCbc::new`]) and then used from any number
 //! of threads: every call takes its IV or counter block as an argument and keeps no state.
