@@ -122,9 +122,11 @@ pub enum SourceUse {
     /// Sent as they are, or copied into a new output (clear segments, MPEG-TS, whole-segment
     /// AES-128 over fMP4).
     Send,
-    /// Encrypted sample by sample where they lie when the buffer is the request's own (CENC
-    /// and PIFF over fMP4), out of place when it is shared.
-    Encrypt,
+    /// Encrypted where they lie when the buffer is the request's own: `cbcs`, whose form out
+    /// of a shared buffer is a copy of every byte plus the cipher on one block in ten. (`cenc`
+    /// and PIFF read as [`SourceUse::Send`]: their cipher writes its output as it reads, so a
+    /// cached source costs them no copy, and saves the read.)
+    EncryptInPlace,
 }
 
 /// The asset and index caches over one store.
@@ -261,14 +263,14 @@ impl Assets {
     /// [`ApiError::SourceChanged`] comes back: the caller retries once against the fresh
     /// index, and a second change answers 503.
     ///
-    /// `usage` says whether the bytes are sent (or copied into a new output) or encrypted for
-    /// the response ([`Store::read_fragment_to_encrypt`]: a cold local fragment then comes in
-    /// the request's own buffer, for the cipher to work in place).
+    /// `usage` says whether the bytes are read as they are or encrypted in place for the
+    /// response ([`Store::read_fragment_to_encrypt`]: a cold local fragment then comes in the
+    /// request's own buffer, for the cipher to work where it lies).
     pub async fn read_source(&self, loaded: &Loaded, file: &str, range: std::ops::Range<u64>, usage: SourceUse) -> Result<Bytes, ApiError> {
         let info = loaded.files.get(file).ok_or_else(|| ApiError::NotFound(loaded.file_path(file)))?;
         let read = match usage {
             SourceUse::Send => self.store.read_fragment(info, range).await,
-            SourceUse::Encrypt => self.store.read_fragment_to_encrypt(info, range).await,
+            SourceUse::EncryptInPlace => self.store.read_fragment_to_encrypt(info, range).await,
         };
         match read {
             Ok(b) => Ok(b),

@@ -501,11 +501,11 @@ impl Store {
         self.inflight.run((format!("fragment\n{id}"), key.1, key.2), hit, start, || self.joined()).await
     }
 
-    /// [`Store::read_fragment`] for a caller that will encrypt the bytes for its response.
-    /// A cached fragment is shared as usual (the caller encrypts it out of place). A miss of a
-    /// local file stored clear is read into the caller's own buffer and not cached: the page
-    /// cache already holds the file, so the read is one copy either way, and a private buffer
-    /// can be encrypted where it lies instead of copied again. Remote and storage-encrypted
+    /// [`Store::read_fragment`] for a caller that will encrypt the bytes in place for its
+    /// response, and would otherwise copy a shared buffer first. A cached fragment is shared as
+    /// usual. A miss of a local file stored clear is read into the caller's own buffer and not
+    /// cached: the page cache already holds the file, so the read is one copy either way, and
+    /// a private buffer can be encrypted where it lies instead of copied again. Remote and storage-encrypted
     /// objects, whose misses cost a request or a decryption, are cached as
     /// [`Store::read_fragment`] caches them.
     pub async fn read_fragment_to_encrypt(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {

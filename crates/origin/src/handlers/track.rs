@@ -203,10 +203,11 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
     Ok(Reply::Media { parts, content_type: mime(track), identity, modified: info.last_modified })
 }
 
-/// How an fMP4 segment's source is used: encrypted sample by sample (CENC) or sent.
+/// How an fMP4 segment's source is used: encrypted in place (`cbcs`) or read as it is (clear,
+/// and `cenc`, whose cipher writes the output as it reads a shared source).
 fn source_use(tc: Option<&TrackPlan>) -> SourceUse {
-    match tc {
-        Some(tc) if tc.envelope.is_none() && tc.prot.is_some() => SourceUse::Encrypt,
+    match tc.and_then(|tc| tc.prot.as_ref().filter(|_| tc.envelope.is_none())) {
+        Some(p) if p.scheme() == sealcast_cenc::Scheme::Cbcs => SourceUse::EncryptInPlace,
         _ => SourceUse::Send,
     }
 }
