@@ -131,6 +131,7 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
         RangeReq::Part(s, e) => (StatusCode::PARTIAL_CONTENT, slice_chunks(&rep.parts, s, e), e - s, Some(format!("bytes {s}-{}/{len}", e - 1))),
         RangeReq::Unsatisfiable => {
             let mut r = base(StatusCode::RANGE_NOT_SATISFIABLE, Body::empty());
+            // Invariant: "bytes */" and decimal digits are visible ASCII, always a valid value.
             r.headers_mut().insert(header::CONTENT_RANGE, HeaderValue::from_str(&format!("bytes */{len}")).expect("digits are a valid header value"));
             return r;
         }
@@ -145,9 +146,12 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
     };
     let mut r = base(status, body);
     let h = r.headers_mut();
+    // Invariant: content types are the crate's own constants (`video/mp4`, ...), valid header
+    // values; `from_static` checks them and would fail on the first request in any test.
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rep.content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(clen));
     if let Some(cr) = crange {
+        // Invariant: "bytes ", digits, '-' and '/' are visible ASCII, always a valid value.
         h.insert(header::CONTENT_RANGE, HeaderValue::from_str(&cr).expect("digits are a valid header value"));
     }
     r

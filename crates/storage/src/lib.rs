@@ -469,6 +469,24 @@ impl Store {
     /// before the waiters are released. Failures are not kept. Local files read by memory map
     /// skip the cache: they are served from the page cache without a copy already.
     pub async fn read_fragment(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
+        self.read_through_cache(object, range, true).await
+    }
+
+    /// [`Store::read_fragment`] for a caller that will encrypt the bytes in place for its
+    /// response, and would otherwise copy a shared buffer first. A cached fragment is shared as
+    /// usual. A miss of a local file stored clear is read into the caller's own buffer and not
+    /// cached: the page cache already holds the file, so the read is one copy either way, and
+    /// a private buffer can be encrypted where it lies instead of copied again. Remote and
+    /// storage-encrypted objects, whose misses cost a request or a decryption, are cached as
+    /// [`Store::read_fragment`] caches them.
+    pub async fn read_fragment_to_encrypt(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
+        let local_clear = self.local_root.is_some() && self.route(&object.path).is_none() && self.encrypted.get(&object.path).is_none();
+        self.read_through_cache(object, range, !local_clear).await
+    }
+
+    /// A hit of the fragment cache, or a read of `range`: cached and shared by concurrent
+    /// misses when `cache_miss` is true, the caller's own otherwise.
+    async fn read_through_cache(&self, object: &ObjectInfo, range: Range<u64>, cache_miss: bool) -> Result<Bytes> {
         let Some(cache) = self.fragments.as_ref().filter(|_| self.maps.is_none() || self.route(&object.path).is_some()) else {
             return self.read_version(object, range).await;
         };
@@ -485,6 +503,9 @@ impl Store {
             return Ok(b);
         }
         self.counters.fragment_misses.fetch_add(1, Ordering::Relaxed);
+        if !cache_miss {
+            return self.read_version(object, range).await;
+        }
         // Moka's own `try_get_with` coalesces too, but its waiters are invisible until they
         // return; our flight counts each joiner when it joins (metrics, and tests that hold a
         // read until every request waits on it).
@@ -499,26 +520,6 @@ impl Store {
             .shared()
         };
         self.inflight.run((format!("fragment\n{id}"), key.1, key.2), hit, start, || self.joined()).await
-    }
-
-    /// [`Store::read_fragment`] for a caller that will encrypt the bytes in place for its
-    /// response, and would otherwise copy a shared buffer first. A cached fragment is shared as
-    /// usual. A miss of a local file stored clear is read into the caller's own buffer and not
-    /// cached: the page cache already holds the file, so the read is one copy either way, and
-    /// a private buffer can be encrypted where it lies instead of copied again. Remote and storage-encrypted
-    /// objects, whose misses cost a request or a decryption, are cached as
-    /// [`Store::read_fragment`] caches them.
-    pub async fn read_fragment_to_encrypt(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
-        let local_clear = self.local_root.is_some() && self.route(&object.path).is_none() && self.encrypted.get(&object.path).is_none();
-        let Some(cache) = self.fragments.as_ref().filter(|_| local_clear) else {
-            return self.read_fragment(object, range).await;
-        };
-        if let Some(b) = cache.get(&(Arc::from(object.identity()), range.start, range.end)) {
-            self.counters.fragment_hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(b);
-        }
-        self.counters.fragment_misses.fetch_add(1, Ordering::Relaxed);
-        self.read_version(object, range).await
     }
 
     /// Drops every cached fragment of `object`'s version (it changed in storage).
