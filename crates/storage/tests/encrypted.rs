@@ -91,6 +91,24 @@ proptest! {
     }
 }
 
+/// An empty range reads as no bytes from every store (object stores refuse an empty HTTP
+/// range; proptest found it), and still reports a missing object as missing.
+#[test]
+fn empty_ranges_read_as_no_bytes_and_missing_files_stay_missing() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let fx = fixture("empty", &rt);
+    for (name, s) in &fx.stores {
+        for path in ["vod/a/video.cmfv", "vod/a/plain.cmfv"] {
+            for at in [0u64, 13_046, LEN as u64] {
+                let got = rt.block_on(s.read_range(path, at..at)).unwrap_or_else(|e| panic!("{name} {path} {at}: {e}"));
+                assert!(got.is_empty(), "{name} {path} {at}");
+            }
+        }
+        let missing = rt.block_on(s.read_range("vod/a/missing.cmfv", 0..0));
+        assert!(matches!(missing, Err(sealcast_storage::Error::NotFound(_))), "{name}: {missing:?}");
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn edges_registration_and_counters() {
     let dir = std::env::temp_dir().join(format!("sealcast-enc-edges-{}", std::process::id()));
