@@ -42,7 +42,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::Router;
 use bytes::Bytes;
 use http::{header, HeaderValue, Request, Response, StatusCode};
 use http_body::{Frame, SizeHint};
@@ -55,7 +54,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::server::{router, AppState};
+use crate::server::AppState;
 
 /// Largest piece of an HTTP/2 response body handed to hyper at once. Progress of a response is
 /// seen per piece, so a connection slower than `CHUNK / write_timeout` is cut; 64 KiB over the
@@ -153,7 +152,6 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let app = router(state.clone());
     let limits = Arc::new(limits);
     let builder = Arc::new(limits.builder());
     let acceptor = tls.map(TlsAcceptor::from);
@@ -191,7 +189,6 @@ pub async fn serve(
                     state: Arc::new(ConnState::new()),
                     limits: limits.clone(),
                     builder: builder.clone(),
-                    app: app.clone(),
                     server: state.clone(),
                     held: held.clone(),
                     drain: drain_rx.clone(),
@@ -248,7 +245,6 @@ struct Conn {
     state: Arc<ConnState>,
     limits: Arc<Limits>,
     builder: Arc<Builder<TokioExecutor>>,
-    app: Router,
     /// The server state, for its metrics.
     server: Arc<AppState>,
     /// Response bytes held over all connections.
@@ -283,7 +279,7 @@ impl Conn {
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let svc = Guarded { app: self.app.clone(), state: self.state.clone(), limits: self.limits.clone(), server: self.server.clone(), held: self.held.clone(), peer };
+        let svc = Guarded { state: self.state.clone(), limits: self.limits.clone(), server: self.server.clone(), held: self.held.clone(), peer };
         let conn = self.builder.serve_connection(TokioIo::new(io), svc);
         tokio::pin!(conn);
         let mut tick = tokio::time::interval(self.limits.tick());
@@ -427,10 +423,10 @@ impl Drop for Active {
     }
 }
 
-/// The router as a hyper service, with request accounting and the request timeout.
+/// [`crate::server::serve_request`] as a hyper service, with request accounting and the
+/// request timeout.
 #[derive(Clone)]
 struct Guarded {
-    app: Router,
     state: Arc<ConnState>,
     limits: Arc<Limits>,
     server: Arc<AppState>,
@@ -446,14 +442,13 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
 
     fn call(&self, mut req: Request<Incoming>) -> Self::Future {
         use http_body::Body as _;
-        use tower::ServiceExt;
         req.extensions_mut().insert(crate::access::PeerAddr(self.peer));
         let active = Active::new(self.state.clone());
         let has_body = !req.body().is_end_stream();
         // HTTP/2 flow control can hold a stream without the socket ever blocking: only the
         // body's pieces show its progress there.
         let piece = if req.version() == http::Version::HTTP_2 { CHUNK } else { usize::MAX };
-        let fut = self.app.clone().oneshot(req.map(Body::new));
+        let fut = crate::server::serve_request(self.server.clone(), req.map(Body::new));
         let timeout = self.limits.request_timeout;
         let server = self.server.clone();
         let state = self.state.clone();
@@ -470,15 +465,11 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
                         *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
                         // The body may be half read: the connection cannot be reused.
                         r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                        Ok(r)
+                        r
                     }
                 }
             } else {
                 fut.await
-            };
-            let res = match res {
-                Ok(r) => r,
-                Err(e) => match e {},
             };
             let size = res.body().size_hint().exact().unwrap_or_else(|| res.body().size_hint().lower());
             // Small answers (/healthz, keys, most manifests) may overdraw a budget by an eighth,

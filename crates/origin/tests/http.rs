@@ -190,6 +190,68 @@ async fn real_socket_keep_alive_and_h2c() {
     srv.await.unwrap().unwrap();
 }
 
+/// The listener calls the handler without axum's router (`serve_request`): over a real socket,
+/// every kind of answer (content, HEAD, conditional, range, errors, probes, preflight) must
+/// carry the same status, headers and body as through the router.
+#[tokio::test]
+async fn listener_and_router_answer_alike() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // One state each: a state remembers (a missing asset, say), and both must start alike.
+    let ((st, _), (served, _)) = (fixtures(), fixtures());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let srv = tokio::spawn(sealcast_origin::server::run(l, served, async {
+        let _ = rx.await;
+    }));
+    let (_, h, _) = call(&st, Method::GET, "/demo/manifest.mpd", &[]).await;
+    let etag = h[header::ETAG].to_str().unwrap().to_string();
+    let cases: Vec<(Method, &str, Vec<(&str, &str)>)> = vec![
+        (Method::GET, "/demo/manifest.mpd", vec![]),
+        (Method::HEAD, "/demo/manifest.mpd", vec![]),
+        (Method::HEAD, "/healthz", vec![]),
+        (Method::GET, "/healthz", vec![]),
+        (Method::GET, "/demo/manifest.mpd", vec![("if-none-match", etag.as_str())]),
+        (Method::GET, "/demo/video_180p/1.m4s", vec![("range", "bytes=10-99")]),
+        (Method::HEAD, "/demo/video_180p/1.m4s", vec![]),
+        (Method::GET, "/demo/manifest.mpd", vec![("range", "bytes=999999-")]),
+        (Method::GET, "/nope/manifest.mpd", vec![]),
+        (Method::HEAD, "/nope/manifest.mpd", vec![]),
+        (Method::GET, "/a/../b/manifest.mpd", vec![]),
+        (Method::DELETE, "/demo/manifest.mpd", vec![]),
+        (Method::OPTIONS, "/demo/manifest.mpd", vec![("origin", "https://player.example"), ("access-control-request-method", "GET")]),
+    ];
+    for (method, uri, headers) in cases {
+        let (rs, rh, rb) = call(&st, method.clone(), uri, &headers).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut req = format!("{method} {uri} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+        for (k, v) in &headers {
+            req += &format!("{k}: {v}\r\n");
+        }
+        s.write_all(format!("{req}\r\n").as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
+        let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("a response head") + 4;
+        let head = String::from_utf8(buf[..split].to_vec()).unwrap();
+        let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+        let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+        assert_eq!(status, rs.as_u16(), "{method} {uri}");
+        // hyper leaves Content-Length out of a 204 and a 304 (RFC 9110 §8.6).
+        let ignored = |k: &str| matches!(k, "date" | "connection" | "x-request-id") || (matches!(status, 204 | 304) && k == "content-length");
+        let mut got: Vec<(String, String)> = lines.map(|l| l.split_once(": ").unwrap()).map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).filter(|(k, _)| !ignored(k)).collect();
+        let mut want: Vec<(String, String)> = rh.iter().map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap().to_string())).filter(|(k, _)| !ignored(k)).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{method} {uri}");
+        assert_eq!(&buf[split..], &rb[..], "{method} {uri}");
+        if method == Method::HEAD {
+            assert!(rb.is_empty() && rh.contains_key(header::CONTENT_LENGTH), "{uri}: HEAD keeps the length, sends no body");
+        }
+    }
+    tx.send(()).unwrap();
+    srv.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn smooth_and_ams_forms_serve_the_same_bytes() {
     let fx = sealcast_testkit::fixtures_dir();
