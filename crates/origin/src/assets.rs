@@ -54,6 +54,8 @@ pub struct Loaded {
     manifests: Vec<OnceLock<(Bytes, http::HeaderValue)>>,
     /// Protection state under the asset's current policy (rebuilt when the policy changes).
     pub(crate) crypto: std::sync::Mutex<Option<Arc<crate::protection::AssetCrypto>>>,
+    /// When it was built: its listing is trusted until this plus the asset TTL.
+    built: Instant,
 }
 
 /// Which cached manifest.
@@ -136,6 +138,8 @@ pub struct Assets {
     read_ahead: u64,
     indexes: Cache<String, Arc<FileIndex>>,
     assets: Cache<String, Arc<Loaded>>,
+    /// The assets in `assets`, for the hit path (see [`Hot`]).
+    hot: Arc<Hot>,
     /// Asset paths recently found missing (404), remembered briefly.
     missing: Option<Cache<String, ()>>,
     /// Memory budget of each file's index.
@@ -169,6 +173,94 @@ fn count_evictions<K, V>(stats: &Arc<[crate::metrics::CacheCounters; 3]>, which:
     }
 }
 
+/// The loaded assets by path, in front of the moka asset cache, which stays the owner: it
+/// decides what is kept (budget, recency and frequency) and this map mirrors it. An entry
+/// goes in when moka answers or fills the path, and comes out when moka drops the asset
+/// (eviction listener) or the asset is invalidated; it is never used past its asset's TTL.
+///
+/// Why: a moka lookup (SipHash of the path, its concurrent map, a read record queued for
+/// its policy, a clock read) cost about 1,800 instructions per request, the largest single
+/// cost of a cached manifest after the HTTP stack (callgrind; benches/README.md). A read lock
+/// and a foldhash lookup cost about a tenth. Moka still sees one hit in [`HOT_TOUCH`], so an
+/// asset answered from here keeps its standing in moka's eviction policy.
+struct Hot {
+    map: std::sync::RwLock<HashMap<String, HotEntry, foldhash::fast::RandomState>>,
+    /// The asset TTL.
+    ttl: Duration,
+    /// When entries past their TTL were last swept out.
+    swept: std::sync::Mutex<Instant>,
+}
+
+struct HotEntry {
+    loaded: Arc<Loaded>,
+    /// Hits answered from here since moka last saw one.
+    hits: std::sync::atomic::AtomicU32,
+}
+
+/// Every this many hits on one hot asset, one goes to moka too.
+const HOT_TOUCH: u32 = 16;
+
+/// What a hot lookup found.
+enum HotHit {
+    /// Answer with this.
+    Fresh(Arc<Loaded>),
+    /// Answer with this, and tell moka it was used.
+    Touch(Arc<Loaded>),
+    /// Not here, or past its TTL.
+    Miss,
+}
+
+impl Hot {
+    fn new(ttl: Duration) -> Self {
+        Hot { map: Default::default(), ttl, swept: std::sync::Mutex::new(Instant::now()) }
+    }
+
+    fn get(&self, path: &str) -> HotHit {
+        let map = self.map.read().unwrap_or_else(|e| e.into_inner());
+        let Some(e) = map.get(path) else { return HotHit::Miss };
+        if e.loaded.built.elapsed() >= self.ttl {
+            return HotHit::Miss;
+        }
+        let loaded = e.loaded.clone();
+        if e.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 >= HOT_TOUCH {
+            e.hits.store(0, std::sync::atomic::Ordering::Relaxed);
+            return HotHit::Touch(loaded);
+        }
+        HotHit::Fresh(loaded)
+    }
+
+    /// Puts `loaded` in. Once per TTL, entries past theirs are swept out: moka's listener
+    /// removes what moka drops, but an entry put back just as moka dropped it would otherwise
+    /// stay until its path is asked for again.
+    fn put(&self, loaded: &Arc<Loaded>) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        match map.get(&loaded.path) {
+            Some(e) if Arc::ptr_eq(&e.loaded, loaded) => {}
+            _ => {
+                map.insert(loaded.path.clone(), HotEntry { loaded: loaded.clone(), hits: Default::default() });
+            }
+        }
+        let mut swept = self.swept.lock().unwrap_or_else(|e| e.into_inner());
+        if swept.elapsed() >= self.ttl {
+            *swept = Instant::now();
+            map.retain(|_, e| e.loaded.built.elapsed() < self.ttl);
+        }
+    }
+
+    /// Drops `path` if it holds `loaded` (what moka dropped), or whatever it holds (`None`).
+    fn remove(&self, path: &str, loaded: Option<&Arc<Loaded>>) {
+        let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        if map.get(path).is_some_and(|e| loaded.is_none_or(|l| Arc::ptr_eq(&e.loaded, l))) {
+            map.remove(path);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
 /// An asset that failed to load with a content error, and when to try it again.
 struct Failed {
     error: ApiError,
@@ -181,12 +273,20 @@ impl Assets {
     /// Caches with the given byte budgets; asset listings are trusted for `ttl`.
     pub fn new(store: Store, opts: PackageOptions, read_ahead: u64, index_bytes: u64, asset_bytes: u64, ttl: Duration) -> Self {
         let stats: Arc<[crate::metrics::CacheCounters; 3]> = Arc::default();
+        let hot = Arc::new(Hot::new(ttl));
+        let counted = count_evictions(&stats, ASSET);
+        let mirrored = hot.clone();
+        let dropped = move |path: Arc<String>, loaded: Arc<Loaded>, cause| {
+            mirrored.remove(&path, Some(&loaded));
+            counted(path, loaded, cause);
+        };
         Assets {
             store,
             opts,
             read_ahead,
             indexes: Cache::builder().max_capacity(index_bytes).weigher(|_, v: &Arc<FileIndex>| v.weight().min(u32::MAX as usize) as u32).eviction_listener(count_evictions(&stats, INDEX)).build(),
-            assets: Cache::builder().max_capacity(asset_bytes).weigher(|_, v: &Arc<Loaded>| v.weight()).time_to_live(ttl).eviction_listener(count_evictions(&stats, ASSET)).build(),
+            assets: Cache::builder().max_capacity(asset_bytes).weigher(|_, v: &Arc<Loaded>| v.weight()).time_to_live(ttl).eviction_listener(dropped).build(),
+            hot,
             missing: None,
             index_limits: IndexLimits::default(),
             max_files: crate::config::ContentLimits::default().files_per_asset,
@@ -279,6 +379,7 @@ impl Assets {
                 self.indexes.invalidate(&info.identity()).await;
                 if self.assets.get(&loaded.path).await.is_some_and(|cur| cur.identity == loaded.identity) {
                     self.assets.invalidate(&loaded.path).await;
+                    self.hot.remove(&loaded.path, None);
                 }
                 Err(ApiError::SourceChanged(path))
             }
@@ -308,8 +409,22 @@ impl Assets {
 
     /// The asset at `path`. Concurrent misses share one build; failures are not cached.
     pub async fn get(&self, path: &str) -> Result<Arc<Loaded>, ApiError> {
+        match self.hot.get(path) {
+            HotHit::Fresh(hit) => {
+                self.stats[ASSET].lookup(true);
+                return Ok(hit);
+            }
+            HotHit::Touch(hit) => {
+                self.stats[ASSET].lookup(true);
+                // For moka's policy only: the hot entry answers either way.
+                let _ = self.assets.get(path).await;
+                return Ok(hit);
+            }
+            HotHit::Miss => {}
+        }
         if let Some(hit) = self.assets.get(path).await {
             self.stats[ASSET].lookup(true);
+            self.hot.put(&hit);
             return Ok(hit);
         }
         // The miss path holds the whole load (indexing, storage reads): some 26 KB of future.
@@ -339,6 +454,9 @@ impl Assets {
             self.load(path).await
         };
         let r = self.assets.try_get_with(path.to_string(), load).await.map_err(|e: Arc<ApiError>| (*e).clone());
+        if let Ok(loaded) = &r {
+            self.hot.put(loaded);
+        }
         if !ran.load(std::sync::atomic::Ordering::Relaxed) {
             // Another request's load answered this one (or filled the cache meanwhile).
             self.stats[ASSET].joins.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -449,6 +567,7 @@ impl Assets {
             last_modified_header: crate::respond::http_date(last_modified),
             manifests: (0..slots).map(|_| OnceLock::new()).collect(),
             crypto: std::sync::Mutex::new(None),
+            built: Instant::now(),
         }))
     }
 
@@ -535,4 +654,51 @@ impl Assets {
 /// keeps growing while an asset stays broken), and their number is bounded.
 fn failed_cache(max_backoff: Duration) -> Cache<String, Arc<Failed>> {
     Cache::builder().max_capacity(10_000).time_to_live(max_backoff.saturating_mul(2).max(Duration::from_secs(1))).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assets(ttl: Duration) -> Assets {
+        let store = Store::local(&sealcast_testkit::fixtures_dir()).unwrap();
+        Assets::new(store, PackageOptions::default(), 65536, 64 << 20, 64 << 20, ttl)
+    }
+
+    #[tokio::test]
+    async fn hot_assets_mirror_the_asset_cache() {
+        let a = assets(Duration::from_secs(60));
+        let first = a.get("demo").await.unwrap();
+        assert_eq!(a.hot.len(), 1);
+        // Hits, hot or through moka every HOT_TOUCH, are the same asset and counted as hits.
+        for _ in 0..2 * HOT_TOUCH {
+            assert!(Arc::ptr_eq(&first, &a.get("demo").await.unwrap()));
+        }
+        assert_eq!(a.stats[ASSET].hits.load(std::sync::atomic::Ordering::Relaxed), 2 * HOT_TOUCH as u64);
+        // Dropped from moka (as by eviction or invalidation): gone from the hot map too, and
+        // the next request builds the asset again.
+        a.assets.invalidate("demo").await;
+        a.assets.run_pending_tasks().await;
+        assert_eq!(a.hot.len(), 0);
+        let again = a.get("demo").await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &again));
+        // An entry moka no longer holds is only removed if it is the one moka dropped.
+        a.hot.remove("demo", Some(&first));
+        assert_eq!(a.hot.len(), 1);
+        a.hot.remove("demo", None);
+        assert_eq!(a.hot.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn hot_assets_are_not_used_past_their_ttl() {
+        let ttl = Duration::from_millis(200);
+        let a = assets(ttl);
+        let first = a.get("demo").await.unwrap();
+        // The wait is for the TTL to pass, not a measurement.
+        tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+        assert!(matches!(a.hot.get("demo"), HotHit::Miss));
+        let again = a.get("demo").await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &again), "a listing past its TTL is read again");
+        assert!(Arc::ptr_eq(&again, &a.get("demo").await.unwrap()));
+    }
 }
