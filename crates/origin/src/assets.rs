@@ -124,10 +124,9 @@ pub enum SourceUse {
     /// Sent as they are, or copied into a new output (clear segments, MPEG-TS, whole-segment
     /// AES-128 over fMP4).
     Send,
-    /// Encrypted where they lie when the buffer is the request's own: `cbcs`, whose form out
-    /// of a shared buffer is a copy of every byte plus the cipher on one block in ten. (`cenc`
-    /// and PIFF read as [`SourceUse::Send`]: their cipher writes its output as it reads, so a
-    /// cached source costs them no copy, and saves the read.)
+    /// Encrypted for the response (`cenc`, `cbcs`, PIFF): where they lie when the buffer is
+    /// the request's own (a local fragment the cache would not keep), else out of place from
+    /// the cached fragment ([`Store::read_fragment_to_encrypt`]).
     EncryptInPlace,
 }
 

@@ -143,7 +143,7 @@ async fn edges_registration_and_counters() {
 /// caller's own buffer and left out of the fragment cache (the page cache holds it), but a
 /// storage-encrypted one is cached like any other read, so its bytes are decrypted once.
 #[tokio::test(flavor = "current_thread")]
-async fn fragments_read_to_encrypt_skip_the_cache_only_when_a_miss_is_a_plain_copy() {
+async fn fragments_read_to_encrypt_skip_the_cache_only_when_a_miss_is_a_plain_copy_seen_once() {
     let dir = std::env::temp_dir().join(format!("sealcast-enc-frag-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("vod/a")).unwrap();
     let clear = clear();
@@ -163,8 +163,11 @@ async fn fragments_read_to_encrypt_skip_the_cache_only_when_a_miss_is_a_plain_co
             assert_eq!(reads(), before + 1, "a storage-encrypted fragment is decrypted once and cached");
             assert!(again.try_into_mut().is_err(), "the cached copy is shared");
         } else {
-            assert_eq!(reads(), before + 2, "a plain local fragment read to encrypt is not cached");
-            assert!(again.try_into_mut().is_ok(), "and is the caller's own buffer");
+            assert!(first.try_into_mut().is_ok(), "a plain local fragment missed once is the caller's own buffer");
+            assert_eq!(reads(), before + 2, "and not cached");
+            assert!(again.try_into_mut().is_err(), "missed again within the window: cached, shared");
+            s.read_fragment_to_encrypt(&info, 100..5000).await.unwrap();
+            assert_eq!(reads(), before + 2, "and a hit from then on");
         }
     }
     std::fs::remove_dir_all(dir).unwrap();

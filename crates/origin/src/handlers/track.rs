@@ -203,11 +203,11 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
     Ok(Reply::Media { parts, content_type: mime(track), identity, modified: info.last_modified })
 }
 
-/// How an fMP4 segment's source is used: encrypted in place (`cbcs`) or read as it is (clear,
-/// and `cenc`, whose cipher writes the output as it reads a shared source).
+/// How an fMP4 segment's source is used: encrypted (`cenc`, `cbcs`, PIFF: in place when the
+/// buffer is the request's own) or read as it is (clear, AES-128 over fMP4).
 fn source_use(tc: Option<&TrackPlan>) -> SourceUse {
     match tc.and_then(|tc| tc.prot.as_ref().filter(|_| tc.envelope.is_none())) {
-        Some(p) if p.scheme() == sealcast_cenc::Scheme::Cbcs => SourceUse::EncryptInPlace,
+        Some(_) => SourceUse::EncryptInPlace,
         _ => SourceUse::Send,
     }
 }
