@@ -198,7 +198,7 @@ pub fn router(state: Arc<AppState>) -> Router {
 ///
 /// Called without the router because its work is the largest part of a small response's CPU:
 /// callgrind put the router's boxing, `oneshot` and path-parameter map at about 3,000 of
-/// /healthz's 21,000 instructions (benches/README.md, "Per-request cost of the stack").
+/// /healthz's 21,000 instructions (benches/README.md, "the stack without axum's router").
 pub(crate) async fn serve_request(st: Arc<AppState>, req: Request) -> Response {
     let head = req.method() == http::Method::HEAD;
     let mut r = handle(State(st), req).await;
