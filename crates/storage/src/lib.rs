@@ -248,7 +248,7 @@ impl Missed {
         if self.keys.remove(key).is_some() {
             return true;
         }
-        let len = key.2 - key.1;
+        let len = key.2.saturating_sub(key.1);
         self.generation += 1;
         self.keys.insert(key.clone(), self.generation);
         self.order.push_back((key.clone(), len, self.generation));

@@ -205,7 +205,7 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
 
 /// How an fMP4 segment's source is used: encrypted (`cenc`, `cbcs`, PIFF: in place when the
 /// buffer is the request's own) or read as it is (clear, AES-128 over fMP4).
-fn source_use(tc: Option<&TrackPlan>) -> SourceUse {
+pub(super) fn source_use(tc: Option<&TrackPlan>) -> SourceUse {
     match tc.and_then(|tc| tc.prot.as_ref().filter(|_| tc.envelope.is_none())) {
         Some(_) => SourceUse::EncryptInPlace,
         _ => SourceUse::Send,
