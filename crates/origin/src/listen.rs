@@ -1,5 +1,9 @@
 //! The accept loop and per-connection limits, shared by the plain-HTTP and the TLS listener.
 //!
+//! Each connection is served by [`crate::h1`] (HTTP/1.1 requests without a body) until it
+//! needs more, then by hyper (bodies, HTTP/2) to its end; both call the same [`Guarded`]
+//! service under the same watchdog.
+//!
 //! hyper enforces nothing by itself: without a timer it even drops its HTTP/1 header-read
 //! timeout, and a response built whole waits for a reader forever. Every connection here runs
 //! under a [`Limits`]:
@@ -36,7 +40,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -274,27 +278,60 @@ impl Conn {
         }
     }
 
-    /// Drives one connection under the watchdog.
-    async fn http<I>(mut self, io: I, peer: std::net::SocketAddr)
+    /// Drives one connection under the watchdog: requests without a body in [`crate::h1`],
+    /// and from the first one that needs more (a body, HTTP/2), hyper to the end.
+    async fn http<I>(mut self, mut io: I, peer: std::net::SocketAddr)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let svc = Guarded { state: self.state.clone(), limits: self.limits.clone(), server: self.server.clone(), held: self.held.clone(), peer };
+        let mut dog = Watchdog::new(&self.limits);
+        let mut buf = bytes::BytesMut::new();
+        let max_head = self.limits.max_header_bytes as usize;
+        {
+            let fast = crate::h1::serve(&mut io, &mut buf, &svc, max_head);
+            tokio::pin!(fast);
+            if *self.drain.borrow() {
+                self.state.closing.store(true, Ordering::Release);
+                dog.closing = Some(Instant::now());
+            }
+            loop {
+                // A connection asked to close with no request under way closes now.
+                if self.state.closing.load(Ordering::Acquire) && !self.state.busy() {
+                    return;
+                }
+                tokio::select! {
+                    r = fast.as_mut() => match r {
+                        Ok(crate::h1::Next::Hyper) => break,
+                        Ok(crate::h1::Next::Close) => return,
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "connection ended with an error");
+                            return;
+                        }
+                    },
+                    changed = self.drain.changed(), if dog.closing.is_none() => {
+                        // An error means the server is gone: treat it as a drain too.
+                        let _ = changed;
+                        self.state.closing.store(true, Ordering::Release);
+                        dog.closing = Some(Instant::now());
+                    }
+                    _ = dog.tick.tick() => match dog.check(&self.state, &self.limits, &self.server, *self.drain.borrow()) {
+                        Check::Fine => {}
+                        Check::Close => {
+                            self.state.closing.store(true, Ordering::Release);
+                            dog.closing = Some(Instant::now());
+                        }
+                        Check::Cut => return,
+                    },
+                }
+            }
+        }
+        let io = Prefixed { prefix: buf.freeze(), inner: io };
         let conn = self.builder.serve_connection(TokioIo::new(io), svc);
         tokio::pin!(conn);
-        let mut tick = tokio::time::interval(self.limits.tick());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // (time, bytes written) at accept and at each tick, back to one at least `write_timeout`
-        // old. The accept entry matters: without it, for up to a tick after the connection is
-        // `write_timeout` old no entry is old enough, its progress counts for nothing, and an
-        // HTTP/2 stream waiting behind busy siblings since the start looks stalled.
-        let window = self.limits.write_timeout.as_millis() as u64;
-        let mut history: std::collections::VecDeque<(u64, u64)> = std::collections::VecDeque::from([(0, 0)]);
-        // When a graceful shutdown of this connection was started (drain or idle).
-        let mut closing: Option<Instant> = None;
-        if *self.drain.borrow() {
+        if dog.closing.is_some() || *self.drain.borrow() {
             conn.as_mut().graceful_shutdown();
-            closing = Some(Instant::now());
+            dog.closing.get_or_insert_with(Instant::now);
         }
         loop {
             tokio::select! {
@@ -304,45 +341,130 @@ impl Conn {
                     }
                     return;
                 }
-                changed = self.drain.changed(), if closing.is_none() => {
-                    // An error means the server is gone: treat it as a drain too.
+                changed = self.drain.changed(), if dog.closing.is_none() => {
                     let _ = changed;
                     conn.as_mut().graceful_shutdown();
-                    closing = Some(Instant::now());
+                    dog.closing = Some(Instant::now());
                 }
-                _ = tick.tick() => {
-                    let now = self.state.now();
-                    let written = self.state.written.load(Ordering::Relaxed);
-                    history.push_back((now, written));
-                    while history.len() > 1 && history[1].0 + window <= now {
-                        history.pop_front();
+                _ = dog.tick.tick() => match dog.check(&self.state, &self.limits, &self.server, *self.drain.borrow()) {
+                    Check::Fine => {}
+                    Check::Close => {
+                        conn.as_mut().graceful_shutdown();
+                        dog.closing = Some(Instant::now());
                     }
-                    let recent = history.front().filter(|(t, _)| t + window <= now).map(|(_, w)| written - w);
-                    if let Some(reason) = self.state.stalled(now, self.limits.write_timeout, recent) {
-                        tracing::debug!(%peer, reason, "closing a connection whose response makes no progress");
-                        self.server.metrics.limit_hit(reason);
-                        return;
-                    }
-                    match closing {
-                        None if self.state.idle_for(now) >= self.limits.idle_timeout => {
-                            self.server.metrics.limit_hit("idle_timeout");
-                            conn.as_mut().graceful_shutdown();
-                            closing = Some(Instant::now());
-                        }
-                        // A graceful close that does not finish (a request that never
-                        // completes its head, a peer that never acknowledges) is cut; writes
-                        // that stall are cut above anyway.
-                        Some(t) if t.elapsed() >= self.limits.idle_timeout.max(self.limits.write_timeout) && !*self.drain.borrow() => return,
-                        _ => {}
-                    }
-                }
+                    Check::Cut => return,
+                },
             }
         }
     }
 }
 
+/// What the watchdog found at a tick.
+enum Check {
+    Fine,
+    /// Idle too long: close gracefully.
+    Close,
+    /// A response makes no progress, a head comes too slowly, or a graceful close does not
+    /// finish: drop the connection.
+    Cut,
+}
+
+/// A connection's clocks as its task sees them, looked at once a tick.
+struct Watchdog {
+    tick: tokio::time::Interval,
+    /// `write_timeout` in milliseconds.
+    window: u64,
+    /// (time, bytes written) at accept and at each tick, back to one at least `write_timeout`
+    /// old. The accept entry matters: without it, for up to a tick after the connection is
+    /// `write_timeout` old no entry is old enough, its progress counts for nothing, and an
+    /// HTTP/2 stream waiting behind busy siblings since the start looks stalled.
+    history: std::collections::VecDeque<(u64, u64)>,
+    /// When a graceful shutdown of this connection was started (drain or idle).
+    closing: Option<Instant>,
+}
+
+impl Watchdog {
+    fn new(limits: &Limits) -> Self {
+        let mut tick = tokio::time::interval(limits.tick());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Watchdog { tick, window: limits.write_timeout.as_millis() as u64, history: std::collections::VecDeque::from([(0, 0)]), closing: None }
+    }
+
+    fn check(&mut self, state: &ConnState, limits: &Limits, server: &AppState, draining: bool) -> Check {
+        let now = state.now();
+        let written = state.written.load(Ordering::Relaxed);
+        self.history.push_back((now, written));
+        while self.history.len() > 1 && self.history[1].0 + self.window <= now {
+            self.history.pop_front();
+        }
+        let recent = self.history.front().filter(|(t, _)| t + self.window <= now).map(|(_, w)| written - w);
+        if let Some(reason) = state.stalled(now, limits.write_timeout, recent) {
+            tracing::debug!(reason, "closing a connection whose response makes no progress");
+            server.metrics.limit_hit(reason);
+            return Check::Cut;
+        }
+        // A head begun and not finished in time (hyper enforces this itself once it serves).
+        let head = state.head_since.load(Ordering::Acquire);
+        if head != 0 && now.saturating_sub(head - 1) >= limits.header_read_timeout.as_millis() as u64 {
+            server.metrics.limit_hit("header_read_timeout");
+            return Check::Cut;
+        }
+        match self.closing {
+            None if state.idle_for(now) >= limits.idle_timeout => {
+                server.metrics.limit_hit("idle_timeout");
+                Check::Close
+            }
+            // A graceful close that does not finish (a request that never completes its
+            // head, a peer that never acknowledges) is cut; writes that stall are cut above
+            // anyway.
+            Some(t) if t.elapsed() >= limits.idle_timeout.max(limits.write_timeout) && !draining => Check::Cut,
+            _ => Check::Fine,
+        }
+    }
+}
+
+/// The connection's stream with bytes already read from it in front: how a connection is
+/// handed to hyper after [`crate::h1`] served its first requests.
+struct Prefixed<I> {
+    prefix: Bytes,
+    inner: I,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
 /// Per-connection clocks, in milliseconds since the connection was accepted.
-struct ConnState {
+pub(crate) struct ConnState {
     epoch: Instant,
     /// Requests whose response has not been fully handed to hyper (or dropped).
     active: AtomicUsize,
@@ -356,6 +478,11 @@ struct ConnState {
     held: Arc<AtomicU64>,
     /// Bytes written to the socket so far.
     written: AtomicU64,
+    /// 1 + when the first byte of a request head not yet complete arrived; 0 between heads
+    /// (set by [`crate::h1`]; hyper keeps its own clock).
+    head_since: AtomicU64,
+    /// The connection is to close after the response under way ([`crate::h1`]).
+    pub(crate) closing: AtomicBool,
 }
 
 impl ConnState {
@@ -368,7 +495,26 @@ impl ConnState {
             bodies: Mutex::new(Vec::new()),
             held: Arc::new(AtomicU64::new(0)),
             written: AtomicU64::new(0),
+            head_since: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
         }
+    }
+
+    /// A request head has begun (only its first byte's time counts).
+    pub(crate) fn head_started(&self) {
+        if self.head_since.load(Ordering::Relaxed) == 0 {
+            self.head_since.store(self.now() + 1, Ordering::Release);
+        }
+    }
+
+    /// The head is complete.
+    pub(crate) fn head_done(&self) {
+        self.head_since.store(0, Ordering::Release);
+    }
+
+    /// A request is under way: its head has begun or its response is not sent.
+    fn busy(&self) -> bool {
+        self.head_since.load(Ordering::Acquire) != 0 || self.active.load(Ordering::Acquire) > 0
     }
 
     fn now(&self) -> u64 {
@@ -423,10 +569,10 @@ impl Drop for Active {
     }
 }
 
-/// [`crate::server::serve_request`] as a hyper service, with request accounting and the
-/// request timeout.
+/// [`crate::server::serve_request`] with request accounting, response budgets and the request
+/// timeout: the service of both [`crate::h1`] and hyper.
 #[derive(Clone)]
-struct Guarded {
+pub(crate) struct Guarded {
     state: Arc<ConnState>,
     limits: Arc<Limits>,
     server: Arc<AppState>,
@@ -435,64 +581,77 @@ struct Guarded {
     peer: std::net::SocketAddr,
 }
 
+impl Guarded {
+    pub(crate) fn conn_state(&self) -> &ConnState {
+        &self.state
+    }
+
+    pub(crate) fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.server.metrics
+    }
+
+    /// Answers `req`. `has_body`: it carries one (the request timeout applies); `piece`: the
+    /// largest body frame to hand out at once.
+    pub(crate) async fn respond(&self, req: Request<Body>, has_body: bool, piece: usize) -> Response<WatchedBody> {
+        let active = Active::new(self.state.clone());
+        let fut = crate::server::serve_request(self.server.clone(), req, self.peer);
+        let server = &self.server;
+        let state = &self.state;
+        let limits = &self.limits;
+        let res = if has_body {
+            match tokio::time::timeout(limits.request_timeout, fut).await {
+                Ok(r) => r,
+                Err(_) => {
+                    server.metrics.limit_hit("request_timeout");
+                    server.metrics.response(408);
+                    let mut r = Response::new(Body::from("request not received in time\n"));
+                    *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                    // The body may be half read: the connection cannot be reused.
+                    r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                    r
+                }
+            }
+        } else {
+            fut.await
+        };
+        use http_body::Body as _;
+        let size = res.body().size_hint().exact().unwrap_or_else(|| res.body().size_hint().lower());
+        // Small answers (/healthz, keys, most manifests) may overdraw a budget by an eighth,
+        // so a budget filled by segments does not fail health checks too.
+        let over = |budget: u64| {
+            if size <= SMALL {
+                budget.saturating_add(budget / 8)
+            } else {
+                budget
+            }
+        };
+        let budgets = [(&state.held, over(limits.max_connection_response_bytes)), (&self.held, over(limits.max_response_bytes))];
+        let Some(reserved) = Reserved::take(size, budgets) else {
+            // Built but over budget: freeing it now is what keeps memory bounded. The
+            // status already counted for it stays counted; the limit counter says why.
+            server.metrics.limit_hit("response_bytes");
+            let mut r = Response::new(Body::from("too many responses in flight, try again\n"));
+            *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return r.map(|b| WatchedBody::new(b, active, state, Reserved::default(), piece));
+        };
+        res.map(|b| WatchedBody::new(b, active, state, reserved, piece))
+    }
+}
+
 impl hyper::service::Service<Request<Incoming>> for Guarded {
     type Response = Response<WatchedBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
         use http_body::Body as _;
-        req.extensions_mut().insert(crate::access::PeerAddr(self.peer));
-        let active = Active::new(self.state.clone());
         let has_body = !req.body().is_end_stream();
         // HTTP/2 flow control can hold a stream without the socket ever blocking: only the
         // body's pieces show its progress there.
         let piece = if req.version() == http::Version::HTTP_2 { CHUNK } else { usize::MAX };
-        let fut = crate::server::serve_request(self.server.clone(), req.map(Body::new));
-        let timeout = self.limits.request_timeout;
-        let server = self.server.clone();
-        let state = self.state.clone();
-        let held = self.held.clone();
-        let limits = self.limits.clone();
-        Box::pin(async move {
-            let res = if has_body {
-                match tokio::time::timeout(timeout, fut).await {
-                    Ok(r) => r,
-                    Err(_) => {
-                        server.metrics.limit_hit("request_timeout");
-                        server.metrics.response(408);
-                        let mut r = Response::new(Body::from("request not received in time\n"));
-                        *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
-                        // The body may be half read: the connection cannot be reused.
-                        r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                        r
-                    }
-                }
-            } else {
-                fut.await
-            };
-            let size = res.body().size_hint().exact().unwrap_or_else(|| res.body().size_hint().lower());
-            // Small answers (/healthz, keys, most manifests) may overdraw a budget by an eighth,
-            // so a budget filled by segments does not fail health checks too.
-            let over = |budget: u64| {
-                if size <= SMALL {
-                    budget.saturating_add(budget / 8)
-                } else {
-                    budget
-                }
-            };
-            let budgets = [(&state.held, over(limits.max_connection_response_bytes)), (&held, over(limits.max_response_bytes))];
-            let Some(reserved) = Reserved::take(size, budgets) else {
-                // Built but over budget: freeing it now is what keeps memory bounded. The
-                // status already counted for it stays counted; the limit counter says why.
-                server.metrics.limit_hit("response_bytes");
-                let mut r = Response::new(Body::from("too many responses in flight, try again\n"));
-                *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                return Ok(r.map(|b| WatchedBody::new(b, active, &state, Reserved::default(), piece)));
-            };
-            Ok(res.map(|b| WatchedBody::new(b, active, &state, reserved, piece)))
-        })
+        let svc = self.clone();
+        Box::pin(async move { Ok(svc.respond(req.map(Body::new), has_body, piece).await) })
     }
 }
 

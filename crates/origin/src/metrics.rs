@@ -155,6 +155,9 @@ pub struct Metrics {
     request_handles: std::sync::RwLock<std::collections::HashMap<LabelsKey, (Histogram, Histogram), rustc_hash::FxBuildHasher>>,
     active_requests: Gauge,
     responses: Family<L1, Counter>,
+    /// The series of `responses` by status class, looked up once (the family's lookup hashes
+    /// its labels with SipHash for every response).
+    response_classes: [Counter; 5],
     keys_delivered: Family<L1, Counter>,
     keys_refused: Family<L2, Counter>,
     token_checks: Counter,
@@ -194,6 +197,7 @@ impl Metrics {
             request_handles: Default::default(),
             active_requests: Gauge::default(),
             responses: Family::default(),
+            response_classes: Default::default(),
             keys_delivered: Family::default(),
             keys_refused: Family::default(),
             token_checks: Counter::default(),
@@ -233,15 +237,13 @@ impl Metrics {
         for svc in ["key", "clearkey"] {
             drop(m.keys_delivered.get_or_create(&[("service", svc)]));
         }
-        for c in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
-            drop(m.responses.get_or_create(&[("class", c)]));
-        }
+        let response_classes = CLASSES.map(|c| m.responses.get_or_create(&[("class", c)]).clone());
         use sealcast_drm::signed::Reason;
         let reasons = [Reason::Expired, Reason::NotYetValid, Reason::BadSignature, Reason::ResourceMismatch, Reason::IpMismatch, Reason::UnknownKey, Reason::Missing];
         for reason in reasons.iter().map(|r| r.as_str()).chain(["origin_header"]) {
             drop(m.access_refused.get_or_create(&[("reason", reason)]));
         }
-        Metrics { registry: r, ..m }
+        Metrics { registry: r, response_classes, ..m }
     }
 
     /// A request ended (its response head is ready): `elapsed` since it arrived, `bytes` of body.
@@ -302,7 +304,7 @@ impl Metrics {
 
     /// Counts a response status.
     pub fn response(&self, status: u16) {
-        self.responses.get_or_create(&[("class", status_class(status))]).inc();
+        self.response_classes[class_index(status)].inc();
     }
 
     /// A connection opened (`1`) or closed (`-1`).
@@ -356,7 +358,13 @@ impl Metrics {
 
 /// `2xx` for 200 and so on (`1xx` … `5xx`).
 pub fn status_class(status: u16) -> &'static str {
-    ["1xx", "2xx", "3xx", "4xx", "5xx"][((status / 100).clamp(1, 5) - 1) as usize]
+    CLASSES[class_index(status)]
+}
+
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn class_index(status: u16) -> usize {
+    ((status / 100).clamp(1, 5) - 1) as usize
 }
 
 tokio::task_local! {

@@ -188,7 +188,13 @@ fn ready(st: &AppState) -> Response {
 /// The router: every request goes to [`handle`]. (In-process tests use it; the listener calls
 /// [`serve_request`] without it.)
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new().fallback(handle).with_state(state)
+    Router::new().fallback(routed).with_state(state)
+}
+
+/// [`handle`] behind the router: the peer, if any, comes as a request extension.
+async fn routed(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
+    handle(st, req, peer).await
 }
 
 /// One request as the listener serves it: [`handle`] called directly, plus the two things
@@ -199,9 +205,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// Called without the router because its work is the largest part of a small response's CPU:
 /// callgrind put the router's boxing, `oneshot` and path-parameter map at about 3,000 of
 /// /healthz's 21,000 instructions (benches/README.md, "the stack without axum's router").
-pub(crate) async fn serve_request(st: Arc<AppState>, req: Request) -> Response {
+pub(crate) async fn serve_request(st: Arc<AppState>, req: Request, peer: std::net::SocketAddr) -> Response {
     let head = req.method() == http::Method::HEAD;
-    let mut r = handle(State(st), req).await;
+    let mut r = handle(st, req, Some(peer)).await;
     if !r.headers().contains_key(header::CONTENT_LENGTH) {
         if let Some(n) = http_body::Body::size_hint(r.body()).exact() {
             r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(n));
@@ -343,23 +349,28 @@ impl Drop for Active<'_> {
     }
 }
 
-async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
+async fn handle(st: Arc<AppState>, req: Request, peer: Option<std::net::SocketAddr>) -> Response {
     let started = std::time::Instant::now();
     let _active = Active::new(&st.metrics);
     let method = method_label(req.method());
     // What the access log needs of the request, taken before the handler consumes it.
     // Nothing is formatted or allocated here for the common case (no forwarding proxy).
     let logged = st.access_log.as_ref().map(|log| {
-        let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
         let id = crate::access_log::AccessLog::given_request_id(req.headers()).map(str::to_string);
         (log.next(), id, log.forwarded_client(peer, req.headers()), peer, req.uri().clone())
     });
-    let (mut r, tag, asset, reads) = crate::metrics::REQUEST_STORAGE_READS
-        .scope(std::cell::Cell::new(0), async {
-            let (r, tag, asset) = handle_inner(&st, req).await;
-            (r, tag, asset, crate::metrics::REQUEST_STORAGE_READS.with(|c| c.get()))
-        })
-        .await;
+    // Storage reads are counted per request only for the access log (its `cache` field).
+    let (mut r, tag, asset, reads) = if logged.is_some() {
+        crate::metrics::REQUEST_STORAGE_READS
+            .scope(std::cell::Cell::new(0), async {
+                let (r, tag, asset) = handle_inner(&st, req, peer).await;
+                (r, tag, asset, crate::metrics::REQUEST_STORAGE_READS.with(|c| c.get()))
+            })
+            .await
+    } else {
+        let (r, tag, asset) = handle_inner(&st, req, peer).await;
+        (r, tag, asset, 0)
+    };
     let status = r.status().as_u16();
     let elapsed = started.elapsed();
     let bytes = http_body::Body::size_hint(r.body()).exact().unwrap_or(0);
@@ -406,7 +417,7 @@ async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Response {
     r
 }
 
-async fn handle_inner(st: &AppState, req: Request) -> (Response, Tag, Option<String>) {
+async fn handle_inner(st: &AppState, req: Request, peer: Option<std::net::SocketAddr>) -> (Response, Tag, Option<String>) {
     // The CDN-only gate comes before anything else (health probes excepted).
     if let Err(r) = st.access.gate(req.uri().path(), req.headers()) {
         return (access_refused(st, req.uri().path(), r), Tag::OTHER, None);
@@ -447,7 +458,6 @@ async fn handle_inner(st: &AppState, req: Request) -> (Response, Tag, Option<Str
             // Access control: the one check of every asset URL, from the typed route, before
             // the delivery decision and any storage read.
             let policy = st.access.policy_or_default(st.catalog.access(&a.asset));
-            let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
             let presented = crate::access::Presented { uri: req.uri(), headers: req.headers(), peer };
             let carry = match st.access.check(&policy, &presented, st.now_unix()) {
                 Ok(c) => {
@@ -459,11 +469,14 @@ async fn handle_inner(st: &AppState, req: Request) -> (Response, Tag, Option<Str
                 Err(r) => return (access_refused(st, req.uri().path(), r), tag, Some(a.asset)),
             };
             let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query(), carry, served: std::sync::OnceLock::new() };
-            let mut res = handlers::asset(&ctx, &a).await;
+            // Boxed: the asset handler's future is large, and every future around it (down to
+            // the connection's) would otherwise carry and copy its size for every request,
+            // probes included.
+            let mut res = Box::pin(handlers::asset(&ctx, &a)).await;
             if matches!(res, Err(ApiError::SourceChanged(_))) {
                 // A source file was replaced after it was indexed; its asset is gone from the
                 // cache, so one more try answers from the new version (a second change answers 503).
-                res = handlers::asset(&ctx, &a).await;
+                res = Box::pin(handlers::asset(&ctx, &a)).await;
             }
             if let Some(served) = ctx.served.get() {
                 tag.protection = protection_label(served, tag.protocol);
@@ -630,11 +643,11 @@ mod future_sizes {
         let fx = sealcast_testkit::fixtures_dir();
         let st = AppState::with_store(&Config { root: fx.clone(), ..Config::default() }, sealcast_storage::Store::local(&fx).unwrap());
         let req = Request::get("/demo/manifest.mpd").body(axum::body::Body::empty()).unwrap();
-        let inner = handle_inner(&st, req);
+        let inner = handle_inner(&st, req, None);
         let get = st.assets.get("demo");
         eprintln!("handle_inner {} B, Assets::get {} B", std::mem::size_of_val(&inner), std::mem::size_of_val(&get));
         let req = Request::get("/demo/manifest.mpd").body(axum::body::Body::empty()).unwrap();
-        let outer = handle(State(st.clone()), req);
+        let outer = handle(st.clone(), req, None);
         let size = std::mem::size_of_val(&outer);
         eprintln!("handle {size} B");
         // 28,208 bytes before the boxing (2,952 after, rustc 1.95): ~28,000 instructions of

@@ -673,3 +673,122 @@ async fn cpix_usage_rules_and_vendor_signalling_decide() {
     std::fs::remove_dir_all(dir).unwrap();
     std::fs::remove_dir_all(dir2).unwrap();
 }
+
+/// Reads one HTTP/1.1 response (its head and a `Content-Length` body) from `s`, keeping what
+/// follows it in `rest`. None when the peer closed first.
+async fn read_response(s: &mut tokio::net::TcpStream, rest: &mut Vec<u8>) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(split) = rest.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4) {
+            let head = String::from_utf8(rest[..split].to_vec()).unwrap();
+            let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+            let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+            let headers: Vec<(String, String)> = lines.map(|l| l.split_once(": ").unwrap()).map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
+            let len: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
+            while rest.len() < split + len {
+                let mut b = vec![0u8; 65536];
+                let n = s.read(&mut b).await.unwrap();
+                assert!(n > 0, "closed mid-body");
+                rest.extend_from_slice(&b[..n]);
+            }
+            let body = rest[split..split + len].to_vec();
+            rest.drain(..split + len);
+            return Some((status, headers, body));
+        }
+        let mut b = vec![0u8; 65536];
+        let n = s.read(&mut b).await.unwrap_or(0);
+        if n == 0 {
+            return None;
+        }
+        rest.extend_from_slice(&b[..n]);
+    }
+}
+
+/// The listener's own HTTP/1.1 loop (`h1`): pipelined requests come back in order; a request
+/// with a body hands the connection to hyper, which answers it and what follows; keep-alive
+/// follows the version and `Connection`; bad and oversized heads get 400 and 431 and a close.
+#[tokio::test]
+async fn http1_connections_pipeline_hand_over_bodies_and_refuse_bad_heads() {
+    use tokio::io::AsyncWriteExt;
+    let (st, _) = fixtures();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let srv = tokio::spawn(sealcast_origin::server::run(l, st.clone(), async {
+        let _ = rx.await;
+    }));
+    let header = |h: &[(String, String)], k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let (_, _, mpd) = get(&st, "/demo/manifest.mpd").await;
+
+    // Pipelined: three requests in one write, answered in order; then a body (hyper), then more.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /demo/manifest.mpd HTTP/1.1\r\nHost: x\r\n\r\nHEAD /demo/manifest.mpd HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let (status, h, body) = read_response(&mut s, &mut rest).await.unwrap();
+    assert_eq!((status, &body[..]), (200, &b"ok\n"[..]));
+    assert!(header(&h, "date").is_some_and(|d| d.ends_with(" GMT")), "{h:?}");
+    let (status, _, body) = read_response(&mut s, &mut rest).await.unwrap();
+    assert_eq!((status, body), (200, mpd.clone()));
+    // HEAD: the length of the body it does not send (read as a head alone).
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    while !rest.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut b = [0u8; 4096];
+        let n = tokio::io::AsyncReadExt::read(&mut s, &mut b).await.unwrap();
+        rest.extend_from_slice(&b[..n]);
+    }
+    let split = rest.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8(rest.drain(..split).collect()).unwrap().to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200") && head.contains(&format!("content-length: {}\r\n", mpd.len())), "{head}");
+    let (status, _, body) = read_response(&mut s, &mut rest).await.unwrap();
+    assert_eq!((status, &body[..]), (200, &b"ok\n"[..]), "the request after a HEAD");
+    let licence = Request::post("/clearkey").header("content-length", "2").body(Body::from("{}")).unwrap();
+    let r = router(st.clone()).oneshot(licence).await.unwrap();
+    let (ks, kb) = (r.status(), r.into_body().collect().await.unwrap().to_bytes().to_vec());
+    s.write_all(b"POST /clearkey HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let (status, _, body) = read_response(&mut s, &mut rest).await.unwrap();
+    assert_eq!((status, body), (ks.as_u16(), kb), "a request with a body is answered as the router does");
+    let (status, _, body) = read_response(&mut s, &mut rest).await.unwrap();
+    assert_eq!((status, &body[..]), (200, &b"ok\n"[..]), "hyper serves what follows");
+    s.write_all(b"GET /demo/manifest.mpd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let (status, h, body) = read_response(&mut s, &mut rest).await.unwrap();
+    assert_eq!((status, body), (200, mpd.clone()));
+    assert_eq!(header(&h, "connection").as_deref(), Some("close"));
+    assert!(read_response(&mut s, &mut rest).await.is_none(), "closed after Connection: close");
+
+    // A head that trickles in a byte at a time.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    for b in b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" {
+        s.write_all(&[*b]).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(read_response(&mut s, &mut Vec::new()).await.unwrap().0, 200);
+
+    // HTTP/1.0: closed after the answer unless keep-alive is asked for.
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut rest = Vec::new();
+    s.write_all(b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").await.unwrap();
+    let (status, h, _) = read_response(&mut s, &mut rest).await.unwrap();
+    assert_eq!((status, header(&h, "connection").as_deref()), (200, Some("keep-alive")));
+    s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").await.unwrap();
+    assert_eq!(read_response(&mut s, &mut rest).await.unwrap().0, 200);
+    assert!(read_response(&mut s, &mut rest).await.is_none(), "HTTP/1.0 without keep-alive closes");
+
+    // Bad heads: an answer, then the end of the connection.
+    for (raw, want) in [
+        (b"GET /healthz HTTP/1.1\r\nBad Header\r\n\r\n".to_vec(), 400),
+        (b"GET /healthz HTTP/9.9\r\n\r\n".to_vec(), 400),
+        ([&b"GET /healthz HTTP/1.1\r\nx: "[..], &vec![b'a'; 70 * 1024], b"\r\n\r\n"].concat(), 431),
+        ([&b"GET /healthz HTTP/1.1\r\n"[..], &b"x: y\r\n".repeat(101), b"\r\n"].concat(), 431),
+    ] {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut rest = Vec::new();
+        let _ = s.write_all(&raw).await;
+        let (status, h, _) = read_response(&mut s, &mut rest).await.expect("an answer");
+        assert_eq!(status, want);
+        assert_eq!(header(&h, "connection").as_deref(), Some("close"));
+        assert!(read_response(&mut s, &mut rest).await.is_none());
+    }
+    tx.send(()).unwrap();
+    srv.await.unwrap().unwrap();
+}

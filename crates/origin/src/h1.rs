@@ -1,0 +1,459 @@
+//! HTTP/1.1 for the requests an origin mostly gets: `GET`, `HEAD` and `OPTIONS` without a
+//! body, read with `httparse` and answered with one vectored write.
+//!
+//! Why not hyper for these: callgrind put hyper's dispatcher (its per-request header-read
+//! timer, `Incoming` body, header encoding and buffered writes) at about half of the
+//! instructions a cached manifest costs (benches/README.md). No crate offers a smaller
+//! HTTP/1.1 server connection that fits our watchdog and budgets, so this loop is written
+//! here; hyper stays for everything else.
+//!
+//! A connection starts here and is handed to hyper — with every byte read so far, at a request
+//! boundary — the first time it sends anything else: a request with a body (`Content-Length`
+//! other than 0, or `Transfer-Encoding`), `Expect`, `Upgrade`, `CONNECT`, or the HTTP/2 preface.
+//! From then on hyper serves the connection to its end. Requests answered here go through the
+//! same [`crate::listen`] service as hyper's (request accounting, response budgets, the single
+//! handler), so both answer alike (`tests/http.rs`).
+//!
+//! What this loop enforces itself: a request head is at most `max_header_bytes` and 100 header
+//! lines (else 431 and close), malformed heads get 400 and close, and the head's first byte
+//! is recorded so the connection's watchdog can cut heads slower than `header_read_timeout`.
+//! Keep-alive follows RFC 9112 §9.3 (`Connection: close`; HTTP/1.0 only with
+//! `Connection: keep-alive`). Responses of unknown length are sent chunked (HTTP/1.1) or
+//! delimited by closing the connection (HTTP/1.0).
+
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::listen::Guarded;
+
+/// Header lines a request head may have (hyper's default too).
+const MAX_HEADERS: usize = 100;
+
+/// The first bytes of an HTTP/2 connection with prior knowledge (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Bytes read from the socket at a time.
+const READ: usize = 8 * 1024;
+
+/// Body chunks gathered into one `writev` at most (well under `IOV_MAX`).
+const MAX_SLICES: usize = 64;
+
+/// Body bytes gathered before they are written, for bodies that arrive in pieces.
+const GATHER: usize = 256 * 1024;
+
+/// How a connection left this loop.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// It is finished: closed by either side, or cut after an error answer.
+    Close,
+    /// hyper must serve it from here, starting with the bytes left in the buffer.
+    Hyper,
+}
+
+/// A request head, parsed and owned.
+struct Head {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+    /// The head as it came (the values above are slices of it).
+    raw: Bytes,
+    wants: Wants,
+}
+
+/// What the head asks of the connection.
+struct Wants {
+    /// hyper must take the connection from this request on.
+    hyper: bool,
+    /// The client asked to close (or did not ask HTTP/1.0 keep-alive).
+    close: bool,
+}
+
+enum Parsed {
+    Complete(Head),
+    Partial,
+    /// Answer this status and close.
+    Refuse(StatusCode),
+}
+
+/// Serves requests on `io` until it closes or must go to hyper. `buf` holds bytes read and
+/// not yet used; on [`Next::Hyper`] they start the request hyper is to read.
+pub(crate) async fn serve<I>(io: &mut I, buf: &mut BytesMut, svc: &Guarded, max_head: usize) -> io::Result<Next>
+where
+    I: AsyncRead + AsyncWrite + Unpin,
+{
+    let state = svc.conn_state();
+    loop {
+        // The request head. `seen`: bytes of `buf` known not to end a head, so a head that
+        // trickles in a byte at a time is parsed again only when a line ends, not per byte
+        // (at most `MAX_HEADERS` + 2 parses before it completes or is refused).
+        let mut seen = 0;
+        let head = loop {
+            if buf.len() > seen {
+                let n = buf.len().min(H2_PREFACE.len());
+                if n >= 4 && buf[..n] == H2_PREFACE[..n] {
+                    // The HTTP/2 preface (or enough of it): hyper reads the rest and serves it.
+                    return Ok(Next::Hyper);
+                }
+                let parsed = if buf[seen..].contains(&b'\n') {
+                    parse(buf, max_head)
+                } else if buf.len() >= max_head {
+                    Parsed::Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+                } else {
+                    Parsed::Partial
+                };
+                match parsed {
+                    Parsed::Complete(h) => break h,
+                    Parsed::Refuse(status) => {
+                        refuse(io, svc, status).await?;
+                        return Ok(Next::Close);
+                    }
+                    Parsed::Partial => seen = buf.len(),
+                }
+                state.head_started();
+            } else if buf.is_empty() && state.closing.load(Ordering::Acquire) {
+                return Ok(Next::Close);
+            }
+            buf.reserve(READ);
+            if io.read_buf(buf).await? == 0 {
+                // The peer closed; a partial head is dropped, as hyper does.
+                return Ok(Next::Close);
+            }
+        };
+        state.head_done();
+        let wants = &head.wants;
+        if wants.hyper {
+            // The head goes back in front of what follows it, as it came.
+            let mut again = BytesMut::with_capacity(head.raw.len() + buf.len());
+            again.extend_from_slice(&head.raw);
+            again.extend_from_slice(buf);
+            *buf = again;
+            return Ok(Next::Hyper);
+        }
+        let is_head = head.method == Method::HEAD;
+        let asks_close = head.wants.close;
+        let version = head.version;
+        let mut req = Request::new(Body::empty());
+        *req.method_mut() = head.method;
+        *req.uri_mut() = head.uri;
+        *req.version_mut() = head.version;
+        *req.headers_mut() = head.headers;
+        let res = svc.respond(req, false, usize::MAX).await;
+        let close = asks_close || state.closing.load(Ordering::Acquire);
+        let closed = write_response(io, res, version, is_head, close).await?;
+        if closed {
+            return Ok(Next::Close);
+        }
+    }
+}
+
+/// Parses the head at the start of `buf`; on success it is taken out of `buf`.
+fn parse(buf: &mut BytesMut, max_head: usize) -> Parsed {
+    let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS] = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
+        Ok(httparse::Status::Complete(n)) if n <= max_head => n,
+        Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => return Parsed::Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Ok(httparse::Status::Partial) if buf.len() < max_head => return Parsed::Partial,
+        Ok(httparse::Status::Partial) => return Parsed::Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
+        Err(_) => return Parsed::Refuse(StatusCode::BAD_REQUEST),
+    };
+    // Where each piece lies in `buf`, so the values can be slices of one shared buffer.
+    let base = buf.as_ptr() as usize;
+    let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Parsed::Refuse(StatusCode::BAD_REQUEST);
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return Parsed::Refuse(StatusCode::BAD_REQUEST);
+    };
+    let version = if minor == 1 { Version::HTTP_11 } else { Version::HTTP_10 };
+    let wants = wants(version, &method, req.headers);
+    let path = at(path.as_bytes());
+    let mut spans: Vec<(HeaderName, (usize, usize))> = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let Ok(name) = HeaderName::from_bytes(h.name.as_bytes()) else {
+            return Parsed::Refuse(StatusCode::BAD_REQUEST);
+        };
+        spans.push((name, at(h.value)));
+    }
+    let head = buf.split_to(len).freeze();
+    let slice = |(start, n): (usize, usize)| head.slice(start..start + n);
+    let Ok(uri) = Uri::from_maybe_shared(slice(path)) else {
+        return Parsed::Refuse(StatusCode::BAD_REQUEST);
+    };
+    let mut headers = HeaderMap::with_capacity(spans.len());
+    for (name, span) in spans {
+        let Ok(value) = HeaderValue::from_maybe_shared(slice(span)) else {
+            return Parsed::Refuse(StatusCode::BAD_REQUEST);
+        };
+        headers.append(name, value);
+    }
+    Parsed::Complete(Head { method, uri, version, headers, raw: head, wants })
+}
+
+/// What the header lines ask of the connection, from the raw lines (cheaper than looking
+/// each name up again in the map).
+fn wants(version: Version, method: &Method, lines: &[httparse::Header<'_>]) -> Wants {
+    let mut hyper = *method == Method::CONNECT;
+    let (mut close, mut keep_alive) = (false, false);
+    for h in lines {
+        let name = h.name.as_bytes();
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        if is(b"content-length") {
+            hyper |= h.value != b"0";
+        } else if is(b"transfer-encoding") || is(b"expect") || is(b"upgrade") {
+            hyper = true;
+        } else if is(b"connection") {
+            for token in h.value.split(|&b| b == b',') {
+                let token = token.trim_ascii();
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+    let close = close || version == Version::HTTP_10 && !keep_alive;
+    Wants { hyper, close }
+}
+
+/// Answers a head that cannot be served with `status`, counted like any response; the
+/// connection closes after it.
+async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, svc: &Guarded, status: StatusCode) -> io::Result<()> {
+    svc.metrics().response(status.as_u16());
+    let body = Bytes::from(format!("{}\n", status.canonical_reason().unwrap_or("refused")));
+    let body_len = body.len();
+    let mut res = Response::new(Body::from(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
+    write_response(io, res, Version::HTTP_11, false, true).await.map(|_| ())
+}
+
+/// Writes `res`; returns whether the connection is to close after it.
+async fn write_response<I, B>(io: &mut I, res: Response<B>, version: Version, is_head: bool, mut close: bool) -> io::Result<bool>
+where
+    I: AsyncWrite + Unpin,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (parts, mut body) = res.into_parts();
+    let status = parts.status;
+    let mut headers = parts.headers;
+    // No body at all for these (RFC 9110 §6.4.1); hyper leaves out their Content-Length too.
+    let bodiless = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        headers.remove(header::CONTENT_LENGTH);
+        headers.remove(header::TRANSFER_ENCODING);
+    }
+    if headers.get(header::CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close")) {
+        close = true;
+    }
+    let length = !bodiless && !is_head && !headers.contains_key(header::CONTENT_LENGTH);
+    // Unknown length: chunked for HTTP/1.1, else the end of the connection ends the body.
+    let chunked = length && version == Version::HTTP_11;
+    if length && !chunked {
+        close = true;
+    }
+    if chunked {
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    }
+    if close {
+        if version == Version::HTTP_11 && !headers.contains_key(header::CONNECTION) {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    } else if version == Version::HTTP_10 {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    }
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    let mut dated = false;
+    for (name, value) in &headers {
+        dated |= name == header::DATE;
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !dated {
+        head.extend_from_slice(b"date: ");
+        date(|d| head.extend_from_slice(d));
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    let mut out: Vec<Bytes> = vec![Bytes::from(head)];
+    if !bodiless && !is_head {
+        let mut gathered = 0usize;
+        loop {
+            let frame = match body.frame().await {
+                None => break,
+                Some(Ok(f)) => f,
+                // A body that fails mid-way cannot be finished: cut the connection, so the
+                // client sees a short response rather than a wrong one.
+                Some(Err(e)) => return Err(io::Error::other(e.into())),
+            };
+            let Ok(data) = frame.into_data() else { continue };
+            if data.is_empty() {
+                continue;
+            }
+            gathered += data.len();
+            if chunked {
+                out.push(Bytes::from(format!("{:x}\r\n", data.len())));
+                out.push(data);
+                out.push(Bytes::from_static(b"\r\n"));
+            } else {
+                out.push(data);
+            }
+            if gathered >= GATHER || out.len() + 3 > MAX_SLICES {
+                write_all(io, &mut out).await?;
+                gathered = 0;
+            }
+        }
+        if chunked {
+            out.push(Bytes::from_static(b"0\r\n\r\n"));
+        }
+    }
+    write_all(io, &mut out).await?;
+    io.flush().await?;
+    // The body (and with it the request's accounting) goes now that it is sent.
+    drop(body);
+    Ok(close)
+}
+
+/// Writes every byte of `bufs` with as few `writev` calls as the socket allows, then empties it.
+async fn write_all<I: AsyncWrite + Unpin>(io: &mut I, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+    let mut first = 0;
+    while first < bufs.len() {
+        let n = {
+            let slices: Vec<IoSlice<'_>> = bufs[first..].iter().take(MAX_SLICES).map(|b| IoSlice::new(b)).collect();
+            io.write_vectored(&slices).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let mut left = n;
+        while left > 0 {
+            let b = &mut bufs[first];
+            if left >= b.len() {
+                left -= b.len();
+                first += 1;
+            } else {
+                let _ = b.split_to(left);
+                left = 0;
+            }
+        }
+        while first < bufs.len() && bufs[first].is_empty() {
+            first += 1;
+        }
+    }
+    bufs.clear();
+    Ok(())
+}
+
+/// Gives `f` the current `Date` value, formatted once a second per thread.
+fn date(f: impl FnOnce(&[u8])) {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    thread_local! {
+        static CACHED: RefCell<(u64, HeaderValue)> = RefCell::new((u64::MAX, HeaderValue::from_static("")));
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    CACHED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, crate::respond::http_date(now));
+        }
+        f(c.1.as_bytes())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(raw: &[u8]) -> Parsed {
+        parse(&mut BytesMut::from(raw), 64 * 1024)
+    }
+
+    #[test]
+    fn heads_parse_into_shared_slices() {
+        let mut buf = BytesMut::from(&b"GET /a/b.mpd?x=1 HTTP/1.1\r\nHost: h\r\nX-Thing: v1\r\nx-thing: v2\r\n\r\nGET /next"[..]);
+        let Parsed::Complete(h) = parse(&mut buf, 1024) else { panic!("not parsed") };
+        assert_eq!(h.method, Method::GET);
+        assert_eq!(h.uri.path(), "/a/b.mpd");
+        assert_eq!(h.uri.query(), Some("x=1"));
+        assert_eq!(h.version, Version::HTTP_11);
+        assert_eq!(h.headers.get_all("x-thing").iter().collect::<Vec<_>>(), ["v1", "v2"]);
+        assert_eq!(&buf[..], b"GET /next", "the rest stays for the next request");
+    }
+
+    #[test]
+    fn bad_and_oversized_heads_are_refused() {
+        assert!(matches!(parsed(b"GET /a HTTP/1.1\r\nHo st: h\r\n\r\n"), Parsed::Refuse(StatusCode::BAD_REQUEST)));
+        assert!(matches!(parsed(b"GET /a HTTP/3.0\r\n\r\n"), Parsed::Refuse(StatusCode::BAD_REQUEST)));
+        assert!(matches!(parsed(b"GET /a HTTP/1.1\r\nHost: h\r\n"), Parsed::Partial));
+        let many: Vec<u8> = [&b"GET / HTTP/1.1\r\n"[..], &b"a: b\r\n".repeat(MAX_HEADERS + 1), b"\r\n"].concat();
+        assert!(matches!(parsed(&many), Parsed::Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)));
+        let long: Vec<u8> = [&b"GET / HTTP/1.1\r\nx: "[..], &vec![b'a'; 2000], b"\r\n"].concat();
+        assert!(matches!(parse(&mut BytesMut::from(&long[..]), 1024), Parsed::Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)));
+    }
+
+    #[test]
+    fn bodies_upgrades_and_expectations_go_to_hyper_and_keep_alive_follows_the_version() {
+        let w = |raw: &[u8]| match parsed(raw) {
+            Parsed::Complete(h) => h.wants,
+            _ => panic!("not parsed"),
+        };
+        assert!(!w(b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").hyper);
+        assert!(w(b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").hyper);
+        assert!(w(b"POST / HTTP/1.1\r\nContent-Length: 0\r\nContent-Length: 3\r\n\r\n").hyper);
+        assert!(w(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").hyper);
+        assert!(w(b"GET / HTTP/1.1\r\nUpgrade: h2c\r\nConnection: upgrade\r\n\r\n").hyper);
+        assert!(w(b"GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n").hyper);
+        assert!(!w(b"GET / HTTP/1.1\r\n\r\n").close);
+        assert!(w(b"GET / HTTP/1.1\r\nConnection: keep-alive, Close\r\n\r\n").close);
+        assert!(w(b"GET / HTTP/1.0\r\n\r\n").close);
+        assert!(!w(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").close);
+    }
+}
+
+#[cfg(test)]
+mod writes {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// What `write_response` puts on the wire for a body of unknown length, and whether it
+    /// closes after.
+    async fn wire(version: Version) -> (String, bool) {
+        let frames = futures::stream::iter([Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(b"hello "))), Ok(http_body::Frame::data(Bytes::from_static(b"world")))]);
+        let res = Response::new(http_body_util::StreamBody::new(frames));
+        let (mut a, mut b) = tokio::io::duplex(1 << 16);
+        let close = write_response(&mut a, res, version, false, false).await.unwrap();
+        drop(a);
+        let mut out = String::new();
+        b.read_to_string(&mut out).await.unwrap();
+        (out, close)
+    }
+
+    #[tokio::test]
+    async fn bodies_of_unknown_length_are_chunked_or_end_with_the_connection() {
+        let (out, close) = wire(Version::HTTP_11).await;
+        assert!(!close);
+        assert!(out.starts_with("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ndate: "), "{out}");
+        assert!(out.ends_with("\r\n\r\n6\r\nhello \r\n5\r\nworld\r\n0\r\n\r\n"), "{out}");
+        let (out, close) = wire(Version::HTTP_10).await;
+        assert!(close, "HTTP/1.0 has no chunks: the end of the connection ends the body");
+        assert!(!out.contains("transfer-encoding") && out.ends_with("\r\n\r\nhello world"), "{out}");
+    }
+}
