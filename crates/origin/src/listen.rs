@@ -381,13 +381,17 @@ struct Watchdog {
     history: std::collections::VecDeque<(u64, u64)>,
     /// When a graceful shutdown of this connection was started (drain or idle).
     closing: Option<Instant>,
+    /// `ConnState::requests` at the last tick, and since when (ms) no request has been under
+    /// way: idleness is seen at tick granularity, at most a tick after the last response.
+    requests: u64,
+    quiet_since: u64,
 }
 
 impl Watchdog {
     fn new(limits: &Limits) -> Self {
         let mut tick = tokio::time::interval(limits.tick());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Watchdog { tick, window: limits.write_timeout.as_millis() as u64, history: std::collections::VecDeque::from([(0, 0)]), closing: None }
+        Watchdog { tick, window: limits.write_timeout.as_millis() as u64, history: std::collections::VecDeque::from([(0, 0)]), closing: None, requests: 0, quiet_since: 0 }
     }
 
     fn check(&mut self, state: &ConnState, limits: &Limits, server: &AppState, draining: bool) -> Check {
@@ -409,8 +413,14 @@ impl Watchdog {
             server.metrics.limit_hit("header_read_timeout");
             return Check::Cut;
         }
+        let requests = state.requests.load(Ordering::Acquire);
+        if state.active.load(Ordering::Acquire) > 0 || requests != self.requests {
+            self.requests = requests;
+            self.quiet_since = now;
+        }
+        let idle = Duration::from_millis(now.saturating_sub(self.quiet_since));
         match self.closing {
-            None if state.idle_for(now) >= limits.idle_timeout => {
+            None if idle >= limits.idle_timeout => {
                 server.metrics.limit_hit("idle_timeout");
                 Check::Close
             }
@@ -468,8 +478,9 @@ pub(crate) struct ConnState {
     epoch: Instant,
     /// Requests whose response has not been fully handed to hyper (or dropped).
     active: AtomicUsize,
-    /// When `active` last became 0.
-    idle_since: AtomicU64,
+    /// Requests begun so far: the watchdog tells idleness from this count and `active`, so no
+    /// request reads the clock for it.
+    requests: AtomicU64,
     /// 1 + when a socket write started to be refused (`Pending`); 0 while writes go through.
     write_blocked_since: AtomicU64,
     /// Response bodies in progress, each with the time it last handed out a chunk.
@@ -490,7 +501,7 @@ impl ConnState {
         ConnState {
             epoch: Instant::now(),
             active: AtomicUsize::new(0),
-            idle_since: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
             write_blocked_since: AtomicU64::new(0),
             bodies: Mutex::new(Vec::new()),
             held: Arc::new(AtomicU64::new(0)),
@@ -521,13 +532,6 @@ impl ConnState {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn idle_for(&self, now: u64) -> Duration {
-        if self.active.load(Ordering::Acquire) > 0 {
-            return Duration::ZERO;
-        }
-        Duration::from_millis(now.saturating_sub(self.idle_since.load(Ordering::Acquire)))
-    }
-
     /// Why the connection should be cut, if a write or a response has made no progress for
     /// `limit`. `recent`: bytes the connection wrote over the last `limit`, if it is that old.
     fn stalled(&self, now: u64, limit: Duration, recent: Option<u64>) -> Option<&'static str> {
@@ -555,6 +559,7 @@ struct Active(Arc<ConnState>);
 
 impl Active {
     fn new(state: Arc<ConnState>) -> Self {
+        state.requests.fetch_add(1, Ordering::AcqRel);
         state.active.fetch_add(1, Ordering::AcqRel);
         Active(state)
     }
@@ -562,9 +567,6 @@ impl Active {
 
 impl Drop for Active {
     fn drop(&mut self) {
-        // Order matters: the watchdog reads `active` first, so `idle_since` must be fresh
-        // before the count can reach 0.
-        self.0.idle_since.store(self.0.now(), Ordering::Release);
         self.0.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -594,12 +596,13 @@ impl Guarded {
     /// largest body frame to hand out at once.
     pub(crate) async fn respond(&self, req: Request<Body>, has_body: bool, piece: usize) -> Response<WatchedBody> {
         let active = Active::new(self.state.clone());
-        let fut = crate::server::serve_request(self.server.clone(), req, self.peer);
         let server = &self.server;
         let state = &self.state;
         let limits = &self.limits;
+        // The handler's future is made where it is awaited: kept in a variable first, it
+        // would be copied once more (it is kilobytes) for every request.
         let res = if has_body {
-            match tokio::time::timeout(limits.request_timeout, fut).await {
+            match tokio::time::timeout(limits.request_timeout, crate::server::serve_request(server.clone(), req, self.peer)).await {
                 Ok(r) => r,
                 Err(_) => {
                     server.metrics.limit_hit("request_timeout");
@@ -612,7 +615,7 @@ impl Guarded {
                 }
             }
         } else {
-            fut.await
+            crate::server::serve_request(server.clone(), req, self.peer).await
         };
         use http_body::Body as _;
         let size = res.body().size_hint().exact().unwrap_or_else(|| res.body().size_hint().lower());
@@ -694,7 +697,11 @@ pub struct WatchedBody {
     /// The rest of a data frame larger than `piece`.
     rest: Bytes,
     piece: usize,
-    clock: Arc<AtomicU64>,
+    /// When the body last handed out a piece, registered with the watchdog; only for bodies
+    /// that can stall without blocking the socket: HTTP/2 streams (flow control) and bodies
+    /// produced while they are sent (a storage stream). An HTTP/1 body already in memory is
+    /// written at once, and a blocked write is what the watchdog sees then.
+    clock: Option<Arc<AtomicU64>>,
     state: Arc<ConnState>,
     _active: Active,
     /// Dropped with the body, after `inner` and `rest` (fields drop in order).
@@ -703,21 +710,30 @@ pub struct WatchedBody {
 
 impl WatchedBody {
     fn new(inner: Body, active: Active, state: &Arc<ConnState>, reserved: Reserved, piece: usize) -> Self {
-        let clock = Arc::new(AtomicU64::new(state.now()));
-        state.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(clock.clone());
+        use http_body::Body as _;
+        let watched = piece != usize::MAX || inner.size_hint().exact().is_none();
+        let clock = watched.then(|| {
+            let clock = Arc::new(AtomicU64::new(state.now()));
+            state.bodies.lock().unwrap_or_else(|e| e.into_inner()).push(clock.clone());
+            clock
+        });
         WatchedBody { inner, rest: Bytes::new(), piece, clock, state: state.clone(), _active: active, _reserved: reserved }
     }
 
     fn piece(&mut self) -> Bytes {
         let n = self.rest.len().min(self.piece);
-        self.clock.store(self.state.now(), Ordering::Release);
+        if let Some(clock) = &self.clock {
+            clock.store(self.state.now(), Ordering::Release);
+        }
         self.rest.split_to(n)
     }
 }
 
 impl Drop for WatchedBody {
     fn drop(&mut self) {
-        self.state.bodies.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| !Arc::ptr_eq(c, &self.clock));
+        if let Some(clock) = &self.clock {
+            self.state.bodies.lock().unwrap_or_else(|e| e.into_inner()).retain(|c| !Arc::ptr_eq(c, clock));
+        }
     }
 }
 
