@@ -91,33 +91,19 @@ where
 {
     let state = svc.conn_state();
     loop {
-        // The request head. `seen`: bytes of `buf` known not to end a head, so a head that
-        // trickles in a byte at a time is parsed again only when a line ends, not per byte
-        // (at most `MAX_HEADERS` + 2 parses before it completes or is refused).
+        // The request head.
         let mut seen = 0;
         let head = loop {
             if buf.len() > seen {
-                let n = buf.len().min(H2_PREFACE.len());
-                if n >= 4 && buf[..n] == H2_PREFACE[..n] {
-                    // The HTTP/2 preface (or enough of it): hyper reads the rest and serves it.
-                    return Ok(Next::Hyper);
-                }
-                let parsed = if buf[seen..].contains(&b'\n') {
-                    parse(buf, max_head)
-                } else if buf.len() >= max_head {
-                    Parsed::Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-                } else {
-                    Parsed::Partial
-                };
-                match parsed {
-                    Parsed::Complete(h) => break h,
-                    Parsed::Refuse(status) => {
+                match step(buf, &mut seen, max_head) {
+                    Step::Head(h) => break h,
+                    Step::Hyper => return Ok(Next::Hyper),
+                    Step::Refuse(status) => {
                         refuse(io, svc, status).await?;
                         return Ok(Next::Close);
                     }
-                    Parsed::Partial => seen = buf.len(),
+                    Step::More => state.head_started(),
                 }
-                state.head_started();
             } else if buf.is_empty() && state.closing.load(Ordering::Acquire) {
                 return Ok(Next::Close);
             }
@@ -150,6 +136,46 @@ where
         let closed = write_response(io, res, version, is_head, close).await?;
         if closed {
             return Ok(Next::Close);
+        }
+    }
+}
+
+/// What the bytes read so far make of the next request.
+enum Step {
+    /// A whole head (taken out of the buffer).
+    Head(Head),
+    /// The HTTP/2 preface (or enough of it): hyper reads the rest and serves the connection.
+    Hyper,
+    /// Answer this and close.
+    Refuse(StatusCode),
+    /// Read more.
+    More,
+}
+
+/// Looks at `buf` after a read. `seen`: bytes of `buf` known not to end a head, so a head that
+/// trickles in a byte at a time is parsed again only when a line ends, not per byte (at most
+/// `MAX_HEADERS` + 2 parses before it completes or is refused).
+fn step(buf: &mut BytesMut, seen: &mut usize, max_head: usize) -> Step {
+    let n = buf.len().min(H2_PREFACE.len());
+    if n >= 4 && buf[..n] == H2_PREFACE[..n] {
+        return Step::Hyper;
+    }
+    let parsed = if buf[(*seen).min(buf.len())..].contains(&b'\n') {
+        parse(buf, max_head)
+    } else if buf.len() >= max_head {
+        Parsed::Refuse(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    } else {
+        Parsed::Partial
+    };
+    match parsed {
+        Parsed::Complete(h) => {
+            *seen = 0;
+            Step::Head(h)
+        }
+        Parsed::Refuse(status) => Step::Refuse(status),
+        Parsed::Partial => {
+            *seen = buf.len();
+            Step::More
         }
     }
 }
@@ -376,6 +402,59 @@ fn date(f: impl FnOnce(&[u8])) {
         }
         f(c.1.as_bytes())
     })
+}
+
+/// Feeds arbitrary bytes to the head reader in pieces (the first byte picks their size) and
+/// checks it against one parse of the whole input (fuzz entry point:
+/// `fuzz/fuzz_targets/http1.rs`, replayed by `tests/fuzz_replay.rs`): never a panic; a head
+/// found in pieces is the head found whole, and what follows it stays in the buffer; a head is
+/// never longer than the limit nor has more than `MAX_HEADERS` lines; a refusal in pieces is a
+/// refusal whole.
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    let Some((&piece, data)) = data.split_first() else { return };
+    let piece = usize::from(piece % 64) + 1;
+    for max_head in [64, 1024] {
+        let mut whole = BytesMut::from(data);
+        let once = step(&mut whole, &mut 0, max_head);
+        let mut buf = BytesMut::new();
+        let mut seen = 0;
+        let mut fed = 0;
+        let found = loop {
+            if fed == data.len() {
+                break Step::More;
+            }
+            let end = (fed + piece).min(data.len());
+            buf.extend_from_slice(&data[fed..end]);
+            fed = end;
+            match step(&mut buf, &mut seen, max_head) {
+                Step::More => continue,
+                other => break other,
+            }
+        };
+        if let Step::More = found {
+            assert!(buf.len() < max_head, "an undecided head is held only under the limit");
+        }
+        match (&found, &once) {
+            (Step::Head(a), Step::Head(b)) => {
+                assert_eq!(a.raw, b.raw, "the same head in pieces and whole");
+                assert!(a.raw.len() <= max_head && a.headers.len() <= MAX_HEADERS);
+                assert_eq!((&a.method, &a.uri, a.version, &a.headers), (&b.method, &b.uri, b.version, &b.headers));
+                assert_eq!([&a.raw[..], &buf[..]].concat(), data[..fed], "nothing lost or added");
+                assert_eq!(&whole[..], &data[a.raw.len()..]);
+            }
+            // A 431 in pieces can come from the length alone before the line that the whole
+            // input refuses for another reason.
+            (Step::Refuse(a), Step::Refuse(b)) => assert!(a == b || *a == StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "{a} in pieces, {b} whole"),
+            (Step::Hyper, Step::Hyper) | (Step::More, Step::More) => {}
+            // Four bytes of the HTTP/2 preface are enough to hand over; hyper tells the rest.
+            (Step::Hyper, _) if data.starts_with(b"PRI ") => {}
+            // Pieces wait for a line's end before they parse again: bytes after the last one
+            // that the whole input refuses may still be waiting in pieces (bounded below).
+            (Step::More, Step::Refuse(_)) => {}
+            _ => panic!("pieces and whole disagree on {data:?}"),
+        }
+    }
 }
 
 #[cfg(test)]

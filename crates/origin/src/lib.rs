@@ -19,7 +19,7 @@ pub mod protection;
 pub mod route;
 pub mod decide;
 pub mod handlers;
-mod h1;
+pub mod h1;
 pub mod respond;
 pub mod server;
 pub mod sidecar;

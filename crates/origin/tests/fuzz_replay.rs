@@ -26,3 +26,38 @@ proptest! {
         fuzz_one(format!("/{}\n{range}", parts.join("/")).as_bytes());
     }
 }
+
+#[test]
+fn http1_seeds_and_regressions_do_not_panic() {
+    sealcast_testkit::replay_fuzz_inputs("http1", sealcast_origin::h1::fuzz_one);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+    /// Request heads made of HTTP's own pieces (and some that are not), read in pieces of
+    /// every size and whole.
+    #[test]
+    fn head_shaped_inputs_read_alike_in_pieces_and_whole(
+        piece in any::<u8>(),
+        method in prop_oneof![Just("GET".to_string()), Just("HEAD".to_string()), Just("POST".to_string()), Just("PRI".to_string()), Just("G T".to_string()), "[A-Z]{1,7}"],
+        target in prop_oneof![Just("/demo/manifest.mpd".to_string()), Just("*".to_string()), Just("http://h/a?b".to_string()), "/[ -~]{0,30}"],
+        version in prop_oneof![Just("HTTP/1.1".to_string()), Just("HTTP/1.0".to_string()), Just("HTTP/2.0".to_string()), "HTTP/[0-9x.]{1,4}"],
+        headers in proptest::collection::vec(("[a-zA-Z-]{1,16}|Content-Length|Connection|Transfer-Encoding|Expect", "[ -~]{0,24}|0|close|keep-alive"), 0..8),
+        eol in prop_oneof![Just("\r\n".to_string()), Just("\n".to_string())],
+        rest in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let mut head = format!("{method} {target} {version}{eol}");
+        for (k, v) in headers {
+            head += &format!("{k}: {v}{eol}");
+        }
+        head += &eol;
+        let input = [&[piece][..], head.as_bytes(), &rest].concat();
+        sealcast_origin::h1::fuzz_one(&input);
+    }
+
+    /// Anything at all.
+    #[test]
+    fn any_bytes_read_alike_in_pieces_and_whole(data in proptest::collection::vec(any::<u8>(), 0..300)) {
+        sealcast_origin::h1::fuzz_one(&data);
+    }
+}
