@@ -29,6 +29,8 @@ use moka::sync::Cache;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt};
 
+#[cfg(target_os = "linux")]
+mod cached;
 mod confine;
 pub mod crypt;
 mod flight;
@@ -134,6 +136,9 @@ pub struct Store {
     /// the load benchmark showed to be ~40 % of a segment's CPU. Listing and metadata still go
     /// through `object_store`.
     local_root: Option<Arc<std::path::PathBuf>>,
+    /// The root as a directory descriptor, for reads that never block (`cached.rs`).
+    #[cfg(target_os = "linux")]
+    local_dir: Option<Arc<std::os::fd::OwnedFd>>,
     /// Local files mapped into memory, when [`LocalRead::Mmap`] is chosen.
     maps: Option<Arc<mmap::MapCache>>,
     counters: Arc<Counters>,
@@ -317,6 +322,9 @@ pub struct Counters {
     /// Reads refused because the object changed since it was indexed (HTTP 412 from a remote
     /// store, a local file of another size or time).
     pub changed: AtomicU64,
+    /// Local reads done on the calling thread without blocking, whole or in part (path and
+    /// bytes in the kernel's caches; `cached.rs`).
+    pub nonblocking_reads: AtomicU64,
 }
 
 impl Store {
@@ -330,7 +338,13 @@ impl Store {
         let fs = object_store::local::LocalFileSystem::new_with_prefix(root).map_err(Error::from)?;
         let root = root.canonicalize().map_err(|e| Error::Unavailable(format!("storage root {}: {e}", root.display())))?;
         let maps = (mode == LocalRead::Mmap).then(|| Arc::new(mmap::MapCache::new(1024)));
-        Ok(Store { local_root: Some(Arc::new(root)), maps, ..Store::new(Arc::new(fs)) })
+        let mut store = Store { local_root: Some(Arc::new(root.clone())), maps, ..Store::new(Arc::new(fs)) };
+        // Without it (an odd file system) every local read takes the blocking path.
+        #[cfg(target_os = "linux")]
+        {
+            store.local_dir = rustix::fs::open(&root, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty()).ok().map(Arc::new);
+        }
+        Ok(store)
     }
 
     /// A store over any `object_store` backend.
@@ -338,6 +352,8 @@ impl Store {
         Store {
             inner,
             local_root: None,
+            #[cfg(target_os = "linux")]
+            local_dir: None,
             maps: None,
             counters: Arc::new(Counters::default()),
             encrypted: Arc::default(),
@@ -636,7 +652,7 @@ impl Store {
         let b = match (self.route(path), &self.local_root, &self.maps) {
             (Some((r, inner)), _, _) => r.guard.run(path, get_range(r.store.as_ref(), inner, range, if_match)).await?,
             (None, Some(root), Some(maps)) => maps.read(root, path, range, local).await?,
-            (None, Some(root), None) => read_local(root.clone(), path, range, local).await?,
+            (None, Some(root), None) => read_local(root.clone(), self.local_dir(), &self.counters, path, range, local).await?,
             (None, None, _) => get_range(self.inner.as_ref(), path.to_string(), range, if_match).await?,
         };
         self.counters.bytes_read.fetch_add(b.len() as u64, Ordering::Relaxed);
@@ -794,12 +810,32 @@ async fn get_range(store: &dyn ObjectStore, path: String, range: Range<u64>, if_
     store.get_opts(&Path::from(path), opts).await?.bytes().await
 }
 
-/// One blocking-pool trip: open, seek, read into uninitialised capacity (no zero-fill).
+/// The storage root as a directory descriptor (Linux: reads that never block, `cached.rs`).
+#[cfg(target_os = "linux")]
+type LocalDir = std::os::fd::OwnedFd;
+#[cfg(not(target_os = "linux"))]
+type LocalDir = ();
+
+impl Store {
+    #[cfg(target_os = "linux")]
+    fn local_dir(&self) -> Option<&LocalDir> {
+        self.local_dir.as_deref()
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn local_dir(&self) -> Option<&LocalDir> {
+        None
+    }
+}
+
+/// First tried without blocking on the calling thread (`cached.rs`: path and bytes cached by
+/// the kernel), then, for what that could not read, one blocking-pool trip: open, seek, read
+/// into uninitialised capacity (no zero-fill).
 /// `path` was validated by [`AssetPath`] (plain segments), so joining cannot leave `root` by
 /// name, and [`confine::open`] refuses a symlink that leads out of it.
 /// With `version`, the open file must be that version (checked on the open descriptor, so a
 /// file replaced by rename after the check is still read whole from the checked one).
-async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>, version: Option<LocalVersion>) -> Result<Bytes> {
+async fn read_local(root: Arc<std::path::PathBuf>, dir: Option<&LocalDir>, counters: &Counters, path: &str, range: Range<u64>, version: Option<LocalVersion>) -> Result<Bytes> {
     use std::io::{Read, Seek, SeekFrom};
     let rel = path.to_string();
     // The buffer is allocated here, on the calling (runtime worker) thread, not in the
@@ -809,6 +845,32 @@ async fn read_local(root: Arc<std::path::PathBuf>, path: &str, range: Range<u64>
     let cap = usize::try_from(len).map_err(|_| Error::Unavailable("range too large".into()))?;
     let mut v: Vec<u8> = Vec::new();
     v.try_reserve_exact(cap).map_err(|_| Error::Unavailable(format!("cannot allocate {len} bytes")))?;
+    // First without blocking, on this thread: done when the path and the bytes are cached.
+    #[cfg(target_os = "linux")]
+    let rest = match dir.map(|d| cached::read(d, path, range.start, len, version, &mut v)) {
+        Some(cached::Cached::Done) => {
+            counters.nonblocking_reads.fetch_add(1, Ordering::Relaxed);
+            return Ok(Bytes::from(v));
+        }
+        Some(cached::Cached::Rest(f)) => {
+            counters.nonblocking_reads.fetch_add(1, Ordering::Relaxed);
+            Some(f)
+        }
+        Some(cached::Cached::No) | None => None,
+    };
+    #[cfg(not(target_os = "linux"))]
+    let rest: Option<std::fs::File> = dir.and(None).filter(|_| counters.nonblocking_reads.load(Ordering::Relaxed) > 0);
+    if let Some(f) = rest {
+        // The checked file, opened already: the blocking pool reads what was not cached.
+        let got = v.len() as u64;
+        return tokio::task::spawn_blocking(move || {
+            (&f).seek(SeekFrom::Start(range.start + got)).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+            (&f).take(len - got).read_to_end(&mut v).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+            Ok(Bytes::from(v))
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))?;
+    }
     tokio::task::spawn_blocking(move || {
         let mut f = confine::open(&root, &rel)?;
         if let Some(v) = version {

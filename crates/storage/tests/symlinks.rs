@@ -91,3 +91,36 @@ async fn a_root_reached_through_a_symlink_still_serves_its_files() {
         assert!(matches!(s.read_range("a/sibling.mp4", 0..1).await, Err(Error::NotFound(_))), "{mode:?}");
     }
 }
+
+/// Local reads first try the kernel's caches without blocking (Linux: `openat2` with
+/// `RESOLVE_BENEATH | RESOLVE_CACHED`, `preadv2` with `RWF_NOWAIT`): they take only files the
+/// kernel resolves below the root, and leave everything else to the blocking path, whose checks
+/// decide as before.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn nonblocking_reads_take_only_what_resolves_below_the_root() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let tmp = TempDir::new("nonblocking");
+    let root = layout(&tmp.0);
+    let s = Store::local(&root).unwrap();
+    let fast = || s.counters().nonblocking_reads.load(Relaxed);
+    // Just written: path and bytes are in the kernel's caches.
+    assert_eq!(&s.read_range("a/inside.mp4", 0..6).await.unwrap()[..], b"inside");
+    assert_eq!(fast(), 1, "a cached file is read without the blocking pool");
+    assert_eq!(&s.read_range("alias/inside.mp4", 7..12).await.unwrap()[..], b"bytes");
+    assert_eq!(fast(), 2, "a relative folder link inside the root resolves below it");
+    // An absolute link, even into the root, is refused by RESOLVE_BENEATH: the blocking path
+    // serves it after its own check.
+    assert_eq!(&s.read_range("a/link_in.mp4", 0..6).await.unwrap()[..], b"inside");
+    assert_eq!(fast(), 2);
+    for p in OUTSIDE {
+        assert!(matches!(s.read_range(p, 0..6).await, Err(Error::NotFound(_))), "{p}");
+    }
+    assert_eq!(fast(), 2, "no link out of the root is read by the fast path");
+    // Past the end: a short read, reported as such, whichever path reads it.
+    assert!(matches!(s.read_range("a/inside.mp4", 6..20).await, Err(Error::ShortRead { .. })));
+    // A version that is not the file's: the blocking path reports the change.
+    let info = s.head("a/inside.mp4").await.unwrap();
+    std::fs::write(root.join("a/inside.mp4"), b"INSIDE-BYTES-LONGER").unwrap();
+    assert!(matches!(s.read_version(&info, 0..6).await, Err(Error::Changed(_))));
+}
