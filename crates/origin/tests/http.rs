@@ -36,6 +36,17 @@ async fn get(st: &Arc<AppState>, uri: &str) -> (StatusCode, http::HeaderMap, Vec
     call(st, Method::GET, uri, &[]).await
 }
 
+/// `server::run` over `st` on a real socket: its address, the sender that stops it, its task.
+async fn listening(st: Arc<AppState>) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<std::io::Result<()>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let srv = tokio::spawn(sealcast_origin::server::run(l, st, async {
+        let _ = rx.await;
+    }));
+    (addr, tx, srv)
+}
+
 #[tokio::test]
 async fn manifests_have_types_caching_and_stable_bytes() {
     let (st, _) = fixtures();
@@ -166,12 +177,7 @@ async fn changed_file_is_reindexed() {
 async fn real_socket_keep_alive_and_h2c() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (st, _) = fixtures();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let srv = tokio::spawn(sealcast_origin::server::run(l, st, async {
-        let _ = rx.await;
-    }));
+    let (addr, tx, srv) = listening(st).await;
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     // Two requests on one HTTP/1.1 connection.
     s.write_all(b"GET /demo/master.m3u8 HTTP/1.1\r\nHost: x\r\n\r\nHEAD /demo/manifest.mpd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
@@ -198,12 +204,7 @@ async fn listener_and_router_answer_alike() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // One state each: a state remembers (a missing asset, say), and both must start alike.
     let ((st, _), (served, _)) = (fixtures(), fixtures());
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let srv = tokio::spawn(sealcast_origin::server::run(l, served, async {
-        let _ = rx.await;
-    }));
+    let (addr, tx, srv) = listening(served).await;
     let (_, h, _) = call(&st, Method::GET, "/demo/manifest.mpd", &[]).await;
     let etag = h[header::ETAG].to_str().unwrap().to_string();
     let cases: Vec<(Method, &str, Vec<(&str, &str)>)> = vec![
@@ -711,12 +712,7 @@ async fn read_response(s: &mut tokio::net::TcpStream, rest: &mut Vec<u8>) -> Opt
 async fn http1_connections_pipeline_hand_over_bodies_and_refuse_bad_heads() {
     use tokio::io::AsyncWriteExt;
     let (st, _) = fixtures();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let srv = tokio::spawn(sealcast_origin::server::run(l, st.clone(), async {
-        let _ = rx.await;
-    }));
+    let (addr, tx, srv) = listening(st.clone()).await;
     let header = |h: &[(String, String)], k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let (_, _, mpd) = get(&st, "/demo/manifest.mpd").await;
 
