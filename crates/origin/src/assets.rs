@@ -118,18 +118,6 @@ impl Loaded {
     }
 }
 
-/// What a segment handler does with the source bytes it reads ([`Assets::read_source`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceUse {
-    /// Sent as they are, or copied into a new output (clear segments, MPEG-TS, whole-segment
-    /// AES-128 over fMP4).
-    Send,
-    /// Encrypted for the response (`cenc`, `cbcs`, PIFF): where they lie when the buffer is
-    /// the request's own (a local fragment the cache would not keep), else out of place from
-    /// the cached fragment ([`Store::read_fragment_to_encrypt`]).
-    EncryptInPlace,
-}
-
 /// The asset and index caches over one store.
 pub struct Assets {
     store: Store,
@@ -362,16 +350,11 @@ impl Assets {
     /// [`ApiError::SourceChanged`] comes back: the caller retries once against the fresh
     /// index, and a second change answers 503.
     ///
-    /// `usage` says whether the bytes are read as they are or encrypted in place for the
-    /// response ([`Store::read_fragment_to_encrypt`]: a cold local fragment then comes in the
-    /// request's own buffer, for the cipher to work where it lies).
-    pub async fn read_source(&self, loaded: &Loaded, file: &str, range: std::ops::Range<u64>, usage: SourceUse) -> Result<Bytes, ApiError> {
+    /// A cold fragment the cache does not take comes in the request's own buffer, for an
+    /// encryptor to work where it lies ([`Store::read_fragment`]).
+    pub async fn read_source(&self, loaded: &Loaded, file: &str, range: std::ops::Range<u64>) -> Result<Bytes, ApiError> {
         let info = loaded.files.get(file).ok_or_else(|| ApiError::NotFound(loaded.file_path(file)))?;
-        let read = match usage {
-            SourceUse::Send => self.store.read_fragment(info, range).await,
-            SourceUse::EncryptInPlace => self.store.read_fragment_to_encrypt(info, range).await,
-        };
-        match read {
+        match self.store.read_fragment(info, range).await {
             Ok(b) => Ok(b),
             Err(sealcast_storage::Error::Changed(path)) => {
                 tracing::info!(path = %path, "source changed since it was indexed; indexing again");
@@ -390,14 +373,13 @@ impl Assets {
     /// [`sealcast_package::AssetTrack::source_reads`], inside `span`): one read is the buffer
     /// itself; several run concurrently and are placed at their offsets in a buffer covering
     /// the span (see [`sealcast_package::progressive::assemble`]).
-    /// Pieces are read as [`SourceUse::Send`]: the buffer they are placed in is new anyway.
-    pub async fn read_segment_source(&self, loaded: &Loaded, file: &str, span: std::ops::Range<u64>, reads: &[std::ops::Range<u64>], usage: SourceUse) -> Result<Bytes, ApiError> {
+    pub async fn read_segment_source(&self, loaded: &Loaded, file: &str, span: std::ops::Range<u64>, reads: &[std::ops::Range<u64>]) -> Result<Bytes, ApiError> {
         if let [only] = reads {
             if *only == span {
-                return self.read_source(loaded, file, span, usage).await;
+                return self.read_source(loaded, file, span).await;
             }
         }
-        let pieces = futures::future::try_join_all(reads.iter().map(|r| async move { self.read_source(loaded, file, r.clone(), SourceUse::Send).await.map(|b| (r.start, b)) })).await?;
+        let pieces = futures::future::try_join_all(reads.iter().map(|r| async move { self.read_source(loaded, file, r.clone()).await.map(|b| (r.start, b)) })).await?;
         sealcast_package::progressive::assemble(span, pieces).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("{file}: {e}") })
     }
 

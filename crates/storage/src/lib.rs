@@ -151,8 +151,8 @@ pub struct Store {
     /// Hot source fragments (clear bytes, before any output encryption), by object version
     /// and range; `None` when disabled.
     fragments: Option<Cache<FragmentKey, Bytes>>,
-    /// Local clear fragments read to encrypt that missed the cache recently (see
-    /// [`Store::read_fragment_to_encrypt`]); with `fragments`.
+    /// Local clear fragments that missed the cache recently (see
+    /// [`Store::read_fragment`]); with `fragments`.
     missed: Option<Arc<std::sync::Mutex<Missed>>>,
     /// Told of every storage operation (the origin's metrics); `None`: nobody listens.
     observer: Option<Arc<dyn Observer>>,
@@ -226,18 +226,25 @@ enum Admit {
     Repeated,
 }
 
-/// The fragments (keys only) that missed the cache when read to encrypt, newest last, until
-/// as many bytes of later such misses as the cache holds have gone by: a fragment asked for
-/// again within that window is one the cache could have kept, and it goes into the cache
-/// ([`Store::read_fragment_to_encrypt`]). Written here: a doorkeeper with a byte-sized window
-/// is a few lines, and moka's own admission decides only after the read and the insert.
+/// The fragments (keys only) of local clear files that missed the cache, each with where in
+/// the stream of such reads (their bytes so far, hits included) it missed, until as many
+/// bytes as the cache holds have been read after it: a fragment asked for again within that
+/// window came back sooner than a least-recently-used cache of that size would have dropped
+/// it, so it goes into the cache ([`Store::read_fragment`]). Hits count: a window
+/// counted in misses alone widens as the hit rate grows, until fragments that come back only
+/// after more than the cache holds are admitted, each pushing out one that would have hit
+/// (cenc over 484 MB of segments and a 256 MB cache: a third of the reads hit, yet a fifth of
+/// them evicted something, and the run was 15-20 % slower than with no hits at all). Written
+/// here: a doorkeeper with a byte-sized window is a few lines, and moka's own admission
+/// decides only after the read and the insert.
 struct Missed {
-    /// Key to the generation of its newest entry in `order`.
+    /// Key to the position of its newest miss.
     keys: HashMap<FragmentKey, u64>,
-    order: std::collections::VecDeque<(FragmentKey, u64, u64)>,
-    bytes: u64,
+    /// Misses (key, position), oldest first; a key's older entries are stale.
+    order: std::collections::VecDeque<(FragmentKey, u64)>,
+    /// Bytes of such reads so far, hits and misses.
+    read: u64,
     window: u64,
-    generation: u64,
 }
 
 /// At most this many fragments are remembered, whatever their size.
@@ -245,32 +252,51 @@ const MISSED_MAX: usize = 1 << 16;
 
 impl Missed {
     fn new(window: u64) -> Self {
-        Missed { keys: HashMap::new(), order: Default::default(), bytes: 0, window, generation: 0 }
+        Missed { keys: HashMap::new(), order: Default::default(), read: 0, window }
+    }
+
+    /// A read of `len` bytes that is not a doorkeeper miss (a hit, or a fragment cached anyway).
+    fn pass(&mut self, len: u64) {
+        self.read = self.read.saturating_add(len);
     }
 
     /// Whether `key` missed within the window; if not, it is remembered as missed now.
     fn again(&mut self, key: &FragmentKey) -> bool {
-        if self.keys.remove(key).is_some() {
-            return true;
-        }
-        let len = key.2.saturating_sub(key.1);
-        self.generation += 1;
-        self.keys.insert(key.clone(), self.generation);
-        self.order.push_back((key.clone(), len, self.generation));
-        self.bytes += len;
-        while self.bytes > self.window || self.order.len() > MISSED_MAX {
-            let Some((k, n, g)) = self.order.pop_front() else { break };
-            self.bytes -= n;
-            if self.keys.get(&k) == Some(&g) {
+        let at = self.read;
+        self.pass(key.2.saturating_sub(key.1));
+        while let Some((_, p)) = self.order.front() {
+            if at - p <= self.window && self.order.len() < MISSED_MAX {
+                break;
+            }
+            let Some((k, p)) = self.order.pop_front() else { break };
+            if self.keys.get(&k) == Some(&p) {
                 self.keys.remove(&k);
             }
         }
+        if self.keys.remove(key).is_some() {
+            return true;
+        }
+        self.keys.insert(key.clone(), at);
+        self.order.push_back((key.clone(), at));
         false
     }
 }
 
 /// Bookkeeping per cached fragment besides its bytes (key, moka's entry), for the weigher.
 const FRAGMENT_OVERHEAD: u64 = 160;
+
+/// The fragment cache's weight of an entry for `key`.
+fn fragment_weight(key: &FragmentKey, len: u64) -> u32 {
+    (len + key.0.len() as u64 + FRAGMENT_OVERHEAD).min(u32::MAX as u64) as u32
+}
+
+/// Whether `cache` has room for the fragment `key` names and an eighth of its budget to spare.
+/// Moka settles its size lazily, so the size seen may be a little stale; its eviction and
+/// admission policy stay the judge either way.
+fn has_room(cache: &Cache<FragmentKey, Bytes>, key: &FragmentKey) -> bool {
+    let weight = u64::from(fragment_weight(key, key.2.saturating_sub(key.1)));
+    cache.policy().max_capacity().is_some_and(|max| cache.weighted_size().saturating_add(weight) <= max - max / 8)
+}
 
 /// A path prefix mapped to a backend; the backend holds paths without the prefix.
 #[derive(Clone)]
@@ -407,7 +433,7 @@ impl Store {
                         counters.fragment_evictions.fetch_add(1, Ordering::Relaxed);
                     }
                 })
-                .weigher(|k: &FragmentKey, v: &Bytes| (v.len() as u64 + k.0.len() as u64 + FRAGMENT_OVERHEAD).min(u32::MAX as u64) as u32)
+                .weigher(|k: &FragmentKey, v: &Bytes| fragment_weight(k, v.len() as u64))
                 .support_invalidation_closures()
                 .build()
         });
@@ -538,28 +564,25 @@ impl Store {
 
     /// [`Store::read_version`] through the hot fragment cache: a range read before (same
     /// object version, same bytes) is answered from memory, and concurrent misses of one
-    /// range make one storage read (local and remote stores alike), which fills the cache
-    /// before the waiters are released. Failures are not kept. Local files read by memory map
-    /// skip the cache: they are served from the page cache without a copy already.
-    pub async fn read_fragment(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
-        self.read_through_cache(object, range, Admit::Always).await
-    }
-
-    /// [`Store::read_fragment`] for a caller that will encrypt the bytes for its response: in
-    /// place when the buffer is its own, out of place from a shared one. A cached fragment is
-    /// shared as usual. Remote and storage-encrypted objects, whose misses cost a request or a
-    /// decryption, are cached as [`Store::read_fragment`] caches them.
+    /// range the cache takes make one storage read (local and remote stores alike), which
+    /// fills the cache before the waiters are released. Failures are not kept. Local files
+    /// read by memory map skip the cache: they are served from the page cache without a copy
+    /// already. A cached fragment is shared: a caller that encrypts it for its response does
+    /// so out of place; a buffer that is the caller's own it may encrypt in place.
     ///
-    /// A miss of a local file stored clear is read into the caller's own buffer, and cached
-    /// only if the same fragment missed before within as many bytes of such misses as the
-    /// cache holds (`Missed`). A fragment asked for again that soon is one the cache can keep:
-    /// from then on it is a hit, with no read. One that comes back later than that (a working
-    /// set larger than the cache, or a one-off) would only push others out before its next
-    /// use; it is read each time, one copy from the page cache, and encrypted where it lies.
-    /// Measured (benches/README.md): cenc over 480 MB of segments against a 256 MB cache went
-    /// from 1.80 to 2.0 GB per core-second with the buffer its own, and over 100 MB of
-    /// segments the cache hits stay (2.7–2.8).
-    pub async fn read_fragment_to_encrypt(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
+    /// Which misses the cache takes: every miss of remote and storage-encrypted objects
+    /// (theirs cost a request or a decryption). A miss of a local file stored clear is taken
+    /// while the cache is less than seven eighths full; after that, only if the same fragment
+    /// missed before within as many bytes of reads as the cache holds (`Missed`): a fragment
+    /// asked for again that soon is one the cache can keep, and from then on it is a hit with
+    /// no read. One that comes back later than that (a working set larger than the cache, or
+    /// a one-off) would only push out others before its next use; it is read each time into
+    /// the caller's own buffer, one copy from the page cache. Measured (benches/README.md,
+    /// 484 MB of segments against a 256 MB cache): taking every miss kept 41 % of reads as
+    /// hits but evicted an entry on almost every miss (fresh pages, faults and zeroing for each
+    /// new buffer); this keeps about as many hits with no evictions: clear DASH 2.9 to 3.7 GB
+    /// per core-second, clear TS 1.8 to 2.3, AES-128 TS 0.93 to 1.04, cenc 1.8-2.3 to 2.5-2.7.
+    pub async fn read_fragment(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
         let local_clear = self.local_root.is_some() && self.route(&object.path).is_none() && self.encrypted.get(&object.path).is_none();
         self.read_through_cache(object, range, if local_clear { Admit::Repeated } else { Admit::Always }).await
     }
@@ -579,13 +602,26 @@ impl Store {
             }
             b
         };
+        let missed = || self.missed.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(b) = hit() {
+            if let Admit::Repeated = admit {
+                missed().map(|mut m| m.pass(b.len() as u64));
+            }
             return Ok(b);
         }
         self.counters.fragment_misses.fetch_add(1, Ordering::Relaxed);
         let cache_miss = match admit {
             Admit::Always => true,
-            Admit::Repeated => self.missed.as_ref().is_some_and(|m| m.lock().unwrap_or_else(|e| e.into_inner()).again(&key)),
+            // While the cache is short of full, nothing is pushed out: keep the fragment (the
+            // eighth left free keeps evictions from reopening the door one entry at a time).
+            Admit::Repeated => missed().is_some_and(|mut m| {
+                if has_room(cache, &key) {
+                    m.pass(range.end - range.start);
+                    true
+                } else {
+                    m.again(&key)
+                }
+            }),
         };
         if !cache_miss {
             return self.read_version(object, range).await;
@@ -929,7 +965,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sealcast-frag-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("a")).unwrap();
         std::fs::write(dir.join("a/x.mp4"), vec![7u8; 4096]).unwrap();
-        let s = Store::local(&dir).unwrap().with_fragment_cache(1 << 20);
+        let s = Store::local(&dir).unwrap().with_fragment_cache(2000);
         let v1 = s.list_dir("a").await.unwrap().remove(0);
         let reads = || s.counters().range_reads.load(Ordering::Relaxed);
 
@@ -943,23 +979,25 @@ mod tests {
         assert!(hot.try_into_mut().is_err(), "a cached fragment must not be writable in place");
         assert!(s.counters().fragment_hits.load(Ordering::Relaxed) >= 1);
 
-        // To encrypt: a hot fragment is shared; a cold one is the caller's own and not cached.
-        assert!(s.read_fragment_to_encrypt(&v1, 100..1100).await.unwrap().try_into_mut().is_err());
-        assert_eq!(reads(), 1);
-        let own = s.read_fragment_to_encrypt(&v1, 0..100).await.unwrap();
+        // A cold one goes into the cache while it has room (weights: bytes + key + 160; the
+        // budget, 2,000, less an eighth), and is then a hit.
+        s.sync_fragment_cache();
+        assert!(s.read_fragment(&v1, 0..100).await.unwrap().try_into_mut().is_err(), "cached while the cache has room");
         assert_eq!(reads(), 2);
+        assert!(s.read_fragment(&v1, 0..100).await.unwrap().iter().all(|&x| x == 7));
+        assert_eq!(reads(), 2);
+        // Past seven eighths full, a cold fragment of a local file stored clear is the caller's
+        // own (an encryptor works in place) and not cached at its first miss; missed again
+        // while remembered, it is cached, and a hit from then on.
+        s.sync_fragment_cache();
+        let own = s.read_fragment(&v1, 1100..1400).await.unwrap();
+        assert_eq!(reads(), 3);
         assert!(own.iter().all(|&x| x == 7));
-        assert!(own.try_into_mut().is_ok(), "a cold fragment read to encrypt must be the caller's own");
-        s.read_fragment(&v1, 0..100).await.unwrap();
-        assert_eq!(reads(), 3, "a cold fragment read to encrypt is not cached at its first miss");
-        // Read to encrypt again while still remembered as missed: cached this time, so the
-        // next one is a hit.
-        assert!(s.read_fragment_to_encrypt(&v1, 200..300).await.unwrap().try_into_mut().is_ok());
+        assert!(own.try_into_mut().is_ok(), "a cold fragment the cache does not take must be the caller's own");
+        assert!(s.read_fragment(&v1, 1100..1400).await.unwrap().try_into_mut().is_err(), "cached at its second miss");
         assert_eq!(reads(), 4);
-        assert!(s.read_fragment_to_encrypt(&v1, 200..300).await.unwrap().try_into_mut().is_err());
-        assert_eq!(reads(), 5);
-        assert!(s.read_fragment_to_encrypt(&v1, 200..300).await.unwrap().try_into_mut().is_err());
-        assert_eq!(reads(), 5, "a fragment that came back within the window is now a hit");
+        s.read_fragment(&v1, 1100..1400).await.unwrap();
+        assert_eq!(reads(), 4, "a fragment that came back within the window is now a hit");
         let reads_before_failures = reads();
 
         // A failed read is not cached: the next one goes to storage again.
@@ -1067,7 +1105,7 @@ mod tests {
         for s in [100, 200, 300] {
             assert!(!m.again(&key(s)));
         }
-        assert!(!m.again(&key(0)), "pushed out by 300 bytes of later misses");
+        assert!(!m.again(&key(0)), "pushed out by 300 bytes of later reads");
         // Cycling over more than the window never admits anything.
         let mut m = Missed::new(300);
         for _ in 0..5 {
@@ -1075,7 +1113,14 @@ mod tests {
                 assert!(!m.again(&key(s)));
             }
         }
-        assert!(m.bytes <= 300 && m.keys.len() <= 3 && m.order.len() <= 3);
+        assert!(m.keys.len() <= 4 && m.order.len() <= 4);
+        // Hits count: a fragment that comes back after 300 bytes of hits is not admitted.
+        let mut m = Missed::new(300);
+        assert!(!m.again(&key(0)));
+        m.pass(300);
+        assert!(!m.again(&key(0)), "pushed out by 300 bytes of hits");
+        m.pass(200);
+        assert!(m.again(&key(0)), "back after 200 bytes of hits and its own 100");
         // An entry's stale position does not forget a newer miss of the same fragment.
         let mut m = Missed::new(200);
         assert!(!m.again(&key(0)));
@@ -1093,8 +1138,8 @@ mod tests {
         let v1 = s.head("vod/m/x.mp4").await.unwrap();
         assert!(v1.e_tag.is_some());
         assert_eq!(s.read_fragment(&v1, 0..10).await.unwrap()[..], [1u8; 10]);
-        // A remote fragment read to encrypt is cached all the same (its misses cost a request).
-        assert_eq!(s.read_fragment_to_encrypt(&v1, 20..30).await.unwrap()[..], [1u8; 10]);
+        // A remote fragment is cached at its first miss (each miss costs a request).
+        assert_eq!(s.read_fragment(&v1, 20..30).await.unwrap()[..], [1u8; 10]);
         let hits = s.counters().fragment_hits.load(Ordering::Relaxed);
         assert!(s.read_fragment(&v1, 20..30).await.unwrap().try_into_mut().is_err());
         assert_eq!(s.counters().fragment_hits.load(Ordering::Relaxed), hits + 1);

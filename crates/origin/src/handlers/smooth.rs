@@ -27,7 +27,7 @@ pub async fn fragment(ctx: &Ctx<'_>, loaded: &Loaded, stream: &str, bitrate: u32
     }
     let (start, end) = track.segment_range(seg).ok_or_else(|| ApiError::NotFound(format!("fragment {stream}={time}")))?;
     let reads = track.segment_reads(seg).ok_or_else(|| ApiError::NotFound(format!("fragment {stream}={time}")))?;
-    let data = ctx.st.assets.read_segment_source(loaded, &track.file, start..end, &reads, super::track::source_use(tc)).await?;
+    let data = ctx.st.assets.read_segment_source(loaded, &track.file, start..end, &reads).await?;
     let frags = fmp4::read_segment(track, seg, &data, start).map_err(|e| content(loaded, &track.file, e))?;
     let delay = smooth::delay(&loaded.asset, track);
     let body = match tc.and_then(|t| t.prot.as_ref()) {

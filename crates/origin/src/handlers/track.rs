@@ -3,11 +3,11 @@
 
 use bytes::Bytes;
 use sealcast_package::manifest::hls;
-use sealcast_package::protection::{Envelope, TrackPlan};
+use sealcast_package::protection::Envelope;
 use sealcast_package::{fmp4, protect, ts, AssetTrack, TrackKind};
 
 use super::{content, protection, Ctx, Reply, HLS_TYPE};
-use crate::assets::{Loaded, ManifestSlot, SourceUse};
+use crate::assets::{Loaded, ManifestSlot};
 use crate::decide::{track_allows, Served};
 use crate::error::ApiError;
 use crate::protection::Encryption;
@@ -184,7 +184,7 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
     }
     let (start, end) = track.segment_range(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
     let reads = track.segment_reads(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
-    let data = ctx.st.assets.read_segment_source(loaded, &track.file, start..end, &reads, source_use(tc)).await?;
+    let data = ctx.st.assets.read_segment_source(loaded, &track.file, start..end, &reads).await?;
     let frags = fmp4::read_segment(track, n - 1, &data, start).map_err(|e| content(loaded, &track.file, e))?;
     let parts = match tc {
         None => fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.parts,
@@ -201,15 +201,6 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
         },
     };
     Ok(Reply::Media { parts, content_type: mime(track), identity, modified: info.last_modified })
-}
-
-/// How an fMP4 segment's source is used: encrypted (`cenc`, `cbcs`, PIFF: in place when the
-/// buffer is the request's own) or read as it is (clear, AES-128 over fMP4).
-pub(super) fn source_use(tc: Option<&TrackPlan>) -> SourceUse {
-    match tc.and_then(|tc| tc.prot.as_ref().filter(|_| tc.envelope.is_none())) {
-        Some(_) => SourceUse::EncryptInPlace,
-        _ => SourceUse::Send,
-    }
 }
 
 /// The identity of TS segment `n` of track `ti`: its file's and, when audio is muxed in, the
@@ -258,11 +249,11 @@ async fn ts_segment(
         return Ok(None);
     }
     let assets = &ctx.st.assets;
-    let main = assets.read_segment_source(loaded, &track.file, plan.bytes.clone(), &plan.reads, SourceUse::Send);
+    let main = assets.read_segment_source(loaded, &track.file, plan.bytes.clone(), &plan.reads);
     let (main, audio) = match &plan.audio {
         Some(ap) => {
             let a = &asset.tracks[ap.track];
-            let (m, au) = tokio::join!(main, assets.read_segment_source(loaded, &a.file, ap.bytes.clone(), &ap.reads, SourceUse::Send));
+            let (m, au) = tokio::join!(main, assets.read_segment_source(loaded, &a.file, ap.bytes.clone(), &ap.reads));
             (m?, Some(au?))
         }
         None => (main.await?, None),
@@ -332,8 +323,7 @@ pub async fn iframe_segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize
         }
         _ => None,
     };
-    let usage = if container == Container::Ts { SourceUse::Send } else { source_use(tc) };
-    let data = ctx.st.assets.read_source(loaded, &track.file, start..end, usage).await?;
+    let data = ctx.st.assets.read_source(loaded, &track.file, start..end).await?;
     let aes = |e: sealcast_cenc::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") };
     let envelope = tc.and_then(|t| t.envelope.as_ref().map(|e| (t, e)));
     let parts = match container {
