@@ -627,6 +627,7 @@ pub struct CacheConfig {
     pub negative_ttl_ms: u64,
     /// Byte budget of hot source fragments (clear segment bytes as read from storage, before
     /// any output encryption), so a segment many players ask for is read once (0: no cache).
+    /// Which misses it takes: `sealcast_storage::Store::read_fragment`.
     pub fragment_bytes: u64,
 }
 
