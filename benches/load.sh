@@ -121,18 +121,22 @@ timeout 60 taskset -c "$SERVER_CORE" openssl speed -evp aes-128-cbc -seconds 3 -
   >"$work/openssl_cbc.txt" 2>&1 || die "openssl speed failed: $(tail -3 "$work/openssl_cbc.txt")"
 
 # --- server ----------------------------------------------------------------------------------
-# The served root: each content asset twice, as hard links (same inodes, so one page cache):
-# aN served clear, eN under a delivery policy with cenc for DASH and cbcs for HLS.
+# The served root: each content asset four times, as hard links (same inodes, so one page
+# cache): aN served clear; eN with cenc for DASH and clear HLS, cN with cbcs for HLS and clear
+# DASH, so each encrypted output's yardstick (the same asset's clear fMP4 segments) reads the
+# very fragments it reads, with the same fragment-cache hits; kN with AES-128 for HLS.
 mkdir -p "$work/root"
 for d in "$content"/a*; do
   n="$(basename "$d")"
   cp -al "$d" "$work/root/$n"
   cp -al "$d" "$work/root/e${n#a}"
   cp -al "$d" "$work/root/k${n#a}"
-  printf '[[asset]]\npath = "e%s"\ndash = "DynamicCommonEncryption"\nhls = "DynamicCommonEncryptionCbcs"\n' "${n#a}"
+  cp -al "$d" "$work/root/c${n#a}"
+  printf '[[asset]]\npath = "e%s"\ndash = "DynamicCommonEncryption"\nhls = "NoDynamicEncryption"\n' "${n#a}"
   printf 'keys = [\n  { kid = "10000000000040008000000000000001", key = "00112233445566778899aabbccddeeff" },\n'
-  printf '  { kid = "10000000000040008000000000000002", key = "112233445566778899aabbccddeeff00" },\n'
-  printf '  { kid = "10000000000040008000000000000003", key = "2233445566778899aabbccddeeff0011", kind = "CommonEncryptionCbcs" },\n'
+  printf '  { kid = "10000000000040008000000000000002", key = "112233445566778899aabbccddeeff00" },\n]\n\n'
+  printf '[[asset]]\npath = "c%s"\ndash = "NoDynamicEncryption"\nhls = "DynamicCommonEncryptionCbcs"\n' "${n#a}"
+  printf 'keys = [\n  { kid = "10000000000040008000000000000003", key = "2233445566778899aabbccddeeff0011", kind = "CommonEncryptionCbcs" },\n'
   printf '  { kid = "10000000000040008000000000000004", key = "33445566778899aabbccddeeff001122", kind = "CommonEncryptionCbcs" },\n]\n\n'
   # kN: HLS AES-128 (envelope), keys behind an HS256 token policy.
   printf '[[asset]]\npath = "k%s"\nhls = "DynamicEnvelopeEncryption"\nauthorization = "viewers"\n' "${n#a}"
@@ -202,12 +206,15 @@ mapfile -t uris < <(curl -fsS --max-time 10 "$base/${assets[0]}/video_720p/ts.m3
 for u in "${uris[@]}"; do
   for a in "${assets[@]}"; do echo "/$a/video_720p/$u"; done
 done >"$work/seg_ts_720p.txt"
-# Encrypted segments of the same bytes: cenc (DASH) and cbcs (HLS fMP4), 720p.
-for scheme in cenc cbcs; do
+# Encrypted segments of the same bytes, cenc (DASH, eN) and cbcs (HLS fMP4, cN), 720p, and
+# the same assets' clear fMP4 segments: each encrypted output's yardstick.
+for pair in cenc:e cbcs:c; do
+  IFS=: read -r scheme fam <<<"$pair"
   mapfile -t uris < <(playlist_uris "${assets[0]}" video_720p)
   for u in "${uris[@]}"; do
-    for a in "${assets[@]}"; do echo "/e${a#a}/video_720p/$scheme/$u"; done
+    for a in "${assets[@]}"; do echo "/$fam${a#a}/video_720p/$scheme/$u"; done
   done >"$work/seg_${scheme}_720p.txt"
+  sed "s|/$scheme/|/|" "$work/seg_${scheme}_720p.txt" >"$work/seg_${scheme}_clear_720p.txt"
 done
 for a in "${assets[@]}"; do
   printf '/%s/manifest.mpd\n/%s/master.m3u8\n/%s/video_720p/index.m3u8\n/%s/audio/index.m3u8\n' "$a" "$a" "$a" "$a"
@@ -221,7 +228,7 @@ for u in "${uris[@]}"; do
   for a in "${assets[@]}"; do echo "/k${a#a}/video_720p/aes/$u"; done
 done >"$work/seg_aes_ts_720p.txt"
 for a in "${assets[@]}"; do echo "/key/2000000000004000800000000000000${a#a}"; done >"$work/keys.txt"
-lists=(seg_video_720p seg_ts_720p seg_cenc_720p seg_cbcs_720p seg_aes_ts_720p seg_audio manifests init healthz)
+lists=(seg_video_720p seg_ts_720p seg_cenc_720p seg_cenc_clear_720p seg_cbcs_720p seg_cbcs_clear_720p seg_aes_ts_720p seg_audio manifests init healthz)
 
 # --- warm-up: every URL once (page cache, asset and index caches), checking each is a 200 --------
 log "warm-up: every URL once ($(cat "$work"/*.txt | wc -l) URLs)"
@@ -276,7 +283,9 @@ measure() { # name tool list seconds
 measure segments wrk seg_video_720p "$SECS"
 measure manifests wrk manifests "$SECS"
 measure ts_segments wrk seg_ts_720p "$SECS"
+measure cenc_clear_segments wrk seg_cenc_clear_720p "$SECS"
 measure cenc_segments wrk seg_cenc_720p "$SECS"
+measure cbcs_clear_segments wrk seg_cbcs_clear_720p "$SECS"
 measure cbcs_segments wrk seg_cbcs_720p "$SECS"
 measure aes128_ts_segments wrk seg_aes_ts_720p "$SECS"
 WRK_HEADER="Authorization: Bearer $token" measure key_delivery wrk keys "$SECS"
@@ -297,7 +306,7 @@ fi
 runs_file="$work/pairs.tsv"
 : >"$runs_file"
 for i in $(seq 1 "$PAIRS"); do
-  for pair in cenc_segments:seg_cenc_720p:segments:seg_video_720p cbcs_segments:seg_cbcs_720p:segments:seg_video_720p \
+  for pair in cenc_segments:seg_cenc_720p:cenc_clear_segments:seg_cenc_clear_720p cbcs_segments:seg_cbcs_720p:cbcs_clear_segments:seg_cbcs_clear_720p \
               aes128_ts_segments:seg_aes_ts_720p:ts_segments:seg_ts_720p manifests:manifests:healthz:healthz; do
     IFS=: read -r out olist ref rlist <<<"$pair"
     if [ $((i % 2)) = 1 ]; then
