@@ -604,8 +604,9 @@ impl Store {
         };
         let missed = || self.missed.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(b) = hit() {
-            if let Admit::Repeated = admit {
-                missed().map(|mut m| m.pass(b.len() as u64));
+            // Hits count toward the doorkeeper's window (`Missed`).
+            if let (Admit::Repeated, Some(m)) = (admit, &self.missed) {
+                m.lock().unwrap_or_else(|e| e.into_inner()).pass(b.len() as u64);
             }
             return Ok(b);
         }
