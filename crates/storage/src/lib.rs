@@ -587,6 +587,11 @@ impl Store {
         self.read_through_cache(object, range, if local_clear { Admit::Repeated } else { Admit::Always }).await
     }
 
+    /// The doorkeeper of local clear misses, locked (`None` without a fragment cache).
+    fn missed(&self) -> Option<std::sync::MutexGuard<'_, Missed>> {
+        self.missed.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// A hit of the fragment cache, or a read of `range`: cached and shared by concurrent
     /// misses when `admit` says so, the caller's own otherwise.
     async fn read_through_cache(&self, object: &ObjectInfo, range: Range<u64>, admit: Admit) -> Result<Bytes> {
@@ -602,11 +607,12 @@ impl Store {
             }
             b
         };
-        let missed = || self.missed.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()));
         if let Some(b) = hit() {
             // Hits count toward the doorkeeper's window (`Missed`).
-            if let (Admit::Repeated, Some(m)) = (admit, &self.missed) {
-                m.lock().unwrap_or_else(|e| e.into_inner()).pass(b.len() as u64);
+            if matches!(admit, Admit::Repeated) {
+                if let Some(mut m) = self.missed() {
+                    m.pass(b.len() as u64);
+                }
             }
             return Ok(b);
         }
@@ -615,7 +621,7 @@ impl Store {
             Admit::Always => true,
             // While the cache is short of full, nothing is pushed out: keep the fragment (the
             // eighth left free keeps evictions from reopening the door one entry at a time).
-            Admit::Repeated => missed().is_some_and(|mut m| {
+            Admit::Repeated => self.missed().is_some_and(|mut m| {
                 if has_room(cache, &key) {
                     m.pass(range.end - range.start);
                     true
