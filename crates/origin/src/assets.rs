@@ -24,6 +24,7 @@ use sealcast_package::{ism, Asset, FileIndex, IndexMethod, PackageOptions};
 use sealcast_storage::{ObjectInfo, Store};
 
 use crate::error::ApiError;
+use crate::respond::Cached;
 
 /// Most subtitle files one asset may hold.
 const MAX_TEXT_FILES: usize = 32;
@@ -51,7 +52,7 @@ pub struct Loaded {
     /// `last_modified` as a header value.
     pub last_modified_header: http::HeaderValue,
     /// Cached manifests with their ETags, by kind and track.
-    manifests: Vec<OnceLock<(Bytes, http::HeaderValue)>>,
+    manifests: Vec<OnceLock<Arc<Cached>>>,
     /// Protection state under the asset's current policy (rebuilt when the policy changes).
     pub(crate) crypto: std::sync::Mutex<Option<Arc<crate::protection::AssetCrypto>>>,
     /// When it was built: its listing is trusted until this plus the asset TTL.
@@ -102,9 +103,9 @@ impl ManifestSlot {
 
 impl Loaded {
     /// The manifest in `slot` and its ETag, built on first use.
-    pub fn manifest(&self, slot: ManifestSlot, build: impl FnOnce(&Asset) -> String) -> (Bytes, http::HeaderValue) {
+    pub fn manifest(&self, slot: ManifestSlot, build: impl FnOnce(&Asset) -> String) -> Arc<Cached> {
         let i = slot.index(self.asset.tracks.len());
-        self.manifests[i].get_or_init(|| (Bytes::from(build(&self.asset)), crate::respond::etag(&self.identity, &format!("manifest/{i}")))).clone()
+        self.manifests[i].get_or_init(|| Arc::new(Cached::new(Bytes::from(build(&self.asset)), crate::respond::etag(&self.identity, &format!("manifest/{i}"))))).clone()
     }
 
     /// Storage path of a file of this asset.

@@ -19,13 +19,14 @@ pub use sealcast_package::protection::{key_uri, Encryption, TrackPlan};
 
 use crate::assets::{Loaded, ManifestSlot};
 use crate::catalog::{AssetPolicy, Delivery};
+use crate::respond::Cached;
 
 /// Everything one method needs for one asset: its plan and its encrypted manifests.
 pub struct SchemeCrypto {
     plan: MethodPlan,
     /// Cached manifests: MPD, HLS masters (fMP4, TS), Smooth, then per track its HLS media
     /// playlists (fMP4, TS).
-    manifests: Vec<OnceLock<(Bytes, http::HeaderValue)>>,
+    manifests: Vec<OnceLock<Arc<Cached>>>,
 }
 
 impl std::ops::Deref for SchemeCrypto {
@@ -38,13 +39,13 @@ impl std::ops::Deref for SchemeCrypto {
 impl SchemeCrypto {
     /// A cached manifest (see [`ManifestSlot`]), built on first use. The ETag hashes the
     /// asset identity, the slot and the body, so a new key or policy gives a new ETag.
-    pub fn manifest(&self, loaded: &Loaded, kind: ManifestSlot, build: impl FnOnce(&Asset, &MethodPlan) -> String) -> (Bytes, http::HeaderValue) {
+    pub fn manifest(&self, loaded: &Loaded, kind: ManifestSlot, build: impl FnOnce(&Asset, &MethodPlan) -> String) -> Arc<Cached> {
         let i = kind.index(self.plan.tracks.len());
         self.manifests[i]
             .get_or_init(|| {
                 let body = build(&loaded.asset, &self.plan);
                 let tag = crate::respond::etag(&loaded.identity, &format!("{}/{i}\n{body}", self.plan.method.path()));
-                (Bytes::from(body), tag)
+                Arc::new(Cached::new(Bytes::from(body), tag))
             })
             .clone()
     }

@@ -228,28 +228,27 @@ pub fn parse_with(method: &Method, path: &str, locators: &dyn Fn(&str) -> Option
         "/" => return Err(ApiError::NotFound("no asset named".into()).into()),
         _ => {}
     }
-    let segs = AssetPath::parse(path)
-        .map_err(|e| match e {
-            PathError::Traversal => ApiError::BadRequest("path traversal is not allowed".into()),
-            _ => ApiError::BadRequest("malformed path".into()),
-        })?
-        .into_segments();
+    let segs = AssetPath::segments_of(path).map_err(|e| match e {
+        PathError::Traversal => ApiError::BadRequest("path traversal is not allowed".into()),
+        _ => ApiError::BadRequest("malformed path".into()),
+    })?;
     // Azure Media Services progressive download: /{locator}/{file}.mp4
     if segs.len() == 2 && is_download(&segs[1]) {
         match locators(&segs[0]) {
-            Some(LocatorTarget::Asset(target)) => return Ok(Route::Asset(AssetRoute { asset: target, ism: None, resource: Resource::Download { file: segs[1].clone() } })),
+            Some(LocatorTarget::Asset(target)) => return Ok(Route::Asset(AssetRoute { asset: target, ism: None, resource: Resource::Download { file: segs[1].to_string() } })),
             Some(LocatorTarget::Closed) => return Err(ApiError::NotFound("this locator is not open (before its start time or after its expiry)".into()).into()),
             None => {}
         }
     }
     // Azure Media Services: /{locator}/{name}.ism/...
-    if segs.len() >= 3 && segs[1].to_ascii_lowercase().ends_with(".ism") {
+    if segs.len() >= 3 && segs[1].len() >= 4 && segs[1].as_bytes()[segs[1].len() - 4..].eq_ignore_ascii_case(b".ism") {
         if let Some(target) = locators(&segs[0]) {
             let LocatorTarget::Asset(target) = target else {
                 return Err(ApiError::NotFound("this locator is not open (before its start time or after its expiry)".into()).into());
             };
-            let ism = Some(segs[1].clone());
+            let ism = Some(segs[1].to_string());
             let bad = |e: ams::AmsError| ApiError::BadRequest(e.to_string());
+            let segs: Vec<String> = segs.iter().map(|s| s.to_string()).collect();
             return match ams::parse(&segs).map_err(bad)? {
                 Some(req) => Ok(Route::Asset(AssetRoute { asset: target.clone(), ism, resource: ams_resource(path, req.kind)? })),
                 // Anything else under the locator is the clean grammar under the asset, so
@@ -303,11 +302,12 @@ fn ams_resource(path: &str, kind: AmsKind) -> Result<Resource, ApiError> {
 }
 
 /// The clean grammar over decoded path segments.
-fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
+fn clean<S: std::borrow::Borrow<str>>(path: &str, segs: &[S]) -> Result<AssetRoute, ApiError> {
     let n = segs.len();
     let join = |r: std::ops::Range<usize>| segs[r].join("/");
     let at = |asset: String, resource: Resource| Ok(AssetRoute { asset, ism: None, resource });
-    let last = segs.last().map(String::as_str).unwrap_or_default();
+    let seg = |i: usize| -> &str { segs[i].borrow() };
+    let last = segs.last().map(|s| s.borrow()).unwrap_or_default();
     if n >= 2 {
         let kind = match last {
             names::SMOOTH => Some(ManifestKind::Smooth),
@@ -320,10 +320,10 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
             return at(join(0..n - 1), Resource::Manifest { kind, encryption: None });
         }
     }
-    if n >= 3 && segs[n - 2].starts_with("QualityLevels(") && last.starts_with("Fragments(") {
+    if n >= 3 && seg(n - 2).starts_with("QualityLevels(") && last.starts_with("Fragments(") {
         // The clean Smooth form accepts what the AMS form does; an `encryption=` in it is
         // ignored (the policy decides).
-        return match ams::quality_level_resource(&segs[n - 2], last).map_err(|e| ApiError::BadRequest(e.to_string()))? {
+        return match ams::quality_level_resource(seg(n - 2), last).map_err(|e| ApiError::BadRequest(e.to_string()))? {
             Some(AmsKind::Fragment { bitrate, stream, time, format: None, .. }) => at(join(0..n - 2), Resource::SmoothFragment { stream, bitrate, time }),
             _ => Err(no_route(path)),
         };
@@ -336,7 +336,7 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
     }
     // `{asset}/{sub}/stpp/{init.mp4|n.m4s}`: a subtitle track as IMSC1 in fMP4 (never
     // encrypted, so never under a method path).
-    if n >= 4 && segs[n - 2] == names::TEXT_STPP {
+    if n >= 4 && seg(n - 2) == names::TEXT_STPP {
         let file = match last {
             names::INIT => TextFile::StppInit,
             _ => {
@@ -344,12 +344,12 @@ fn clean(path: &str, segs: &[String]) -> Result<AssetRoute, ApiError> {
                 TextFile::StppSegment(n)
             }
         };
-        return at(join(0..n - 3), Resource::Text { track: segs[n - 3].clone(), file });
+        return at(join(0..n - 3), Resource::Text { track: seg(n - 3).to_string(), file });
     }
     // `{asset}/{track}/{cenc|cbcs|aes}/{file}` or `{asset}/{track}/{file}`.
-    let (asset, track, method) = match Encryption::from_path(&segs[n - 2]) {
-        Some(m) if n >= 4 => (join(0..n - 3), segs[n - 3].clone(), Some(m)),
-        _ => (join(0..n - 2), segs[n - 2].clone(), None),
+    let (asset, track, method) = match Encryption::from_path(seg(n - 2)) {
+        Some(m) if n >= 4 => (join(0..n - 3), seg(n - 3).to_string(), Some(m)),
+        _ => (join(0..n - 2), seg(n - 2).to_string(), None),
     };
     if let Some(file) = text_file(last) {
         // Subtitles are never encrypted: no method path, and segment 0 names nothing.

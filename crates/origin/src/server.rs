@@ -410,12 +410,18 @@ async fn handle(st: Arc<AppState>, req: Request, peer: Option<std::net::SocketAd
             }
         }
     }
-    // CORS for browser players: content is public, so any origin may read it. Static headers
-    // rather than a layer: no `Vary`, nothing computed per request.
-    let h = r.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Content-Length, Content-Range, ETag, Accept-Ranges, Last-Modified"));
+    cors(r.headers_mut());
     r
+}
+
+/// CORS for browser players: content is public, so any origin may read it. Static headers
+/// rather than a layer: no `Vary`, nothing computed per request. Kept when already there (a
+/// cached manifest's prebuilt headers carry them).
+pub(crate) fn cors(h: &mut http::HeaderMap) {
+    if !h.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        h.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static("Content-Length, Content-Range, ETag, Accept-Ranges, Last-Modified"));
+    }
 }
 
 async fn handle_inner(st: &AppState, req: Request, peer: Option<std::net::SocketAddr>) -> (Response, Tag, Option<String>) {

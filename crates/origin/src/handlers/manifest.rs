@@ -23,7 +23,7 @@ fn slot_and_type(kind: ManifestKind) -> (ManifestSlot, &'static str) {
 /// Serves manifest `kind` of `loaded` from the asset's manifest cache.
 pub fn manifest(ctx: &Ctx<'_>, loaded: &Loaded, kind: ManifestKind, served: Served) -> Result<Reply, ApiError> {
     let (slot, content_type) = slot_and_type(kind);
-    let reply = |(body, etag)| Reply::Manifest { body, etag, content_type, last_modified: loaded.last_modified_header.clone() };
+    let reply = |cached| Reply::Manifest { cached, content_type, last_modified: loaded.last_modified_header.clone() };
     // TS playlists list only what TS carries (H.264, AAC); an asset with nothing of that has
     // no TS presentation at all.
     if kind == ManifestKind::Master(Container::Ts) && !loaded.asset.tracks.iter().any(ts::carries) {
@@ -59,7 +59,8 @@ pub fn manifest(ctx: &Ctx<'_>, loaded: &Loaded, kind: ManifestKind, served: Serv
 /// URLs the manifest lists, the viewer's own copy with them (`private, no-store`). DASH MPDs
 /// carry the access credential on their segment templates; Smooth manifests carry nothing.
 fn carried(ctx: &Ctx<'_>, kind: ManifestKind, reply: Reply, token: Option<String>) -> Reply {
-    let Reply::Manifest { body, content_type, .. } = &reply else { return reply };
+    let Reply::Manifest { cached, content_type, .. } = &reply else { return reply };
+    let body = &cached.body;
     let token = token.filter(|_| matches!(kind, ManifestKind::Master(_)));
     let access = ctx.carry.as_ref().filter(|_| kind != ManifestKind::Smooth);
     if token.is_none() && access.is_none() {

@@ -28,7 +28,7 @@ use crate::assets::Loaded;
 use crate::decide::{decide, Served};
 use crate::error::ApiError;
 use crate::protection::AssetCrypto;
-use crate::respond::{etag, http_date, respond, Representation};
+use crate::respond::{etag, http_date, respond, Cached, Representation};
 use crate::route::{AssetRoute, Resource};
 use crate::server::AppState;
 
@@ -67,12 +67,10 @@ pub enum Reply {
         /// Source modification time.
         modified: SystemTime,
     },
-    /// A cached manifest with its ETag.
+    /// A manifest with its ETag (cached with the asset, or built for this request).
     Manifest {
-        /// Body.
-        body: Bytes,
-        /// ETag.
-        etag: HeaderValue,
+        /// Body and ETag.
+        cached: Arc<Cached>,
         /// Content-Type.
         content_type: &'static str,
         /// The asset's `Last-Modified`.
@@ -112,7 +110,13 @@ impl Ctx<'_> {
             Reply::Media { parts, content_type, identity, modified } => {
                 Representation { parts, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
             }
-            Reply::Manifest { body, etag, content_type, last_modified } => Representation { parts: vec![body], content_type, etag, last_modified, cache_control: self.st.manifest_cc.clone() },
+            Reply::Manifest { cached, content_type, last_modified } => {
+                let cc = &self.st.manifest_cc;
+                if let Some(r) = cached.full_answer(self.method, self.headers, content_type, &last_modified, cc) {
+                    return r;
+                }
+                Representation { parts: vec![cached.body.clone()], content_type, etag: cached.etag.clone(), last_modified, cache_control: cc.clone() }
+            }
             Reply::Private { body, content_type } => {
                 let mut r = (StatusCode::OK, body).into_response();
                 let h = r.headers_mut();

@@ -11,6 +11,7 @@ use sealcast_package::ts;
 use super::{Ctx, Reply, HLS_TYPE};
 use crate::assets::Loaded;
 use crate::error::ApiError;
+use crate::respond::Cached;
 use crate::route::{Container, TextFile};
 
 /// Content-Type of WebVTT files.
@@ -45,11 +46,10 @@ pub fn text(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, file: TextFile) -> Resul
             let prefix = if c == Container::Ts { text::vtt_prefix_ts() } else { "" };
             let body = text::write_playlist(&tl, prefix);
             let etag = crate::respond::etag(&identity, &format!("text/{name}/{c:?}"));
-            let reply = Reply::Manifest { body: Bytes::from(body), etag, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
-            Ok(match (&ctx.carry, &reply) {
+            Ok(match &ctx.carry {
                 // A signed-URL credential goes on to the segment URIs, as for media playlists.
-                (Some(c), Reply::Manifest { body, .. }) => Reply::Private { body: hls::carry_query_media(body, &c.0), content_type: HLS_TYPE },
-                _ => reply,
+                Some(c) => Reply::Private { body: hls::carry_query_media(body.as_bytes(), &c.0), content_type: HLS_TYPE },
+                None => Reply::Manifest { cached: std::sync::Arc::new(Cached::new(Bytes::from(body), etag)), content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() },
             })
         }
         TextFile::Segment(c, n) => {

@@ -82,7 +82,7 @@ impl TrackPlaylist<'_> {
 
     fn answer(&self, ctx: &Ctx<'_>, loaded: &Loaded, served: Served) -> Result<Reply, ApiError> {
         let ti = self.ti;
-        let reply = |(body, etag)| Reply::Manifest { body, etag, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
+        let reply = |cached| Reply::Manifest { cached, content_type: HLS_TYPE, last_modified: loaded.last_modified_header.clone() };
         let Some((crypto, m)) = protection(loaded, served)? else {
             return Ok(carried(ctx, reply(loaded.manifest(self.slot, |a| self.write(&a.tracks[ti], &[], None))), None));
         };
@@ -111,7 +111,8 @@ impl TrackPlaylist<'_> {
 /// the request's access credential and whose key URIs carry its key token, when either is to
 /// be carried.
 fn carried(ctx: &Ctx<'_>, reply: Reply, token: Option<(String, Vec<&str>)>) -> Reply {
-    let Reply::Manifest { body, content_type, .. } = &reply else { return reply };
+    let Reply::Manifest { cached, content_type, .. } = &reply else { return reply };
+    let body = &cached.body;
     if token.is_none() && ctx.carry.is_none() {
         return reply;
     }
