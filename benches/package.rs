@@ -7,7 +7,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sealcast_package::asset::SourceFile;
 use sealcast_package::index::index_bytes;
-use sealcast_package::{fmp4, manifest, Asset, PackageOptions};
+use sealcast_package::{fmp4, manifest, ts, Asset, PackageOptions};
 use sealcast_testkit::fixture;
 
 fn demo() -> Asset {
@@ -38,6 +38,14 @@ fn bench(c: &mut Criterion) {
             fmp4::write_segment(&f, &data, s).unwrap()
         })
     });
+    // The same segment muxed into MPEG-TS with the English audio (the clear HLS TS path: one
+    // copy of every byte into 188-byte packets).
+    let vi = a.tracks.iter().position(|x| x.name == "video_360p").unwrap();
+    let plan = ts::plan_segment(&a, vi, 2).unwrap();
+    let main = file.slice(plan.bytes.start as usize..plan.bytes.end as usize);
+    let audio = plan.audio.as_ref().map(|ap| fixture(&format!("demo/{}", a.tracks[ap.track].file)).slice(ap.bytes.start as usize..ap.bytes.end as usize));
+    g.throughput(Throughput::Bytes((plan.bytes.end - plan.bytes.start) + audio.as_ref().map_or(0, |b| b.len() as u64)));
+    g.bench_function("ts_360p", |b| b.iter(|| ts::build_segment(&a, black_box(&plan), &main, audio.as_ref(), None).unwrap()));
     g.finish();
 
     let mut g = c.benchmark_group("manifest");

@@ -133,6 +133,10 @@ impl<'o> PesWriter<'o> {
         }
         while !data.is_empty() {
             if self.room == 0 {
+                data = self.put_full_packets(data);
+                if data.is_empty() {
+                    break;
+                }
                 self.start_packet(
                     false,
                     FirstPacket {
@@ -148,6 +152,37 @@ impl<'o> PesWriter<'o> {
             data = &data[n..];
         }
         Ok(())
+    }
+
+    /// Writes the packets that start here and are full without an adaptation field (the
+    /// bulk of every PES: all but its first and last few) straight from `data`; returns the
+    /// rest. Each is its 4-byte header and 184 bytes copied in two fixed-size pieces, which
+    /// the compiler inlines: through `put` each was a call to `memmove` for 184 bytes, a third
+    /// of the muxer's time. Called with `room == 0`; leaves `room == 0`.
+    fn put_full_packets<'d>(&mut self, mut data: &'d [u8]) -> &'d [u8] {
+        const HEAD: usize = 96;
+        // A packet starting now is full and plain when it can take PAYLOAD bytes and still
+        // leave one for each packet after it (see start_packet).
+        let plain = |w: &Self| w.later >= 1 && w.remaining >= PAYLOAD + (w.later - 1);
+        if data.len() < PAYLOAD || !plain(self) {
+            return data;
+        }
+        self.out.reserve((data.len() / PAYLOAD) * crate::TS_PACKET_SIZE);
+        let (hi, lo) = ((self.pid >> 8) as u8, self.pid as u8);
+        while let Some((payload, rest)) = data.split_first_chunk::<PAYLOAD>() {
+            if !plain(self) {
+                break;
+            }
+            self.out.extend_from_slice(&[SYNC, hi, lo, 0x10 | self.cc]);
+            let (a, b) = payload.split_at(HEAD);
+            self.out.extend_from_slice(<&[u8; HEAD]>::try_from(a).expect("split at HEAD"));
+            self.out.extend_from_slice(<&[u8; PAYLOAD - HEAD]>::try_from(b).expect("the rest of PAYLOAD"));
+            self.cc = (self.cc + 1) & 0x0F;
+            self.later -= 1;
+            self.remaining -= PAYLOAD;
+            data = rest;
+        }
+        data
     }
 
     /// Ends the PES; returns the continuity counter for the PID's next packet.

@@ -15,6 +15,12 @@ pub fn rescale_to_90k(t: i64, timescale: u32) -> Option<i64> {
     if timescale == 0 {
         return None;
     }
+    // In 64 bits whenever it fits (any time under ~1.6 years at 90 kHz): 128-bit division is
+    // a library call, and this runs for every sample of every TS segment.
+    let ts = i64::from(timescale);
+    if let Some(n) = t.checked_mul(180_000).and_then(|n| n.checked_add(ts)) {
+        return Some(n.div_euclid(2 * ts));
+    }
     let ts = i128::from(timescale);
     let v = (i128::from(t) * 180_000 + ts).div_euclid(2 * ts);
     i64::try_from(v).ok()
@@ -114,6 +120,14 @@ mod tests {
         assert_eq!(rescale_to_90k(-1, 180_000), Some(0));
         assert_eq!(rescale_to_90k(5, 0), None);
         assert_eq!(rescale_to_90k(i64::MAX, 1), None);
+        // The 64-bit path agrees with 128-bit arithmetic, up to where it stops fitting and past it.
+        let wide = |t: i64, ts: u32| i64::try_from((i128::from(t) * 180_000 + i128::from(ts)).div_euclid(2 * i128::from(ts))).ok();
+        let edge = i64::MAX / 180_000;
+        for ts in [1, 1000, 44_100, 90_000, 10_000_000, u32::MAX] {
+            for t in [0, 1, -1, 12_345_678_901, -98_765_432_109, edge - 1, edge, edge + 1, -edge - 1, -edge - 2, i64::MAX, i64::MIN] {
+                assert_eq!(rescale_to_90k(t, ts), wide(t, ts), "{t} at {ts}");
+            }
+        }
     }
 
     #[test]
