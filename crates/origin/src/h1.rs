@@ -90,6 +90,8 @@ where
     I: AsyncRead + AsyncWrite + Unpin,
 {
     let state = svc.conn_state();
+    // The response head and body chunks of each answer, kept for the connection's next one.
+    let mut out = Out::default();
     loop {
         // The request head.
         let mut seen = 0;
@@ -133,7 +135,7 @@ where
         *req.headers_mut() = head.headers;
         let res = svc.respond(req, false, usize::MAX).await;
         let close = asks_close || state.closing.load(Ordering::Acquire);
-        let closed = write_response(io, res, version, is_head, close).await?;
+        let closed = write_response(io, res, version, is_head, close, &mut out).await?;
         if closed {
             return Ok(Next::Close);
         }
@@ -259,11 +261,20 @@ async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, svc: &Guarded, status: Status
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-    write_response(io, res, Version::HTTP_11, false, true).await.map(|_| ())
+    write_response(io, res, Version::HTTP_11, false, true, &mut Out::default()).await.map(|_| ())
+}
+
+/// Where a response is put together before it is written: the head's bytes and the body's
+/// chunks. One per connection, emptied after each response and kept (no allocation per
+/// response once the first has sized them).
+#[derive(Default)]
+pub(crate) struct Out {
+    head: Vec<u8>,
+    bufs: Vec<Bytes>,
 }
 
 /// Writes `res`; returns whether the connection is to close after it.
-async fn write_response<I, B>(io: &mut I, res: Response<B>, version: Version, is_head: bool, mut close: bool) -> io::Result<bool>
+async fn write_response<I, B>(io: &mut I, res: Response<B>, version: Version, is_head: bool, mut close: bool, out: &mut Out) -> io::Result<bool>
 where
     I: AsyncWrite + Unpin,
     B: http_body::Body<Data = Bytes> + Unpin,
@@ -297,7 +308,9 @@ where
     } else if version == Version::HTTP_10 {
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
-    let mut head = Vec::with_capacity(512);
+    let Out { head, bufs: out } = out;
+    head.clear();
+    out.clear();
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(status.as_str().as_bytes());
     head.push(b' ');
@@ -317,7 +330,7 @@ where
         head.extend_from_slice(b"\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    let mut out: Vec<Bytes> = vec![Bytes::from(head)];
+    let mut head_sent = 0;
     if !bodiless && !is_head {
         let mut gathered = 0usize;
         loop {
@@ -340,8 +353,8 @@ where
             } else {
                 out.push(data);
             }
-            if gathered >= GATHER || out.len() + 3 > MAX_SLICES {
-                write_all(io, &mut out).await?;
+            if gathered >= GATHER || out.len() + 4 > MAX_SLICES {
+                write_all(io, head, &mut head_sent, out).await?;
                 gathered = 0;
             }
         }
@@ -349,25 +362,45 @@ where
             out.push(Bytes::from_static(b"0\r\n\r\n"));
         }
     }
-    write_all(io, &mut out).await?;
+    write_all(io, head, &mut head_sent, out).await?;
     io.flush().await?;
     // The body (and with it the request's accounting) goes now that it is sent.
     drop(body);
     Ok(close)
 }
 
-/// Writes every byte of `bufs` with as few `writev` calls as the socket allows, then empties it.
-async fn write_all<I: AsyncWrite + Unpin>(io: &mut I, bufs: &mut Vec<Bytes>) -> io::Result<()> {
+/// Writes what is left of `head` (from `*sent` on) and then every byte of `bufs` with as few
+/// `writev` calls as the socket allows, then empties `bufs` (the head stays, marked sent). The
+/// slices of each call are gathered on the stack.
+async fn write_all<I: AsyncWrite + Unpin>(io: &mut I, head: &[u8], sent: &mut usize, bufs: &mut Vec<Bytes>) -> io::Result<()> {
     let mut first = 0;
-    while first < bufs.len() {
+    loop {
+        let rest = &head[(*sent).min(head.len())..];
+        if rest.is_empty() && first >= bufs.len() {
+            break;
+        }
         let n = {
-            let slices: Vec<IoSlice<'_>> = bufs[first..].iter().take(MAX_SLICES).map(|b| IoSlice::new(b)).collect();
-            io.write_vectored(&slices).await?
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            let mut k = 0;
+            if !rest.is_empty() {
+                slices[0] = IoSlice::new(rest);
+                k = 1;
+            }
+            for b in &bufs[first..] {
+                if k == MAX_SLICES {
+                    break;
+                }
+                slices[k] = IoSlice::new(b);
+                k += 1;
+            }
+            io.write_vectored(&slices[..k]).await?
         };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        let mut left = n;
+        let from_head = rest.len().min(n);
+        *sent += from_head;
+        let mut left = n - from_head;
         while left > 0 {
             let b = &mut bufs[first];
             if left >= b.len() {
@@ -518,7 +551,7 @@ mod writes {
         let frames = futures::stream::iter([Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(b"hello "))), Ok(http_body::Frame::data(Bytes::from_static(b"world")))]);
         let res = Response::new(http_body_util::StreamBody::new(frames));
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
-        let close = write_response(&mut a, res, version, false, false).await.unwrap();
+        let close = write_response(&mut a, res, version, false, false, &mut Out::default()).await.unwrap();
         drop(a);
         let mut out = String::new();
         b.read_to_string(&mut out).await.unwrap();
