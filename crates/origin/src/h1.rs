@@ -76,6 +76,8 @@ struct Wants {
     close: bool,
 }
 
+// Not boxed: a head is parsed for every request, and boxing it would allocate for each.
+#[allow(clippy::large_enum_variant)]
 enum Parsed {
     Complete(Head),
     Partial,
@@ -143,6 +145,7 @@ where
 }
 
 /// What the bytes read so far make of the next request.
+#[allow(clippy::large_enum_variant)] // as `Parsed`: no allocation per request
 enum Step {
     /// A whole head (taken out of the buffer).
     Head(Head),
@@ -424,7 +427,7 @@ fn date(f: impl FnOnce(&[u8])) {
     use std::cell::RefCell;
     use std::time::{SystemTime, UNIX_EPOCH};
     thread_local! {
-        static CACHED: RefCell<(u64, HeaderValue)> = RefCell::new((u64::MAX, HeaderValue::from_static("")));
+        static CACHED: RefCell<(u64, HeaderValue)> = const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
     }
     let now = SystemTime::now();
     let secs = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);

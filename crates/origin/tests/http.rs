@@ -207,7 +207,9 @@ async fn listener_and_router_answer_alike() {
     let (addr, tx, srv) = listening(served).await;
     let (_, h, _) = call(&st, Method::GET, "/demo/manifest.mpd", &[]).await;
     let etag = h[header::ETAG].to_str().unwrap().to_string();
-    let cases: Vec<(Method, &str, Vec<(&str, &str)>)> = vec![
+    // A request: method, path, headers.
+    type Case<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>);
+    let cases: Vec<Case> = vec![
         (Method::GET, "/demo/manifest.mpd", vec![]),
         (Method::HEAD, "/demo/manifest.mpd", vec![]),
         (Method::HEAD, "/healthz", vec![]),
