@@ -311,9 +311,9 @@ where
     } else if version == Version::HTTP_10 {
         headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
     }
-    let Out { head, bufs: out } = out;
+    let Out { head, bufs } = out;
     head.clear();
-    out.clear();
+    bufs.clear();
     head.extend_from_slice(b"HTTP/1.1 ");
     head.extend_from_slice(status.as_str().as_bytes());
     head.push(b' ');
@@ -350,22 +350,22 @@ where
             }
             gathered += data.len();
             if chunked {
-                out.push(Bytes::from(format!("{:x}\r\n", data.len())));
-                out.push(data);
-                out.push(Bytes::from_static(b"\r\n"));
+                bufs.push(Bytes::from(format!("{:x}\r\n", data.len())));
+                bufs.push(data);
+                bufs.push(Bytes::from_static(b"\r\n"));
             } else {
-                out.push(data);
+                bufs.push(data);
             }
-            if gathered >= GATHER || out.len() + 4 > MAX_SLICES {
-                write_all(io, head, &mut head_sent, out).await?;
+            if gathered >= GATHER || bufs.len() + 4 > MAX_SLICES {
+                write_all(io, head, &mut head_sent, bufs).await?;
                 gathered = 0;
             }
         }
         if chunked {
-            out.push(Bytes::from_static(b"0\r\n\r\n"));
+            bufs.push(Bytes::from_static(b"0\r\n\r\n"));
         }
     }
-    write_all(io, head, &mut head_sent, out).await?;
+    write_all(io, head, &mut head_sent, bufs).await?;
     io.flush().await?;
     // The body (and with it the request's accounting) goes now that it is sent.
     drop(body);
@@ -559,6 +559,31 @@ mod writes {
         let mut out = String::new();
         b.read_to_string(&mut out).await.unwrap();
         (out, close)
+    }
+
+    /// A socket that takes a few bytes at a time: the head and the body are written whole and
+    /// in order whatever each `writev` takes, and the connection's buffers are reused empty.
+    #[tokio::test]
+    async fn short_writes_lose_nothing_and_the_buffers_are_reused() {
+        let (mut a, mut b) = tokio::io::duplex(7);
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.unwrap();
+            got
+        });
+        let mut out = Out::default();
+        for body in ["first body, in one piece", "second"] {
+            let mut res = Response::new(http_body_util::Full::new(Bytes::from_static(body.as_bytes())));
+            res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            assert!(!write_response(&mut a, res, Version::HTTP_11, false, false, &mut out).await.unwrap());
+            assert!(out.bufs.is_empty(), "no body chunk is kept after its response");
+        }
+        drop(a);
+        let got = String::from_utf8(reader.await.unwrap()).unwrap();
+        let answers: Vec<&str> = got.split("HTTP/1.1 200 OK\r\n").skip(1).collect();
+        assert_eq!(answers.len(), 2, "{got}");
+        assert!(answers[0].starts_with("content-length: 24\r\ndate: ") && answers[0].ends_with("\r\n\r\nfirst body, in one piece"), "{got}");
+        assert!(answers[1].starts_with("content-length: 6\r\ndate: ") && answers[1].ends_with("\r\n\r\nsecond"), "{got}");
     }
 
     #[tokio::test]

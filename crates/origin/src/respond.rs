@@ -34,8 +34,9 @@ pub struct Cached {
     pub body: Bytes,
     /// Strong ETag, quoted.
     pub etag: HeaderValue,
-    /// The headers of the full `200` and what they were made for: a request whose content
-    /// type, `Last-Modified` or `Cache-Control` differ (a configuration reload) is built anew.
+    /// The headers of the full `200` and what they were made for: a caller passing another
+    /// content type, `Last-Modified` or `Cache-Control` gets its answer built anew, never
+    /// headers made for other values.
     full: OnceLock<(&'static str, HeaderValue, HeaderValue, HeaderMap)>,
 }
 
