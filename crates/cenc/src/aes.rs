@@ -3,7 +3,10 @@
 //! AES-256 (AES-128 accepted), so CTR takes either key size.
 //!
 //! aws-lc rather than RustCrypto: it is about twice as fast on this machine class
-//! (ARCHITECTURE.md); RustCrypto stays as the independent oracle in the tests.
+//! (ARCHITECTURE.md); RustCrypto stays as the independent oracle in the tests. The one
+//! exception is `cbcs`, whose many short chains go through RustCrypto's parallel AES
+//! (`src/lanes.rs` says why); the goldens made by aws-lc and the Shaka Packager and ffmpeg
+//! decryptions hold it to the same bytes.
 //!
 //! The keys are aws-lc's own `AES_KEY` schedules, driven through `aws-lc-sys` (the library
 //! `aws-lc-rs` is built on, the same build): `aws-lc-rs` offers CTR and CBC only in place,

@@ -3,16 +3,17 @@
 
 use sealcast_isobmff::FourCC;
 
-use crate::aes::{AesCbc, AesCtr, CtrStream, BLOCK};
+use crate::aes::{AesCtr, CtrStream, BLOCK};
 use crate::boxes::{Senc, SencSample, Sinf, Tenc};
 use crate::error::{Error, Result};
 use crate::iv::IvDeriver;
+use crate::lanes::{CbcsKey, Chain};
 use crate::subsample::{check_cover, nal_subsamples, SampleFormat, SliceRule, Subsample, DEFAULT_CLEAR_PREFIX};
 use crate::{ContentKey, Kid, Pattern, Scheme};
 
 enum Cipher {
     Cenc { key: AesCtr, ivs: IvDeriver, iv_size: u8 },
-    Cbcs { key: AesCbc, iv: [u8; 16], pattern: Pattern },
+    Cbcs { key: CbcsKey, iv: [u8; 16], pattern: Pattern },
 }
 
 /// How one track is protected: scheme, key, IV rule and sample layout. Built once from the
@@ -65,7 +66,7 @@ impl TrackProtection {
             kid: key.kid(),
             format,
             clear_prefix: DEFAULT_CLEAR_PREFIX,
-            cipher: Cipher::Cbcs { key: AesCbc::new(key.aes128_bytes()?)?, iv: constant_iv, pattern },
+            cipher: Cipher::Cbcs { key: CbcsKey::new(key.aes128_bytes()?), iv: constant_iv, pattern },
         })
     }
 
@@ -130,7 +131,7 @@ impl TrackProtection {
 
     /// A per-request encryptor.
     pub fn encryptor(&self) -> FragmentEncryptor<'_> {
-        FragmentEncryptor { p: self, scratch: Vec::new() }
+        FragmentEncryptor { p: self, chains: Vec::new() }
     }
 
     fn rule(&self) -> SliceRule {
@@ -150,11 +151,16 @@ pub struct SampleRange {
     pub iv_index: u64,
 }
 
-/// Encrypts a request's samples for one track. Owns its scratch buffer; cheap to create.
+/// Encrypts a request's samples for one track. Owns its scratch list; cheap to create.
 pub struct FragmentEncryptor<'a> {
     p: &'a TrackProtection,
-    scratch: Vec<u8>,
+    /// `cbcs`: the chains waiting to be encrypted together ([`crate::lanes`]).
+    chains: Vec<Chain>,
 }
+
+/// `cbcs` out of place: bytes copied between runs of the chains gathered so far, so the
+/// copy is still in cache (L2) when the chains are encrypted.
+const CBCS_BATCH: usize = 256 * 1024;
 
 impl FragmentEncryptor<'_> {
     /// Encrypts the samples of one fragment in place (`samples` must not overlap) and returns
@@ -169,6 +175,15 @@ impl FragmentEncryptor<'_> {
             let end = end.ok_or(Error::SampleOutOfBounds { sample: i, offset: r.offset, len: r.len, buf_len: buf.len() })?;
             senc.samples.push(self.map(&buf[r.offset..end], i)?);
         }
+        if let Cipher::Cbcs { key, iv, pattern } = &self.p.cipher {
+            // Every chain of the fragment at once: [`crate::lanes`].
+            self.chains.clear();
+            for (r, s) in samples.iter().zip(&senc.samples) {
+                push_chains(&mut self.chains, self.p.format.is_video(), r.offset, r.len, &s.subsamples);
+            }
+            key.encrypt(*iv, cbcs_pattern(self.p.format.is_video(), *pattern), buf, &self.chains)?;
+            return Ok(senc);
+        }
         for (r, s) in samples.iter().zip(senc.samples.iter_mut()) {
             // Bounds were checked above.
             s.iv = self.crypt(&mut buf[r.offset..r.offset + r.len], r.iv_index, &s.subsamples)?;
@@ -180,9 +195,9 @@ impl FragmentEncryptor<'_> {
     /// holds the output for the start of `src` and is extended, sample by sample, with the
     /// bytes between samples and each sample encrypted. `cenc` runs the cipher from `src`
     /// into `dst`, so each byte is read once and written once; `cbcs` (nine blocks in ten
-    /// clear) copies a sample and encrypts the copy while it is in cache. Either way there is
-    /// no copy of the whole source first. `samples` must lie in increasing order at or past
-    /// `dst`'s end.
+    /// clear) copies the samples, [`CBCS_BATCH`] bytes at a time, and encrypts the chains of
+    /// each batch together while the copy is in cache. Either way there is no copy of the
+    /// whole source first. `samples` must lie in increasing order at or past `dst`'s end.
     ///
     /// Every sample is mapped before any is copied: on error `dst` is unchanged.
     pub fn encrypt_samples_from(&mut self, src: &[u8], dst: &mut Vec<u8>, samples: &[SampleRange]) -> Result<Senc> {
@@ -197,6 +212,24 @@ impl FragmentEncryptor<'_> {
             }
             at = end;
             senc.samples.push(self.map(&src[r.offset..end], i)?);
+        }
+        if let Cipher::Cbcs { key, iv, pattern } = &self.p.cipher {
+            // `dst` holds the output for `src` from its start: offsets are the same in both.
+            self.chains.clear();
+            let base = dst.len();
+            let mut batch_from = base;
+            for (r, s) in samples.iter().zip(&senc.samples) {
+                // Ordered and in bounds (checked above).
+                dst.extend_from_slice(&src[dst.len()..r.offset + r.len]);
+                push_chains(&mut self.chains, self.p.format.is_video(), r.offset, r.len, &s.subsamples);
+                if dst.len() - batch_from >= CBCS_BATCH {
+                    key.encrypt(*iv, cbcs_pattern(self.p.format.is_video(), *pattern), dst, &self.chains).inspect_err(|_| dst.truncate(base))?;
+                    self.chains.clear();
+                    batch_from = dst.len();
+                }
+            }
+            key.encrypt(*iv, cbcs_pattern(self.p.format.is_video(), *pattern), dst, &self.chains).inspect_err(|_| dst.truncate(base))?;
+            return Ok(senc);
         }
         for (r, s) in samples.iter().zip(senc.samples.iter_mut()) {
             // Ordered and in bounds (checked above).
@@ -227,15 +260,12 @@ impl FragmentEncryptor<'_> {
         Ok(s)
     }
 
-    /// Appends `sample` encrypted along a map that covers it (or an empty map: whole sample)
-    /// to `dst`; the IV. `cenc` runs the cipher from `sample` into `dst` (each byte read
-    /// once, written once); `cbcs`, which leaves nine blocks in ten clear, copies the sample
-    /// and encrypts the copy while it is in cache.
+    /// Appends `sample` encrypted with `cenc` along a map that covers it (or an empty map:
+    /// whole sample) to `dst`, running the cipher from `sample` into `dst` (each byte read
+    /// once, written once); the IV. (`cbcs` goes by batches: [`Self::encrypt_samples_from`].)
     fn crypt_into(&mut self, sample: &[u8], dst: &mut Vec<u8>, iv_index: u64, subs: &[Subsample]) -> Result<[u8; 16]> {
         let Cipher::Cenc { key, ivs, .. } = &self.p.cipher else {
-            let at = dst.len();
-            dst.extend_from_slice(sample);
-            return self.crypt(&mut dst[at..], iv_index, subs);
+            return Err(Error::Param("cbcs is encrypted by batches"));
         };
         let counter = ivs.counter_block(iv_index);
         let mut ks = CtrStream::new(key, counter);
@@ -280,18 +310,9 @@ impl FragmentEncryptor<'_> {
                 }
             }
             Cipher::Cbcs { key, iv, pattern } => {
-                if video {
-                    let mut at = 0usize;
-                    for s in subs {
-                        at += s.clear as usize;
-                        let end = at + s.protected as usize;
-                        // The CBC chain restarts from the constant IV in every protected range.
-                        cbcs_range(key, *iv, *pattern, &mut sample[at..end], &mut self.scratch)?;
-                        at = end;
-                    }
-                } else {
-                    cbcs_range(key, *iv, Pattern::FULL, sample, &mut self.scratch)?;
-                }
+                self.chains.clear();
+                push_chains(&mut self.chains, video, 0, sample.len(), subs);
+                key.encrypt(*iv, cbcs_pattern(video, *pattern), sample, &self.chains)?;
             }
         }
         Ok(iv_out)
@@ -312,67 +333,30 @@ pub fn encrypt_samples(p: &TrackProtection, buf: &mut [u8], samples: &[SampleRan
     p.encryptor().encrypt_samples(buf, samples)
 }
 
-/// `cbcs` over one protected range: CBC from `iv` through the pattern's crypt blocks (one
-/// chain across the range, skipped blocks left out); a trailing partial block stays clear.
-/// In a final partial period, the whole blocks that remain of a crypt run are encrypted.
-///
-/// The crypt blocks are gathered into `scratch`, encrypted with one CBC call and scattered
-/// back: at 1:9 that copies a fifth of the range's bytes but replaces one library call per
-/// block with one per range (measured in `tests/bench.rs`: 9.7 GB/s of range against 8.2 for a
-/// call per block, and 7.1 when the copies were `memcpy` calls of a runtime length).
-fn cbcs_range(key: &AesCbc, iv: [u8; 16], pattern: Pattern, data: &mut [u8], scratch: &mut Vec<u8>) -> Result<()> {
-    let blocks = data.len() / BLOCK;
-    if blocks == 0 {
-        return Ok(());
+/// The pattern a `cbcs` track's samples are encrypted with: whole blocks for audio,
+/// whatever the track's pattern says.
+fn cbcs_pattern(video: bool, pattern: Pattern) -> Pattern {
+    if video {
+        pattern
+    } else {
+        Pattern::FULL
     }
-    if pattern.is_full() {
-        return key.encrypt(iv, &mut data[..blocks * BLOCK]);
-    }
-    let (crypt, period) = (pattern.crypt as usize, pattern.crypt as usize + pattern.skip as usize);
-    if blocks <= crypt {
-        return key.encrypt(iv, &mut data[..blocks * BLOCK]);
-    }
-    // The crypt blocks' indices, in order: the first `crypt` of every period.
-    let crypt_blocks = || (0..blocks).step_by(period).flat_map(move |b| b..(b + crypt).min(blocks));
-    let count = blocks / period * crypt + (blocks % period).min(crypt);
-    scratch.clear();
-    scratch.resize(count * BLOCK, 0);
-    // Block by block with a constant length, so each copy is two moves, not a `memcpy` call.
-    for (k, out) in crypt_blocks().zip(scratch.chunks_exact_mut(BLOCK)) {
-        out.copy_from_slice(&data[k * BLOCK..][..BLOCK]);
-    }
-    key.encrypt(iv, scratch)?;
-    for (k, enc) in crypt_blocks().zip(scratch.chunks_exact(BLOCK)) {
-        data[k * BLOCK..][..BLOCK].copy_from_slice(enc);
-    }
-    Ok(())
 }
 
-/// The alternative to gathering: one CBC call per crypt run, chaining by hand. Kept for the
-/// benchmark that chose between them.
-#[doc(hidden)]
-pub fn cbcs_range_per_run(key: &AesCbc, iv: [u8; 16], pattern: Pattern, data: &mut [u8]) -> Result<()> {
-    let blocks = data.len() / BLOCK;
-    if pattern.is_full() || blocks <= pattern.crypt as usize {
-        return key.encrypt(iv, &mut data[..blocks * BLOCK]);
+/// The `cbcs` chains of the sample at `offset` (`len` bytes) along its subsample map: one
+/// per protected range for video (the CBC chain restarts from the constant IV in each), the
+/// whole sample for audio; a trailing partial block stays clear.
+fn push_chains(chains: &mut Vec<Chain>, video: bool, offset: usize, len: usize, subs: &[Subsample]) {
+    if !video {
+        chains.push(Chain { start: offset, blocks: len / BLOCK });
+        return;
     }
-    let (crypt, period) = (pattern.crypt as usize, pattern.crypt as usize + pattern.skip as usize);
-    let mut chain = iv;
-    let mut b = 0;
-    while b < blocks {
-        let n = crypt.min(blocks - b);
-        let run = &mut data[b * BLOCK..(b + n) * BLOCK];
-        key.encrypt(chain, run)?;
-        chain.copy_from_slice(&run[run.len() - BLOCK..]);
-        b += period;
+    let mut at = offset;
+    for s in subs {
+        at += s.clear as usize;
+        chains.push(Chain { start: at, blocks: s.protected as usize / BLOCK });
+        at += s.protected as usize;
     }
-    Ok(())
-}
-
-/// Gather variant, exposed for the benchmark.
-#[doc(hidden)]
-pub fn cbcs_range_gather(key: &AesCbc, iv: [u8; 16], pattern: Pattern, data: &mut [u8], scratch: &mut Vec<u8>) -> Result<()> {
-    cbcs_range(key, iv, pattern, data, scratch)
 }
 
 #[cfg(test)]
@@ -444,20 +428,6 @@ mod tests {
             let backwards = [ranges[1], ranges[0]];
             assert!(p.encryptor().encrypt_samples_from(&src, &mut out, &backwards).is_err());
             assert!(out.is_empty());
-        }
-    }
-
-    #[test]
-    fn gather_and_per_run_agree() {
-        let k = AesCbc::new(&[5; 16]).unwrap();
-        for len in [0usize, 15, 16, 17, 160, 161, 175, 176, 1000, 4099] {
-            for pat in [Pattern::VIDEO, Pattern { crypt: 3, skip: 2 }, Pattern { crypt: 2, skip: 0 }, Pattern::FULL] {
-                let src: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
-                let (mut a, mut b) = (src.clone(), src.clone());
-                cbcs_range(&k, [9; 16], pat, &mut a, &mut Vec::new()).unwrap();
-                cbcs_range_per_run(&k, [9; 16], pat, &mut b).unwrap();
-                assert_eq!(a, b, "len {len} {pat:?}");
-            }
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod error;
 pub mod init;
 pub mod iv;
 pub mod key;
+mod lanes;
 pub mod kid;
 pub mod storage;
 pub mod subsample;
