@@ -42,7 +42,7 @@ pub fn encrypt_fragments(frags: &[SourceFragment], buf: &mut [u8], data_offset: 
 /// fragment's `senc` ([`encrypt_fragments`]). In place when this request holds the only
 /// handle to the buffer (a fresh storage read). Otherwise (a cached or memory-mapped buffer
 /// other requests share) out of place in one pass: each sample encrypted from the source into
-/// the output (`cenc`) or copied and encrypted while in cache (`cbcs`)
+/// the output (`cenc`) or copied, 256 KiB at a time, and encrypted while in cache (`cbcs`)
 /// ([`sealcast_cenc::FragmentEncryptor::encrypt_samples_from`]), not the whole source copied
 /// first and encrypted after; a source whose samples are not in increasing
 /// order (a progressive file's chunks may not be) is copied first.
