@@ -285,32 +285,37 @@ where
 {
     let (parts, mut body) = res.into_parts();
     let status = parts.status;
-    let mut headers = parts.headers;
+    let headers = parts.headers;
     // No body at all for these (RFC 9110 §6.4.1); hyper leaves out their Content-Length too.
     let bodiless = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    if bodiless {
-        headers.remove(header::CONTENT_LENGTH);
-        headers.remove(header::TRANSFER_ENCODING);
+    // What the handler's headers say about framing and the connection, in one pass over them
+    // (cheaper than looking each name up in the map).
+    let (mut has_length, mut has_connection, mut dated) = (false, false, false);
+    for (name, value) in &headers {
+        if name == header::CONTENT_LENGTH {
+            has_length = true;
+        } else if name == header::CONNECTION {
+            has_connection = true;
+            close |= value.as_bytes().eq_ignore_ascii_case(b"close");
+        } else if name == header::DATE {
+            dated = true;
+        }
     }
-    if headers.get(header::CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close")) {
-        close = true;
-    }
-    let length = !bodiless && !is_head && !headers.contains_key(header::CONTENT_LENGTH);
+    let length = !bodiless && !is_head && !has_length;
     // Unknown length: chunked for HTTP/1.1, else the end of the connection ends the body.
     let chunked = length && version == Version::HTTP_11;
     if length && !chunked {
         close = true;
     }
-    if chunked {
-        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
-    }
-    if close {
-        if version == Version::HTTP_11 && !headers.contains_key(header::CONNECTION) {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-    } else if version == Version::HTTP_10 {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
-    }
+    let keep_alive = !close && version == Version::HTTP_10;
+    // Lines the map has that this answer replaces or must not send: framing of a bodiless
+    // answer, a `Transfer-Encoding` where chunked is set here, `Connection` where HTTP/1.0
+    // keep-alive is.
+    let dropped = |name: &HeaderName| {
+        (bodiless && (name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING))
+            || (chunked && name == header::TRANSFER_ENCODING)
+            || (keep_alive && name == header::CONNECTION)
+    };
     let Out { head, bufs } = out;
     head.clear();
     bufs.clear();
@@ -319,13 +324,22 @@ where
     head.push(b' ');
     head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     head.extend_from_slice(b"\r\n");
-    let mut dated = false;
     for (name, value) in &headers {
-        dated |= name == header::DATE;
+        if dropped(name) {
+            continue;
+        }
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
+    }
+    if chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if close && version == Version::HTTP_11 && !has_connection {
+        head.extend_from_slice(b"connection: close\r\n");
+    } else if keep_alive {
+        head.extend_from_slice(b"connection: keep-alive\r\n");
     }
     if !dated {
         head.extend_from_slice(b"date: ");
