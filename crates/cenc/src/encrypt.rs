@@ -11,6 +11,9 @@ use crate::lanes::{CbcsKey, Chain};
 use crate::subsample::{check_cover, nal_subsamples, SampleFormat, SliceRule, Subsample, DEFAULT_CLEAR_PREFIX};
 use crate::{ContentKey, Kid, Pattern, Scheme};
 
+// One per track, built once and shared: its size does not matter (RustCrypto's key keeps the
+// AES-NI and the software schedules), and a box would add a pointer to follow on every call.
+#[allow(clippy::large_enum_variant)]
 enum Cipher {
     Cenc { key: AesCtr, ivs: IvDeriver, iv_size: u8 },
     Cbcs { key: CbcsKey, iv: [u8; 16], pattern: Pattern },
