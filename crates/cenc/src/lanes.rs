@@ -3,9 +3,9 @@
 //! CBC is serial within a chain: each block's input needs the ciphertext of the block before
 //! it, so one chain runs at the latency of AES (aws-lc's CBC here: ~1.9 GB/s, against ~11
 //! GB/s for CTR, whose blocks are independent). But `cbcs` restarts the chain from the
-//! constant IV in every protected range (ISO/IEC 23001-7 §10.4.2: each subsample's protected
-//! bytes, or each whole audio sample, is its own chain), and a fragment holds dozens to
-//! hundreds of them. Here up to [`LANES`] chains advance together, one block each per step,
+//! constant IV in every protected range (each subsample's protected bytes, or each whole
+//! audio sample, is its own chain: Shaka Packager and mp4ff encrypt so, FORMATS.md), and a
+//! fragment holds dozens to hundreds of them. Here up to [`LANES`] chains advance together, one block each per step,
 //! and the step's blocks go through AES in one call that keeps the AES units busy the way
 //! CTR does (RustCrypto's `encrypt_blocks`, eight blocks in flight with AES-NI). aws-lc has
 //! no call for several independent chains (its multi-block CBC is internal to TLS), and
