@@ -178,13 +178,13 @@ impl FragmentEncryptor<'_> {
             let end = end.ok_or(Error::SampleOutOfBounds { sample: i, offset: r.offset, len: r.len, buf_len: buf.len() })?;
             senc.samples.push(self.map(&buf[r.offset..end], i)?);
         }
-        if let Cipher::Cbcs { key, iv, pattern } = &self.p.cipher {
+        if let Cipher::Cbcs { .. } = self.p.cipher {
             // Every chain of the fragment at once: [`crate::lanes`].
             self.chains.clear();
             for (r, s) in samples.iter().zip(&senc.samples) {
                 push_chains(&mut self.chains, self.p.format.is_video(), r.offset, r.len, &s.subsamples);
             }
-            key.encrypt(*iv, cbcs_pattern(self.p.format.is_video(), *pattern), buf, &self.chains)?;
+            self.encrypt_chains(buf)?;
             return Ok(senc);
         }
         for (r, s) in samples.iter().zip(senc.samples.iter_mut()) {
@@ -216,7 +216,7 @@ impl FragmentEncryptor<'_> {
             at = end;
             senc.samples.push(self.map(&src[r.offset..end], i)?);
         }
-        if let Cipher::Cbcs { key, iv, pattern } = &self.p.cipher {
+        if let Cipher::Cbcs { .. } = self.p.cipher {
             // `dst` holds the output for `src` from its start: offsets are the same in both.
             self.chains.clear();
             let base = dst.len();
@@ -226,12 +226,12 @@ impl FragmentEncryptor<'_> {
                 dst.extend_from_slice(&src[dst.len()..r.offset + r.len]);
                 push_chains(&mut self.chains, self.p.format.is_video(), r.offset, r.len, &s.subsamples);
                 if dst.len() - batch_from >= CBCS_BATCH {
-                    key.encrypt(*iv, cbcs_pattern(self.p.format.is_video(), *pattern), dst, &self.chains).inspect_err(|_| dst.truncate(base))?;
+                    self.encrypt_chains(dst).inspect_err(|_| dst.truncate(base))?;
                     self.chains.clear();
                     batch_from = dst.len();
                 }
             }
-            key.encrypt(*iv, cbcs_pattern(self.p.format.is_video(), *pattern), dst, &self.chains).inspect_err(|_| dst.truncate(base))?;
+            self.encrypt_chains(dst).inspect_err(|_| dst.truncate(base))?;
             return Ok(senc);
         }
         for (r, s) in samples.iter().zip(senc.samples.iter_mut()) {
@@ -261,6 +261,16 @@ impl FragmentEncryptor<'_> {
         nal_subsamples(self.p.format, self.p.rule(), sample, sample_index, &mut s.subsamples)?;
         check_count(&s.subsamples)?;
         Ok(s)
+    }
+
+    /// `cbcs`: encrypts the chains gathered in `self.chains` (offsets into `buf`) from the
+    /// constant IV, along the video pattern or, for audio, whole blocks.
+    fn encrypt_chains(&self, buf: &mut [u8]) -> Result<()> {
+        let Cipher::Cbcs { key, iv, pattern } = &self.p.cipher else {
+            return Err(Error::Param("cenc has no chains"));
+        };
+        let pattern = if self.p.format.is_video() { *pattern } else { Pattern::FULL };
+        key.encrypt(*iv, pattern, buf, &self.chains)
     }
 
     /// Appends `sample` encrypted with `cenc` along a map that covers it (or an empty map:
@@ -312,10 +322,10 @@ impl FragmentEncryptor<'_> {
                     ks.apply(sample)?;
                 }
             }
-            Cipher::Cbcs { key, iv, pattern } => {
+            Cipher::Cbcs { .. } => {
                 self.chains.clear();
                 push_chains(&mut self.chains, video, 0, sample.len(), subs);
-                key.encrypt(*iv, cbcs_pattern(video, *pattern), sample, &self.chains)?;
+                self.encrypt_chains(sample)?;
             }
         }
         Ok(iv_out)
@@ -334,16 +344,6 @@ fn check_count(subs: &[Subsample]) -> Result<()> {
 /// [`FragmentEncryptor::encrypt_samples`]).
 pub fn encrypt_samples(p: &TrackProtection, buf: &mut [u8], samples: &[SampleRange]) -> Result<Senc> {
     p.encryptor().encrypt_samples(buf, samples)
-}
-
-/// The pattern a `cbcs` track's samples are encrypted with: whole blocks for audio,
-/// whatever the track's pattern says.
-fn cbcs_pattern(video: bool, pattern: Pattern) -> Pattern {
-    if video {
-        pattern
-    } else {
-        Pattern::FULL
-    }
 }
 
 /// The `cbcs` chains of the sample at `offset` (`len` bytes) along its subsample map: one
