@@ -254,7 +254,7 @@ impl AesCbc {
 
     /// [`Self::encrypt`], returning the last ciphertext block (`iv` for no data): what the
     /// next piece of the same chain starts from.
-    fn encrypt_chained(&self, iv: [u8; 16], data: &mut [u8]) -> Result<[u8; 16]> {
+    pub(crate) fn encrypt_chained(&self, iv: [u8; 16], data: &mut [u8]) -> Result<[u8; 16]> {
         if data.len() & (BLOCK - 1) != 0 {
             return Err(Error::Param("CBC data must be whole 16-byte blocks"));
         }

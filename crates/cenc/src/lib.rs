@@ -31,6 +31,7 @@ pub mod iv;
 pub mod key;
 mod lanes;
 pub mod kid;
+pub mod multibuf;
 pub mod storage;
 pub mod subsample;
 pub mod traf;

@@ -8,6 +8,7 @@ pub mod ams;
 pub mod assets;
 pub mod body;
 pub mod catalog;
+mod cbc_batch;
 pub mod config;
 pub mod error;
 pub mod ingest;

@@ -49,6 +49,8 @@ pub struct AppState {
     /// Access control: the CDN-only gate, the default policy, verified signatures.
     pub access: crate::access::Access,
     clock: Clock,
+    /// HLS AES-128 segments of concurrent requests, encrypted together.
+    pub(crate) cbc: crate::cbc_batch::CbcBatch,
 }
 
 impl AppState {
@@ -142,6 +144,7 @@ impl AppState {
                 crate::access::Access::deny_all()
             }),
             clock: Arc::new(SystemTime::now),
+            cbc: Default::default(),
         })
     }
 

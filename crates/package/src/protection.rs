@@ -11,7 +11,10 @@
 //! only, and the ETag fingerprint holds a key check value (AES of a zero block), never the key.
 
 use bytes::Bytes;
+use std::sync::Arc;
+
 use sealcast_cenc::aes::AesCbc;
+use sealcast_cenc::multibuf::MultiKey;
 use sealcast_cenc::init::protect_init;
 use sealcast_cenc::{iv, IvDeriver, TrackProtection};
 use sealcast_drm::cpix::CpixDocument;
@@ -134,8 +137,9 @@ pub struct PlanInput<'a> {
 
 /// HLS AES-128 state of one track.
 pub struct Envelope {
-    /// Expanded key.
-    cbc: AesCbc,
+    /// Expanded key, shared with the segments queued for encryption together
+    /// ([`sealcast_cenc::multibuf`]).
+    key: Arc<MultiKey>,
     /// The `#EXT-X-KEY` URI (the key delivery URL of the key).
     pub key_uri: String,
     /// What the per-segment IVs derive from (file identity, track).
@@ -150,24 +154,9 @@ impl Envelope {
         iv::constant_iv(kid.as_bytes(), format!("{}\nhls-aes128/{fmt}/{n}", self.iv_context).as_bytes(), self.track_id)
     }
 
-    /// Encrypts a whole segment (RFC 8216 §4.3.2.4) in place: the whole blocks where they
-    /// lie, then the padded last block (see [`AesCbc::encrypt_padded`]).
-    pub fn encrypt(&self, iv: [u8; 16], data: Vec<u8>) -> Result<Vec<Bytes>, sealcast_cenc::Error> {
-        Self::finish(self.chain(iv), data, 0)
-    }
-
-    /// CBC under this key from `iv`, for a segment encrypted in pieces as it is written
-    /// (see [`crate::ts::build_segment_aes128`]).
-    pub fn chain(&self, iv: [u8; 16]) -> sealcast_cenc::aes::CbcChain<'_> {
-        self.cbc.chain(iv)
-    }
-
-    /// The body of a segment in `data` whose first `from` bytes `chain` encrypted already:
-    /// the rest encrypted and padded ([`sealcast_cenc::aes::CbcChain::finish_from`]), as the
-    /// whole blocks and the padded last block.
-    pub fn finish(chain: sealcast_cenc::aes::CbcChain<'_>, data: Vec<u8>, from: usize) -> Result<Vec<Bytes>, sealcast_cenc::Error> {
-        let (body, tail) = chain.finish_from(data, from)?;
-        Ok(vec![Bytes::from(body), Bytes::copy_from_slice(&tail)])
+    /// The key, for segments encrypted together with others ([`sealcast_cenc::multibuf`]).
+    pub fn key(&self) -> &Arc<MultiKey> {
+        &self.key
     }
 }
 
@@ -356,7 +345,7 @@ fn plan_envelope(input: &PlanInput<'_>) -> Result<MethodPlan, PlanError> {
         let key = keys.get(ki).ok_or(PlanError::Assignment)?;
         let raw = key.aes128_bytes()?;
         let env = Envelope {
-            cbc: AesCbc::new(raw)?,
+            key: Arc::new(MultiKey::new(raw)?),
             key_uri: key_uri(input.license, key.kid()),
             iv_context: iv_context(input.path, file_size(input, i), t),
             track_id: t.track().info.track_id,

@@ -18,7 +18,6 @@ use sealcast_mpegts::{Codec, ContinuityState, MuxParams, Sample, Stream};
 pub use sealcast_mpegts::SampleAes as SampleAesParams;
 
 use crate::asset::{Asset, AssetTrack};
-use crate::protection::Envelope;
 use crate::TrackKind;
 use crate::error::{Error, Result};
 use crate::fmp4::SourceFragment;
@@ -180,33 +179,6 @@ pub fn plan_segment(asset: &Asset, track: usize, number: usize) -> Option<Segmen
 /// `sample_aes` is given. Errors name the file at fault.
 pub fn build_segment(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Option<&Bytes>, sample_aes: Option<SampleAesParams>) -> std::result::Result<Vec<u8>, (String, Error)> {
     with_inputs(asset, plan, main, audio, |inputs| write_segment_with(inputs, plan.number, sample_aes))
-}
-
-/// [`build_segment`] under HLS AES-128 (RFC 8216 §4.3.2.4: the whole segment in CBC with
-/// PKCS#7 padding) with `env`'s key from `iv`, encrypted while it is muxed: each 32 KiB is
-/// encrypted in place as soon as it is written, still in cache, rather than in a second pass
-/// over the finished segment. The parts (whole blocks, then the padded last block) make the
-/// response body.
-pub fn build_segment_aes128(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Option<&Bytes>, env: &Envelope, iv: [u8; 16]) -> std::result::Result<Vec<Bytes>, (String, Error)> {
-    /// Bytes encrypted at a time: a few PES packets, well inside L2.
-    const CHUNK: usize = 32 * 1024;
-    with_inputs(asset, plan, main, audio, |inputs| {
-        let (streams, mut params) = mux_input(inputs, plan.number, None);
-        let mut chain = env.chain(iv);
-        let mut failed = None;
-        let mut out = Vec::new();
-        let mut each = |region: &mut [u8]| {
-            if failed.is_none() {
-                failed = chain.encrypt(region).err();
-            }
-        };
-        let handed = sealcast_mpegts::mux_segment_chunked(&streams, &mut params, &mut out, 16, CHUNK, &mut each).map_err(|e| Error::Unsupported(format!("TS mux: {e}")))?;
-        match failed {
-            None => Envelope::finish(chain, out, handed),
-            Some(e) => Err(e),
-        }
-        .map_err(|e| Error::Unsupported(format!("AES-128: {e}")))
-    })
 }
 
 /// The samples of segment `plan` (its track's and the muxed-in audio's), handed to `write`.

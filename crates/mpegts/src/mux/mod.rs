@@ -20,7 +20,7 @@ use hooks::Transformed;
 pub(crate) use hooks::{Clear, EsHook};
 use schedule::schedule;
 use setup::Setup;
-use writer::{PidCursor, Ready, Writer};
+use writer::{PidCursor, Writer};
 
 /// Muxes one HLS segment and appends it to `out`.
 ///
@@ -38,34 +38,8 @@ pub fn mux_segment(
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
     match &params.sample_aes {
-        None => mux_with_hook(streams, params, out, &mut Clear, None),
-        Some(k) => mux_with_hook(streams, params, out, &mut SampleAesHook::new(k)?, None),
-    }
-    .map(|_| ())
-}
-
-/// [`mux_segment`], handing the segment to `each` while it is written, so that a pass over
-/// every byte (AES-128-CBC of the whole segment) runs on bytes still in cache instead of a
-/// second sweep over the finished buffer. `each` gets consecutive regions of the segment in
-/// order, each a multiple of `align` bytes, whenever at least `chunk` new bytes are complete;
-/// it may change them in place. Returns how many bytes from the segment's start were handed
-/// over: the rest (under `chunk` plus `align`) is the caller's to finish. On error `out` is
-/// left as it was, whatever `each` saw.
-pub fn mux_segment_chunked(
-    streams: &[Stream<'_>],
-    params: &mut MuxParams,
-    out: &mut Vec<u8>,
-    align: usize,
-    chunk: usize,
-    each: &mut dyn FnMut(&mut [u8]),
-) -> Result<usize, Error> {
-    if align == 0 || chunk < align {
-        return Err(Error::Internal("chunk must be at least one align of bytes"));
-    }
-    let ready = Some(Ready { start: out.len(), done: 0, align, chunk, each });
-    match &params.sample_aes {
-        None => mux_with_hook(streams, params, out, &mut Clear, ready),
-        Some(k) => mux_with_hook(streams, params, out, &mut SampleAesHook::new(k)?, ready),
+        None => mux_with_hook(streams, params, out, &mut Clear),
+        Some(k) => mux_with_hook(streams, params, out, &mut SampleAesHook::new(k)?),
     }
 }
 
@@ -146,8 +120,7 @@ pub(crate) fn mux_with_hook<H: EsHook>(
     params: &mut MuxParams,
     out: &mut Vec<u8>,
     hook: &mut H,
-    ready: Option<Ready<'_>>,
-) -> Result<usize, Error> {
+) -> Result<(), Error> {
     let setup = Setup::new(streams)?;
     // The counting pass validates everything, so the writing pass below cannot fail on
     // input and `out` is never left half-written. It also sizes the output exactly (a
@@ -173,13 +146,11 @@ pub(crate) fn mux_with_hook<H: EsHook>(
             pes: 0,
             plan: plan.audio,
         },
-        ready,
     };
     let result = writer
         .write_psi()
         .and_then(|()| schedule(&setup, params.pts_offset_90k, &mut writer));
     let continuity = writer.cc;
-    let handed = writer.ready.map_or(0, |r| r.done);
     let written = out.len() - start;
     let start_cc = params.continuity;
     let result = match result {
@@ -199,7 +170,7 @@ pub(crate) fn mux_with_hook<H: EsHook>(
     } else {
         out.truncate(start);
     }
-    result.map(|()| handed)
+    result
 }
 
 #[cfg(test)]
@@ -277,12 +248,8 @@ mod tests {
         (v, a, video, audio)
     }
 
+    /// The fixture muxed with `hook`, after three bytes already in the output.
     fn run<H: EsHook>(hook: &mut H) -> Vec<u8> {
-        run_ready(hook, None).0
-    }
-
-    /// The fixture muxed with `hook`, handing over to `ready`: the output and the bytes handed.
-    fn run_ready<H: EsHook>(hook: &mut H, ready: Option<Ready<'_>>) -> (Vec<u8>, usize) {
         let (v, a, video, audio) = fixture();
         let vs: Vec<Sample<'_>> = video
             .iter()
@@ -321,34 +288,9 @@ mod tests {
             ..Default::default()
         };
         let mut out = vec![0xAB; 3];
-        let handed = mux_with_hook(&streams, &mut params, &mut out, hook, ready).unwrap();
+        mux_with_hook(&streams, &mut params, &mut out, hook).unwrap();
         assert_eq!(out.drain(..3).collect::<Vec<_>>(), [0xAB; 3], "bytes before the segment untouched");
-        (out, handed)
-    }
-
-    #[test]
-    fn chunked_hand_over_covers_the_segment_in_order_while_it_is_written() {
-        let clear = run(&mut Clear);
-        for (align, chunk) in [(16, 16), (16, 1000), (188, 4096), (16, 1 << 20)] {
-            let mut regions: Vec<(usize, usize)> = Vec::new();
-            let mut seen = 0usize;
-            let mut each = |r: &mut [u8]| {
-                regions.push((seen, r.len()));
-                seen += r.len();
-                r.iter_mut().for_each(|b| *b = !*b);
-            };
-            let ready = Ready { start: 3, done: 0, align, chunk, each: &mut each };
-            let (out, handed) = run_ready(&mut Clear, Some(ready));
-            assert_eq!(handed, seen);
-            assert!(regions.iter().all(|&(_, n)| n >= chunk && n % align == 0), "{regions:?}");
-            assert!(clear.len() - handed < chunk + align, "{} of {} handed", handed, clear.len());
-            let mut want = clear.clone();
-            want[..handed].iter_mut().for_each(|b| *b = !*b);
-            assert_eq!(out, want, "align {align} chunk {chunk}");
-            if chunk < clear.len() / 4 {
-                assert!(regions.len() > 1, "handed over in one piece: {regions:?}");
-            }
-        }
+        out
     }
 
     const NO_AF: FirstPacket = FirstPacket {

@@ -32,7 +32,7 @@ impl PidCursor {
 }
 
 /// Writes packets.
-pub(super) struct Writer<'o, 's, 'r, H> {
+pub(super) struct Writer<'o, 's, H> {
     pub(super) out: &'o mut Vec<u8>,
     pub(super) cc: crate::ContinuityState,
     pub(super) hook: &'o mut H,
@@ -43,37 +43,9 @@ pub(super) struct Writer<'o, 's, 'r, H> {
     pub(super) streams: &'s Setup<'s>,
     pub(super) video: PidCursor,
     pub(super) audio: PidCursor,
-    /// Where finished output goes while the segment is written ([`super::mux_segment_chunked`]).
-    pub(super) ready: Option<Ready<'r>>,
 }
 
-/// The hand-over of [`super::mux_segment_chunked`].
-pub(crate) struct Ready<'f> {
-    /// Where the segment starts in `out`.
-    pub(super) start: usize,
-    /// Bytes of the segment handed over so far.
-    pub(super) done: usize,
-    pub(super) align: usize,
-    pub(super) chunk: usize,
-    pub(super) each: &'f mut dyn FnMut(&mut [u8]),
-}
-
-impl<H> Writer<'_, '_, '_, H> {
-    /// Hands what is complete to [`Ready::each`] once a chunk of it is (after each PES, so
-    /// the bytes are still in cache).
-    fn hand_over(&mut self) {
-        if let Some(r) = &mut self.ready {
-            let len = self.out.len() - r.start;
-            if len - r.done >= r.chunk {
-                let end = len - len % r.align;
-                (r.each)(&mut self.out[r.start + r.done..r.start + end]);
-                r.done = end;
-            }
-        }
-    }
-}
-
-impl<H: EsHook> Writer<'_, '_, '_, H> {
+impl<H: EsHook> Writer<'_, '_, H> {
     pub(super) fn write_psi(&mut self) -> Result<(), Error> {
         write_pat(self.out, self.cc.pat)?;
         self.cc.pat = (self.cc.pat + 1) & 0x0F;
@@ -120,7 +92,7 @@ impl<H: EsHook> Writer<'_, '_, '_, H> {
     }
 }
 
-impl<H: EsHook> Sink for Writer<'_, '_, '_, H> {
+impl<H: EsHook> Sink for Writer<'_, '_, H> {
     fn video(
         &mut self,
         v: &VideoTrack<'_>,
@@ -161,7 +133,6 @@ impl<H: EsHook> Sink for Writer<'_, '_, '_, H> {
             w.put(payload)?;
             self.cc.video = w.finish()?;
         }
-        self.hand_over();
         Ok(())
     }
 
@@ -201,7 +172,6 @@ impl<H: EsHook> Sink for Writer<'_, '_, '_, H> {
             w.put(payload)?;
             self.cc.audio = w.finish()?;
         }
-        self.hand_over();
         Ok(())
     }
 }

@@ -192,7 +192,7 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
         Some(tc) => match (&tc.envelope, &tc.prot) {
             (Some(env), _) => {
                 let clear = fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.concat();
-                env.encrypt(env.iv(tc.kid, "m4s", n), clear).map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })?
+                aes128(ctx, loaded, env, env.iv(tc.kid, "m4s", n), clear).await?
             }
             (None, Some(p)) => {
                 let idx = track.track().info.trex.default_sample_description_index;
@@ -259,12 +259,19 @@ async fn ts_segment(
         }
         None => (main.await?, None),
     };
+    let body = ts::build_segment(asset, &plan, &main, audio.as_ref(), sample_aes).map_err(|(file, e)| content(loaded, &file, e))?;
     let parts = match envelope {
-        Some((env, iv)) => ts::build_segment_aes128(asset, &plan, &main, audio.as_ref(), env, iv),
-        None => ts::build_segment(asset, &plan, &main, audio.as_ref(), sample_aes).map(|body| vec![Bytes::from(body)]),
-    }
-    .map_err(|(file, e)| content(loaded, &file, e))?;
+        Some((env, iv)) => aes128(ctx, loaded, env, iv, body).await?,
+        None => vec![Bytes::from(body)],
+    };
     Ok(Some((parts, ts_type(track), identity)))
+}
+
+/// A clear segment under HLS AES-128 (the whole segment one CBC chain from `iv`), encrypted
+/// together with the segments of other requests ([`crate::cbc_batch`]): the whole blocks,
+/// then the padded last one.
+async fn aes128(ctx: &Ctx<'_>, loaded: &Loaded, env: &Envelope, iv: [u8; 16], clear: Vec<u8>) -> Result<Vec<Bytes>, ApiError> {
+    ctx.st.cbc.encrypt(env.key().clone(), iv, clear).await.map_err(|e| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") })
 }
 
 /// The track named `name` if it is a video track whose I-frames `container` carries.
@@ -325,13 +332,12 @@ pub async fn iframe_segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize
         _ => None,
     };
     let data = ctx.st.assets.read_source(loaded, &track.file, start..end).await?;
-    let aes = |e: sealcast_cenc::Error| ApiError::Content { asset: loaded.path.clone(), detail: format!("AES-128: {e}") };
     let envelope = tc.and_then(|t| t.envelope.as_ref().map(|e| (t, e)));
     let parts = match container {
         Container::Ts => {
             let body = ts::build_iframe(&loaded.asset, ti, n, &data, start, sample_aes).map_err(|(file, e)| content(loaded, &file, e))?;
             match envelope {
-                Some((tc, env)) => env.encrypt(env.iv(tc.kid, iframe_iv_tag(container), n), body).map_err(aes)?,
+                Some((tc, env)) => aes128(ctx, loaded, env, env.iv(tc.kid, iframe_iv_tag(container), n), body).await?,
                 None => vec![Bytes::from(body)],
             }
         }
@@ -341,7 +347,7 @@ pub async fn iframe_segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize
                 (None, _) => fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.parts,
                 (Some(_), Some((tc, env))) => {
                     let clear = fmp4::write_segment(&frags, &data, start).map_err(|e| content(loaded, &track.file, e))?.concat();
-                    env.encrypt(env.iv(tc.kid, iframe_iv_tag(container), n), clear).map_err(aes)?
+                    aes128(ctx, loaded, env, env.iv(tc.kid, iframe_iv_tag(container), n), clear).await?
                 }
                 (Some(tc), None) => {
                     let p = tc.prot.as_ref().ok_or_else(|| ApiError::NotFound(format!("no route for '{}'", ctx.path)))?;
