@@ -71,3 +71,37 @@ async fn protected_outputs_match_goldens() {
     golden("protected/index.txt", index.as_bytes());
     std::fs::remove_dir_all(root).unwrap();
 }
+
+/// HLS AES-128 segments requested all at once are encrypted together (`cbc_batch`, several
+/// CBC chains in one pass): each answer is byte for byte the one the same request gets alone,
+/// and those equal their goldens where one is pinned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aes128_segments_requested_together_are_those_served_alone() {
+    let root = golden_root("together");
+    let st = state(&root);
+    let get = |url: String| {
+        let st = st.clone();
+        async move {
+            let r = router(st).oneshot(Request::get(&url).body(Body::empty()).unwrap()).await.unwrap();
+            assert!(r.status().is_success(), "{url}: {}", r.status());
+            r.into_body().collect().await.unwrap().to_bytes()
+        }
+    };
+    let urls: Vec<String> = (1..=3)
+        .flat_map(|n| [format!("/demo_aes/video_180p/aes/{n}.ts"), format!("/demo_aes/video_180p/aes/{n}.m4s"), format!("/demo_aes/audio_fr/aes/{n}.ts"), format!("/demo_aes/audio_fr/aes/{n}.m4s")])
+        .collect();
+    let mut alone = Vec::new();
+    for u in &urls {
+        alone.push(get(u.clone()).await);
+    }
+    for (url, file) in [("/demo_aes/video_180p/aes/1.ts", "demo_aes_video_180p_aes_1.ts.aes"), ("/demo_aes/video_180p/aes/1.m4s", "demo_aes_video_180p_aes_1.m4s.aes"), ("/demo_aes/audio_fr/aes/3.ts", "demo_aes_audio_fr_aes_3.ts.aes")] {
+        let pinned = std::fs::read(repo_root().join("tests/golden/protected").join(file)).unwrap();
+        assert!(alone[urls.iter().position(|u| u == url).unwrap()] == pinned, "{url} differs from its golden");
+    }
+    let together = futures::future::join_all(urls.iter().cycle().take(urls.len() * 4).map(|u| tokio::spawn(get(u.clone())))).await;
+    for (i, body) in together.into_iter().enumerate() {
+        let k = i % urls.len();
+        assert!(body.unwrap() == alone[k], "{} requested with others differs from alone", urls[k]);
+    }
+    std::fs::remove_dir_all(root).unwrap();
+}
