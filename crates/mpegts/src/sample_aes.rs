@@ -40,7 +40,7 @@
 
 use std::fmt;
 
-use sealcast_cenc::aes::AesCbc;
+use sealcast_cenc::multibuf::{encrypt_many, Message, MultiKey};
 use sealcast_codecs::nal::NalCodec;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -151,18 +151,23 @@ pub(crate) fn escape_in_place(buf: &mut Vec<u8>, from: usize) {
 
 /// The SAMPLE-AES payload hook: one per segment, owning its scratch buffers.
 pub(crate) struct SampleAesHook {
-    cbc: AesCbc,
+    key: MultiKey,
     iv: [u8; 16],
     /// A NAL unit's encrypted blocks gathered for one CBC call.
     blocks: Vec<u8>,
+    /// The encrypted range of every audio frame so far, in the transformed bytes: each its
+    /// own chain from the IV, all encrypted together in [`EsHook::finish`] (audio sizes do
+    /// not depend on the ciphertext, so nothing waits for them).
+    audio: Vec<std::ops::Range<usize>>,
 }
 
 impl SampleAesHook {
     pub(crate) fn new(p: &SampleAes) -> Result<Self, Error> {
         Ok(SampleAesHook {
-            cbc: AesCbc::new(&p.key).map_err(|_| Error::Crypto("AES key setup"))?,
+            key: MultiKey::new(&p.key).map_err(|_| Error::Crypto("AES key setup"))?,
             iv: p.iv,
             blocks: Vec::new(),
+            audio: Vec::new(),
         })
     }
 }
@@ -197,7 +202,8 @@ impl EsHook for SampleAesHook {
         for at in nal_blocks(nal.len()) {
             self.blocks.extend_from_slice(&nal[at..at + BLOCK]);
         }
-        self.cbc
+        self.key
+            .cbc()
             .encrypt(self.iv, &mut self.blocks)
             .map_err(|_| Error::Crypto("AES-CBC"))?;
         let written = &mut out[start..];
@@ -213,11 +219,30 @@ impl EsHook for SampleAesHook {
         out.extend_from_slice(frame);
         let r = audio_range(frame.len());
         if !r.is_empty() {
-            self.cbc
-                .encrypt(self.iv, &mut out[start + r.start..start + r.end])
-                .map_err(|_| Error::Crypto("AES-CBC"))?;
+            self.audio.push(start + r.start..start + r.end);
         }
         Ok(())
+    }
+
+    fn finish(&mut self, es: &mut [u8]) -> Result<(), Error> {
+        // Carve each frame's range out of `es` (they were appended in order, so they are
+        // increasing and disjoint), then encrypt them all, up to eight chains at a time.
+        let mut msgs = Vec::with_capacity(self.audio.len());
+        let mut rest: &mut [u8] = es;
+        let mut base = 0;
+        for r in self.audio.drain(..) {
+            let (Some(skip), Some(len)) = (r.start.checked_sub(base), r.end.checked_sub(r.start)) else {
+                return Err(Error::Internal("SAMPLE-AES audio ranges out of order"));
+            };
+            if skip + len > rest.len() {
+                return Err(Error::Internal("SAMPLE-AES audio range past the payloads"));
+            }
+            let (data, after) = std::mem::take(&mut rest)[skip..].split_at_mut(len);
+            msgs.push(Message { key: &self.key, iv: self.iv, data });
+            rest = after;
+            base = r.end;
+        }
+        encrypt_many(&mut msgs).map_err(|_| Error::Crypto("AES-CBC"))
     }
 
     fn pmt_entry(&self, codec: &Codec, clear: u8, d: &mut Vec<u8>) -> u8 {
@@ -268,6 +293,7 @@ fn aac_audio_type(asc: &[u8]) -> &'static [u8; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sealcast_cenc::aes::AesCbc;
     use cbc::cipher::{BlockDecryptMut, KeyIvInit};
 
     const KEY: [u8; 16] = [
@@ -538,6 +564,7 @@ mod tests {
             let frame: Vec<u8> = (0..len as u32).map(|i| (i * 13) as u8).collect();
             let mut out = Vec::new();
             h.audio_frame(&frame, &mut out).unwrap();
+            h.finish(&mut out).unwrap();
             assert_eq!(out.len(), len);
             let r = audio_range(len);
             assert_eq!(&out[..r.start.min(len)], &frame[..r.start.min(len)]);

@@ -34,6 +34,12 @@ pub(crate) trait EsHook {
     /// Appends the bytes to packetise for one raw AAC frame; the ADTS header is added
     /// in front of them afterwards, sized to what was appended.
     fn audio_frame(&mut self, frame: &[u8], out: &mut Vec<u8>) -> Result<(), Error>;
+    /// Completes what the hook left for the end over the segment's transformed payloads
+    /// `es` (SAMPLE-AES: every audio frame's CBC, the frames encrypted together). Called
+    /// once, right after the counting pass, before a byte is written.
+    fn finish(&mut self, _es: &mut [u8]) -> Result<(), Error> {
+        Ok(())
+    }
     /// PMT stream_type for a stream whose clear type is `clear`; may append ES
     /// descriptors to `descriptors`.
     fn pmt_entry(&self, codec: &Codec, clear: u8, descriptors: &mut Vec<u8>) -> u8;

@@ -107,6 +107,7 @@ fn make_plan<H: EsHook>(
         es: Transformed::default(),
     };
     schedule(setup, params.pts_offset_90k, &mut counter)?;
+    counter.hook.finish(&mut counter.es.bytes)?;
     Ok(Plan {
         video: counter.video.plan(params)?,
         audio: counter.audio.plan(params)?,
