@@ -105,30 +105,25 @@ pub struct Padded<'a> {
 /// together: for each, its whole blocks encrypted where they lie and returned, and its last
 /// partial block with the padding as the second, 16-byte part — what
 /// [`AesCbc::encrypt_padded`] gives for each alone.
-pub fn encrypt_padded_many(jobs: Vec<Padded<'_>>) -> Result<Vec<(Vec<u8>, [u8; BLOCK])>> {
-    let mut tails = Vec::with_capacity(jobs.len());
-    let mut bodies = Vec::with_capacity(jobs.len());
-    for mut j in jobs {
-        let whole = j.data.len() - j.data.len() % BLOCK;
-        let mut tail = [0u8; BLOCK];
-        let rest = j.data.len() - whole;
-        tail[..rest].copy_from_slice(&j.data[whole..]);
-        tail[rest..].fill((BLOCK - rest) as u8);
-        j.data.truncate(whole);
-        tails.push((j.key, tail));
-        bodies.push((j.iv, j.data));
-    }
-    let mut msgs: Vec<Message<'_>> = bodies.iter_mut().zip(&tails).map(|((iv, data), (key, _))| Message { key, iv: *iv, data }).collect();
+pub fn encrypt_padded_many(mut jobs: Vec<Padded<'_>>) -> Result<Vec<(Vec<u8>, [u8; BLOCK])>> {
+    let whole = |data: &[u8]| data.len() - data.len() % BLOCK;
+    let mut msgs: Vec<Message<'_>> = jobs
+        .iter_mut()
+        .map(|j| {
+            let n = whole(&j.data);
+            Message { key: j.key, iv: j.iv, data: &mut j.data[..n] }
+        })
+        .collect();
     encrypt_many(&mut msgs)?;
-    let last: Vec<[u8; BLOCK]> = msgs.iter().map(|m| m.iv).collect();
-    drop(msgs);
-    bodies
-        .into_iter()
-        .zip(tails)
+    let last: Vec<[u8; BLOCK]> = msgs.into_iter().map(|m| m.iv).collect();
+    // The rest after the whole blocks, padded, chained from each message's last block.
+    jobs.into_iter()
         .zip(last)
-        .map(|(((_, body), (key, mut tail)), last)| {
-            key.cbc.encrypt(last, &mut tail)?;
-            Ok((body, tail))
+        .map(|(mut j, last)| {
+            let n = whole(&j.data);
+            let tail = j.key.cbc.chain(last).finish(&j.data[n..])?;
+            j.data.truncate(n);
+            Ok((j.data, tail))
         })
         .collect()
 }

@@ -149,22 +149,22 @@ mod tests {
         [body, tail.to_vec()].concat()
     }
 
+    /// A request for segment `i` under `key` and `iv`, spawned: what it got, and what aws-lc
+    /// alone makes of the same segment.
+    fn request(batch: &Arc<CbcBatch>, key: [u8; 16], iv: [u8; 16], i: usize) -> tokio::task::JoinHandle<(Vec<u8>, Vec<u8>)> {
+        let batch = batch.clone();
+        tokio::spawn(async move {
+            let got = batch.encrypt(Arc::new(MultiKey::new(&key).unwrap()), iv, segment(i)).await.unwrap();
+            (got.concat(), alone(&key, iv, segment(i)))
+        })
+    }
+
     /// Requests ready together are encrypted in one pass, each under its own key and IV as
     /// if alone; one more request later gets a pass of its own.
     #[tokio::test(flavor = "current_thread")]
     async fn ready_requests_share_a_pass_and_each_gets_its_own_segment() {
         let batch = Arc::new(CbcBatch::default());
-        let tasks: Vec<_> = (0..6usize)
-            .map(|i| {
-                let batch = batch.clone();
-                tokio::spawn(async move {
-                    let key = [i as u8; 16];
-                    let iv = [i as u8 ^ 0x5a; 16];
-                    let got = batch.encrypt(Arc::new(MultiKey::new(&key).unwrap()), iv, segment(i)).await.unwrap();
-                    (got.concat(), alone(&key, iv, segment(i)))
-                })
-            })
-            .collect();
+        let tasks: Vec<_> = (0..6usize).map(|i| request(&batch, [i as u8; 16], [i as u8 ^ 0x5a; 16], i)).collect();
         for t in tasks {
             let (got, want) = t.await.unwrap();
             assert_eq!(got, want);
@@ -180,18 +180,10 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 3)]
     async fn a_crowd_on_several_workers_is_answered_in_full() {
         let batch = Arc::new(CbcBatch::default());
-        let tasks: Vec<_> = (0..100usize)
-            .map(|i| {
-                let batch = batch.clone();
-                tokio::spawn(async move {
-                    let key = [(i % 5) as u8; 16];
-                    let got = batch.encrypt(Arc::new(MultiKey::new(&key).unwrap()), [i as u8; 16], segment(i % 13)).await.unwrap();
-                    assert_eq!(got.concat(), alone(&key, [i as u8; 16], segment(i % 13)), "request {i}");
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
+        let tasks: Vec<_> = (0..100usize).map(|i| request(&batch, [(i % 5) as u8; 16], [i as u8; 16], i % 13)).collect();
+        for (i, t) in tasks.into_iter().enumerate() {
+            let (got, want) = t.await.unwrap();
+            assert_eq!(got, want, "request {i}");
         }
         assert!(batch.lock().is_empty());
         assert!(batch.passes.load(Ordering::Relaxed) < 100);

@@ -227,9 +227,9 @@ fn ts_type(t: &AssetTrack) -> &'static str {
 }
 
 /// TS segment `n` of track `ti`: planned (which byte ranges of which tracks), read (both
-/// ranges at once), then built — then AES-128-encrypted, together with the segments of other
-/// requests ([`crate::cbc_batch`]), when `envelope` (key and IV) is given. A video segment carries the asset's default audio. Returns the body's
-/// parts, type and the identity the ETag derives from (every file read); `None`, before any
+/// ranges at once), built, then AES-128-encrypted together with the segments of other
+/// requests ([`crate::cbc_batch`]) when `envelope` (key and IV) is given. A video segment
+/// carries the asset's default audio. Returns the body's parts, type and the identity the ETag derives from (every file read); `None`, before any
 /// read, when the client's copy is current (`protected` maps the source identity to the
 /// response's, see [`Ctx::unchanged`]).
 async fn ts_segment(
