@@ -81,8 +81,7 @@ pub fn encrypt_many(msgs: &mut [Message<'_>]) -> Result<()> {
         return Err(Error::Param("CBC data must be whole 16-byte blocks"));
     }
     #[cfg(target_arch = "x86_64")]
-    if msgs.iter().all(|m| m.key.ni.is_some()) {
-        ni::encrypt(msgs);
+    if ni::encrypt(msgs).is_some() {
         return Ok(());
     }
     for m in msgs.iter_mut() {
@@ -206,24 +205,26 @@ mod ni {
         msg: usize,
     }
 
-    /// [`super::encrypt_many`] with AES-NI: every message has round keys and whole blocks.
-    pub(super) fn encrypt(msgs: &mut [Message<'_>]) {
+    /// [`super::encrypt_many`] with AES-NI, for messages of whole blocks; `None`, with nothing
+    /// encrypted, when a key has no round keys (no AES-NI).
+    pub(super) fn encrypt(msgs: &mut [Message<'_>]) -> Option<()> {
         // Raw lanes first, so nothing borrows the messages while their bytes are written.
         let mut todo: Vec<Lane> = Vec::with_capacity(msgs.len());
         for (i, m) in msgs.iter_mut().enumerate() {
-            let Some(rk) = &m.key.ni else { unreachable!("checked by the caller") };
+            let rk = m.key.ni.as_ref()?;
             // SAFETY: an unaligned load of 16 bytes from a 16-byte array.
             let prev = unsafe { _mm_loadu_si128(m.iv.as_ptr().cast()) };
             todo.push(Lane { at: m.data.as_mut_ptr(), left: m.data.len() / BLOCK, prev, rk: rk.0.as_ptr(), msg: i });
         }
-        // SAFETY: AES-NI is present (every key has round keys); each lane points into its own
-        // message's slice with `left` whole blocks after it, and the slices do not overlap
-        // (they are distinct `&mut`s).
+        // SAFETY: AES-NI is present (every key has round keys, made only once it was
+        // detected); each lane points into its own message's slice with `left` whole blocks
+        // after it, and the slices do not overlap (they are distinct `&mut`s).
         let ends = unsafe { run(&todo) };
         for (m, end) in msgs.iter_mut().zip(ends) {
             // SAFETY: a 16-byte store into a 16-byte array.
             unsafe { _mm_storeu_si128(m.iv.as_mut_ptr().cast(), end) };
         }
+        Some(())
     }
 
     /// Runs every lane of `todo` to its end, up to [`LANES`] at a time (a finished one makes
