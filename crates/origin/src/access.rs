@@ -400,11 +400,12 @@ impl Access {
         from_catalog.unwrap_or_else(|| self.default.clone())
     }
 
-    /// Checks a request against `policy` at `now`: `Ok(None)` (allowed, nothing to carry),
+    /// Checks a request against `policy` at `now()`: `Ok(None)` (allowed, nothing to carry),
     /// `Ok(Some(carry))` (allowed, and the playlist may pass the credential on) or the reason
-    /// it is refused.
-    pub fn check(&self, policy: &AccessPolicy, req: &Presented<'_>, now: u64) -> Result<Option<Carry>, Refused> {
+    /// it is refused. The clock is read only for a policy that signs URLs.
+    pub fn check(&self, policy: &AccessPolicy, req: &Presented<'_>, now: impl FnOnce() -> u64) -> Result<Option<Carry>, Refused> {
         let Some(p) = &policy.signed else { return Ok(None) };
+        let now = now();
         let path = req.uri.path();
         let query = req.uri.query().unwrap_or("");
         let client_ip = self.client_ip(req);
@@ -560,7 +561,7 @@ mod tests {
 
     fn check(a: &Access, p: &AccessPolicy, uri: &str, headers: HeaderMap, now: u64) -> Result<Option<Carry>, Refused> {
         let (uri, headers) = req(uri, headers);
-        a.check(p, &Presented { uri: &uri, headers: &headers, peer: Some("192.0.2.1:5000".parse().unwrap()) }, now)
+        a.check(p, &Presented { uri: &uri, headers: &headers, peer: Some("192.0.2.1:5000".parse().unwrap()) }, || now)
     }
 
     #[test]

@@ -32,6 +32,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::listen::Guarded;
+use crate::respond::{WireHead, Wire};
 
 /// Header lines a request head may have (hyper's default too).
 const MAX_HEADERS: usize = 100;
@@ -138,9 +139,9 @@ where
         *req.uri_mut() = head.uri;
         *req.version_mut() = head.version;
         *req.headers_mut() = head.headers;
-        let res = svc.respond(req, false, usize::MAX).await;
+        let res = svc.respond(req, false, usize::MAX, Wire::Lines).await;
         let close = asks_close || state.closing.load(Ordering::Acquire);
-        let closed = write_response(io, res, version, is_head, close, &mut out).await?;
+        let closed = write_response(io, res.response, res.lines.as_ref(), version, is_head, close, &mut out).await?;
         if closed {
             return Ok(Next::Close);
         }
@@ -267,7 +268,7 @@ async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, svc: &Guarded, status: Status
     *res.status_mut() = status;
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body_len));
-    write_response(io, res, Version::HTTP_11, false, true, &mut Out::default()).await.map(|_| ())
+    write_response(io, res, None, Version::HTTP_11, false, true, &mut Out::default()).await.map(|_| ())
 }
 
 /// Where a response is put together before it is written: the head's bytes and the body's
@@ -279,8 +280,10 @@ pub(crate) struct Out {
     bufs: Vec<Bytes>,
 }
 
-/// Writes `res`; returns whether the connection is to close after it.
-async fn write_response<I, B>(io: &mut I, res: Response<B>, version: Version, is_head: bool, mut close: bool, out: &mut Out) -> io::Result<bool>
+/// Writes `res`, with `lines` after its status line when its headers come prebuilt
+/// ([`WireHead`]: they hold `Content-Length` and none of the lines this loop sets or drops
+/// itself); returns whether the connection is to close after it.
+async fn write_response<I, B>(io: &mut I, res: Response<B>, lines: Option<&WireHead>, version: Version, is_head: bool, mut close: bool, out: &mut Out) -> io::Result<bool>
 where
     I: AsyncWrite + Unpin,
     B: http_body::Body<Data = Bytes> + Unpin,
@@ -293,7 +296,7 @@ where
     let bodiless = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     // What the handler's headers say about framing and the connection, in one pass over them
     // (cheaper than looking each name up in the map).
-    let (mut has_length, mut has_connection, mut dated) = (false, false, false);
+    let (mut has_length, mut has_connection, mut dated) = (lines.is_some(), false, false);
     for (name, value) in &headers {
         if name == header::CONTENT_LENGTH {
             has_length = true;
@@ -327,15 +330,10 @@ where
     head.push(b' ');
     head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     head.extend_from_slice(b"\r\n");
-    for (name, value) in &headers {
-        if dropped(name) {
-            continue;
-        }
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+    if let Some(lines) = lines {
+        head.extend_from_slice(&lines.0);
     }
+    header_lines(&headers, head, dropped);
     if chunked {
         head.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
@@ -387,6 +385,19 @@ where
     // The body (and with it the request's accounting) goes now that it is sent.
     drop(body);
     Ok(close)
+}
+
+/// Appends `headers` to `out` as HTTP/1.1 lines, leaving out those `dropped` names.
+pub(crate) fn header_lines(headers: &HeaderMap, out: &mut Vec<u8>, dropped: impl Fn(&HeaderName) -> bool) {
+    for (name, value) in headers {
+        if dropped(name) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
 }
 
 /// Writes what is left of `head` (from `*sent` on) and then every byte of `bufs` with as few
@@ -581,7 +592,7 @@ mod writes {
         let frames = futures::stream::iter([Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from_static(b"hello "))), Ok(http_body::Frame::data(Bytes::from_static(b"world")))]);
         let res = Response::new(http_body_util::StreamBody::new(frames));
         let (mut a, mut b) = tokio::io::duplex(1 << 16);
-        let close = write_response(&mut a, res, version, false, false, &mut Out::default()).await.unwrap();
+        let close = write_response(&mut a, res, None, version, false, false, &mut Out::default()).await.unwrap();
         drop(a);
         let mut out = String::new();
         b.read_to_string(&mut out).await.unwrap();
@@ -602,7 +613,7 @@ mod writes {
         for body in ["first body, in one piece", "second"] {
             let mut res = Response::new(http_body_util::Full::new(Bytes::from_static(body.as_bytes())));
             res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-            assert!(!write_response(&mut a, res, Version::HTTP_11, false, false, &mut out).await.unwrap());
+            assert!(!write_response(&mut a, res, None, Version::HTTP_11, false, false, &mut out).await.unwrap());
             assert!(out.bufs.is_empty(), "no body chunk is kept after its response");
         }
         drop(a);
@@ -611,6 +622,38 @@ mod writes {
         assert_eq!(answers.len(), 2, "{got}");
         assert!(answers[0].starts_with("content-length: 24\r\ndate: ") && answers[0].ends_with("\r\n\r\nfirst body, in one piece"), "{got}");
         assert!(answers[1].starts_with("content-length: 6\r\ndate: ") && answers[1].ends_with("\r\n\r\nsecond"), "{got}");
+    }
+
+    /// A response whose headers come as prebuilt lines goes on the wire as the same response
+    /// with them in its map, for every version and keep-alive choice, `HEAD` included.
+    #[tokio::test]
+    async fn prebuilt_lines_are_written_as_the_map_would_be() {
+        let mut map = HeaderMap::new();
+        map.insert(header::ETAG, HeaderValue::from_static("\"e\""));
+        map.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=2"));
+        map.insert(header::CONTENT_LENGTH, HeaderValue::from(5u64));
+        let mut lines = Vec::new();
+        header_lines(&map, &mut lines, |_| false);
+        for (version, is_head, close) in [(Version::HTTP_11, false, false), (Version::HTTP_11, true, true), (Version::HTTP_10, false, false), (Version::HTTP_10, false, true)] {
+            let mut sent = Vec::new();
+            for prebuilt in [false, true] {
+                let mut res = Response::new(http_body_util::Full::new(Bytes::from_static(b"hello")));
+                let wire = prebuilt.then(|| WireHead(Bytes::from(lines.clone())));
+                if !prebuilt {
+                    *res.headers_mut() = map.clone();
+                }
+                let (mut a, mut b) = tokio::io::duplex(1 << 16);
+                let closes = write_response(&mut a, res, wire.as_ref(), version, is_head, close, &mut Out::default()).await.unwrap();
+                drop(a);
+                let mut out = String::new();
+                b.read_to_string(&mut out).await.unwrap();
+                // The Date line may tick between the two.
+                let out: Vec<&str> = out.split("\r\n").filter(|l| !l.starts_with("date: ")).collect();
+                sent.push((out.join("\r\n"), closes));
+            }
+            assert_eq!(sent[0], sent[1], "{version:?} HEAD {is_head} close {close}");
+            assert!(sent[1].0.contains("\r\netag: \"e\"\r\n"), "{}", sent[1].0);
+        }
     }
 
     #[tokio::test]

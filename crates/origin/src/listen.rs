@@ -58,6 +58,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use crate::respond::{Answer, Wire};
 use crate::server::AppState;
 
 /// Largest piece of an HTTP/2 response body handed to hyper at once. Progress of a response is
@@ -600,8 +601,8 @@ impl Guarded {
     }
 
     /// Answers `req`. `has_body`: it carries one (the request timeout applies); `piece`: the
-    /// largest body frame to hand out at once.
-    pub(crate) async fn respond(&self, req: Request<Body>, has_body: bool, piece: usize) -> Response<WatchedBody> {
+    /// largest body frame to hand out at once; `wire`: how a cached answer's headers come.
+    pub(crate) async fn respond(&self, req: Request<Body>, has_body: bool, piece: usize, wire: Wire) -> Answer<WatchedBody> {
         let active = Active::new(self.state.clone());
         let server = &self.server;
         let state = &self.state;
@@ -609,7 +610,7 @@ impl Guarded {
         // The handler's future is made where it is awaited: kept in a variable first, it
         // would be copied once more (it is kilobytes) for every request.
         let res = if has_body {
-            match tokio::time::timeout(limits.request_timeout, crate::server::serve_request(server.clone(), req, self.peer)).await {
+            match tokio::time::timeout(limits.request_timeout, crate::server::serve_request(server.clone(), req, self.peer, wire)).await {
                 Ok(r) => r,
                 Err(_) => {
                     server.metrics.limit_hit("request_timeout");
@@ -618,13 +619,14 @@ impl Guarded {
                     *r.status_mut() = StatusCode::REQUEST_TIMEOUT;
                     // The body may be half read: the connection cannot be reused.
                     r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-                    r
+                    r.into()
                 }
             }
         } else {
-            crate::server::serve_request(server.clone(), req, self.peer).await
+            crate::server::serve_request(server.clone(), req, self.peer, wire).await
         };
         use http_body::Body as _;
+        let Answer { response: res, lines } = res;
         let size = res.body().size_hint().exact().unwrap_or_else(|| res.body().size_hint().lower());
         // Small answers (/healthz, keys, most manifests) may overdraw a budget by an eighth,
         // so a budget filled by segments does not fail health checks too.
@@ -643,9 +645,9 @@ impl Guarded {
             let mut r = Response::new(Body::from("too many responses in flight, try again\n"));
             *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            return r.map(|b| WatchedBody::new(b, active, state, Reserved::default(), piece));
+            return r.map(|b| WatchedBody::new(b, active, state, Reserved::default(), piece)).into();
         };
-        res.map(|b| WatchedBody::new(b, active, state, reserved, piece))
+        Answer { response: res.map(|b| WatchedBody::new(b, active, state, reserved, piece)), lines }
     }
 }
 
@@ -661,7 +663,7 @@ impl hyper::service::Service<Request<Incoming>> for Guarded {
         // body's pieces show its progress there.
         let piece = if req.version() == http::Version::HTTP_2 { CHUNK } else { usize::MAX };
         let svc = self.clone();
-        Box::pin(async move { Ok(svc.respond(req.map(Body::new), has_body, piece).await) })
+        Box::pin(async move { Ok(svc.respond(req.map(Body::new), has_body, piece, Wire::Map).await.response) })
     }
 }
 

@@ -37,7 +37,72 @@ pub struct Cached {
     /// The headers of the full `200` and what they were made for: a caller passing another
     /// content type, `Last-Modified` or `Cache-Control` gets its answer built anew, never
     /// headers made for other values.
-    full: OnceLock<(&'static str, HeaderValue, HeaderValue, HeaderMap)>,
+    full: OnceLock<Full>,
+}
+
+/// The full `200` of a [`Cached`] manifest, made once.
+struct Full {
+    content_type: &'static str,
+    last_modified: HeaderValue,
+    cache_control: HeaderValue,
+    headers: HeaderMap,
+    /// The same headers as HTTP/1.1 lines, when they can stand for the whole map there.
+    wire: Option<WireHead>,
+}
+
+/// A response's header lines as the HTTP/1.1 loop writes them (`name: value\r\n` each), made
+/// once for a cached answer and shared by every response of it: the loop copies them after
+/// the status line, where cloning the header map (two allocations and a clone per line) and
+/// writing it out line by line were a fifth of a cached manifest's instructions beside
+/// `/healthz` (benches/README.md).
+///
+/// It travels beside its response in an [`Answer`], whose map is then empty: only the loop
+/// that asks for lines ([`Wire::Lines`]) gets them, so hyper and the in-process router see
+/// every header in the map as always. (Not a response extension: the extension map's three
+/// allocations cost a third of what the lines save.) It never holds a line the loop sets or
+/// drops itself (`Connection`, `Date`, `Transfer-Encoding`), and it holds `Content-Length`:
+/// the loop's framing rules need nothing from the map.
+#[derive(Clone)]
+pub struct WireHead(pub(crate) Bytes);
+
+/// A response as the request path hands it to its connection: for [`Wire::Lines`], a cached
+/// answer's headers may come as `lines`, its map then empty. A response replaced on the way
+/// (an error, a refusal over budget) is a new `Answer` without lines.
+pub struct Answer<B = Body> {
+    /// Status, body and the headers not in `lines`.
+    pub response: http::Response<B>,
+    /// The rest of the headers, prebuilt.
+    pub lines: Option<WireHead>,
+}
+
+impl<B> From<http::Response<B>> for Answer<B> {
+    fn from(response: http::Response<B>) -> Self {
+        Answer { response, lines: None }
+    }
+}
+
+impl WireHead {
+    /// `headers` as lines, or `None` when they hold a line the loop would set or drop itself,
+    /// or no `Content-Length`.
+    fn of(headers: &HeaderMap) -> Option<WireHead> {
+        let own = [header::CONNECTION, header::DATE, header::TRANSFER_ENCODING];
+        if !headers.contains_key(header::CONTENT_LENGTH) || own.iter().any(|n| headers.contains_key(n)) {
+            return None;
+        }
+        let mut lines = Vec::with_capacity(512);
+        crate::h1::header_lines(headers, &mut lines, |_| false);
+        Some(WireHead(Bytes::from(lines)))
+    }
+
+}
+
+/// How the caller wants a cached answer's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// In the response's header map (hyper, the in-process router).
+    Map,
+    /// As a [`WireHead`]: the HTTP/1.1 loop ([`crate::h1`]), which writes them as they are.
+    Lines,
 }
 
 impl Cached {
@@ -48,24 +113,33 @@ impl Cached {
 
     /// The `200` with the whole body (or none, for `HEAD`) when the request asks for nothing
     /// else: no `If-None-Match`, no `Range` (so no `If-Range` either). Its headers are those
-    /// [`respond`] gives, with CORS ([`crate::server::cors`]). `None`: answer with [`respond`].
-    pub fn full_answer(&self, method: &Method, headers: &HeaderMap, content_type: &'static str, last_modified: &HeaderValue, cache_control: &HeaderValue) -> Option<Response> {
+    /// [`respond`] gives, with CORS ([`crate::server::cors`]), in its map or, for
+    /// [`Wire::Lines`], as a [`WireHead`]. `None`: answer with [`respond`].
+    pub fn full_answer(&self, method: &Method, headers: &HeaderMap, content_type: &'static str, last_modified: &HeaderValue, cache_control: &HeaderValue, wire: Wire) -> Option<Answer> {
         if has_any(headers, &[header::IF_NONE_MATCH, header::RANGE]) {
             return None;
         }
-        let (ct, lm, cc, head) = self.full.get_or_init(|| {
+        let full = self.full.get_or_init(|| {
             let rep = Representation { parts: vec![self.body.clone()], content_type, etag: self.etag.clone(), last_modified: last_modified.clone(), cache_control: cache_control.clone() };
             let mut head = respond(&Method::GET, &HeaderMap::new(), rep).into_parts().0.headers;
             crate::server::cors(&mut head);
-            (content_type, last_modified.clone(), cache_control.clone(), head)
+            Full { content_type, last_modified: last_modified.clone(), cache_control: cache_control.clone(), wire: WireHead::of(&head), headers: head }
         });
-        if *ct != content_type || lm != last_modified || cc != cache_control {
+        // The values are clones of the ones the headers were made from (the asset's and the
+        // configuration's) until either changes: the same bytes, nothing to compare.
+        let same = |a: &HeaderValue, b: &HeaderValue| std::ptr::eq(a.as_bytes(), b.as_bytes()) || a == b;
+        if !(std::ptr::eq(full.content_type, content_type) || full.content_type == content_type) || !same(&full.last_modified, last_modified) || !same(&full.cache_control, cache_control) {
             return None;
         }
         let body = if method == Method::HEAD { Body::empty() } else { Body::from(self.body.clone()) };
-        let mut r = Response::new(body);
-        *r.headers_mut() = head.clone();
-        Some(r)
+        let mut response = Response::new(body);
+        match (&full.wire, wire) {
+            (Some(lines), Wire::Lines) => Some(Answer { response, lines: Some(lines.clone()) }),
+            _ => {
+                *response.headers_mut() = full.headers.clone();
+                Some(response.into())
+            }
+        }
     }
 }
 
@@ -247,24 +321,48 @@ mod tests {
         for method in [Method::GET, Method::HEAD] {
             // Twice: the first builds the headers, the second clones them.
             for _ in 0..2 {
-                let r = c.full_answer(&method, &plain, "application/dash+xml", &lm, &cc).expect("a plain request");
                 let want = built(&method);
+                let a = c.full_answer(&method, &plain, "application/dash+xml", &lm, &cc, Wire::Map).expect("a plain request");
+                assert!(a.lines.is_none(), "hyper and the router get every header in the map");
+                let r = a.response;
                 assert_eq!(r.status(), StatusCode::OK);
                 assert_eq!(r.headers(), want.headers(), "{method}");
                 let size = http_body::Body::size_hint(r.body()).exact();
                 assert_eq!(size, Some(if method == Method::HEAD { 0 } else { body.len() as u64 }));
+                // As lines: the same headers, written as the HTTP/1.1 loop writes a map.
+                let a = c.full_answer(&method, &plain, "application/dash+xml", &lm, &cc, Wire::Lines).expect("a plain request");
+                assert!(a.response.headers().is_empty(), "no header of its own beside its lines");
+                let mut lines = Vec::new();
+                crate::h1::header_lines(want.headers(), &mut lines, |_| false);
+                assert_eq!(a.lines.map(|w| w.0), Some(Bytes::from(lines)), "{method}");
+                assert_eq!(a.response.status(), StatusCode::OK);
+                assert_eq!(http_body::Body::size_hint(a.response.body()).exact(), size);
             }
         }
         assert_eq!(built(&Method::GET).headers()[header::CONTENT_LENGTH], "6");
         for (name, value) in [(header::IF_NONE_MATCH, "\"x\""), (header::RANGE, "bytes=0-1")] {
             let asks = HeaderMap::from_iter([(name.clone(), HeaderValue::from_static(value))]);
-            assert!(c.full_answer(&Method::GET, &asks, "application/dash+xml", &lm, &cc).is_none(), "{name} is answered by respond");
+            assert!(c.full_answer(&Method::GET, &asks, "application/dash+xml", &lm, &cc, Wire::Lines).is_none(), "{name} is answered by respond");
         }
         // Headers made for other values are not handed out for these.
         let other = HeaderValue::from_static("no-store");
-        assert!(c.full_answer(&Method::GET, &plain, "application/dash+xml", &lm, &other).is_none());
-        assert!(c.full_answer(&Method::GET, &plain, "application/vnd.apple.mpegurl", &lm, &cc).is_none());
-        assert!(c.full_answer(&Method::GET, &plain, "application/dash+xml", &http_date(SystemTime::now()), &cc).is_none());
+        assert!(c.full_answer(&Method::GET, &plain, "application/dash+xml", &lm, &other, Wire::Lines).is_none());
+        assert!(c.full_answer(&Method::GET, &plain, "application/vnd.apple.mpegurl", &lm, &cc, Wire::Lines).is_none());
+        assert!(c.full_answer(&Method::GET, &plain, "application/dash+xml", &http_date(SystemTime::now()), &cc, Wire::Lines).is_none());
+    }
+
+    #[test]
+    fn lines_stand_for_a_map_only_when_the_loop_needs_nothing_else_from_it() {
+        let mut h = HeaderMap::new();
+        h.insert(header::ETAG, HeaderValue::from_static("\"e\""));
+        assert!(WireHead::of(&h).is_none(), "no Content-Length: the loop would have to frame the body");
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(3u64));
+        assert_eq!(&WireHead::of(&h).expect("ETag and Content-Length").0[..], b"etag: \"e\"\r\ncontent-length: 3\r\n");
+        for own in [header::CONNECTION, header::DATE, header::TRANSFER_ENCODING] {
+            let mut with = h.clone();
+            with.insert(own.clone(), HeaderValue::from_static("x"));
+            assert!(WireHead::of(&with).is_none(), "{own} is the loop's to set or drop");
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::catalog::{Catalog, NoCatalog, TomlCatalog};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::handlers::{self, Ctx};
+use crate::respond::{Answer, Wire};
 use crate::route::{self, Route, RouteError};
 
 /// Where the server reads the time (token expiry): the system clock, or a fixed or stepped
@@ -197,7 +198,9 @@ pub fn router(state: Arc<AppState>) -> Router {
 /// [`handle`] behind the router: the peer, if any, comes as a request extension.
 async fn routed(State(st): State<Arc<AppState>>, req: Request) -> Response {
     let peer = req.extensions().get::<crate::access::PeerAddr>().map(|p| p.0);
-    handle(st, req, peer).await
+    let a = handle(st, req, peer, Wire::Map).await;
+    debug_assert!(a.lines.is_none(), "headers in the map for the router");
+    a.response
 }
 
 /// One request as the listener serves it: [`handle`] called directly, plus the two things
@@ -208,10 +211,12 @@ async fn routed(State(st): State<Arc<AppState>>, req: Request) -> Response {
 /// Called without the router because its work is the largest part of a small response's CPU:
 /// callgrind put the router's boxing, `oneshot` and path-parameter map at about 3,000 of
 /// /healthz's 21,000 instructions (benches/README.md, "the stack without axum's router").
-pub(crate) async fn serve_request(st: Arc<AppState>, req: Request, peer: std::net::SocketAddr) -> Response {
+pub(crate) async fn serve_request(st: Arc<AppState>, req: Request, peer: std::net::SocketAddr, wire: Wire) -> Answer {
     let head = req.method() == http::Method::HEAD;
-    let mut r = handle(st, req, Some(peer)).await;
-    if !r.headers().contains_key(header::CONTENT_LENGTH) {
+    let mut a = handle(st, req, Some(peer), wire).await;
+    let r = &mut a.response;
+    // Prebuilt lines hold their Content-Length.
+    if a.lines.is_none() && !r.headers().contains_key(header::CONTENT_LENGTH) {
         if let Some(n) = http_body::Body::size_hint(r.body()).exact() {
             r.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(n));
         }
@@ -219,7 +224,7 @@ pub(crate) async fn serve_request(st: Arc<AppState>, req: Request, peer: std::ne
     if head {
         *r.body_mut() = axum::body::Body::empty();
     }
-    r
+    a
 }
 
 /// Serves until `shutdown` resolves, under the default connection limits (see
@@ -352,7 +357,7 @@ impl Drop for Active<'_> {
     }
 }
 
-async fn handle(st: Arc<AppState>, req: Request, peer: Option<std::net::SocketAddr>) -> Response {
+async fn handle(st: Arc<AppState>, req: Request, peer: Option<std::net::SocketAddr>, wire: Wire) -> Answer {
     // The clock is read only when something records the time taken.
     let started = (st.record_requests || st.access_log.is_some()).then(std::time::Instant::now);
     let _active = Active::new(&st.metrics);
@@ -364,20 +369,20 @@ async fn handle(st: Arc<AppState>, req: Request, peer: Option<std::net::SocketAd
         (log.next(), id, log.forwarded_client(peer, req.headers()), peer, req.uri().clone())
     });
     // Storage reads are counted per request only for the access log (its `cache` field).
-    let (mut r, tag, asset, reads) = if logged.is_some() {
+    let (mut a, tag, asset, reads) = if logged.is_some() {
         crate::metrics::REQUEST_STORAGE_READS
             .scope(std::cell::Cell::new(0), async {
-                let (r, tag, asset) = handle_inner(&st, req, peer).await;
+                let (r, tag, asset) = handle_inner(&st, req, peer, wire).await;
                 (r, tag, asset, crate::metrics::REQUEST_STORAGE_READS.with(|c| c.get()))
             })
             .await
     } else {
-        let (r, tag, asset) = handle_inner(&st, req, peer).await;
+        let (r, tag, asset) = handle_inner(&st, req, peer, wire).await;
         (r, tag, asset, 0)
     };
-    let status = r.status().as_u16();
+    let status = a.response.status().as_u16();
     let elapsed = started.map(|t| t.elapsed()).unwrap_or_default();
-    let bytes = http_body::Body::size_hint(r.body()).exact().unwrap_or(0);
+    let bytes = http_body::Body::size_hint(a.response.body()).exact().unwrap_or(0);
     st.metrics.response(status);
     if st.record_requests {
         let labels = crate::metrics::RequestLabels {
@@ -413,8 +418,11 @@ async fn handle(st: Arc<AppState>, req: Request, peer: Option<std::net::SocketAd
             }
         }
     }
-    cors(r.headers_mut());
-    r
+    // Prebuilt lines have CORS in them.
+    if a.lines.is_none() {
+        cors(a.response.headers_mut());
+    }
+    a
 }
 
 /// CORS for browser players: content is public, so any origin may read it. Static headers
@@ -427,10 +435,10 @@ pub(crate) fn cors(h: &mut http::HeaderMap) {
     }
 }
 
-async fn handle_inner(st: &AppState, req: Request, peer: Option<std::net::SocketAddr>) -> (Response, Tag, Option<String>) {
+async fn handle_inner(st: &AppState, req: Request, peer: Option<std::net::SocketAddr>, wire: Wire) -> (Answer, Tag, Option<String>) {
     // The CDN-only gate comes before anything else (health probes excepted).
     if let Err(r) = st.access.gate(req.uri().path(), req.headers()) {
-        return (access_refused(st, req.uri().path(), r), Tag::OTHER, None);
+        return (access_refused(st, req.uri().path(), r).into(), Tag::OTHER, None);
     }
     let locators = |id: &str| {
         if let Some(a) = st.locators.get(id) {
@@ -443,9 +451,9 @@ async fn handle_inner(st: &AppState, req: Request, peer: Option<std::net::Socket
         Err(RouteError::MethodNotAllowed) => {
             let mut r = StatusCode::METHOD_NOT_ALLOWED.into_response();
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
-            return (r, Tag::OTHER, None);
+            return (r.into(), Tag::OTHER, None);
         }
-        Err(RouteError::Api(e)) => return (refused(req.uri().path(), e), Tag::OTHER, None),
+        Err(RouteError::Api(e)) => return (refused(req.uri().path(), e).into(), Tag::OTHER, None),
     };
     let mut tag = Tag::of(&route);
     let r = match route {
@@ -455,7 +463,7 @@ async fn handle_inner(st: &AppState, req: Request, peer: Option<std::net::Socket
             // Licence requests are small; anything larger is refused before it is buffered.
             let limited = http_body_util::Limited::new(body, sealcast_drm::clearkey::MAX_LICENSE_REQUEST_BYTES);
             let Ok(bytes) = http_body_util::BodyExt::collect(limited).await.map(|c| c.to_bytes()) else {
-                return (ApiError::BadRequest("licence request too large or unreadable".into()).into_response(), tag, None);
+                return (ApiError::BadRequest("licence request too large or unreadable".into()).into_response().into(), tag, None);
             };
             crate::keys::clearkey_route(st, &parts.headers, parts.uri.query(), &bytes)
         }
@@ -469,16 +477,16 @@ async fn handle_inner(st: &AppState, req: Request, peer: Option<std::net::Socket
             // the delivery decision and any storage read.
             let policy = st.access.policy_or_default(st.catalog.access(&a.asset));
             let presented = crate::access::Presented { uri: req.uri(), headers: req.headers(), peer };
-            let carry = match st.access.check(&policy, &presented, st.now_unix()) {
+            let carry = match st.access.check(&policy, &presented, || st.now_unix()) {
                 Ok(c) => {
                     if policy.is_signed() {
                         st.metrics.access_granted();
                     }
                     c
                 }
-                Err(r) => return (access_refused(st, req.uri().path(), r), tag, Some(a.asset)),
+                Err(r) => return (access_refused(st, req.uri().path(), r).into(), tag, Some(a.asset)),
             };
-            let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query(), carry, served: std::sync::OnceLock::new() };
+            let ctx = Ctx { st, method: req.method(), headers: req.headers(), path: req.uri().path(), query: req.uri().query(), carry, served: std::sync::OnceLock::new(), wire };
             // Boxed: the asset handler's future is large, and every future around it (down to
             // the connection's) would otherwise carry and copy its size for every request,
             // probes included.
@@ -493,12 +501,12 @@ async fn handle_inner(st: &AppState, req: Request, peer: Option<std::net::Socket
             }
             let r = match res {
                 Ok(reply) => ctx.answer(reply),
-                Err(e) => refused(ctx.path, e),
+                Err(e) => refused(ctx.path, e).into(),
             };
             return (r, tag, Some(a.asset));
         }
     };
-    (r, tag, None)
+    (r.into(), tag, None)
 }
 
 /// The metrics listener's router: `/metrics` (Prometheus text format 0.0.4) and `/healthz`.
@@ -653,11 +661,11 @@ mod future_sizes {
         let fx = sealcast_testkit::fixtures_dir();
         let st = AppState::with_store(&Config { root: fx.clone(), ..Config::default() }, sealcast_storage::Store::local(&fx).unwrap());
         let req = Request::get("/demo/manifest.mpd").body(axum::body::Body::empty()).unwrap();
-        let inner = handle_inner(&st, req, None);
+        let inner = handle_inner(&st, req, None, Wire::Lines);
         let get = st.assets.get("demo");
         eprintln!("handle_inner {} B, Assets::get {} B", std::mem::size_of_val(&inner), std::mem::size_of_val(&get));
         let req = Request::get("/demo/manifest.mpd").body(axum::body::Body::empty()).unwrap();
-        let outer = handle(st.clone(), req, None);
+        let outer = handle(st.clone(), req, None, Wire::Lines);
         let size = std::mem::size_of_val(&outer);
         eprintln!("handle {size} B");
         // 28,208 bytes before the boxing (2,952 after, rustc 1.95): ~28,000 instructions of

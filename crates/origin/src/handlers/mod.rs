@@ -28,7 +28,7 @@ use crate::assets::Loaded;
 use crate::decide::{decide, Served};
 use crate::error::ApiError;
 use crate::protection::AssetCrypto;
-use crate::respond::{etag, http_date, respond, Cached, Representation};
+use crate::respond::{etag, http_date, respond, Answer, Cached, Representation};
 use crate::route::{AssetRoute, Resource};
 use crate::server::AppState;
 
@@ -49,6 +49,8 @@ pub struct Ctx<'a> {
     pub carry: Option<crate::access::Carry>,
     /// The delivery decision, once made (for the request's metrics and log line).
     pub served: std::sync::OnceLock<Served>,
+    /// How the caller takes a cached answer's headers.
+    pub wire: crate::respond::Wire,
 }
 
 /// What a handler produced.
@@ -104,16 +106,16 @@ impl Ctx<'_> {
     }
 
     /// The HTTP response of `reply`.
-    pub fn answer(&self, reply: Reply) -> Response {
+    pub fn answer(&self, reply: Reply) -> Answer {
         let rep = match reply {
-            Reply::Response(r) => return r,
+            Reply::Response(r) => return r.into(),
             Reply::Media { parts, content_type, identity, modified } => {
                 Representation { parts, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
             }
             Reply::Manifest { cached, content_type, last_modified } => {
                 let cc = &self.st.manifest_cc;
-                if let Some(r) = cached.full_answer(self.method, self.headers, content_type, &last_modified, cc) {
-                    return r;
+                if let Some(a) = cached.full_answer(self.method, self.headers, content_type, &last_modified, cc, self.wire) {
+                    return a;
                 }
                 Representation { parts: vec![cached.body.clone()], content_type, etag: cached.etag.clone(), last_modified, cache_control: cc.clone() }
             }
@@ -122,10 +124,10 @@ impl Ctx<'_> {
                 let h = r.headers_mut();
                 h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
                 h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-                return r;
+                return r.into();
             }
         };
-        respond(self.method, self.headers, rep)
+        respond(self.method, self.headers, rep).into()
     }
 }
 
