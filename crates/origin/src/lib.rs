@@ -2,6 +2,7 @@
 //! crates. `main.rs` is a thin CLI over this library so tests can run the server in-process.
 
 pub mod access;
+pub mod alloc;
 pub mod access_log;
 pub mod admin;
 pub mod ams;

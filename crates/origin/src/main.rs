@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 use sealcast_origin::{catalog, config, ingest, inspect, server};
 
 // Many small, short-lived allocations per request (headers, paths): mimalloc measured faster
-// than glibc malloc for them in the load benchmark.
+// than glibc malloc for them in the load benchmark (see `alloc` for how it is called).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: sealcast_origin::alloc::Mimalloc = sealcast_origin::alloc::Mimalloc;
 
 /// A just-in-time streaming origin: one fMP4/CMAF copy in storage, DASH and HLS on request.
 #[derive(Parser)]
