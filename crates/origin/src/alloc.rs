@@ -27,32 +27,33 @@ fn plain(align: usize, size: usize) -> bool {
     align <= PLAIN_ALIGN && align <= size
 }
 
+/// A block for `l` from `plain_call` when a plain block is aligned enough, else from
+/// `aligned_call`.
+#[inline]
+fn block(l: Layout, plain_call: unsafe extern "C" fn(usize) -> *mut c_void, aligned_call: unsafe extern "C" fn(usize, usize) -> *mut c_void) -> *mut u8 {
+    // SAFETY: mimalloc's allocation calls take any size and (the aligned ones) a power-of-two
+    // alignment, which a `Layout` always has.
+    unsafe {
+        if plain(l.align(), l.size()) {
+            plain_call(l.size()) as *mut u8
+        } else {
+            aligned_call(l.size(), l.align()) as *mut u8
+        }
+    }
+}
+
 // SAFETY: every call returns a block of at least `size` bytes aligned to `align` (plain
 // blocks per the invariant above, the others by mimalloc's aligned calls) or null, and frees
 // only what mimalloc allocated.
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        // SAFETY: plain FFI calls with a size and a power-of-two alignment.
-        unsafe {
-            if plain(l.align(), l.size()) {
-                mi::mi_malloc(l.size()) as *mut u8
-            } else {
-                mi::mi_malloc_aligned(l.size(), l.align()) as *mut u8
-            }
-        }
+        block(l, mi::mi_malloc, mi::mi_malloc_aligned)
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        // SAFETY: as `alloc`.
-        unsafe {
-            if plain(l.align(), l.size()) {
-                mi::mi_zalloc(l.size()) as *mut u8
-            } else {
-                mi::mi_zalloc_aligned(l.size(), l.align()) as *mut u8
-            }
-        }
+        block(l, mi::mi_zalloc, mi::mi_zalloc_aligned)
     }
 
     #[inline]
