@@ -32,7 +32,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::listen::Guarded;
-use crate::respond::{WireHead, Wire};
+use crate::respond::{Wire, WireHead};
 
 /// Header lines a request head may have (hyper's default too).
 const MAX_HEADERS: usize = 100;

@@ -93,7 +93,6 @@ impl WireHead {
         crate::h1::header_lines(headers, &mut lines, |_| false);
         Some(WireHead(Bytes::from(lines)))
     }
-
 }
 
 /// How the caller wants a cached answer's headers.
@@ -128,7 +127,7 @@ impl Cached {
         // The values are clones of the ones the headers were made from (the asset's and the
         // configuration's) until either changes: the same bytes, nothing to compare.
         let same = |a: &HeaderValue, b: &HeaderValue| std::ptr::eq(a.as_bytes(), b.as_bytes()) || a == b;
-        if !(std::ptr::eq(full.content_type, content_type) || full.content_type == content_type) || !same(&full.last_modified, last_modified) || !same(&full.cache_control, cache_control) {
+        if full.content_type != content_type || !same(&full.last_modified, last_modified) || !same(&full.cache_control, cache_control) {
             return None;
         }
         let body = if method == Method::HEAD { Body::empty() } else { Body::from(self.body.clone()) };
