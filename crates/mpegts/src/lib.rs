@@ -176,7 +176,7 @@ mod sample_aes;
 use bytes::Bytes;
 
 pub use crc::crc32_mpeg2;
-pub use mux::{count_packets, estimate_size, mux_segment};
+pub use mux::{count_packets, estimate_size, mux_segment, Pieces};
 pub use pes::rescale_to_90k;
 pub use sample_aes::{
     SampleAes, STREAM_TYPE_AAC as SAMPLE_AES_STREAM_TYPE_AAC,

@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use sealcast_package::ts;
 
 /// Chunks sent in order, with an exact size hint (so Content-Length is known).
 pub struct ChunkBody {
@@ -38,6 +39,44 @@ impl http_body::Body for ChunkBody {
     }
     fn is_end_stream(&self) -> bool {
         self.chunks.is_empty()
+    }
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// A clear TS segment sent as it is made, a piece of about [`ts::TS_PIECE`] at a time, each
+/// while still in cache ([`ts::TsPieces`]); exact size hint. A piece that cannot be made (a bug:
+/// everything was checked before the first) is an error, which cuts the connection.
+pub struct PiecesBody {
+    pieces: ts::TsPieces,
+    remaining: u64,
+}
+
+impl PiecesBody {
+    /// A body over `pieces`.
+    pub fn new(pieces: ts::TsPieces) -> Self {
+        let remaining = pieces.len() as u64;
+        PiecesBody { pieces, remaining }
+    }
+}
+
+impl http_body::Body for PiecesBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.pieces.next_piece(ts::TS_PIECE) {
+            Ok(Some(p)) => {
+                self.remaining = self.remaining.saturating_sub(p.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(p))))
+            }
+            Ok(None) => Poll::Ready(None),
+            Err(e) => Poll::Ready(Some(Err(std::io::Error::other(e.to_string())))),
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        self.pieces.is_empty()
     }
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)

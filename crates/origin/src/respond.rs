@@ -15,6 +15,9 @@ use crate::body::{slice_chunks, ChunkBody};
 pub struct Representation {
     /// Body chunks.
     pub parts: Vec<Bytes>,
+    /// Or a body made as it is sent, and its size (then `parts` is empty): answered whole, as
+    /// RFC 9110 14.2 lets a server ignore `Range` (its makers serve ranges from `parts`).
+    pub made: Option<(u64, Body)>,
     /// Content-Type.
     pub content_type: &'static str,
     /// Strong entity tag, quoted (see [`etag`]).
@@ -119,7 +122,7 @@ impl Cached {
             return None;
         }
         let full = self.full.get_or_init(|| {
-            let rep = Representation { parts: vec![self.body.clone()], content_type, etag: self.etag.clone(), last_modified: last_modified.clone(), cache_control: cache_control.clone() };
+            let rep = Representation { parts: vec![self.body.clone()], made: None, content_type, etag: self.etag.clone(), last_modified: last_modified.clone(), cache_control: cache_control.clone() };
             let mut head = respond(&Method::GET, &HeaderMap::new(), rep).into_parts().0.headers;
             crate::server::cors(&mut head);
             Full { content_type, last_modified: last_modified.clone(), cache_control: cache_control.clone(), wire: WireHead::of(&head), headers: head }
@@ -246,6 +249,13 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
             return base(StatusCode::NOT_MODIFIED, Body::empty());
         }
     }
+    if let Some((len, made)) = rep.made {
+        let mut r = base(StatusCode::OK, if method == Method::HEAD { Body::empty() } else { made });
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rep.content_type));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        return r;
+    }
     let len: u64 = rep.parts.iter().map(|p| p.len() as u64).sum();
     let if_range_ok = headers
         .get(header::IF_RANGE)
@@ -311,7 +321,7 @@ mod tests {
         let c = Cached::new(body.clone(), etag("f|1|2|", "manifest/0"));
         let (lm, cc) = (http_date(SystemTime::UNIX_EPOCH), HeaderValue::from_static("public, max-age=5"));
         let built = |method: &Method| {
-            let rep = Representation { parts: vec![body.clone()], content_type: "application/dash+xml", etag: c.etag.clone(), last_modified: lm.clone(), cache_control: cc.clone() };
+            let rep = Representation { parts: vec![body.clone()], made: None, content_type: "application/dash+xml", etag: c.etag.clone(), last_modified: lm.clone(), cache_control: cc.clone() };
             let mut r = respond(method, &HeaderMap::new(), rep);
             crate::server::cors(r.headers_mut());
             r

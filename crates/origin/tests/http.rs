@@ -217,6 +217,9 @@ async fn listener_and_router_answer_alike() {
         (Method::GET, "/demo/manifest.mpd", vec![("if-none-match", etag.as_str())]),
         (Method::GET, "/demo/video_180p/1.m4s", vec![("range", "bytes=10-99")]),
         (Method::HEAD, "/demo/video_180p/1.m4s", vec![]),
+        (Method::GET, "/demo/video_180p/2.ts", vec![]),
+        (Method::HEAD, "/demo/video_180p/2.ts", vec![]),
+        (Method::GET, "/demo/video_180p/2.ts", vec![("range", "bytes=1000-")]),
         (Method::GET, "/demo/manifest.mpd", vec![("range", "bytes=999999-")]),
         (Method::GET, "/nope/manifest.mpd", vec![]),
         (Method::HEAD, "/nope/manifest.mpd", vec![]),
@@ -253,6 +256,32 @@ async fn listener_and_router_answer_alike() {
     }
     tx.send(()).unwrap();
     srv.await.unwrap().unwrap();
+}
+
+/// Clear TS segments are made as they are sent (in pieces) unless a range is asked for, when
+/// they are built whole: both ways give the same bytes, length, ETag and validators.
+#[tokio::test]
+async fn ts_segments_made_as_sent_are_the_ones_built_whole() {
+    let (st, _) = fixtures();
+    for uri in ["/demo/video_360p/1.ts", "/demo/video_180p/3.ts", "/demo/audio_fr/2.ts"] {
+        let (s, h, made) = get(&st, uri).await;
+        assert_eq!(s, StatusCode::OK, "{uri}");
+        assert_eq!(h[header::CONTENT_LENGTH].to_str().unwrap(), made.len().to_string());
+        assert_eq!((made.len() % 188, made[0]), (0, 0x47), "{uri}");
+        let (s, hw, whole) = call(&st, Method::GET, uri, &[("range", "bytes=0-")]).await;
+        assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+        assert!(whole == made, "{uri}: made in pieces and built whole differ");
+        assert_eq!(hw[header::ETAG], h[header::ETAG]);
+        assert_eq!(hw[header::CONTENT_RANGE].to_str().unwrap(), format!("bytes 0-{}/{}", made.len() - 1, made.len()));
+        let (s, _, part) = call(&st, Method::GET, uri, &[("range", "bytes=188-375")]).await;
+        assert_eq!((s, &part[..]), (StatusCode::PARTIAL_CONTENT, &made[188..376]));
+        let (s, hh, b) = call(&st, Method::HEAD, uri, &[]).await;
+        assert_eq!((s, b.len()), (StatusCode::OK, 0));
+        assert_eq!((&hh[header::CONTENT_LENGTH], &hh[header::ETAG]), (&h[header::CONTENT_LENGTH], &h[header::ETAG]));
+        let etag = h[header::ETAG].to_str().unwrap();
+        let (s, _, b) = call(&st, Method::GET, uri, &[("if-none-match", etag)]).await;
+        assert_eq!((s, b.len()), (StatusCode::NOT_MODIFIED, 0));
+    }
 }
 
 #[tokio::test]

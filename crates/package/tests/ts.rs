@@ -82,3 +82,35 @@ fn every_packet_parses_and_counters_run_across_segments() {
         }
     }
 }
+
+/// A segment made in pieces ([`ts::build_pieces`]) is byte for byte the one built whole, muxed
+/// audio included, whatever the piece size; its size is known before the first piece.
+#[test]
+fn pieces_are_the_whole_segment() {
+    let (a, data) = asset("demo", &["video_180p.cmfv", "audio_en.cmfa"]);
+    let vi = a.tracks.iter().position(|t| t.name.starts_with("video")).unwrap();
+    let read = |file: &str, r: std::ops::Range<u64>| data[file].slice(r.start as usize..r.end as usize);
+    let t = &a.tracks[vi];
+    for n in 1..=t.segments.len() {
+        let plan = ts::plan_segment(&a, vi, n).unwrap();
+        let main = read(&t.file, plan.bytes.clone());
+        let audio = plan.audio.as_ref().map(|ap| read(&a.tracks[ap.track].file, ap.bytes.clone()));
+        assert!(audio.is_some(), "segment {n} carries audio");
+        let whole = ts::build_segment(&a, &plan, &main, audio.as_ref(), None).unwrap();
+        for at_least in [1, 4096, ts::TS_PIECE, usize::MAX] {
+            let mut p = ts::build_pieces(&a, &plan, main.clone(), audio.clone()).unwrap();
+            assert_eq!(p.len(), whole.len());
+            let mut made = Vec::new();
+            let mut pieces = 0;
+            while let Some(piece) = p.next_piece(at_least).unwrap() {
+                assert!(!piece.is_empty());
+                made.extend_from_slice(&piece);
+                pieces += 1;
+            }
+            assert!(p.is_empty() && made == whole, "segment {n}, pieces of {at_least}");
+            if at_least == 1 {
+                assert!(pieces > 10, "segment {n}: {pieces} pieces");
+            }
+        }
+    }
+}

@@ -18,7 +18,7 @@ mod writer;
 use continuity::{Counter, Padding, PidCount};
 use hooks::Transformed;
 pub(crate) use hooks::{Clear, EsHook};
-use schedule::schedule;
+use schedule::{schedule, Position};
 use setup::Setup;
 use writer::{PidCursor, Writer};
 
@@ -172,6 +172,113 @@ pub(crate) fn mux_with_hook<H: EsHook>(
         out.truncate(start);
     }
     result
+}
+
+/// A clear segment written a piece at a time, so that each piece can be sent while it is still
+/// in the CPU's cache (a 1 MB segment muxed whole is out of it by the time the socket copies
+/// it: `benches/hot_send.c`, `benches/README.md`).
+///
+/// [`Pieces::new`] runs the counting pass of [`mux_segment`] (everything validated, the size
+/// known); each [`Pieces::write`] then appends whole PES until at least the asked-for bytes are
+/// written. Every call must be given the same `streams` as [`Pieces::new`]; the bytes written
+/// in all are those [`mux_segment`] writes with the same `params`. Holds no borrow of the
+/// streams between calls.
+#[derive(Clone, Copy)]
+pub struct Pieces {
+    at: Position,
+    cc: crate::ContinuityState,
+    start_cc: crate::ContinuityState,
+    video: PidCursor,
+    audio: PidCursor,
+    pts_offset_90k: u64,
+    align_continuity: bool,
+    psi_written: bool,
+    planned: usize,
+    written: usize,
+}
+
+impl Pieces {
+    /// Plans the segment of `streams`. SAMPLE-AES (`params.sample_aes`) is refused: its
+    /// payloads are transformed in the counting pass and written whole by [`mux_segment`].
+    pub fn new(streams: &[Stream<'_>], params: &MuxParams) -> Result<Self, Error> {
+        if params.sample_aes.is_some() {
+            return Err(Error::Internal("SAMPLE-AES segments are muxed whole"));
+        }
+        let setup = Setup::new(streams)?;
+        let plan = make_plan(&setup, params, &mut Clear)?;
+        Ok(Pieces {
+            at: Position::default(),
+            cc: params.continuity,
+            start_cc: params.continuity,
+            video: PidCursor { pes: 0, plan: plan.video },
+            audio: PidCursor { pes: 0, plan: plan.audio },
+            pts_offset_90k: params.pts_offset_90k,
+            align_continuity: params.align_continuity,
+            psi_written: false,
+            planned: (2 + plan.video.packets + plan.audio.packets) as usize * TS_PACKET_SIZE,
+            written: 0,
+        })
+    }
+
+    /// Bytes of the whole segment.
+    pub fn len(&self) -> usize {
+        self.planned
+    }
+
+    /// Whether every byte is written.
+    pub fn is_empty(&self) -> bool {
+        self.written == self.planned
+    }
+
+    /// Appends the next PES of `streams` to `out` (at least one, and more until at least
+    /// `at_least` bytes were added) or what ends the segment; returns whether it is complete. At the end, the continuity counters
+    /// are where the next segment starts (the `params.continuity` [`mux_segment`] leaves).
+    pub fn write(&mut self, streams: &[Stream<'_>], out: &mut Vec<u8>, at_least: usize) -> Result<bool, Error> {
+        let setup = Setup::new(streams)?;
+        let start = out.len();
+        let es = Transformed::default();
+        let mut clear = Clear;
+        let mut writer = Writer {
+            out,
+            cc: self.cc,
+            hook: &mut clear,
+            es: &es,
+            es_next: 0,
+            streams: &setup,
+            video: self.video,
+            audio: self.audio,
+        };
+        if !self.psi_written {
+            writer.write_psi()?;
+        }
+        // At least one PES a call, so every call makes progress.
+        let done = loop {
+            if !self.at.step(&setup, self.pts_offset_90k, &mut writer)? {
+                break true;
+            }
+            if writer.out.len() - start >= at_least {
+                break false;
+            }
+        };
+        (self.cc, self.video, self.audio) = (writer.cc, writer.video, writer.audio);
+        self.psi_written = true;
+        self.written += out.len() - start;
+        if self.written > self.planned || (done && self.written != self.planned) {
+            return Err(Error::Internal("written size differs from count"));
+        }
+        if done
+            && self.align_continuity
+            && (self.cc.video & 0x0F != self.start_cc.video & 0x0F || self.cc.audio & 0x0F != self.start_cc.audio & 0x0F)
+        {
+            return Err(Error::Internal("continuity alignment missed"));
+        }
+        Ok(done)
+    }
+
+    /// The continuity counters after what is written so far.
+    pub fn continuity(&self) -> crate::ContinuityState {
+        self.cc
+    }
 }
 
 #[cfg(test)]
@@ -369,6 +476,58 @@ mod tests {
         c.add(19, 400, pcr);
         let p = c.plan(&aligned(true)).unwrap();
         assert_eq!((p.packets, tail(&p, 1)), (16, vec![13]));
+    }
+
+    #[test]
+    fn pieces_make_the_whole_segment() {
+        let (v, a, video, audio) = fixture();
+        let vs: Vec<Sample<'_>> = video
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Sample { dts: i as i64 * 3000, pts: i as i64 * 3000 + 6000, keyframe: i % 10 == 0, data: d })
+            .collect();
+        let as_: Vec<Sample<'_>> = audio
+            .iter()
+            .enumerate()
+            .map(|(i, d)| Sample { dts: i as i64 * 1024, pts: i as i64 * 1024, keyframe: true, data: d })
+            .collect();
+        let both = [
+            Stream { codec: &v, timescale: 90_000, samples: &vs },
+            Stream { codec: &a, timescale: 48_000, samples: &as_ },
+        ];
+        for streams in [&both[..], &both[..1], &both[1..]] {
+            for align in [false, true] {
+                let params = MuxParams {
+                    pts_offset_90k: 10_000,
+                    continuity: crate::ContinuityState { pat: 3, pmt: 3, video: 5, audio: 9 },
+                    align_continuity: align,
+                    ..Default::default()
+                };
+                let mut whole_params = params.clone();
+                let mut whole = Vec::new();
+                mux_segment(streams, &mut whole_params, &mut whole).unwrap();
+                for at_least in [0, 1, 188, 1000, 4096, usize::MAX] {
+                    let mut p = Pieces::new(streams, &params).unwrap();
+                    assert_eq!(p.len(), whole.len());
+                    let mut out = vec![0xAB; 2];
+                    let mut calls = 0;
+                    while !p.write(streams, &mut out, at_least).unwrap() {
+                        calls += 1;
+                        assert!(calls < 10_000, "no progress with at_least {at_least}");
+                    }
+                    assert!(p.is_empty());
+                    assert_eq!(&out[..2], [0xAB; 2], "bytes before the segment untouched");
+                    assert!(out[2..] == whole[..], "{} streams, align {align}, pieces of {at_least}", streams.len());
+                    assert_eq!(p.continuity(), whole_params.continuity);
+                    if at_least == 1000 && streams.len() == 2 {
+                        assert!(calls > 5, "pieces stop after the PES that reaches the size");
+                    }
+                }
+            }
+        }
+        // SAMPLE-AES is written whole.
+        let params = MuxParams { sample_aes: Some(crate::SampleAes { key: [1; 16], iv: [2; 16] }), ..Default::default() };
+        assert!(Pieces::new(&both, &params).is_err());
     }
 
     #[test]

@@ -37,23 +37,38 @@ pub(super) trait Sink {
 /// Walks both streams in DTS order (video first on ties, so its PCR leads), validating
 /// every sample and handing each PES to `sink`.
 pub(super) fn schedule(setup: &Setup<'_>, offset: u64, sink: &mut impl Sink) -> Result<(), Error> {
-    let video_pcr = setup.video.is_some();
-    let (mut vi, mut ai) = (0, 0);
-    let mut next_video: Option<Times> = None;
-    let mut next_audio: Option<Times> = None;
-    loop {
-        if let (None, Some(v)) = (next_video, &setup.video) {
-            if let Some(s) = v.samples.get(vi) {
-                next_video = Some(sample_times(v.index, vi, s, v.timescale, offset)?);
+    let mut at = Position::default();
+    while at.step(setup, offset, sink)? {}
+    Ok(())
+}
+
+/// Where the schedule stands between two PES: the next sample of each stream and, once
+/// fetched, its times. Kept between calls, it lets a segment be written a piece at a time.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Position {
+    vi: usize,
+    ai: usize,
+    next_video: Option<Times>,
+    next_audio: Option<Times>,
+}
+
+impl Position {
+    /// Hands the next PES to `sink`; `false` when there is none left.
+    pub(super) fn step(&mut self, setup: &Setup<'_>, offset: u64, sink: &mut impl Sink) -> Result<bool, Error> {
+        let video_pcr = setup.video.is_some();
+        let Position { vi, ai, next_video, next_audio } = self;
+        if let (None, Some(v)) = (*next_video, &setup.video) {
+            if let Some(s) = v.samples.get(*vi) {
+                *next_video = Some(sample_times(v.index, *vi, s, v.timescale, offset)?);
             }
         }
-        if let (None, Some(a)) = (next_audio, &setup.audio) {
-            if let Some(s) = a.samples.get(ai) {
-                next_audio = Some(sample_times(a.index, ai, s, a.timescale, offset)?);
+        if let (None, Some(a)) = (*next_audio, &setup.audio) {
+            if let Some(s) = a.samples.get(*ai) {
+                *next_audio = Some(sample_times(a.index, *ai, s, a.timescale, offset)?);
             }
         }
-        let video_turn = match (next_video, next_audio) {
-            (None, None) => return Ok(()),
+        let video_turn = match (*next_video, *next_audio) {
+            (None, None) => return Ok(false),
             (Some(v), Some(a)) => v.dts <= a.dts,
             (v, _) => v.is_some(),
         };
@@ -63,51 +78,51 @@ pub(super) fn schedule(setup: &Setup<'_>, offset: u64, sink: &mut impl Sink) -> 
             let (Some(v), Some(t)) = (&setup.video, next_video.take()) else {
                 return Err(Error::Internal("video turn without video"));
             };
-            let s = v.samples.get(vi).ok_or(Error::Internal("video index"))?;
+            let s = v.samples.get(*vi).ok_or(Error::Internal("video index"))?;
             if s.data.is_empty() {
                 return Err(Error::EmptySample {
                     stream: v.index,
-                    sample: vi,
+                    sample: *vi,
                 });
             }
             let plan = v
                 .config
                 .plan(s.data, s.keyframe)
-                .map_err(|e| framing_error(v.index, vi, e))?;
-            sink.video(v, vi, &plan, t, first_packet(true, t.dts, s.keyframe))?;
-            vi += 1;
+                .map_err(|e| framing_error(v.index, *vi, e))?;
+            sink.video(v, *vi, &plan, t, first_packet(true, t.dts, s.keyframe))?;
+            *vi += 1;
         } else {
             // As above for audio.
             let (Some(a), Some(t)) = (&setup.audio, next_audio.take()) else {
                 return Err(Error::Internal("audio turn without audio"));
             };
-            let first = ai;
+            let first = *ai;
             let mut payload_len = 0;
             loop {
-                let s = a.samples.get(ai).ok_or(Error::Internal("audio index"))?;
+                let s = a.samples.get(*ai).ok_or(Error::Internal("audio index"))?;
                 if s.data.is_empty() {
                     return Err(Error::EmptySample {
                         stream: a.index,
-                        sample: ai,
+                        sample: *ai,
                     });
                 }
                 if s.data.len() > MAX_RAW_FRAME {
                     return Err(Error::AacFrameTooLarge {
                         stream: a.index,
-                        sample: ai,
+                        sample: *ai,
                         len: s.data.len(),
                     });
                 }
                 payload_len += ADTS_HEADER_LEN + s.data.len();
-                ai += 1;
-                let Some(n) = a.samples.get(ai) else { break };
-                let nt = sample_times(a.index, ai, n, a.timescale, offset)?;
+                *ai += 1;
+                let Some(n) = a.samples.get(*ai) else { break };
+                let nt = sample_times(a.index, *ai, n, a.timescale, offset)?;
                 let fits = payload_len + ADTS_HEADER_LEN + n.data.len() <= MAX_BOUNDED_PAYLOAD;
-                if ai - first >= AUDIO_PES_MAX_FRAMES
+                if *ai - first >= AUDIO_PES_MAX_FRAMES
                     || nt.dts >= t.dts.saturating_add(AUDIO_PES_SPAN_90K)
                     || !fits
                 {
-                    next_audio = Some(nt);
+                    *next_audio = Some(nt);
                     break;
                 }
             }
@@ -115,11 +130,12 @@ pub(super) fn schedule(setup: &Setup<'_>, offset: u64, sink: &mut impl Sink) -> 
             let key = a.samples[first].keyframe;
             sink.audio(
                 a,
-                first..ai,
+                first..*ai,
                 payload_len,
                 t,
                 first_packet(!video_pcr, t.dts, key),
             )?;
         }
+        Ok(true)
     }
 }

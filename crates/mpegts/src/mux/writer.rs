@@ -17,6 +17,7 @@ const AUDIO_STREAM_ID: u8 = 0xC0;
 const ADTS_STREAM_TYPE: u8 = 0x0F;
 
 /// The writer's position on one PID: which PES comes next and the padding plan.
+#[derive(Clone, Copy)]
 pub(super) struct PidCursor {
     pub(super) pes: u64,
     pub(super) plan: Padding,

@@ -20,6 +20,7 @@ pub mod track;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -69,6 +70,19 @@ pub enum Reply {
         /// Source modification time.
         modified: SystemTime,
     },
+    /// [`Reply::Media`] whose body is made as it is sent ([`crate::body::PiecesBody`]).
+    Made {
+        /// The body.
+        body: Body,
+        /// Its size.
+        len: u64,
+        /// Content-Type.
+        content_type: &'static str,
+        /// As for [`Reply::Media`].
+        identity: String,
+        /// Source modification time.
+        modified: SystemTime,
+    },
     /// A manifest with its ETag (cached with the asset, or built for this request).
     Manifest {
         /// Body and ETag.
@@ -110,14 +124,17 @@ impl Ctx<'_> {
         let rep = match reply {
             Reply::Response(r) => return r.into(),
             Reply::Media { parts, content_type, identity, modified } => {
-                Representation { parts, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
+                Representation { parts, made: None, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
+            }
+            Reply::Made { body, len, content_type, identity, modified } => {
+                Representation { parts: Vec::new(), made: Some((len, body)), content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
             }
             Reply::Manifest { cached, content_type, last_modified } => {
                 let cc = &self.st.manifest_cc;
                 if let Some(a) = cached.full_answer(self.method, self.headers, content_type, &last_modified, cc, self.wire) {
                     return a;
                 }
-                Representation { parts: vec![cached.body.clone()], content_type, etag: cached.etag.clone(), last_modified, cache_control: cc.clone() }
+                Representation { parts: vec![cached.body.clone()], made: None, content_type, etag: cached.etag.clone(), last_modified, cache_control: cc.clone() }
             }
             Reply::Private { body, content_type } => {
                 let mut r = (StatusCode::OK, body).into_response();

@@ -1,6 +1,7 @@
 //! Per-track resources: HLS media playlists, init segments and media segments (CMAF or
 //! MPEG-TS), clear or encrypted with the method decided.
 
+use axum::body::Body;
 use bytes::Bytes;
 use sealcast_package::manifest::hls;
 use sealcast_package::protection::Envelope;
@@ -8,6 +9,7 @@ use sealcast_package::{fmp4, protect, ts, AssetTrack, TrackKind};
 
 use super::{content, protection, Ctx, Reply, HLS_TYPE};
 use crate::assets::{Loaded, ManifestSlot};
+use crate::body::PiecesBody;
 use crate::decide::{track_allows, Served};
 use crate::error::ApiError;
 use crate::protection::Encryption;
@@ -173,11 +175,15 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
             _ => None,
         };
         let envelope = tc.and_then(|t| t.envelope.as_ref().map(|e| (e, e.iv(t.kid, "ts", n))));
-        let Some((parts, content_type, identity)) = ts_segment(ctx, loaded, ti, n, sample_aes, envelope, &identity_of).await? else {
+        let Some((body, content_type, identity)) = ts_segment(ctx, loaded, ti, n, sample_aes, envelope, &identity_of).await? else {
             let identity = identity_of(ts_identity(loaded, ti, n));
             return Ok(ctx.unchanged(&identity, ts_type(track), info.last_modified).expect("ts_segment found the client's copy current"));
         };
-        return Ok(Reply::Media { parts, content_type, identity: identity_of(identity), modified: info.last_modified });
+        let (identity, modified) = (identity_of(identity), info.last_modified);
+        return Ok(match body {
+            TsBody::Whole(parts) => Reply::Media { parts, content_type, identity, modified },
+            TsBody::Made(p) => Reply::Made { len: p.len() as u64, body: Body::new(PiecesBody::new(p)), content_type, identity, modified },
+        });
     }
     let identity = identity_of(info.identity());
     if let Some(r) = ctx.unchanged(&identity, mime(track), info.last_modified) {
@@ -226,6 +232,12 @@ fn ts_type(t: &AssetTrack) -> &'static str {
     }
 }
 
+/// A TS segment's body: built whole, or made as it is sent (clear, and no `Range` asked for).
+enum TsBody {
+    Whole(Vec<Bytes>),
+    Made(ts::TsPieces),
+}
+
 /// TS segment `n` of track `ti`: planned (which byte ranges of which tracks), read (both
 /// ranges at once), built, then AES-128-encrypted together with the segments of other
 /// requests ([`crate::cbc_batch`]) when `envelope` (key and IV) is given. A video segment
@@ -240,7 +252,7 @@ async fn ts_segment(
     sample_aes: Option<ts::SampleAesParams>,
     envelope: Option<(&Envelope, [u8; 16])>,
     protected: &(dyn Fn(String) -> String + Sync),
-) -> Result<Option<(Vec<Bytes>, &'static str, String)>, ApiError> {
+) -> Result<Option<(TsBody, &'static str, String)>, ApiError> {
     let asset = &loaded.asset;
     let track = &asset.tracks[ti];
     let plan = ts::plan_segment(asset, ti, n).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
@@ -259,12 +271,18 @@ async fn ts_segment(
         }
         None => (main.await?, None),
     };
+    // Clear and whole: made as it is sent, each piece while still in cache. A range is cut
+    // from the segment built whole.
+    if sample_aes.is_none() && envelope.is_none() && !ctx.headers.contains_key(http::header::RANGE) {
+        let pieces = ts::build_pieces(asset, &plan, main, audio).map_err(|(file, e)| content(loaded, &file, e))?;
+        return Ok(Some((TsBody::Made(pieces), ts_type(track), identity)));
+    }
     let body = ts::build_segment(asset, &plan, &main, audio.as_ref(), sample_aes).map_err(|(file, e)| content(loaded, &file, e))?;
     let parts = match envelope {
         Some((env, iv)) => aes128(ctx, loaded, env, iv, body).await?,
         None => vec![Bytes::from(body)],
     };
-    Ok(Some((parts, ts_type(track), identity)))
+    Ok(Some((TsBody::Whole(parts), ts_type(track), identity)))
 }
 
 /// A clear segment under HLS AES-128 (the whole segment one CBC chain from `iv`), encrypted
