@@ -45,8 +45,8 @@ impl http_body::Body for ChunkBody {
     }
 }
 
-/// A clear TS segment sent as it is made, a piece of about [`ts::TS_PIECE`] at a time, each
-/// while still in cache ([`ts::TsPieces`]); exact size hint. A piece that cannot be made (a bug:
+/// A clear TS segment sent as it is made, a piece of about [`ts::TS_PIECE`] at a time
+/// ([`ts::TsPieces`]); exact size hint. A piece that cannot be made (a bug:
 /// everything was checked before the first) is an error, which cuts the connection.
 pub struct PiecesBody {
     pieces: ts::TsPieces,

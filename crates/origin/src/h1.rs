@@ -49,10 +49,8 @@ const MAX_SLICES: usize = 64;
 /// Slices of a small answer's `writev` (the head and up to three body chunks).
 const FEW_SLICES: usize = 4;
 
-/// Body bytes gathered before they are written, for bodies that arrive in pieces. A TS segment
-/// made as it is sent comes in pieces of about this size, each best written while still in
-/// cache (`benches/hot_send.c`: more than ~96 KiB at once cost more).
-const GATHER: usize = 64 * 1024;
+/// Body bytes gathered before they are written, for bodies that arrive in pieces.
+const GATHER: usize = 256 * 1024;
 
 /// How a connection left this loop.
 #[derive(Debug, PartialEq, Eq)]

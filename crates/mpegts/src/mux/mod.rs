@@ -174,9 +174,8 @@ pub(crate) fn mux_with_hook<H: EsHook>(
     result
 }
 
-/// A clear segment written a piece at a time, so that each piece can be sent while it is still
-/// in the CPU's cache (a 1 MB segment muxed whole is out of it by the time the socket copies
-/// it: `benches/hot_send.c`, `benches/README.md`).
+/// A clear segment written a piece at a time, so that a server can send the first pieces while
+/// it muxes the rest (what that saves: `TS_PIECE` in the package crate, `benches/README.md`).
 ///
 /// [`Pieces::new`] runs the counting pass of [`mux_segment`] (everything validated, the size
 /// known); each [`Pieces::write`] then appends whole PES until at least the asked-for bytes are

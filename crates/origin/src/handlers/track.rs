@@ -271,7 +271,7 @@ async fn ts_segment(
         }
         None => (main.await?, None),
     };
-    // Clear and whole: made as it is sent, each piece while still in cache. A range is cut
+    // Clear and whole: made as it is sent, a piece at a time (ts::TS_PIECE). A range is cut
     // from the segment built whole.
     if sample_aes.is_none() && envelope.is_none() && !ctx.headers.contains_key(http::header::RANGE) {
         let pieces = ts::build_pieces(asset, &plan, main, audio).map_err(|(file, e)| content(loaded, &file, e))?;
