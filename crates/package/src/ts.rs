@@ -184,7 +184,7 @@ pub fn build_segment(asset: &Asset, plan: &SegmentPlan, main: &Bytes, audio: Opt
 /// Bytes a clear TS segment is made in at a time ([`TsPieces`]); a piece ends after the PES that
 /// reaches this size. The first piece goes to the socket while the rest is muxed, and the
 /// last is sent while still in the CPU's cache. Measured on ~1.07 MB segments (alternated runs,
-/// `benches/README.md`): pieces of 320–896 KiB cost 8–16 % less CPU per byte than the segment
+/// `benches/README.md`): pieces of 320–896 KiB cost 7–17 % less CPU per byte than the segment
 /// muxed whole; 64 KiB no less, 128 KiB a fifth more (many small writes, each waking the reader).
 pub const TS_PIECE: usize = 512 * 1024;
 
