@@ -235,7 +235,8 @@ pub fn fuzz_mux(data: &[u8]) -> Option<(Vec<u8>, usize)> {
                 params.continuity, want,
                 "continuity counters not advanced by the counts"
             );
-            // Clear segments made in pieces come out the same, whatever the piece size.
+            // Clear segments made in pieces come out the same, whatever the piece size. A
+            // harness: a panic here is the finding.
             if seg.params.sample_aes.is_none() {
                 let mut pieces = Pieces::new(&streams, &seg.params).expect("Pieces refused what mux_segment took");
                 let (mut made, at_least) = (Vec::new(), 1 + data.len() % 4000);

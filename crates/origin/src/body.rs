@@ -50,14 +50,12 @@ impl http_body::Body for ChunkBody {
 /// everything was checked before the first) is an error, which cuts the connection.
 pub struct PiecesBody {
     pieces: ts::TsPieces,
-    remaining: u64,
 }
 
 impl PiecesBody {
     /// A body over `pieces`.
     pub fn new(pieces: ts::TsPieces) -> Self {
-        let remaining = pieces.len() as u64;
-        PiecesBody { pieces, remaining }
+        PiecesBody { pieces }
     }
 }
 
@@ -67,10 +65,7 @@ impl http_body::Body for PiecesBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.pieces.next_piece(ts::TS_PIECE) {
-            Ok(Some(p)) => {
-                self.remaining = self.remaining.saturating_sub(p.len() as u64);
-                Poll::Ready(Some(Ok(Frame::data(p))))
-            }
+            Ok(Some(p)) => Poll::Ready(Some(Ok(Frame::data(p)))),
             Ok(None) => Poll::Ready(None),
             Err(e) => Poll::Ready(Some(Err(std::io::Error::other(e.to_string())))),
         }
@@ -79,7 +74,7 @@ impl http_body::Body for PiecesBody {
         self.pieces.is_empty()
     }
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.remaining)
+        SizeHint::with_exact(self.pieces.remaining() as u64)
     }
 }
 

@@ -249,20 +249,17 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
             return base(StatusCode::NOT_MODIFIED, Body::empty());
         }
     }
-    if let Some((len, made)) = rep.made {
-        let mut r = base(StatusCode::OK, if method == Method::HEAD { Body::empty() } else { made });
-        let h = r.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(rep.content_type));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        return r;
-    }
-    let len: u64 = rep.parts.iter().map(|p| p.len() as u64).sum();
+    // A made body is answered whole (RFC 9110 14.2 lets a server ignore `Range`).
+    let (len, made) = match rep.made {
+        Some((len, body)) => (len, Some(body)),
+        None => (rep.parts.iter().map(|p| p.len() as u64).sum(), None),
+    };
     let if_range_ok = headers
         .get(header::IF_RANGE)
         .and_then(|v| v.to_str().ok())
         .is_none_or(|v| v.trim() == etag_str || v.trim() == lm.to_str().unwrap_or_default());
     let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) if if_range_ok => parse_range(r, len),
+        Some(r) if if_range_ok && made.is_none() => parse_range(r, len),
         _ => RangeReq::Full,
     };
     let (status, parts, clen, crange) = match range {
@@ -277,6 +274,8 @@ pub fn respond(method: &Method, headers: &HeaderMap, rep: Representation) -> Res
     };
     let body = if method == Method::HEAD {
         Body::empty()
+    } else if let Some(made) = made {
+        made
     } else if parts.len() == 1 {
         // Manifests and init segments: one buffer, no chunk queue to allocate.
         Body::from(parts.into_iter().next().expect("checked: exactly one part"))

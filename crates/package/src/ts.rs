@@ -216,6 +216,11 @@ impl TsPieces {
         self.pieces.is_empty()
     }
 
+    /// Bytes not yet made.
+    pub fn remaining(&self) -> usize {
+        self.pieces.remaining()
+    }
+
     /// The next piece (at least `at_least` bytes unless it ends the segment), or `None` after the
     /// last one.
     pub fn next_piece(&mut self, at_least: usize) -> Result<Option<Bytes>> {

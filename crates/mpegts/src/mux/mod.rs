@@ -154,24 +154,25 @@ pub(crate) fn mux_with_hook<H: EsHook>(
     let continuity = writer.cc;
     let written = out.len() - start;
     let start_cc = params.continuity;
-    let result = match result {
-        Ok(()) if written != planned => Err(Error::Internal("written size differs from count")),
-        // A multiple of 16 packets per PID leaves each counter where it started.
-        Ok(())
-            if params.align_continuity
-                && (continuity.video & 0x0F != start_cc.video & 0x0F
-                    || continuity.audio & 0x0F != start_cc.audio & 0x0F) =>
-        {
-            Err(Error::Internal("continuity alignment missed"))
-        }
-        other => other,
-    };
+    let result = result.and_then(|()| check_end(written, planned, params.align_continuity, start_cc, continuity));
     if result.is_ok() {
         params.continuity = continuity;
     } else {
         out.truncate(start);
     }
     result
+}
+
+/// The checks on a finished segment: it has the counted size and, aligned, every PID's counter
+/// is back where it started (a multiple of 16 packets per PID).
+fn check_end(written: usize, planned: usize, align: bool, start: crate::ContinuityState, end: crate::ContinuityState) -> Result<(), Error> {
+    if written != planned {
+        return Err(Error::Internal("written size differs from count"));
+    }
+    if align && (end.video & 0x0F != start.video & 0x0F || end.audio & 0x0F != start.audio & 0x0F) {
+        return Err(Error::Internal("continuity alignment missed"));
+    }
+    Ok(())
 }
 
 /// A clear segment written a piece at a time, so that a server can send the first pieces while
@@ -229,6 +230,11 @@ impl Pieces {
         self.written == self.planned
     }
 
+    /// Bytes not yet written.
+    pub fn remaining(&self) -> usize {
+        self.planned - self.written
+    }
+
     /// Appends the next PES of `streams` to `out` (at least one, and more until at least
     /// `at_least` bytes were added) or what ends the segment; returns whether it is complete. At the end, the continuity counters
     /// are where the next segment starts (the `params.continuity` [`mux_segment`] leaves).
@@ -262,14 +268,11 @@ impl Pieces {
         (self.cc, self.video, self.audio) = (writer.cc, writer.video, writer.audio);
         self.psi_written = true;
         self.written += out.len() - start;
-        if self.written > self.planned || (done && self.written != self.planned) {
+        if self.written > self.planned {
             return Err(Error::Internal("written size differs from count"));
         }
-        if done
-            && self.align_continuity
-            && (self.cc.video & 0x0F != self.start_cc.video & 0x0F || self.cc.audio & 0x0F != self.start_cc.audio & 0x0F)
-        {
-            return Err(Error::Internal("continuity alignment missed"));
+        if done {
+            check_end(self.written, self.planned, self.align_continuity, self.start_cc, self.cc)?;
         }
         Ok(done)
     }
