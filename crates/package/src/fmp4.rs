@@ -102,6 +102,65 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
     Ok(out)
 }
 
+/// Bytes read from the start of each fragment to find its `moof` ([`head_reads`]); a longer
+/// `moof` is read again whole ([`moof_len`]). A 4 s fragment of 60 fps video has a `moof` of
+/// about 4 KB.
+pub const HEAD_READ: u64 = 16 * 1024;
+
+/// Where the `moof`s of segment `seg` of `track` are to be read: the first [`HEAD_READ`]
+/// bytes of each fragment (all of a shorter one). `None` for progressive input (its fragments
+/// are made from the sample table) and for a segment the index does not have.
+pub fn head_reads(track: &AssetTrack, seg: usize) -> Option<Vec<std::ops::Range<u64>>> {
+    let t = track.track();
+    let s = track.segments.get(seg)?;
+    if t.samples.is_some() {
+        return None;
+    }
+    let f = t.fragments.get(s.first..s.first.checked_add(s.count)?)?;
+    f.iter().map(|f| Some(f.offset..f.offset.checked_add(f.size.min(HEAD_READ))?)).collect()
+}
+
+/// The size of the `moof` that `head` starts with, when it starts with one.
+pub fn moof_len(head: &[u8]) -> Option<u64> {
+    let h = BoxHeader::parse(head, u64::MAX).ok()??;
+    (h.typ == MOOF).then_some(h.size)
+}
+
+/// The fragments of segment `seg` of `track` from their `moof`s alone: `heads[i]` was read at
+/// the offset of the segment's `i`-th fragment and holds at least its whole `moof`
+/// ([`head_reads`], [`moof_len`]). Every sample must lie inside its fragment, after the
+/// `moof`, as the index measured it: the sample bytes are then sent from the file as they lie
+/// ([`write_segment_in_place`]), never seen here.
+pub fn read_segment_heads(track: &AssetTrack, seg: usize, heads: &[Bytes]) -> Result<Vec<SourceFragment>> {
+    let t = track.track();
+    let s = track.segments.get(seg).ok_or_else(|| Error::Read(format!("no segment {seg}")))?;
+    if t.samples.is_some() {
+        return Err(Error::Unsupported("progressive input has no moof to read".into()));
+    }
+    if heads.len() != s.count {
+        return Err(Error::Read(format!("{} moofs for {} fragments", heads.len(), s.count)));
+    }
+    let mut out = Vec::with_capacity(s.count);
+    for (head, fi) in heads.iter().zip(s.first..s.first + s.count) {
+        let f = t.fragments.get(fi).ok_or_else(|| Error::Read(format!("no fragment {fi}")))?;
+        let h = BoxHeader::parse(head, head.len() as u64).at(f.offset)?.ok_or_else(|| Error::Read("short read".into()))?;
+        if h.typ != MOOF {
+            return Err(Error::Unsupported(format!("expected moof at {}, found '{}' (file changed?)", f.offset, h.typ)));
+        }
+        let moof = head.get(..h.size as usize).ok_or_else(|| Error::Truncated { offset: f.offset, need: h.size, file_len: f.offset + head.len() as u64 })?;
+        let bounds = FragmentBounds { media_bytes: f.size, ..FragmentBounds::default() };
+        let traf = read_track_fragment_within(moof, f.offset, t.info.track_id, &t.info.trex, bounds)?
+            .ok_or_else(|| Error::Unsupported(format!("track {} missing from fragment at {}", t.info.track_id, f.offset)))?;
+        let (from, to) = (f.offset + h.size, f.offset.saturating_add(f.size));
+        if let Some(bad) = traf.samples.iter().find(|x| x.offset < from || x.offset.saturating_add(u64::from(x.size)) > to) {
+            return Err(Error::Read(format!("track {}: a sample at {} lies outside its fragment {from}..{to}", t.info.track_id, bad.offset)));
+        }
+        let decode_time = traf.decode_time.unwrap_or(f.decode_time);
+        out.push(SourceFragment { traf, decode_time, sequence: fi as u32 + 1 });
+    }
+    Ok(out)
+}
+
 /// The file byte range of the fragment that starts segment `seg` of `track`: where its key
 /// frame is (segments start on key frames). `None` when there is no such segment or its first
 /// fragment does not start with a sync sample.
@@ -144,6 +203,57 @@ pub fn write_segment(frags: &[SourceFragment], data: &Bytes, data_offset: u64) -
 /// fragment; `trex_index` is the track's default sample description index.
 pub(crate) fn write_segment_with(frags: &[SourceFragment], data: &Bytes, data_offset: u64, sencs: &[Option<Senc>], trex_index: u32) -> Result<Chunks> {
     let mut body = Chunks::default();
+    write_parts(frags, sencs, trex_index, |part| {
+        body.push(match part {
+            FilePart::Ours(b) => b,
+            FilePart::Source(r) => slice(data, data_offset, (r.start, r.end))?,
+        });
+        Ok(())
+    })?;
+    Ok(body)
+}
+
+/// A part of a media segment whose samples are left where they lie in the source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilePart {
+    /// Bytes of ours: `styp`, a `moof`, an `mdat` header.
+    Ours(Bytes),
+    /// This byte range of the source file, as it is.
+    Source(std::ops::Range<u64>),
+}
+
+impl FilePart {
+    /// Its length.
+    pub fn len(&self) -> u64 {
+        match self {
+            FilePart::Ours(b) => b.len() as u64,
+            FilePart::Source(r) => r.end - r.start,
+        }
+    }
+    /// Whether empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A clear CMAF media segment as [`write_segment`] writes it, with the sample bytes named by
+/// their place in the source file instead of copied or sliced: the caller sends them from the
+/// file (`sendfile`). The same bytes as [`write_segment`] of the same fragments.
+pub fn write_segment_in_place(frags: &[SourceFragment]) -> Result<Vec<FilePart>> {
+    let mut out = Vec::new();
+    write_parts(frags, &[], 1, |part| {
+        if !part.is_empty() {
+            out.push(part);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Writes a media segment as its parts in the order they are sent: our boxes, and after each
+/// `mdat` header the spans of adjacent sample bytes (file offsets) it holds. `sencs`,
+/// `trex_index`: see [`write_segment_with`].
+fn write_parts(frags: &[SourceFragment], sencs: &[Option<Senc>], trex_index: u32, mut out: impl FnMut(FilePart) -> Result<()>) -> Result<()> {
     let mut head = Vec::with_capacity(1024);
     // Same body as ftyp, written under the 'styp' type.
     write_box(&mut head, STYP, |o| styp().encode_body(o));
@@ -155,32 +265,32 @@ pub(crate) fn write_segment_with(frags: &[SourceFragment], data: &Bytes, data_of
         // The trun offsets depend on the moof's own size: build once to measure, then again.
         let moof = build_moof(sf, moof.len() as u64 + 8, senc, clear_entry, trex_index)?;
         head.extend_from_slice(&moof);
-        let media: u64 = tf.runs.iter().map(|r| r.data_len).sum();
-        let mdat_size = u32::try_from(media + 8).map_err(|_| Error::Unsupported("fragment larger than 4 GiB".into()))?;
+        let media_len: u64 = tf.runs.iter().map(|r| r.data_len).sum();
+        let mdat_size = u32::try_from(media_len + 8).map_err(|_| Error::Unsupported("fragment larger than 4 GiB".into()))?;
         head.put_u32(mdat_size);
         head.extend_from_slice(&MDAT.0);
-        body.push(Bytes::from(std::mem::take(&mut head)));
-        // The samples' bytes in order, adjacent ones coalesced into one slice: a run's
-        // samples are adjacent in a fragmented source, so that is one slice per run of
-        // runs; a progressive fragment's one run spans its chunks, a slice each.
+        out(FilePart::Ours(Bytes::from(std::mem::take(&mut head))))?;
+        // The samples' bytes in order, adjacent ones coalesced into one span: a run's
+        // samples are adjacent in a fragmented source, so that is one span per run of
+        // runs; a progressive fragment's one run spans its chunks, a span each.
         let mut pending: Option<(u64, u64)> = None;
         for s in &tf.samples {
             let end = s.offset + s.size as u64;
             match pending {
                 Some((a, e)) if e == s.offset => pending = Some((a, end)),
                 _ => {
-                    if let Some(p) = pending {
-                        body.push(slice(data, data_offset, p)?);
+                    if let Some((a, e)) = pending {
+                        out(FilePart::Source(a..e))?;
                     }
                     pending = Some((s.offset, end));
                 }
             }
         }
-        if let Some(p) = pending {
-            body.push(slice(data, data_offset, p)?);
+        if let Some((a, e)) = pending {
+            out(FilePart::Source(a..e))?;
         }
     }
-    Ok(body)
+    Ok(())
 }
 
 fn slice(data: &Bytes, data_offset: u64, (s, e): (u64, u64)) -> Result<Bytes> {

@@ -89,6 +89,80 @@ fn segments_keep_samples_and_pass_mdat_through() {
     }
 }
 
+/// A segment written from its `moof`s alone, its samples named by file range
+/// (`write_segment_in_place`, what the origin sends with `sendfile`), is byte for byte the one
+/// written from the whole read, for every segment of fragmented sources with one or several
+/// tracks per file; a `moof` longer than the first read is found by `moof_len`; a head cut
+/// short, or a sample claimed outside its fragment, is an error.
+#[test]
+fn segments_in_place_are_the_segments_written() {
+    for (dir, a) in [("demo", demo()), ("multi", asset("multi", &["movie.ismv"], None)), ("hevc", asset("hevc", &["video.mp4", "audio.mp4"], None))] {
+        for t in &a.tracks {
+            let file = fixture(&format!("{dir}/{}", t.file));
+            for i in 0..t.segments.len() {
+                let (s, e) = t.segment_range(i).unwrap();
+                let data = file.slice(s as usize..e as usize);
+                let whole = fmp4::write_segment(&fmp4::read_segment(t, i, &data, s).unwrap(), &data, s).unwrap().concat();
+                // Heads as the origin reads them, and with the first read as short as 8 bytes.
+                for first in [fmp4::HEAD_READ, 8] {
+                    let heads: Vec<bytes::Bytes> = fmp4::head_reads(t, i)
+                        .unwrap()
+                        .into_iter()
+                        .map(|r| {
+                            let r = r.start..r.end.min(r.start + first);
+                            let moof = fmp4::moof_len(&file[r.start as usize..r.end as usize]).expect("a moof starts each fragment");
+                            let end = if moof > r.end - r.start { r.start + moof } else { r.end };
+                            file.slice(r.start as usize..end as usize)
+                        })
+                        .collect();
+                    let parts = fmp4::write_segment_in_place(&fmp4::read_segment_heads(t, i, &heads).unwrap()).unwrap();
+                    let mut sent = Vec::new();
+                    for p in &parts {
+                        match p {
+                            fmp4::FilePart::Ours(b) => sent.extend_from_slice(b),
+                            fmp4::FilePart::Source(r) => sent.extend_from_slice(&file[r.start as usize..r.end as usize]),
+                        }
+                    }
+                    assert!(sent == whole, "{dir}/{} segment {}: in place differs", t.file, i + 1);
+                    assert!(parts.iter().any(|p| matches!(p, fmp4::FilePart::Source(_))));
+                    // A head without its whole moof is refused, not read past.
+                    let mut cut = heads.clone();
+                    let moof = fmp4::moof_len(&cut[0]).unwrap() as usize;
+                    cut[0] = cut[0].slice(..moof - 1);
+                    assert!(fmp4::read_segment_heads(t, i, &cut).is_err());
+                    assert!(fmp4::read_segment_heads(t, i, &heads[1..]).is_err(), "a fragment missing");
+                }
+            }
+        }
+    }
+    // Progressive input has no moofs: its segments are not made in place.
+    let prog = asset("progressive/faststart", &["movie.mp4"], None);
+    assert!(prog.tracks.iter().all(|t| fmp4::head_reads(t, 0).is_none()));
+}
+
+/// A fragment whose `trun` points its samples past the fragment's end (as the index measured
+/// it) is refused when made in place: those bytes would be sent from the file unseen.
+#[test]
+fn samples_outside_their_fragment_are_refused_in_place() {
+    let a = demo();
+    let t = a.tracks.iter().find(|t| t.file == "video_180p.cmfv").unwrap();
+    let file = fixture("demo/video_180p.cmfv");
+    let r = fmp4::head_reads(t, 0).unwrap().remove(0);
+    let mut head = file[r.start as usize..r.end as usize].to_vec();
+    let moof = fmp4::moof_len(&head).unwrap() as usize;
+    // The trun's data offset: find the trun and push its offset by a fragment's size.
+    let at = head[..moof].windows(4).position(|w| w == b"trun").expect("a trun") - 4;
+    let flags = u32::from_be_bytes(head[at + 8..at + 12].try_into().unwrap()) & 0xff_ffff;
+    assert!(flags & 1 != 0, "the fixture's trun has a data offset");
+    let off = at + 16;
+    let v = i32::from_be_bytes(head[off..off + 4].try_into().unwrap());
+    head[off..off + 4].copy_from_slice(&(v + (r.end - r.start) as i32 * 64).to_be_bytes());
+    let mut heads: Vec<bytes::Bytes> = fmp4::head_reads(t, 0).unwrap().into_iter().map(|r| file.slice(r.start as usize..r.end as usize)).collect();
+    heads[0] = bytes::Bytes::from(head);
+    let Err(e) = fmp4::read_segment_heads(t, 0, &heads) else { panic!("a sample past its fragment was taken") };
+    assert!(e.to_string().contains("outside"), "{e}");
+}
+
 #[test]
 fn manifests_match_golden() {
     let a = demo();

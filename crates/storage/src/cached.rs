@@ -47,28 +47,51 @@ pub(crate) enum Cached {
 /// without blocking. `version`: the open file must be that version, else [`Cached::No`] (the
 /// blocking path then reports the change).
 pub(crate) fn read(dir: &OwnedFd, rel: &str, start: u64, len: u64, version: Option<LocalVersion>, buf: &mut Vec<u8>) -> Cached {
+    let Some(file) = open(dir, rel, version) else { return Cached::No };
+    match read_open(&file, start, len, buf) {
+        Nowait::Whole => Cached::Done,
+        Nowait::Part(0) => Cached::No,
+        Nowait::Part(_) => Cached::Rest(file),
+    }
+}
+
+/// What a read that never blocks got.
+pub(crate) enum Nowait {
+    /// Every byte asked for, or up to the end of the file.
+    Whole,
+    /// This many bytes; the rest is not cached (or could not be read here).
+    Part(u64),
+}
+
+/// Opens `rel` (below `dir`) without blocking: `None` when the path is not all in the dentry
+/// cache, the kernel refuses it, it is not a regular file, or (with `version`) the open file
+/// is not that version — the blocking path then decides and reports.
+pub(crate) fn open(dir: &OwnedFd, rel: &str, version: Option<LocalVersion>) -> Option<File> {
     let how = ResolveFlags::CACHED | ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS;
-    let Ok(fd) = rustix::fs::openat2(dir, rel, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK, Mode::empty(), how) else {
-        return Cached::No;
-    };
+    let fd = rustix::fs::openat2(dir, rel, OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK, Mode::empty(), how).ok()?;
     let file = File::from(fd);
-    let Ok(meta) = file.metadata() else { return Cached::No };
+    let meta = file.metadata().ok()?;
     // Only regular files: a FIFO or a device named inside the root is the blocking path's to
     // refuse.
     if !meta.is_file() || version.is_some_and(|v| v.check(rel, &meta).is_err()) {
-        return Cached::No;
+        return None;
     }
+    Some(file)
+}
+
+/// Reads `len` bytes at `start` of the open `file` into `buf`'s spare capacity, as far as the
+/// page cache holds them.
+pub(crate) fn read_open(file: &File, start: u64, len: u64, buf: &mut Vec<u8>) -> Nowait {
     let mut got = 0u64;
     while got < len {
-        let Ok(want) = usize::try_from(len - got) else { return Cached::No };
-        match read_nowait(&file, buf, want, start + got) {
-            Ok(0) => return Cached::Done,
+        let Ok(want) = usize::try_from(len - got) else { return Nowait::Part(got) };
+        match read_nowait(file, buf, want, start + got) {
+            Ok(0) => return Nowait::Whole,
             Ok(n) => got += n as u64,
-            Err(_) if got == 0 => return Cached::No,
-            Err(_) => return Cached::Rest(file),
+            Err(_) => return Nowait::Part(got),
         }
     }
-    Cached::Done
+    Nowait::Whole
 }
 
 /// One `preadv2(RWF_NOWAIT)` of at most `want` bytes at `offset`, appended to `buf` (whose

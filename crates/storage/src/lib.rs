@@ -38,10 +38,14 @@ mod guard;
 mod mmap;
 pub mod remote;
 pub mod safe_path;
+#[cfg(target_os = "linux")]
+mod sendable;
 pub mod upload;
 pub use crypt::FileEncryption;
 pub use guard::{BreakerState, GuardStatus};
 pub use safe_path::{AssetPath, PathError};
+#[cfg(target_os = "linux")]
+pub use sendable::LocalFile;
 
 /// A storage fault, classified for HTTP status mapping.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -351,6 +355,9 @@ pub struct Counters {
     /// Local reads done on the calling thread without blocking, whole or in part (path and
     /// bytes in the kernel's caches; `cached.rs`).
     pub nonblocking_reads: AtomicU64,
+    /// Bytes sent from local files to sockets as they lie in the page cache
+    /// ([`Store::open_local`]); they are not in `bytes_read`.
+    pub bytes_sent_from_files: AtomicU64,
 }
 
 impl Store {
@@ -647,6 +654,46 @@ impl Store {
             .shared()
         };
         self.inflight.run((format!("fragment\n{id}"), key.1, key.2), hit, start, || self.joined()).await
+    }
+
+    /// `object` opened for sending ranges of it as they lie in the page cache
+    /// ([`LocalFile`]), when it is a local file stored clear (not routed to a remote backend,
+    /// not storage-encrypted) and this kernel can tell what is cached; `Ok(None)` otherwise.
+    /// [`Error::Changed`] when the file is no longer that version (counted, and its cached
+    /// fragments dropped, as for [`Store::read_version`]).
+    #[cfg(target_os = "linux")]
+    pub async fn open_local(&self, object: &ObjectInfo) -> Result<Option<LocalFile>> {
+        let Some(root) = self.local_root.clone() else { return Ok(None) };
+        if !sendable::may_offer() || self.route(&object.path).is_some() || self.encrypted.get(&object.path).is_some() {
+            return Ok(None);
+        }
+        let version = LocalVersion { size: object.size, modified_secs: secs(object.last_modified) };
+        let rel = object.path.clone();
+        let opened = match self.local_dir().and_then(|d| cached::open(d, &rel, Some(version))) {
+            Some(f) => Ok(f),
+            None => tokio::task::spawn_blocking(move || {
+                let f = confine::open(&root, &rel)?;
+                let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+                if !meta.is_file() {
+                    return Err(Error::NotFound(rel));
+                }
+                version.check(&rel, &meta)?;
+                Ok(f)
+            })
+            .await
+            .map_err(|e| Error::Unavailable(format!("open task failed: {e}")))?,
+        };
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                if matches!(e, Error::Changed(_)) {
+                    self.counters.changed.fetch_add(1, Ordering::Relaxed);
+                    self.forget(object);
+                }
+                return Err(e);
+            }
+        };
+        Ok(sendable::offer(&file).then(|| LocalFile::new(file, object.path.clone(), object.size, self.counters.clone())))
     }
 
     /// Drops every cached fragment of `object`'s version (it changed in storage).
