@@ -357,17 +357,33 @@ impl Assets {
         let info = loaded.files.get(file).ok_or_else(|| ApiError::NotFound(loaded.file_path(file)))?;
         match self.store.read_fragment(info, range).await {
             Ok(b) => Ok(b),
-            Err(sealcast_storage::Error::Changed(path)) => {
-                tracing::info!(path = %path, "source changed since it was indexed; indexing again");
-                self.indexes.invalidate(&info.identity()).await;
-                if self.assets.get(&loaded.path).await.is_some_and(|cur| cur.identity == loaded.identity) {
-                    self.assets.invalidate(&loaded.path).await;
-                    self.hot.remove(&loaded.path, None);
-                }
-                Err(ApiError::SourceChanged(path))
-            }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(self.failed(loaded, info, e).await),
         }
+    }
+
+    /// Source file `file` of `loaded` opened for sending ranges of it as they lie
+    /// ([`Store::open_local`]): `None` unless it is a local file stored clear (and the kernel
+    /// can tell what is cached). A file that changed since it was indexed is handled as
+    /// [`Self::read_source`] handles it.
+    pub async fn open_source(&self, loaded: &Loaded, file: &str) -> Result<Option<sealcast_storage::LocalFile>, ApiError> {
+        let info = loaded.files.get(file).ok_or_else(|| ApiError::NotFound(loaded.file_path(file)))?;
+        match self.store.open_local(info).await {
+            Ok(f) => Ok(f),
+            Err(e) => Err(self.failed(loaded, info, e).await),
+        }
+    }
+
+    /// The error for a failed read of `info`; a source that changed since it was indexed has
+    /// its index and the asset dropped first (unless already rebuilt).
+    async fn failed(&self, loaded: &Loaded, info: &sealcast_storage::ObjectInfo, e: sealcast_storage::Error) -> ApiError {
+        let sealcast_storage::Error::Changed(path) = e else { return e.into() };
+        tracing::info!(path = %path, "source changed since it was indexed; indexing again");
+        self.indexes.invalidate(&info.identity()).await;
+        if self.assets.get(&loaded.path).await.is_some_and(|cur| cur.identity == loaded.identity) {
+            self.assets.invalidate(&loaded.path).await;
+            self.hot.remove(&loaded.path, None);
+        }
+        ApiError::SourceChanged(path)
     }
 
     /// The bytes of `span` of source file `file` for a segment, fetched by `reads` (from

@@ -6,9 +6,14 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use http_body::{Frame, SizeHint};
+use sealcast_package::fmp4::FilePart;
 use sealcast_package::ts;
+use sealcast_storage::LocalFile;
 
 /// Chunks sent in order, with an exact size hint (so Content-Length is known).
 pub struct ChunkBody {
@@ -75,6 +80,89 @@ impl http_body::Body for PiecesBody {
     }
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.pieces.remaining() as u64)
+    }
+}
+
+/// A clear media segment whose sample bytes are ranges of a local source file
+/// ([`sealcast_package::fmp4::write_segment_in_place`]). The HTTP/1.1 loop over plain TCP
+/// sends the ranges from the page cache with `sendfile` ([`SendFile`], [`crate::h1`]); any
+/// other connection (TLS, HTTP/2, the in-process router) reads them as the body
+/// ([`FileBody`]). Both send the same bytes.
+pub struct FileSend {
+    /// The source file, the version the segment was built from.
+    pub file: LocalFile,
+    /// Our boxes and the file's ranges, in order.
+    pub parts: Vec<FilePart>,
+    /// Their total size.
+    pub len: u64,
+}
+
+impl FileSend {
+    /// `parts` of `file`.
+    pub fn new(file: LocalFile, parts: Vec<FilePart>) -> Self {
+        let len = parts.iter().map(FilePart::len).sum();
+        FileSend { file, parts, len }
+    }
+}
+
+/// A response extension: the response's body is this [`FileSend`], for a connection that
+/// sends the file's ranges itself (then the body is dropped unread).
+#[derive(Clone)]
+pub struct SendFile(pub Arc<FileSend>);
+
+/// A [`FileSend`] as a body: our boxes as they are, each file range read when it is reached.
+pub struct FileBody {
+    send: Arc<FileSend>,
+    next: usize,
+    reading: Option<BoxFuture<'static, sealcast_storage::Result<Bytes>>>,
+    remaining: u64,
+}
+
+impl FileBody {
+    /// A body over `send`.
+    pub fn new(send: Arc<FileSend>) -> Self {
+        let remaining = send.len;
+        FileBody { send, next: 0, reading: None, remaining }
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = &mut *self;
+        if this.reading.is_none() {
+            let Some(part) = this.send.parts.get(this.next) else { return Poll::Ready(None) };
+            this.next += 1;
+            match part {
+                FilePart::Ours(b) => {
+                    this.remaining -= b.len() as u64;
+                    return Poll::Ready(Some(Ok(Frame::data(b.clone()))));
+                }
+                FilePart::Source(r) => {
+                    let (send, r) = (this.send.clone(), r.clone());
+                    this.reading = Some(Box::pin(async move { send.file.read(r).await }));
+                }
+            }
+        }
+        let Some(reading) = this.reading.as_mut() else { return Poll::Ready(None) };
+        let got = std::task::ready!(reading.as_mut().poll(cx));
+        this.reading = None;
+        match got {
+            Ok(b) => {
+                this.remaining -= b.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(b))))
+            }
+            // The file changed under the segment: cut the response rather than finish it wrong.
+            Err(e) => Poll::Ready(Some(Err(std::io::Error::other(e.to_string())))),
+        }
+    }
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
     }
 }
 

@@ -31,6 +31,10 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, Response
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use sealcast_package::fmp4::FilePart;
+use sealcast_storage::LocalFile;
+
+use crate::body::{FileSend, SendFile};
 use crate::listen::Guarded;
 use crate::respond::{Wire, WireHead};
 
@@ -93,9 +97,10 @@ enum Parsed {
 /// not yet used; on [`Next::Hyper`] they start the request hyper is to read.
 pub(crate) async fn serve<I>(io: &mut I, buf: &mut BytesMut, svc: &Guarded, max_head: usize) -> io::Result<Next>
 where
-    I: AsyncRead + AsyncWrite + Unpin,
+    I: AsyncRead + AsyncWrite + SendFiles + Unpin,
 {
     let state = svc.conn_state();
+    let wire = if io.sends_files() { Wire::Files } else { Wire::Lines };
     // The response head and body chunks of each answer, kept for the connection's next one.
     let mut out = Out::default();
     loop {
@@ -139,7 +144,7 @@ where
         *req.uri_mut() = head.uri;
         *req.version_mut() = head.version;
         *req.headers_mut() = head.headers;
-        let res = svc.respond(req, false, usize::MAX, Wire::Lines).await;
+        let res = svc.respond(req, false, usize::MAX, wire).await;
         let close = asks_close || state.closing.load(Ordering::Acquire);
         let closed = write_response(io, res.response, res.lines.as_ref(), version, is_head, close, &mut out).await?;
         if closed {
@@ -260,7 +265,7 @@ fn wants(version: Version, method: &Method, lines: &[httparse::Header<'_>]) -> W
 
 /// Answers a head that cannot be served with `status`, counted like any response; the
 /// connection closes after it.
-async fn refuse<I: AsyncWrite + Unpin>(io: &mut I, svc: &Guarded, status: StatusCode) -> io::Result<()> {
+async fn refuse<I: AsyncWrite + SendFiles + Unpin>(io: &mut I, svc: &Guarded, status: StatusCode) -> io::Result<()> {
     svc.metrics().response(status.as_u16());
     let body = Bytes::from(format!("{}\n", status.canonical_reason().unwrap_or("refused")));
     let body_len = body.len();
@@ -285,7 +290,7 @@ pub(crate) struct Out {
 /// itself); returns whether the connection is to close after it.
 async fn write_response<I, B>(io: &mut I, res: Response<B>, lines: Option<&WireHead>, version: Version, is_head: bool, mut close: bool, out: &mut Out) -> io::Result<bool>
 where
-    I: AsyncWrite + Unpin,
+    I: AsyncWrite + SendFiles + Unpin,
     B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
@@ -349,7 +354,12 @@ where
     }
     head.extend_from_slice(b"\r\n");
     let mut head_sent = 0;
-    if !bodiless && !is_head {
+    // A body of file ranges the socket can take itself: sent from the page cache, the body
+    // dropped unread (it would have read the same ranges).
+    let send = parts.extensions.get::<SendFile>().filter(|s| io.sends_files() && status == StatusCode::OK && !bodiless && !is_head && !chunked && body.size_hint().exact() == Some(s.0.len));
+    if let Some(send) = send {
+        send_file(io, head, &mut head_sent, bufs, &send.0).await?;
+    } else if !bodiless && !is_head {
         let mut gathered = 0usize;
         loop {
             let frame = match body.frame().await {
@@ -385,6 +395,53 @@ where
     // The body (and with it the request's accounting) goes now that it is sent.
     drop(body);
     Ok(close)
+}
+
+/// A connection that may take ranges of a local file itself (plain TCP: `sendfile`).
+pub(crate) trait SendFiles {
+    /// Whether it can.
+    fn sends_files(&self) -> bool {
+        false
+    }
+    /// One send of up to `len` bytes at `offset` of `file`; `Ready(Ok(0))` at its end.
+    fn poll_send_file(&mut self, _cx: &mut std::task::Context<'_>, _file: &LocalFile, _offset: u64, _len: usize) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+}
+
+impl<I> SendFiles for tokio_rustls::server::TlsStream<I> {}
+impl SendFiles for tokio::io::DuplexStream {}
+
+/// Most bytes one `sendfile` is asked for (Linux sends at most this much per call anyway).
+const MAX_SEND: u64 = 0x7fff_f000;
+
+/// Writes what is left of `head`, then `send`'s parts: our boxes gathered with it into one
+/// `writev`, each file range with `sendfile` once the page cache holds all of it (a range
+/// that is not held is read in on the blocking pool first, so the runtime thread never waits
+/// for the disk). A file that ends before a range does (truncated in place while sent) is an
+/// error: the connection is cut, never finished with other bytes.
+async fn send_file<I: AsyncWrite + SendFiles + Unpin>(io: &mut I, head: &[u8], sent: &mut usize, bufs: &mut Vec<Bytes>, send: &FileSend) -> io::Result<()> {
+    for part in &send.parts {
+        match part {
+            FilePart::Ours(b) => bufs.push(b.clone()),
+            FilePart::Source(r) => {
+                write_all(io, head, sent, bufs).await?;
+                if !send.file.resident(r.clone()) {
+                    send.file.warm(r.clone()).await.map_err(io::Error::other)?;
+                }
+                let mut at = r.start;
+                while at < r.end {
+                    let len = (r.end - at).min(MAX_SEND) as usize;
+                    let n = std::future::poll_fn(|cx| io.poll_send_file(cx, &send.file, at, len)).await?;
+                    if n == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("{} ended at {at}, before the range sent from it", send.file.path())));
+                    }
+                    at += n as u64;
+                }
+            }
+        }
+    }
+    write_all(io, head, sent, bufs).await
 }
 
 /// Appends `headers` to `out` as HTTP/1.1 lines, leaving out those `dropped` names.

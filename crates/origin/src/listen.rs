@@ -283,7 +283,7 @@ impl Conn {
     /// and from the first one that needs more (a body, HTTP/2), hyper to the end.
     async fn http<I>(mut self, mut io: I, peer: std::net::SocketAddr)
     where
-        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        I: AsyncRead + AsyncWrite + crate::h1::SendFiles + Unpin + Send + 'static,
     {
         let svc = Guarded { state: self.state.clone(), limits: self.limits.clone(), server: self.server.clone(), held: self.held.clone(), peer };
         let mut dog = Watchdog::new(&self.limits);
@@ -779,6 +779,29 @@ impl http_body::Body for WatchedBody {
             s.set_upper(u + rest);
         }
         s
+    }
+}
+
+impl crate::h1::SendFiles for WatchedIo {
+    fn sends_files(&self) -> bool {
+        true
+    }
+
+    fn poll_send_file(&mut self, cx: &mut Context<'_>, file: &sealcast_storage::LocalFile, offset: u64, len: usize) -> Poll<io::Result<usize>> {
+        use std::os::fd::AsFd;
+        loop {
+            let r = match self.inner.poll_write_ready(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                // `try_io` clears the readiness on `WouldBlock`: the next poll waits again.
+                Poll::Ready(Ok(())) => match self.inner.try_io(tokio::io::Interest::WRITABLE, || file.send_to(self.inner.as_fd(), offset, len)) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    r => Poll::Ready(r),
+                },
+            };
+            self.track(&r);
+            return r;
+        }
     }
 }
 

@@ -105,6 +105,16 @@ pub enum Wire {
     Map,
     /// As a [`WireHead`]: the HTTP/1.1 loop ([`crate::h1`]), which writes them as they are.
     Lines,
+    /// As for [`Wire::Lines`], over a plain TCP socket, which can also take ranges of a local
+    /// file the way they lie in the page cache ([`crate::body::SendFile`]).
+    Files,
+}
+
+impl Wire {
+    /// Whether a cached answer's headers may come as lines.
+    pub fn lines(self) -> bool {
+        matches!(self, Wire::Lines | Wire::Files)
+    }
 }
 
 impl Cached {
@@ -135,8 +145,8 @@ impl Cached {
         }
         let body = if method == Method::HEAD { Body::empty() } else { Body::from(self.body.clone()) };
         let mut response = Response::new(body);
-        match (&full.wire, wire) {
-            (Some(lines), Wire::Lines) => Some(Answer { response, lines: Some(lines.clone()) }),
+        match (&full.wire, wire.lines()) {
+            (Some(lines), true) => Some(Answer { response, lines: Some(lines.clone()) }),
             _ => {
                 *response.headers_mut() = full.headers.clone();
                 Some(response.into())

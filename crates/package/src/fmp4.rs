@@ -105,7 +105,7 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
 /// Bytes read from the start of each fragment to find its `moof` ([`head_reads`]); a longer
 /// `moof` is read again whole ([`moof_len`]). A 4 s fragment of 60 fps video has a `moof` of
 /// about 4 KB.
-pub const HEAD_READ: u64 = 16 * 1024;
+pub const HEAD_READ: u64 = 8 * 1024;
 
 /// Where the `moof`s of segment `seg` of `track` are to be read: the first [`HEAD_READ`]
 /// bytes of each fragment (all of a shorter one). `None` for progressive input (its fragments

@@ -38,14 +38,12 @@ mod guard;
 mod mmap;
 pub mod remote;
 pub mod safe_path;
-#[cfg(target_os = "linux")]
 mod sendable;
 pub mod upload;
 pub use crypt::FileEncryption;
 pub use guard::{BreakerState, GuardStatus};
 pub use safe_path::{AssetPath, PathError};
-#[cfg(target_os = "linux")]
-pub use sendable::LocalFile;
+pub use sendable::{offered as files_offered, LocalFile};
 
 /// A storage fault, classified for HTTP status mapping.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -661,7 +659,6 @@ impl Store {
     /// not storage-encrypted) and this kernel can tell what is cached; `Ok(None)` otherwise.
     /// [`Error::Changed`] when the file is no longer that version (counted, and its cached
     /// fragments dropped, as for [`Store::read_version`]).
-    #[cfg(target_os = "linux")]
     pub async fn open_local(&self, object: &ObjectInfo) -> Result<Option<LocalFile>> {
         let Some(root) = self.local_root.clone() else { return Ok(None) };
         if !sendable::may_offer() || self.route(&object.path).is_some() || self.encrypted.get(&object.path).is_some() {
@@ -669,7 +666,11 @@ impl Store {
         }
         let version = LocalVersion { size: object.size, modified_secs: secs(object.last_modified) };
         let rel = object.path.clone();
-        let opened = match self.local_dir().and_then(|d| cached::open(d, &rel, Some(version))) {
+        #[cfg(target_os = "linux")]
+        let fast = self.local_dir().and_then(|d| cached::open(d, &rel, Some(version)));
+        #[cfg(not(target_os = "linux"))]
+        let fast: Option<std::fs::File> = None;
+        let opened = match fast {
             Some(f) => Ok(f),
             None => tokio::task::spawn_blocking(move || {
                 let f = confine::open(&root, &rel)?;

@@ -25,6 +25,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+#[cfg(target_os = "linux")]
+use crate::cached::Nowait;
 use crate::{Counters, Error, Result};
 
 /// Bytes read at a time when a range is brought into the page cache.
@@ -68,9 +70,13 @@ impl LocalFile {
         let mut v: Vec<u8> = Vec::new();
         v.try_reserve_exact(cap).map_err(|_| Error::Unavailable(format!("cannot allocate {len} bytes")))?;
         self.counters.range_reads.fetch_add(1, Ordering::Relaxed);
-        let got = match crate::cached::read_open(&self.file, range.start, len, &mut v) {
-            crate::cached::Nowait::Whole => v.len() as u64,
-            crate::cached::Nowait::Part(n) => {
+        #[cfg(target_os = "linux")]
+        let first = crate::cached::read_open(&self.file, range.start, len, &mut v);
+        #[cfg(not(target_os = "linux"))]
+        let first = Nowait::Part(0);
+        let got = match first {
+            Nowait::Whole => v.len() as u64,
+            Nowait::Part(n) => {
                 let (file, path) = (self.file.clone(), self.path.clone());
                 v = tokio::task::spawn_blocking(move || {
                     use std::os::unix::fs::FileExt;
@@ -133,8 +139,16 @@ impl LocalFile {
     /// One `sendfile` of up to `len` bytes at `offset` to `socket` (non-blocking: `WouldBlock`
     /// when its buffer is full); the bytes sent, 0 at the end of the file.
     pub fn send_to(&self, socket: BorrowedFd<'_>, offset: u64, len: usize) -> std::io::Result<usize> {
-        let mut at = offset;
-        let n = rustix::fs::sendfile(socket, &*self.file, Some(&mut at), len)?;
+        #[cfg(target_os = "linux")]
+        let n = {
+            let mut at = offset;
+            rustix::fs::sendfile(socket, &*self.file, Some(&mut at), len)?
+        };
+        #[cfg(not(target_os = "linux"))]
+        let n: usize = {
+            let _ = (socket, offset, len);
+            return Err(std::io::ErrorKind::Unsupported.into());
+        };
         self.counters.bytes_sent_from_files.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
@@ -149,6 +163,11 @@ impl LocalFile {
 
 /// Whether `cachestat` works here: 0 not known yet, 1 yes, 2 no.
 static CACHESTAT: AtomicU8 = AtomicU8::new(0);
+
+/// Whether this process has offered files for sending: `cachestat` was tried and works.
+pub fn offered() -> bool {
+    CACHESTAT.load(Ordering::Relaxed) == 1
+}
 
 /// Whether files can be offered for sending: `cachestat` is known to work, or not known not to.
 pub(crate) fn may_offer() -> bool {
@@ -177,12 +196,12 @@ fn page_size() -> u64 {
 
 /// `cachestat(2)`'s number, the same on every architecture that has it (added in 6.5, after
 /// the syscall tables were unified); libc does not name it for every target yet.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
 const SYS_CACHESTAT: libc::c_long = 451;
 
 /// Pages of `len` bytes at `off` of `file` in the page cache, or `None` when the kernel cannot
 /// tell.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))]
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
 fn cachestat(file: &File, off: u64, len: u64) -> Option<u64> {
     #[repr(C)]
     struct CachestatRange {
@@ -207,7 +226,14 @@ fn cachestat(file: &File, off: u64, len: u64) -> Option<u64> {
     (r == 0).then_some(stat.nr_cache)
 }
 
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
+#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))))]
 fn cachestat(_: &File, _: u64, _: u64) -> Option<u64> {
     None
+}
+
+/// What a read that never blocks got (elsewhere than Linux: nothing, always).
+#[cfg(not(target_os = "linux"))]
+enum Nowait {
+    Whole,
+    Part(u64),
 }

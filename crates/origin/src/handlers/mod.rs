@@ -26,6 +26,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 
 use crate::assets::Loaded;
+use crate::body::SendFile;
 use crate::decide::{decide, Served};
 use crate::error::ApiError;
 use crate::protection::AssetCrypto;
@@ -70,10 +71,14 @@ pub enum Reply {
         /// Source modification time.
         modified: SystemTime,
     },
-    /// [`Reply::Media`] whose body is made as it is sent ([`crate::body::PiecesBody`]).
+    /// [`Reply::Media`] whose body is made as it is sent ([`crate::body::PiecesBody`]), or
+    /// whose samples are sent from their file ([`crate::body::FileBody`]).
     Made {
         /// The body.
         body: Body,
+        /// The body as file ranges, for the connection to send itself when it can (the
+        /// `200` only).
+        send: Option<SendFile>,
         /// Its size.
         len: u64,
         /// Content-Type.
@@ -126,8 +131,13 @@ impl Ctx<'_> {
             Reply::Media { parts, content_type, identity, modified } => {
                 Representation { parts, made: None, content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
             }
-            Reply::Made { body, len, content_type, identity, modified } => {
-                Representation { parts: Vec::new(), made: Some((len, body)), content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() }
+            Reply::Made { body, send, len, content_type, identity, modified } => {
+                let rep = Representation { parts: Vec::new(), made: Some((len, body)), content_type, etag: etag(&identity, self.path), last_modified: http_date(modified), cache_control: self.st.seg_cc.clone() };
+                let mut r = respond(self.method, self.headers, rep);
+                if let Some(send) = send.filter(|_| r.status() == StatusCode::OK && self.method == Method::GET) {
+                    r.extensions_mut().insert(send);
+                }
+                return r.into();
             }
             Reply::Manifest { cached, content_type, last_modified } => {
                 let cc = &self.st.manifest_cc;

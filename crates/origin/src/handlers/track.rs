@@ -1,18 +1,22 @@
 //! Per-track resources: HLS media playlists, init segments and media segments (CMAF or
 //! MPEG-TS), clear or encrypted with the method decided.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use bytes::Bytes;
+use http::header;
 use sealcast_package::manifest::hls;
 use sealcast_package::protection::Envelope;
 use sealcast_package::{fmp4, protect, ts, AssetTrack, TrackKind};
 
 use super::{content, protection, Ctx, Reply, HLS_TYPE};
 use crate::assets::{Loaded, ManifestSlot};
-use crate::body::PiecesBody;
+use crate::body::{FileBody, FileSend, PiecesBody, SendFile};
 use crate::decide::{track_allows, Served};
 use crate::error::ApiError;
 use crate::protection::Encryption;
+use crate::respond::Wire;
 use crate::route::Container;
 
 /// The track named `name`, with its index.
@@ -182,12 +186,20 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
         let (identity, modified) = (identity_of(identity), info.last_modified);
         return Ok(match body {
             TsBody::Whole(parts) => Reply::Media { parts, content_type, identity, modified },
-            TsBody::Made(p) => Reply::Made { len: p.len() as u64, body: Body::new(PiecesBody::new(p)), content_type, identity, modified },
+            TsBody::Made(p) => Reply::Made { len: p.len() as u64, body: Body::new(PiecesBody::new(p)), send: None, content_type, identity, modified },
         });
     }
     let identity = identity_of(info.identity());
     if let Some(r) = ctx.unchanged(&identity, mime(track), info.last_modified) {
         return Ok(r);
+    }
+    // Clear, whole, over a socket that takes file ranges: the samples go from the file.
+    if tc.is_none() && ctx.wire == Wire::Files && !ctx.headers.contains_key(header::RANGE) {
+        if let Some(send) = in_place(ctx, loaded, track, n - 1).await? {
+            let send = Arc::new(send);
+            let body = Body::new(FileBody::new(send.clone()));
+            return Ok(Reply::Made { len: send.len, body, send: Some(SendFile(send)), content_type: mime(track), identity, modified: info.last_modified });
+        }
     }
     let (start, end) = track.segment_range(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
     let reads = track.segment_reads(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
@@ -208,6 +220,29 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
         },
     };
     Ok(Reply::Media { parts, content_type: mime(track), identity, modified: info.last_modified })
+}
+
+/// Clear media segment `seg` of `track` made from its `moof`s alone, its samples left in the
+/// file to be sent from there ([`FileSend`]): `None` when its file cannot be sent that way
+/// (not a local file stored clear, progressive input). Only the `moof`s are read.
+async fn in_place(ctx: &Ctx<'_>, loaded: &Loaded, track: &AssetTrack, seg: usize) -> Result<Option<FileSend>, ApiError> {
+    let Some(reads) = fmp4::head_reads(track, seg) else { return Ok(None) };
+    let Some(file) = ctx.st.assets.open_source(loaded, &track.file).await? else { return Ok(None) };
+    let mut heads = Vec::with_capacity(reads.len());
+    for r in reads {
+        let mut head = file.read(r.clone()).await?;
+        // A `moof` longer than the first read: read it whole (a short one is refused below).
+        if let Some(moof) = fmp4::moof_len(&head).filter(|&m| m > head.len() as u64 && r.start.saturating_add(m) <= file.size()) {
+            head = file.read(r.start..r.start + moof).await?;
+        }
+        heads.push(head);
+    }
+    let frags = fmp4::read_segment_heads(track, seg, &heads).map_err(|e| content(loaded, &track.file, e))?;
+    let parts = fmp4::write_segment_in_place(&frags).map_err(|e| content(loaded, &track.file, e))?;
+    if parts.iter().any(|p| matches!(p, fmp4::FilePart::Source(r) if r.end > file.size())) {
+        return Err(content(loaded, &track.file, sealcast_package::Error::Read("samples past the end of the file".into())));
+    }
+    Ok(Some(FileSend::new(file, parts)))
 }
 
 /// The identity of TS segment `n` of track `ti`: its file's and, when audio is muxed in, the
