@@ -409,6 +409,25 @@ pub(crate) trait SendFiles {
     }
 }
 
+impl SendFiles for tokio::net::TcpStream {
+    fn sends_files(&self) -> bool {
+        true
+    }
+
+    fn poll_send_file(&mut self, cx: &mut std::task::Context<'_>, file: &LocalFile, offset: u64, len: usize) -> std::task::Poll<io::Result<usize>> {
+        use std::os::fd::AsFd;
+        use std::task::Poll;
+        loop {
+            std::task::ready!(self.poll_write_ready(cx))?;
+            // `try_io` clears the readiness on `WouldBlock`: the next poll waits again.
+            match self.try_io(tokio::io::Interest::WRITABLE, || file.send_to(self.as_fd(), offset, len)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+}
+
 impl<I> SendFiles for tokio_rustls::server::TlsStream<I> {}
 impl SendFiles for tokio::io::DuplexStream {}
 
@@ -722,5 +741,56 @@ mod writes {
         let (out, close) = wire(Version::HTTP_10).await;
         assert!(close, "HTTP/1.0 has no chunks: the end of the connection ends the body");
         assert!(!out.contains("transfer-encoding") && out.ends_with("\r\n\r\nhello world"), "{out}");
+    }
+
+    /// A body of file ranges goes out whole, our boxes around it; a file cut short while it
+    /// is sent (truncated in place) cuts the response: an error, and the client gets fewer
+    /// bytes than the `Content-Length`, never other ones.
+    #[tokio::test]
+    async fn file_ranges_are_sent_whole_and_a_file_cut_short_cuts_the_response() {
+        use std::sync::Arc;
+        let dir = std::env::temp_dir().join(format!("sealcast-h1-sendfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..3u32 << 20).map(|i| (i * 7 + i / 4099) as u8).collect();
+        std::fs::write(dir.join("seg.bin"), &data).unwrap();
+        let store = sealcast_storage::Store::local(&dir).unwrap();
+        let info = store.head("seg.bin").await.unwrap();
+        let Some(file) = store.open_local(&info).await.unwrap() else {
+            assert!(!sealcast_storage::files_offered(), "a local clear file is offered where the kernel can tell what is cached");
+            return;
+        };
+        let parts = vec![FilePart::Ours(Bytes::from_static(b"head")), FilePart::Source(10..(2 << 20) + 5), FilePart::Ours(Bytes::from_static(b"mid")), FilePart::Source((2 << 20) + 5..3 << 20)];
+        let send = Arc::new(FileSend::new(file, parts));
+        let want: Vec<u8> = [&b"head"[..], &data[10..(2 << 20) + 5], b"mid", &data[(2 << 20) + 5..]].concat();
+        assert_eq!(send.len, want.len() as u64);
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        for cut in [false, true] {
+            if cut {
+                std::fs::OpenOptions::new().write(true).open(dir.join("seg.bin")).unwrap().set_len(1 << 20).unwrap();
+            }
+            let client = tokio::spawn(async move {
+                let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let mut got = Vec::new();
+                let _ = c.read_to_end(&mut got).await;
+                got
+            });
+            let (mut server, _) = l.accept().await.unwrap();
+            let mut res = Response::new(crate::body::FileBody::new(send.clone()));
+            res.headers_mut().insert(header::CONTENT_LENGTH, HeaderValue::from(send.len));
+            res.extensions_mut().insert(SendFile(send.clone()));
+            let r = write_response(&mut server, res, None, Version::HTTP_11, false, true, &mut Out::default()).await;
+            drop(server);
+            let got = client.await.unwrap();
+            let split = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            if cut {
+                assert!(r.is_err(), "a file cut short must fail the response");
+                assert!(got.len() - split < want.len() && got[split..] == want[..got.len() - split], "cut short, and only the right bytes before the cut");
+            } else {
+                assert!(r.unwrap(), "asked to close");
+                assert!(got[split..] == want[..], "sent from the file differs");
+            }
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

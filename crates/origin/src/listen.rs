@@ -788,20 +788,9 @@ impl crate::h1::SendFiles for WatchedIo {
     }
 
     fn poll_send_file(&mut self, cx: &mut Context<'_>, file: &sealcast_storage::LocalFile, offset: u64, len: usize) -> Poll<io::Result<usize>> {
-        use std::os::fd::AsFd;
-        loop {
-            let r = match self.inner.poll_write_ready(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                // `try_io` clears the readiness on `WouldBlock`: the next poll waits again.
-                Poll::Ready(Ok(())) => match self.inner.try_io(tokio::io::Interest::WRITABLE, || file.send_to(self.inner.as_fd(), offset, len)) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    r => Poll::Ready(r),
-                },
-            };
-            self.track(&r);
-            return r;
-        }
+        let r = self.inner.poll_send_file(cx, file, offset, len);
+        self.track(&r);
+        r
     }
 }
 

@@ -120,6 +120,8 @@ pub struct Scrape {
     pub stores: Vec<sealcast_storage::BackendStatus>,
     /// Reads that joined an identical read in flight.
     pub storage_coalesced_reads: u64,
+    /// Bytes sent from local files as they lie in the page cache (`sendfile`).
+    pub storage_sent_from_files: u64,
     /// The catalog: version in force, degraded, reload failures, last success (Unix s).
     pub catalog: Option<(i64, bool, u64, i64)>,
     /// Signed-URL signatures verified with a public-key operation.
@@ -500,6 +502,7 @@ impl Collector for States {
         counters(&mut enc, "sealcast_storage_queue_waits", "Requests that waited for an in-flight slot", by_store(|s| s.guard.queue_waits))?;
         counters(&mut enc, "sealcast_storage_queue_rejected", "Requests refused for want of an in-flight slot", by_store(|s| s.guard.queue_rejected))?;
         counters(&mut enc, "sealcast_storage_coalesced_reads", "Reads answered by joining an identical read in flight", [(NONE, self.scrape.storage_coalesced_reads)])?;
+        counters(&mut enc, "sealcast_storage_sent_from_files_bytes", "Media bytes sent from local files to sockets as they lie in the page cache (sendfile), not read", [(NONE, self.scrape.storage_sent_from_files)])?;
         counters(&mut enc, "sealcast_access_signatures_verified", "Signed URL signatures verified with a public-key operation (each is then cached)", [(NONE, self.scrape.signatures_verified)])?;
         gauges(&mut enc, "sealcast_draining", "1 while the server drains (readiness answers 503)", [(NONE, u64::from(self.scrape.draining))])?;
         if let Some((version, degraded, failures, last)) = self.scrape.catalog {

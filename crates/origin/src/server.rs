@@ -548,6 +548,7 @@ pub async fn metrics_text(st: &AppState) -> String {
         caches,
         stores: store.backends(),
         storage_coalesced_reads: c.coalesced_reads.load(std::sync::atomic::Ordering::Relaxed),
+        storage_sent_from_files: c.bytes_sent_from_files.load(std::sync::atomic::Ordering::Relaxed),
         catalog: st.db_catalog.as_ref().map(|c| (c.version(), c.degraded().is_some(), c.reload_failures(), c.last_load())),
         signatures_verified: st.access.signatures_verified(),
         draining: st.draining.load(std::sync::atomic::Ordering::Relaxed),
