@@ -29,6 +29,11 @@ pub struct Config {
     /// How local files are read: `pread` (default, safe whatever happens to the files) or
     /// `mmap` (no copy; files must be replaced, never truncated in place, while served).
     pub local_read: LocalReadMode,
+    /// Clear fMP4 segments of local files stored clear are sent over plain HTTP/1.1 with
+    /// their samples straight from the page cache (`sendfile`, where the kernel can tell what
+    /// is cached: Linux 6.5+), not read into memory first. `false`: read and written, as over
+    /// TLS and HTTP/2.
+    pub send_files: bool,
     /// Cache sizes and lifetimes.
     pub cache: CacheConfig,
     /// `Cache-Control` values sent to players and CDNs.
@@ -663,6 +668,7 @@ impl Default for Config {
             index_read_ahead: 64 * 1024,
             source_read_gap: sealcast_package::asset::DEFAULT_READ_GAP,
             local_read: LocalReadMode::default(),
+            send_files: true,
             cache: CacheConfig::default(),
             cache_control: CacheControlConfig::default(),
             locators: Default::default(),

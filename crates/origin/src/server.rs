@@ -116,7 +116,7 @@ impl AppState {
     /// so `SIGHUP` can reload it).
     pub fn with_parts(cfg: &Config, store: Store, catalog: Arc<dyn Catalog>, toml: Option<Arc<TomlCatalog>>) -> Arc<AppState> {
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let store = store.with_observer(Arc::new(crate::metrics::StoreObserver(metrics.clone())));
+        let store = store.with_observer(Arc::new(crate::metrics::StoreObserver(metrics.clone()))).with_send_files(cfg.send_files);
         let assets = Assets::new(store, cfg.package_options(), cfg.index_read_ahead, cfg.cache.index_bytes, cfg.cache.asset_bytes, Duration::from_secs(cfg.cache.asset_ttl_secs.max(1)))
             .with_negative_ttl(Duration::from_millis(cfg.cache.negative_ttl_ms))
             .with_limits(&cfg.content_limits)

@@ -876,4 +876,20 @@ async fn fmp4_segments_sent_from_their_files_are_the_ones_built() {
     drop(s);
     tx.send(()).unwrap();
     srv.await.unwrap().unwrap();
+
+    // `send_files = false`: the same answer, read and written.
+    let fx = sealcast_testkit::fixtures_dir();
+    let cfg = Config { root: fx.clone(), send_files: false, ..Config::default() };
+    let off = AppState::with_store(&cfg, Store::local(&fx).unwrap());
+    let store = off.assets.store().clone();
+    let (addr, tx, srv) = listening(off).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let uri = "/demo/video_360p/2.m4s";
+    s.write_all(format!("GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+    let (status, _, b) = read_response(&mut s, &mut Vec::new()).await.expect("an answer");
+    assert_eq!((status, &b), (200, &get(&st, uri).await.2));
+    assert_eq!(store.counters().bytes_sent_from_files.load(std::sync::atomic::Ordering::SeqCst), 0, "send_files = false sent from a file");
+    drop(s);
+    tx.send(()).unwrap();
+    srv.await.unwrap().unwrap();
 }

@@ -150,6 +150,8 @@ pub struct Store {
     routes: Arc<Vec<Route>>,
     /// Range reads in flight, shared by identical concurrent requests.
     inflight: Arc<flight::Flights>,
+    /// Whether local files may be offered for sending ([`Store::open_local`]).
+    send_files: bool,
     /// Hot source fragments (clear bytes, before any output encryption), by object version
     /// and range; `None` when disabled.
     fragments: Option<Cache<FragmentKey, Bytes>>,
@@ -393,7 +395,14 @@ impl Store {
             fragments: None,
             missed: None,
             observer: None,
+            send_files: true,
         }
+    }
+
+    /// Whether [`Store::open_local`] may offer files for sending (default: yes).
+    pub fn with_send_files(mut self, on: bool) -> Store {
+        self.send_files = on;
+        self
     }
 
     /// Tells `observer` of every backend operation from now on.
@@ -661,7 +670,7 @@ impl Store {
     /// fragments dropped, as for [`Store::read_version`]).
     pub async fn open_local(&self, object: &ObjectInfo) -> Result<Option<LocalFile>> {
         let Some(root) = self.local_root.clone() else { return Ok(None) };
-        if !sendable::may_offer() || self.route(&object.path).is_some() || self.encrypted.get(&object.path).is_some() {
+        if !self.send_files || !sendable::may_offer() || self.route(&object.path).is_some() || self.encrypted.get(&object.path).is_some() {
             return Ok(None);
         }
         let version = LocalVersion { size: object.size, modified_secs: secs(object.last_modified) };
