@@ -48,8 +48,8 @@ def same_run_bounds(runs, pairs, ctr_gbps, cbc_gbps):
     specs = [
         ("clear DASH segments", "segments", "floor_segment", same, "the floor's GB/core-s (floor.c, same sizes)", None),
         ("clear HLS TS segments", "ts_segments", "floor_segment", same, "the floor's GB/core-s (floor.c, same sizes)", None),
-        ("cenc DASH segments", "cenc_segments", "cenc_clear_segments", serial(1.0, ctr_gbps), "the same assets' clear fMP4 + AES-CTR of every byte", BOUND_SHARE_TARGET),
-        ("cbcs HLS fMP4 segments", "cbcs_segments", "cbcs_clear_segments", serial(CBCS_CRYPT_SHARE, cbc_gbps), "the same assets' clear fMP4 + AES-CBC of 1 block in 10", BOUND_SHARE_TARGET),
+        ("cenc DASH segments", "cenc_segments", "cenc_clear_segments", serial(1.0, ctr_gbps), "the same assets' clear fMP4 read and written (Range: bytes=0-) + AES-CTR of every byte", BOUND_SHARE_TARGET),
+        ("cbcs HLS fMP4 segments", "cbcs_segments", "cbcs_clear_segments", serial(CBCS_CRYPT_SHARE, cbc_gbps), "the same assets' clear fMP4 read and written (Range: bytes=0-) + AES-CBC of 1 block in 10", BOUND_SHARE_TARGET),
         ("AES-128 HLS TS segments", "aes128_ts_segments", "ts_segments", serial(1.0, cbc_gbps), "clear TS + AES-CBC of every byte", BOUND_SHARE_TARGET),
         ("manifests and playlists", "manifests", "healthz", same, "/healthz requests per core-second", BOUND_SHARE_TARGET),
     ]
