@@ -194,4 +194,31 @@ mod tests {
         assert_eq!(cat(slice_chunks(&parts, 0, 8)), b"abcdefgh");
         assert_eq!(cat(slice_chunks(&parts, 7, 8)), b"h");
     }
+
+    /// A file-range body read (any connection but plain HTTP/1.1) gives the bytes `sendfile`
+    /// would: our parts as they are, each range read from the file; its size hint counts
+    /// down to 0. A file cut short fails the body rather than ending it early.
+    #[tokio::test]
+    async fn file_bodies_read_the_ranges_they_name() {
+        use http_body_util::BodyExt;
+        let dir = std::env::temp_dir().join(format!("sealcast-filebody-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.join("f"), &data).unwrap();
+        let store = sealcast_storage::Store::local(&dir).unwrap();
+        let info = store.head("f").await.unwrap();
+        let Some(file) = store.open_local(&info).await.unwrap() else {
+            assert!(!sealcast_storage::files_offered());
+            return;
+        };
+        let parts = vec![FilePart::Ours(Bytes::from_static(b"ab")), FilePart::Source(5..100_000), FilePart::Source(150_000..200_000), FilePart::Ours(Bytes::from_static(b"z"))];
+        let send = Arc::new(FileSend::new(file, parts));
+        let want = [&b"ab"[..], &data[5..100_000], &data[150_000..], b"z"].concat();
+        let body = FileBody::new(send.clone());
+        assert_eq!(http_body::Body::size_hint(&body).exact(), Some(want.len() as u64));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), want);
+        std::fs::OpenOptions::new().write(true).open(dir.join("f")).unwrap().set_len(120_000).unwrap();
+        assert!(FileBody::new(send).collect().await.is_err(), "a file cut short must fail the body");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
