@@ -128,9 +128,10 @@ pub fn moof_len(head: &[u8]) -> Option<u64> {
 
 /// The fragments of segment `seg` of `track` from their `moof`s alone: `heads[i]` was read at
 /// the offset of the segment's `i`-th fragment and holds at least its whole `moof`
-/// ([`head_reads`], [`moof_len`]). Every sample must lie inside its fragment, after the
-/// `moof`, as the index measured it: the sample bytes are then sent from the file as they lie
-/// ([`write_segment_in_place`]), never seen here.
+/// ([`head_reads`], [`moof_len`]). Every sample must lie inside the segment's bytes as the
+/// index measured them ([`AssetTrack::segment_range`]), as [`read_segment`] requires of the
+/// bytes it is given: the same segments are accepted and refused either way. The sample bytes
+/// are then sent from the file as they lie ([`write_segment_in_place`]), never seen here.
 pub fn read_segment_heads(track: &AssetTrack, seg: usize, heads: &[Bytes]) -> Result<Vec<SourceFragment>> {
     let t = track.track();
     let s = track.segments.get(seg).ok_or_else(|| Error::Read(format!("no segment {seg}")))?;
@@ -140,6 +141,7 @@ pub fn read_segment_heads(track: &AssetTrack, seg: usize, heads: &[Bytes]) -> Re
     if heads.len() != s.count {
         return Err(Error::Read(format!("{} moofs for {} fragments", heads.len(), s.count)));
     }
+    let (from, to) = track.segment_range(seg).ok_or_else(|| Error::Read(format!("no segment {seg}")))?;
     let mut out = Vec::with_capacity(s.count);
     for (head, fi) in heads.iter().zip(s.first..s.first + s.count) {
         let f = t.fragments.get(fi).ok_or_else(|| Error::Read(format!("no fragment {fi}")))?;
@@ -148,12 +150,11 @@ pub fn read_segment_heads(track: &AssetTrack, seg: usize, heads: &[Bytes]) -> Re
             return Err(Error::Unsupported(format!("expected moof at {}, found '{}' (file changed?)", f.offset, h.typ)));
         }
         let moof = head.get(..h.size as usize).ok_or_else(|| Error::Truncated { offset: f.offset, need: h.size, file_len: f.offset + head.len() as u64 })?;
-        let bounds = FragmentBounds { media_bytes: f.size, ..FragmentBounds::default() };
+        let bounds = FragmentBounds { media_bytes: to - from, ..FragmentBounds::default() };
         let traf = read_track_fragment_within(moof, f.offset, t.info.track_id, &t.info.trex, bounds)?
             .ok_or_else(|| Error::Unsupported(format!("track {} missing from fragment at {}", t.info.track_id, f.offset)))?;
-        let (from, to) = (f.offset + h.size, f.offset.saturating_add(f.size));
         if let Some(bad) = traf.samples.iter().find(|x| x.offset < from || x.offset.saturating_add(u64::from(x.size)) > to) {
-            return Err(Error::Read(format!("track {}: a sample at {} lies outside its fragment {from}..{to}", t.info.track_id, bad.offset)));
+            return Err(Error::Truncated { offset: bad.offset, need: u64::from(bad.size), file_len: to });
         }
         let decode_time = traf.decode_time.unwrap_or(f.decode_time);
         out.push(SourceFragment { traf, decode_time, sequence: fi as u32 + 1 });
