@@ -482,7 +482,13 @@ def start_server(log_path: Path, root: Path = FIXTURES, timeout: float = 30.0) -
         pytest.fail(f"server binary {binary} not found: build it with `cargo build --release` "
                     f"or point SEALCAST_BIN at it")
     log = open(log_path, "wb")
-    proc = subprocess.Popen([str(binary), "serve", "--listen", "127.0.0.1:0", "--root", str(root), "--metrics", "127.0.0.1:0"],
+    # The default configuration but for one key: the fixtures' segments are all smaller than
+    # the default `send_files_min_bytes` (256 KiB), and this makes every clear fMP4 segment go
+    # out with its samples sent from the file (`sendfile`), so the players and tools below
+    # check that path too (the Rust tests compare it with the segments read and written).
+    config = log_path.parent / "sealcast.toml"
+    config.write_text("send_files_min_bytes = 0\n")
+    proc = subprocess.Popen([str(binary), "serve", "--config", str(config), "--listen", "127.0.0.1:0", "--root", str(root), "--metrics", "127.0.0.1:0"],
                             stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, cwd=REPO)
     lines: list[str] = []
     first: list[str] = []

@@ -34,6 +34,11 @@ pub struct Config {
     /// is cached: Linux 6.5+), not read into memory first. `false`: read and written, as over
     /// TLS and HTTP/2.
     pub send_files: bool,
+    /// Segments with fewer source bytes than this are read and written even so: opening the
+    /// file, asking what is cached and reading the `moof`s cost a few system calls more than a
+    /// fragment-cache hit, which only the copies saved on a large segment pay back (32 KB audio
+    /// segments sent from the file: −13 % per core-second; 1 MB video: +25 to +60 %).
+    pub send_files_min_bytes: u64,
     /// Cache sizes and lifetimes.
     pub cache: CacheConfig,
     /// `Cache-Control` values sent to players and CDNs.
@@ -669,6 +674,7 @@ impl Default for Config {
             source_read_gap: sealcast_package::asset::DEFAULT_READ_GAP,
             local_read: LocalReadMode::default(),
             send_files: true,
+            send_files_min_bytes: 256 * 1024,
             cache: CacheConfig::default(),
             cache_control: CacheControlConfig::default(),
             locators: Default::default(),

@@ -30,6 +30,9 @@ pub struct AppState {
     /// Assets and caches.
     pub assets: Assets,
     pub(crate) seg_cc: HeaderValue,
+    /// Segments of at least this many source bytes are sent from their files where they can
+    /// be ([`Config::send_files_min_bytes`]).
+    pub(crate) send_files_min: u64,
     pub(crate) manifest_cc: HeaderValue,
     locators: std::collections::BTreeMap<String, String>,
     /// Policies and keys.
@@ -124,6 +127,7 @@ impl AppState {
         Arc::new(AppState {
             assets,
             seg_cc: HeaderValue::from_str(&cfg.cache_control.segments).expect("validated at start-up"),
+            send_files_min: cfg.send_files_min_bytes,
             manifest_cc: HeaderValue::from_str(&cfg.cache_control.manifests).expect("validated at start-up"),
             locators: cfg.locators.clone(),
             catalog,

@@ -831,7 +831,11 @@ async fn http1_connections_pipeline_hand_over_bodies_and_refuse_bad_heads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fmp4_segments_sent_from_their_files_are_the_ones_built() {
     use tokio::io::AsyncWriteExt;
-    let ((st, _), (served, _)) = (fixtures(), fixtures());
+    let (st, _) = fixtures();
+    // The demo's segments are small (16-65 KB): every one is sent from its file here.
+    let fx = sealcast_testkit::fixtures_dir();
+    let cfg = Config { root: fx.clone(), send_files_min_bytes: 0, ..Config::default() };
+    let served = AppState::with_store(&cfg, Store::local(&fx).unwrap());
     let store = served.assets.store().clone();
     let sent = || store.counters().bytes_sent_from_files.load(std::sync::atomic::Ordering::SeqCst);
     let (addr, tx, srv) = listening(served).await;
@@ -877,19 +881,20 @@ async fn fmp4_segments_sent_from_their_files_are_the_ones_built() {
     tx.send(()).unwrap();
     srv.await.unwrap().unwrap();
 
-    // `send_files = false`: the same answer, read and written.
-    let fx = sealcast_testkit::fixtures_dir();
-    let cfg = Config { root: fx.clone(), send_files: false, ..Config::default() };
-    let off = AppState::with_store(&cfg, Store::local(&fx).unwrap());
-    let store = off.assets.store().clone();
-    let (addr, tx, srv) = listening(off).await;
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let uri = "/demo/video_360p/2.m4s";
-    s.write_all(format!("GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
-    let (status, _, b) = read_response(&mut s, &mut Vec::new()).await.expect("an answer");
-    assert_eq!((status, &b), (200, &get(&st, uri).await.2));
-    assert_eq!(store.counters().bytes_sent_from_files.load(std::sync::atomic::Ordering::SeqCst), 0, "send_files = false sent from a file");
-    drop(s);
-    tx.send(()).unwrap();
-    srv.await.unwrap().unwrap();
+    // `send_files = false`, and segments under `send_files_min_bytes` (the default 256 KiB is
+    // more than any demo segment): the same answer, read and written.
+    for cfg in [Config { root: fx.clone(), send_files: false, send_files_min_bytes: 0, ..Config::default() }, Config { root: fx.clone(), ..Config::default() }] {
+        let off = AppState::with_store(&cfg, Store::local(&fx).unwrap());
+        let store = off.assets.store().clone();
+        let (addr, tx, srv) = listening(off).await;
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let uri = "/demo/video_360p/2.m4s";
+        s.write_all(format!("GET {uri} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await.unwrap();
+        let (status, _, b) = read_response(&mut s, &mut Vec::new()).await.expect("an answer");
+        assert_eq!((status, &b), (200, &get(&st, uri).await.2));
+        assert_eq!(store.counters().bytes_sent_from_files.load(std::sync::atomic::Ordering::SeqCst), 0, "sent from a file: send_files {}, min {}", cfg.send_files, cfg.send_files_min_bytes);
+        drop(s);
+        tx.send(()).unwrap();
+        srv.await.unwrap().unwrap();
+    }
 }

@@ -193,15 +193,15 @@ pub async fn segment(ctx: &Ctx<'_>, loaded: &Loaded, name: &str, n: usize, conta
     if let Some(r) = ctx.unchanged(&identity, mime(track), info.last_modified) {
         return Ok(r);
     }
-    // Clear, whole, over a socket that takes file ranges: the samples go from the file.
-    if tc.is_none() && ctx.wire == Wire::Files && !ctx.headers.contains_key(header::RANGE) {
+    // Clear, whole, large, over a socket that takes file ranges: the samples go from the file.
+    let (start, end) = track.segment_range(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
+    if tc.is_none() && ctx.wire == Wire::Files && end - start >= ctx.st.send_files_min && !ctx.headers.contains_key(header::RANGE) {
         if let Some(send) = in_place(ctx, loaded, track, n - 1).await? {
             let send = Arc::new(send);
             let body = Body::new(FileBody::new(send.clone()));
             return Ok(Reply::Made { len: send.len, body, send: Some(SendFile(send)), content_type: mime(track), identity, modified: info.last_modified });
         }
     }
-    let (start, end) = track.segment_range(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
     let reads = track.segment_reads(n - 1).ok_or_else(|| ApiError::NotFound(format!("segment {n}")))?;
     let data = ctx.st.assets.read_segment_source(loaded, &track.file, start..end, &reads).await?;
     let frags = fmp4::read_segment(track, n - 1, &data, start).map_err(|e| content(loaded, &track.file, e))?;
