@@ -87,19 +87,28 @@ pub fn read_fragments(track: &AssetTrack, range: std::ops::Range<usize>, data: &
         }
         let rel = f.offset.checked_sub(data_offset).ok_or_else(|| Error::Read("fragment before the read range".into()))? as usize;
         let avail = data.get(rel..).ok_or_else(|| Error::Read("fragment past the read range".into()))?;
-        let h = BoxHeader::parse(avail, avail.len() as u64).at(f.offset)?.ok_or_else(|| Error::Read("short read".into()))?;
-        if h.typ != MOOF {
-            return Err(Error::Unsupported(format!("expected moof at {}, found '{}' (file changed?)", f.offset, h.typ)));
-        }
         // The samples of a fragment lie in what was read for it: more declared bytes than that
         // is a lie, refused before it is allocated for.
-        let bounds = FragmentBounds { media_bytes: data.len() as u64, ..FragmentBounds::default() };
-        let traf = read_track_fragment_within(&avail[..h.size as usize], f.offset, t.info.track_id, &t.info.trex, bounds)?
-            .ok_or_else(|| Error::Unsupported(format!("track {} missing from fragment at {}", t.info.track_id, f.offset)))?;
-        let decode_time = traf.decode_time.unwrap_or(f.decode_time);
-        out.push(SourceFragment { traf, decode_time, sequence: fi as u32 + 1 });
+        out.push(from_moof(track, fi, avail, data.len() as u64)?);
     }
     Ok(out)
+}
+
+/// Fragment `fi` of `track` from `avail`, bytes read at its offset that start with its `moof`
+/// (the whole `moof`, at least); `media_bytes`: what its samples may add up to.
+fn from_moof(track: &AssetTrack, fi: usize, avail: &[u8], media_bytes: u64) -> Result<SourceFragment> {
+    let t = track.track();
+    let f = t.fragments.get(fi).ok_or_else(|| Error::Read(format!("no fragment {fi}")))?;
+    let h = BoxHeader::parse(avail, avail.len() as u64).at(f.offset)?.ok_or_else(|| Error::Read("short read".into()))?;
+    if h.typ != MOOF {
+        return Err(Error::Unsupported(format!("expected moof at {}, found '{}' (file changed?)", f.offset, h.typ)));
+    }
+    let moof = avail.get(..h.size as usize).ok_or_else(|| Error::Truncated { offset: f.offset, need: h.size, file_len: f.offset + avail.len() as u64 })?;
+    let bounds = FragmentBounds { media_bytes, ..FragmentBounds::default() };
+    let traf = read_track_fragment_within(moof, f.offset, t.info.track_id, &t.info.trex, bounds)?
+        .ok_or_else(|| Error::Unsupported(format!("track {} missing from fragment at {}", t.info.track_id, f.offset)))?;
+    let decode_time = traf.decode_time.unwrap_or(f.decode_time);
+    Ok(SourceFragment { traf, decode_time, sequence: fi as u32 + 1 })
 }
 
 /// Bytes read from the start of each fragment to find its `moof` ([`head_reads`]); a longer
@@ -144,20 +153,11 @@ pub fn read_segment_heads(track: &AssetTrack, seg: usize, heads: &[Bytes]) -> Re
     let (from, to) = track.segment_range(seg).ok_or_else(|| Error::Read(format!("no segment {seg}")))?;
     let mut out = Vec::with_capacity(s.count);
     for (head, fi) in heads.iter().zip(s.first..s.first + s.count) {
-        let f = t.fragments.get(fi).ok_or_else(|| Error::Read(format!("no fragment {fi}")))?;
-        let h = BoxHeader::parse(head, head.len() as u64).at(f.offset)?.ok_or_else(|| Error::Read("short read".into()))?;
-        if h.typ != MOOF {
-            return Err(Error::Unsupported(format!("expected moof at {}, found '{}' (file changed?)", f.offset, h.typ)));
-        }
-        let moof = head.get(..h.size as usize).ok_or_else(|| Error::Truncated { offset: f.offset, need: h.size, file_len: f.offset + head.len() as u64 })?;
-        let bounds = FragmentBounds { media_bytes: to - from, ..FragmentBounds::default() };
-        let traf = read_track_fragment_within(moof, f.offset, t.info.track_id, &t.info.trex, bounds)?
-            .ok_or_else(|| Error::Unsupported(format!("track {} missing from fragment at {}", t.info.track_id, f.offset)))?;
-        if let Some(bad) = traf.samples.iter().find(|x| x.offset < from || x.offset.saturating_add(u64::from(x.size)) > to) {
+        let sf = from_moof(track, fi, head, to - from)?;
+        if let Some(bad) = sf.traf.samples.iter().find(|x| x.offset < from || x.offset.saturating_add(u64::from(x.size)) > to) {
             return Err(Error::Truncated { offset: bad.offset, need: u64::from(bad.size), file_len: to });
         }
-        let decode_time = traf.decode_time.unwrap_or(f.decode_time);
-        out.push(SourceFragment { traf, decode_time, sequence: fi as u32 + 1 });
+        out.push(sf);
     }
     Ok(out)
 }

@@ -569,11 +569,16 @@ impl Store {
     /// time. Nothing is cached.
     pub async fn read_version(&self, object: &ObjectInfo, range: Range<u64>) -> Result<Bytes> {
         let r = self.read_shared(&object.path, range, Some(object)).await;
+        self.note_changed(object, &r);
+        r
+    }
+
+    /// When `r` says `object` changed: counted, and its cached fragments dropped.
+    fn note_changed<T>(&self, object: &ObjectInfo, r: &Result<T>) {
         if matches!(r, Err(Error::Changed(_))) {
             self.counters.changed.fetch_add(1, Ordering::Relaxed);
             self.forget(object);
         }
-        r
     }
 
     /// [`Store::read_version`] through the hot fragment cache: a range read before (same
@@ -682,27 +687,17 @@ impl Store {
         let opened = match fast {
             Some(f) => Ok(f),
             None => tokio::task::spawn_blocking(move || {
-                let f = confine::open(&root, &rel)?;
-                let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+                let (f, meta) = open_checked(&root, &rel, Some(version))?;
                 if !meta.is_file() {
                     return Err(Error::NotFound(rel));
                 }
-                version.check(&rel, &meta)?;
                 Ok(f)
             })
             .await
             .map_err(|e| Error::Unavailable(format!("open task failed: {e}")))?,
         };
-        let file = match opened {
-            Ok(f) => f,
-            Err(e) => {
-                if matches!(e, Error::Changed(_)) {
-                    self.counters.changed.fetch_add(1, Ordering::Relaxed);
-                    self.forget(object);
-                }
-                return Err(e);
-            }
-        };
+        self.note_changed(object, &opened);
+        let file = opened?;
         Ok(sendable::offer(&file).then(|| LocalFile::new(file, object.path.clone(), object.size, self.counters.clone())))
     }
 
@@ -936,7 +931,6 @@ impl Store {
 /// With `version`, the open file must be that version (checked on the open descriptor, so a
 /// file replaced by rename after the check is still read whole from the checked one).
 async fn read_local(root: Arc<std::path::PathBuf>, dir: Option<&LocalDir>, counters: &Counters, path: &str, range: Range<u64>, version: Option<LocalVersion>) -> Result<Bytes> {
-    use std::io::{Read, Seek, SeekFrom};
     let rel = path.to_string();
     // The buffer is allocated here, on the calling (runtime worker) thread, not in the
     // blocking thread: the allocator keeps freed memory with the thread that allocated it, and
@@ -964,25 +958,40 @@ async fn read_local(root: Arc<std::path::PathBuf>, dir: Option<&LocalDir>, count
         // The checked file, opened already: the blocking pool reads what was not cached.
         let got = v.len() as u64;
         return tokio::task::spawn_blocking(move || {
-            (&f).seek(SeekFrom::Start(range.start + got)).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
-            (&f).take(len - got).read_to_end(&mut v).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+            read_rest(&f, &rel, range.start + got, len - got, &mut v)?;
             Ok(Bytes::from(v))
         })
         .await
         .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))?;
     }
     tokio::task::spawn_blocking(move || {
-        let mut f = confine::open(&root, &rel)?;
-        if let Some(v) = version {
-            let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
-            v.check(&rel, &meta)?;
-        }
-        f.seek(SeekFrom::Start(range.start)).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
-        f.take(len).read_to_end(&mut v).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+        let (f, _) = open_checked(&root, &rel, version)?;
+        read_rest(&f, &rel, range.start, len, &mut v)?;
         Ok(Bytes::from(v))
     })
     .await
     .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))?
+}
+
+/// Opens `rel` below `root` the blocking way ([`confine::open`]), as `version` when given;
+/// with its metadata.
+fn open_checked(root: &std::path::Path, rel: &str, version: Option<LocalVersion>) -> Result<(std::fs::File, std::fs::Metadata)> {
+    let f = confine::open(root, rel)?;
+    let meta = f.metadata().map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+    if let Some(v) = version {
+        v.check(rel, &meta)?;
+    }
+    Ok((f, meta))
+}
+
+/// Appends `len` bytes at `start` of `f` to `v` (blocking), fewer at the end of the file (the
+/// caller compares the length); into `v`'s capacity, with no zero-fill first.
+fn read_rest(f: &std::fs::File, rel: &str, start: u64, len: u64, v: &mut Vec<u8>) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = f;
+    f.seek(SeekFrom::Start(start)).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+    f.take(len).read_to_end(v).map_err(|e| Error::Unavailable(format!("{rel}: {e}")))?;
+    Ok(())
 }
 
 /// `o` with its path as seen from the store root (`prefix/` + the backend's path).

@@ -25,8 +25,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-#[cfg(target_os = "linux")]
-use crate::cached::Nowait;
 use crate::{Counters, Error, Result};
 
 /// Bytes read at a time when a range is brought into the page cache.
@@ -70,30 +68,24 @@ impl LocalFile {
         let mut v: Vec<u8> = Vec::new();
         v.try_reserve_exact(cap).map_err(|_| Error::Unavailable(format!("cannot allocate {len} bytes")))?;
         self.counters.range_reads.fetch_add(1, Ordering::Relaxed);
+        // First from the page cache on this thread (all of it, or up to the end of the file).
         #[cfg(target_os = "linux")]
-        let first = crate::cached::read_open(&self.file, range.start, len, &mut v);
-        #[cfg(not(target_os = "linux"))]
-        let first = Nowait::Part(0);
-        let got = match first {
-            Nowait::Whole => v.len() as u64,
-            Nowait::Part(n) => {
-                let (file, path) = (self.file.clone(), self.path.clone());
-                v = tokio::task::spawn_blocking(move || {
-                    use std::os::unix::fs::FileExt;
-                    // The slow path (bytes not cached): the rest zero-filled, then read over.
-                    let have = v.len();
-                    v.resize(cap, 0);
-                    file.read_exact_at(&mut v[have..], range.start + n).map_err(|e| match e.kind() {
-                        std::io::ErrorKind::UnexpectedEof => Error::ShortRead { path: path.clone(), want: len, got: n },
-                        _ => Error::Unavailable(format!("{path}: {e}")),
-                    })?;
-                    Ok::<_, Error>(v)
-                })
-                .await
-                .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))??;
-                v.len() as u64
-            }
+        let rest_from = match crate::cached::read_open(&self.file, range.start, len, &mut v) {
+            crate::cached::Nowait::Whole => None,
+            crate::cached::Nowait::Part(n) => Some(n),
         };
+        #[cfg(not(target_os = "linux"))]
+        let rest_from = Some(0u64);
+        if let Some(n) = rest_from {
+            let (file, path) = (self.file.clone(), self.path.clone());
+            v = tokio::task::spawn_blocking(move || {
+                crate::read_rest(&file, &path, range.start + n, len - n, &mut v)?;
+                Ok::<_, Error>(v)
+            })
+            .await
+            .map_err(|e| Error::Unavailable(format!("read task failed: {e}")))??;
+        }
+        let got = v.len() as u64;
         self.counters.bytes_read.fetch_add(got, Ordering::Relaxed);
         if got != len {
             return Err(Error::ShortRead { path: self.path.clone(), want: len, got });
@@ -229,13 +221,6 @@ fn cachestat(file: &File, off: u64, len: u64) -> Option<u64> {
 #[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64"))))]
 fn cachestat(_: &File, _: u64, _: u64) -> Option<u64> {
     None
-}
-
-/// What a read that never blocks got (elsewhere than Linux: nothing, always).
-#[cfg(not(target_os = "linux"))]
-enum Nowait {
-    Whole,
-    Part(u64),
 }
 
 #[cfg(all(test, target_os = "linux"))]
