@@ -97,11 +97,27 @@ pub struct FileSend {
     pub len: u64,
 }
 
+/// The most of a file range a [`FileBody`] reads at once, so what it holds stays bounded
+/// whatever the segment's size.
+pub const FILE_READ: u64 = 256 * 1024;
+
 impl FileSend {
     /// `parts` of `file`.
     pub fn new(file: LocalFile, parts: Vec<FilePart>) -> Self {
         let len = parts.iter().map(FilePart::len).sum();
         FileSend { file, parts, len }
+    }
+
+    /// The memory the response holds while it is sent, which is what response budgets count:
+    /// our boxes, and of the file's bytes (page cache, not ours, when `sendfile` sends them)
+    /// at most two [`FILE_READ`]s, one being written while the next is read ([`FileBody`] on a
+    /// connection that cannot send files).
+    pub fn held(&self) -> u64 {
+        let (ours, source) = self.parts.iter().fold((0, 0), |(o, s), p| match p {
+            FilePart::Ours(b) => (o + b.len() as u64, s),
+            FilePart::Source(r) => (o, s + (r.end - r.start)),
+        });
+        ours + source.min(2 * FILE_READ)
     }
 }
 
@@ -110,10 +126,13 @@ impl FileSend {
 #[derive(Clone)]
 pub struct SendFile(pub Arc<FileSend>);
 
-/// A [`FileSend`] as a body: our boxes as they are, each file range read when it is reached.
+/// A [`FileSend`] as a body: our boxes as they are, each file range read when it is reached,
+/// [`FILE_READ`] at most at a time.
 pub struct FileBody {
     send: Arc<FileSend>,
     next: usize,
+    /// What is left of the file range being sent.
+    range: std::ops::Range<u64>,
     reading: Option<BoxFuture<'static, sealcast_storage::Result<Bytes>>>,
     remaining: u64,
 }
@@ -122,7 +141,7 @@ impl FileBody {
     /// A body over `send`.
     pub fn new(send: Arc<FileSend>) -> Self {
         let remaining = send.len;
-        FileBody { send, next: 0, reading: None, remaining }
+        FileBody { send, next: 0, range: 0..0, reading: None, remaining }
     }
 }
 
@@ -133,18 +152,22 @@ impl http_body::Body for FileBody {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = &mut *self;
         if this.reading.is_none() {
-            let Some(part) = this.send.parts.get(this.next) else { return Poll::Ready(None) };
-            this.next += 1;
-            match part {
-                FilePart::Ours(b) => {
-                    this.remaining -= b.len() as u64;
-                    return Poll::Ready(Some(Ok(Frame::data(b.clone()))));
-                }
-                FilePart::Source(r) => {
-                    let (send, r) = (this.send.clone(), r.clone());
-                    this.reading = Some(Box::pin(async move { send.file.read(r).await }));
+            if this.range.is_empty() {
+                let Some(part) = this.send.parts.get(this.next) else { return Poll::Ready(None) };
+                this.next += 1;
+                match part {
+                    FilePart::Ours(b) => {
+                        this.remaining -= b.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(b.clone()))));
+                    }
+                    FilePart::Source(r) => this.range = r.clone(),
                 }
             }
+            let end = this.range.end.min(this.range.start + FILE_READ);
+            let r = this.range.start..end;
+            this.range.start = end;
+            let send = this.send.clone();
+            this.reading = Some(Box::pin(async move { send.file.read(r).await }));
         }
         let Some(reading) = this.reading.as_mut() else { return Poll::Ready(None) };
         let got = std::task::ready!(reading.as_mut().poll(cx));
@@ -196,14 +219,15 @@ mod tests {
     }
 
     /// A file-range body read (any connection but plain HTTP/1.1) gives the bytes `sendfile`
-    /// would: our parts as they are, each range read from the file; its size hint counts
-    /// down to 0. A file cut short fails the body rather than ending it early.
+    /// would: our parts as they are, each range read from the file, [`FILE_READ`] at most per
+    /// frame; its size hint counts down to 0, and budgets count our parts and two reads. A
+    /// file cut short fails the body rather than ending it early.
     #[tokio::test]
     async fn file_bodies_read_the_ranges_they_name() {
         use http_body_util::BodyExt;
         let dir = std::env::temp_dir().join(format!("sealcast-filebody-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(dir.join("f"), &data).unwrap();
         let store = sealcast_storage::Store::local(&dir).unwrap();
         let info = store.head("f").await.unwrap();
@@ -211,13 +235,21 @@ mod tests {
             assert!(!sealcast_storage::files_offered());
             return;
         };
-        let parts = vec![FilePart::Ours(Bytes::from_static(b"ab")), FilePart::Source(5..100_000), FilePart::Source(150_000..200_000), FilePart::Ours(Bytes::from_static(b"z"))];
+        let parts = vec![FilePart::Ours(Bytes::from_static(b"ab")), FilePart::Source(5..600_000), FilePart::Source(650_000..700_000), FilePart::Ours(Bytes::from_static(b"z"))];
         let send = Arc::new(FileSend::new(file, parts));
-        let want = [&b"ab"[..], &data[5..100_000], &data[150_000..], b"z"].concat();
-        let body = FileBody::new(send.clone());
+        assert_eq!(send.held(), 3 + 2 * FILE_READ);
+        let want = [&b"ab"[..], &data[5..600_000], &data[650_000..], b"z"].concat();
+        let mut body = FileBody::new(send.clone());
         assert_eq!(http_body::Body::size_hint(&body).exact(), Some(want.len() as u64));
-        assert_eq!(body.collect().await.unwrap().to_bytes(), want);
-        std::fs::OpenOptions::new().write(true).open(dir.join("f")).unwrap().set_len(120_000).unwrap();
+        let mut got = Vec::new();
+        while let Some(frame) = body.frame().await {
+            let data = frame.unwrap().into_data().unwrap();
+            assert!(data.len() as u64 <= FILE_READ, "a frame of {} bytes", data.len());
+            got.extend_from_slice(&data);
+            assert_eq!(http_body::Body::size_hint(&body).exact(), Some((want.len() - got.len()) as u64));
+        }
+        assert_eq!(got, want);
+        std::fs::OpenOptions::new().write(true).open(dir.join("f")).unwrap().set_len(620_000).unwrap();
         assert!(FileBody::new(send).collect().await.is_err(), "a file cut short must fail the body");
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -25,7 +25,9 @@
 //! - HTTP/2: keep-alive pings, a cap on concurrent streams and on the header list size;
 //! - response bodies held in memory (built, not yet handed to hyper) are budgeted per
 //!   connection and in all: a response that would go over either budget is answered 503 with
-//!   `Retry-After` instead (its bytes are freed at once).
+//!   `Retry-After` instead (its bytes are freed at once). A segment sent from its file
+//!   counts what it holds ([`crate::body::FileSend::held`]: its boxes and at most two reads),
+//!   not its size.
 //!
 //! A response body is held until it is sent or its connection is cut. Memory pinned by readers
 //! that never read is therefore at most 1.125 × `max_response_bytes` (small answers may
@@ -638,7 +640,9 @@ impl Guarded {
             }
         };
         let budgets = [(&state.held, over(limits.max_connection_response_bytes)), (&self.held, over(limits.max_response_bytes))];
-        let Some(reserved) = Reserved::take(size, budgets) else {
+        // A segment sent from its file holds its boxes and a read or two, not its size.
+        let held = res.extensions().get::<crate::body::SendFile>().map_or(size, |s| s.0.held().min(size));
+        let Some(reserved) = Reserved::take(held, budgets) else {
             // Built but over budget: freeing it now is what keeps memory bounded. The
             // status already counted for it stays counted; the limit counter says why.
             server.metrics.limit_hit("response_bytes");

@@ -321,15 +321,19 @@ impl Locator {
     }
 }
 
+/// The snapshot's maps, asked on every request: foldhash rather than SipHash (a manifest
+/// request looks up two paths; their keys are the operator's, so no one can flood them).
+type Lookup<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// One validated load of the catalog: what the request path reads.
 #[derive(Default)]
 pub struct Snapshot {
     /// By lowercased path: (the path as written, its policy).
-    pub(crate) assets: HashMap<String, (String, Arc<AssetPolicy>)>,
-    pub(crate) keys: HashMap<Kid, KeyGrant>,
-    pub(crate) locators: HashMap<String, Locator>,
+    pub(crate) assets: Lookup<String, (String, Arc<AssetPolicy>)>,
+    pub(crate) keys: Lookup<Kid, KeyGrant>,
+    pub(crate) locators: Lookup<String, Locator>,
     /// Access policies by lowercased asset path.
-    pub(crate) access: HashMap<String, Arc<crate::access::AccessPolicy>>,
+    pub(crate) access: Lookup<String, Arc<crate::access::AccessPolicy>>,
     /// Access policies by lowercased path prefix, longest first.
     pub(crate) access_rules: Vec<(String, Arc<crate::access::AccessPolicy>)>,
 }
@@ -337,12 +341,12 @@ pub struct Snapshot {
 impl Snapshot {
     /// Validates documents (each with a label for errors and its resolver) as one catalog.
     pub fn build(docs: &[(String, &CatalogDoc, &dyn Resolve)]) -> anyhow::Result<Snapshot> {
-        let mut out = HashMap::new();
+        let mut out = Lookup::default();
         let mut grants: HashMap<Kid, (KeyGrant, String)> = HashMap::new();
         // IVs must be unique per key across the whole catalog, not just within an asset.
         let mut ivs = HashSet::new();
-        let mut locators = HashMap::new();
-        let mut access_of = HashMap::new();
+        let mut locators = Lookup::default();
+        let mut access_of = Lookup::default();
         let mut access_rules: Vec<(String, Arc<crate::access::AccessPolicy>)> = Vec::new();
         for (label, doc, resolve) in docs {
             let auth = build_authorization(doc, *resolve).with_context(|| format!("catalog {label}"))?;
