@@ -698,7 +698,7 @@ impl Store {
         };
         self.note_changed(object, &opened);
         let file = opened?;
-        Ok(sendable::offer(&file).then(|| LocalFile::new(file, object.path.clone(), object.size, self.counters.clone())))
+        Ok(sendable::offer(&file).then(|| LocalFile::new(file, object.path.clone(), object.size, self.counters.clone(), self.observer.clone())))
     }
 
     /// Drops every cached fragment of `object`'s version (it changed in storage).

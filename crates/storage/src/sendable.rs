@@ -36,6 +36,8 @@ pub struct LocalFile {
     path: String,
     size: u64,
     counters: Arc<Counters>,
+    /// The store's observer: reads count as the `local` backend's, as the store's own do.
+    observer: Option<Arc<dyn crate::Observer>>,
 }
 
 impl std::fmt::Debug for LocalFile {
@@ -45,8 +47,8 @@ impl std::fmt::Debug for LocalFile {
 }
 
 impl LocalFile {
-    pub(crate) fn new(file: File, path: String, size: u64, counters: Arc<Counters>) -> LocalFile {
-        LocalFile { file: Arc::new(file), path, size, counters }
+    pub(crate) fn new(file: File, path: String, size: u64, counters: Arc<Counters>, observer: Option<Arc<dyn crate::Observer>>) -> LocalFile {
+        LocalFile { file: Arc::new(file), path, size, counters, observer }
     }
 
     /// Its path below the store root.
@@ -60,8 +62,17 @@ impl LocalFile {
     }
 
     /// Reads `range` (it must lie within the file): from the page cache on this thread when
-    /// it is there, the rest on the blocking pool. Fails unless every byte comes back.
+    /// it is there, the rest on the blocking pool. Fails unless every byte comes back. The
+    /// store's observer hears of it as a read of the `local` backend.
     pub async fn read(&self, range: Range<u64>) -> Result<Bytes> {
+        let Some(o) = &self.observer else { return self.read_unobserved(range).await };
+        let started = std::time::Instant::now();
+        let r = self.read_unobserved(range).await;
+        o.operation("local", crate::Op::Read, crate::outcome(&r), started.elapsed(), r.as_ref().map_or(0, |b| b.len() as u64));
+        r
+    }
+
+    async fn read_unobserved(&self, range: Range<u64>) -> Result<Bytes> {
         self.check(&range)?;
         let len = range.end - range.start;
         let cap = usize::try_from(len).map_err(|_| Error::Unavailable("range too large".into()))?;
@@ -235,9 +246,20 @@ mod tests {
         assert_eq!(unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
     }
 
+    /// What a store's observer heard: (backend, operation, outcome, bytes).
+    #[derive(Default)]
+    struct Heard(std::sync::Mutex<Vec<(String, crate::Op, &'static str, u64)>>);
+
+    impl crate::Observer for Heard {
+        fn operation(&self, store: &str, op: crate::Op, outcome: &'static str, _: std::time::Duration, bytes: u64) {
+            self.0.lock().unwrap().push((store.to_string(), op, outcome, bytes));
+        }
+    }
+
     /// A file whose pages are out of the page cache reads whole through the blocking pool,
     /// and is resident after `warm`; ranges are checked against the checked size; a file of
-    /// another version is not opened.
+    /// another version is not opened. The store's observer hears of each read, as of the
+    /// store's own.
     #[tokio::test]
     async fn cold_ranges_read_whole_and_warm_makes_them_resident() {
         let dir = std::env::temp_dir().join(format!("sealcast-sendable-{}", std::process::id()));
@@ -245,7 +267,8 @@ mod tests {
         let data: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 253) as u8).collect();
         let path = dir.join("f");
         std::fs::write(&path, &data).unwrap();
-        let store = crate::Store::local(&dir).unwrap();
+        let heard = std::sync::Arc::new(Heard::default());
+        let store = crate::Store::local(&dir).unwrap().with_observer(heard.clone());
         let info = store.head("f").await.unwrap();
         let Some(file) = store.open_local(&info).await.unwrap() else {
             assert!(!super::offered(), "a local clear file is offered where the kernel can tell what is cached");
@@ -264,6 +287,8 @@ mod tests {
         file.warm(4096..(3 << 20)).await.unwrap();
         assert!(file.resident(4096..(3 << 20)), "warm leaves the range in the page cache");
         assert!(file.read(0..file.size() + 1).await.is_err() && file.warm(10..file.size() + 1).await.is_err(), "past the checked size");
+        let reads: Vec<_> = heard.0.lock().unwrap().iter().filter(|h| h.1 == crate::Op::Read).cloned().collect();
+        assert_eq!(reads, [("local".to_string(), crate::Op::Read, "ok", (2 << 20) + 7 - 100), ("local".to_string(), crate::Op::Read, "unavailable", 0)]);
         // Another version (a new modification time) is not opened, and says so.
         let later = info.last_modified + std::time::Duration::from_secs(5);
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(later).unwrap();
