@@ -113,11 +113,8 @@ impl FileSend {
     /// at most two [`FILE_READ`]s, one being written while the next is read ([`FileBody`] on a
     /// connection that cannot send files).
     pub fn held(&self) -> u64 {
-        let (ours, source) = self.parts.iter().fold((0, 0), |(o, s), p| match p {
-            FilePart::Ours(b) => (o + b.len() as u64, s),
-            FilePart::Source(r) => (o, s + (r.end - r.start)),
-        });
-        ours + source.min(2 * FILE_READ)
+        let ours: u64 = self.parts.iter().filter_map(|p| if let FilePart::Ours(b) = p { Some(b.len() as u64) } else { None }).sum();
+        ours + (self.len - ours).min(2 * FILE_READ)
     }
 }
 
